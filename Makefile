@@ -1,0 +1,69 @@
+# Thin wrapper around meson for the two Quick start commands and friends.
+# `make demo`, `make test`: install what is missing, configure, build, run.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+MESON_OPTS ?= -Dwerror=true
+# Suites that also run under valgrind memcheck in `make test`.
+VALGRIND_SUITES ?= runtime
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build build-asan test demo bench fuzz format clean
+
+all: build
+
+deps:
+	@.ci/install-deps
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	meson compile -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	CC=clang meson setup $(ASAN_BUILD) $(MESON_OPTS) -Db_sanitize=address,undefined \
+	  -Db_lundef=false -Dfuzzing=libfuzzer -Dfuzz_seconds=$(FUZZ_SECONDS)
+
+build-asan: deps $(ASAN_BUILD)/build.ninja
+	meson compile -C $(ASAN_BUILD)
+
+# The whole suite: plain build, then memcheck on $(VALGRIND_SUITES), then
+# everything again under ASan+UBSan (clang), where the fuzzers run for real.
+# Every stage runs even if an earlier one failed; the exit status says if any did.
+test: build build-asan
+	@rm -f $(BUILD)/meson-logs/testlog*.json $(ASAN_BUILD)/meson-logs/testlog*.json
+	@fail=0; \
+	echo "== tests ($(BUILD))"; \
+	meson test -C $(BUILD) --no-rebuild --print-errorlogs || fail=1; \
+	for s in $(VALGRIND_SUITES); do \
+	  echo "== valgrind: suite $$s"; \
+	  meson test -C $(BUILD) --no-rebuild --print-errorlogs --setup valgrind --suite $$s || fail=1; \
+	done; \
+	echo "== tests under ASan+UBSan ($(ASAN_BUILD))"; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  meson test -C $(ASAN_BUILD) --no-rebuild --print-errorlogs || fail=1; \
+	exit $$fail
+
+demo: build
+	@if [ -x $(BUILD)/examples/asynctop-demo ] && [ -x $(BUILD)/inspector/asynctop ]; then \
+	  $(BUILD)/inspector/asynctop --demo; \
+	else \
+	  echo "make demo: the demo workload does not exist yet (see issue 7); nothing to run." >&2; \
+	  exit 1; \
+	fi
+
+bench: build
+	@if [ -x $(BUILD)/bench/asynctop-bench ]; then $(BUILD)/bench/asynctop-bench; \
+	else echo "make bench: no benchmarks built yet" >&2; exit 1; fi
+
+# Long fuzzing: make fuzz FUZZ_SECONDS=3600
+fuzz: build-asan
+	meson configure $(ASAN_BUILD) -Dfuzz_seconds=$(FUZZ_SECONDS)
+	meson test -C $(ASAN_BUILD) --suite fuzz --print-errorlogs --timeout-multiplier 0
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
