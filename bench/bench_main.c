@@ -1,0 +1,121 @@
+/* bench_main.c: runs every registered benchmark, prints a table or --json. */
+#include "bench.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static bench_t *bench_list;
+
+void bench_register(bench_t *b)
+{
+    /* keep registration order stable: append */
+    bench_t **p = &bench_list;
+    while (*p)
+        p = &(*p)->next;
+    b->next = NULL;
+    *p = b;
+}
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+size_t bench_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, rss = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: asynctop-bench [--json] [--list] [--reps N] [PATTERN...]\n"
+               "  Runs every benchmark (or those whose name matches a glob PATTERN)\n"
+               "  and prints the median of N repetitions (default 5).\n"
+               "  --json  one JSON object: {\"name\": median, ...}; units in --list\n");
+}
+
+int main(int argc, char **argv)
+{
+    int json = 0, list = 0, reps_override = 0, npat = 0;
+    char **pats = calloc((size_t)argc, sizeof *pats);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!strcmp(argv[i], "--list"))
+            list = 1;
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps_override = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            free(pats);
+            return 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "asynctop-bench: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            free(pats);
+            return 2;
+        } else
+            pats[npat++] = argv[i];
+    }
+    int failed = 0, first = 1;
+    if (json)
+        printf("{");
+    for (bench_t *b = bench_list; b; b = b->next) {
+        int match = npat == 0;
+        for (int i = 0; i < npat && !match; i++)
+            match = fnmatch(pats[i], b->name, 0) == 0;
+        if (!match)
+            continue;
+        if (list) {
+            printf("%-36s %-14s %s\n", b->name, b->unit, b->what);
+            continue;
+        }
+        int reps = reps_override > 0 ? reps_override : (b->reps > 0 ? b->reps : 5);
+        double *v = calloc((size_t)reps, sizeof *v);
+        int ok = 1;
+        for (int r = 0; r < reps && ok; r++) {
+            v[r] = b->run();
+            if (v[r] < 0)
+                ok = 0;
+        }
+        if (!ok) {
+            fprintf(stderr, "asynctop-bench: %s failed\n", b->name);
+            failed = 1;
+            free(v);
+            continue;
+        }
+        qsort(v, (size_t)reps, sizeof *v, cmp_double);
+        double med = reps % 2 ? v[reps / 2] : (v[reps / 2 - 1] + v[reps / 2]) / 2;
+        if (json)
+            printf("%s\"%s\": %.6g", first ? "" : ", ", b->name, med);
+        else
+            printf("%-36s %14.4g %-14s (min %.4g, max %.4g, n=%d)  %s\n", b->name, med, b->unit,
+                   v[0], v[reps - 1], reps, b->what);
+        fflush(stdout);
+        first = 0;
+        free(v);
+    }
+    if (json)
+        printf("}\n");
+    free(pats);
+    return failed;
+}
