@@ -402,6 +402,39 @@ static void skip(rd_t *r, const char *key)
 
 static uint64_t get_uint(rd_t *r, const char *key)
 {
+    /* Fast path for the bulk of every update (task rows are mostly
+     * integers): an unsigned integer is nothing but its head, so read it
+     * here with the same checks (bytes present, item count) instead of a
+     * call through libcbor. Everything else, and every item that
+     * allocates (arrays, maps, strings), goes through cbor_stream_decode. */
+    if (!r->code && r->p < r->end && (r->p[0] >> 5) == 0 && r->total < r->lim->max_total) {
+        unsigned info = r->p[0] & 31u;
+        size_t left = (size_t)(r->end - r->p);
+        uint64_t v;
+        size_t n;
+        if (info < 24) {
+            v = info;
+            n = 1;
+        } else if (info == 24 && left >= 2) {
+            v = r->p[1];
+            n = 2;
+        } else if (info == 25 && left >= 3) {
+            v = (uint64_t)r->p[1] << 8 | r->p[2];
+            n = 3;
+        } else if (info == 26 && left >= 5) {
+            v = (uint64_t)r->p[1] << 24 | (uint64_t)r->p[2] << 16 | (uint64_t)r->p[3] << 8 |
+                r->p[4];
+            n = 5;
+        } else {
+            goto slow; /* 8-byte form, truncation, reserved values: the general path */
+        }
+        r->p += n;
+        r->total++;
+        r->kind = K_UINT;
+        r->u = v;
+        return v;
+    }
+slow:
     if (!next(r, key))
         return 0;
     if (r->kind != K_UINT) {
