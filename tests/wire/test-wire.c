@@ -907,6 +907,17 @@ static void test_reader_oversize_and_zero(void **state)
     assert_null(at_wire_reader_space(&r, 64, &avail));
     at_wire_reader_free(&r);
 
+    /* a good frame then a bad header in one read: the frame is delivered,
+     * then the error */
+    at_wire_reader_init(&r, 1000);
+    static const uint8_t good_bad[] = {0, 0, 0, 1, 0xa0, 0xff, 0xff, 0xff, 0xff, 0x00};
+    assert_int_equal(at_wire_reader_push(&r, good_bad, sizeof good_bad), AT_WIRE_ELIMIT);
+    assert_int_equal(at_wire_reader_next(&r, &body, &len), 1);
+    assert_int_equal(len, 1);
+    assert_int_equal(body[0], 0xa0);
+    assert_int_equal(at_wire_reader_next(&r, &body, &len), AT_WIRE_ELIMIT);
+    at_wire_reader_free(&r);
+
     /* a partial frame is "pending": a client that died mid-frame */
     at_wire_reader_init(&r, 1000);
     static const uint8_t part[] = {0, 0, 0, 5, 0xa0};
