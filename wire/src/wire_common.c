@@ -167,3 +167,5 @@ int at__wire_utf8_ok(const uint8_t *s, size_t n)
     }
     return 1;
 }
+
+_Static_assert(AT_WIRE_MAX_HIST == AT_WIRE_HIST_BUCKETS, "histogram limit = bucket count");

@@ -329,8 +329,10 @@ static int next(rd_t *r, const char *key)
                  "a string of %" PRIu64 " bytes (limit max_string %" PRIu32 ")%s%s", v,
                  r->lim->max_string, key ? " in key " : "", key ? key : "");
         } else {
-            fail(r, AT_WIRE_ETRUNCATED, key, "the item is cut short at byte %zu of %zu",
-                 (size_t)(r->end - r->base), (size_t)(r->end - r->base));
+            fail(r, AT_WIRE_ETRUNCATED, key,
+                 "the frame (%zu bytes) ends inside the item at byte %zu%s%s",
+                 (size_t)(r->end - r->base), (size_t)(r->p - r->base), key ? " for key " : "",
+                 key ? key : "");
         }
         return 0;
     }
