@@ -1032,6 +1032,22 @@ static void test_names(void **state)
     assert_null(at_wire_op_name(0));
     assert_string_equal(at_wire_cap_name(0), "tasks");
     assert_null(at_wire_cap_name(AT_WIRE_CAP_COUNT));
+    assert_string_equal(at_wire_task_state_name(AT_WIRE_TASK_WAITING), "waiting");
+    assert_string_equal(at_wire_task_state_name(AT_WIRE_TASK_FAILED), "failed");
+    assert_null(at_wire_task_state_name(AT_WIRE_TASK_NSTATES));
+    assert_null(at_wire_task_state_name(-1));
+    assert_string_equal(at_wire_wait_kind_name(AT_WIRE_WAIT_SLEEP), "sleep");
+    assert_string_equal(at_wire_wait_kind_name(AT_WIRE_WAIT_OTHER), "other");
+    assert_null(at_wire_wait_kind_name(AT_WIRE_WAIT_OTHER + 1));
+    assert_string_equal(at_wire_cb_kind_name(AT_WIRE_CB_TASK_STEP), "task_step");
+    assert_string_equal(at_wire_cb_kind_name(AT_WIRE_CB_CALL_SOON), "call_soon");
+    assert_null(at_wire_cb_kind_name(AT_WIRE_CB_CALL_SOON + 1));
+    assert_string_equal(at_wire_exc_kind_name(AT_WIRE_EXC_NEVER_AWAITED), "never_awaited");
+    assert_string_equal(at_wire_exc_kind_name(AT_WIRE_EXC_UNHANDLED), "unhandled");
+    assert_null(at_wire_exc_kind_name(AT_WIRE_EXC_UNHANDLED + 1));
+    assert_string_equal(at_wire_status_name(AT_WIRE_ST_NO_SUCH_TASK), "no_such_task");
+    assert_string_equal(at_wire_status_name(AT_WIRE_ST_RATE_LIMITED), "rate_limited");
+    assert_null(at_wire_status_name(AT_WIRE_ST_RATE_LIMITED + 1));
 }
 
 int main(int argc, char **argv)

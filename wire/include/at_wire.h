@@ -192,6 +192,15 @@ typedef enum at_wire_status {
     AT_WIRE_ST_RATE_LIMITED = 14,
 } at_wire_status_t;
 
+/* Short lower-case names of enumeration values, for display and JSON:
+ * "waiting", "sleep", "timer", "never_retrieved", "no_such_task"... NULL for
+ * a value this build does not know (show the number instead). */
+const char *at_wire_task_state_name(int state);
+const char *at_wire_wait_kind_name(int kind);
+const char *at_wire_cb_kind_name(int kind);
+const char *at_wire_exc_kind_name(int kind);
+const char *at_wire_status_name(int status);
+
 /* ---- building blocks ------------------------------------------------------ */
 
 /* One symbolised stack frame. func/file NULL when not symbolised; line 0
@@ -497,7 +506,8 @@ extern const at_wire_limits_t at_wire_limits_s2c;
  * matching allocation, and memory stays under lim->max_memory. On success
  * returns 0 and *out owns its memory until at_wire_msg_free(out). On error
  * returns the (first) AT_WIRE_E* code, fills *err if not NULL, and *out
- * holds nothing to free (at_wire_msg_free on it is still safe). */
+ * holds nothing to free (at_wire_msg_free on it is still safe). *out is
+ * overwritten: free a previous message first. */
 int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim, at_wire_msg_t *out,
                    at_wire_err_t *err);
 
