@@ -163,6 +163,9 @@ static const wire_sample_t samples[] = {
     MSG("response_failed", AT_WIRE_RESPONSE, response, .version = 1, .id = 9,
         .op = AT_WIRE_OP_TASK_DETAIL, .status = AT_WIRE_ST_NO_SUCH_TASK,
         .reason = "no task with id 123"),
+    MSG("response_unsupported", AT_WIRE_RESPONSE, response, .version = 1, .id = 8,
+        .op = AT_WIRE_OP_UNKNOWN, .op_name = "frobnicate", .status = AT_WIRE_ST_UNSUPPORTED,
+        .reason = "unknown request op \"frobnicate\""),
     MSG("error", AT_WIRE_ERROR, error, .version = 1, .code = AT_WIRE_ST_TOO_LARGE,
         .reason = "a frame of 1048576 bytes announced (limit 65536)", .fatal = true),
     MSG("error_nonfatal", AT_WIRE_ERROR, error, .version = 1, .code = AT_WIRE_ST_RATE_LIMITED,
@@ -442,6 +445,9 @@ int wire_msg_equal(const at_wire_msg_t *a, const at_wire_msg_t *b, char *why, si
         const at_wire_response_t *x = &a->u.response, *y = &b->u.response;
         EQ_NUM(&q, x->id, y->id, "response.id");
         EQ_NUM(&q, x->op, y->op, "response.op");
+        if (x->op == AT_WIRE_OP_UNKNOWN)
+            eq_str(&q, x->op_name ? x->op_name : "", y->op_name ? y->op_name : "",
+                   "response.op_name");
         EQ_NUM(&q, x->status, y->status, "response.status");
         eq_str(&q, x->reason, y->reason, "response.reason");
         EQ_NUM(&q, x->has_detail, y->has_detail, "response.has_detail");

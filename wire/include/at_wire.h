@@ -446,10 +446,11 @@ typedef struct at_wire_task_detail {
 
 typedef struct at_wire_response {
     uint32_t version;
-    uint64_t id;        /* the request's id */
-    uint8_t op;         /* the request's op (AT_WIRE_OP_UNKNOWN if it was unknown) */
-    uint32_t status;    /* at_wire_status_t; 0 = ok */
-    const char *reason; /* when status != 0: why, for a person */
+    uint64_t id;         /* the request's id */
+    uint8_t op;          /* the request's op (AT_WIRE_OP_UNKNOWN if it was unknown) */
+    const char *op_name; /* the request's op name when op == AT_WIRE_OP_UNKNOWN */
+    uint32_t status;     /* at_wire_status_t; 0 = ok */
+    const char *reason;  /* when status != 0: why, for a person */
     bool has_detail;
     at_wire_task_detail_t detail; /* task_detail */
     bool has_config;

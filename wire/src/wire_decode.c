@@ -1284,11 +1284,10 @@ static void dec_response(rd_t *r, uint32_t n, at_wire_response_t *m)
             m->id = get_uint(r, "id");
             seen |= 1;
         } else if (IS(r, "op")) {
-            if (next(r, "op")) {
-                if (r->kind != K_TEXT)
-                    wrong_type(r, "op", "a text string");
-                else
-                    m->op = op_code(r->s, r->slen);
+            const char *op = get_text(r, "op");
+            if (op) {
+                m->op = op_code((const uint8_t *)op, strlen(op));
+                m->op_name = m->op == AT_WIRE_OP_UNKNOWN ? op : NULL;
             }
             seen |= 2;
         } else if (IS(r, "status")) {

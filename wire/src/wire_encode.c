@@ -647,7 +647,7 @@ int at_wire_encode_response(at_wire_buf_t *b, const at_wire_response_t *m)
         return e.err;
     size_t at = msg_begin(&e, AT_WIRE_RESPONSE, &n);
     KV_UINT(&e, n, "id", m->id);
-    KV_TEXT(&e, n, "op", op_wire_name(m->op, NULL));
+    KV_TEXT(&e, n, "op", op_wire_name(m->op, m->op_name));
     KV_UINT(&e, n, "status", m->status);
     KV_TEXT0(&e, n, "reason", m->reason);
     if (m->has_detail) {
