@@ -532,9 +532,11 @@ typedef struct at_wire_buf {
     size_t cap;
 } at_wire_buf_t;
 
+/* An empty buffer; allocates nothing until the first encode. */
 void at_wire_buf_init(at_wire_buf_t *b);
+/* Releases the memory; the buffer is then empty and usable again. */
 void at_wire_buf_free(at_wire_buf_t *b);
-/* Forgets the content, keeps the memory. */
+/* Forgets the content, keeps the memory (for reuse by the next frames). */
 void at_wire_buf_reset(at_wire_buf_t *b);
 
 /* Each appends one frame to *b and returns 0, or AT_WIRE_ENOMEM, or
