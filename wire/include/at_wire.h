@@ -263,6 +263,14 @@ typedef struct at_wire_config {
     bool debug; /* debug mode (creation stacks, thread checks) */
 } at_wire_config_t;
 
+/* One event loop of the process (a process may export several, issue 9).
+ * Wire: [id, name|null, tid]. */
+typedef struct at_wire_loop_info {
+    uint32_t id;      /* 0 = the main loop */
+    const char *name; /* e.g. "main", "worker-2", NULL */
+    uint64_t tid;     /* Linux thread id running it, 0 unknown */
+} at_wire_loop_info_t;
+
 /* ---- hello: server -> client, the first frame ----------------------------- */
 typedef struct at_wire_hello {
     uint32_t version; /* protocol version the server speaks (AT_WIRE_VERSION) */
@@ -275,7 +283,8 @@ typedef struct at_wire_hello {
     uint64_t now_ns;             /* process time when hello was sent */
     at_wire_config_t config;     /* in force */
     uint32_t caps;               /* AT_WIRE_CAP_* */
-    uint32_t n_loops;            /* reserved (issue 9): loops in the process; 0 = 1 */
+    uint32_t n_loops;            /* issue 9: loops exported; 0 = just the main loop, id 0 */
+    const struct at_wire_loop_info *loops;
 } at_wire_hello_t;
 
 /* ---- subscribe: client -> server ------------------------------------------ */
@@ -377,12 +386,15 @@ typedef struct at_wire_loop_stats {
     uint64_t exec_wait_ns;          /* total queue wait of finished jobs */
 } at_wire_loop_stats_t;
 
-/* Reserved for issue 9: one in-flight request of an application server. */
+/* Issue 9: one in-flight request (a libuv request under the preload shim,
+ * or an application-level request). Wire: [id, kind, name, task, start_us, stack]. */
 typedef struct at_wire_inflight {
     uint64_t id;
-    const char *name; /* e.g. "GET /users/7" */
-    uint64_t task;
-    uint64_t start_us; /* process time (us) */
+    const char *kind;  /* "fs", "work", "connect", "write", "getaddrinfo", "http"... */
+    const char *name;  /* e.g. "open /etc/hosts", "GET /users/7", NULL */
+    uint64_t task;     /* task waiting for it, 0 none */
+    uint64_t start_us; /* process time (us) it was issued */
+    uint32_t stack;    /* where it was issued (debug mode), 0 none */
 } at_wire_inflight_t;
 
 typedef struct at_wire_update {

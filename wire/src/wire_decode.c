@@ -1021,7 +1021,21 @@ static void dec_hello(rd_t *r, uint32_t n, at_wire_hello_t *m)
             m->caps = get_caps(r, "caps");
             seen |= 1u << 7;
         } else if (IS(r, "loops")) {
-            m->n_loops = get_u32(r, "loops");
+            uint32_t k = enter(r, "loops", K_ARRAY);
+            at_wire_loop_info_t *v = alloc_array(r, k, sizeof *v);
+            for (uint32_t j = 0; j < k && !r->code; j++) {
+                int c = row_open(r, "loops", 3);
+                if (c < 0)
+                    break;
+                v[j].id = get_u32(r, "loops");
+                v[j].name = get_text_null(r, "loops");
+                v[j].tid = get_uint(r, "loops");
+                skip_rest(r, (uint32_t)c, 3, "loops");
+                leave(r);
+            }
+            leave(r);
+            m->n_loops = r->code ? 0 : k;
+            m->loops = v;
         } else {
             skip(r, "hello");
         }
@@ -1171,14 +1185,16 @@ static void dec_update(rd_t *r, uint32_t n, at_wire_update_t *m)
             uint32_t k = enter(r, "inflight", K_ARRAY);
             at_wire_inflight_t *v = alloc_array(r, k, sizeof *v);
             for (uint32_t j = 0; j < k && !r->code; j++) {
-                int c = row_open(r, "inflight", 4);
+                int c = row_open(r, "inflight", 6);
                 if (c < 0)
                     break;
                 v[j].id = get_uint(r, "inflight");
+                v[j].kind = get_text(r, "inflight");
                 v[j].name = get_text_null(r, "inflight");
                 v[j].task = get_uint(r, "inflight");
                 v[j].start_us = get_uint(r, "inflight");
-                skip_rest(r, (uint32_t)c, 4, "inflight");
+                v[j].stack = get_u32(r, "inflight");
+                skip_rest(r, (uint32_t)c, 6, "inflight");
                 leave(r);
             }
             leave(r);
