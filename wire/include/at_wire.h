@@ -374,8 +374,8 @@ typedef struct at_wire_loop_stats {
     uint64_t slow;       /* slow callbacks */
     uint64_t errors;     /* exception/warning events */
     at_wire_hist_t lag;  /* loop lag samples (ns) */
-    /* by at_wire_task_state_t: READY/RUNNING/WAITING count live tasks,
-     * DONE/CANCELLED/FAILED count tasks finished since start */
+    /* tasks the server currently reports, by at_wire_task_state_t; a
+     * finished task counts under its final state until it is in tasks_gone */
     uint64_t tasks_by_state[AT_WIRE_TASK_NSTATES];
     uint32_t n_handles;
     const at_wire_count_t *handles; /* live handles by type ("tcp": 12) */
