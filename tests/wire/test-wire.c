@@ -646,7 +646,7 @@ static void hostile(const uint8_t *p, size_t n, const at_wire_limits_t *lim, int
 
 static void test_hostile_headers_bounded(void **state)
 {
-    /* the classic: an array header claiming 2^28+1 elements (cbor_load
+    /* the classic: an array header claiming 2^28 elements (cbor_load
      * would allocate 2 GiB for these 6 bytes) */
     static const uint8_t arr[] = {0x9a, 0x10, 0x00, 0x00, 0x00, 0x01};
     hostile(arr, sizeof arr, &at_wire_limits_s2c, AT_WIRE_ENOTMAP);
