@@ -668,7 +668,7 @@ bool at__log_would_log(int level);
  * hands it to the sink. Never blocks and never allocates: when the queue is full the message
  * is dropped and counted (at__log_dropped). Any thread. */
 void at__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void at__logv(int level, const char *fmt, va_list ap);
+void at__logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Log the asyncio-style slow-callback line for (fn, name, ns): the logger thread
  * symbolises fn and writes `Executing <name at file:line> took 0.123 seconds` (name is the
