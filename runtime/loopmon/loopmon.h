@@ -268,6 +268,7 @@ typedef struct at__cb {
 
 /* The "now running" record, published with a seqlock (see at__mon_running_read). */
 typedef struct at__running {
+    int has_task; /* writer-private: task fields are nonzero (saves loads on the hot path) */
     _Atomic uint32_t seq;                            /* odd while being written */
     _Atomic(at__site_t *) site;                      /* NULL: no callback running */
     _Atomic uint64_t since_ns;                       /* when it started */
@@ -301,7 +302,7 @@ typedef struct at__mon {
     _Atomic uint64_t iterations; /* loop iterations (prepare phase count) */
     _Atomic uint64_t poll_ns;    /* time blocked polling (prepare->check minus callbacks) */
     _Atomic uint64_t poll_max_ns;
-    _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled every iteration */
+    _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled at most every 1 ms */
     _Atomic uint64_t lag_max_ns;
     at__hist_t lag; /* loop lag: how late ready work / timers start */
     at__running_t running;
@@ -327,6 +328,7 @@ typedef struct at__mon {
     uv_prepare_t prepare_h;
     uv_check_t check_h;
     uint64_t prepare_ns, cb_at_prepare_ns; /* last prepare time, busy_ns then */
+    uint64_t idle_sampled_ns;              /* last uv_metrics_idle_time sample */
     int open_handles;
     int closing;
     _Atomic int refs;
@@ -401,8 +403,9 @@ void at__mon_slow_cb(at__mon_t *m, at__cb_t *cb, uint64_t excl_ns, uint64_t end_
 /* Seqlock write of the "now running" record (site NULL = nothing running). Loop thread;
  * used by at__cb_begin/end. Readers use at__mon_running_read. */
 
-static inline void at__running_publish(at__running_t *r, at__site_t *site, uint64_t since,
-                                       uint64_t task_id, const char *task_name, unsigned kind)
+__attribute__((always_inline)) static inline void
+at__running_publish(at__running_t *r, at__site_t *site, uint64_t since, uint64_t task_id,
+                    const char *task_name, unsigned kind)
 {
     uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
     atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
@@ -411,6 +414,7 @@ static inline void at__running_publish(at__running_t *r, at__site_t *site, uint6
     atomic_store_explicit(&r->since_ns, since, memory_order_relaxed);
     atomic_store_explicit(&r->kind, kind, memory_order_relaxed);
     if (AT__UNLIKELY(task_id != 0 || task_name != NULL)) {
+        r->has_task = 1;
         atomic_store_explicit(&r->task_id, task_id, memory_order_relaxed);
         uint64_t w[AT__EV_TASK_MAX / 8] = {0};
         if (task_name) {
@@ -420,8 +424,8 @@ static inline void at__running_publish(at__running_t *r, at__site_t *site, uint6
         }
         for (size_t i = 0; i < AT__EV_TASK_MAX / 8; i++)
             atomic_store_explicit(&r->task_name[i], w[i], memory_order_relaxed);
-    } else if (atomic_load_explicit(&r->task_id, memory_order_relaxed) != 0 ||
-               atomic_load_explicit(&r->task_name[0], memory_order_relaxed) != 0) {
+    } else if (AT__UNLIKELY(r->has_task)) {
+        r->has_task = 0;
         atomic_store_explicit(&r->task_id, 0, memory_order_relaxed);
         atomic_store_explicit(&r->task_name[0], 0, memory_order_relaxed);
     }
@@ -541,7 +545,7 @@ int at__mon_running_read(const at__mon_t *m, at__running_snap_t *out);
 typedef struct at__mon_stats {
     uint64_t iterations, callbacks, slow_count;
     uint64_t busy_ns; /* in callbacks */
-    uint64_t idle_ns; /* uv_metrics_idle_time (blocked in the kernel's poll) */
+    uint64_t idle_ns; /* uv_metrics_idle_time (blocked in poll; <= 1 ms old) */
     uint64_t poll_ns; /* prepare->check minus callbacks run in between */
     uint64_t poll_max_ns;
     uint64_t lag_max_ns;
