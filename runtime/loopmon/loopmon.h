@@ -402,10 +402,8 @@ void at__mon_slow_cb(at__mon_t *m, at__cb_t *cb, uint64_t excl_ns, uint64_t end_
 
 /* Seqlock write of the "now running" record (site NULL = nothing running). Loop thread;
  * used by at__cb_begin/end. Readers use at__mon_running_read. */
-
-__attribute__((always_inline)) static inline void
-at__running_publish(at__running_t *r, at__site_t *site, uint64_t since, uint64_t task_id,
-                    const char *task_name, unsigned kind)
+static inline void at__running_publish(at__running_t *r, at__site_t *site, uint64_t since,
+                                       uint64_t task_id, const char *task_name, unsigned kind)
 {
     uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
     atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
