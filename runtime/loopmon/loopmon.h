@@ -339,7 +339,8 @@ typedef struct at__mon {
  * loop (its pthread id, kernel tid and stack bounds are recorded). Installs the metrics:
  * unref'd prepare and check handles (they never keep the loop alive) and
  * UV_METRICS_IDLE_TIME. Registers the monitor in the process-wide registry. Returns 0 and
- * *out, or -ENOMEM, or a libuv error from the handle initialisation. */
+ * *out, -EEXIST if the loop already has a monitor (at__mon_find gives it), -ENOMEM, or a
+ * libuv error from the handle initialisation. */
 int at__mon_create(uv_loop_t *loop, at__mon_t **out);
 
 /* Start closing a monitor: closes its handles (as uv_close does, the caller must let the
@@ -606,7 +607,12 @@ int at__stack_bounds_init(void);
 /* Walk frame pointers from fp, writing up to max raw return addresses (innermost first).
  * Stops at the first frame pointer outside [lo, hi - 16), misaligned, or not strictly
  * above the previous one, or at a zero return address: garbage never makes it fault.
- * Returns the number written. Async-signal-safe; pure apart from reading the stack. */
+ * Returns the number written. Async-signal-safe; pure apart from reading the stack.
+ * To sample a thread from a signal handler running on it (the exporter's "where is the loop
+ * stuck"): take fp from the interrupted context (ucontext's REG_RBP), and the bounds from
+ * at__stack_bounds (the stack it was running on: the thread's, or the coroutine's the tasks
+ * layer set), read inside the handler; at__stack_bounds_init must have run on that thread
+ * first (at__mon_create does it for the loop thread). */
 int at__stack_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, void **out, int max);
 
 /* Capture the calling thread's stack: up to max return addresses, innermost first, after

@@ -2,6 +2,8 @@
  * plausible, the monitor never keeps a loop alive, the handle inventory, the registry. */
 #include "test-loopmon-util.h"
 
+#include <errno.h>
+
 static at__mon_t *mon;
 static int fired;
 
@@ -47,6 +49,9 @@ static void test_metrics(void **state)
 
     /* registry */
     assert_ptr_equal(at__mon_find(&loop), mon);
+    at__mon_t *again = NULL;
+    assert_int_equal(at__mon_create(&loop, &again), -EEXIST); /* one monitor per loop */
+    assert_null(again);
     int seen = 0;
     at__mon_foreach(count_mon, &seen);
     assert_int_equal(seen, 1);
