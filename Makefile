@@ -3,12 +3,16 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 MESON_OPTS ?= -Dwerror=true
 # Suites that also run under valgrind memcheck in `make test`.
 VALGRIND_SUITES ?= runtime
 FUZZ_SECONDS ?= 60
+# Tests that also run under ThreadSanitizer: the thread-heavy ones. Coroutine
+# tests are left out: the context switch has no TSan fiber annotations yet.
+TSAN_TESTS ?= $(shell cat .ci/tsan-tests 2>/dev/null)
 
-.PHONY: all deps build build-asan test demo bench fuzz format clean
+.PHONY: all deps build build-asan build-tsan test demo bench fuzz format clean
 
 all: build
 
@@ -28,11 +32,19 @@ $(ASAN_BUILD)/build.ninja:
 build-asan: deps $(ASAN_BUILD)/build.ninja
 	meson compile -C $(ASAN_BUILD)
 
+$(TSAN_BUILD)/build.ninja:
+	CC=clang meson setup $(TSAN_BUILD) $(MESON_OPTS) -Db_sanitize=thread -Db_lundef=false
+
+build-tsan: deps $(TSAN_BUILD)/build.ninja
+	meson compile -C $(TSAN_BUILD)
+
 # The whole suite: plain build, then memcheck on $(VALGRIND_SUITES), then
-# everything again under ASan+UBSan (clang), where the fuzzers run for real.
+# everything again under ASan+UBSan (clang), where the fuzzers run for real,
+# then $(TSAN_TESTS) under ThreadSanitizer (clang).
 # Every stage runs even if an earlier one failed; the exit status says if any did.
-test: build build-asan
-	@rm -f $(BUILD)/meson-logs/testlog*.json $(ASAN_BUILD)/meson-logs/testlog*.json
+test: build build-asan build-tsan
+	@rm -f $(BUILD)/meson-logs/testlog*.json $(ASAN_BUILD)/meson-logs/testlog*.json \
+	  $(TSAN_BUILD)/meson-logs/testlog*.json
 	@fail=0; \
 	echo "== tests ($(BUILD))"; \
 	meson test -C $(BUILD) --no-rebuild --print-errorlogs || fail=1; \
@@ -43,6 +55,9 @@ test: build build-asan
 	echo "== tests under ASan+UBSan ($(ASAN_BUILD))"; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  meson test -C $(ASAN_BUILD) --no-rebuild --print-errorlogs || fail=1; \
+	echo "== tests under TSan ($(TSAN_BUILD)): $(TSAN_TESTS)"; \
+	TSAN_OPTIONS=die_after_fork=0:halt_on_error=1:second_deadlock_stack=1 \
+	  meson test -C $(TSAN_BUILD) --no-rebuild --print-errorlogs $(TSAN_TESTS) || fail=1; \
 	exit $$fail
 
 demo: build
@@ -66,4 +81,4 @@ format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
