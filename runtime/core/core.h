@@ -136,10 +136,34 @@ struct at_loop {
     _Atomic uint64_t ex_submitted, ex_completed, ex_cancelled;
     _Atomic uint32_t ex_queued, ex_running;
     _Atomic uint64_t ex_wait_total, ex_wait_max, ex_run_total, ex_run_max;
+    /* Adapter: a (fn, name) -> site cache in front of at__mon_site, whose
+     * slow path does not fill loopmon's own cache for named sites. */
+    struct {
+        void *fn;
+        const char *name;
+        at__site_t *site;
+    } site_cache[AT__SITE_CACHE];
     /* closing */
     int pending_closes;
     bool freed_when_futures_gone; /* closed: free when live_futures drops to 0 */
 };
+
+/* The loopmon call site of (fn, name), through the loop's cache. Loop thread.
+ * NULL on out-of-memory (then the callback is not timed). */
+static inline at__site_t *at__loop_site(at_loop_t *loop, void *fn, const char *name)
+{
+    uintptr_t k = (uintptr_t)fn ^ ((uintptr_t)name >> 3);
+    unsigned i = (unsigned)((k * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
+    if (AT__LIKELY(loop->site_cache[i].fn == fn && loop->site_cache[i].name == name))
+        return loop->site_cache[i].site;
+    at__site_t *s = at__mon_site(loop->mon, fn, name);
+    if (s) {
+        loop->site_cache[i].fn = fn;
+        loop->site_cache[i].name = name;
+        loop->site_cache[i].site = s;
+    }
+    return s;
+}
 
 /* Refuses a call made off the loop thread: counts, logs with the caller's
  * stack, posts a wrong-thread event and returns AT_EWRONGTHREAD. `what` is

@@ -44,29 +44,40 @@ static at_error_t at__error_nomem = {
     .is_static = true,
 };
 
-void at__capture_site(void **stack, uint8_t *nstack, void *ra)
+/* The frame-pointer walk of loopmon's at__stack_capture, bounded the same
+ * way (at__stack_bounds), but starting at the frame that returns to `ra` and
+ * writing straight into the destination: debug mode pays for this on every
+ * call-soon, so no temporary copy and no search afterwards. */
+__attribute__((noinline, no_sanitize("address"))) void at__capture_site(void **stack,
+                                                                        uint8_t *nstack, void *ra)
 {
     stack[0] = ra;
     *nstack = 1;
-    if (!at__debug_enabled())
+    if (AT__LIKELY(!at__debug_enabled()))
         return;
-    void *tmp[AT_STACK_MAX + 4];
-    int n = at__stack_capture(tmp, AT_STACK_MAX + 4, 1);
-    /* Keep frames from the caller on: drop our own (whatever inlining did). */
-    int first = 0;
-    for (int i = 0; i < n; i++) {
-        if (tmp[i] == ra) {
-            first = i;
+    if (AT__UNLIKELY(at__stack_bounds.hi == 0) && at__stack_bounds_init() != 0)
+        return;
+    uintptr_t lo = at__stack_bounds.lo, hi = at__stack_bounds.hi;
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    int n = 0, skipped = 0;
+    bool found = false;
+    while (n < AT_STACK_MAX) {
+        if (fp < lo || fp > hi - 16 || (fp & 7) != 0)
             break;
-        }
+        const uintptr_t *f = (const uintptr_t *)fp;
+        uintptr_t next = f[0], ret = f[1];
+        if (ret == 0)
+            break;
+        if (!found && ((void *)ret == ra || ++skipped > 4))
+            found = true; /* our own frames are behind us (or ra was not on the chain) */
+        if (found)
+            stack[n++] = (void *)ret;
+        if (next <= fp)
+            break;
+        fp = next;
     }
-    int keep = n - first;
-    if (keep > AT_STACK_MAX)
-        keep = AT_STACK_MAX;
-    if (keep <= 0)
-        return;
-    memcpy(stack, tmp + first, (size_t)keep * sizeof(void *));
-    *nstack = (uint8_t)keep;
+    if (n > 0)
+        *nstack = (uint8_t)n;
 }
 
 static at_error_t *error_create(void *ra, int code, const char *domain, const char *fmt, va_list ap)

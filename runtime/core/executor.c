@@ -77,7 +77,7 @@ static void after_work_cb(uv_work_t *req, int status)
         discard_outcome(w); /* cancelled while running: nobody wants it */
     } else {
         at__future_set_cancel_hook(fut, NULL, NULL);
-        at__site_t *site = loop->mon ? at__mon_site(loop->mon, (void *)w->fn, w->name) : NULL;
+        at__site_t *site = loop->mon ? at__loop_site(loop, (void *)w->fn, w->name) : NULL;
         at__cb_t cb;
         if (site)
             at__cb_begin(loop->mon, &cb, site, AT__CB_EXECUTOR);

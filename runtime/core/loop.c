@@ -103,7 +103,7 @@ static inline void dispatch(at_loop_t *loop, at__slot_t *s)
     s->gen++; /* its handle is dead from now on: cancelling it is a no-op */
     s->state = AT__SLOT_RUNNING;
     void *fnp = s->fn_kind == AT__FN_LOOP ? (void *)s->fn.cb : (void *)s->fn.fcb;
-    at__site_t *site = at__mon_site(loop->mon, fnp, s->name);
+    at__site_t *site = at__loop_site(loop, fnp, s->name);
     at__cb_t cb;
     if (AT__LIKELY(site != NULL))
         at__cb_begin_full(loop->mon, &cb, site, s->cb_kind, 0, NULL, s->nstack ? s->stack : NULL,
