@@ -205,6 +205,11 @@ void at__future_set_cancel_hook(at_future_t *fut, void (*hook)(at_future_t *, vo
 void at__waiter_run(at_loop_t *loop, void *arg);
 void at__waiter_abort(void *arg);
 
+/* Set by the tasks layer (runtime/tasks): at_loop_close calls it first, on
+ * the loop thread, to report and release the tasks, deferred coroutines and
+ * streams still alive on the loop. NULL when the tasks layer is absent. */
+extern void (*at__tasks_close_hook)(at_loop_t *loop);
+
 /* Cancels every executor job not started yet (at loop close). */
 void at__executor_cancel_all(at_loop_t *loop);
 /* Frees a loop whose close has finished once no future refers to it. */

@@ -744,6 +744,8 @@ void at__loop_maybe_free(at_loop_t *loop)
         free(loop);
 }
 
+void (*at__tasks_close_hook)(at_loop_t *loop);
+
 int at_loop_close(at_loop_t *loop, at_close_report_t *report)
 {
     assert(loop);
@@ -754,6 +756,10 @@ int at_loop_close(at_loop_t *loop, at_close_report_t *report)
         return AT_ECLOSING;
     atomic_store_explicit(&loop->closing, 1, memory_order_release);
     at_close_report_t rep = {0};
+
+    /* 0. Tasks still pending, coroutines never awaited (the tasks layer). */
+    if (at__tasks_close_hook)
+        at__tasks_close_hook(loop);
 
     /* 1. Executor work still queued: cancel what has not started, wait for
      *    the rest (a pool thread may be using its memory). */

@@ -10,6 +10,8 @@
 #include "asynctop/executor.h"
 
 /* ---- tasks layer (runtime/tasks): its public headers are added below ---- */
+#include "asynctop/task.h"
+#include "asynctop/sync.h"
 
 /* ---- end of tasks layer ------------------------------------------------- */
 
