@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-at_error_t *at__error_new_at(void *ra, int code, const char *fmt, va_list ap);
+at_error_t *at__error_new_at(void *ra, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define CHECK_FUT_THREAD(fut, what) AT__CHECK_THREAD((fut)->loop, what)
 

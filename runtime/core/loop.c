@@ -660,7 +660,7 @@ static bool is_our_handle(at_loop_t *loop, uv_handle_t *h)
 {
     return h == (uv_handle_t *)&loop->idle || h == (uv_handle_t *)&loop->check ||
            h == (uv_handle_t *)&loop->timer || h == (uv_handle_t *)&loop->async ||
-           h == (uv_handle_t *)loop->mon->prepare || h == (uv_handle_t *)loop->mon->check;
+           h == (uv_handle_t *)&loop->mon->prepare_h || h == (uv_handle_t *)&loop->mon->check_h;
 }
 
 typedef struct close_walk {
