@@ -80,7 +80,8 @@ __attribute__((noinline, no_sanitize("address"))) void at__capture_site(void **s
         *nstack = (uint8_t)n;
 }
 
-__attribute__((format(printf, 4, 0))) static at_error_t *error_create(void *ra, int code, const char *domain, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static at_error_t *
+error_create(void *ra, int code, const char *domain, const char *fmt, va_list ap)
 {
     char small[256];
     const char *msg = at_strerror(code);
