@@ -100,8 +100,9 @@ typedef struct at__mpsc {
 struct at_loop {
     uv_loop_t *uv;
     bool owns_uv;
-    at__mon_t *mon;
-    pthread_t thread;
+    at__mon_t *mon;           /* on the loop's thread (re-created by a first run elsewhere) */
+    bool ran;                 /* at_loop_run was called: the thread is fixed */
+    _Atomic pthread_t thread; /* the creator until the first run, then the runner */
     uint64_t id;
     void *data;
     _Atomic int closing; /* set by at_loop_close: threadsafe producers refuse */
@@ -170,10 +171,17 @@ static inline at__site_t *at__loop_site(at_loop_t *loop, void *fn, const char *n
  * the API function's name. Any thread. */
 int at__wrong_thread(at_loop_t *loop, const char *what);
 
+/* True if the caller is on the loop's thread: one relaxed load and compare. */
+static inline bool at__on_loop_thread(const at_loop_t *loop)
+{
+    return pthread_equal(pthread_self(),
+                         atomic_load_explicit(&((at_loop_t *)loop)->thread, memory_order_relaxed));
+}
+
 /* The always-on thread check of every loop-thread-only function. */
 #define AT__CHECK_THREAD(loop, what)                                                               \
     do {                                                                                           \
-        if (AT__UNLIKELY(!pthread_equal(pthread_self(), (loop)->thread)))                          \
+        if (AT__UNLIKELY(!at__on_loop_thread(loop)))                                               \
             return at__wrong_thread((loop), (what));                                               \
     } while (0)
 

@@ -80,7 +80,8 @@ __attribute__((noinline, no_sanitize("address"))) void at__capture_site(void **s
         *nstack = (uint8_t)n;
 }
 
-static at_error_t *error_create(void *ra, int code, const char *domain, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static at_error_t *
+error_create(void *ra, int code, const char *domain, const char *fmt, va_list ap)
 {
     char small[256];
     const char *msg = at_strerror(code);
@@ -128,7 +129,8 @@ at_error_t *at_error_new(int code, const char *domain, const char *fmt, ...)
 }
 
 /* Internal: an error whose raise site is `ra` (used by at_future_fail). */
-at_error_t *at__error_new_at(void *ra, int code, const char *fmt, va_list ap);
+at_error_t *at__error_new_at(void *ra, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 at_error_t *at__error_new_at(void *ra, int code, const char *fmt, va_list ap)
 {
     return error_create(ra, code, NULL, fmt, ap);

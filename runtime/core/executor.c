@@ -68,6 +68,9 @@ static void after_work_cb(uv_work_t *req, int status)
         w->next->prev = w->prev;
     loop->pending_work--;
     at_future_t *fut = w->fut;
+    /* The request is finished: cancelling the future must not uv_cancel it
+     * again (libuv would queue its completion a second time). */
+    at__future_set_cancel_hook(fut, NULL, NULL);
     if (status == UV_ECANCELED) {
         atomic_fetch_sub_explicit(&loop->ex_queued, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&loop->ex_cancelled, 1, memory_order_relaxed);
@@ -76,7 +79,6 @@ static void after_work_cb(uv_work_t *req, int status)
     } else if (at_future_done(fut)) {
         discard_outcome(w); /* cancelled while running: nobody wants it */
     } else {
-        at__future_set_cancel_hook(fut, NULL, NULL);
         at__site_t *site = loop->mon ? at__loop_site(loop, (void *)w->fn, w->name) : NULL;
         at__cb_t cb;
         if (site)

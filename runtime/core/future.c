@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-at_error_t *at__error_new_at(void *ra, int code, const char *fmt, va_list ap);
+at_error_t *at__error_new_at(void *ra, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define CHECK_FUT_THREAD(fut, what) AT__CHECK_THREAD((fut)->loop, what)
 
@@ -155,7 +156,7 @@ void at_future_unref(at_future_t *fut)
     if (!fut)
         return;
     assert(fut->refs > 0);
-    if (AT__UNLIKELY(!pthread_equal(pthread_self(), fut->loop->thread))) {
+    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
         at__wrong_thread(fut->loop, "at_future_unref"); /* leaked rather than corrupted */
         return;
     }
@@ -198,7 +199,7 @@ int at_future_set_result(at_future_t *fut, void *value, void (*dtor)(void *))
 int at_future_set_error(at_future_t *fut, at_error_t *err)
 {
     assert(fut && err);
-    if (AT__UNLIKELY(!pthread_equal(pthread_self(), fut->loop->thread))) {
+    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
         at_error_unref(err);
         return at__wrong_thread(fut->loop, "at_future_set_error");
     }
@@ -232,7 +233,7 @@ int at_future_fail(at_future_t *fut, int code, const char *fmt, ...)
 bool at_future_cancel(at_future_t *fut, const char *msg)
 {
     assert(fut);
-    if (AT__UNLIKELY(!pthread_equal(pthread_self(), fut->loop->thread))) {
+    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
         at__wrong_thread(fut->loop, "at_future_cancel");
         return false;
     }
@@ -318,7 +319,7 @@ int at_future_take_result(at_future_t *fut, void **value)
 at_error_t *at_future_error(at_future_t *fut)
 {
     assert(fut);
-    if (AT__UNLIKELY(!pthread_equal(pthread_self(), fut->loop->thread))) {
+    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
         at__wrong_thread(fut->loop, "at_future_error");
         return NULL;
     }
@@ -331,7 +332,7 @@ at_error_t *at_future_error(at_future_t *fut)
 void at_future_mark_retrieved(at_future_t *fut)
 {
     assert(fut);
-    if (AT__UNLIKELY(!pthread_equal(pthread_self(), fut->loop->thread))) {
+    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
         at__wrong_thread(fut->loop, "at_future_mark_retrieved");
         return;
     }
@@ -375,7 +376,7 @@ int at_future_add_done_callback(at_future_t *fut, at_future_cb fn, void *arg, co
 size_t at_future_remove_done_callback(at_future_t *fut, at_future_cb fn, void *arg)
 {
     assert(fut);
-    if (AT__UNLIKELY(!pthread_equal(pthread_self(), fut->loop->thread))) {
+    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
         at__wrong_thread(fut->loop, "at_future_remove_done_callback");
         return 0;
     }
@@ -409,7 +410,7 @@ size_t at_loop_unretrieved(at_loop_t *loop, void (*visit)(const at_unretrieved_i
                            void *arg)
 {
     assert(loop);
-    if (AT__UNLIKELY(!pthread_equal(pthread_self(), loop->thread))) {
+    if (AT__UNLIKELY(!at__on_loop_thread(loop))) {
         at__wrong_thread(loop, "at_loop_unretrieved");
         return 0;
     }

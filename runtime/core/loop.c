@@ -128,6 +128,10 @@ static inline void dispatch(at_loop_t *loop, at__slot_t *s)
 static void check_cb(uv_check_t *h)
 {
     at_loop_t *loop = h->data;
+    if (AT__UNLIKELY(atomic_load_explicit(&loop->closing, memory_order_relaxed))) {
+        ready_deactivate(loop); /* at_loop_close waits for executor jobs: run nothing */
+        return;
+    }
     size_t budget = loop->nready > AT__READY_BUDGET ? loop->nready : AT__READY_BUDGET;
     while (budget > 0 && !loop->stop_requested) {
         at__slot_t *s = ready_pop(loop);
@@ -159,7 +163,8 @@ int at__wrong_thread(at_loop_t *loop, const char *what)
              "Non-thread-safe operation %s() invoked on loop %" PRIu64
              " from another thread; refused (AT_EWRONGTHREAD)",
              what, loop->id);
-    at__mon_post(loop->mon, &ev);
+    if (loop->mon)
+        at__mon_post(loop->mon, &ev);
     /* This thread is not the loop's: symbolising here costs the loop nothing. */
     char buf[4096];
     size_t pos = 0;
@@ -380,7 +385,7 @@ int at_call_at(at_loop_t *loop, uint64_t when_ms, at_callback_fn fn, void *arg, 
 bool at_handle_cancel(at_loop_t *loop, at_handle_t handle)
 {
     assert(loop);
-    if (AT__UNLIKELY(!pthread_equal(pthread_self(), loop->thread))) {
+    if (AT__UNLIKELY(!at__on_loop_thread(loop))) {
         at__wrong_thread(loop, "at_handle_cancel");
         return false;
     }
@@ -405,7 +410,7 @@ bool at_handle_cancel(at_loop_t *loop, at_handle_t handle)
 bool at_handle_pending(at_loop_t *loop, at_handle_t handle)
 {
     assert(loop);
-    if (AT__UNLIKELY(!pthread_equal(pthread_self(), loop->thread))) {
+    if (AT__UNLIKELY(!at__on_loop_thread(loop))) {
         at__wrong_thread(loop, "at_handle_pending");
         return false;
     }
@@ -533,44 +538,66 @@ int at_loop_new(at_loop_t **out, uv_loop_t *adopt)
         }
         loop->owns_uv = true;
     }
-    loop->thread = pthread_self();
+    atomic_init(&loop->thread, pthread_self());
     loop->id = atomic_fetch_add(&at__next_loop_id, 1);
     loop->next_future_id = 1;
     mpsc_init(&loop->tsq);
     r = at__mon_create(loop->uv, &loop->mon);
-    if (r < 0)
-        goto fail;
+    if (r < 0) {
+        if (loop->owns_uv) {
+            uv_loop_close(loop->uv);
+            free(loop->uv);
+        }
+        free(loop);
+        return r;
+    }
     uv_idle_init(loop->uv, &loop->idle);
     uv_check_init(loop->uv, &loop->check);
     uv_timer_init(loop->uv, &loop->timer);
     loop->idle.data = loop->check.data = loop->timer.data = loop;
     r = uv_async_init(loop->uv, &loop->async, async_cb);
-    if (r < 0)
-        goto fail_handles;
+    if (r < 0) {
+        /* Close what we opened and let the uv loop finish closing it. */
+        uv_close((uv_handle_t *)&loop->idle, NULL);
+        uv_close((uv_handle_t *)&loop->check, NULL);
+        uv_close((uv_handle_t *)&loop->timer, NULL);
+        at__mon_close(loop->mon);
+        uv_run(loop->uv, UV_RUN_NOWAIT);
+        if (loop->owns_uv) {
+            uv_loop_close(loop->uv);
+            free(loop->uv);
+        }
+        free(loop);
+        return r;
+    }
     loop->async.data = loop;
     uv_unref((uv_handle_t *)&loop->async);
     *out = loop;
     return 0;
-
-fail_handles:
-    /* Close what we opened and let the uv loop finish closing it. */
-    uv_close((uv_handle_t *)&loop->idle, NULL);
-    uv_close((uv_handle_t *)&loop->check, NULL);
-    uv_close((uv_handle_t *)&loop->timer, NULL);
-    at__mon_close(loop->mon);
-    uv_run(loop->uv, UV_RUN_NOWAIT);
-fail:
-    if (loop->owns_uv) {
-        uv_loop_close(loop->uv);
-        free(loop->uv);
-    }
-    free(loop);
-    return r;
 }
 
 int at_loop_run(at_loop_t *loop, at_run_mode_t mode)
 {
     assert(loop);
+    if (AT__UNLIKELY(!loop->ran)) {
+        /* First run: the running thread becomes the loop's thread for good.
+         * The monitor records its thread: if another thread created the
+         * loop, replace the creator's monitor by one made here (the old one's
+         * handles finish closing in this run's first iteration). */
+        if (atomic_load_explicit(&loop->closing, memory_order_relaxed))
+            return AT_ECLOSING;
+        if (!at__on_loop_thread(loop)) {
+            at__mon_t *m;
+            int r = at__mon_create(loop->uv, &m);
+            if (r < 0)
+                return r;
+            at__mon_close(loop->mon);
+            loop->mon = m;
+            memset(loop->site_cache, 0, sizeof loop->site_cache);
+            atomic_store_explicit(&loop->thread, pthread_self(), memory_order_relaxed);
+        }
+        loop->ran = true;
+    }
     AT__CHECK_THREAD(loop, "at_loop_run");
     if (atomic_load_explicit(&loop->closing, memory_order_relaxed))
         return AT_ECLOSING;
@@ -592,7 +619,7 @@ int at_loop_run(at_loop_t *loop, at_run_mode_t mode)
 int at_loop_stop(at_loop_t *loop)
 {
     assert(loop);
-    if (!pthread_equal(pthread_self(), loop->thread))
+    if (!at__on_loop_thread(loop))
         return at_call_soon_threadsafe(loop, loop_stop_cb, NULL, "at_loop_stop", NULL);
     loop->stop_requested = true;
     uv_stop(loop->uv);
@@ -639,7 +666,7 @@ at_loop_t *at_loop_current(void)
 bool at_loop_is_loop_thread(const at_loop_t *loop)
 {
     assert(loop);
-    return pthread_equal(pthread_self(), loop->thread) != 0;
+    return at__on_loop_thread(loop);
 }
 
 void at_loop_set_data(at_loop_t *loop, void *data)
@@ -660,7 +687,8 @@ static bool is_our_handle(at_loop_t *loop, uv_handle_t *h)
 {
     return h == (uv_handle_t *)&loop->idle || h == (uv_handle_t *)&loop->check ||
            h == (uv_handle_t *)&loop->timer || h == (uv_handle_t *)&loop->async ||
-           h == (uv_handle_t *)loop->mon->prepare || h == (uv_handle_t *)loop->mon->check;
+           (loop->mon &&
+            (h == (uv_handle_t *)&loop->mon->prepare_h || h == (uv_handle_t *)&loop->mon->check_h));
 }
 
 typedef struct close_walk {
@@ -683,7 +711,8 @@ static void report_unclosed(uv_handle_t *h, void *arg)
     snprintf(ev.text, sizeof ev.text, "unclosed handle uv_%s_t %p (%s) at loop close%s",
              uv_handle_type_name(h->type), (void *)h, uv_is_active(h) ? "active" : "inactive",
              loop->owns_uv ? "; closing it" : "; left open (the uv loop is the application's)");
-    at__mon_post(loop->mon, &ev);
+    if (loop->mon)
+        at__mon_post(loop->mon, &ev);
     at__log(AT__LOG_WARNING, "ResourceWarning: %s", ev.text);
     if (loop->owns_uv)
         uv_close(h, NULL);
@@ -801,7 +830,8 @@ int at_loop_close(at_loop_t *loop, at_close_report_t *report)
             uv_close(ours[i], on_closed);
         }
     }
-    at__mon_close(loop->mon);
+    if (loop->mon)
+        at__mon_close(loop->mon);
     loop->mon = NULL;
     while (loop->pending_closes > 0)
         uv_run(loop->uv, UV_RUN_NOWAIT);

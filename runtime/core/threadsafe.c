@@ -92,7 +92,7 @@ void at__waiter_run(at_loop_t *loop, void *arg)
 static int wait_for(at_loop_t *loop, at__waiter_t *w, uint64_t timeout_ms, void **result,
                     at_error_t **error)
 {
-    if (pthread_equal(pthread_self(), loop->thread)) {
+    if (at__on_loop_thread(loop)) {
         free(w);
         return AT_EDEADLK; /* the loop would wait for itself */
     }

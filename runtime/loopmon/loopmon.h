@@ -394,7 +394,12 @@ static inline at__site_t *at__mon_sites(const at__mon_t *m)
 
 /* ---- timing a callback --------------------------------------------------------------- */
 
+/* The slow path of at__cb_end: counts, posts the AT__EV_SLOW event, queues the log line.
+ * Loop thread; called only by at__cb_end. */
 void at__mon_slow_cb(at__mon_t *m, at__cb_t *cb, uint64_t excl_ns, uint64_t end_ns);
+
+/* Seqlock write of the "now running" record (site NULL = nothing running). Loop thread;
+ * used by at__cb_begin/end. Readers use at__mon_running_read. */
 
 static inline void at__running_publish(at__running_t *r, at__site_t *site, uint64_t since,
                                        uint64_t task_id, const char *task_name, unsigned kind)

@@ -441,6 +441,7 @@ static void test_wrong_thread_refused(void **state)
     (void)state;
     at_loop_t *loop;
     assert_int_equal(at_loop_new(&loop, NULL), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_NOWAIT), 0); /* this thread is the loop's now */
     at_debug_counters_t before, after;
     at_debug_counters(&before);
     capture_begin();
@@ -458,6 +459,41 @@ static void test_wrong_thread_refused(void **state)
     assert_int_equal(ran, 0); /* nothing was scheduled */
     capture_end();
     close_clean(loop);
+}
+
+/* A loop set up on one thread and run by another belongs to the runner. */
+static void *close_elsewhere(void *p)
+{
+    close_clean(p);
+    return NULL;
+}
+
+static void *run_elsewhere(void *p)
+{
+    at_loop_t *loop = p;
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_true(at_loop_is_loop_thread(loop));
+    return NULL;
+}
+
+static void test_loop_handed_to_another_thread(void **state)
+{
+    (void)state;
+    at_loop_t *loop;
+    assert_int_equal(at_loop_new(&loop, NULL), 0);
+    ran = 0;
+    assert_int_equal(at_call_soon(loop, count_cb, NULL, NULL, NULL), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_elsewhere, loop), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(ran, 1);
+    assert_false(at_loop_is_loop_thread(loop));
+    capture_begin();
+    assert_int_equal(at_call_soon(loop, count_cb, NULL, NULL, NULL), AT_EWRONGTHREAD);
+    assert_int_equal(at_loop_close(loop, NULL), AT_EWRONGTHREAD);
+    capture_end();
+    assert_int_equal(pthread_create(&th, NULL, close_elsewhere, loop), 0);
+    pthread_join(th, NULL);
 }
 
 /* ---- slow callbacks --------------------------------------------------------------- */
@@ -596,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_run_and_wait),
         cmocka_unit_test(test_await_threadsafe),
         cmocka_unit_test(test_wrong_thread_refused),
+        cmocka_unit_test(test_loop_handed_to_another_thread),
         cmocka_unit_test(test_slow_callbacks),
         cmocka_unit_test(test_unclosed_handle_reported),
         cmocka_unit_test(test_close_drops_scheduled),

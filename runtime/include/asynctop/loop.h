@@ -15,17 +15,20 @@ extern "C" {
 
 /* Threads. Every function here is for the loop's thread only unless its
  * comment says otherwise. The loop's thread is the thread that created the
- * loop (create it on the thread that will run it). A call
- * from any other thread is refused with AT_EWRONGTHREAD, logged with the
+ * loop until the first at_loop_run, and from then on, for good, the thread
+ * that ran it first (so a loop may be set up on one thread and run by
+ * another). A call from any other thread is refused with AT_EWRONGTHREAD, logged with the
  * caller's stack and posted as a wrong-thread event, and changes nothing.
  * That check is one thread-id compare and is always on, debug mode or not. */
 
 /* Creates a loop. With `adopt` NULL the loop creates and owns its own
  * uv_loop_t; otherwise it runs on the application's `adopt` (which must
  * outlive the loop; at_loop_close leaves it open, with our handles closed).
- * Installs the instrumentation (timing of every callback) on the uv loop.
+ * Installs the instrumentation (loopmon: timing of every callback,
+ * metrics) on the uv loop; a first at_loop_run on another thread moves it
+ * there.
  * Returns 0 and sets *out, or AT_ENOMEM or a libuv error. The calling
- * thread becomes the loop's thread for good. Any thread. */
+ * thread is the loop's thread until the first run. Any thread. */
 AT_EXTERN int at_loop_new(at_loop_t **out, uv_loop_t *adopt);
 
 typedef enum at_run_mode {
@@ -34,11 +37,14 @@ typedef enum at_run_mode {
     AT_RUN_NOWAIT = UV_RUN_NOWAIT,   /* one iteration, never waiting */
 } at_run_mode_t;
 
-/* Runs the loop on its thread. Returns 0 when the loop stopped or has nothing left to do
- * (AT_RUN_DEFAULT) or after the iteration (ONCE/NOWAIT; then 1 if work is still pending, as uv_run
- * does); AT_EINVALSTATE if the loop is already running (re-entrant run) and AT_ECLOSING after
- * at_loop_close. The threadsafe wake-up handle does not keep the loop alive: a loop that only waits
- * for other threads must hold a reference with at_loop_ref. */
+/* Runs the loop. The first run may be made from any thread, which becomes
+ * the loop's thread for good; later runs only from that thread. Returns 0
+ * when the loop stopped or has nothing left to do (AT_RUN_DEFAULT), or after
+ * the iteration (ONCE/NOWAIT: then 1 if work is still pending, as uv_run
+ * does); AT_EINVALSTATE if the loop is already running (re-entrant run),
+ * AT_ECLOSING after at_loop_close. The threadsafe wake-up handle does not
+ * keep the loop alive: a loop that only waits for other threads must hold a
+ * reference with at_loop_ref. */
 AT_EXTERN int at_loop_run(at_loop_t *loop, at_run_mode_t mode);
 
 /* Asks the loop to return from at_loop_run after the callback that is
