@@ -67,7 +67,7 @@ struct at__coro {
 /* Control block (and for UCONTEXT its ucontext_t) at the top of the stack;
  * frames start right below, on the same page. */
 #define CTL_BYTES ((sizeof(at__coro_t) + 63) & ~(size_t)63)
-#define UC_BYTES ((sizeof(ucontext_t) + 63) & ~(size_t)63)
+#define UC_BYTES  ((sizeof(ucontext_t) + 63) & ~(size_t)63)
 
 static __thread at__coro_t *current __attribute__((tls_model("initial-exec")));
 static _Atomic(at__coro_switch_hook_fn) switch_hook;
@@ -307,7 +307,7 @@ static inline void switch_out(at__coro_t *co)
     swapcontext(co->uc, co->caller_uc);
 }
 
-void at__coro_entry(at__coro_t *co)
+AT__AWAIT_TEXT void at__coro_entry(at__coro_t *co)
 {
 #ifdef AT_ASAN
     __sanitizer_finish_switch_fiber(NULL, &co->caller_stack_lo, &co->caller_stack_size);
@@ -341,8 +341,8 @@ static void initial_frame_asm(at__coro_t *co, char *top)
 #elif defined(__aarch64__)
     sp -= 176 / sizeof(uintptr_t);
     memset(sp, 0, 176);
-    sp[0] = (uintptr_t)co;                      /* x19: the trampoline's argument */
-    sp[10] = 0;                                 /* x29: ends frame-pointer walks */
+    sp[0] = (uintptr_t)co;                       /* x19: the trampoline's argument */
+    sp[10] = 0;                                  /* x29: ends frame-pointer walks */
     sp[11] = (uintptr_t)at__coro_trampoline_asm; /* x30 */
 #endif
     co->sp = sp;
@@ -426,11 +426,12 @@ void at__coro_resume(at__coro_t *co)
     current = co->caller;
     run_switch_hook(current);
     if (co->stack.guard == AT__GUARD_CANARY && !at__stack_canary_ok(&co->stack)) {
-        overflow_abort(co, NULL, &co->stack, "the canary at the bottom of its stack was overwritten");
+        overflow_abort(co, NULL, &co->stack,
+                       "the canary at the bottom of its stack was overwritten");
     }
 }
 
-void at__coro_yield(void)
+AT__AWAIT_TEXT void at__coro_yield(void)
 {
     at__coro_t *co = current;
     assert(co && co->state == AT__CORO_RUNNING);
@@ -514,6 +515,16 @@ void at__coro_destroy(at__coro_t *co)
 }
 
 /* ---- suspended-stack walk ----------------------------------------------- */
+
+/* Defined by the linker for the section of AT__AWAIT_TEXT functions. */
+extern const char __start_at_await_text[] __attribute__((weak, visibility("hidden")));
+extern const char __stop_at_await_text[] __attribute__((weak, visibility("hidden")));
+
+bool at__coro_pc_is_await_machinery(uintptr_t pc)
+{
+    /* pc is a return address: the call it returns from is at pc - 1. */
+    return pc - 1 >= (uintptr_t)__start_at_await_text && pc - 1 < (uintptr_t)__stop_at_await_text;
+}
 
 __attribute__((no_sanitize_address)) int at__coro_backtrace(const at__coro_t *co, uintptr_t *pcs,
                                                             int max)

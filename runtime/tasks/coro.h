@@ -94,6 +94,15 @@ void at__coro_stack_bounds(const at__coro_t *co, const void **lo, const void **h
  * locks; safe from another thread under the condition in the header note. */
 int at__coro_backtrace(const at__coro_t *co, uintptr_t *pcs, int max);
 
+/* Functions that sit on a suspended task's stack between the application's
+ * frames and the switch (the await machinery, the entry trampolines) live in
+ * their own text section, so suspension stacks can leave them out by address,
+ * whether libasynctop is a shared library or linked statically. */
+#define AT__AWAIT_TEXT __attribute__((section("at_await_text"), noinline))
+
+/* True if `pc` (a return address) is in that section. Async-signal-safe. */
+bool at__coro_pc_is_await_machinery(uintptr_t pc);
+
 /* Called on every switch with the bounds of the stack being switched to:
  * a coroutine's [lo, hi), or (NULL, NULL) for the thread's own stack. The
  * task layer points it at loopmon's thread-local "current stack bounds".

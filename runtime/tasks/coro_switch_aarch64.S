@@ -53,6 +53,10 @@ at__coro_switch_asm:
     .cfi_endproc
     .size at__coro_switch_asm, .-at__coro_switch_asm
 
+/* The trampoline sits at the bottom of every suspended stack: it lives with
+ * the rest of the await machinery (see AT__AWAIT_TEXT in coro.h). */
+    .section at_await_text, "ax", %progbits
+
 /* First code a new coroutine runs: x19 holds the coroutine pointer, x29 is 0
  * (which ends every frame-pointer walk here); at__coro_entry never returns. */
     .globl at__coro_trampoline_asm

@@ -51,6 +51,10 @@ at__coro_switch_asm:
     .cfi_endproc
     .size at__coro_switch_asm, .-at__coro_switch_asm
 
+/* The trampoline sits at the bottom of every suspended stack: it lives with
+ * the rest of the await machinery (see AT__AWAIT_TEXT in coro.h). */
+    .section at_await_text, "ax", @progbits
+
 /* First code a new coroutine runs: the initial frame built by coro.c puts the
  * coroutine pointer in rbx and 0 in rbp (which ends every frame-pointer walk
  * here); at__coro_entry never returns. */

@@ -19,10 +19,10 @@
 #include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #else
-#define VALGRIND_STACK_REGISTER(lo, hi) ((void)(lo), (void)(hi), 0u)
+#define VALGRIND_STACK_REGISTER(lo, hi)   ((void)(lo), (void)(hi), 0u)
 #define VALGRIND_MAKE_MEM_UNDEFINED(p, n) ((void)(p), (void)(n))
-#define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))
-#define VALGRIND_MAKE_MEM_NOACCESS(p, n) ((void)(p), (void)(n))
+#define VALGRIND_MAKE_MEM_DEFINED(p, n)   ((void)(p), (void)(n))
+#define VALGRIND_MAKE_MEM_NOACCESS(p, n)  ((void)(p), (void)(n))
 #endif
 
 #ifndef MADV_GUARD_INSTALL
@@ -48,7 +48,7 @@ static size_t page_size;
 
 /* Size classes: powers of two from AT__STACK_MIN (2^14) to AT__STACK_MAX (2^26). */
 #define CLASS_MIN_SHIFT 14
-#define NCLASSES (26 - CLASS_MIN_SHIFT + 1)
+#define NCLASSES        (26 - CLASS_MIN_SHIFT + 1)
 
 #define NO_SLOT UINT64_MAX
 
@@ -408,7 +408,7 @@ int at__stack_alloc(size_t size, at__stack_t *out)
  * first frames to cross the boundary leave return addresses there. Reading
  * an untouched page maps the shared zero page, which costs no memory. */
 __attribute__((no_sanitize_address)) static bool below_top_page_dirty(const at__stack_t *st,
-                                                                       size_t pg)
+                                                                      size_t pg)
 {
     const volatile uintptr_t *w = (const volatile uintptr_t *)(st->hi - pg) - 16;
     /* For memcheck, popped frames are garbage, not errors: we only test for
@@ -441,7 +441,8 @@ void at__stack_free(at__stack_t *st, const void *low_water)
         (void)VALGRIND_MAKE_MEM_NOACCESS(st->lo, (size_t)(st->hi - st->lo));
         return;
     }
-    bool deep = (low_water && (const char *)low_water < st->hi - pg) || below_top_page_dirty(st, pg);
+    bool deep =
+        (low_water && (const char *)low_water < st->hi - pg) || below_top_page_dirty(st, pg);
     if (deep) {
         (void)madvise(st->lo, (size_t)(st->hi - pg - st->lo), MADV_DONTNEED);
         tpool.trims++;

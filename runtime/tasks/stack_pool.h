@@ -105,10 +105,10 @@ size_t at__stack_pool_generation(void);
 
 /* Pool statistics of the calling thread (for tests and benchmarks). */
 typedef struct at__stack_pool_stats {
-    size_t chunks;       /* chunks mapped (all threads) */
-    size_t slots_carved; /* slots ever carved by this thread */
-    size_t slots_free;   /* currently pooled, this thread */
-    size_t trims;        /* MADV_DONTNEED calls made on free */
+    size_t chunks;                                      /* chunks mapped (all threads) */
+    size_t slots_carved;                                /* slots ever carved by this thread */
+    size_t slots_free;                                  /* currently pooled, this thread */
+    size_t trims;                                       /* MADV_DONTNEED calls made on free */
     size_t guard_madvise, guard_mprotect, guard_canary; /* carved per mode */
 } at__stack_pool_stats_t;
 void at__stack_pool_stats(at__stack_pool_stats_t *out);

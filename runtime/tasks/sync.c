@@ -57,7 +57,7 @@ size_t at_event_waiters(const at_event_t *ev)
     return ev->wq.n;
 }
 
-int at_event_wait(at_event_t *ev)
+AT__AWAIT_TEXT int at_event_wait(at_event_t *ev)
 {
     if (ev->set) {
         return at__task_current() ? 0 : AT_EINVALSTATE;
@@ -95,7 +95,7 @@ void at_lock_free(at_lock_t *l)
     }
 }
 
-int at_lock_acquire(at_lock_t *l)
+AT__AWAIT_TEXT int at_lock_acquire(at_lock_t *l)
 {
     if (!at__task_current()) {
         return AT_EINVALSTATE;
@@ -152,7 +152,7 @@ void at_semaphore_free(at_semaphore_t *s)
     }
 }
 
-int at_semaphore_acquire(at_semaphore_t *s)
+AT__AWAIT_TEXT int at_semaphore_acquire(at_semaphore_t *s)
 {
     if (!at__task_current()) {
         return AT_EINVALSTATE;
@@ -257,7 +257,7 @@ int at_queue_try_get(at_queue_t *q, void **item)
     return 0;
 }
 
-int at_queue_put(at_queue_t *q, void *item)
+AT__AWAIT_TEXT int at_queue_put(at_queue_t *q, void *item)
 {
     if (!at__task_current()) {
         return AT_EINVALSTATE;
@@ -270,7 +270,7 @@ int at_queue_put(at_queue_t *q, void *item)
     return at__waitq_wait(&q->putters, &w, AT_WAIT_QUEUE, q->id);
 }
 
-int at_queue_get(at_queue_t *q, void **item)
+AT__AWAIT_TEXT int at_queue_get(at_queue_t *q, void **item)
 {
     if (!at__task_current()) {
         return AT_EINVALSTATE;

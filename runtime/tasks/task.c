@@ -134,9 +134,8 @@ static tloop_t *tloop_find(at_loop_t *loop, bool create)
 
 /* Logs a multi-line report and posts it as an event of `kind`. */
 static void report(at_loop_t *loop, at__event_kind_t kind, const char *code, const char *title,
-                   const char *detail, const char *obj_name, uint64_t task_id,
-                   const char *label1, void *const *st1, size_t n1, const char *label2,
-                   void *const *st2, size_t n2)
+                   const char *detail, const char *obj_name, uint64_t task_id, const char *label1,
+                   void *const *st1, size_t n1, const char *label2, void *const *st2, size_t n2)
 {
     if (loop->mon) {
         at__event_t ev;
@@ -144,7 +143,8 @@ static void report(at_loop_t *loop, at__event_kind_t kind, const char *code, con
         snprintf(ev.code, sizeof ev.code, "%s", code);
         snprintf(ev.name, sizeof ev.name, "%s", obj_name);
         snprintf(ev.task_name, sizeof ev.task_name, "%s", obj_name);
-        snprintf(ev.text, sizeof ev.text, "%s%s%s", title, detail ? ": " : "", detail ? detail : "");
+        snprintf(ev.text, sizeof ev.text, "%s%s%s", title, detail ? ": " : "",
+                 detail ? detail : "");
         ev.task_id = task_id;
         ev.nstack = (uint8_t)(n1 > AT__EV_STACK_MAX ? AT__EV_STACK_MAX : n1);
         memcpy(ev.stack, st1, ev.nstack * sizeof(void *));
@@ -179,11 +179,12 @@ static void report_never_retrieved(at_task_t *t)
     at_future_t *f = t->fut;
     at_error_t *e = f->err;
     char detail[400];
-    snprintf(detail, sizeof detail, "task: <Task failed name='%s' id=%" PRIu64 ">\nerror: %s (%s): %s",
-             t->name, t->id, at_err_name(e->code), e->domain, at_error_message(e));
-    report(t->loop, AT__EV_ERROR, "task_never_retrieved", "Task exception was never retrieved", detail,
-           t->name, t->id, "Task created at (most recent call first)", t->create, t->ncreate,
-           "Error raised at (most recent call first)", e->stack, e->nstack);
+    snprintf(detail, sizeof detail,
+             "task: <Task failed name='%s' id=%" PRIu64 ">\nerror: %s (%s): %s", t->name, t->id,
+             at_err_name(e->code), e->domain, at_error_message(e));
+    report(t->loop, AT__EV_ERROR, "task_never_retrieved", "Task exception was never retrieved",
+           detail, t->name, t->id, "Task created at (most recent call first)", t->create,
+           t->ncreate, "Error raised at (most recent call first)", e->stack, e->nstack);
     atomic_fetch_add_explicit(&at__count_never_retrieved, 1, memory_order_relaxed);
     at_future_mark_retrieved(f);
 }
@@ -240,7 +241,7 @@ static void unlink_task(at_task_t *t)
 }
 
 /* The function on the task's own stack. */
-static void task_main(void *arg)
+AT__AWAIT_TEXT static void task_main(void *arg)
 {
     at_task_t *t = arg;
     if (t->cancel_pending) { /* cancelled before it ever ran: the body does not run */
@@ -288,14 +289,17 @@ static void task_run(at_task_t *t)
         /* This callback is the task's step: time it under the task's function
          * and name, so a slow step names the task. */
         at__cb_t *cb = m->cur;
+        /* The task may end and be freed before the callback's timing ends
+         * (which may report it as slow): lend loopmon a copy of the name. */
+        static __thread char step_name[sizeof t->name];
+        memcpy(step_name, t->name, sizeof step_name);
         cb->kind = AT__CB_TASK_STEP;
         cb->task_id = t->id;
-        cb->task_name = t->name;
+        cb->task_name = step_name;
         if (t->site) {
             cb->site = t->site;
         }
-        at__running_publish(&m->running, cb->site, cb->start_ns, t->id, t->name,
-                            AT__CB_TASK_STEP);
+        at__running_publish(&m->running, cb->site, cb->start_ns, t->id, t->name, AT__CB_TASK_STEP);
     }
     t->state = AT_TASK_RUNNING;
     t->steps++;
@@ -390,10 +394,8 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
         free(t);
         return rc;
     }
-    at__coro_opts_t co = {.stack_size = opts ? opts->stack_size : 0,
-                          .name = t->name,
-                          .id = t->id,
-                          .user = t};
+    at__coro_opts_t co = {
+        .stack_size = opts ? opts->stack_size : 0, .name = t->name, .id = t->id, .user = t};
     rc = at__coro_create(&t->co, task_main, t, &co);
     if (rc != 0) {
         at_future_unref(t->fut);
@@ -489,7 +491,8 @@ int at_task_raise_at(void *pc, int code, const char *fmt, ...)
 /* ---- waiting ---------------------------------------------------------------------- */
 
 /* Suspends the running task until task_wake; returns the wake code. */
-static int task_suspend(at_task_t *t, at_wait_kind_t kind, uint64_t id, detach_fn detach)
+AT__AWAIT_TEXT static int task_suspend(at_task_t *t, at_wait_kind_t kind, uint64_t id,
+                                       detach_fn detach)
 {
     t->state = AT_TASK_WAITING;
     t->wait_kind = (uint8_t)kind;
@@ -561,8 +564,8 @@ static bool detach_future(at_task_t *t)
     return true;
 }
 
-static int await_impl(at_future_t *fut, uint64_t timeout_ms, void **value, at_wait_kind_t kind,
-                      uint64_t id)
+AT__AWAIT_TEXT static int await_impl(at_future_t *fut, uint64_t timeout_ms, void **value,
+                                     at_wait_kind_t kind, uint64_t id)
 {
     at_task_t *t = at__task_current();
     if (!t) {
@@ -593,17 +596,17 @@ static int await_impl(at_future_t *fut, uint64_t timeout_ms, void **value, at_wa
     return at_future_result(fut, value);
 }
 
-int at_await(at_future_t *fut, void **value)
+AT__AWAIT_TEXT int at_await(at_future_t *fut, void **value)
 {
     return await_impl(fut, UINT64_MAX, value, AT_WAIT_FUTURE, fut->id);
 }
 
-int at_await_timeout(at_future_t *fut, uint64_t timeout_ms, void **value)
+AT__AWAIT_TEXT int at_await_timeout(at_future_t *fut, uint64_t timeout_ms, void **value)
 {
     return await_impl(fut, timeout_ms, value, AT_WAIT_FUTURE, fut->id);
 }
 
-int at_task_join(at_task_t *task, void **result)
+AT__AWAIT_TEXT int at_task_join(at_task_t *task, void **result)
 {
     at_task_t *t = at__task_current();
     if (!t) {
@@ -615,7 +618,7 @@ int at_task_join(at_task_t *task, void **result)
     return await_impl(task->fut, UINT64_MAX, result, AT_WAIT_TASK, task->id);
 }
 
-int at_gather(at_future_t *const *futs, size_t n, at_error_t **first_error)
+AT__AWAIT_TEXT int at_gather(at_future_t *const *futs, size_t n, at_error_t **first_error)
 {
     at_task_t *t = at__task_current();
     if (!t) {
@@ -658,7 +661,7 @@ static bool detach_timer(at_task_t *t)
     return true;
 }
 
-int at_sleep(uint64_t ms)
+AT__AWAIT_TEXT int at_sleep(uint64_t ms)
 {
     at_task_t *t = at__task_current();
     if (!t) {
@@ -679,7 +682,7 @@ static bool detach_yield(at_task_t *t)
     return false; /* its step is already scheduled */
 }
 
-int at_yield(void)
+AT__AWAIT_TEXT int at_yield(void)
 {
     at_task_t *t = at__task_current();
     if (!t) {
@@ -772,7 +775,7 @@ static bool detach_waitq(at_task_t *t)
     return true;
 }
 
-int at__waitq_wait(at__waitq_t *q, at__waiter_t *w, at_wait_kind_t kind, uint64_t id)
+AT__AWAIT_TEXT int at__waitq_wait(at__waitq_t *q, at__waiter_t *w, at_wait_kind_t kind, uint64_t id)
 {
     at_task_t *t = at__task_current();
     if (!t) {
@@ -839,21 +842,6 @@ size_t at_loop_tasks(at_loop_t *loop, void (*visit)(at_task_t *, void *), void *
     return tl->ntasks;
 }
 
-/* Whether `pc` is in this library (its own frames are left out of
- * suspension stacks). */
-static bool in_runtime(void *pc)
-{
-    static void *base;
-    if (!base) {
-        Dl_info self;
-        if (dladdr((void *)at_task_spawn, &self)) {
-            base = self.dli_fbase;
-        }
-    }
-    Dl_info info;
-    return dladdr((char *)pc - 1, &info) && info.dli_fbase == base;
-}
-
 size_t at_task_suspension_stack(const at_task_t *t, void **frames, size_t max)
 {
     if (!t->co || t->ended || at__coro_state(t->co) != AT__CORO_SUSPENDED) {
@@ -862,17 +850,21 @@ size_t at_task_suspension_stack(const at_task_t *t, void **frames, size_t max)
     uintptr_t pcs[64];
     int n = at__coro_backtrace(t->co, pcs, 64);
     int first = 0, last = n;
-    while (first < n && in_runtime((void *)pcs[first])) {
+    while (first < n && at__coro_pc_is_await_machinery(pcs[first])) {
         first++;
     }
-    while (last > first && in_runtime((void *)pcs[last - 1])) {
+    while (last > first && at__coro_pc_is_await_machinery(pcs[last - 1])) {
         last--;
     }
     if (first == n) {
         /* Only our frames (the application tail-called the await function):
          * show them rather than nothing, without the entry trampolines. */
         first = 0;
-        last = n > 3 ? n - 3 : n;
+        last = n;
+        while (last > 0 && at__coro_pc_is_await_machinery(pcs[last - 1])) {
+            last--;
+        }
+        last = last + 1 < n ? last + 1 : n; /* keep the await function itself */
     }
     size_t k = 0;
     for (int i = first; i < last && k < max; i++) {
@@ -1017,9 +1009,10 @@ static void tasks_close(at_loop_t *loop)
         char detail[200];
         snprintf(detail, sizeof detail, "task: <Task pending name='%s' id=%" PRIu64 ">", t->name,
                  t->id);
-        report(loop, AT__EV_WARNING, "task_destroyed_pending", "Task was destroyed but it is pending!",
-               detail, t->name, t->id, "Task created at (most recent call first)", t->create,
-               t->ncreate, ns ? "Task suspended at (most recent call first)" : NULL, susp, ns);
+        report(loop, AT__EV_WARNING, "task_destroyed_pending",
+               "Task was destroyed but it is pending!", detail, t->name, t->id,
+               "Task created at (most recent call first)", t->create, t->ncreate,
+               ns ? "Task suspended at (most recent call first)" : NULL, susp, ns);
         /* Undo the wait (its callbacks hold references), drop the stack. */
         if (t->state == AT_TASK_WAITING && t->detach) {
             t->detach(t);

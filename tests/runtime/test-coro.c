@@ -129,7 +129,7 @@ static void test_fp_env_per_context(void **state)
     double nearest = one / three;
     at__coro_resume(co);
     assert_int_equal(fegetround(), FE_TONEAREST);
-    if (!RUNNING_ON_VALGRIND) { /* valgrind computes with round-to-nearest only */
+    if (!RUNNING_ON_VALGRIND) {        /* valgrind computes with round-to-nearest only */
         assert_true(out[0] > nearest); /* rounded up */
     }
     at__coro_resume(co);

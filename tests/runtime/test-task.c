@@ -204,7 +204,19 @@ static void test_timeouts(void **state)
 
 /* ---- cancellation at every kind of await point ------------------------------- */
 
-enum point { P_FUTURE, P_SLEEP, P_YIELD, P_JOIN, P_EVENT, P_LOCK, P_SEM, P_QGET, P_QPUT, P_GATHER, P_N };
+enum point {
+    P_FUTURE,
+    P_SLEEP,
+    P_YIELD,
+    P_JOIN,
+    P_EVENT,
+    P_LOCK,
+    P_SEM,
+    P_QGET,
+    P_QPUT,
+    P_GATHER,
+    P_N
+};
 static const char *point_names[P_N] = {"future", "sleep", "yield", "join", "event",
                                        "lock",   "sem",   "qget",  "qput", "gather"};
 
@@ -332,7 +344,7 @@ static void test_cancel_every_await_point(void **state)
         assert_true(c.cleaned_up);
         if (p != P_YIELD) {
             static const at_wait_kind_t want[P_N] = {
-                AT_WAIT_FUTURE, AT_WAIT_TIMER, AT_WAIT_YIELD, AT_WAIT_TASK,  AT_WAIT_EVENT,
+                AT_WAIT_FUTURE, AT_WAIT_TIMER,     AT_WAIT_YIELD, AT_WAIT_TASK,  AT_WAIT_EVENT,
                 AT_WAIT_LOCK,   AT_WAIT_SEMAPHORE, AT_WAIT_QUEUE, AT_WAIT_QUEUE, AT_WAIT_FUTURE};
             assert_int_equal(c.kind_seen, want[p]);
         }

@@ -159,11 +159,11 @@ typedef struct at_task_info {
     char name[48];
     at_task_state_t state;
     at_wait_kind_t wait_kind;
-    uint64_t wait_id;       /* id of the future / task / primitive waited on, 0 if none */
-    uint64_t wait_since_ms; /* loop time the wait began */
-    uint64_t busy_ns;       /* time spent running */
-    uint64_t steps;         /* times it was switched in */
-    size_t ncreation;       /* frames in creation[] */
+    uint64_t wait_id;             /* id of the future / task / primitive waited on, 0 if none */
+    uint64_t wait_since_ms;       /* loop time the wait began */
+    uint64_t busy_ns;             /* time spent running */
+    uint64_t steps;               /* times it was switched in */
+    size_t ncreation;             /* frames in creation[] */
     void *creation[AT_STACK_MAX]; /* where it was spawned, innermost first */
 } at_task_info_t;
 
