@@ -37,9 +37,17 @@ at__coro_switch_asm:
     stmxcsr (%rsp)
     fnstcw 4(%rsp)
     movq %rsp, (%rdi)
+    movq %rsp, %rax
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
+    /* Loading MXCSR / the x87 control word is slow (it serialises the FP
+     * pipeline): do it only when the target context's differ from ours. */
+    movl (%rax), %ecx
+    cmpl %ecx, (%rsp)
+    jne 1f
+    movw 4(%rax), %cx
+    cmpw %cx, 4(%rsp)
+    jne 1f
+2:
     addq $8, %rsp
     popq %r15
     popq %r14
@@ -48,6 +56,10 @@ at__coro_switch_asm:
     popq %rbx
     popq %rbp
     ret
+1:
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    jmp 2b
     .cfi_endproc
     .size at__coro_switch_asm, .-at__coro_switch_asm
 

@@ -70,7 +70,7 @@ struct at_coro {
     void *create[AT_STACK_MAX];
 };
 
-static __thread tloop_t *tloops;
+static __thread tloop_t *tloops __attribute__((tls_model("initial-exec")));
 static __thread at_task_t *current_task __attribute__((tls_model("initial-exec")));
 static _Atomic uint64_t next_task_id;
 static _Atomic uint64_t next_object_id;
@@ -82,8 +82,10 @@ uint64_t at__tasks_next_object_id(void)
 
 /* ---- stack bounds for loopmon, and close-time hook ------------------------ */
 
-static __thread at__stack_bounds_t thread_bounds;
-static __thread bool on_coro_stack;
+/* Hot thread-locals of a shared library: initial-exec, no __tls_get_addr call. */
+extern __thread at__stack_bounds_t at__stack_bounds __attribute__((tls_model("initial-exec")));
+static __thread at__stack_bounds_t thread_bounds __attribute__((tls_model("initial-exec")));
+static __thread bool on_coro_stack __attribute__((tls_model("initial-exec")));
 
 /* Every switch into a coroutine points loopmon's walker at its stack; every
  * switch back restores the thread's own bounds. */
@@ -291,7 +293,7 @@ static void task_run(at_task_t *t)
         at__cb_t *cb = m->cur;
         /* The task may end and be freed before the callback's timing ends
          * (which may report it as slow): lend loopmon a copy of the name. */
-        static __thread char step_name[sizeof t->name];
+        static __thread char step_name[sizeof t->name] __attribute__((tls_model("initial-exec")));
         memcpy(step_name, t->name, sizeof step_name);
         cb->kind = AT__CB_TASK_STEP;
         cb->task_id = t->id;
@@ -363,6 +365,22 @@ static void task_wake(at_task_t *t, int code)
     }
 }
 
+/* "task-<id>" without printf (spawn is a hot path). */
+static void default_name(char *out, uint64_t id)
+{
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    memcpy(out, "task-", 5);
+    for (int i = 0; i < n; i++) {
+        out[5 + i] = digits[n - 1 - i];
+    }
+    out[5 + n] = '\0';
+}
+
 int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_t *opts,
                   at_task_t **out)
 {
@@ -386,7 +404,7 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
     if (opts && opts->name) {
         snprintf(t->name, sizeof t->name, "%s", opts->name);
     } else {
-        snprintf(t->name, sizeof t->name, "task-%" PRIu64, t->id);
+        default_name(t->name, t->id);
     }
     at__capture_site(t->create, &t->ncreate, __builtin_return_address(0));
     int rc = at_future_new(loop, &t->fut);
