@@ -12,6 +12,7 @@
 /* ---- tasks layer (runtime/tasks): its public headers are added below ---- */
 #include "asynctop/task.h"
 #include "asynctop/sync.h"
+#include "asynctop/stream.h"
 
 /* ---- end of tasks layer ------------------------------------------------- */
 

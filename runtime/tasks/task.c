@@ -470,6 +470,11 @@ at_loop_t *at__task_loop(const at_task_t *t)
     return t->loop;
 }
 
+at_loop_t *at_task_loop(const at_task_t *t)
+{
+    return t->loop;
+}
+
 int at_task_raise_at(void *pc, int code, const char *fmt, ...)
 {
     at_task_t *t = at__task_current();
@@ -1014,6 +1019,7 @@ static void tasks_close(at_loop_t *loop)
 {
     tloop_t *tl = tloop_find(loop, false);
     if (!tl) {
+        at__streams_close(loop);
         return;
     }
     while (tl->coros) {
@@ -1047,6 +1053,7 @@ static void tasks_close(at_loop_t *loop)
         unlink_task(t);
         task_unref_internal(t);
     }
+    at__streams_close(loop);
     for (tloop_t **p = &tloops; *p; p = &(*p)->next) {
         if (*p == tl) {
             *p = tl->next;

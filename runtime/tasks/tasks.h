@@ -33,6 +33,10 @@ int at__waitq_wait(at__waitq_t *q, at__waiter_t *w, at_wait_kind_t kind, uint64_
  * `value`; returns false if nobody waits. Loop thread. */
 bool at__waitq_wake_one(at__waitq_t *q, void *value);
 
+/* Reports ("unclosed stream", with where it was opened) and closes the
+ * streams of `loop` still open. Called by the loop-close hook. */
+void at__streams_close(at_loop_t *loop);
+
 /* Ids for primitives (one sequence per process, for the inspector). */
 uint64_t at__tasks_next_object_id(void);
 

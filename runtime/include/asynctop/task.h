@@ -97,6 +97,9 @@ AT_EXTERN void at_task_unref(at_task_t *task);
  * result, its error the task's error; cancelling it cancels the task. */
 AT_EXTERN at_future_t *at_task_future(at_task_t *task);
 
+/* The loop the task runs on. */
+AT_EXTERN at_loop_t *at_task_loop(const at_task_t *task);
+
 /* The task running on this thread, or NULL outside tasks. */
 AT_EXTERN at_task_t *at_task_current(void);
 
