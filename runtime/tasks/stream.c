@@ -21,10 +21,14 @@ struct at_stream {
     bool is_tcp;
     bool listening;
     at__waitq_t readers; /* a reader, or acceptors */
-    char *rbuf;
+    char *rbuf;          /* the waiting reader's buffer, or NULL */
     size_t rlen;
     ssize_t rresult;
     bool rdone;
+    bool reading; /* uv_read_start is in effect */
+    int rerr;     /* end of stream (UV_EOF) or an error, delivered to every later read */
+    char *ibuf;   /* data that arrived while no task was reading */
+    size_t ioff, ilen;
     int pending_conns;
     struct at_stream *prev, *next; /* open streams of this thread */
     uint8_t ncreate;
@@ -87,9 +91,14 @@ static at_stream_t *stream_new(at_loop_t *loop, bool tcp, void *ra)
     return s;
 }
 
+/* Bytes kept for a stream while no task reads it; reading pauses when full. */
+#define STREAM_IBUF 65536
+
 static void on_closed(uv_handle_t *h)
 {
-    free(h->data);
+    at_stream_t *s = h->data;
+    free(s->ibuf);
+    free(s);
 }
 
 void at_stream_close(at_stream_t *s)
@@ -322,11 +331,27 @@ AT__AWAIT_TEXT int at_unix_connect(at_loop_t *loop, const char *path, at_stream_
 
 /* ---- reading and writing --------------------------------------------------- */
 
+/* Reading stays on between reads (no epoll_ctl per read): the bytes go
+ * straight into a waiting reader's buffer, else into the stream's own buffer
+ * until the next read. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     at_stream_t *s = h->data;
-    buf->base = s->rbuf;
-    buf->len = s->rlen;
+    if (s->rbuf) {
+        buf->base = s->rbuf;
+        buf->len = s->rlen;
+        return;
+    }
+    if (!s->ibuf) {
+        s->ibuf = malloc(STREAM_IBUF);
+        s->ioff = s->ilen = 0;
+    }
+    if (s->ioff > 0 && s->ilen == 0) {
+        s->ioff = 0;
+    }
+    size_t end = s->ioff + s->ilen;
+    buf->base = s->ibuf ? s->ibuf + end : NULL;
+    buf->len = s->ibuf ? STREAM_IBUF - end : 0;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -335,10 +360,30 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) {
         return; /* EAGAIN */
     }
-    uv_read_stop(stream);
-    s->rresult = nread == UV_EOF ? 0 : nread;
-    s->rdone = true;
-    at__waitq_wake_one(&s->readers, NULL);
+    if (nread < 0) {
+        s->rerr = (int)nread;
+        uv_read_stop(stream);
+        s->reading = false;
+    } else if (s->rbuf && buf->base == s->rbuf) {
+        s->rresult = nread;
+    } else {
+        s->ilen += (size_t)nread;
+        if (s->ioff + s->ilen == STREAM_IBUF) {
+            uv_read_stop(stream); /* nobody reads: stop taking more */
+            s->reading = false;
+        }
+        if (!s->rbuf) {
+            return;
+        }
+    }
+    if (s->rbuf) {
+        if (nread < 0) {
+            s->rresult = nread == UV_EOF ? 0 : nread;
+        }
+        s->rbuf = NULL;
+        s->rdone = true;
+        at__waitq_wake_one(&s->readers, NULL);
+    }
 }
 
 AT__AWAIT_TEXT ssize_t at_stream_read(at_stream_t *s, void *buf, size_t len)
@@ -347,18 +392,34 @@ AT__AWAIT_TEXT ssize_t at_stream_read(at_stream_t *s, void *buf, size_t len)
         return AT_EINVALSTATE;
     }
     assert(s->readers.n == 0); /* one reader at a time */
+    if (s->ilen > 0) {
+        size_t n = s->ilen < len ? s->ilen : len;
+        memcpy(buf, s->ibuf + s->ioff, n);
+        s->ioff += n;
+        s->ilen -= n;
+        if (!s->reading && !s->rerr) {
+            s->reading = uv_read_start(&s->u.s, on_alloc, on_read) == 0;
+        }
+        return (ssize_t)n;
+    }
+    if (s->rerr) {
+        return s->rerr == UV_EOF ? 0 : s->rerr;
+    }
+    if (!s->reading) {
+        int rc = uv_read_start(&s->u.s, on_alloc, on_read);
+        if (rc != 0) {
+            return rc;
+        }
+        s->reading = true;
+    }
     s->rbuf = buf;
     s->rlen = len;
     s->rdone = false;
-    int rc = uv_read_start(&s->u.s, on_alloc, on_read);
-    if (rc != 0) {
-        return rc;
-    }
     while (!s->rdone) {
         at__waiter_t w;
-        rc = at__waitq_wait(&s->readers, &w, AT_WAIT_STREAM, s->id);
+        int rc = at__waitq_wait(&s->readers, &w, AT_WAIT_STREAM, s->id);
         if (rc != 0 && !s->rdone) {
-            uv_read_stop(&s->u.s);
+            s->rbuf = NULL; /* later bytes wait in the stream's buffer */
             return rc;
         }
     }
