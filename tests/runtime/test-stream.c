@@ -1,7 +1,9 @@
-/* test-stream.c: streams for tasks — Unix-socket round trip, cancelling a read
- * and an accept, and the unclosed-stream report at loop close. */
+/* test-stream.c: I/O for tasks — Unix-socket round trip, cancelling a read and
+ * an accept, the unclosed-stream report at loop close, files and getaddrinfo. */
 #include "test-core-util.h"
 
+#include <fcntl.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -142,12 +144,53 @@ static void test_unclosed_stream_report(void **state)
     capture_end();
 }
 
+static int file_and_names(void *arg, void **result)
+{
+    at_loop_t *loop = arg;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/asynctop-test-fs-%d", (int)getpid());
+    int fd = at_fs_open(loop, path, O_CREAT | O_TRUNC | O_RDWR, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(at_fs_write(loop, fd, "tasks on the pool", 17, 0), 17);
+    char buf[32] = {0};
+    assert_int_equal(at_fs_read(loop, fd, buf, sizeof buf, 6), 11);
+    assert_string_equal(buf, "on the pool");
+    assert_int_equal(at_fs_read(loop, fd, buf, sizeof buf, 17), 0); /* end of file */
+    assert_int_equal(at_fs_close(loop, fd), 0);
+    assert_true(at_fs_open(loop, "/nonexistent/dir/file", O_RDONLY, 0) == AT_ENOENT);
+    unlink(path);
+
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    assert_int_equal(at_getaddrinfo(loop, "127.0.0.1", "80", &hints, &res), 0);
+    assert_non_null(res);
+    assert_int_equal(res->ai_family, AF_INET);
+    freeaddrinfo(res);
+    hints.ai_flags = AI_NUMERICHOST;
+    assert_true(at_getaddrinfo(loop, "not a numeric host", NULL, &hints, &res) < 0);
+    return 0;
+}
+
+static void test_files_and_getaddrinfo(void **state)
+{
+    at_loop_t *loop;
+    assert_int_equal(at_loop_new(&loop, NULL), 0);
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(loop, file_and_names, loop, NULL, &t), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_int_equal(at_future_result(at_task_future(t), NULL), 0);
+    at_task_unref(t);
+    at_close_report_t rep;
+    assert_int_equal(at_loop_close(loop, &rep), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unix_round_trip),
         cmocka_unit_test(test_cancel_read_and_accept),
         cmocka_unit_test(test_unclosed_stream_report),
+        cmocka_unit_test(test_files_and_getaddrinfo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

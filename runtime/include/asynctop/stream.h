@@ -6,6 +6,7 @@
 #include "asynctop/common.h"
 #include "asynctop/task.h"
 
+#include <netdb.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -50,6 +51,26 @@ AT_EXTERN int at_stream_shutdown(at_stream_t *s);
 /* Closes and frees the stream (libuv finishes closing in the background).
  * Precondition: no task waits on it. NULL is ignored. */
 AT_EXTERN void at_stream_close(at_stream_t *s);
+
+/* ---- files (libuv's thread pool) and name resolution, for tasks ---------- */
+
+/* These run on libuv's thread pool and suspend the calling task until done.
+ * Cancelling the task cancels the request if it has not started (AT_ECANCELED);
+ * one already running is waited for first (the buffer stays in use until then). */
+
+/* open(2): returns a file descriptor or a negative error. */
+AT_EXTERN int at_fs_open(at_loop_t *loop, const char *path, int flags, int mode);
+/* pread(2) (offset -1: the current position): bytes read, 0 at end, or a negative error. */
+AT_EXTERN ssize_t at_fs_read(at_loop_t *loop, int fd, void *buf, size_t len, int64_t offset);
+/* pwrite(2) (offset -1: the current position): bytes written or a negative error. */
+AT_EXTERN ssize_t at_fs_write(at_loop_t *loop, int fd, const void *buf, size_t len, int64_t offset);
+/* close(2): 0 or a negative error. */
+AT_EXTERN int at_fs_close(at_loop_t *loop, int fd);
+
+/* getaddrinfo(3): 0 and *res (free it with freeaddrinfo), or a negative
+ * AT_EAI_* / libuv error. */
+AT_EXTERN int at_getaddrinfo(at_loop_t *loop, const char *node, const char *service,
+                             const struct addrinfo *hints, struct addrinfo **res);
 
 #ifdef __cplusplus
 }
