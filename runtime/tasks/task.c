@@ -54,7 +54,8 @@ struct at_task {
     at__waiter_t *waiter;
     struct at_task *prev, *next;
     char name[48];
-    void *create[AT_STACK_MAX];
+    void **create; /* &create1, or a heap array in debug mode */
+    void *create1;
 };
 
 struct at_coro {
@@ -201,6 +202,9 @@ static void task_free(at_task_t *t)
     }
     at_future_unref(t->fut);
     at_error_unref(t->raised);
+    if (t->create != &t->create1) {
+        free(t->create);
+    }
     free(t);
 }
 
@@ -365,6 +369,48 @@ static void task_wake(at_task_t *t, int code)
     }
 }
 
+/* Records the creation site: `st`/`n` if given, else the caller `ra` (and its
+ * stack in debug mode). One frame lives inline; a debug-mode stack on the heap,
+ * so that a pending task costs as little as possible otherwise. */
+static void set_creation(at_task_t *t, void *const *st, size_t n, void *ra)
+{
+    void *tmp[AT_STACK_MAX];
+    uint8_t nt = 0;
+    if (st) {
+        memcpy(tmp, st, n * sizeof(void *));
+        nt = (uint8_t)n;
+    } else {
+        at__capture_site(tmp, &nt, ra);
+    }
+    if (t->create && t->create != &t->create1) {
+        free(t->create);
+    }
+    t->create = &t->create1;
+    t->ncreate = 0;
+    if (nt > 1) {
+        void **heap = malloc(nt * sizeof(void *));
+        if (heap) {
+            memcpy(heap, tmp, nt * sizeof(void *));
+            t->create = heap;
+            t->ncreate = nt;
+            return;
+        }
+    }
+    if (nt >= 1) {
+        t->create1 = tmp[0];
+        t->ncreate = 1;
+    }
+}
+
+/* Frees a task that never started (spawn's error paths). */
+static void task_discard(at_task_t *t)
+{
+    if (t->create && t->create != &t->create1) {
+        free(t->create);
+    }
+    free(t);
+}
+
 /* "task-<id>" without printf (spawn is a hot path). */
 static void default_name(char *out, uint64_t id)
 {
@@ -406,10 +452,11 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
     } else {
         default_name(t->name, t->id);
     }
-    at__capture_site(t->create, &t->ncreate, __builtin_return_address(0));
+    t->create = NULL;
+    set_creation(t, NULL, 0, __builtin_return_address(0));
     int rc = at_future_new(loop, &t->fut);
     if (rc != 0) {
-        free(t);
+        task_discard(t);
         return rc;
     }
     at__coro_opts_t co = {
@@ -417,7 +464,7 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
     rc = at__coro_create(&t->co, task_main, t, &co);
     if (rc != 0) {
         at_future_unref(t->fut);
-        free(t);
+        task_discard(t);
         return rc == -ENOMEM ? AT_ENOMEM : rc;
     }
     t->site = at__loop_site(loop, (void *)fn, NULL);
@@ -441,7 +488,7 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
         unlink_task(t);
         at__coro_destroy(t->co);
         at_future_unref(t->fut);
-        free(t);
+        task_discard(t);
         return rc;
     }
     if (out) {
@@ -980,8 +1027,7 @@ int at_coro_spawn(at_coro_t *c, at_task_t **out)
     int rc = at_task_spawn(c->loop, c->fn, c->arg, &o, out);
     if (rc == 0 && out) {
         /* Its creation site is where the coroutine object was made. */
-        memcpy((*out)->create, c->create, sizeof c->create);
-        (*out)->ncreate = c->ncreate;
+        set_creation(*out, c->create, c->ncreate, NULL);
     }
     coro_unlink_free(c);
     return rc;
