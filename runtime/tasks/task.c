@@ -48,6 +48,8 @@ struct at_task {
     /* the current wait */
     detach_fn detach;
     at_future_t *waiting_on;
+    struct at_task *joiner;  /* a task waiting in at_task_join for this one */
+    struct at_task *joining; /* the task this one joins */
     at_handle_t timer;
     at_handle_t step; /* the scheduled step, if any */
     at__waitq_t *wq;
@@ -113,6 +115,7 @@ __attribute__((constructor)) static void tasks_init(void)
 }
 
 static void fut_cancel_hook(at_future_t *fut, void *arg);
+static void task_wake(at_task_t *t, int code);
 
 static tloop_t *tloop_find(at_loop_t *loop, bool create)
 {
@@ -283,6 +286,15 @@ static void task_finish(at_task_t *t)
     }
     t->ended = true;
     unlink_task(t);
+    at_task_t *j = t->joiner;
+    if (j) {
+        /* The joiner learns straight away (no done callback round trip). */
+        t->joiner = NULL;
+        j->joining = NULL;
+        if (j->state == AT_TASK_WAITING) {
+            task_wake(j, 0);
+        }
+    }
     task_unref_internal(t); /* the reference the task held on itself while alive */
 }
 
@@ -676,6 +688,15 @@ AT__AWAIT_TEXT int at_await_timeout(at_future_t *fut, uint64_t timeout_ms, void 
     return await_impl(fut, timeout_ms, value, AT_WAIT_FUTURE, fut->id);
 }
 
+static bool detach_join(at_task_t *t)
+{
+    if (t->joining) {
+        t->joining->joiner = NULL;
+        t->joining = NULL;
+    }
+    return true;
+}
+
 AT__AWAIT_TEXT int at_task_join(at_task_t *task, void **result)
 {
     at_task_t *t = at__task_current();
@@ -685,7 +706,20 @@ AT__AWAIT_TEXT int at_task_join(at_task_t *task, void **result)
     if (t == task) {
         return AT_EDEADLK;
     }
-    return await_impl(task->fut, UINT64_MAX, result, AT_WAIT_TASK, task->id);
+    if (task->ended || task->joiner) {
+        /* Ended, or someone else is the direct joiner: through the future. */
+        return await_impl(task->fut, UINT64_MAX, result, AT_WAIT_TASK, task->id);
+    }
+    if (take_cancel(t)) {
+        return AT_ECANCELED;
+    }
+    task->joiner = t;
+    t->joining = task;
+    int rc = task_suspend(t, AT_WAIT_TASK, task->id, detach_join);
+    if (rc != 0) {
+        return rc;
+    }
+    return at_future_result(task->fut, result);
 }
 
 AT__AWAIT_TEXT int at_gather(at_future_t *const *futs, size_t n, at_error_t **first_error)
@@ -1086,6 +1120,10 @@ static void tasks_close(at_loop_t *loop)
         /* Undo the wait (its callbacks hold references), drop the stack. */
         if (t->state == AT_TASK_WAITING && t->detach) {
             t->detach(t);
+        }
+        if (t->joiner) {
+            t->joiner->joining = NULL; /* destroyed next; nothing to wake */
+            t->joiner = NULL;
         }
         if (t->step.slot_ && at_handle_cancel(loop, t->step)) {
             task_unref_internal(t); /* the step that will not run */
