@@ -196,6 +196,10 @@ void at__slot_put(at_loop_t *loop, at__slot_t *s);
 /* Appends a filled slot to the ready queue (state READY) and makes sure the
  * batch will run. Loop thread. */
 void at__ready_push(at_loop_t *loop, at__slot_t *s);
+/* The frame of the ready-queue dispatcher running on this thread (0: none):
+ * creation-stack walks stop there instead of walking into libuv. */
+extern __thread uintptr_t at__walk_stop __attribute__((tls_model("initial-exec")));
+
 /* Records the creation stack in debug mode (skips frames inside the library
  * up to the caller whose return address is `ra`). */
 void at__capture_site(void **stack, uint8_t *nstack, void *ra);

@@ -133,6 +133,8 @@ static void check_cb(uv_check_t *h)
         return;
     }
     size_t budget = loop->nready > AT__READY_BUDGET ? loop->nready : AT__READY_BUDGET;
+    uintptr_t prev_stop = at__walk_stop;
+    at__walk_stop = (uintptr_t)__builtin_frame_address(0);
     while (budget > 0 && !loop->stop_requested) {
         at__slot_t *s = ready_pop(loop);
         if (!s)
@@ -144,6 +146,7 @@ static void check_cb(uv_check_t *h)
         }
         dispatch(loop, s);
     }
+    at__walk_stop = prev_stop;
     if (!loop->ready_head)
         ready_deactivate(loop);
 }
