@@ -112,6 +112,7 @@ struct at_loop {
     at__slot_t *ready_head, *ready_tail;
     size_t nready;
     bool ready_active;
+    uint64_t ready_since_ns; /* when the queue last became non-empty (loop lag) */
     uv_idle_t idle;   /* makes the poll not block while work is ready */
     uv_check_t check; /* runs the ready batch right after the poll phase */
     /* recycled slots */
