@@ -412,6 +412,10 @@ bool at_handle_cancel(at_loop_t *loop, at_handle_t handle)
         s->state = AT__SLOT_CANCELLED; /* skipped (and recycled) when popped */
         s->gen++;
         return true;
+    case AT__SLOT_INFLIGHT: /* posted by another thread, not drained yet: skipped then */
+        s->state = AT__SLOT_CANCELLED;
+        s->gen++;
+        return true;
     case AT__SLOT_TIMER:
         heap_remove(loop, s);
         at__slot_put(loop, s);
