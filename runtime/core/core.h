@@ -112,6 +112,7 @@ struct at_loop {
     at__slot_t *ready_head, *ready_tail;
     size_t nready;
     bool ready_active;
+    uint64_t ready_since_ns; /* when the queue last became non-empty (loop lag) */
     uv_idle_t idle;   /* makes the poll not block while work is ready */
     uv_check_t check; /* runs the ready batch right after the poll phase */
     /* recycled slots */
@@ -196,6 +197,10 @@ void at__slot_put(at_loop_t *loop, at__slot_t *s);
 /* Appends a filled slot to the ready queue (state READY) and makes sure the
  * batch will run. Loop thread. */
 void at__ready_push(at_loop_t *loop, at__slot_t *s);
+/* The frame of the ready-queue dispatcher running on this thread (0: none):
+ * creation-stack walks stop there instead of walking into libuv. */
+extern __thread uintptr_t at__walk_stop __attribute__((tls_model("initial-exec")));
+
 /* Records the creation stack in debug mode (skips frames inside the library
  * up to the caller whose return address is `ra`). */
 void at__capture_site(void **stack, uint8_t *nstack, void *ra);

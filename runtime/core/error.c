@@ -44,10 +44,19 @@ static at_error_t at__error_nomem = {
     .is_static = true,
 };
 
+__thread uintptr_t at__walk_stop __attribute__((tls_model("initial-exec")));
+/* loopmon's stack bounds, read on every debug-mode capture: initial-exec (one
+ * %fs-relative load, libasynctop is loaded at start-up) instead of a
+ * __tls_get_addr call. */
+extern __thread at__stack_bounds_t at__stack_bounds __attribute__((tls_model("initial-exec")));
+
 /* The frame-pointer walk of loopmon's at__stack_capture, bounded the same
- * way (at__stack_bounds), but starting at the frame that returns to `ra` and
- * writing straight into the destination: debug mode pays for this on every
- * call-soon, so no temporary copy and no search afterwards. */
+ * way (at__stack_bounds), but starting at the frame that returns to `ra`,
+ * writing straight into the destination (debug mode pays for this on every
+ * call-soon: no temporary copy, no search afterwards), and stopping at the
+ * ready-queue dispatcher's frame (at__walk_stop): above it are libuv's
+ * frames, which have no frame pointers, and the same at_loop_run for every
+ * callback. */
 __attribute__((noinline, no_sanitize("address"))) void at__capture_site(void **stack,
                                                                         uint8_t *nstack, void *ra)
 {
@@ -57,12 +66,12 @@ __attribute__((noinline, no_sanitize("address"))) void at__capture_site(void **s
         return;
     if (AT__UNLIKELY(at__stack_bounds.hi == 0) && at__stack_bounds_init() != 0)
         return;
-    uintptr_t lo = at__stack_bounds.lo, hi = at__stack_bounds.hi;
+    uintptr_t lo = at__stack_bounds.lo, hi = at__stack_bounds.hi, stop = at__walk_stop;
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
     int n = 0, skipped = 0;
     bool found = false;
     while (n < AT_STACK_MAX) {
-        if (fp < lo || fp > hi - 16 || (fp & 7) != 0)
+        if (fp < lo || fp > hi - 16 || (fp & 7) != 0 || fp == stop)
             break;
         const uintptr_t *f = (const uintptr_t *)fp;
         uintptr_t next = f[0], ret = f[1];

@@ -81,8 +81,10 @@ static void after_work_cb(uv_work_t *req, int status)
     } else {
         at__site_t *site = loop->mon ? at__loop_site(loop, (void *)w->fn, w->name) : NULL;
         at__cb_t cb;
-        if (site)
+        if (site) {
+            at__mon_chain_break(loop->mon); /* libuv ran code since the last callback */
             at__cb_begin(loop->mon, &cb, site, AT__CB_EXECUTOR);
+        }
         if (w->err) {
             at_future_set_error(fut, w->err);
             w->err = NULL;

@@ -60,6 +60,7 @@ static void check_cb(uv_check_t *h);
 static void ready_activate(at_loop_t *loop)
 {
     loop->ready_active = true;
+    loop->ready_since_ns = at__now_ns();
     uv_idle_start(&loop->idle, idle_cb);
     uv_check_start(&loop->check, check_cb);
 }
@@ -133,6 +134,12 @@ static void check_cb(uv_check_t *h)
         return;
     }
     size_t budget = loop->nready > AT__READY_BUDGET ? loop->nready : AT__READY_BUDGET;
+    /* The poll happened since the last callback: do not bill it to the next
+     * one. Loop lag: how long the oldest ready work waited for this batch. */
+    at__mon_chain_break(loop->mon);
+    at__mon_lag(loop->mon, loop->ready_since_ns, at__now_ns());
+    uintptr_t prev_stop = at__walk_stop;
+    at__walk_stop = (uintptr_t)__builtin_frame_address(0);
     while (budget > 0 && !loop->stop_requested) {
         at__slot_t *s = ready_pop(loop);
         if (!s)
@@ -144,8 +151,11 @@ static void check_cb(uv_check_t *h)
         }
         dispatch(loop, s);
     }
+    at__walk_stop = prev_stop;
     if (!loop->ready_head)
         ready_deactivate(loop);
+    else
+        loop->ready_since_ns = at__now_ns(); /* the rest waits for the next batch */
 }
 
 /* ---- the thread check ------------------------------------------------------- */
@@ -284,10 +294,15 @@ static void timer_rearm(at_loop_t *loop)
 static void timer_cb(uv_timer_t *h)
 {
     at_loop_t *loop = h->data;
-    uint64_t now = uv_now(loop->uv);
+    if (AT__UNLIKELY(atomic_load_explicit(&loop->closing, memory_order_relaxed)))
+        return; /* at_loop_close drops the timers */
+    uint64_t now = uv_now(loop->uv), now_ns = 0;
     while (loop->heap_len > 0 && loop->heap[0]->when <= now) {
         at__slot_t *s = loop->heap[0];
         heap_remove(loop, s);
+        if (!now_ns)
+            now_ns = at__now_ns();
+        at__mon_lag(loop->mon, s->when * 1000000u, now_ns); /* how late the timer fired */
         at__ready_push(loop, s);
     }
     timer_rearm(loop);
@@ -395,6 +410,10 @@ bool at_handle_cancel(at_loop_t *loop, at_handle_t handle)
     switch (s->state) {
     case AT__SLOT_READY:
         s->state = AT__SLOT_CANCELLED; /* skipped (and recycled) when popped */
+        s->gen++;
+        return true;
+    case AT__SLOT_INFLIGHT: /* posted by another thread, not drained yet: skipped then */
+        s->state = AT__SLOT_CANCELLED;
         s->gen++;
         return true;
     case AT__SLOT_TIMER:
@@ -586,15 +605,18 @@ int at_loop_run(at_loop_t *loop, at_run_mode_t mode)
          * handles finish closing in this run's first iteration). */
         if (atomic_load_explicit(&loop->closing, memory_order_relaxed))
             return AT_ECLOSING;
-        if (!at__on_loop_thread(loop)) {
-            at__mon_t *m;
-            int r = at__mon_create(loop->uv, &m);
-            if (r < 0)
-                return r;
-            at__mon_close(loop->mon);
-            loop->mon = m;
+        if (!at__on_loop_thread(loop) || !loop->mon) {
+            /* One monitor per uv loop: the old one goes first. */
+            if (loop->mon)
+                at__mon_close(loop->mon);
+            loop->mon = NULL;
             memset(loop->site_cache, 0, sizeof loop->site_cache);
             atomic_store_explicit(&loop->thread, pthread_self(), memory_order_relaxed);
+            int r = at__mon_create(loop->uv, &loop->mon);
+            if (r < 0) {
+                loop->mon = NULL; /* the next run tries again */
+                return r;
+            }
         }
         loop->ran = true;
     }

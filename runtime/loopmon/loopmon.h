@@ -28,29 +28,31 @@
 
 /* ==== Clock ============================================================================== */
 
-/* Parameters of the TSC clock; written once by the layer's initialisation (a constructor),
- * read-only afterwards. Not for direct use: call at__now_ns(). */
+/* Parameters of the TSC clock; written once, by the first at__now_ns() call 5 ms or more
+ * after load (the calibration window), then published by use_tsc (release); read-only
+ * afterwards. Not for direct use: call at__now_ns(). */
 typedef struct at__clock {
-    uint64_t tsc0; /* TSC at the anchor */
-    uint64_t ns0;  /* CLOCK_MONOTONIC ns at the anchor */
-    uint64_t mult; /* ns per tick, as a 32.32 fixed-point number */
-    int use_tsc;   /* 1 on x86_64 with constant+nonstop TSC, after calibration */
+    uint64_t tsc0;       /* TSC at the anchor */
+    uint64_t ns0;        /* CLOCK_MONOTONIC ns at the anchor */
+    uint64_t mult;       /* ns per tick, as a 32.32 fixed-point number */
+    _Atomic int use_tsc; /* 1 on x86_64 with an invariant TSC, once calibrated */
 } at__clock_t;
 extern at__clock_t at__clock;
 
-/* CLOCK_MONOTONIC in ns through clock_gettime; the fallback of at__now_ns(). Any thread. */
+/* CLOCK_MONOTONIC in ns through clock_gettime; the fallback of at__now_ns(), which also
+ * finishes the TSC calibration when its window has passed. Any thread. */
 uint64_t at__now_ns_slow(void);
 
 /* Monotonic time in nanoseconds, in the CLOCK_MONOTONIC domain (same origin as
  * clock_gettime(CLOCK_MONOTONIC) and uv_hrtime(), within a few microseconds; the TSC rate is
- * calibrated against CLOCK_MONOTONIC at start-up, so the two drift apart by at most ~1e-5
- * of elapsed time: use one clock for both ends of a duration). About 9 ns (rdtsc) on
- * x86_64 with a constant, nonstop TSC, else clock_gettime (about 20 ns). Any thread, never
- * fails, never a syscall on the TSC path. */
+ * calibrated against CLOCK_MONOTONIC over the first >= 5 ms after load, so the two drift
+ * apart by ~1e-5 of elapsed time at most: use one clock for both ends of a duration).
+ * About 10 ns (rdtsc) on x86_64 with an invariant TSC, else (and during the first 5 ms)
+ * clock_gettime (about 20 ns). Any thread, never fails, no syscall on the TSC path. */
 static inline uint64_t at__now_ns(void)
 {
 #if defined(__x86_64__)
-    if (AT__LIKELY(at__clock.use_tsc)) {
+    if (AT__LIKELY(atomic_load_explicit(&at__clock.use_tsc, memory_order_acquire))) {
         uint64_t t = __rdtsc();
         return at__clock.ns0 +
                (uint64_t)(((unsigned __int128)(t - at__clock.tsc0) * at__clock.mult) >> 32);
@@ -268,6 +270,7 @@ typedef struct at__cb {
 
 /* The "now running" record, published with a seqlock (see at__mon_running_read). */
 typedef struct at__running {
+    int has_task; /* writer-private: task fields are nonzero (saves loads on the hot path) */
     _Atomic uint32_t seq;                            /* odd while being written */
     _Atomic(at__site_t *) site;                      /* NULL: no callback running */
     _Atomic uint64_t since_ns;                       /* when it started */
@@ -301,7 +304,7 @@ typedef struct at__mon {
     _Atomic uint64_t iterations; /* loop iterations (prepare phase count) */
     _Atomic uint64_t poll_ns;    /* time blocked polling (prepare->check minus callbacks) */
     _Atomic uint64_t poll_max_ns;
-    _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled every iteration */
+    _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled at most every 1 ms */
     _Atomic uint64_t lag_max_ns;
     at__hist_t lag; /* loop lag: how late ready work / timers start */
     at__running_t running;
@@ -327,6 +330,7 @@ typedef struct at__mon {
     uv_prepare_t prepare_h;
     uv_check_t check_h;
     uint64_t prepare_ns, cb_at_prepare_ns; /* last prepare time, busy_ns then */
+    uint64_t idle_sampled_ns;              /* last uv_metrics_idle_time sample */
     int open_handles;
     int closing;
     _Atomic int refs;
@@ -337,7 +341,8 @@ typedef struct at__mon {
  * loop (its pthread id, kernel tid and stack bounds are recorded). Installs the metrics:
  * unref'd prepare and check handles (they never keep the loop alive) and
  * UV_METRICS_IDLE_TIME. Registers the monitor in the process-wide registry. Returns 0 and
- * *out, or -ENOMEM, or a libuv error from the handle initialisation. */
+ * *out, -EEXIST if the loop already has a monitor (at__mon_find gives it), -ENOMEM, or a
+ * libuv error from the handle initialisation. */
 int at__mon_create(uv_loop_t *loop, at__mon_t **out);
 
 /* Start closing a monitor: closes its handles (as uv_close does, the caller must let the
@@ -400,7 +405,6 @@ void at__mon_slow_cb(at__mon_t *m, at__cb_t *cb, uint64_t excl_ns, uint64_t end_
 
 /* Seqlock write of the "now running" record (site NULL = nothing running). Loop thread;
  * used by at__cb_begin/end. Readers use at__mon_running_read. */
-
 static inline void at__running_publish(at__running_t *r, at__site_t *site, uint64_t since,
                                        uint64_t task_id, const char *task_name, unsigned kind)
 {
@@ -411,6 +415,7 @@ static inline void at__running_publish(at__running_t *r, at__site_t *site, uint6
     atomic_store_explicit(&r->since_ns, since, memory_order_relaxed);
     atomic_store_explicit(&r->kind, kind, memory_order_relaxed);
     if (AT__UNLIKELY(task_id != 0 || task_name != NULL)) {
+        r->has_task = 1;
         atomic_store_explicit(&r->task_id, task_id, memory_order_relaxed);
         uint64_t w[AT__EV_TASK_MAX / 8] = {0};
         if (task_name) {
@@ -420,8 +425,8 @@ static inline void at__running_publish(at__running_t *r, at__site_t *site, uint6
         }
         for (size_t i = 0; i < AT__EV_TASK_MAX / 8; i++)
             atomic_store_explicit(&r->task_name[i], w[i], memory_order_relaxed);
-    } else if (atomic_load_explicit(&r->task_id, memory_order_relaxed) != 0 ||
-               atomic_load_explicit(&r->task_name[0], memory_order_relaxed) != 0) {
+    } else if (AT__UNLIKELY(r->has_task)) {
+        r->has_task = 0;
         atomic_store_explicit(&r->task_id, 0, memory_order_relaxed);
         atomic_store_explicit(&r->task_name[0], 0, memory_order_relaxed);
     }
@@ -541,7 +546,7 @@ int at__mon_running_read(const at__mon_t *m, at__running_snap_t *out);
 typedef struct at__mon_stats {
     uint64_t iterations, callbacks, slow_count;
     uint64_t busy_ns; /* in callbacks */
-    uint64_t idle_ns; /* uv_metrics_idle_time (blocked in the kernel's poll) */
+    uint64_t idle_ns; /* uv_metrics_idle_time (blocked in poll; <= 1 ms old) */
     uint64_t poll_ns; /* prepare->check minus callbacks run in between */
     uint64_t poll_max_ns;
     uint64_t lag_max_ns;
@@ -604,7 +609,12 @@ int at__stack_bounds_init(void);
 /* Walk frame pointers from fp, writing up to max raw return addresses (innermost first).
  * Stops at the first frame pointer outside [lo, hi - 16), misaligned, or not strictly
  * above the previous one, or at a zero return address: garbage never makes it fault.
- * Returns the number written. Async-signal-safe; pure apart from reading the stack. */
+ * Returns the number written. Async-signal-safe; pure apart from reading the stack.
+ * To sample a thread from a signal handler running on it (the exporter's "where is the loop
+ * stuck"): take fp from the interrupted context (ucontext's REG_RBP), and the bounds from
+ * at__stack_bounds (the stack it was running on: the thread's, or the coroutine's the tasks
+ * layer set), read inside the handler; at__stack_bounds_init must have run on that thread
+ * first (at__mon_create does it for the loop thread). */
 int at__stack_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, void **out, int max);
 
 /* Capture the calling thread's stack: up to max return addresses, innermost first, after

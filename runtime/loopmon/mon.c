@@ -128,7 +128,12 @@ static void on_check(uv_check_t *h)
             at__log(AT__LOG_DEBUG, "poll took %.3f ms (loop %llu)", (double)blocked / 1e6,
                     (unsigned long long)m->id);
     }
-    atomic_store_explicit(&m->idle_ns, uv_metrics_idle_time(m->loop), memory_order_relaxed);
+    /* uv_metrics_idle_time takes a libuv-internal mutex: sample it at most every 1 ms (and
+     * always after a poll that blocked), not on every iteration of a busy loop. */
+    if (now - m->idle_sampled_ns >= 1000000u || now - m->prepare_ns >= 1000000u) {
+        m->idle_sampled_ns = now;
+        atomic_store_explicit(&m->idle_ns, uv_metrics_idle_time(m->loop), memory_order_relaxed);
+    }
     if (m->chain_enabled && m->cur == NULL) {
         m->chain_ns = now;
         m->chain_time = m->loop->time;
@@ -138,6 +143,8 @@ static void on_check(uv_check_t *h)
 int at__mon_create(uv_loop_t *loop, at__mon_t **out)
 {
     assert(loop && out);
+    if (at__mon_find(loop) != NULL)
+        return -EEXIST;
     at__mon_t *m = calloc(1, sizeof *m);
     if (!m)
         return -ENOMEM;

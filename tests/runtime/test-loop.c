@@ -181,8 +181,8 @@ static void test_stop_and_modes(void **state)
     ran = 0;
     assert_int_equal(at_call_soon(loop, stop_cb, NULL, NULL, NULL), 0);
     assert_int_equal(at_call_soon(loop, count_cb, NULL, NULL, NULL), 0);
-    at_loop_run(loop, AT_RUN_DEFAULT);
-    assert_int_equal(ran, 1); /* stopped before the second callback */
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 1); /* stopped, work pending */
+    assert_int_equal(ran, 1);                               /* stopped before the second callback */
     assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
     assert_int_equal(ran, 2);
     assert_int_equal(at_call_soon(loop, reenter_cb, NULL, NULL, NULL), 0);
@@ -254,6 +254,32 @@ static void test_threadsafe_many_threads(void **state)
     assert_int_equal(ts.out_of_order, 0);
     for (int i = 0; i < TS_THREADS; i++)
         assert_int_equal(ts.last[i], TS_CALLS);
+    close_clean(ts.loop);
+}
+
+/* A threadsafe call cancelled on the loop thread before the loop drained it. */
+static void *post_one(void *p)
+{
+    at_handle_t *h = p;
+    assert_int_equal(at_call_soon_threadsafe(ts.loop, count_cb, NULL, "posted", h), 0);
+    return NULL;
+}
+
+static void test_threadsafe_cancel_before_drain(void **state)
+{
+    (void)state;
+    memset(&ts, 0, sizeof ts);
+    assert_int_equal(at_loop_new(&ts.loop, NULL), 0);
+    at_handle_t h;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, post_one, &h), 0);
+    pthread_join(th, NULL);
+    ran = 0;
+    assert_true(at_handle_pending(ts.loop, h));
+    assert_true(at_handle_cancel(ts.loop, h));
+    assert_false(at_handle_cancel(ts.loop, h));
+    assert_int_equal(at_loop_run(ts.loop, AT_RUN_NOWAIT), 0);
+    assert_int_equal(ran, 0);
     close_clean(ts.loop);
 }
 
@@ -629,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_chain_and_fairness),
         cmocka_unit_test(test_stop_and_modes),
         cmocka_unit_test(test_threadsafe_many_threads),
+        cmocka_unit_test(test_threadsafe_cancel_before_drain),
         cmocka_unit_test(test_run_and_wait),
         cmocka_unit_test(test_await_threadsafe),
         cmocka_unit_test(test_wrong_thread_refused),
