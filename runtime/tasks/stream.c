@@ -382,7 +382,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         s->rbuf = NULL;
         s->rdone = true;
-        at__waitq_wake_one(&s->readers, NULL);
+        at__waitq_wake_one_now(&s->readers, NULL);
     }
 }
 

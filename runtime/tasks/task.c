@@ -298,6 +298,10 @@ static void task_finish(at_task_t *t)
     task_unref_internal(t); /* the reference the task held on itself while alive */
 }
 
+/* The task may end and be freed before its step's timing ends (which may
+ * report it as slow): loopmon gets this copy of the name. */
+static __thread char step_name[48] __attribute__((tls_model("initial-exec")));
+
 /* Runs one step of `t` on this thread's stack: switch in, until it awaits or
  * ends. Called from a loop callback (whose timing we attribute to the task). */
 static void task_run(at_task_t *t)
@@ -308,17 +312,17 @@ static void task_run(at_task_t *t)
         /* This callback is the task's step: time it under the task's function
          * and name, so a slow step names the task. */
         at__cb_t *cb = m->cur;
-        /* The task may end and be freed before the callback's timing ends
-         * (which may report it as slow): lend loopmon a copy of the name. */
-        static __thread char step_name[sizeof t->name] __attribute__((tls_model("initial-exec")));
-        memcpy(step_name, t->name, sizeof step_name);
-        cb->kind = AT__CB_TASK_STEP;
-        cb->task_id = t->id;
-        cb->task_name = step_name;
-        if (t->site) {
-            cb->site = t->site;
+        if (cb->task_id != t->id) { /* not begun as this task's step already */
+            memcpy(step_name, t->name, sizeof step_name);
+            cb->kind = AT__CB_TASK_STEP;
+            cb->task_id = t->id;
+            cb->task_name = step_name;
+            if (t->site) {
+                cb->site = t->site;
+            }
+            at__running_publish(&m->running, cb->site, cb->start_ns, t->id, t->name,
+                                AT__CB_TASK_STEP);
         }
-        at__running_publish(&m->running, cb->site, cb->start_ns, t->id, t->name, AT__CB_TASK_STEP);
         t0 = cb->start_ns; /* the step's start: no clock read of our own */
     }
     t->state = AT_TASK_RUNNING;
@@ -919,6 +923,42 @@ bool at__waitq_wake_one(at__waitq_t *q, void *value)
     t->wake_code = 0;
     if (schedule_step(t) != 0) {
         at__log(AT__LOG_ERROR, "task '%s': out of memory scheduling its wake-up", t->name);
+    }
+    return true;
+}
+
+bool at__waitq_wake_one_now(at__waitq_t *q, void *value)
+{
+    at__waiter_t *w = q->head;
+    if (!w) {
+        return false;
+    }
+    at_task_t *t = w->task;
+    at__mon_t *m = t->loop->mon;
+    if (at__coro_current() != NULL || !m || m->cur) {
+        return at__waitq_wake_one(q, value); /* not from a bare libuv callback */
+    }
+    at__waitq_remove(q, w);
+    w->value = value;
+    t->wq = NULL;
+    t->waiter = NULL;
+    t->detach = NULL;
+    t->wake_code = 0;
+    t->state = AT_TASK_READY;
+    /* Run the step right here, timed as a step of its own (the libuv
+     * callback we are in is not timed). */
+    at__site_t *site = t->site ? t->site : at__loop_site(t->loop, (void *)step_cb, NULL);
+    at__cb_t cb;
+    if (site) {
+        at__mon_chain_break(m); /* libuv did work since the last callback */
+        memcpy(step_name, t->name, sizeof step_name);
+        at__cb_begin_full(m, &cb, site, AT__CB_TASK_STEP, t->id, step_name, NULL, 0);
+    }
+    t->refs++;
+    task_run(t);
+    task_unref_internal(t);
+    if (site) {
+        at__cb_end(m, &cb);
     }
     return true;
 }

@@ -37,6 +37,12 @@ bool at__waitq_wake_one(at__waitq_t *q, void *value);
  * streams of `loop` still open. Called by the loop-close hook. */
 void at__streams_close(at_loop_t *loop);
 
+/* Like at__waitq_wake_one, but from a bare libuv callback (I/O completion:
+ * no timed callback running, not in a coroutine) the task's step runs right
+ * away, timed as a task step, instead of a ready-queue round trip. Elsewhere
+ * it is at__waitq_wake_one. Loop thread. */
+bool at__waitq_wake_one_now(at__waitq_t *q, void *value);
+
 /* Ids for primitives (one sequence per process, for the inspector). */
 uint64_t at__tasks_next_object_id(void);
 
