@@ -2,8 +2,11 @@
  * every kind of await point, the three reports, 100k pending, suspension stacks. */
 #include "test-core-util.h"
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core.h"
 #include "loopmon.h"
@@ -756,6 +759,60 @@ static void test_slow_step_names_task(void **state)
     capture_end();
 }
 
+/* ---- stack overflow in a task (death test in a forked child) ---------------- */
+
+static volatile int overflow_limit = 1 << 30;
+
+__attribute__((noinline)) static int recurse(int d)
+{
+    volatile char pad[512];
+    pad[0] = (char)d;
+    int r = d < overflow_limit ? recurse(d + 1) : 0;
+    return r + pad[0];
+}
+
+static int overflows(void *arg, void **result)
+{
+    return recurse(0);
+}
+
+static void test_stack_overflow_names_task(void **state)
+{
+    if (RUNNING_ON_VALGRIND) {
+        skip();
+    }
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pipefd[0]);
+        dup2(pipefd[1], STDERR_FILENO);
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        at_loop_t *loop = loop_new();
+        at_task_opts_t o = {.name = "runaway-parser", .stack_size = 64 * 1024};
+        at_task_spawn(loop, overflows, NULL, &o, NULL);
+        at_loop_run(loop, AT_RUN_DEFAULT);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char out[2048];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(pipefd[0], out + n, sizeof out - 1 - n)) > 0) {
+        n += (size_t)r;
+    }
+    out[n] = '\0';
+    close(pipefd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_contains(out, "stack overflow in task 'runaway-parser'");
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -771,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_100k_pending_tasks),
         cmocka_unit_test(test_suspension_stack),
         cmocka_unit_test(test_slow_step_names_task),
+        cmocka_unit_test(test_stack_overflow_names_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
