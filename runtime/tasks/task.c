@@ -16,7 +16,8 @@ typedef struct tloop {
     at_loop_t *loop;
     at_task_t *head, *tail; /* tasks that have not ended, oldest first */
     size_t ntasks;
-    at_coro_t *coros; /* deferred coroutine objects not used yet */
+    at_coro_t *coros;  /* deferred coroutine objects not used yet */
+    at_task_t *failed; /* ended with an error, still referenced (reported at close if unread) */
     struct tloop *next;
 } tloop_t;
 
@@ -30,8 +31,9 @@ struct at_task {
     bool cancel_pending; /* deliver AT_ECANCELED at the next await point */
     bool finishing;      /* completing its future: ignore the cancel hook */
     bool ended;
-    int rc;        /* what fn returned */
-    int wake_code; /* why the current wait ended: 0, AT_ECANCELED, AT_ETIMEDOUT */
+    bool in_failed; /* on tl->failed (linked through prev/next) */
+    int rc;         /* what fn returned */
+    int wake_code;  /* why the current wait ended: 0, AT_ECANCELED, AT_ETIMEDOUT */
     at_loop_t *loop;
     tloop_t *tl;
     at_future_t *fut;
@@ -197,9 +199,26 @@ static void report_never_retrieved(at_task_t *t)
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
+static void failed_unlink(at_task_t *t)
+{
+    if (t->prev) {
+        t->prev->next = t->next;
+    } else {
+        t->tl->failed = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+    t->prev = t->next = NULL;
+    t->in_failed = false;
+}
+
 static void task_free(at_task_t *t)
 {
     assert(t->ended);
+    if (t->in_failed) {
+        failed_unlink(t);
+    }
     if (t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved && t->fut->refs == 1) {
         report_never_retrieved(t);
     }
@@ -286,6 +305,15 @@ static void task_finish(at_task_t *t)
     }
     t->ended = true;
     unlink_task(t);
+    if (t->state == AT_TASK_FAILED) {
+        /* Until its last reference goes: reported at loop close if unread. */
+        t->next = t->tl->failed;
+        if (t->next) {
+            t->next->prev = t;
+        }
+        t->tl->failed = t;
+        t->in_failed = true;
+    }
     at_task_t *j = t->joiner;
     if (j) {
         /* The joiner learns straight away (no done callback round trip). */
@@ -1185,6 +1213,15 @@ static void tasks_close(at_loop_t *loop)
         t->ended = true;
         unlink_task(t);
         task_unref_internal(t);
+    }
+    /* Failed tasks still referenced whose error nobody read: reported in the
+     * task's words (core would say "Future exception" at its own step). */
+    while (tl->failed) {
+        at_task_t *t = tl->failed;
+        failed_unlink(t);
+        if (t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved) {
+            report_never_retrieved(t);
+        }
     }
     at__streams_close(loop);
     for (tloop_t **p = &tloops; *p; p = &(*p)->next) {

@@ -484,6 +484,29 @@ static void test_sync_primitives(void **state)
 VISIBLE int raising_function(void *arg, void **result);
 VISIBLE void spawning_function(at_loop_t *loop);
 VISIBLE void coro_making_function(at_loop_t *loop, at_coro_t **out);
+static void test_report_never_retrieved_at_close(void **state)
+{
+    capture_begin();
+    at_loop_t *loop = loop_new();
+    at_task_t *t;
+    at_task_opts_t o = {.name = "held-bug"};
+    assert_int_equal(at_task_spawn(loop, raising_function, NULL, &o, &t), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    /* Held, failed, unread: nothing yet (someone may still read it). */
+    assert_not_contains(capture_text(), "never retrieved");
+    at_close_report_t rep;
+    assert_int_equal(at_loop_close(loop, &rep), 0);
+    assert_int_equal(rep.unretrieved_errors, 0); /* reported as a task, not as a future */
+    at_task_unref(t);                            /* and only once */
+    const char *log = capture_text();
+    const char *first = strstr(log, "Task exception was never retrieved");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "Task exception was never retrieved"));
+    assert_contains(log, "name='held-bug'");
+    assert_not_contains(log, "Future exception was never retrieved");
+    capture_end();
+}
+
 VISIBLE int waits_forever(void *arg, void **result);
 VISIBLE void pending_spawner(at_loop_t *loop, at_event_t *ev);
 
@@ -823,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_cancel_before_start),
         cmocka_unit_test(test_sync_primitives),
         cmocka_unit_test(test_report_never_retrieved),
+        cmocka_unit_test(test_report_never_retrieved_at_close),
         cmocka_unit_test(test_report_destroyed_pending_and_never_awaited),
         cmocka_unit_test(test_deferred_coro_used),
         cmocka_unit_test(test_100k_pending_tasks),
