@@ -1,0 +1,385 @@
+/* bench_task.c: tasks — spawn, run and join a task that yields once; the
+ * resident memory of a pending task (100k waiting on one event). */
+#include "bench.h"
+
+#include <time.h>
+
+#include <stdio.h>
+
+#include "asynctop.h"
+
+/* CPU time of this thread: on a loaded shared machine, wall time measures
+ * the neighbours; every figure of this file (and its baselines) uses this. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+#define SPAWN_ROUNDS 200000
+
+static int yield_once(void *arg, void **result)
+{
+    return at_yield();
+}
+
+static double spawn_join_ns;
+
+static int spawner(void *arg, void **result)
+{
+    at_loop_t *loop = arg;
+    uint64_t t0 = cpu_ns();
+    for (int i = 0; i < SPAWN_ROUNDS; i++) {
+        at_task_t *t;
+        if (at_task_spawn(loop, yield_once, NULL, NULL, &t) != 0 || at_task_join(t, NULL) != 0) {
+            return AT_EINVAL;
+        }
+        at_task_unref(t);
+    }
+    spawn_join_ns = (double)(cpu_ns() - t0) / SPAWN_ROUNDS;
+    return 0;
+}
+
+BENCH(task_spawn_yield_join_ns, "ns/task", "spawn + run (yields once) + join a task")
+{
+    at_loop_t *loop;
+    if (at_loop_new(&loop, NULL) != 0) {
+        return -1;
+    }
+    at_task_t *t;
+    int rc = at_task_spawn(loop, spawner, loop, NULL, &t);
+    if (rc == 0) {
+        at_loop_run(loop, AT_RUN_DEFAULT);
+        rc = at_future_result(at_task_future(t), NULL);
+        at_task_unref(t);
+    }
+    at_loop_close(loop, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "bench_task: spawn/join failed: %s\n", at_err_name(rc));
+        return -1;
+    }
+    return spawn_join_ns;
+}
+
+#define PENDING 100000
+
+static int wait_event(void *arg, void **result)
+{
+    return at_event_wait(arg);
+}
+
+BENCH(task_pending_rss_bytes, "bytes/task", "resident memory of a task waiting on an event (100k)")
+{
+    at_loop_t *loop;
+    at_event_t *ev;
+    if (at_loop_new(&loop, NULL) != 0 || at_event_new(loop, &ev) != 0) {
+        return -1;
+    }
+    size_t before = bench_rss_bytes();
+    for (int i = 0; i < PENDING; i++) {
+        if (at_task_spawn(loop, wait_event, ev, NULL, NULL) != 0) {
+            fprintf(stderr, "bench_task: spawn %d failed\n", i);
+            return -1;
+        }
+    }
+    at_loop_run(loop, AT_RUN_NOWAIT); /* every task runs to its wait */
+    size_t after = bench_rss_bytes();
+    if (at_event_waiters(ev) != PENDING) {
+        fprintf(stderr, "bench_task: only %zu tasks waiting\n", at_event_waiters(ev));
+        return -1;
+    }
+    at_event_set(ev);
+    at_loop_run(loop, AT_RUN_DEFAULT);
+    at_event_free(ev);
+    at_loop_close(loop, NULL);
+    return (double)(after - before) / PENDING;
+}
+
+/* One repetition only: later ones would reuse the heap memory the first one
+ * freed and under-count the task objects (stack pages are given back). */
+__attribute__((constructor(200))) static void pending_rss_once(void)
+{
+    bench_def_task_pending_rss_bytes.reps = 1;
+}
+
+/* ---- TCP echo: a task per connection vs raw libuv callbacks ----------------------- */
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define ECHO_CONNS 100
+#define ECHO_REQS  200 /* per connection */
+#define ECHO_MSG   64
+
+/* The client: raw libuv on its own thread, the same for both servers. */
+typedef struct echo_client_conn {
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    char buf[ECHO_MSG];
+    size_t got;
+    int reqs;
+} echo_client_conn_t;
+
+typedef struct echo_client {
+    int port;
+    int closed;
+    uint64_t t0, t1;
+    echo_client_conn_t conns[ECHO_CONNS];
+} echo_client_t;
+
+static char echo_msg[ECHO_MSG];
+
+static void ec_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    echo_client_conn_t *c = h->data;
+    b->base = c->buf + c->got;
+    b->len = ECHO_MSG - c->got;
+}
+
+static void ec_closed(uv_handle_t *h)
+{
+    echo_client_t *cl = h->loop->data;
+    if (++cl->closed == ECHO_CONNS) {
+        cl->t1 = bench_now_ns();
+    }
+}
+
+static void ec_send(echo_client_conn_t *c);
+
+static void ec_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    echo_client_conn_t *c = s->data;
+    if (n < 0) {
+        uv_close((uv_handle_t *)s, ec_closed);
+        return;
+    }
+    c->got += (size_t)n;
+    if (c->got == ECHO_MSG) {
+        c->got = 0;
+        if (++c->reqs == ECHO_REQS) {
+            uv_close((uv_handle_t *)s, ec_closed);
+        } else {
+            ec_send(c);
+        }
+    }
+}
+
+static void ec_written(uv_write_t *w, int status)
+{
+    free(w);
+}
+
+static void ec_send(echo_client_conn_t *c)
+{
+    /* A request per write: the previous one's callback may still be due. */
+    uv_buf_t b = uv_buf_init(echo_msg, ECHO_MSG);
+    uv_write_t *w = malloc(sizeof *w);
+    uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, ec_written);
+}
+
+static void ec_connected(uv_connect_t *req, int status)
+{
+    echo_client_conn_t *c = req->data;
+    if (status != 0) {
+        uv_close((uv_handle_t *)&c->tcp, ec_closed);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, ec_alloc, ec_read);
+    ec_send(c);
+}
+
+static void *echo_client_main(void *arg)
+{
+    echo_client_t *cl = arg;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loop.data = cl;
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", cl->port, &addr);
+    cl->t0 = bench_now_ns();
+    for (int i = 0; i < ECHO_CONNS; i++) {
+        echo_client_conn_t *c = &cl->conns[i];
+        uv_tcp_init(&loop, &c->tcp);
+        c->tcp.data = c;
+        c->conn.data = c;
+        uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&addr, ec_connected);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return NULL;
+}
+
+/* Server 1: a task per connection. */
+static int echo_conn_task(void *arg, void **result)
+{
+    at_stream_t *conn = arg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = at_stream_read(conn, buf, sizeof buf)) > 0) {
+        if (at_stream_write(conn, buf, (size_t)n) != 0) {
+            break;
+        }
+    }
+    at_stream_close(conn);
+    return 0;
+}
+
+static int echo_serve_task(void *arg, void **result)
+{
+    at_stream_t *server = arg;
+    for (;;) {
+        at_stream_t *conn;
+        int rc = at_stream_accept(server, &conn);
+        if (rc != 0) {
+            at_stream_close(server);
+            return rc == AT_ECANCELED ? 0 : rc;
+        }
+        at_task_spawn(at_task_loop(at_task_current()), echo_conn_task, conn, NULL, NULL);
+    }
+}
+
+static void echo_stop_server(at_loop_t *loop, void *arg)
+{
+    at_task_cancel(arg, "bench done");
+}
+
+static double echo_tasks_rps(void)
+{
+    at_loop_t *loop;
+    at_stream_t *server;
+    if (at_loop_new(&loop, NULL) != 0 || at_tcp_listen(loop, "127.0.0.1", 0, 256, &server) != 0) {
+        return -1;
+    }
+    static echo_client_t cl;
+    memset(&cl, 0, sizeof cl);
+    cl.port = at_stream_port(server);
+    at_task_t *st;
+    at_task_spawn(loop, echo_serve_task, server, NULL, &st);
+    pthread_t th;
+    uint64_t c0 = cpu_ns();
+    pthread_create(&th, NULL, echo_client_main, &cl);
+    at_loop_ref(loop); /* until the client is done */
+    while (cl.closed < ECHO_CONNS) {
+        at_loop_run(loop, AT_RUN_ONCE);
+    }
+    uint64_t c1 = cpu_ns();
+    pthread_join(th, NULL);
+    at_loop_unref(loop);
+    at_call_soon(loop, echo_stop_server, st, NULL, NULL);
+    at_loop_run(loop, AT_RUN_DEFAULT);
+    at_task_unref(st);
+    at_loop_close(loop, NULL);
+    return (double)ECHO_CONNS * ECHO_REQS / ((double)(c1 - c0) / 1e9);
+}
+
+/* Server 2: raw libuv callbacks. */
+typedef struct raw_conn {
+    uv_tcp_t tcp;
+    char buf[4096];
+} raw_conn_t;
+
+typedef struct raw_write {
+    uv_write_t req;
+    char data[];
+} raw_write_t;
+
+static void raw_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    raw_conn_t *c = h->data;
+    b->base = c->buf;
+    b->len = sizeof c->buf;
+}
+
+static void raw_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void raw_written(uv_write_t *w, int status)
+{
+    free(w);
+}
+
+static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    if (n < 0) {
+        uv_close((uv_handle_t *)s, raw_closed);
+        return;
+    }
+    if (n == 0) {
+        return;
+    }
+    /* As the task server: try the write now, queue a copy only if needed. */
+    uv_buf_t out = uv_buf_init(b->base, (unsigned)n);
+    int w = uv_try_write(s, &out, 1);
+    if (w == n) {
+        return;
+    }
+    if (w < 0) {
+        w = 0;
+    }
+    raw_write_t *rw = malloc(sizeof *rw + (size_t)(n - w));
+    memcpy(rw->data, b->base + w, (size_t)(n - w));
+    out = uv_buf_init(rw->data, (unsigned)(n - w));
+    uv_write(&rw->req, s, &out, 1, raw_written);
+}
+
+static void raw_connection(uv_stream_t *server, int status)
+{
+    raw_conn_t *c = malloc(sizeof *c);
+    uv_tcp_init(server->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) == 0) {
+        uv_read_start((uv_stream_t *)&c->tcp, raw_alloc, raw_read);
+    } else {
+        uv_close((uv_handle_t *)&c->tcp, raw_closed);
+    }
+}
+
+static double echo_raw_rps(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_tcp_t server;
+    uv_tcp_init(&loop, &server);
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    uv_tcp_bind(&server, (const struct sockaddr *)&addr, 0);
+    if (uv_listen((uv_stream_t *)&server, 256, raw_connection) != 0) {
+        return -1;
+    }
+    struct sockaddr_in bound;
+    int len = sizeof bound;
+    uv_tcp_getsockname(&server, (struct sockaddr *)&bound, &len);
+    static echo_client_t cl;
+    memset(&cl, 0, sizeof cl);
+    cl.port = ntohs(bound.sin_port);
+    pthread_t th;
+    uint64_t c0 = cpu_ns();
+    pthread_create(&th, NULL, echo_client_main, &cl);
+    while (cl.closed < ECHO_CONNS) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    uint64_t c1 = cpu_ns();
+    pthread_join(th, NULL);
+    uv_close((uv_handle_t *)&server, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return (double)ECHO_CONNS * ECHO_REQS / ((double)(c1 - c0) / 1e9);
+}
+
+/* Both echo servers are reported in requests per CPU-second of the server's
+ * thread (the client is the same raw libuv program on its own thread): on a
+ * loaded shared machine wall-clock req/s mostly measures the neighbours. */
+BENCH(task_echo_tcp_rps, "req/cpu-s", "TCP echo, 100 connections, a task per connection")
+{
+    return echo_tasks_rps();
+}
+
+BENCH(task_echo_tcp_raw_libuv_rps, "req/cpu-s", "TCP echo, 100 connections, raw libuv callbacks")
+{
+    return echo_raw_rps();
+}

@@ -1,0 +1,858 @@
+/* test-task.c: tasks on a loop — join, errors, gather, timeouts, cancellation at
+ * every kind of await point, the three reports, 100k pending, suspension stacks. */
+#include "test-core-util.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "loopmon.h"
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+#define VISIBLE __attribute__((visibility("default"), noinline))
+
+static at_loop_t *loop_new(void)
+{
+    at_loop_t *loop = NULL;
+    assert_int_equal(at_loop_new(&loop, NULL), 0);
+    return loop;
+}
+
+static void loop_close_clean(at_loop_t *loop)
+{
+    at_close_report_t rep;
+    assert_int_equal(at_loop_close(loop, &rep), 0);
+    assert_int_equal(rep.unretrieved_errors, 0);
+    assert_int_equal(rep.dropped_callbacks, 0);
+    assert_int_equal(rep.live_futures, 0);
+}
+
+/* Runs `fn` as a task to completion on a fresh loop; returns its code. */
+typedef struct main_ctx {
+    at_loop_t *loop;
+    int rc;
+    bool ran;
+} main_ctx_t;
+
+/* ---- join and results ------------------------------------------------------ */
+
+static int child_yield_then_value(void *arg, void **result)
+{
+    assert_int_equal(at_yield(), 0);
+    *result = arg;
+    return 0;
+}
+
+static int parent_joins(void *arg, void **result)
+{
+    main_ctx_t *m = arg;
+    at_task_t *child;
+    at_task_opts_t o = {.name = "child"};
+    assert_int_equal(at_task_spawn(m->loop, child_yield_then_value, (void *)0x1234, &o, &child), 0);
+    at_task_info_t info;
+    at_task_info(child, &info);
+    assert_int_equal(info.state, AT_TASK_CREATED);
+    void *r = NULL;
+    assert_int_equal(at_task_join(child, &r), 0);
+    assert_ptr_equal(r, (void *)0x1234);
+    at_task_info(child, &info);
+    assert_int_equal(info.state, AT_TASK_DONE);
+    assert_int_equal(info.steps, 2);
+    at_task_t *self = at_task_current();
+    at_task_info_t me;
+    at_task_info(self, &me);
+    assert_int_equal(info.parent_id, me.id);
+    assert_string_equal(info.name, "child");
+    at_task_unref(child);
+    m->ran = true;
+    return 0;
+}
+
+static void test_spawn_join(void **state)
+{
+    main_ctx_t m = {.loop = loop_new()};
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(m.loop, parent_joins, &m, NULL, &t), 0);
+    assert_int_equal(at_loop_run(m.loop, AT_RUN_DEFAULT), 0);
+    assert_true(m.ran);
+    assert_int_equal(at_future_state(at_task_future(t)), AT_FUTURE_DONE);
+    assert_int_equal(at_await(at_task_future(t), NULL), AT_EINVALSTATE); /* not in a task */
+    assert_int_equal(at_loop_tasks(m.loop, NULL, NULL), 0);
+    at_task_unref(t);
+    loop_close_clean(m.loop);
+}
+
+/* ---- errors through join and gather ---------------------------------------- */
+
+static int fails_einval(void *arg, void **result)
+{
+    at_yield();
+    return at_task_raise(AT_EINVAL, "bad input %d", 42);
+}
+
+static int fails_plain(void *arg, void **result)
+{
+    return AT_ENOENT;
+}
+
+static int ok_after_sleep(void *arg, void **result)
+{
+    at_sleep(1);
+    *result = arg;
+    return 0;
+}
+
+static int joins_failure(void *arg, void **result)
+{
+    main_ctx_t *m = arg;
+    at_task_t *c;
+    assert_int_equal(at_task_spawn(m->loop, fails_einval, NULL, NULL, &c), 0);
+    assert_int_equal(at_task_join(c, NULL), AT_EINVAL);
+    at_error_t *e = at_future_error(at_task_future(c));
+    assert_non_null(e);
+    assert_string_equal(at_error_message(e), "bad input 42");
+    at_task_info_t info;
+    at_task_info(c, &info);
+    assert_int_equal(info.state, AT_TASK_FAILED);
+    at_task_unref(c);
+    /* Joining a task that returned a bare code. */
+    assert_int_equal(at_task_spawn(m->loop, fails_plain, NULL, NULL, &c), 0);
+    assert_int_equal(at_task_join(c, NULL), AT_ENOENT);
+    at_task_unref(c);
+    assert_int_equal(at_task_join(at_task_current(), NULL), AT_EDEADLK);
+
+    /* gather: all run; the first failure in order is returned, all retrieved */
+    at_task_t *ts[3];
+    assert_int_equal(at_task_spawn(m->loop, ok_after_sleep, (void *)1, NULL, &ts[0]), 0);
+    assert_int_equal(at_task_spawn(m->loop, fails_einval, NULL, NULL, &ts[1]), 0);
+    assert_int_equal(at_task_spawn(m->loop, fails_plain, NULL, NULL, &ts[2]), 0);
+    at_future_t *fs[3] = {at_task_future(ts[0]), at_task_future(ts[1]), at_task_future(ts[2])};
+    at_error_t *first = NULL;
+    assert_int_equal(at_gather(fs, 3, &first), AT_EINVAL);
+    assert_non_null(first);
+    assert_string_equal(at_error_message(first), "bad input 42");
+    at_error_unref(first);
+    void *v = NULL;
+    assert_int_equal(at_future_result(fs[0], &v), 0);
+    assert_ptr_equal(v, (void *)1);
+    for (int i = 0; i < 3; i++) {
+        at_task_unref(ts[i]);
+    }
+    /* all good */
+    assert_int_equal(at_task_spawn(m->loop, ok_after_sleep, (void *)2, NULL, &ts[0]), 0);
+    fs[0] = at_task_future(ts[0]);
+    assert_int_equal(at_gather(fs, 1, NULL), 0);
+    at_task_unref(ts[0]);
+    m->ran = true;
+    return 0;
+}
+
+static void test_errors_join_gather(void **state)
+{
+    capture_begin();
+    main_ctx_t m = {.loop = loop_new()};
+    assert_int_equal(at_task_spawn(m.loop, joins_failure, &m, NULL, NULL), 0);
+    assert_int_equal(at_loop_run(m.loop, AT_RUN_DEFAULT), 0);
+    assert_true(m.ran);
+    loop_close_clean(m.loop);
+    /* every error was retrieved: no report */
+    assert_not_contains(capture_text(), "never retrieved");
+    capture_end();
+}
+
+/* ---- timeouts ------------------------------------------------------------- */
+
+static void complete_later(at_loop_t *loop, void *arg)
+{
+    at_future_set_result(arg, (void *)7, NULL);
+}
+
+static int times_out(void *arg, void **result)
+{
+    main_ctx_t *m = arg;
+    at_future_t *f;
+    assert_int_equal(at_future_new(m->loop, &f), 0);
+    assert_int_equal(at_await_timeout(f, 5, NULL), AT_ETIMEDOUT);
+    at_task_info_t info;
+    at_task_info(at_task_current(), &info);
+    assert_int_equal(info.wait_kind, AT_WAIT_NONE);
+    /* Completed before the deadline: the value, and the timer is gone. */
+    assert_int_equal(at_call_later(m->loop, 1, complete_later, f, NULL, NULL), 0);
+    void *v = NULL;
+    assert_int_equal(at_await_timeout(f, 60000, &v), 0);
+    assert_ptr_equal(v, (void *)7);
+    /* Already done: immediate. */
+    assert_int_equal(at_await_timeout(f, 0, &v), 0);
+    at_future_unref(f);
+    m->ran = true;
+    return 0;
+}
+
+static void test_timeouts(void **state)
+{
+    main_ctx_t m = {.loop = loop_new()};
+    assert_int_equal(at_task_spawn(m.loop, times_out, &m, NULL, NULL), 0);
+    assert_int_equal(at_loop_run(m.loop, AT_RUN_DEFAULT), 0); /* returns: no 60 s timer left */
+    assert_true(m.ran);
+    loop_close_clean(m.loop);
+}
+
+/* ---- cancellation at every kind of await point ------------------------------- */
+
+enum point {
+    P_FUTURE,
+    P_SLEEP,
+    P_YIELD,
+    P_JOIN,
+    P_EVENT,
+    P_LOCK,
+    P_SEM,
+    P_QGET,
+    P_QPUT,
+    P_GATHER,
+    P_N
+};
+static const char *point_names[P_N] = {"future", "sleep", "yield", "join", "event",
+                                       "lock",   "sem",   "qget",  "qput", "gather"};
+
+typedef struct cancel_ctx {
+    at_loop_t *loop;
+    enum point p;
+    at_future_t *fut;
+    at_event_t *ev;
+    at_lock_t *lock;
+    at_semaphore_t *sem;
+    at_queue_t *q;
+    at_task_t *other;
+    int seen;        /* what the await returned */
+    bool cleaned_up; /* the victim could await again after the cancel */
+    at_wait_kind_t kind_seen;
+} cancel_ctx_t;
+
+/* The "other" task: sleeps until cancelled, holding the lock if given one. */
+static int sleeper(void *arg, void **result)
+{
+    at_lock_t *lock = arg;
+    if (lock) {
+        assert_int_equal(at_lock_acquire(lock), 0);
+    }
+    int rc = at_sleep(60000);
+    if (lock) {
+        at_lock_release(lock);
+    }
+    return rc;
+}
+
+static int victim(void *arg, void **result)
+{
+    cancel_ctx_t *c = arg;
+    switch (c->p) {
+    case P_FUTURE:
+        c->seen = at_await(c->fut, NULL);
+        break;
+    case P_SLEEP:
+        c->seen = at_sleep(60000);
+        break;
+    case P_YIELD:
+        c->seen = at_yield();
+        break;
+    case P_JOIN:
+        c->seen = at_task_join(c->other, NULL);
+        break;
+    case P_EVENT:
+        c->seen = at_event_wait(c->ev);
+        break;
+    case P_LOCK:
+        c->seen = at_lock_acquire(c->lock);
+        break;
+    case P_SEM:
+        c->seen = at_semaphore_acquire(c->sem);
+        break;
+    case P_QGET: {
+        void *item;
+        c->seen = at_queue_get(c->q, &item);
+        break;
+    }
+    case P_QPUT:
+        c->seen = at_queue_put(c->q, (void *)2);
+        break;
+    case P_GATHER: {
+        at_future_t *fs[2] = {c->fut, at_task_future(c->other)};
+        c->seen = at_gather(fs, 2, NULL);
+        break;
+    }
+    default:
+        break;
+    }
+    /* Cleanup may await again: the cancellation was delivered once. */
+    c->cleaned_up = at_sleep(0) == 0;
+    return c->seen;
+}
+
+static int canceller(void *arg, void **result)
+{
+    cancel_ctx_t *c = arg;
+    at_task_t *v;
+    assert_int_equal(at_task_spawn(c->loop, victim, c, NULL, &v), 0);
+    /* Let the victim reach its await point (yield: be in the same batch). */
+    if (c->p != P_YIELD) {
+        at_sleep(1);
+        at_task_info_t info;
+        at_task_info(v, &info);
+        assert_int_equal(info.state, AT_TASK_WAITING);
+        c->kind_seen = info.wait_kind;
+    } else {
+        assert_int_equal(at_yield(), 0); /* victim is in its yield now */
+    }
+    assert_true(at_task_cancel(v, "test"));
+    assert_int_equal(at_task_join(v, NULL), AT_ECANCELED);
+    at_task_info_t info;
+    at_task_info(v, &info);
+    assert_int_equal(info.state, AT_TASK_CANCELLED);
+    assert_false(at_task_cancel(v, "again"));
+    at_task_unref(v);
+    return 0;
+}
+
+static void test_cancel_every_await_point(void **state)
+{
+    for (int p = 0; p < P_N; p++) {
+        cancel_ctx_t c = {.loop = loop_new(), .p = (enum point)p, .seen = 1};
+        assert_int_equal(at_future_new(c.loop, &c.fut), 0);
+        assert_int_equal(at_event_new(c.loop, &c.ev), 0);
+        assert_int_equal(at_lock_new(c.loop, &c.lock), 0);
+        assert_int_equal(at_semaphore_new(c.loop, 0, &c.sem), 0);
+        assert_int_equal(at_queue_new(c.loop, 1, &c.q), 0);
+        if (p == P_QPUT) {
+            assert_int_equal(at_queue_try_put(c.q, (void *)1), 0); /* full */
+        }
+        /* The other task runs first: for P_LOCK it holds the lock. */
+        assert_int_equal(
+            at_task_spawn(c.loop, sleeper, p == P_LOCK ? c.lock : NULL, NULL, &c.other), 0);
+        assert_int_equal(at_task_spawn(c.loop, canceller, &c, NULL, NULL), 0);
+        /* run until the canceller is done, then stop the sleeper */
+        while (at_loop_tasks(c.loop, NULL, NULL) > 1) {
+            at_loop_run(c.loop, AT_RUN_ONCE);
+        }
+        print_message("await point %-7s -> %s\n", point_names[p], at_err_name(c.seen));
+        assert_int_equal(c.seen, AT_ECANCELED);
+        assert_true(c.cleaned_up);
+        if (p != P_YIELD) {
+            static const at_wait_kind_t want[P_N] = {
+                AT_WAIT_FUTURE, AT_WAIT_TIMER,     AT_WAIT_YIELD, AT_WAIT_TASK,  AT_WAIT_EVENT,
+                AT_WAIT_LOCK,   AT_WAIT_SEMAPHORE, AT_WAIT_QUEUE, AT_WAIT_QUEUE, AT_WAIT_FUTURE};
+            assert_int_equal(c.kind_seen, want[p]);
+        }
+        /* The primitives hold no trace of the cancelled waiter. */
+        assert_int_equal(at_event_waiters(c.ev), 0);
+        at_task_cancel(c.other, NULL);
+        assert_int_equal(at_loop_run(c.loop, AT_RUN_DEFAULT), 0);
+        if (p == P_GATHER) {
+            assert_true(at_future_cancelled(c.fut)); /* gather cancels its children */
+        }
+        if (p == P_QPUT) {
+            void *item = NULL;
+            assert_int_equal(at_queue_try_get(c.q, &item), 0);
+            assert_ptr_equal(item, (void *)1); /* the cancelled put did not go in */
+            assert_int_equal(at_queue_size(c.q), 0);
+        }
+        at_task_unref(c.other);
+        at_future_unref(c.fut);
+        at_event_free(c.ev);
+        assert_false(at_lock_locked(c.lock));
+        at_lock_free(c.lock);
+        at_semaphore_free(c.sem);
+        at_queue_free(c.q);
+        loop_close_clean(c.loop);
+    }
+}
+
+static int never_runs(void *arg, void **result)
+{
+    *(bool *)arg = true;
+    return 0;
+}
+
+static void test_cancel_before_start(void **state)
+{
+    at_loop_t *loop = loop_new();
+    bool ran = false;
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(loop, never_runs, &ran, NULL, &t), 0);
+    assert_true(at_task_cancel(t, "early"));
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_false(ran);
+    assert_true(at_future_cancelled(at_task_future(t)));
+    /* Cancelling through the task's future cancels the task. */
+    at_task_t *t2;
+    assert_int_equal(at_task_spawn(loop, sleeper, NULL, NULL, &t2), 0);
+    at_loop_run(loop, AT_RUN_NOWAIT);
+    assert_true(at_future_cancel(at_task_future(t2), "via future"));
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    at_task_info_t info;
+    at_task_info(t2, &info);
+    assert_true(info.state == AT_TASK_CANCELLED);
+    at_task_unref(t);
+    at_task_unref(t2);
+    loop_close_clean(loop);
+}
+
+/* ---- sync primitives in action ------------------------------------------------ */
+
+typedef struct pc_ctx {
+    at_queue_t *q;
+    at_lock_t *lock;
+    at_semaphore_t *sem;
+    int inside, max_inside, sum, in_lock;
+} pc_ctx_t;
+
+static int producer(void *arg, void **result)
+{
+    pc_ctx_t *c = arg;
+    for (intptr_t i = 1; i <= 100; i++) {
+        assert_int_equal(at_queue_put(c->q, (void *)i), 0);
+    }
+    return at_queue_put(c->q, NULL);
+}
+
+static int consumer(void *arg, void **result)
+{
+    pc_ctx_t *c = arg;
+    for (;;) {
+        void *item;
+        assert_int_equal(at_queue_get(c->q, &item), 0);
+        if (!item) {
+            return 0;
+        }
+        c->sum += (int)(intptr_t)item;
+    }
+}
+
+static int limited(void *arg, void **result)
+{
+    pc_ctx_t *c = arg;
+    assert_int_equal(at_semaphore_acquire(c->sem), 0);
+    c->inside++;
+    if (c->inside > c->max_inside) {
+        c->max_inside = c->inside;
+    }
+    at_yield();
+    c->inside--;
+    at_semaphore_release(c->sem);
+    assert_int_equal(at_lock_acquire(c->lock), 0);
+    assert_int_equal(c->in_lock, 0);
+    c->in_lock++;
+    at_sleep(0);
+    c->in_lock--;
+    at_lock_release(c->lock);
+    return 0;
+}
+
+static void test_sync_primitives(void **state)
+{
+    at_loop_t *loop = loop_new();
+    pc_ctx_t c = {0};
+    assert_int_equal(at_queue_new(loop, 3, &c.q), 0);
+    assert_int_equal(at_lock_new(loop, &c.lock), 0);
+    assert_int_equal(at_semaphore_new(loop, 2, &c.sem), 0);
+    assert_int_equal(at_task_spawn(loop, consumer, &c, NULL, NULL), 0);
+    assert_int_equal(at_task_spawn(loop, producer, &c, NULL, NULL), 0);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(at_task_spawn(loop, limited, &c, NULL, NULL), 0);
+    }
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_int_equal(c.sum, 5050);
+    assert_int_equal(c.max_inside, 2);
+    assert_int_equal(at_semaphore_value(c.sem), 2);
+    assert_false(at_lock_locked(c.lock));
+    at_queue_free(c.q);
+    at_lock_free(c.lock);
+    at_semaphore_free(c.sem);
+    loop_close_clean(loop);
+}
+
+/* ---- the three reports ------------------------------------------------------------ */
+
+VISIBLE int raising_function(void *arg, void **result);
+VISIBLE void spawning_function(at_loop_t *loop);
+VISIBLE void coro_making_function(at_loop_t *loop, at_coro_t **out);
+static void test_report_never_retrieved_at_close(void **state)
+{
+    capture_begin();
+    at_loop_t *loop = loop_new();
+    at_task_t *t;
+    at_task_opts_t o = {.name = "held-bug"};
+    assert_int_equal(at_task_spawn(loop, raising_function, NULL, &o, &t), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    /* Held, failed, unread: nothing yet (someone may still read it). */
+    assert_not_contains(capture_text(), "never retrieved");
+    at_close_report_t rep;
+    assert_int_equal(at_loop_close(loop, &rep), 0);
+    assert_int_equal(rep.unretrieved_errors, 0); /* reported as a task, not as a future */
+    at_task_unref(t);                            /* and only once */
+    const char *log = capture_text();
+    const char *first = strstr(log, "Task exception was never retrieved");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "Task exception was never retrieved"));
+    assert_contains(log, "name='held-bug'");
+    assert_not_contains(log, "Future exception was never retrieved");
+    capture_end();
+}
+
+VISIBLE int waits_forever(void *arg, void **result);
+VISIBLE void pending_spawner(at_loop_t *loop, at_event_t *ev);
+
+VISIBLE int raising_function(void *arg, void **result)
+{
+    int rc = at_task_raise(AT_EPROTO, "not consumed");
+    return rc;
+}
+
+VISIBLE void spawning_function(at_loop_t *loop)
+{
+    at_task_opts_t o = {.name = "bug"};
+    assert_int_equal(at_task_spawn(loop, raising_function, NULL, &o, NULL), 0);
+}
+
+static void test_report_never_retrieved(void **state)
+{
+    at_set_debug(true);
+    capture_begin();
+    at_loop_t *loop = loop_new();
+    spawning_function(loop);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    at__event_t ev;
+    bool found = false;
+    while (at__mon_take(loop->mon, &ev) == 1) {
+        if (strcmp(ev.code, "task_never_retrieved") == 0) {
+            found = true;
+            assert_string_equal(ev.task_name, "bug");
+            assert_true(ev.nstack >= 1 && ev.nstack2 >= 1);
+        }
+    }
+    assert_true(found);
+    loop_close_clean(loop); /* reported once: not again as a Future at close */
+    const char *log = capture_text();
+    assert_contains(log, "Task exception was never retrieved");
+    assert_contains(log, "name='bug'");
+    assert_contains(log, "EPROTO");
+    assert_contains(log, "not consumed");
+    const char *created = strstr(log, "Task created at");
+    const char *raised = strstr(log, "Error raised at");
+    assert_non_null(created);
+    assert_non_null(raised);
+    assert_true(created < raised);
+    /* the creation site names the spawner, the raise site the raiser */
+    const char *sp = strstr(created, "spawning_function");
+    assert_true(sp != NULL && sp < raised);
+    if (!strstr(raised, "raising_function")) {
+        print_error("%s\n", log);
+    }
+    assert_non_null(strstr(raised, "raising_function"));
+    assert_not_contains(log, "Future exception was never retrieved");
+    capture_end();
+    at_set_debug(false);
+}
+
+VISIBLE int waits_forever(void *arg, void **result)
+{
+    int rc = at_event_wait(arg);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
+    return rc;
+}
+
+VISIBLE void pending_spawner(at_loop_t *loop, at_event_t *ev)
+{
+    at_task_opts_t o = {.name = "stuck"};
+    assert_int_equal(at_task_spawn(loop, waits_forever, ev, &o, NULL), 0);
+}
+
+VISIBLE void coro_making_function(at_loop_t *loop, at_coro_t **out)
+{
+    at_task_opts_t o = {.name = "forgotten"};
+    assert_int_equal(at_coro_new(loop, never_runs, NULL, &o, out), 0);
+}
+
+static void show_stack(at_task_t *t, void *arg)
+{
+    void *pcs[16];
+    size_t n = at_task_suspension_stack(t, pcs, 16);
+    print_message("suspension stack of pending task: %zu frames\n", n);
+}
+
+static void test_report_destroyed_pending_and_never_awaited(void **state)
+{
+    at_set_debug(true);
+    capture_begin();
+    at_loop_t *loop = loop_new();
+    at_event_t *ev;
+    assert_int_equal(at_event_new(loop, &ev), 0);
+    pending_spawner(loop, ev);
+    at_coro_t *dropped, *left;
+    coro_making_function(loop, &dropped);
+    coro_making_function(loop, &left);
+    at_coro_drop(dropped);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0); /* the task waits forever */
+    assert_int_equal(at_loop_tasks(loop, NULL, NULL), 1);
+    at_loop_tasks(loop, show_stack, NULL);
+    at_close_report_t rep;
+    assert_int_equal(at_loop_close(loop, &rep), 0);
+    assert_int_equal(rep.live_futures, 0);
+    at_event_free(ev);
+    const char *log = capture_text();
+    assert_contains(log, "Task was destroyed but it is pending!");
+    assert_contains(log, "name='stuck'");
+    const char *created = strstr(log, "Task created at");
+    assert_non_null(created);
+    assert_non_null(strstr(created, "pending_spawner"));
+    const char *susp = strstr(log, "Task suspended at");
+    if (!susp) {
+        print_error("%s\n", log);
+    }
+    assert_non_null(susp);
+    assert_non_null(strstr(susp, "waits_forever"));
+    /* never awaited: once when dropped, once at close */
+    const char *na = strstr(log, "coroutine 'forgotten' was never awaited");
+    assert_non_null(na);
+    assert_non_null(strstr(na, "coro_making_function"));
+    assert_non_null(strstr(na + 1, "coroutine 'forgotten' was never awaited"));
+    assert_contains(log, "still unused when the loop closed");
+    capture_end();
+    at_set_debug(false);
+}
+
+static int coro_user(void *arg, void **result)
+{
+    at_loop_t *loop = arg;
+    at_coro_t *c;
+    assert_int_equal(at_coro_new(loop, child_yield_then_value, (void *)5, NULL, &c), 0);
+    void *r = NULL;
+    assert_int_equal(at_coro_await(c, &r), 0);
+    assert_ptr_equal(r, (void *)5);
+    assert_int_equal(at_coro_new(loop, child_yield_then_value, (void *)6, NULL, &c), 0);
+    at_task_t *t;
+    assert_int_equal(at_coro_spawn(c, &t), 0);
+    assert_int_equal(at_task_join(t, &r), 0);
+    assert_ptr_equal(r, (void *)6);
+    at_task_unref(t);
+    return 0;
+}
+
+static void test_deferred_coro_used(void **state)
+{
+    capture_begin();
+    at_loop_t *loop = loop_new();
+    assert_int_equal(at_task_spawn(loop, coro_user, loop, NULL, NULL), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    loop_close_clean(loop);
+    assert_not_contains(capture_text(), "never awaited");
+    capture_end();
+}
+
+/* ---- many pending tasks, suspension stacks, slow steps ------------------------------- */
+
+static int wait_event(void *arg, void **result)
+{
+    return at_event_wait(arg);
+}
+
+static void test_100k_pending_tasks(void **state)
+{
+    size_t n = RUNNING_ON_VALGRIND ? 2000 : 100000;
+    at_loop_t *loop = loop_new();
+    at_event_t *ev;
+    assert_int_equal(at_event_new(loop, &ev), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(at_task_spawn(loop, wait_event, ev, NULL, NULL), 0);
+    }
+    at_loop_run(loop, AT_RUN_NOWAIT);
+    assert_int_equal(at_event_waiters(ev), n);
+    assert_int_equal(at_loop_tasks(loop, NULL, NULL), n);
+    at_event_set(ev);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_int_equal(at_loop_tasks(loop, NULL, NULL), 0);
+    at_event_free(ev);
+    loop_close_clean(loop);
+}
+
+VISIBLE void susp_level3(at_event_t *ev);
+VISIBLE void susp_level2(at_event_t *ev);
+VISIBLE void susp_level1(at_event_t *ev);
+
+VISIBLE void susp_level3(at_event_t *ev)
+{
+    assert_int_equal(at_event_wait(ev), 0);
+    __asm__ volatile("" ::: "memory");
+}
+
+VISIBLE void susp_level2(at_event_t *ev)
+{
+    susp_level3(ev);
+    __asm__ volatile("" ::: "memory");
+}
+
+VISIBLE void susp_level1(at_event_t *ev)
+{
+    susp_level2(ev);
+    __asm__ volatile("" ::: "memory");
+}
+
+static int three_deep(void *arg, void **result)
+{
+    susp_level1(arg);
+    return 0;
+}
+
+static void test_suspension_stack(void **state)
+{
+    at_loop_t *loop = loop_new();
+    at_event_t *ev;
+    assert_int_equal(at_event_new(loop, &ev), 0);
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(loop, three_deep, ev, NULL, &t), 0);
+    at_loop_run(loop, AT_RUN_NOWAIT);
+    at_task_info_t info;
+    at_task_info(t, &info);
+    assert_int_equal(info.state, AT_TASK_WAITING);
+    assert_int_equal(info.wait_kind, AT_WAIT_EVENT);
+    assert_true(info.wait_id != 0);
+    void *pcs[AT_STACK_MAX];
+    size_t n = at_task_suspension_stack(t, pcs, AT_STACK_MAX);
+    assert_true(n >= 4);
+    at_frame_t fr[AT_STACK_MAX];
+    at_frames_symbolise(pcs, n, fr);
+    for (size_t i = 0; i < n; i++) {
+        print_message("  #%zu %s (%s:%u)\n", i, fr[i].func, fr[i].file, fr[i].line);
+    }
+    /* innermost first, the runtime's own frames left out */
+    assert_string_equal(fr[0].func, "susp_level3");
+    assert_string_equal(fr[1].func, "susp_level2");
+    assert_string_equal(fr[2].func, "susp_level1");
+    assert_string_equal(fr[3].func, "three_deep");
+    assert_true(fr[0].line > 0);
+    at_event_set(ev);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_int_equal(at_task_suspension_stack(t, pcs, AT_STACK_MAX), 0);
+    at_task_unref(t);
+    at_event_free(ev);
+    loop_close_clean(loop);
+}
+
+static int spins(void *arg, void **result)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < 30000000L);
+    return 0;
+}
+
+static void test_slow_step_names_task(void **state)
+{
+    capture_begin();
+    uint64_t old = at_get_slow_threshold_ms();
+    at_set_slow_threshold_ms(10);
+    at_loop_t *loop = loop_new();
+    at_task_opts_t o = {.name = "spinner"};
+    assert_int_equal(at_task_spawn(loop, spins, NULL, &o, NULL), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    at__event_t ev;
+    bool found = false;
+    while (at__mon_take(loop->mon, &ev) == 1) {
+        if (ev.kind == AT__EV_SLOW) {
+            found = true;
+            assert_int_equal(ev.cb_kind, AT__CB_TASK_STEP);
+            assert_string_equal(ev.task_name, "spinner");
+            assert_true(ev.task_id != 0);
+        }
+    }
+    assert_true(found);
+    at_set_slow_threshold_ms(old);
+    loop_close_clean(loop);
+    assert_contains(capture_text(), "spins");
+    capture_end();
+}
+
+/* ---- stack overflow in a task (death test in a forked child) ---------------- */
+
+static volatile int overflow_limit = 1 << 30;
+
+__attribute__((noinline)) static int recurse(int d)
+{
+    volatile char pad[512];
+    pad[0] = (char)d;
+    int r = d < overflow_limit ? recurse(d + 1) : 0;
+    return r + pad[0];
+}
+
+static int overflows(void *arg, void **result)
+{
+    return recurse(0);
+}
+
+static void test_stack_overflow_names_task(void **state)
+{
+    if (RUNNING_ON_VALGRIND) {
+        skip();
+    }
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pipefd[0]);
+        dup2(pipefd[1], STDERR_FILENO);
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        at_loop_t *loop = loop_new();
+        at_task_opts_t o = {.name = "runaway-parser", .stack_size = 64 * 1024};
+        at_task_spawn(loop, overflows, NULL, &o, NULL);
+        at_loop_run(loop, AT_RUN_DEFAULT);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char out[2048];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(pipefd[0], out + n, sizeof out - 1 - n)) > 0) {
+        n += (size_t)r;
+    }
+    out[n] = '\0';
+    close(pipefd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_contains(out, "stack overflow in task 'runaway-parser'");
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spawn_join),
+        cmocka_unit_test(test_errors_join_gather),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_cancel_every_await_point),
+        cmocka_unit_test(test_cancel_before_start),
+        cmocka_unit_test(test_sync_primitives),
+        cmocka_unit_test(test_report_never_retrieved),
+        cmocka_unit_test(test_report_never_retrieved_at_close),
+        cmocka_unit_test(test_report_destroyed_pending_and_never_awaited),
+        cmocka_unit_test(test_deferred_coro_used),
+        cmocka_unit_test(test_100k_pending_tasks),
+        cmocka_unit_test(test_suspension_stack),
+        cmocka_unit_test(test_slow_step_names_task),
+        cmocka_unit_test(test_stack_overflow_names_task),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
