@@ -291,9 +291,8 @@ typedef struct at__mon {
     int chain_enabled; /* 1 when the prepare/check handles break the chain around polls */
     struct {
         void *fn;
-        const char *name;
         at__site_t *site;
-    } cache[AT__SITE_CACHE];
+    } cache[AT__SITE_CACHE]; /* unnamed sites by fn */
     /* --- counters: loop thread writes, anyone reads (relaxed) --- */
     _Atomic uint64_t callbacks;  /* callbacks run (nested ones included) */
     _Atomic uint64_t busy_ns;    /* time in callbacks (sum of exclusive times) */
@@ -368,15 +367,15 @@ static inline bool at__mon_on_loop_thread(const at__mon_t *m)
 
 /* The site for callback `fn` with optional `name` (NULL or "" = the symbolised function;
  * names longer than AT__SITE_NAME_MAX-1 are truncated; sites with different names are
- * distinct). O(1): a direct-mapped cache keyed by (fn, name pointer), then a hash map; a new
- * site is allocated the first time only. Callers should keep the result in their handle.
- * Loop thread. Returns NULL only on out-of-memory (then do not time the callback). */
+ * distinct, compared by content). O(1): unnamed sites go through a direct-mapped cache
+ * keyed by fn, then (and named ones directly) a hash map; a new site is allocated the first
+ * time only. Callers should keep the result in their handle. Loop thread. Returns NULL only
+ * on out-of-memory (then do not time the callback). */
 at__site_t *at__mon_site_slow(at__mon_t *m, void *fn, const char *name);
 static inline at__site_t *at__mon_site(at__mon_t *m, void *fn, const char *name)
 {
-    uintptr_t k = (uintptr_t)fn ^ ((uintptr_t)name >> 3);
-    unsigned i = (unsigned)((k * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
-    if (AT__LIKELY(m->cache[i].fn == fn && m->cache[i].name == name))
+    unsigned i = (unsigned)(((uintptr_t)fn * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
+    if (AT__LIKELY(name == NULL && m->cache[i].fn == fn))
         return m->cache[i].site;
     return at__mon_site_slow(m, fn, name);
 }
