@@ -83,10 +83,10 @@ typedef struct at_export_task_row {
     uint64_t wait_since_ns;
     uint64_t busy_ns;
     uint64_t steps;
-    uint64_t wait_obj;  /* id of what it waits on, 0 none */
-    void *entry_fn;     /* the task's function (shown as its entry site), NULL unknown */
-    void *create_pc;    /* a return address in the spawning code, NULL unknown */
-    uint8_t state;      /* at_export_task_state_t */
+    uint64_t wait_obj; /* id of what it waits on, 0 none */
+    void *entry_fn;    /* the task's function (shown as its entry site), NULL unknown */
+    void *create_pc;   /* a return address in the spawning code, NULL unknown */
+    uint8_t state;     /* at_export_task_state_t */
     uint8_t wait_kind;
     char name[38];
 } at_export_task_row_t;

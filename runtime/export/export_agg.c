@@ -201,16 +201,14 @@ uint32_t at__agg_intern_stack(agg_t *a, void *const *pc, unsigned n)
             if (v == 0)
                 break;
             agg_intern_stack_t *s = &a->istacks[v - 1];
-            if (s->hash == h && s->wst.n_sites == n &&
-                !memcmp(s->wst.sites, ids, n * sizeof *ids))
+            if (s->hash == h && s->wst.n_sites == n && !memcmp(s->wst.sites, ids, n * sizeof *ids))
                 return v;
         }
     }
     if ((a->nistacks + 1) * 2 > a->istack_idx_cap &&
         idx_rehash(&a->istack_idx, &a->istack_idx_cap, a->nistacks, istack_key_i, a) != 0)
         return 0;
-    if (at__export_grow((void **)&a->istacks, &a->capistacks, a->nistacks + 1,
-                        sizeof *a->istacks))
+    if (at__export_grow((void **)&a->istacks, &a->capistacks, a->nistacks + 1, sizeof *a->istacks))
         return 0;
     uint32_t *copy = malloc(n * sizeof *copy);
     if (copy == NULL)
@@ -658,8 +656,8 @@ void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
             continue;
         }
         t->gen_added = old[i].gen_added;
-        t->gen_changed = memcmp(&t->row, &old[i].row, sizeof t->row) ? ++a->gen
-                                                                       : old[i].gen_changed;
+        t->gen_changed =
+            memcmp(&t->row, &old[i].row, sizeof t->row) ? ++a->gen : old[i].gen_changed;
     }
     free(old);
 }
@@ -696,8 +694,8 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
         if (ev->nstack > 0)
             e->slow.sched_stack = at__agg_intern_stack(a, ev->stack, ev->nstack);
         /* the stack sampled while this callback was blocking, if the watchdog took one */
-        if (l->sample_stack != 0 && ev->site == l->sample_site && start + 1000000 >= l->sample_since &&
-            start <= l->sample_since + 1000000) {
+        if (l->sample_stack != 0 && ev->site == l->sample_site &&
+            start + 1000000 >= l->sample_since && start <= l->sample_since + 1000000) {
             e->slow.stack = l->sample_stack;
         }
         return;

@@ -36,18 +36,18 @@ typedef struct at_export_task_ev {
  * exporter's done list. */
 typedef struct at_export_loopreq {
     struct at_export_loopreq *next;
-    int op;                  /* AT_WIRE_OP_TASK_DETAIL, AT_WIRE_OP_CANCEL, or LOOPREQ_RESYNC */
-    uint64_t client_id;      /* 0 for the exporter's own (resync) */
-    uint64_t req_id;         /* the client's request id */
+    int op;             /* AT_WIRE_OP_TASK_DETAIL, AT_WIRE_OP_CANCEL, or LOOPREQ_RESYNC */
+    uint64_t client_id; /* 0 for the exporter's own (resync) */
+    uint64_t req_id;    /* the client's request id */
     uint64_t task_id;
-    uint64_t deadline_ns;    /* answer "loop busy" after this */
-    bool abandoned;          /* timed out: discard the answer */
-    bool answered;           /* exporter thread: a response went out */
+    uint64_t deadline_ns; /* answer "loop busy" after this */
+    bool abandoned;       /* timed out: discard the answer */
+    bool answered;        /* exporter thread: a response went out */
     struct at_export_attach *att;
-    int result;              /* 0 or negative errno, set on the loop thread */
-    uint64_t resync_pos;     /* resync: the ring position at the time of the resync */
+    int result;          /* 0 or negative errno, set on the loop thread */
+    uint64_t resync_pos; /* resync: the ring position at the time of the resync */
     at_export_task_detail_t *detail;
-    uint64_t att_id;         /* the attachment's id (it may be gone when the answer comes) */
+    uint64_t att_id;            /* the attachment's id (it may be gone when the answer comes) */
     at_export_task_row_t *rows; /* resync */
     size_t nrows, caprows;
     bool rows_truncated;
@@ -76,11 +76,11 @@ struct at_export_attach {
     at_export_loopreq_t *mbox;
     bool detached;
     /* exporter thread only */
-    uint64_t skip_until;     /* ring positions below this are superseded by a resync */
-    uint64_t dropped_seen;   /* drops already covered by a resync */
-    uint64_t resync_at_ns;   /* last resync sent (at most one a second) */
+    uint64_t skip_until;   /* ring positions below this are superseded by a resync */
+    uint64_t dropped_seen; /* drops already covered by a resync */
+    uint64_t resync_at_ns; /* last resync sent (at most one a second) */
     bool resync_inflight;
-    bool synced;             /* a resync since this exporter started */
+    bool synced; /* a resync since this exporter started */
 };
 
 /* Locks the attachment registry; the exporter walks it with at__export_attach_first/next.
@@ -121,9 +121,9 @@ bool at__export_sample_busy(void);
 typedef struct agg_event {
     uint64_t seq;
     bool is_slow;
-    at__site_t *site;       /* slow: the callback's site */
-    uint64_t start_ns;      /* slow: process time */
-    at_wire_slow_t slow;    /* strings point into the fields below when sent */
+    at__site_t *site;    /* slow: the callback's site */
+    uint64_t start_ns;   /* slow: process time */
+    at_wire_slow_t slow; /* strings point into the fields below when sent */
     at_wire_exc_t exc;
     char name[AT__EV_NAME_MAX];
     char text[AT__EV_TEXT_MAX];
@@ -133,8 +133,8 @@ typedef struct agg_site {
     at__site_t *s;
     uint32_t wire_id;
     uint8_t kind;
-    uint64_t count;   /* last count read */
-    uint64_t gen;     /* generation it last changed */
+    uint64_t count; /* last count read */
+    uint64_t gen;   /* generation it last changed */
     at_wire_site_stats_t st;
     uint64_t hist[AT_WIRE_HIST_BUCKETS];
     uint64_t slow;
@@ -164,7 +164,7 @@ typedef struct agg_loop {
     size_t site_idx_cap;
     /* events */
     agg_event_t evlog[AT_EXPORT_EVLOG];
-    uint64_t ev_next; /* next seq to assign (seq starts at 1) */
+    uint64_t ev_next;                      /* next seq to assign (seq starts at 1) */
     uint64_t dropped[AT__EV_KIND_MAX + 1]; /* last read; [KIND_MAX]: task events */
     /* tasks (from the attachments on this loop) */
     agg_task_t *tasks; /* open addressing on id */
@@ -230,8 +230,8 @@ typedef struct at_export_client {
     uid_t uid;
     pid_t pid;
     int state;
-    uint64_t t_accept;    /* ns */
-    uint64_t t_progress;  /* last time output drained (or accept) */
+    uint64_t t_accept;   /* ns */
+    uint64_t t_progress; /* last time output drained (or accept) */
     uint64_t t_closing;
     at_wire_reader_t rd;
     outchunk_t *oh, *ot;
@@ -246,8 +246,8 @@ typedef struct at_export_client {
     uint64_t seen_gen;
     uint32_t sites_sent; /* interned site ids <= this are known to the client */
     uint32_t stacks_sent;
-    uint64_t ev_seen;    /* event seqs <= this were sent */
-    int inflight;        /* loop requests outstanding */
+    uint64_t ev_seen; /* event seqs <= this were sent */
+    int inflight;     /* loop requests outstanding */
     int bad_frames;
     uint64_t pending_stack_req; /* loop_stack request id waiting for the sample, 0 none */
     bool pending_stack;
@@ -258,8 +258,7 @@ typedef struct at_export_srv {
     char program[64];
     pid_t pid;
     at_export_path_t path;
-    dev_t sock_dev;
-    ino_t sock_ino;
+    at_export_sockid_t sock_id;
     int listen_fd;
     pthread_t thread;
     uv_loop_t loop;
@@ -280,8 +279,8 @@ typedef struct at_export_srv {
     agg_t agg;
     at_wire_buf_t wbuf;
     /* loop_stack / blocked sampling queue */
-    uint64_t sample_mon;     /* monitor id being sampled, 0 none */
-    bool sample_for_block;   /* the sample is for the blocked state (else for requests) */
+    uint64_t sample_mon;   /* monitor id being sampled, 0 none */
+    bool sample_for_block; /* the sample is for the blocked state (else for requests) */
 } at_export_srv_t;
 
 /* Queues one encoded frame buffer (copied) on a client and tries to write it. 0, or -ENOBUFS

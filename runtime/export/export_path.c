@@ -53,8 +53,7 @@ int at__export_path_resolve(at_export_path_t *out, const char *override, pid_t p
     if (env != NULL && env[0] != '\0') {
         if (env[0] != '/') {
             errno = EINVAL;
-            return fail(err, errsize, "ASYNCTOP_SOCKET=%s is not an absolute path (or 'off')",
-                        env);
+            return fail(err, errsize, "ASYNCTOP_SOCKET=%s is not an absolute path (or 'off')", env);
         }
         return copy_path(out->path, env, err, errsize);
     }
@@ -152,7 +151,7 @@ int at__export_dir_clean_stale(const char *dir, pid_t self)
     return removed;
 }
 
-int at__export_listen(const char *path, int backlog, dev_t *dev, ino_t *ino, char *err,
+int at__export_listen(const char *path, int backlog, at_export_sockid_t *id, char *err,
                       size_t errsize)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -174,8 +173,7 @@ int at__export_listen(const char *path, int backlog, dev_t *dev, ino_t *ino, cha
             return fail(err, errsize, "%s is in use by another process", path);
         }
         if (unlink(path) != 0 && errno != ENOENT)
-            return fail(err, errsize, "cannot remove stale socket %s: %s", path,
-                        strerror(errno));
+            return fail(err, errsize, "cannot remove stale socket %s: %s", path, strerror(errno));
     }
 
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -184,28 +182,35 @@ int at__export_listen(const char *path, int backlog, dev_t *dev, ino_t *ino, cha
     /* On Linux the mode of the socket file is the unbound socket inode's mode less the umask:
      * setting it here binds at 0600 at most without touching the process-wide umask, which
      * other threads of the program may be relying on. */
-    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         int r = fail(err, errsize, "cannot bind %s: %s", path, strerror(errno));
         close(fd);
         return r;
     }
     if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) ||
-        ((st.st_mode & 0777) != 0600 && chmod(path, 0600) != 0) ||
-        listen(fd, backlog) != 0) {
+        ((st.st_mode & 0777) != 0600 && chmod(path, 0600) != 0) || listen(fd, backlog) != 0) {
         int r = fail(err, errsize, "cannot set up %s: %s", path, strerror(errno));
         unlink(path);
         close(fd);
         return r;
     }
-    *dev = st.st_dev;
-    *ino = st.st_ino;
+    if ((st.st_mode & 0777) != 0600 && lstat(path, &st) != 0) {
+        int r = fail(err, errsize, "cannot stat %s: %s", path, strerror(errno));
+        unlink(path);
+        close(fd);
+        return r;
+    }
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->ctime_sec = (long)st.st_ctim.tv_sec;
+    id->ctime_nsec = st.st_ctim.tv_nsec;
     return fd;
 }
 
-void at__export_unlink_if_ours(const char *path, dev_t dev, ino_t ino)
+void at__export_unlink_if_ours(const char *path, const at_export_sockid_t *id)
 {
     struct stat st;
-    if (path[0] != '\0' && lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+    if (path[0] != '\0' && lstat(path, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino &&
+        (long)st.st_ctim.tv_sec == id->ctime_sec && st.st_ctim.tv_nsec == id->ctime_nsec)
         unlink(path);
 }

@@ -34,16 +34,23 @@ int at__export_dir_prepare(const char *dir, uid_t uid, char *err, size_t errsize
  * removed. `self` is never considered stale by pid (its path is handled by the bind). */
 int at__export_dir_clean_stale(const char *dir, pid_t self);
 
+/* Identity of the socket file we bound: a successor may get the same inode number. */
+typedef struct at_export_sockid {
+    dev_t dev;
+    ino_t ino;
+    long ctime_sec, ctime_nsec;
+} at_export_sockid_t;
+
 /* Binds and listens on `path`: a stale socket there (nobody accepts on it) is replaced; a live
  * one or a non-socket refuses with -EADDRINUSE / -EEXIST. The socket is created 0600 — its mode
  * is set before bind, so it never exists with wider permissions and the process-wide umask is
- * not touched. Returns the listening fd (non-blocking, close-on-exec) and the bound inode in
- * *dev/*ino, or a negative errno with a reason in `err`. */
-int at__export_listen(const char *path, int backlog, dev_t *dev, ino_t *ino, char *err,
+ * not touched. Returns the listening fd (non-blocking, close-on-exec) and the bound file's
+ * identity in *id, or a negative errno with a reason in `err`. */
+int at__export_listen(const char *path, int backlog, at_export_sockid_t *id, char *err,
                       size_t errsize);
 
-/* Unlinks `path` if it is still the socket we bound (same dev/ino), so a successor's socket is
- * never removed. Async-signal-safe (lstat, unlink). */
-void at__export_unlink_if_ours(const char *path, dev_t dev, ino_t ino);
+/* Unlinks `path` if it is still the socket we bound (same identity), so a successor's socket
+ * is never removed. Async-signal-safe (lstat, unlink). */
+void at__export_unlink_if_ours(const char *path, const at_export_sockid_t *id);
 
 #endif

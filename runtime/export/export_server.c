@@ -23,8 +23,7 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /* What the exit handler and the fork child need, readable without the lock: the socket to
  * remove (and by whom) and the fds to drop. */
 static char g_exit_path[AT_EXPORT_PATH_MAX + 1];
-static dev_t g_exit_dev;
-static ino_t g_exit_ino;
+static at_export_sockid_t g_exit_id;
 static _Atomic pid_t g_exit_owner;
 static int *_Atomic g_fd_slots;
 static unsigned g_fd_nslots;
@@ -264,8 +263,7 @@ static void loop_request(at_export_client_t *c, const at_wire_request_t *rq)
     at__export_attach_lock();
     at_export_attach_t *a = at__export_attach_first();
     for (; a != NULL; a = a->next)
-        if (l != NULL && !l->gone && a->loop == l->mon->loop && (a->p->caps & need) &&
-            !a->detached)
+        if (l != NULL && !l->gone && a->loop == l->mon->loop && (a->p->caps & need) && !a->detached)
             break;
     if (a == NULL) {
         at__export_attach_unlock();
@@ -381,8 +379,7 @@ static void handle_request(at_export_client_t *c, const at_wire_request_t *rq)
         return;
     default: {
         char reason[128];
-        snprintf(reason, sizeof reason, "unknown op \"%.40s\"",
-                 rq->op_name ? rq->op_name : "?");
+        snprintf(reason, sizeof reason, "unknown op \"%.40s\"", rq->op_name ? rq->op_name : "?");
         at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_UNSUPPORTED, reason);
         return;
     }
@@ -504,9 +501,9 @@ static void client_read(at_export_client_t *c)
             if (r == 0)
                 break;
             if (r < 0) {
-                at__export_client_fail(c, r == AT_WIRE_ELIMIT ? AT_WIRE_ST_TOO_LARGE
-                                                              : AT_WIRE_ST_BAD_FRAME,
-                                       c->rd.msg);
+                at__export_client_fail(
+                    c, r == AT_WIRE_ELIMIT ? AT_WIRE_ST_TOO_LARGE : AT_WIRE_ST_BAD_FRAME,
+                    c->rd.msg);
                 return;
             }
             handle_frame(c, body, len);
@@ -603,8 +600,7 @@ static void accept_one(at_export_srv_t *srv, int fd)
         snprintf(reason, sizeof reason,
                  "permission denied: uid %lu may not inspect a process of uid %lu",
                  (unsigned long)cred.uid, (unsigned long)geteuid());
-        at__export_log(AT_EXPORT_LOG_WARN, "refused client pid %ld: %s", (long)cred.pid,
-                       reason);
+        at__export_log(AT_EXPORT_LOG_WARN, "refused client pid %ld: %s", (long)cred.pid, reason);
         at__export_client_fail(c, AT_WIRE_ST_PERMISSION, reason);
         return;
     }
@@ -687,15 +683,14 @@ static void loopreq_free(at_export_loopreq_t *r)
 static void answer_detail(at_export_srv_t *srv, at_export_client_t *c, at_export_loopreq_t *r)
 {
     at_export_task_detail_t *d = r->detail;
-    at_wire_response_t resp = {.id = r->req_id, .op = AT_WIRE_OP_TASK_DETAIL,
-                               .has_detail = true};
+    at_wire_response_t resp = {.id = r->req_id, .op = AT_WIRE_OP_TASK_DETAIL, .has_detail = true};
     at__agg_task_to_wire(&srv->agg, &d->row, &resp.detail.task);
     resp.detail.wait_desc = d->wait_desc[0] ? d->wait_desc : NULL;
     resp.detail.error = d->error[0] ? d->error : NULL;
-    unsigned nc = d->creation.depth > AT_EXPORT_MAX_FRAMES ? AT_EXPORT_MAX_FRAMES
-                                                           : d->creation.depth;
-    unsigned ns = d->suspension.depth > AT_EXPORT_MAX_FRAMES ? AT_EXPORT_MAX_FRAMES
-                                                             : d->suspension.depth;
+    unsigned nc =
+        d->creation.depth > AT_EXPORT_MAX_FRAMES ? AT_EXPORT_MAX_FRAMES : d->creation.depth;
+    unsigned ns =
+        d->suspension.depth > AT_EXPORT_MAX_FRAMES ? AT_EXPORT_MAX_FRAMES : d->suspension.depth;
     at_wire_loc_t *cl = at__agg_locs(d->creation.pc, nc);
     at_wire_loc_t *sl = at__agg_locs(d->suspension.pc, ns);
     resp.detail.n_create = cl ? nc : 0;
@@ -804,8 +799,8 @@ static void answer_loop_stacks(at_export_srv_t *srv, uint64_t mon_id, const at_e
                                      AT_WIRE_ST_TIMEOUT, fail);
             continue;
         }
-        at_wire_response_t resp = {.id = c->pending_stack_req, .op = AT_WIRE_OP_LOOP_STACK,
-                                   .has_stack = true};
+        at_wire_response_t resp = {
+            .id = c->pending_stack_req, .op = AT_WIRE_OP_LOOP_STACK, .has_stack = true};
         char name[AT__SITE_NAME_MAX + 64];
         at__agg_running(srv, l, &resp.running, name, sizeof name);
         at_wire_loc_t *locs = at__agg_locs(st->pc, st->depth);
@@ -958,7 +953,7 @@ static void srv_free(at_export_srv_t *srv)
 static void on_exit_unlink(void)
 {
     if (atomic_load(&g_exit_owner) == getpid())
-        at__export_unlink_if_ours(g_exit_path, g_exit_dev, g_exit_ino);
+        at__export_unlink_if_ours(g_exit_path, &g_exit_id);
 }
 
 static void atfork_prepare(void)
@@ -1004,8 +999,8 @@ static unsigned env_uint(const char *name, unsigned def, unsigned lo, unsigned h
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
     if (errno != 0 || *end != '\0' || v < lo || v > hi) {
-        at__export_log(AT_EXPORT_LOG_WARN, "%s=%s is not a number in %u..%u; using %u", name, s,
-                       lo, hi, def);
+        at__export_log(AT_EXPORT_LOG_WARN, "%s=%s is not a number in %u..%u; using %u", name, s, lo,
+                       hi, def);
         return def;
     }
     return (unsigned)v;
@@ -1068,8 +1063,7 @@ static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
         }
     }
     if (r == 0) {
-        r = at__export_listen(srv->path.path, 128, &srv->sock_dev, &srv->sock_ino, err,
-                              sizeof err);
+        r = at__export_listen(srv->path.path, 128, &srv->sock_id, err, sizeof err);
         if (r >= 0) {
             srv->listen_fd = r;
             r = 0;
@@ -1086,7 +1080,7 @@ static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
     if (r == 0)
         r = uv_loop_init(&srv->loop);
     if (r != 0) {
-        at__export_unlink_if_ours(srv->path.path, srv->sock_dev, srv->sock_ino);
+        at__export_unlink_if_ours(srv->path.path, &srv->sock_id);
         close(srv->listen_fd);
         at__agg_free(&srv->agg);
         free(srv->fd_slots);
@@ -1126,14 +1120,13 @@ static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
         uv_walk(&srv->loop, walk_close_cb, NULL);
         uv_run(&srv->loop, UV_RUN_DEFAULT);
         uv_loop_close(&srv->loop);
-        at__export_unlink_if_ours(srv->path.path, srv->sock_dev, srv->sock_ino);
+        at__export_unlink_if_ours(srv->path.path, &srv->sock_id);
         close(srv->listen_fd);
         srv_free(srv);
         return r;
     }
     snprintf(g_exit_path, sizeof g_exit_path, "%s", srv->path.path);
-    g_exit_dev = srv->sock_dev;
-    g_exit_ino = srv->sock_ino;
+    g_exit_id = srv->sock_id;
     atomic_store(&g_exit_owner, srv->pid);
     atomic_store(&g_fd_slots, srv->fd_slots);
     at__export_attach_set_consumer(1);
@@ -1172,7 +1165,7 @@ void at__export_stop(void)
     uv_async_send(&srv->wake);
     pthread_join(srv->thread, NULL);
     uv_loop_close(&srv->loop);
-    at__export_unlink_if_ours(srv->path.path, srv->sock_dev, srv->sock_ino);
+    at__export_unlink_if_ours(srv->path.path, &srv->sock_id);
     atomic_store(&g_exit_owner, 0);
     close(srv->listen_fd);
     g_srv = NULL;
