@@ -202,8 +202,8 @@ int at__export_listen(const char *path, int backlog, at_export_sockid_t *id, cha
     }
     id->dev = st.st_dev;
     id->ino = st.st_ino;
-    id->ctime_sec = (long)st.st_ctim.tv_sec;
-    id->ctime_nsec = st.st_ctim.tv_nsec;
+    id->mtime_sec = (long)st.st_mtim.tv_sec;
+    id->mtime_nsec = st.st_mtim.tv_nsec;
     return fd;
 }
 
@@ -211,6 +211,6 @@ void at__export_unlink_if_ours(const char *path, const at_export_sockid_t *id)
 {
     struct stat st;
     if (path[0] != '\0' && lstat(path, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino &&
-        (long)st.st_ctim.tv_sec == id->ctime_sec && st.st_ctim.tv_nsec == id->ctime_nsec)
+        (long)st.st_mtim.tv_sec == id->mtime_sec && st.st_mtim.tv_nsec == id->mtime_nsec)
         unlink(path);
 }

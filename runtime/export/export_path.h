@@ -38,7 +38,7 @@ int at__export_dir_clean_stale(const char *dir, pid_t self);
 typedef struct at_export_sockid {
     dev_t dev;
     ino_t ino;
-    long ctime_sec, ctime_nsec;
+    long mtime_sec, mtime_nsec; /* set by bind; chmod does not change it */
 } at_export_sockid_t;
 
 /* Binds and listens on `path`: a stale socket there (nobody accepts on it) is replaced; a live

@@ -33,6 +33,7 @@ static _Atomic(at_export_log_fn) g_log_fn;
 static void client_close(at_export_client_t *c);
 static void client_flush(at_export_client_t *c);
 static void client_update_poll(at_export_client_t *c);
+static void client_poll_cb(uv_poll_t *h, int status, int events);
 static void listen_start(at_export_srv_t *srv);
 
 /* ---- logging ------------------------------------------------------------------------------ */
@@ -168,7 +169,9 @@ int at__export_client_send(at_export_client_t *c, const at_wire_buf_t *b)
     at_export_srv_t *srv = c->srv;
     if (c->poll_closed || b->len == 0)
         return 0;
-    if (c->obytes + b->len > srv->cfg.client_out_max) {
+    /* One message may always be queued (a snapshot can be bigger than the bound; updates
+     * are not built while one is still queued); beyond it the backlog is bounded. */
+    if (c->obytes != 0 && c->obytes + b->len > srv->cfg.client_out_max) {
         at__export_log(AT_EXPORT_LOG_WARN,
                        "client %llu (pid %ld) is not reading: %zu bytes queued; disconnecting",
                        (unsigned long long)c->id, (long)c->pid, c->obytes);
@@ -464,7 +467,7 @@ static void client_update_poll(at_export_client_t *c)
     if (ev == 0)
         uv_poll_stop(&c->poll);
     else
-        uv_poll_start(&c->poll, ev, NULL); /* callback set at first start */
+        uv_poll_start(&c->poll, ev, client_poll_cb);
 }
 
 static void client_read(at_export_client_t *c)
@@ -585,7 +588,6 @@ static void accept_one(at_export_srv_t *srv, int fd)
     srv->clients = c;
     srv->nclients++;
     fd_slot_set(srv, fd, true);
-    /* the callback is registered once; later starts only change the events */
     c->poll_events = UV_READABLE;
     uv_poll_start(&c->poll, UV_READABLE, client_poll_cb);
 
@@ -1113,6 +1115,14 @@ static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
     /* The thread gets every signal blocked: the program's signals go to its own threads. */
     sigset_t all, old;
     sigfillset(&all);
+    /* ...except faults, which must reach the program's handlers (sanitizers, crash reporters)
+     * rather than kill the process silently. */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGABRT);
+    sigdelset(&all, SIGTRAP);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     r = -pthread_create(&srv->thread, NULL, thread_main, srv);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
