@@ -210,15 +210,13 @@ static int logger_start(void)
     return 2;
 }
 
-static void enqueue(log_rec_t *tmpl, const char *fmt, va_list ap)
+/* Queues a copy of *r (or delivers it synchronously if the logger thread cannot start). */
+static void enqueue(const log_rec_t *r)
 {
     pthread_once(&ring_once, ring_init_once);
-    int st = logger_start();
-    if (st == 3) { /* no thread: deliver synchronously (rare: thread creation failed) */
-        log_rec_t r = *tmpl;
-        if (fmt)
-            vsnprintf(r.msg, sizeof r.msg, fmt, ap);
-        deliver(&r);
+    if (logger_start() == 3) { /* no thread (thread creation failed): deliver here */
+        log_rec_t copy = *r;
+        deliver(&copy);
         return;
     }
     uint64_t pos = atomic_load_explicit(&log_tail, memory_order_relaxed);
@@ -238,16 +236,7 @@ static void enqueue(log_rec_t *tmpl, const char *fmt, va_list ap)
             pos = atomic_load_explicit(&log_tail, memory_order_relaxed);
         }
     }
-    c->rec.level = tmpl->level;
-    c->rec.type = tmpl->type;
-    c->rec.fn = tmpl->fn;
-    c->rec.ns = tmpl->ns;
-    memcpy(c->rec.name, tmpl->name, sizeof c->rec.name);
-    memcpy(c->rec.task, tmpl->task, sizeof c->rec.task);
-    if (fmt)
-        vsnprintf(c->rec.msg, sizeof c->rec.msg, fmt, ap);
-    else
-        c->rec.msg[0] = '\0';
+    c->rec = *r;
     atomic_fetch_add_explicit(&log_enqueued, 1, memory_order_relaxed);
     atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
     sem_post(&log_sem);
@@ -263,7 +252,8 @@ void at__logv(int level, const char *fmt, va_list ap)
     t.fn = NULL;
     t.ns = 0;
     t.name[0] = t.task[0] = '\0';
-    enqueue(&t, fmt, ap);
+    vsnprintf(t.msg, sizeof t.msg, fmt, ap);
+    enqueue(&t);
 }
 
 void at__log(int level, const char *fmt, ...)
@@ -271,14 +261,6 @@ void at__log(int level, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     at__logv(level, fmt, ap);
-    va_end(ap);
-}
-
-static void enqueue_nofmt(log_rec_t *t, ...)
-{
-    va_list ap;
-    va_start(ap, t);
-    enqueue(t, NULL, ap);
     va_end(ap);
 }
 
@@ -293,7 +275,8 @@ void at__log_slow(void *fn, const char *name, const char *task_name, uint64_t ns
     t.ns = ns;
     snprintf(t.name, sizeof t.name, "%s", name ? name : "");
     snprintf(t.task, sizeof t.task, "%s", task_name ? task_name : "");
-    enqueue_nofmt(&t);
+    t.msg[0] = '\0';
+    enqueue(&t);
 }
 
 int at__log_flush(uint64_t timeout_ns)

@@ -268,6 +268,7 @@ typedef struct at__cb {
 
 /* The "now running" record, published with a seqlock (see at__mon_running_read). */
 typedef struct at__running {
+    int has_task; /* writer-private: task fields are nonzero (saves loads on the hot path) */
     _Atomic uint32_t seq;                            /* odd while being written */
     _Atomic(at__site_t *) site;                      /* NULL: no callback running */
     _Atomic uint64_t since_ns;                       /* when it started */
@@ -286,9 +287,10 @@ typedef struct at__ring_cell {
  * begin/end can be inline). */
 typedef struct at__mon {
     /* --- hot, loop thread only --- */
-    at__cb_t *cur;     /* innermost running callback, or NULL */
-    uint64_t chain_ns; /* end time of the last top-level callback, 0 = chain broken */
-    int chain_enabled; /* 1 when the prepare/check handles break the chain around polls */
+    at__cb_t *cur;       /* innermost running callback, or NULL */
+    uint64_t chain_ns;   /* end time of the last top-level callback, 0 = chain broken */
+    uint64_t chain_time; /* loop->time when chain_ns was set (a new iteration breaks it) */
+    int chain_enabled;   /* 0: never chain (closing) */
     struct {
         void *fn;
         at__site_t *site;
@@ -300,7 +302,7 @@ typedef struct at__mon {
     _Atomic uint64_t iterations; /* loop iterations (prepare phase count) */
     _Atomic uint64_t poll_ns;    /* time blocked polling (prepare->check minus callbacks) */
     _Atomic uint64_t poll_max_ns;
-    _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled every iteration */
+    _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled at most every 1 ms */
     _Atomic uint64_t lag_max_ns;
     at__hist_t lag; /* loop lag: how late ready work / timers start */
     at__running_t running;
@@ -321,9 +323,12 @@ typedef struct at__mon {
     _Atomic uint64_t nsites;
     at__site_t **htab; /* hash table of sites (loop thread) */
     uint32_t hmask;
-    uv_prepare_t *prepare;
-    uv_check_t *check;
+    uv_prepare_t *prepare; /* &prepare_h while open, NULL once closed */
+    uv_check_t *check;     /* &check_h while open, NULL once closed */
+    uv_prepare_t prepare_h;
+    uv_check_t check_h;
     uint64_t prepare_ns, cb_at_prepare_ns; /* last prepare time, busy_ns then */
+    uint64_t idle_sampled_ns;              /* last uv_metrics_idle_time sample */
     int open_handles;
     int closing;
     _Atomic int refs;
@@ -341,8 +346,10 @@ int at__mon_create(uv_loop_t *loop, at__mon_t **out);
  * loop run once more, e.g. uv_run(loop, UV_RUN_DEFAULT), before uv_loop_close), unregisters
  * it, and drops the creator's reference; the memory goes when the handles are closed and
  * the last at__mon_unref() is done. If someone else already closed the handles (a
- * uv_walk-close-everything), that is fine: the metrics just stopped then. Loop thread; no
- * callback of this monitor may be running. Do not use `m` on the loop side afterwards. */
+ * uv_walk-close-everything), that is fine: the metrics stopped then, and if their close is
+ * still pending loopmon takes over its close callback (the other closer's callback is not
+ * called for loopmon's handles). Loop thread; no callback of this monitor may be running.
+ * Do not use `m` on the loop side afterwards. */
 void at__mon_close(at__mon_t *m);
 
 /* Keep / release a monitor from another thread (the exporter): a monitor obtained from
@@ -389,8 +396,12 @@ static inline at__site_t *at__mon_sites(const at__mon_t *m)
 
 /* ---- timing a callback --------------------------------------------------------------- */
 
+/* The slow path of at__cb_end: counts, posts the AT__EV_SLOW event, queues the log line.
+ * Loop thread; called only by at__cb_end. */
 void at__mon_slow_cb(at__mon_t *m, at__cb_t *cb, uint64_t excl_ns, uint64_t end_ns);
 
+/* Seqlock write of the "now running" record (site NULL = nothing running). Loop thread;
+ * used by at__cb_begin/end. Readers use at__mon_running_read. */
 static inline void at__running_publish(at__running_t *r, at__site_t *site, uint64_t since,
                                        uint64_t task_id, const char *task_name, unsigned kind)
 {
@@ -401,6 +412,7 @@ static inline void at__running_publish(at__running_t *r, at__site_t *site, uint6
     atomic_store_explicit(&r->since_ns, since, memory_order_relaxed);
     atomic_store_explicit(&r->kind, kind, memory_order_relaxed);
     if (AT__UNLIKELY(task_id != 0 || task_name != NULL)) {
+        r->has_task = 1;
         atomic_store_explicit(&r->task_id, task_id, memory_order_relaxed);
         uint64_t w[AT__EV_TASK_MAX / 8] = {0};
         if (task_name) {
@@ -410,8 +422,8 @@ static inline void at__running_publish(at__running_t *r, at__site_t *site, uint6
         }
         for (size_t i = 0; i < AT__EV_TASK_MAX / 8; i++)
             atomic_store_explicit(&r->task_name[i], w[i], memory_order_relaxed);
-    } else if (atomic_load_explicit(&r->task_id, memory_order_relaxed) != 0 ||
-               atomic_load_explicit(&r->task_name[0], memory_order_relaxed) != 0) {
+    } else if (AT__UNLIKELY(r->has_task)) {
+        r->has_task = 0;
         atomic_store_explicit(&r->task_id, 0, memory_order_relaxed);
         atomic_store_explicit(&r->task_name[0], 0, memory_order_relaxed);
     }
@@ -425,16 +437,21 @@ static inline void at__running_publish(at__running_t *r, at__site_t *site, uint6
  * (0/NULL = none; the name is copied for "now running", so it need only live until end);
  * `sched`/`sched_n` an optional raw stack of where the callback was scheduled (debug mode;
  * must live until end). Publishes "now running". Returns the start time (at__now_ns domain),
- * which the runner may use for loop lag (at__mon_lag). No allocation, lock or syscall;
- * the start time is the end time of the previous top-level callback when nothing ran in
- * between that loopmon cannot see (the chain is broken around every poll).
+ * which the runner may use for loop lag (at__mon_lag). No allocation, lock or syscall.
+ *
+ * Chained timestamps: to read the clock once per callback, the start of a top-level
+ * callback is the end of the previous top-level one, unless the chain was broken: by the
+ * poll (loopmon's prepare handle), by a new loop iteration (uv_now changed), or explicitly by
+ * at__mon_chain_break(). A runner that does real work between two callbacks (anything that
+ * may take more than a microsecond: a syscall, a lock, a thread start, a flush) must call
+ * at__mon_chain_break() before the next begin, or that work is billed to the next callback.
  * Loop thread only. */
 static inline uint64_t at__cb_begin_full(at__mon_t *m, at__cb_t *cb, at__site_t *site,
                                          unsigned kind, uint64_t task_id, const char *task_name,
                                          void *const *sched, unsigned sched_n)
 {
     uint64_t now = m->chain_ns;
-    if (!now || m->cur)
+    if (!now || m->cur || m->loop->time != m->chain_time)
         now = at__now_ns();
     m->chain_ns = 0;
     cb->site = site;
@@ -482,6 +499,7 @@ static inline uint64_t at__cb_end(at__mon_t *m, at__cb_t *cb)
     } else {
         at__running_publish(&m->running, NULL, now, 0, NULL, 0);
         m->chain_ns = m->chain_enabled ? now : 0;
+        m->chain_time = m->loop->time;
     }
     if (AT__UNLIKELY(excl >= at__slow_threshold_ns()))
         at__mon_slow_cb(m, cb, excl, now);
@@ -525,7 +543,7 @@ int at__mon_running_read(const at__mon_t *m, at__running_snap_t *out);
 typedef struct at__mon_stats {
     uint64_t iterations, callbacks, slow_count;
     uint64_t busy_ns; /* in callbacks */
-    uint64_t idle_ns; /* uv_metrics_idle_time (blocked in the kernel's poll) */
+    uint64_t idle_ns; /* uv_metrics_idle_time (blocked in poll; <= 1 ms old) */
     uint64_t poll_ns; /* prepare->check minus callbacks run in between */
     uint64_t poll_max_ns;
     uint64_t lag_max_ns;
@@ -657,7 +675,7 @@ bool at__log_would_log(int level);
  * hands it to the sink. Never blocks and never allocates: when the queue is full the message
  * is dropped and counted (at__log_dropped). Any thread. */
 void at__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void at__logv(int level, const char *fmt, va_list ap);
+void at__logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Log the asyncio-style slow-callback line for (fn, name, ns): the logger thread
  * symbolises fn and writes `Executing <name at file:line> took 0.123 seconds` (name is the

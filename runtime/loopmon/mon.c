@@ -88,14 +88,12 @@ void at__mon_unref(at__mon_t *m)
 static void handle_closed(uv_handle_t *h)
 {
     at__mon_t *m = h->data;
-    if ((void *)h == (void *)m->prepare)
+    if ((void *)h == (void *)&m->prepare_h)
         m->prepare = NULL;
     else
         m->check = NULL;
     m->open_handles--;
-    m->chain_enabled = m->prepare != NULL && m->check != NULL;
     m->chain_ns = 0;
-    free(h);
     at__mon_unref(m);
 }
 
@@ -130,9 +128,16 @@ static void on_check(uv_check_t *h)
             at__log(AT__LOG_DEBUG, "poll took %.3f ms (loop %llu)", (double)blocked / 1e6,
                     (unsigned long long)m->id);
     }
-    atomic_store_explicit(&m->idle_ns, uv_metrics_idle_time(m->loop), memory_order_relaxed);
-    if (m->chain_enabled && m->cur == NULL)
+    /* uv_metrics_idle_time takes a libuv-internal mutex: sample it at most every 1 ms (and
+     * always after a poll that blocked), not on every iteration of a busy loop. */
+    if (now - m->idle_sampled_ns >= 1000000u || now - m->prepare_ns >= 1000000u) {
+        m->idle_sampled_ns = now;
+        atomic_store_explicit(&m->idle_ns, uv_metrics_idle_time(m->loop), memory_order_relaxed);
+    }
+    if (m->chain_enabled && m->cur == NULL) {
         m->chain_ns = now;
+        m->chain_time = m->loop->time;
+    }
 }
 
 int at__mon_create(uv_loop_t *loop, at__mon_t **out)
@@ -144,11 +149,9 @@ int at__mon_create(uv_loop_t *loop, at__mon_t **out)
     m->ring = calloc(AT__RING_CAP, sizeof *m->ring);
     m->hmask = 63;
     m->htab = calloc(m->hmask + 1, sizeof *m->htab);
-    m->prepare = malloc(sizeof *m->prepare);
-    m->check = malloc(sizeof *m->check);
-    if (!m->ring || !m->htab || !m->prepare || !m->check) {
-        free(m->prepare);
-        free(m->check);
+    m->prepare = &m->prepare_h;
+    m->check = &m->check_h;
+    if (!m->ring || !m->htab) {
         mon_free(m);
         return -ENOMEM;
     }
@@ -168,15 +171,12 @@ int at__mon_create(uv_loop_t *loop, at__mon_t **out)
         at__log(AT__LOG_WARNING, "loop idle-time metrics unavailable: %s", uv_strerror(rc));
     rc = uv_prepare_init(loop, m->prepare);
     if (rc != 0) {
-        free(m->prepare);
-        free(m->check);
         mon_free(m);
         return rc;
     }
     rc = uv_check_init(loop, m->check);
     if (rc != 0) {
         /* the prepare handle must be closed through the loop: let close do it */
-        free(m->check);
         m->check = NULL;
         m->prepare->data = m;
         m->open_handles = 1;
@@ -199,6 +199,21 @@ int at__mon_create(uv_loop_t *loop, at__mon_t **out)
     return 0;
 }
 
+/* libuv's internal "close callback has run" handle flag (src/uv-common.h, UV_HANDLE_CLOSED,
+ * 0x02 throughout libuv 1.x). Needed only when someone else closed our handles. */
+#define AT__UV_HANDLE_CLOSED 0x00000002u
+
+static void close_handle(at__mon_t *m, uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, handle_closed);
+    else if (h->flags & AT__UV_HANDLE_CLOSED)
+        handle_closed(h); /* closed by someone else, already finished: just account for it */
+    else
+        h->close_cb = handle_closed; /* closed by someone else, pending: take it over */
+    (void)m;
+}
+
 void at__mon_close(at__mon_t *m)
 {
     assert(m->cur == NULL);
@@ -206,10 +221,10 @@ void at__mon_close(at__mon_t *m)
     m->closing = 1;
     m->chain_enabled = 0;
     m->chain_ns = 0;
-    if (m->prepare && !uv_is_closing((uv_handle_t *)m->prepare))
-        uv_close((uv_handle_t *)m->prepare, handle_closed);
-    if (m->check && !uv_is_closing((uv_handle_t *)m->check))
-        uv_close((uv_handle_t *)m->check, handle_closed);
+    if (m->prepare)
+        close_handle(m, (uv_handle_t *)m->prepare);
+    if (m->check)
+        close_handle(m, (uv_handle_t *)m->check);
     at__mon_unref(m);
 }
 
@@ -394,7 +409,7 @@ typedef struct walk_ctx {
 static void walk_cb(uv_handle_t *h, void *arg)
 {
     walk_ctx_t *w = arg;
-    if ((void *)h == (void *)w->m->prepare || (void *)h == (void *)w->m->check)
+    if ((void *)h == (void *)&w->m->prepare_h || (void *)h == (void *)&w->m->check_h)
         return;
     unsigned t = (unsigned)h->type;
     if (t >= UV_HANDLE_TYPE_MAX)

@@ -3,6 +3,7 @@
 #include "loopmon.h"
 
 #include <dlfcn.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -69,6 +70,26 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+/* Line lookup by walking the compile units: clang 14 emits DWARF 5 without .debug_aranges,
+ * and libdw 0.188's dwfl_module_getsrc then reports "address out of range". */
+static void cu_line_fallback(Dwfl_Module *mod, Dwarf_Addr a, at__sym_t *out)
+{
+    Dwarf_Die *cu = NULL;
+    Dwarf_Addr bias = 0;
+    while ((cu = dwfl_module_nextcu(mod, cu, &bias)) != NULL) {
+        if (dwarf_haspc(cu, a - bias) <= 0)
+            continue;
+        Dwarf_Line *l = dwarf_getsrc_die(cu, a - bias);
+        int lineno = 0;
+        const char *src = l ? dwarf_linesrc(l, NULL, NULL) : NULL;
+        if (src && dwarf_lineno(l, &lineno) == 0 && lineno > 0) {
+            snprintf(out->file, sizeof out->file, "%s", src);
+            out->line = (unsigned)lineno;
+        }
+        return;
+    }
+}
+
 /* Under sym_lock. */
 static int resolve(const void *addr, bool is_return, at__sym_t *out)
 {
@@ -105,6 +126,8 @@ static int resolve(const void *addr, bool is_return, at__sym_t *out)
                 snprintf(out->file, sizeof out->file, "%s", src);
                 out->line = (unsigned)lineno;
             }
+        } else {
+            cu_line_fallback(mod, a, out);
         }
     }
     if (!out->func[0] || !out->lib[0]) {
