@@ -256,6 +256,7 @@ at_export_client_t *at__export_client_find(at_export_srv_t *srv, uint64_t id)
 static void loop_request(at_export_client_t *c, const at_wire_request_t *rq)
 {
     at_export_srv_t *srv = c->srv;
+    at__agg_sync_loops(srv);
     agg_loop_t *l = at__agg_loop(srv, c->loop_id);
     uint32_t need = rq->op == AT_WIRE_OP_CANCEL ? AT_EXPORT_CAP_CANCEL : AT_EXPORT_CAP_TASK_DETAIL;
     if (c->inflight >= 8) {
@@ -392,6 +393,7 @@ static void handle_request(at_export_client_t *c, const at_wire_request_t *rq)
 static void handle_subscribe(at_export_client_t *c, const at_wire_subscribe_t *s)
 {
     at_export_srv_t *srv = c->srv;
+    at__agg_sync_loops(srv);
     uint32_t iv = s->interval_ms ? s->interval_ms : AT_EXPORT_DEFAULT_INTERVAL_MS;
     if (iv < AT_EXPORT_MIN_INTERVAL_MS)
         iv = AT_EXPORT_MIN_INTERVAL_MS;
@@ -532,6 +534,7 @@ static void client_poll_cb(uv_poll_t *h, int status, int events)
 static void send_hello(at_export_client_t *c)
 {
     at_export_srv_t *srv = c->srv;
+    at__agg_sync_loops(srv); /* a loop created since the last tick counts already */
     at_wire_hello_t h = {0};
     h.pid = (uint64_t)srv->pid;
     h.program = srv->program;
