@@ -171,16 +171,37 @@ static void ring_init_once(void)
 
 static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
 
+/* fork(): the forking thread holds the sink lock across the fork so that the child never
+ * inherits it locked by the logger thread. The child has no logger thread and must not print
+ * what the parent had queued (the parent will): it starts with an empty queue and starts a
+ * new logger on its next message. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&sink_lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&sink_lock);
+}
+
 static void atfork_child(void)
 {
-    /* The logger thread does not exist in the child: start a new one on the next log. */
+    pthread_mutex_unlock(&sink_lock);
+    for (uint64_t i = 0; i < LOG_CAP; i++)
+        atomic_store_explicit(&log_ring[i].seq, i, memory_order_relaxed);
+    atomic_store_explicit(&log_tail, 0, memory_order_relaxed);
+    atomic_store_explicit(&log_head, 0, memory_order_relaxed);
+    atomic_store_explicit(&log_enqueued, 0, memory_order_relaxed);
+    atomic_store_explicit(&log_done, 0, memory_order_relaxed);
+    atomic_store_explicit(&log_stop, 0, memory_order_relaxed);
     if (atomic_load_explicit(&log_state, memory_order_relaxed) == 2)
         atomic_store_explicit(&log_state, 0, memory_order_relaxed);
 }
 
 static void register_atfork(void)
 {
-    pthread_atfork(NULL, NULL, atfork_child);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 

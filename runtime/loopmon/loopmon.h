@@ -28,29 +28,31 @@
 
 /* ==== Clock ============================================================================== */
 
-/* Parameters of the TSC clock; written once by the layer's initialisation (a constructor),
- * read-only afterwards. Not for direct use: call at__now_ns(). */
+/* Parameters of the TSC clock; written once, by the first at__now_ns() call 5 ms or more
+ * after load (the calibration window), then published by use_tsc (release); read-only
+ * afterwards. Not for direct use: call at__now_ns(). */
 typedef struct at__clock {
-    uint64_t tsc0; /* TSC at the anchor */
-    uint64_t ns0;  /* CLOCK_MONOTONIC ns at the anchor */
-    uint64_t mult; /* ns per tick, as a 32.32 fixed-point number */
-    int use_tsc;   /* 1 on x86_64 with constant+nonstop TSC, after calibration */
+    uint64_t tsc0;       /* TSC at the anchor */
+    uint64_t ns0;        /* CLOCK_MONOTONIC ns at the anchor */
+    uint64_t mult;       /* ns per tick, as a 32.32 fixed-point number */
+    _Atomic int use_tsc; /* 1 on x86_64 with an invariant TSC, once calibrated */
 } at__clock_t;
 extern at__clock_t at__clock;
 
-/* CLOCK_MONOTONIC in ns through clock_gettime; the fallback of at__now_ns(). Any thread. */
+/* CLOCK_MONOTONIC in ns through clock_gettime; the fallback of at__now_ns(), which also
+ * finishes the TSC calibration when its window has passed. Any thread. */
 uint64_t at__now_ns_slow(void);
 
 /* Monotonic time in nanoseconds, in the CLOCK_MONOTONIC domain (same origin as
  * clock_gettime(CLOCK_MONOTONIC) and uv_hrtime(), within a few microseconds; the TSC rate is
- * calibrated against CLOCK_MONOTONIC at start-up, so the two drift apart by at most ~1e-5
- * of elapsed time: use one clock for both ends of a duration). About 9 ns (rdtsc) on
- * x86_64 with a constant, nonstop TSC, else clock_gettime (about 20 ns). Any thread, never
- * fails, never a syscall on the TSC path. */
+ * calibrated against CLOCK_MONOTONIC over the first >= 5 ms after load, so the two drift
+ * apart by ~1e-5 of elapsed time at most: use one clock for both ends of a duration).
+ * About 10 ns (rdtsc) on x86_64 with an invariant TSC, else (and during the first 5 ms)
+ * clock_gettime (about 20 ns). Any thread, never fails, no syscall on the TSC path. */
 static inline uint64_t at__now_ns(void)
 {
 #if defined(__x86_64__)
-    if (AT__LIKELY(at__clock.use_tsc)) {
+    if (AT__LIKELY(atomic_load_explicit(&at__clock.use_tsc, memory_order_acquire))) {
         uint64_t t = __rdtsc();
         return at__clock.ns0 +
                (uint64_t)(((unsigned __int128)(t - at__clock.tsc0) * at__clock.mult) >> 32);
@@ -339,7 +341,8 @@ typedef struct at__mon {
  * loop (its pthread id, kernel tid and stack bounds are recorded). Installs the metrics:
  * unref'd prepare and check handles (they never keep the loop alive) and
  * UV_METRICS_IDLE_TIME. Registers the monitor in the process-wide registry. Returns 0 and
- * *out, or -ENOMEM, or a libuv error from the handle initialisation. */
+ * *out, -EEXIST if the loop already has a monitor (at__mon_find gives it), -ENOMEM, or a
+ * libuv error from the handle initialisation. */
 int at__mon_create(uv_loop_t *loop, at__mon_t **out);
 
 /* Start closing a monitor: closes its handles (as uv_close does, the caller must let the
@@ -606,7 +609,12 @@ int at__stack_bounds_init(void);
 /* Walk frame pointers from fp, writing up to max raw return addresses (innermost first).
  * Stops at the first frame pointer outside [lo, hi - 16), misaligned, or not strictly
  * above the previous one, or at a zero return address: garbage never makes it fault.
- * Returns the number written. Async-signal-safe; pure apart from reading the stack. */
+ * Returns the number written. Async-signal-safe; pure apart from reading the stack.
+ * To sample a thread from a signal handler running on it (the exporter's "where is the loop
+ * stuck"): take fp from the interrupted context (ucontext's REG_RBP), and the bounds from
+ * at__stack_bounds (the stack it was running on: the thread's, or the coroutine's the tasks
+ * layer set), read inside the handler; at__stack_bounds_init must have run on that thread
+ * first (at__mon_create does it for the loop thread). */
 int at__stack_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, void **out, int max);
 
 /* Capture the calling thread's stack: up to max return addresses, innermost first, after

@@ -2,6 +2,8 @@
  * plausible, the monitor never keeps a loop alive, the handle inventory, the registry. */
 #include "test-loopmon-util.h"
 
+#include <errno.h>
+
 static at__mon_t *mon;
 static int fired;
 
@@ -47,6 +49,9 @@ static void test_metrics(void **state)
 
     /* registry */
     assert_ptr_equal(at__mon_find(&loop), mon);
+    at__mon_t *again = NULL;
+    assert_int_equal(at__mon_create(&loop, &again), -EEXIST); /* one monitor per loop */
+    assert_null(again);
     int seen = 0;
     at__mon_foreach(count_mon, &seen);
     assert_int_equal(seen, 1);
@@ -153,12 +158,80 @@ static void test_ref_outlives_close(void **state)
     at__loopmon_shutdown();
 }
 
+/* A poll of a second or more is logged at debug level in debug mode. */
+static void on_late(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void test_long_poll_logged(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_timer_t t;
+    at__mon_t *m;
+    char text[8192];
+    capture_start();
+    at__debug_set(true);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(at__mon_create(&loop, &m), 0);
+    assert_int_equal(uv_timer_init(&loop, &t), 0);
+    assert_int_equal(uv_timer_start(&t, on_late, 1100, 0), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    at__debug_set(false);
+    capture_take(text, sizeof text);
+    printf("# %s", text);
+    assert_non_null(strstr(text, "DEBUG: poll took "));
+    at__mon_stats_t st;
+    at__mon_stats(m, &st);
+    assert_true(st.poll_max_ns >= 1000ull * 1000 * 1000);
+    assert_true(st.idle_ns >= 1000ull * 1000 * 1000);
+    capture_stop();
+    uv_close((uv_handle_t *)&t, NULL);
+    close_loop(&loop, m);
+    at__loopmon_shutdown();
+}
+
+/* The timestamp chain never bills time spent outside uv_run to the next callback. */
+static at__mon_t *cmon;
+static void timed_noop(uv_timer_t *t)
+{
+    at__cb_t cb;
+    at__cb_begin(cmon, &cb, at__mon_site(cmon, (void *)timed_noop, NULL), AT__CB_TIMER);
+    at__cb_end(cmon, &cb);
+    (void)t;
+}
+
+static void test_chain_not_across_runs(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_timer_t t;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(at__mon_create(&loop, &cmon), 0);
+    assert_int_equal(uv_timer_init(&loop, &t), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(uv_timer_start(&t, timed_noop, 0, 0), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        sleep_ms(30); /* the program does something else between runs */
+    }
+    at__site_stats_t st;
+    at__site_read(at__mon_site(cmon, (void *)timed_noop, NULL), &st);
+    assert_int_equal(st.count, 3);
+    assert_true(st.max_ns < 20ull * 1000 * 1000); /* none of the 30 ms gaps */
+    uv_close((uv_handle_t *)&t, NULL);
+    close_loop(&loop, cmon);
+    at__loopmon_shutdown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_closed_by_walk),
         cmocka_unit_test(test_ref_outlives_close),
+        cmocka_unit_test(test_long_poll_logged),
+        cmocka_unit_test(test_chain_not_across_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,8 @@
 #include "test-loopmon-util.h"
 
 #include <errno.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void test_overflow_exact(void **state)
 {
@@ -172,12 +174,52 @@ static void test_log_never_blocks(void **state)
     at__loopmon_shutdown();
 }
 
+/* After fork the child logs through a logger of its own, without the parent's backlog. */
+static void test_log_after_fork(void **state)
+{
+    (void)state;
+    capture_start();
+    at__log(AT__LOG_INFO, "parent before fork");
+    char text[4096];
+    capture_take(text, sizeof text);
+    assert_string_equal(text, "INFO: parent before fork\n");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        capture_start();
+        at__log(AT__LOG_INFO, "child %d", 7);
+        char buf[4096];
+        int ok = at__log_flush(5ull * 1000 * 1000 * 1000) == 0;
+        pthread_mutex_lock(&cap.lock);
+        snprintf(buf, sizeof buf, "%s", cap.text);
+        pthread_mutex_unlock(&cap.lock);
+        ssize_t n = write(fds[1], buf, strlen(buf));
+        _exit(ok && n > 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    char got[4096];
+    ssize_t n = read(fds[0], got, sizeof got - 1);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(n > 0);
+    got[n] = '\0';
+    assert_string_equal(got, "INFO: child 7\n");
+    capture_stop();
+    at__loopmon_shutdown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_overflow_exact),
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_log_never_blocks),
+        cmocka_unit_test(test_log_after_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,107 @@
+/* bench_loop.c: the runtime core's benchmarks — the 1M call-soon chain (debug off/on) against a raw
+ * libuv idle chain, in one program. */
+#include "bench.h"
+
+#include <asynctop.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CHAIN_N 1000000L
+
+typedef struct chain {
+    long left;
+} chain_t;
+
+static void chain_cb(at_loop_t *loop, void *arg)
+{
+    chain_t *c = arg;
+    if (--c->left > 0)
+        at_call_soon(loop, chain_cb, c, "chain", NULL);
+}
+
+/* ns per callback of a chain of n call-soon callbacks, each scheduling the next. */
+static double chain_n_ns(bool debug, long n)
+{
+    at_loop_t *loop;
+    if (at_loop_new(&loop, NULL) < 0)
+        return -1;
+    at_set_debug(debug);
+    chain_t c = {n};
+    uint64_t t0 = bench_now_ns();
+    at_call_soon(loop, chain_cb, &c, "chain", NULL);
+    at_loop_run(loop, AT_RUN_DEFAULT);
+    uint64_t t1 = bench_now_ns();
+    at_set_debug(false);
+    at_close_report_t rep;
+    if (at_loop_close(loop, &rep) < 0 || c.left != 0) {
+        fprintf(stderr, "bench_loop: chain did not finish cleanly\n");
+        return -1;
+    }
+    return (double)(t1 - t0) / (double)n;
+}
+
+static double chain_ns(bool debug)
+{
+    return chain_n_ns(debug, CHAIN_N);
+}
+
+BENCH(call_soon_chain_ns, "ns/callback", "1M at_call_soon chain, each callback schedules the next")
+{
+    return chain_ns(false);
+}
+
+BENCH(call_soon_chain_debug_ns, "ns/callback",
+      "the same chain with debug mode on (creation stacks)")
+{
+    return chain_ns(true);
+}
+
+typedef struct idle_chain {
+    uv_idle_t idle;
+    long left;
+} idle_chain_t;
+
+static void idle_cb(uv_idle_t *h)
+{
+    idle_chain_t *c = (idle_chain_t *)h;
+    if (--c->left == 0)
+        uv_idle_stop(h);
+}
+
+BENCH(libuv_idle_chain_ns, "ns/iteration",
+      "raw libuv: an idle handle counting to 1M (one per loop iteration)")
+{
+    uv_loop_t uv;
+    if (uv_loop_init(&uv) < 0)
+        return -1;
+    idle_chain_t c = {.left = CHAIN_N};
+    uv_idle_init(&uv, &c.idle);
+    uint64_t t0 = bench_now_ns();
+    uv_idle_start(&c.idle, idle_cb);
+    uv_run(&uv, UV_RUN_DEFAULT);
+    uint64_t t1 = bench_now_ns();
+    uv_close((uv_handle_t *)&c.idle, NULL);
+    uv_run(&uv, UV_RUN_DEFAULT);
+    uv_loop_close(&uv);
+    return (double)(t1 - t0) / CHAIN_N;
+}
+
+/* Same-run ratios: both sides measured back to back inside one repetition
+ * (the harness reports the median over repetitions), so that load from other
+ * processes on the machine hits both alike. */
+BENCH(call_soon_chain_debug_ratio, "x",
+      "debug-on chain time / debug-off chain time (target <= 1.25)")
+{
+    double off = chain_ns(false), on = chain_ns(true);
+    if (getenv("BENCH_VERBOSE"))
+        fprintf(stderr, "off %.2f on %.2f\n", off, on);
+    return off > 0 && on > 0 ? on / off : -1;
+}
+
+BENCH(libuv_idle_over_call_soon_ratio, "x",
+      "libuv idle chain time / call-soon chain time (target >= 1)")
+{
+    double ours = chain_ns(false);
+    double uv = bench_def_libuv_idle_chain_ns.run();
+    return ours > 0 && uv > 0 ? uv / ours : -1;
+}
