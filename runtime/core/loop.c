@@ -294,6 +294,8 @@ static void timer_rearm(at_loop_t *loop)
 static void timer_cb(uv_timer_t *h)
 {
     at_loop_t *loop = h->data;
+    if (AT__UNLIKELY(atomic_load_explicit(&loop->closing, memory_order_relaxed)))
+        return; /* at_loop_close drops the timers */
     uint64_t now = uv_now(loop->uv), now_ns = 0;
     while (loop->heap_len > 0 && loop->heap[0]->when <= now) {
         at__slot_t *s = loop->heap[0];
@@ -408,6 +410,10 @@ bool at_handle_cancel(at_loop_t *loop, at_handle_t handle)
     switch (s->state) {
     case AT__SLOT_READY:
         s->state = AT__SLOT_CANCELLED; /* skipped (and recycled) when popped */
+        s->gen++;
+        return true;
+    case AT__SLOT_INFLIGHT: /* posted by another thread, not drained yet: skipped then */
+        s->state = AT__SLOT_CANCELLED;
         s->gen++;
         return true;
     case AT__SLOT_TIMER:
@@ -599,15 +605,18 @@ int at_loop_run(at_loop_t *loop, at_run_mode_t mode)
          * handles finish closing in this run's first iteration). */
         if (atomic_load_explicit(&loop->closing, memory_order_relaxed))
             return AT_ECLOSING;
-        if (!at__on_loop_thread(loop)) {
-            at__mon_t *m;
-            int r = at__mon_create(loop->uv, &m);
-            if (r < 0)
-                return r;
-            at__mon_close(loop->mon);
-            loop->mon = m;
+        if (!at__on_loop_thread(loop) || !loop->mon) {
+            /* One monitor per uv loop: the old one goes first. */
+            if (loop->mon)
+                at__mon_close(loop->mon);
+            loop->mon = NULL;
             memset(loop->site_cache, 0, sizeof loop->site_cache);
             atomic_store_explicit(&loop->thread, pthread_self(), memory_order_relaxed);
+            int r = at__mon_create(loop->uv, &loop->mon);
+            if (r < 0) {
+                loop->mon = NULL; /* the next run tries again */
+                return r;
+            }
         }
         loop->ran = true;
     }

@@ -106,9 +106,14 @@ static void test_wrong_thread_and_unclosed_events(void **state)
     assert_true(take_event(loop, "wrong_thread", AT__EV_WARNING, &ev));
     assert_string_equal(ev.name, "at_call_soon");
     assert_true(ev.nstack >= 1);
-    char sym[256];
-    at_symbolize(ev.stack[0], sym, sizeof sym);
-    assert_contains(sym, "wrong");
+    /* the caller is on the stack (frame #0 may be the refused API function) */
+    int found = 0;
+    for (int i = 0; i < ev.nstack && i < 3; i++) {
+        char sym[256];
+        at_symbolize(ev.stack[i], sym, sizeof sym);
+        found |= strncmp(sym, "wrong ", 6) == 0;
+    }
+    assert_true(found);
 
     /* the unclosed-handle event is posted before the monitor goes: read it
        from a sink-side view, the log, and count it */

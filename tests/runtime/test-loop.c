@@ -257,6 +257,32 @@ static void test_threadsafe_many_threads(void **state)
     close_clean(ts.loop);
 }
 
+/* A threadsafe call cancelled on the loop thread before the loop drained it. */
+static void *post_one(void *p)
+{
+    at_handle_t *h = p;
+    assert_int_equal(at_call_soon_threadsafe(ts.loop, count_cb, NULL, "posted", h), 0);
+    return NULL;
+}
+
+static void test_threadsafe_cancel_before_drain(void **state)
+{
+    (void)state;
+    memset(&ts, 0, sizeof ts);
+    assert_int_equal(at_loop_new(&ts.loop, NULL), 0);
+    at_handle_t h;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, post_one, &h), 0);
+    pthread_join(th, NULL);
+    ran = 0;
+    assert_true(at_handle_pending(ts.loop, h));
+    assert_true(at_handle_cancel(ts.loop, h));
+    assert_false(at_handle_cancel(ts.loop, h));
+    assert_int_equal(at_loop_run(ts.loop, AT_RUN_NOWAIT), 0);
+    assert_int_equal(ran, 0);
+    close_clean(ts.loop);
+}
+
 /* run-and-wait: a foreign thread runs a function on the loop and gets its result */
 
 static int answer_fn(at_loop_t *loop, void *arg, void **result)
@@ -629,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_chain_and_fairness),
         cmocka_unit_test(test_stop_and_modes),
         cmocka_unit_test(test_threadsafe_many_threads),
+        cmocka_unit_test(test_threadsafe_cancel_before_drain),
         cmocka_unit_test(test_run_and_wait),
         cmocka_unit_test(test_await_threadsafe),
         cmocka_unit_test(test_wrong_thread_refused),

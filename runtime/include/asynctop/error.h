@@ -104,8 +104,7 @@ extern "C" {
     XX(EDEADLK, -EDEADLK, "resource deadlock would occur")                                         \
     XX(EWRONGTHREAD, -5001, "called from a thread that is not the loop's thread")                  \
     XX(EINVALSTATE, -5002, "invalid state for this operation")                                     \
-    XX(ECLOSING, -5003, "loop is closing or closed")                                               \
-    XX(ENOTRUNNING, -5004, "loop is not running")
+    XX(ECLOSING, -5003, "loop is closing or closed")
 
 typedef enum at_errno {
 #define AT_ERRNO_ENUM_(name, value, msg) AT_##name = (value),
