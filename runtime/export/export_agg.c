@@ -744,7 +744,7 @@ static void send_resync(at_export_srv_t *srv, at_export_attach_t *att, uint64_t 
     att->resync_inflight = true;
     att->resync_at_ns = now;
     att->dropped_seen = atomic_load(&att->dropped);
-    r->next = srv->pending;
+    r->pnext = srv->pending;
     srv->pending = r;
 }
 

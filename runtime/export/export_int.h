@@ -35,7 +35,8 @@ typedef struct at_export_task_ev {
  * exporter; handed to the loop thread through the attachment's mailbox and back through the
  * exporter's done list. */
 typedef struct at_export_loopreq {
-    struct at_export_loopreq *next;
+    struct at_export_loopreq *next;  /* mailbox / done list (handed between threads) */
+    struct at_export_loopreq *pnext; /* the exporter's pending list (exporter thread only) */
     int op;             /* AT_WIRE_OP_TASK_DETAIL, AT_WIRE_OP_CANCEL, or LOOPREQ_RESYNC */
     uint64_t client_id; /* 0 for the exporter's own (resync) */
     uint64_t req_id;    /* the client's request id */

@@ -300,7 +300,7 @@ static void loop_request(at_export_client_t *c, const at_wire_request_t *rq)
         at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_UNSUPPORTED, "loop is closing");
         return;
     }
-    r->next = srv->pending;
+    r->pnext = srv->pending;
     srv->pending = r;
     c->inflight++;
 }
@@ -671,9 +671,9 @@ static void listen_start(at_export_srv_t *srv)
 
 static void remove_pending(at_export_srv_t *srv, at_export_loopreq_t *r)
 {
-    for (at_export_loopreq_t **pp = &srv->pending; *pp != NULL; pp = &(*pp)->next)
+    for (at_export_loopreq_t **pp = &srv->pending; *pp != NULL; pp = &(*pp)->pnext)
         if (*pp == r) {
-            *pp = r->next;
+            *pp = r->pnext;
             return;
         }
 }
@@ -769,7 +769,7 @@ static void process_done(at_export_srv_t *srv)
 
 static void expire_pending(at_export_srv_t *srv, uint64_t now)
 {
-    for (at_export_loopreq_t *r = srv->pending; r != NULL; r = r->next) {
+    for (at_export_loopreq_t *r = srv->pending; r != NULL; r = r->pnext) {
         if (r->abandoned || now < r->deadline_ns)
             continue;
         r->abandoned = true; /* stays pending until the loop thread gives it back */

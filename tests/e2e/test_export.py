@@ -229,6 +229,11 @@ class ExportTest(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 5.0, "reported only after the callback returned")
         u, run = blocked
         self.assertEqual(run["name"], "on_command")
+        if os.environ.get("AT_E2E_TSAN"):
+            # ThreadSanitizer defers signals to its own safe points: the sampled stack is its
+            # runtime's, not the program's. Everything else is checked.
+            t.p.kill()
+            return
         funcs = c.stack_funcs(run["stack"])
         self.assertIn("parse_request", funcs, funcs)
         # (gcc may name a clone "handle_command.constprop.0")
