@@ -257,6 +257,9 @@ typedef struct at_export_client {
 typedef struct at_export_srv {
     at_export_config_t cfg;
     char program[64];
+    char *cmdline;        /* /proc/self/cmdline, NUL-separated (argv for hello) */
+    const char **argv;    /* pointers into cmdline */
+    uint32_t argc;
     pid_t pid;
     at_export_path_t path;
     at_export_sockid_t sock_id;

@@ -539,8 +539,8 @@ static void send_hello(at_export_client_t *c)
     h.pid = (uint64_t)srv->pid;
     h.program = srv->program;
     const char *argv0[1] = {srv->program};
-    h.n_argv = 1;
-    h.argv = argv0;
+    h.n_argv = srv->argc ? srv->argc : 1;
+    h.argv = srv->argc ? srv->argv : argv0;
     h.runtime_version = "0.1.0";
     h.start_time_ns = srv->agg.start_wall_ns;
     h.now_ns = at__agg_proc_ns(&srv->agg, at__now_ns());
@@ -952,6 +952,8 @@ static void srv_free(at_export_srv_t *srv)
     at_wire_buf_free(&srv->wbuf);
     pthread_mutex_destroy(&srv->done_lock);
     free(srv->fd_slots);
+    free(srv->cmdline);
+    free(srv->argv);
     free(srv);
 }
 
@@ -1025,6 +1027,29 @@ static void read_program(char *buf, size_t size)
     }
 }
 
+/* The command line from /proc/self/cmdline (at most 64 arguments, 16 KiB). */
+static void read_cmdline(at_export_srv_t *srv)
+{
+    enum { MAXLEN = 16384, MAXARGS = 64 };
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char *buf = malloc(MAXLEN + 1);
+    ssize_t n = buf ? read(fd, buf, MAXLEN) : -1;
+    close(fd);
+    srv->argv = malloc(MAXARGS * sizeof *srv->argv);
+    if (n <= 0 || srv->argv == NULL) {
+        free(buf);
+        free(srv->argv);
+        srv->argv = NULL;
+        return;
+    }
+    buf[n] = '\0';
+    srv->cmdline = buf;
+    for (ssize_t i = 0; i < n && srv->argc < MAXARGS; i += (ssize_t)strlen(buf + i) + 1)
+        srv->argv[srv->argc++] = buf + i;
+}
+
 static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
 {
     char err[256] = "";
@@ -1049,6 +1074,7 @@ static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
     else
         read_program(srv->program, sizeof srv->program);
     srv->cfg.socket_path = NULL; /* not kept: the caller's string */
+    srv->cfg.program = NULL;
     srv->pid = getpid();
     srv->listen_fd = -1;
 
@@ -1092,6 +1118,7 @@ static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
         free(srv);
         return r;
     }
+    read_cmdline(srv);
     /* The fd slots: the listener, then one per client (at most max_clients + 4 at once). */
     g_fd_nslots = srv->cfg.max_clients + 8;
     for (unsigned i = 0; i < g_fd_nslots; i++)

@@ -139,6 +139,8 @@ class ExportTest(unittest.TestCase):
         for k in ("program", "argv", "runtime", "start_time_ns", "now_ns", "config", "caps"):
             self.assertIn(k, h)
         self.assertIn("slow_ns", h["config"])
+        self.assertEqual(h["program"], "export_target")
+        self.assertEqual(h["argv"][0], TARGET)
         for cap in ("tasks", "slow", "loop", "stacks", "set_config", "loop_stack", "cancel"):
             self.assertIn(cap, h["caps"])
         c.subscribe(100)
@@ -471,7 +473,10 @@ class ExportTest(unittest.TestCase):
         t = self.target()
         self.assertFalse(os.path.exists(stale))
         self.assertTrue(os.path.exists(keep))
-        self.assertTrue(any("stale" in l for l in t.stderr) or True)
+        deadline = time.monotonic() + 5  # the log line is written by loopmon's logger thread
+        while not any("removed 1 stale socket" in l for l in t.stderr):
+            self.assertLess(time.monotonic(), deadline, "".join(t.stderr))
+            time.sleep(0.05)
         t.quit()
 
     def test_unsafe_directory_refused(self):
