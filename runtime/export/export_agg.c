@@ -623,11 +623,13 @@ void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
     agg_loop_t *l = att ? loop_of_attach(srv, att) : NULL;
     if (att != NULL) {
         att->resync_inflight = false;
-        att->synced = true;
-        att->skip_until = r->resync_pos;
+        if (r->result == 0) {
+            att->synced = true;
+            att->skip_until = r->resync_pos;
+        }
     }
     at__export_attach_unlock();
-    if (l == NULL)
+    if (l == NULL || r->result != 0)
         return;
     /* Diff the old mirror against the resync: rows that vanished are gone, new ones added,
      * different ones changed; a client's delta stays exact. */
@@ -770,7 +772,10 @@ void at__agg_drain(at_export_srv_t *srv)
         agg_loop_t *l = loop_of_attach(srv, att);
         at_export_task_ev_t ev;
         uint64_t pos;
-        while (at__export_task_take(att, &ev, &pos) == 1)
+        /* While a resync is in flight the ring is left alone: events newer than the resync
+         * must be applied after its rows, not before (a full ring meanwhile just drops and
+         * counts, and leads to the next resync). */
+        while (!att->resync_inflight && at__export_task_take(att, &ev, &pos) == 1)
             if (l != NULL && pos >= att->skip_until)
                 task_apply(a, l, &ev);
         uint64_t dropped = atomic_load(&att->dropped);

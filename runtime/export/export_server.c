@@ -712,8 +712,7 @@ static void answer_detail(at_export_srv_t *srv, at_export_client_t *c, at_export
 static void answer(at_export_srv_t *srv, at_export_loopreq_t *r)
 {
     if (r->op == AT_EXPORT_LOOPREQ_RESYNC) {
-        if (r->result == 0)
-            at__agg_apply_resync(srv, r);
+        at__agg_apply_resync(srv, r);
         return;
     }
     at_export_client_t *c = at__export_client_find(srv, r->client_id);
@@ -770,11 +769,11 @@ static void process_done(at_export_srv_t *srv)
 static void expire_pending(at_export_srv_t *srv, uint64_t now)
 {
     for (at_export_loopreq_t *r = srv->pending; r != NULL; r = r->pnext) {
-        if (r->abandoned || now < r->deadline_ns)
+        /* A resync is never abandoned: however late, its rows are right as of its ring
+         * position, and the next resync waits for it. */
+        if (r->abandoned || now < r->deadline_ns || r->op == AT_EXPORT_LOOPREQ_RESYNC)
             continue;
         r->abandoned = true; /* stays pending until the loop thread gives it back */
-        if (r->op == AT_EXPORT_LOOPREQ_RESYNC)
-            continue;
         at_export_client_t *c = at__export_client_find(srv, r->client_id);
         if (c == NULL)
             continue;
