@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -211,6 +212,10 @@ int main(int argc, char **argv)
             cfg.stall_ms = (unsigned)strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--handshake-ms") == 0)
             cfg.handshake_ms = (unsigned)strtoul(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--nofile") == 0) {
+            struct rlimit rl = {strtoul(argv[i + 1], NULL, 10), strtoul(argv[i + 1], NULL, 10)};
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
     }
     g_tasks = calloc(MAX_TASKS, sizeof *g_tasks);
     g_create_stacks = calloc(MAX_TASKS, sizeof *g_create_stacks);

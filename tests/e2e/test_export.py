@@ -403,6 +403,36 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(e["code"], TOO_MANY)
         t.quit()
 
+    def test_emfile_backs_off(self):
+        t = self.target(("--nofile", "32"), env={"ASYNCTOP_MAX_CLIENTS": "100"})
+        tids = os.listdir("/proc/%d/task" % t.pid)
+
+        def export_ticks():
+            for tid in tids:
+                base = "/proc/%d/task/%s/" % (t.pid, tid)
+                with open(base + "comm") as f:
+                    if f.read().strip() == "asynctop-export":
+                        with open(base + "stat") as f:
+                            fields = f.read().rsplit(")", 1)[1].split()
+                        return int(fields[11]) + int(fields[12])
+            raise AssertionError("no exporter thread")
+
+        cs = [self.client(t.path) for _ in range(40)]  # more than the fds the target has
+        deadline = time.monotonic() + 5
+        while not any("pausing accepts" in l for l in t.stderr):
+            self.assertLess(time.monotonic(), deadline, "".join(t.stderr))
+            time.sleep(0.05)
+        # out of descriptors for 2 s: the exporter sleeps, it does not spin on the listener
+        t0 = export_ticks()
+        time.sleep(2)
+        self.assertLess(export_ticks() - t0, 50)  # < 0.5 s of CPU in 2 s (ticks are 10 ms)
+        for c in cs:
+            c.close()
+        self.clients.clear()
+        time.sleep(1.5)
+        c, _ = self.live_client(t)  # served again once descriptors are free
+        t.quit()
+
     def test_client_that_never_reads(self):
         t = self.target(("--out-max", "262144", "--stall-ms", "3000"))
         t.cmd("tasks 20000")
