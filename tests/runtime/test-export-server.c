@@ -449,6 +449,45 @@ static void test_loop_busy(void **state)
     at__export_stop();
 }
 
+static void test_no_provider_unsupported(void **state)
+{
+    at_export_config_t cfg = config();
+    assert_int_equal(at__export_start(&cfg), 0);
+    client_t c;
+    assert_int_equal(client_connect(&c), 0);
+    at_wire_msg_t m;
+    assert_int_equal(client_next(&c, &m, 5000), 1);
+    assert_int_equal(m.type, AT_WIRE_HELLO);
+    /* without a task provider the hello does not promise tasks or cancel */
+    assert_int_equal(m.u.hello.caps & (AT_WIRE_CAP_TASKS | AT_WIRE_CAP_CANCEL), 0);
+    assert_true(m.u.hello.caps & AT_WIRE_CAP_LOOP_STACK);
+    assert_int_equal(m.u.hello.n_loops, 1);
+    at_wire_msg_free(&m);
+    subscribe(&c);
+    expect_type(&c, AT_WIRE_UPDATE);
+    at_wire_buf_t b;
+    at_wire_buf_init(&b);
+    at_wire_request_t rq = {.id = 5, .op = AT_WIRE_OP_CANCEL, .task = 1};
+    assert_int_equal(at_wire_encode_request(&b, &rq), 0);
+    client_send(&c, &b);
+    for (;;) {
+        assert_int_equal(client_next(&c, &m, 5000), 1);
+        if (m.type == AT_WIRE_RESPONSE) {
+            assert_int_equal(m.u.response.id, 5);
+            assert_int_equal(m.u.response.status, AT_WIRE_ST_UNSUPPORTED);
+            assert_non_null(strstr(m.u.response.reason, "not supported by this runtime"));
+            at_wire_msg_free(&m);
+            break;
+        }
+        at_wire_msg_free(&m);
+    }
+    /* the connection stays up: updates keep coming */
+    expect_type(&c, AT_WIRE_UPDATE);
+    at_wire_buf_free(&b);
+    client_free(&c);
+    at__export_stop();
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_DFL); /* the exporter must never raise it */
@@ -458,6 +497,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_provider_unsupported, setup, teardown),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     at__loopmon_shutdown();
