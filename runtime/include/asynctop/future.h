@@ -39,7 +39,9 @@ AT_EXTERN int at_future_new(at_loop_t *loop, at_future_t **out);
 /* Adds a reference; returns `fut`. */
 AT_EXTERN at_future_t *at_future_ref(at_future_t *fut);
 /* Drops a reference; the last one frees the future, destroying its result
- * (destructor) or error, and reports a never-retrieved error. NULL ignored. */
+ * (destructor) or error, and reports a never-retrieved error. NULL ignored.
+ * From a wrong thread the call is refused and reported, and the reference
+ * is leaked rather than the future corrupted. */
 AT_EXTERN void at_future_unref(at_future_t *fut);
 
 /* Completes the future with `value`; `dtor` (may be NULL) is called on it

@@ -38,10 +38,10 @@ typedef enum at_run_mode {
 } at_run_mode_t;
 
 /* Runs the loop. The first run may be made from any thread, which becomes
- * the loop's thread for good; later runs only from that thread. Returns 0
- * when the loop stopped or has nothing left to do (AT_RUN_DEFAULT), or after
- * the iteration (ONCE/NOWAIT: then 1 if work is still pending, as uv_run
- * does); AT_EINVALSTATE if the loop is already running (re-entrant run),
+ * the loop's thread for good; later runs only from that thread. Returns, as
+ * uv_run does, 0 if nothing is left to do and 1 if work is still pending
+ * (after at_loop_stop, or after one AT_RUN_ONCE/AT_RUN_NOWAIT iteration);
+ * AT_EINVALSTATE if the loop is already running (re-entrant run),
  * AT_ECLOSING after at_loop_close. The threadsafe wake-up handle does not
  * keep the loop alive: a loop that only waits for other threads must hold a
  * reference with at_loop_ref. */
