@@ -367,10 +367,29 @@ class ExportTest(unittest.TestCase):
         with self.assertRaises(Closed):
             while True:
                 bad.recv(5)
+        # an unsupported protocol version is refused with its own code, then closed
+        other = self.client(t.path)
+        other.hello()
+        other.send_raw(frame({"t": "subscribe", "v": 99, "interval_ms": 100}))
+        e = other.recv_type("error")
+        self.assertEqual(e["code"], 3)
+        self.assertTrue(e["fatal"])
         # the other client kept receiving updates throughout
         s0 = good.recv_type("update")["seq"]
         s1 = good.recv_type("update")["seq"]
         self.assertEqual(s1, s0 + 1)
+        t.quit()
+
+    def test_subscribe_what(self):
+        t = self.target()
+        t.cmd("tasks 3")
+        c = self.client(t.path)
+        c.hello()
+        c.subscribe(100, what=["slow"])
+        for _ in range(3):
+            u = c.recv_type("update")
+            for k in ("tasks_new", "tasks_changed", "stats", "site_stats", "running"):
+                self.assertNotIn(k, u)
         t.quit()
 
     def test_64_clients(self):
