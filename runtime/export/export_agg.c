@@ -631,6 +631,10 @@ void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
     at__export_attach_unlock();
     if (l == NULL || r->result != 0)
         return;
+    if (r->rows_truncated)
+        at__export_log(AT_EXPORT_LOG_WARN,
+                       "task resync of loop %llu truncated at %zu rows: the rest is not shown",
+                       (unsigned long long)l->id, r->nrows);
     /* Diff the old mirror against the resync: rows that vanished are gone, new ones added,
      * different ones changed; a client's delta stays exact. */
     agg_task_t *old = l->tasks;
@@ -790,9 +794,8 @@ void at__agg_drain(at_export_srv_t *srv)
 
 /* ---- the watchdog: a loop stuck in one callback ------------------------------------------- */
 
-void at__agg_watchdog(at_export_srv_t *srv, uint64_t now_unused)
+void at__agg_watchdog(at_export_srv_t *srv)
 {
-    (void)now_unused;
     uint64_t now = at__now_ns();
     agg_t *a = &srv->agg;
     /* a sample for the blocked state came in? */

@@ -12,8 +12,6 @@ static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static at_export_attach_t *g_atts;
 static uint64_t g_next_id;
 
-void at__export_loopreq_done(at_export_loopreq_t *r);
-
 void at__export_attach_lock(void)
 {
     pthread_mutex_lock(&g_reg_lock);

@@ -43,7 +43,6 @@ typedef struct at_export_loopreq {
     uint64_t task_id;
     uint64_t deadline_ns; /* answer "loop busy" after this */
     bool abandoned;       /* timed out: discard the answer */
-    bool answered;        /* exporter thread: a response went out */
     struct at_export_attach *att;
     int result;          /* 0 or negative errno, set on the loop thread */
     uint64_t resync_pos; /* resync: the ring position at the time of the resync */
@@ -94,6 +93,9 @@ void at__export_attach_set_consumer(int on);
 /* Hands `r` to its attachment's loop thread. Exporter thread. Returns 0, or -ESHUTDOWN when
  * the attachment is detaching (then `r` is not taken). Caller holds the registry lock. */
 int at__export_loopreq_send(at_export_loopreq_t *r);
+/* Hands an answered request back to the exporter (or frees it when none runs). The loop
+ * thread that ran it, or the detaching one; takes the exporter lock briefly. */
+void at__export_loopreq_done(at_export_loopreq_t *r);
 /* Takes one task event off `a`'s ring: 1 and *out, 0 when empty; *pos gets its position.
  * Exporter thread only (single consumer). */
 int at__export_task_take(at_export_attach_t *a, at_export_task_ev_t *out, uint64_t *pos);
@@ -123,7 +125,6 @@ typedef struct agg_event {
     uint64_t seq;
     bool is_slow;
     at__site_t *site;    /* slow: the callback's site */
-    uint64_t start_ns;   /* slow: process time */
     at_wire_slow_t slow; /* strings point into the fields below when sent */
     at_wire_exc_t exc;
     char name[AT__EV_NAME_MAX];
@@ -165,8 +166,8 @@ typedef struct agg_loop {
     size_t site_idx_cap;
     /* events */
     agg_event_t evlog[AT_EXPORT_EVLOG];
-    uint64_t ev_next;                      /* next seq to assign (seq starts at 1) */
-    uint64_t dropped[AT__EV_KIND_MAX + 1]; /* last read; [KIND_MAX]: task events */
+    uint64_t ev_next;                  /* next seq to assign (seq starts at 1) */
+    uint64_t dropped[AT__EV_KIND_MAX]; /* loopmon's dropped counters, last read */
     /* tasks (from the attachments on this loop) */
     agg_task_t *tasks; /* open addressing on id */
     size_t task_cap, ntasks;
@@ -257,8 +258,8 @@ typedef struct at_export_client {
 typedef struct at_export_srv {
     at_export_config_t cfg;
     char program[64];
-    char *cmdline;        /* /proc/self/cmdline, NUL-separated (argv for hello) */
-    const char **argv;    /* pointers into cmdline */
+    char *cmdline;     /* /proc/self/cmdline, NUL-separated (argv for hello) */
+    const char **argv; /* pointers into cmdline */
     uint32_t argc;
     pid_t pid;
     at_export_path_t path;
@@ -310,7 +311,7 @@ void at__agg_drain(at_export_srv_t *srv);
 /* Re-reads call-site statistics (cheap when nothing ran). */
 void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l);
 /* Watches each loop's running callback; samples its stack once it passes the threshold. */
-void at__agg_watchdog(at_export_srv_t *srv, uint64_t now);
+void at__agg_watchdog(at_export_srv_t *srv);
 agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id);
 /* Builds the client's next update (full when c->need_full) into srv->wbuf and sends it. */
 int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now);

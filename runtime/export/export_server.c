@@ -867,7 +867,7 @@ static void tick_cb(uv_timer_t *t)
     process_done(srv);
     at__agg_sync_loops(srv);
     at__agg_drain(srv);
-    at__agg_watchdog(srv, now);
+    at__agg_watchdog(srv);
     service_loop_stacks(srv, now);
     expire_pending(srv, now);
 
@@ -1232,8 +1232,6 @@ int at__export_socket_path(char *buf, size_t size)
     return r;
 }
 
-/* Called by a loop thread (through the attachment) with an answered request. */
-void at__export_loopreq_done(at_export_loopreq_t *r);
 void at__export_loopreq_done(at_export_loopreq_t *r)
 {
     pthread_mutex_lock(&g_lock);
