@@ -131,6 +131,14 @@ __attribute__((noinline)) static void handle_command(char *line)
         spawn_tasks(arg);
     } else if (strcmp(cmd, "finish") == 0) {
         finish_tasks(arg);
+    } else if (strcmp(cmd, "warn") == 0) {
+        /* what core reports for a handle left open at close: a warning event */
+        at__event_t ev;
+        at__event_init(&ev, AT__EV_WARNING);
+        snprintf(ev.code, sizeof ev.code, "unclosed");
+        snprintf(ev.text, sizeof ev.text, "unclosed tcp handle (test %ld)", arg);
+        ev.nstack = (uint8_t)at__stack_capture(ev.stack, AT__EV_STACK_MAX, 0);
+        at__mon_post(g_mon, &ev);
     } else if (strcmp(cmd, "threshold") == 0) {
         at__slow_threshold_set_ns((uint64_t)arg * 1000000u);
     } else if (strcmp(cmd, "fork") == 0) {

@@ -380,6 +380,26 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(s1, s0 + 1)
         t.quit()
 
+    def test_warnings_and_dropped_counters(self):
+        t = self.target()
+        c, snap = self.live_client(t)
+        self.assertEqual(sorted(n for n, _ in snap["dropped"]), ["error", "slow", "task", "warning"])
+        t.cmd("warn 7")
+        exc = []
+        deadline = time.monotonic() + 10
+        while not exc and time.monotonic() < deadline:
+            exc += c.recv_type("update").get("exc", [])
+        self.assertEqual(len(exc), 1)
+        self.assertEqual(exc[0]["kind"], 4)  # unclosed resource
+        self.assertEqual(exc[0]["message"], "unclosed tcp handle (test 7)")
+        funcs = [f.split(".")[0] for f in c.stack_funcs(exc[0]["create_stack"])]
+        self.assertIn("handle_command", funcs)
+        # a new client gets recent events in its snapshot
+        c2, snap2 = self.live_client(t)
+        self.assertEqual([e["message"] for e in snap2.get("exc", [])],
+                         ["unclosed tcp handle (test 7)"])
+        t.quit()
+
     def test_subscribe_what(self):
         t = self.target()
         t.cmd("tasks 3")
