@@ -341,8 +341,9 @@ typedef struct at__mon {
  * loop (its pthread id, kernel tid and stack bounds are recorded). Installs the metrics:
  * unref'd prepare and check handles (they never keep the loop alive) and
  * UV_METRICS_IDLE_TIME. Registers the monitor in the process-wide registry. Returns 0 and
- * *out, -EEXIST if the loop already has a monitor (at__mon_find gives it), -ENOMEM, or a
- * libuv error from the handle initialisation. */
+ * *out, or -ENOMEM, or a libuv error from the handle initialisation. One monitor per loop
+ * is the caller's business; while two exist (a loop moving to another thread: create the
+ * new monitor there, then close the old one), at__mon_find gives the newer. */
 int at__mon_create(uv_loop_t *loop, at__mon_t **out);
 
 /* Start closing a monitor: closes its handles (as uv_close does, the caller must let the
@@ -365,8 +366,9 @@ void at__mon_unref(at__mon_t *m);
  * value if nonzero, else 0. Any thread. */
 int at__mon_foreach(int (*fn)(at__mon_t *m, void *data), void *data);
 
-/* The monitor registered for `loop`, or NULL. Any thread, O(number of loops). No reference
- * is taken: only for the loop thread of that loop (the monitor cannot go meanwhile). */
+/* The monitor registered for `loop` (the newest if there are two), or NULL. Any thread, O(number of
+ * loops). No reference is taken: only for the loop thread of that loop (the monitor cannot go
+ * meanwhile). */
 at__mon_t *at__mon_find(uv_loop_t *loop);
 
 /* True if the calling thread is the monitor's loop thread. Any thread, cheap. */

@@ -143,8 +143,6 @@ static void on_check(uv_check_t *h)
 int at__mon_create(uv_loop_t *loop, at__mon_t **out)
 {
     assert(loop && out);
-    if (at__mon_find(loop) != NULL)
-        return -EEXIST;
     at__mon_t *m = calloc(1, sizeof *m);
     if (!m)
         return -ENOMEM;
