@@ -305,6 +305,11 @@ agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id)
     return best;
 }
 
+uint32_t at__agg_wire_loop_id(at_export_srv_t *srv, const agg_loop_t *l)
+{
+    return l == at__agg_loop(srv, 0) ? 0 : (uint32_t)l->id;
+}
+
 typedef struct {
     at__mon_t *mons[64];
     int n;
@@ -890,7 +895,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
     }
     u.seq = c->upd_seq;
     u.ts_ns = at__agg_proc_ns(a, at__now_ns());
-    u.loop = l ? (uint32_t)l->id : 0;
+    u.loop = l ? at__agg_wire_loop_id(srv, l) : 0;
     u.full = full;
     u.config.has_slow_ns = u.config.has_debug = true;
     u.config.slow_ns = at__slow_threshold_ns();

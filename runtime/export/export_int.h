@@ -312,7 +312,11 @@ void at__agg_drain(at_export_srv_t *srv);
 void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l);
 /* Watches each loop's running callback; samples its stack once it passes the threshold. */
 void at__agg_watchdog(at_export_srv_t *srv);
+/* The loop a wire loop id names: 0 is the main loop (the live one created first), any other
+ * id a monitor's id. NULL if none. */
 agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id);
+/* The wire id of a loop (the inverse of at__agg_loop). */
+uint32_t at__agg_wire_loop_id(at_export_srv_t *srv, const agg_loop_t *l);
 /* Builds the client's next update (full when c->need_full) into srv->wbuf and sends it. */
 int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now);
 /* Interns a stack of raw return addresses, symbolising new frames; the wire stack id or 0. */

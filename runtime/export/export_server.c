@@ -384,7 +384,15 @@ static void handle_request(at_export_client_t *c, const at_wire_request_t *rq)
     default: {
         char reason[128];
         snprintf(reason, sizeof reason, "unknown op \"%.40s\"", rq->op_name ? rq->op_name : "?");
-        at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_UNSUPPORTED, reason);
+        /* the response echoes the op as the client spelled it */
+        at_wire_response_t r = {.id = rq->id,
+                                .op = rq->op,
+                                .op_name = rq->op_name,
+                                .status = AT_WIRE_ST_UNSUPPORTED,
+                                .reason = reason};
+        at_wire_buf_reset(&srv->wbuf);
+        if (at_wire_encode_response(&srv->wbuf, &r) == 0)
+            at__export_client_send(c, &srv->wbuf);
         return;
     }
     }
@@ -558,10 +566,17 @@ static void send_hello(at_export_client_t *c)
             h.caps |= AT_WIRE_CAP_CANCEL;
     }
     at__export_attach_unlock();
+    /* every live loop: the main one (the first created) as 0, the others by monitor id */
+    at_wire_loop_info_t loops[64];
     uint32_t nloops = 0;
-    for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next)
-        nloops += !l->gone;
+    for (agg_loop_t *l = srv->agg.loops; l != NULL && nloops < 64; l = l->next) {
+        if (l->gone)
+            continue;
+        uint32_t id = at__agg_wire_loop_id(srv, l);
+        loops[nloops++] = (at_wire_loop_info_t){id, id == 0 ? "main" : NULL, (uint64_t)l->mon->tid};
+    }
     h.n_loops = nloops;
+    h.loops = loops;
     at_wire_buf_reset(&srv->wbuf);
     if (at_wire_encode_hello(&srv->wbuf, &h) == 0)
         at__export_client_send(c, &srv->wbuf);

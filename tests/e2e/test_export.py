@@ -141,6 +141,7 @@ class ExportTest(unittest.TestCase):
         self.assertIn("slow_ns", h["config"])
         self.assertEqual(h["program"], "export_target")
         self.assertEqual(h["argv"][0], TARGET)
+        self.assertEqual(h["loops"], [[0, "main", t.pid]])  # the loop runs on the main thread
         for cap in ("tasks", "slow", "loop", "stacks", "set_config", "loop_stack", "cancel"):
             self.assertIn(cap, h["caps"])
         c.subscribe(100)
@@ -291,6 +292,7 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(c.tasks[tid][2], 4)  # cancelled
         r = c.response(c.request("frobnicate"))
         self.assertEqual(r["status"], UNSUPPORTED)
+        self.assertEqual(r["op"], "frobnicate")
         self.assertIn("frobnicate", r["reason"])
         r = c.response(c.request("loop_stack"))
         self.assertEqual(r["status"], 0)

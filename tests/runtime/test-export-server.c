@@ -462,6 +462,9 @@ static void test_no_provider_unsupported(void **state)
     assert_int_equal(m.u.hello.caps & (AT_WIRE_CAP_TASKS | AT_WIRE_CAP_CANCEL), 0);
     assert_true(m.u.hello.caps & AT_WIRE_CAP_LOOP_STACK);
     assert_int_equal(m.u.hello.n_loops, 1);
+    assert_int_equal(m.u.hello.loops[0].id, 0);
+    assert_string_equal(m.u.hello.loops[0].name, "main");
+    assert_int_equal(m.u.hello.loops[0].tid, g_mon->tid);
     at_wire_msg_free(&m);
     subscribe(&c);
     expect_type(&c, AT_WIRE_UPDATE);
