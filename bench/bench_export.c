@@ -264,15 +264,21 @@ BENCH(export_cpu_100k_tasks, "% of a core",
         return -1;
     /* warm-up: the resync of 100k rows and the first snapshot are not the steady state */
     uint64_t t0 = bench_now_ns();
-    while (atomic_load(&r.updates) < 3 && bench_now_ns() - t0 < 20000000000ull)
+    while (atomic_load(&r.bytes) < 2000000u && bench_now_ns() - t0 < 20000000000ull)
+        usleep(10000); /* the 100k rows have arrived (about 3.5 MB) */
+    uint64_t u = atomic_load(&r.updates);
+    while (atomic_load(&r.updates) < u + 2 && bench_now_ns() - t0 < 20000000000ull)
         usleep(10000);
     pid_t tid = exporter_tid();
     long ticks0 = thread_ticks(tid);
-    uint64_t w0 = bench_now_ns();
+    uint64_t w0 = bench_now_ns(), b0 = atomic_load(&r.bytes), u0 = atomic_load(&r.updates);
     sleep(3);
     long ticks1 = thread_ticks(tid);
     uint64_t w1 = bench_now_ns();
     uint64_t updates = atomic_load(&r.updates);
+    fprintf(stderr, "  export: %llu updates, %llu bytes in the window; %ld ticks\n",
+            (unsigned long long)(updates - u0), (unsigned long long)(atomic_load(&r.bytes) - b0),
+            ticks1 - ticks0);
     reader_stop(&r);
     uv_async_send(&a->stop);
     pthread_join(a->th, NULL);
