@@ -198,6 +198,15 @@ int at__export_client_send(at_export_client_t *c, const at_wire_buf_t *b)
     return 0;
 }
 
+/* Encodes a response into the server's scratch buffer and sends it to c. */
+static void send_response(at_export_client_t *c, const at_wire_response_t *r)
+{
+    at_export_srv_t *srv = c->srv;
+    at_wire_buf_reset(&srv->wbuf);
+    if (at_wire_encode_response(&srv->wbuf, r) == 0)
+        at__export_client_send(c, &srv->wbuf);
+}
+
 static void send_error(at_export_client_t *c, uint32_t code, const char *reason, bool fatal)
 {
     at_export_srv_t *srv = c->srv;
@@ -223,23 +232,17 @@ void at__export_client_fail(at_export_client_t *c, uint32_t code, const char *re
 void at__export_respond_error(at_export_client_t *c, uint64_t id, uint8_t op, uint32_t status,
                               const char *reason)
 {
-    at_export_srv_t *srv = c->srv;
     at_wire_response_t r = {.id = id, .op = op, .status = status, .reason = reason};
-    at_wire_buf_reset(&srv->wbuf);
-    if (at_wire_encode_response(&srv->wbuf, &r) == 0)
-        at__export_client_send(c, &srv->wbuf);
+    send_response(c, &r);
 }
 
 static void send_config_response(at_export_client_t *c, uint64_t id)
 {
-    at_export_srv_t *srv = c->srv;
     at_wire_response_t r = {.id = id, .op = AT_WIRE_OP_SET_CONFIG, .has_config = true};
     r.config.has_slow_ns = r.config.has_debug = true;
     r.config.slow_ns = at__slow_threshold_ns();
     r.config.debug = at__debug_enabled();
-    at_wire_buf_reset(&srv->wbuf);
-    if (at_wire_encode_response(&srv->wbuf, &r) == 0)
-        at__export_client_send(c, &srv->wbuf);
+    send_response(c, &r);
 }
 
 at_export_client_t *at__export_client_find(at_export_srv_t *srv, uint64_t id)
@@ -326,7 +329,6 @@ static void request_loop_stack(at_export_client_t *c, const at_wire_request_t *r
 
 static void handle_request(at_export_client_t *c, const at_wire_request_t *rq)
 {
-    at_export_srv_t *srv = c->srv;
     if (c->state != CL_LIVE) {
         at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_BAD_REQUEST,
                                  "subscribe first: requests are accepted after subscribe");
@@ -364,9 +366,7 @@ static void handle_request(at_export_client_t *c, const at_wire_request_t *rq)
         }
         c->paused = !resume;
         at_wire_response_t r = {.id = rq->id, .op = rq->op};
-        at_wire_buf_reset(&srv->wbuf);
-        if (at_wire_encode_response(&srv->wbuf, &r) == 0)
-            at__export_client_send(c, &srv->wbuf);
+        send_response(c, &r);
         return;
     }
     case AT_WIRE_OP_TASK_DETAIL:
@@ -390,9 +390,7 @@ static void handle_request(at_export_client_t *c, const at_wire_request_t *rq)
                                 .op_name = rq->op_name,
                                 .status = AT_WIRE_ST_UNSUPPORTED,
                                 .reason = reason};
-        at_wire_buf_reset(&srv->wbuf);
-        if (at_wire_encode_response(&srv->wbuf, &r) == 0)
-            at__export_client_send(c, &srv->wbuf);
+        send_response(c, &r);
         return;
     }
     }
@@ -717,9 +715,7 @@ static void answer_detail(at_export_srv_t *srv, at_export_client_t *c, at_export
     resp.detail.create = cl;
     resp.detail.n_suspend = sl ? ns : 0;
     resp.detail.suspend = sl;
-    at_wire_buf_reset(&srv->wbuf);
-    if (at_wire_encode_response(&srv->wbuf, &resp) == 0)
-        at__export_client_send(c, &srv->wbuf);
+    send_response(c, &resp);
     at__agg_locs_free(cl, nc);
     at__agg_locs_free(sl, ns);
 }
@@ -751,9 +747,7 @@ static void answer(at_export_srv_t *srv, at_export_loopreq_t *r)
         answer_detail(srv, c, r);
     } else {
         at_wire_response_t resp = {.id = r->req_id, .op = (uint8_t)r->op};
-        at_wire_buf_reset(&srv->wbuf);
-        if (at_wire_encode_response(&srv->wbuf, &resp) == 0)
-            at__export_client_send(c, &srv->wbuf);
+        send_response(c, &resp);
     }
 }
 
@@ -825,9 +819,7 @@ static void answer_loop_stacks(at_export_srv_t *srv, uint64_t mon_id, const at_e
         at_wire_loc_t *locs = at__agg_locs(st->pc, st->depth);
         resp.n_stack = locs ? st->depth : 0;
         resp.stack = locs;
-        at_wire_buf_reset(&srv->wbuf);
-        if (at_wire_encode_response(&srv->wbuf, &resp) == 0)
-            at__export_client_send(c, &srv->wbuf);
+        send_response(c, &resp);
         at__agg_locs_free(locs, st->depth);
     }
 }
