@@ -39,10 +39,10 @@ extern "C" {
 #define AT_WIRE_VERSION 1
 
 /* ---- error codes ------------------------------------------------------------
- * Returned negated-style (all < 0) by encode/decode/reader functions. */
+ * Returned (all < 0) by the encode, decode and reader functions. */
 typedef enum at_wire_errcode {
     AT_WIRE_OK = 0,
-    AT_WIRE_ETRUNCATED = -1001,   /* the CBOR item ends before the frame does */
+    AT_WIRE_ETRUNCATED = -1001,   /* the frame ends inside the item (or a count is too big) */
     AT_WIRE_EMALFORMED = -1002,   /* not well-formed CBOR, or a kind we never use */
     AT_WIRE_ENOTMAP = -1003,      /* the frame's item is not a definite-length map */
     AT_WIRE_EMISSING = -1004,     /* a required key is missing (err.key names it) */
