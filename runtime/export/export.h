@@ -1,0 +1,165 @@
+/* export.h: the exporter's contract — one thread per process that serves every loop's live state
+ * over a Unix socket, and the provider interface through which upper layers feed it tasks. */
+#ifndef ASYNCTOP_EXPORT_H
+#define ASYNCTOP_EXPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Defaults (docs/exporter.md lists them with their environment variables). */
+#define AT_EXPORT_DEFAULT_MAX_CLIENTS     16u
+#define AT_EXPORT_DEFAULT_HANDSHAKE_MS    5000u
+#define AT_EXPORT_DEFAULT_CLIENT_OUT_MAX  (32u * 1024u * 1024u) /* bytes queued per client */
+#define AT_EXPORT_DEFAULT_STALL_MS        30000u /* a client that reads nothing this long goes */
+#define AT_EXPORT_DEFAULT_LOOP_REQUEST_MS 1000u  /* answer "loop busy" after this */
+#define AT_EXPORT_DEFAULT_INTERVAL_MS     1000u
+#define AT_EXPORT_MIN_INTERVAL_MS         100u
+#define AT_EXPORT_TICK_MS                 50u /* ring drain and watchdog period */
+
+/* Configuration of at__export_start(). Zero fields take the default, or the environment where
+ * one exists (ASYNCTOP_SOCKET, ASYNCTOP_MAX_CLIENTS). */
+typedef struct at_export_config {
+    const char *socket_path; /* NULL: ASYNCTOP_SOCKET, else the per-user directory */
+    unsigned max_clients;
+    unsigned handshake_ms;
+    size_t client_out_max;
+    unsigned stall_ms;
+    unsigned loop_request_ms;
+    const char *program; /* NULL: /proc/self/comm */
+} at_export_config_t;
+
+/* Starts the process's exporter, or takes one more reference on the running one. Safe from any
+ * thread. The socket is created and bound before this returns, so errors (an unsafe directory,
+ * a path in use) are returned here — negative errno, with the reason logged — and the program
+ * carries on without an exporter. Returns 1 (and starts nothing) when ASYNCTOP_SOCKET=off.
+ * `cfg` may be NULL; it is read only by the call that actually starts the thread. */
+int at__export_start(const at_export_config_t *cfg);
+
+/* Drops one reference; the last one stops the thread, disconnects every client and removes the
+ * socket. Blocks only for the exporter thread to finish its current step (it never waits on a
+ * loop). Never call it from the exporter thread itself (a provider callback). */
+void at__export_stop(void);
+
+/* True while an exporter thread runs in this process. Any thread. */
+bool at__export_running(void);
+
+/* The socket path of the running exporter, copied into buf; 0, or -ENOENT if none runs. */
+int at__export_socket_path(char *buf, size_t size);
+
+/* Where exporter messages go ("refusing to start: ..."). The default writes one line to stderr.
+ * Called from the exporter thread or from the thread calling at__export_start(); the sink must
+ * be thread-safe. NULL restores the default. */
+typedef void (*at_export_log_fn)(int level, const char *msg);
+enum { AT_EXPORT_LOG_ERROR = 0, AT_EXPORT_LOG_WARN = 1, AT_EXPORT_LOG_INFO = 2 };
+void at__export_set_log(at_export_log_fn fn);
+
+/* ---- the provider interface --------------------------------------------------------------
+ * Upper layers (core, tasks) describe tasks to the exporter without it including their headers.
+ * A provider is attached to one uv_loop_t, on that loop's thread; its functions are called on
+ * that loop's thread (through a uv_async_t the exporter owns on that loop), never on the
+ * exporter's. Lifecycle events go through at__export_task_post(), which is wait-free and never
+ * allocates: when its ring is full the event is dropped and counted, and the exporter asks the
+ * provider for a full resync. Debug mode and the slow threshold are loopmon's process-wide
+ * settings, which the exporter changes directly (at__debug_set, at__slow_threshold_set_ns). */
+
+/* Task states: the numbers of docs/protocol.md's task row. */
+typedef enum at_export_task_state {
+    AT_EXPORT_TASK_READY = 0, /* created or woken, waiting for its turn */
+    AT_EXPORT_TASK_RUNNING = 1,
+    AT_EXPORT_TASK_WAITING = 2,
+    AT_EXPORT_TASK_DONE = 3,
+    AT_EXPORT_TASK_CANCELLED = 4,
+    AT_EXPORT_TASK_FAILED = 5,
+} at_export_task_state_t;
+
+/* One task as the inspector's table shows it. Times are at__now_ns() (CLOCK_MONOTONIC) ns;
+ * wait_kind uses the wire's numbers (docs/protocol.md, task row field 3: 0 none, 1 future,
+ * 2 task, 3 sleep, 4 read, ...). The name is copied into the event (truncated). */
+typedef struct at_export_task_row {
+    uint64_t id;
+    uint64_t parent_id; /* 0: none */
+    uint64_t created_ns;
+    uint64_t wait_since_ns;
+    uint64_t busy_ns;
+    uint64_t steps;
+    uint64_t wait_obj; /* id of what it waits on, 0 none */
+    void *entry_fn;    /* the task's function (shown as its entry site), NULL unknown */
+    void *create_pc;   /* a return address in the spawning code, NULL unknown */
+    uint8_t state;     /* at_export_task_state_t */
+    uint8_t wait_kind;
+    char name[38];
+} at_export_task_row_t;
+
+/* Why a task row is posted. */
+typedef enum at_export_task_event_kind {
+    AT_EXPORT_TASK_ADDED = 1,
+    AT_EXPORT_TASK_CHANGED = 2,
+    AT_EXPORT_TASK_REMOVED = 3, /* only row.id is read */
+} at_export_task_event_kind_t;
+
+#define AT_EXPORT_MAX_FRAMES 64
+
+/* A stack as raw return addresses, innermost first; the exporter symbolises them on its own
+ * thread. */
+typedef struct at_export_stack {
+    uint32_t depth;
+    void *pc[AT_EXPORT_MAX_FRAMES];
+} at_export_stack_t;
+
+/* Task detail, filled by the provider on its loop thread. */
+typedef struct at_export_task_detail {
+    at_export_task_row_t row;
+    at_export_stack_t creation;   /* debug mode; depth 0 when not recorded */
+    at_export_stack_t suspension; /* depth 0 when running or not suspended */
+    char wait_desc[96];           /* "sleep 5.000 s", "" */
+    char error[160];              /* failed tasks: the error message, "" */
+} at_export_task_detail_t;
+
+/* Capability bits a provider advertises (the hello lists the union). */
+enum {
+    AT_EXPORT_CAP_TASKS = 1u << 0,       /* lifecycle events and resync */
+    AT_EXPORT_CAP_TASK_DETAIL = 1u << 1, /* task_detail */
+    AT_EXPORT_CAP_CANCEL = 1u << 2,      /* task_cancel */
+};
+
+typedef struct at_export_resync_sink at_export_resync_sink_t;
+
+/* Adds one row to a resync in progress; only inside the provider's resync(). Returns 0, or
+ * -ENOBUFS once the resync buffer is full (the rest is reported as dropped). */
+int at__export_resync_add(at_export_resync_sink_t *sink, const at_export_task_row_t *row);
+
+typedef struct at_export_provider {
+    const char *name; /* "asynctop-core 0.1.0" */
+    uint32_t caps;
+    void *ctx;
+    /* Every task that exists now, through at__export_resync_add(). Loop thread. */
+    void (*resync)(void *ctx, at_export_resync_sink_t *sink);
+    /* 0 and *out filled, or -ESRCH for an unknown task. Loop thread. */
+    int (*task_detail)(void *ctx, uint64_t task_id, at_export_task_detail_t *out);
+    /* 0 when cancellation was requested, -ESRCH, -EALREADY (already done). Loop thread. */
+    int (*task_cancel)(void *ctx, uint64_t task_id);
+} at_export_provider_t;
+
+typedef struct uv_loop_s uv_loop_t;
+typedef struct at_export_attach at_export_attach_t;
+
+/* Attaches `p` (which must outlive the attachment) to `loop`, whether or not an exporter runs
+ * now (one that starts later picks it up with a resync). Call on the loop's thread, after
+ * loopmon watches the loop (at__mon_create). Adds an unref'd uv_async_t to the loop, which
+ * at__export_detach closes. Returns the attachment, or NULL when memory is short or
+ * uv_async_init fails (the provider then simply is not exported). */
+at_export_attach_t *at__export_attach(uv_loop_t *loop, const at_export_provider_t *p);
+
+/* Detaches and frees; call on the loop's thread before the loop closes. NULL is ignored.
+ * Requests in flight for this loop are answered "loop closed". */
+void at__export_detach(at_export_attach_t *a);
+
+/* Posts one task lifecycle event from the loop thread. Wait-free, no allocation, no lock.
+ * Returns false when the ring was full (the event is counted as dropped and a resync follows),
+ * or when no exporter runs (then nothing is counted: the next exporter starts with a resync).
+ * `a` may be NULL: returns false. */
+bool at__export_task_post(at_export_attach_t *a, at_export_task_event_kind_t kind,
+                          const at_export_task_row_t *row);
+
+#endif

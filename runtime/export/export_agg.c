@@ -1,0 +1,1049 @@
+/* export_agg.c: the aggregator on the exporter thread — mirrors every monitored loop (call
+ * sites, slow/exception events, tasks from providers, the running callback and its sampled
+ * stack), interns sites and stacks, and builds each client's snapshot or delta. */
+#include "export_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t hash64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (s && *s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+/* ---- process time -------------------------------------------------------------------------- */
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The process's start in CLOCK_MONOTONIC ns, from /proc/self/stat's start time (clock ticks
+ * since boot); the current time if that cannot be read. */
+static uint64_t process_start_mono(void)
+{
+    uint64_t mono = clock_ns(CLOCK_MONOTONIC);
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return mono;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return mono;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return mono;
+    /* field 3 (state) follows ") "; starttime is field 22 */
+    unsigned long long start = 0;
+    int field = 2;
+    for (char *q = p + 1; *q && field < 22; q++)
+        if (*q == ' ' && ++field == 22)
+            start = strtoull(q + 1, NULL, 10);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (start == 0 || hz <= 0)
+        return mono;
+    uint64_t start_boot = (uint64_t)start * (1000000000u / (uint64_t)hz);
+    uint64_t boot = clock_ns(CLOCK_BOOTTIME);
+    uint64_t ago = boot > start_boot ? boot - start_boot : 0;
+    return mono > ago ? mono - ago : mono;
+}
+
+int at__agg_init(agg_t *a)
+{
+    memset(a, 0, sizeof *a);
+    a->t0_ns = process_start_mono();
+    uint64_t mono = clock_ns(CLOCK_MONOTONIC);
+    a->start_wall_ns = clock_ns(CLOCK_REALTIME) - (mono - a->t0_ns);
+    a->gen = 1;
+    return 0;
+}
+
+uint64_t at__agg_proc_ns(const agg_t *a, uint64_t mono_ns)
+{
+    return mono_ns > a->t0_ns ? mono_ns - a->t0_ns : 0;
+}
+
+/* ---- interning --------------------------------------------------------------------------- */
+
+static int idx_rehash(uint32_t **idx, size_t *cap, size_t n, uint64_t (*key)(void *, size_t),
+                      void *ctx)
+{
+    size_t nc = *cap ? *cap * 2 : 1024;
+    uint32_t *ni = calloc(nc, sizeof *ni);
+    if (ni == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = (size_t)key(ctx, i) & (nc - 1);
+        while (ni[h] != 0)
+            h = (h + 1) & (nc - 1);
+        ni[h] = (uint32_t)(i + 1);
+    }
+    free(*idx);
+    *idx = ni;
+    *cap = nc;
+    return 0;
+}
+
+static uint64_t isite_key(uintptr_t addr, const char *name)
+{
+    return hash64((uint64_t)addr ^ hash_str(name));
+}
+
+static uint64_t isite_key_i(void *ctx, size_t i)
+{
+    agg_t *a = ctx;
+    return isite_key(a->isites[i].addr, a->isites[i].name);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+/* Interns the code location `addr` (a function for callbacks, a return address for stack
+ * frames) with an optional given name; returns its wire site id (>= 1) or 0. */
+static uint32_t intern_site(agg_t *a, uintptr_t addr, const char *name, bool is_return)
+{
+    if (addr == 0)
+        return 0;
+    if (name != NULL && *name == '\0')
+        name = NULL;
+    uint64_t k = isite_key(addr, name);
+    if (a->isite_idx_cap != 0) {
+        for (size_t h = (size_t)k & (a->isite_idx_cap - 1);; h = (h + 1) & (a->isite_idx_cap - 1)) {
+            uint32_t v = a->isite_idx[h];
+            if (v == 0)
+                break;
+            agg_intern_site_t *s = &a->isites[v - 1];
+            if (s->addr == addr && (s->name == name || (s->name && name && !strcmp(s->name, name))))
+                return v;
+        }
+    }
+    if ((a->nisites + 1) * 2 > a->isite_idx_cap &&
+        idx_rehash(&a->isite_idx, &a->isite_idx_cap, a->nisites, isite_key_i, a) != 0)
+        return 0;
+    if (at__export_grow((void **)&a->isites, &a->capisites, a->nisites + 1, sizeof *a->isites))
+        return 0;
+    agg_intern_site_t *s = &a->isites[a->nisites];
+    memset(s, 0, sizeof *s);
+    at__sym_t sym;
+    at__sym_lookup((const void *)addr, is_return, &sym);
+    s->addr = addr;
+    s->name = dup_or_null(name);
+    s->ws.id = (uint32_t)(a->nisites + 1);
+    s->ws.loc.addr = addr;
+    s->ws.loc.func = s->name ? strdup(s->name) : dup_or_null(sym.func);
+    if (s->ws.loc.func == NULL && sym.lib[0]) {
+        char buf[200];
+        snprintf(buf, sizeof buf, "%s+0x%llx", sym.lib, (unsigned long long)sym.offset);
+        s->ws.loc.func = strdup(buf);
+    }
+    s->ws.loc.file = dup_or_null(sym.file);
+    s->ws.loc.line = sym.line;
+    a->nisites++;
+    size_t h = (size_t)k & (a->isite_idx_cap - 1);
+    while (a->isite_idx[h] != 0)
+        h = (h + 1) & (a->isite_idx_cap - 1);
+    a->isite_idx[h] = s->ws.id;
+    return s->ws.id;
+}
+
+static uint64_t stack_hash(const uint32_t *ids, unsigned n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    for (unsigned i = 0; i < n; i++)
+        h = hash64(h ^ ids[i]);
+    return h;
+}
+
+static uint64_t istack_key_i(void *ctx, size_t i)
+{
+    agg_t *a = ctx;
+    return a->istacks[i].hash;
+}
+
+uint32_t at__agg_intern_stack(agg_t *a, void *const *pc, unsigned n)
+{
+    if (n == 0)
+        return 0;
+    if (n > AT_EXPORT_MAX_FRAMES)
+        n = AT_EXPORT_MAX_FRAMES;
+    uint32_t ids[AT_EXPORT_MAX_FRAMES];
+    for (unsigned i = 0; i < n; i++)
+        ids[i] = intern_site(a, (uintptr_t)pc[i], NULL, i > 0);
+    uint64_t h = stack_hash(ids, n);
+    if (a->istack_idx_cap != 0) {
+        for (size_t j = (size_t)h & (a->istack_idx_cap - 1);;
+             j = (j + 1) & (a->istack_idx_cap - 1)) {
+            uint32_t v = a->istack_idx[j];
+            if (v == 0)
+                break;
+            agg_intern_stack_t *s = &a->istacks[v - 1];
+            if (s->hash == h && s->wst.n_sites == n && !memcmp(s->wst.sites, ids, n * sizeof *ids))
+                return v;
+        }
+    }
+    if ((a->nistacks + 1) * 2 > a->istack_idx_cap &&
+        idx_rehash(&a->istack_idx, &a->istack_idx_cap, a->nistacks, istack_key_i, a) != 0)
+        return 0;
+    if (at__export_grow((void **)&a->istacks, &a->capistacks, a->nistacks + 1, sizeof *a->istacks))
+        return 0;
+    uint32_t *copy = malloc(n * sizeof *copy);
+    if (copy == NULL)
+        return 0;
+    memcpy(copy, ids, n * sizeof *ids);
+    agg_intern_stack_t *s = &a->istacks[a->nistacks++];
+    s->hash = h;
+    s->wst.id = (uint32_t)a->nistacks;
+    s->wst.n_sites = n;
+    s->wst.sites = copy;
+    size_t j = (size_t)h & (a->istack_idx_cap - 1);
+    while (a->istack_idx[j] != 0)
+        j = (j + 1) & (a->istack_idx_cap - 1);
+    a->istack_idx[j] = s->wst.id;
+    return s->wst.id;
+}
+
+at_wire_loc_t *at__agg_locs(void *const *pc, unsigned n)
+{
+    if (n == 0)
+        return NULL;
+    at_wire_loc_t *l = calloc(n, sizeof *l);
+    if (l == NULL)
+        return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        at__sym_t sym;
+        at__sym_lookup(pc[i], i > 0, &sym);
+        l[i].addr = (uint64_t)(uintptr_t)pc[i];
+        l[i].func = dup_or_null(sym.func);
+        if (l[i].func == NULL && sym.lib[0]) {
+            char buf[200];
+            snprintf(buf, sizeof buf, "%s+0x%llx", sym.lib, (unsigned long long)sym.offset);
+            l[i].func = strdup(buf);
+        }
+        l[i].file = dup_or_null(sym.file);
+        l[i].line = sym.line;
+    }
+    return l;
+}
+
+void at__agg_locs_free(at_wire_loc_t *locs, unsigned n)
+{
+    if (locs == NULL)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        free((char *)locs[i].func);
+        free((char *)locs[i].file);
+    }
+    free(locs);
+}
+
+/* ---- loops ---------------------------------------------------------------------------------- */
+
+static void loop_free(agg_loop_t *l)
+{
+    at__mon_unref(l->mon);
+    free(l->sites);
+    free(l->site_idx);
+    free(l->tasks);
+    free(l->gone_log);
+    free(l);
+}
+
+void at__agg_free(agg_t *a)
+{
+    while (a->loops) {
+        agg_loop_t *l = a->loops;
+        a->loops = l->next;
+        loop_free(l);
+    }
+    for (size_t i = 0; i < a->nisites; i++) {
+        free(a->isites[i].name);
+        free((char *)a->isites[i].ws.loc.func);
+        free((char *)a->isites[i].ws.loc.file);
+    }
+    for (size_t i = 0; i < a->nistacks; i++)
+        free((uint32_t *)a->istacks[i].wst.sites);
+    free(a->isites);
+    free(a->isite_idx);
+    free(a->istacks);
+    free(a->istack_idx);
+    memset(a, 0, sizeof *a);
+}
+
+agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id)
+{
+    agg_loop_t *best = NULL;
+    for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next) {
+        if (id != 0 && l->id == id)
+            return l;
+        if (id == 0 && !l->gone && (best == NULL || l->id < best->id))
+            best = l;
+    }
+    return best;
+}
+
+uint32_t at__agg_wire_loop_id(at_export_srv_t *srv, const agg_loop_t *l)
+{
+    return l == at__agg_loop(srv, 0) ? 0 : (uint32_t)l->id;
+}
+
+typedef struct {
+    at__mon_t *mons[64];
+    int n;
+} mon_list_t;
+
+static int collect_mon(at__mon_t *m, void *data)
+{
+    mon_list_t *ml = data;
+    if (ml->n == 64)
+        return 1;
+    at__mon_ref(m);
+    ml->mons[ml->n++] = m;
+    return 0;
+}
+
+void at__agg_sync_loops(at_export_srv_t *srv)
+{
+    mon_list_t ml;
+    ml.n = 0;
+    at__mon_foreach(collect_mon, &ml);
+    for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next) {
+        bool found = false;
+        for (int i = 0; i < ml.n; i++)
+            found |= ml.mons[i] == l->mon;
+        l->gone |= !found;
+    }
+    for (int i = 0; i < ml.n; i++) {
+        agg_loop_t *l;
+        for (l = srv->agg.loops; l != NULL; l = l->next)
+            if (l->mon == ml.mons[i])
+                break;
+        if (l != NULL) {
+            at__mon_unref(ml.mons[i]);
+            continue;
+        }
+        l = calloc(1, sizeof *l);
+        if (l == NULL) {
+            at__mon_unref(ml.mons[i]);
+            continue;
+        }
+        l->mon = ml.mons[i]; /* keeps the reference */
+        l->id = l->mon->id;
+        l->ev_next = 1;
+        l->next = srv->agg.loops;
+        srv->agg.loops = l;
+    }
+    /* free loops that are gone and that no client looks at */
+    for (agg_loop_t **pp = &srv->agg.loops; *pp != NULL;) {
+        agg_loop_t *l = *pp;
+        bool used = false;
+        for (at_export_client_t *c = srv->clients; c != NULL; c = c->next)
+            used |= c->loop_id == l->id;
+        if (l->gone && !used) {
+            *pp = l->next;
+            loop_free(l);
+        } else {
+            pp = &l->next;
+        }
+    }
+}
+
+/* ---- call sites ----------------------------------------------------------------------------- */
+
+static uint64_t site_key_i(void *ctx, size_t i)
+{
+    agg_loop_t *l = ctx;
+    return hash64((uint64_t)(uintptr_t)l->sites[i].s);
+}
+
+static agg_site_t *site_get(agg_t *a, agg_loop_t *l, at__site_t *s, bool create)
+{
+    uint64_t k = hash64((uint64_t)(uintptr_t)s);
+    if (l->site_idx_cap != 0)
+        for (size_t h = (size_t)k & (l->site_idx_cap - 1);; h = (h + 1) & (l->site_idx_cap - 1)) {
+            uint32_t v = l->site_idx[h];
+            if (v == 0)
+                break;
+            if (l->sites[v - 1].s == s)
+                return &l->sites[v - 1];
+        }
+    if (!create)
+        return NULL;
+    if ((l->nsites + 1) * 2 > l->site_idx_cap &&
+        idx_rehash(&l->site_idx, &l->site_idx_cap, l->nsites, site_key_i, l) != 0)
+        return NULL;
+    if (at__export_grow((void **)&l->sites, &l->capsites, l->nsites + 1, sizeof *l->sites))
+        return NULL;
+    agg_site_t *as = &l->sites[l->nsites];
+    memset(as, 0, sizeof *as);
+    as->s = s;
+    as->wire_id = intern_site(a, (uintptr_t)s->fn, s->name, false);
+    as->kind = AT_WIRE_CB_OTHER;
+    l->nsites++;
+    size_t h = (size_t)k & (l->site_idx_cap - 1);
+    while (l->site_idx[h] != 0)
+        h = (h + 1) & (l->site_idx_cap - 1);
+    l->site_idx[h] = (uint32_t)l->nsites;
+    return as;
+}
+
+static uint8_t wire_cb_kind(unsigned k)
+{
+    switch (k) {
+    case AT__CB_READY:
+        return AT_WIRE_CB_CALL_SOON;
+    case AT__CB_TIMER:
+        return AT_WIRE_CB_TIMER;
+    case AT__CB_IO:
+        return AT_WIRE_CB_IO;
+    case AT__CB_EXECUTOR:
+        return AT_WIRE_CB_WORK;
+    case AT__CB_TASK_STEP:
+        return AT_WIRE_CB_TASK_STEP;
+    default:
+        return AT_WIRE_CB_OTHER;
+    }
+}
+
+/* Converts loopmon's finer histogram to the wire's 4-buckets-per-octave one; returns n. */
+static uint32_t hist_to_wire(const at__hist_snap_t *h, uint64_t *out)
+{
+    memset(out, 0, sizeof(uint64_t) * AT_WIRE_HIST_BUCKETS);
+    uint32_t n = 0;
+    for (unsigned i = 0; i < AT__HIST_BUCKETS; i++) {
+        if (h->b[i] == 0)
+            continue;
+        unsigned w = at_wire_hist_index(at__hist_bucket_low(i));
+        if (w >= AT_WIRE_HIST_BUCKETS)
+            w = AT_WIRE_HIST_BUCKETS - 1;
+        out[w] += h->b[i];
+        if (w + 1 > n)
+            n = w + 1;
+    }
+    return n;
+}
+
+void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l)
+{
+    if (l->gone)
+        return;
+    for (at__site_t *s = at__mon_sites(l->mon); s != NULL;
+         s = atomic_load_explicit(&s->next_all, memory_order_acquire)) {
+        agg_site_t *as = site_get(&srv->agg, l, s, true);
+        if (as == NULL)
+            return;
+        uint64_t count = atomic_load_explicit(&s->count, memory_order_relaxed);
+        if (count == as->count && as->gen != 0)
+            continue;
+        at__site_stats_t st;
+        at__site_read(s, &st);
+        as->count = st.count;
+        as->st.site = as->wire_id;
+        as->st.kind = as->kind;
+        as->st.count = st.count;
+        as->st.total_ns = st.total_ns;
+        as->st.max_ns = st.max_ns;
+        as->st.hist.n = hist_to_wire(&st.hist, as->hist);
+        as->st.hist.counts = as->hist;
+        as->gen = ++srv->agg.gen;
+    }
+}
+
+/* ---- tasks ---------------------------------------------------------------------------------- */
+
+static agg_task_t *task_find(agg_loop_t *l, uint64_t id)
+{
+    if (l->task_cap == 0)
+        return NULL;
+    for (size_t h = (size_t)hash64(id) & (l->task_cap - 1);; h = (h + 1) & (l->task_cap - 1)) {
+        if (!l->tasks[h].used)
+            return NULL;
+        if (l->tasks[h].row.id == id)
+            return &l->tasks[h];
+    }
+}
+
+static int task_grow(agg_loop_t *l)
+{
+    size_t nc = l->task_cap ? l->task_cap * 2 : 1024;
+    agg_task_t *nt = calloc(nc, sizeof *nt);
+    if (nt == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < l->task_cap; i++) {
+        if (!l->tasks[i].used)
+            continue;
+        size_t h = (size_t)hash64(l->tasks[i].row.id) & (nc - 1);
+        while (nt[h].used)
+            h = (h + 1) & (nc - 1);
+        nt[h] = l->tasks[i];
+    }
+    free(l->tasks);
+    l->tasks = nt;
+    l->task_cap = nc;
+    return 0;
+}
+
+static agg_task_t *task_insert(agg_loop_t *l, uint64_t id)
+{
+    if ((l->ntasks + 1) * 2 > l->task_cap && task_grow(l) != 0)
+        return NULL;
+    size_t h = (size_t)hash64(id) & (l->task_cap - 1);
+    while (l->tasks[h].used)
+        h = (h + 1) & (l->task_cap - 1);
+    memset(&l->tasks[h], 0, sizeof l->tasks[h]);
+    l->tasks[h].used = true;
+    l->tasks[h].row.id = id;
+    l->ntasks++;
+    return &l->tasks[h];
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void task_delete(agg_loop_t *l, agg_task_t *t)
+{
+    size_t i = (size_t)(t - l->tasks), mask = l->task_cap - 1;
+    l->tasks[i].used = false;
+    l->ntasks--;
+    for (size_t j = (i + 1) & mask; l->tasks[j].used; j = (j + 1) & mask) {
+        size_t home = (size_t)hash64(l->tasks[j].row.id) & mask;
+        /* move j into the hole at i if its home is not in (i, j] (cyclically) */
+        bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_range) {
+            l->tasks[i] = l->tasks[j];
+            l->tasks[j].used = false;
+            i = j;
+        }
+    }
+}
+
+static void count_state(agg_loop_t *l, uint8_t state, int delta)
+{
+    if (state < AT_WIRE_TASK_NSTATES)
+        l->by_state[state] += (uint64_t)(int64_t)delta;
+}
+
+static void gone_add(agg_t *a, agg_loop_t *l, uint64_t id)
+{
+    if (l->ngone >= 65536) {
+        /* Forget the older half: clients that have not seen it get a snapshot instead. */
+        size_t half = l->ngone / 2;
+        l->gone_horizon = l->gone_log[half - 1].gen + 1;
+        memmove(l->gone_log, l->gone_log + half, (l->ngone - half) * sizeof *l->gone_log);
+        l->ngone -= half;
+    }
+    if (at__export_grow((void **)&l->gone_log, &l->capgone, l->ngone + 1, sizeof *l->gone_log))
+        return;
+    l->gone_log[l->ngone].id = id;
+    l->gone_log[l->ngone].gen = ++a->gen;
+    l->ngone++;
+}
+
+static void task_set_row(agg_t *a, agg_task_t *t, const at_export_task_row_t *row)
+{
+    t->row = *row;
+    t->entry_site = intern_site(a, (uintptr_t)row->entry_fn, NULL, false);
+    t->create_site = intern_site(a, (uintptr_t)row->create_pc, NULL, true);
+}
+
+static void task_apply(agg_t *a, agg_loop_t *l, const at_export_task_ev_t *ev)
+{
+    agg_task_t *t = task_find(l, ev->row.id);
+    if (ev->kind == AT_EXPORT_TASK_REMOVED) {
+        if (t == NULL)
+            return;
+        count_state(l, t->row.state, -1);
+        task_delete(l, t);
+        gone_add(a, l, ev->row.id);
+        return;
+    }
+    if (t == NULL) {
+        t = task_insert(l, ev->row.id);
+        if (t == NULL)
+            return;
+        task_set_row(a, t, &ev->row);
+        t->gen_added = ++a->gen;
+        count_state(l, t->row.state, 1);
+        return;
+    }
+    count_state(l, t->row.state, -1);
+    task_set_row(a, t, &ev->row);
+    count_state(l, t->row.state, 1);
+    t->gen_changed = ++a->gen;
+}
+
+void at__agg_task_to_wire(agg_t *a, const at_export_task_row_t *row, at_wire_task_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = row->id;
+    out->name = row->name[0] ? row->name : NULL;
+    out->state = row->state;
+    out->wait_kind = row->wait_kind;
+    out->wait_obj = row->wait_obj;
+    out->wait_since_us = row->wait_since_ns ? at__agg_proc_ns(a, row->wait_since_ns) / 1000 : 0;
+    out->busy_ns = row->busy_ns;
+    out->steps = row->steps;
+    out->parent = row->parent_id;
+    out->created_us = at__agg_proc_ns(a, row->created_ns) / 1000;
+    out->entry_site = intern_site(a, (uintptr_t)row->entry_fn, NULL, false);
+    out->create_site = intern_site(a, (uintptr_t)row->create_pc, NULL, true);
+}
+
+static agg_loop_t *loop_of_attach(at_export_srv_t *srv, const at_export_attach_t *att)
+{
+    for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next)
+        if (!l->gone && l->mon->loop == att->loop)
+            return l;
+    return NULL;
+}
+
+void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
+{
+    agg_t *a = &srv->agg;
+    at__export_attach_lock();
+    at_export_attach_t *att = at__export_attach_first();
+    while (att != NULL && !(att == r->att && att->id == r->att_id))
+        att = att->next;
+    agg_loop_t *l = att ? loop_of_attach(srv, att) : NULL;
+    if (att != NULL) {
+        att->resync_inflight = false;
+        if (r->result == 0) {
+            att->synced = true;
+            att->skip_until = r->resync_pos;
+        }
+    }
+    at__export_attach_unlock();
+    if (l == NULL || r->result != 0)
+        return;
+    if (r->rows_truncated)
+        at__export_log(AT_EXPORT_LOG_WARN,
+                       "task resync of loop %llu truncated at %zu rows: the rest is not shown",
+                       (unsigned long long)l->id, r->nrows);
+    /* Diff the old mirror against the resync: rows that vanished are gone, new ones added,
+     * different ones changed; a client's delta stays exact. */
+    agg_task_t *old = l->tasks;
+    size_t oldcap = l->task_cap;
+    l->tasks = NULL;
+    l->task_cap = l->ntasks = 0;
+    memset(l->by_state, 0, sizeof l->by_state);
+    for (size_t i = 0; i < r->nrows; i++) {
+        const at_export_task_row_t *row = &r->rows[i];
+        if (task_find(l, row->id) != NULL)
+            continue;
+        agg_task_t *t = task_insert(l, row->id);
+        if (t == NULL)
+            break;
+        task_set_row(a, t, row);
+        count_state(l, row->state, 1);
+        t->gen_added = ++a->gen;
+    }
+    for (size_t i = 0; i < oldcap; i++) {
+        if (!old[i].used)
+            continue;
+        agg_task_t *t = task_find(l, old[i].row.id);
+        if (t == NULL) {
+            gone_add(a, l, old[i].row.id);
+            continue;
+        }
+        t->gen_added = old[i].gen_added;
+        t->gen_changed =
+            memcmp(&t->row, &old[i].row, sizeof t->row) ? ++a->gen : old[i].gen_changed;
+    }
+    free(old);
+}
+
+/* ---- draining rings ------------------------------------------------------------------------- */
+
+static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
+{
+    agg_event_t *e = &l->evlog[(l->ev_next - 1) % AT_EXPORT_EVLOG];
+    memset(e, 0, sizeof *e);
+    e->seq = l->ev_next++;
+    memcpy(e->name, ev->name, sizeof e->name);
+    e->name[sizeof e->name - 1] = '\0';
+    if (ev->kind == AT__EV_SLOW) {
+        e->is_slow = true;
+        e->site = ev->site;
+        uint64_t start = ev->when_ns > ev->duration_ns ? ev->when_ns - ev->duration_ns : 0;
+        e->slow.seq = e->seq;
+        e->slow.start_ns = at__agg_proc_ns(a, start);
+        e->slow.dur_ns = ev->duration_ns;
+        e->slow.kind = wire_cb_kind(ev->cb_kind);
+        e->slow.task = ev->task_id;
+        agg_site_t *as = ev->site ? site_get(a, l, ev->site, true) : NULL;
+        if (as != NULL) {
+            e->slow.site = as->wire_id;
+            as->kind = e->slow.kind;
+            as->slow++;
+            as->st.slow = as->slow;
+            as->st.kind = as->kind;
+            as->gen = ++a->gen;
+        } else {
+            e->slow.site = intern_site(a, (uintptr_t)ev->fn, ev->name, false);
+        }
+        if (ev->nstack > 0)
+            e->slow.sched_stack = at__agg_intern_stack(a, ev->stack, ev->nstack);
+        /* the stack sampled while this callback was blocking, if the watchdog took one */
+        if (l->sample_stack != 0 && ev->site == l->sample_site &&
+            start + 1000000 >= l->sample_since && start <= l->sample_since + 1000000) {
+            e->slow.stack = l->sample_stack;
+        }
+        return;
+    }
+    memcpy(e->text, ev->text, sizeof e->text);
+    e->text[sizeof e->text - 1] = '\0';
+    static const struct {
+        const char *code;
+        uint8_t kind;
+    } kinds[] = {{"never_retrieved", AT_WIRE_EXC_NEVER_RETRIEVED},
+                 {"never_awaited", AT_WIRE_EXC_NEVER_AWAITED},
+                 {"destroyed_pending", AT_WIRE_EXC_DESTROYED_PENDING},
+                 {"unclosed", AT_WIRE_EXC_UNCLOSED},
+                 {"wrong_thread", AT_WIRE_EXC_WRONG_THREAD},
+                 {"unhandled", AT_WIRE_EXC_UNHANDLED}};
+    e->exc.kind = AT_WIRE_EXC_WARNING;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strncmp(ev->code, kinds[i].code, sizeof ev->code) == 0)
+            e->exc.kind = kinds[i].kind;
+    e->exc.seq = e->seq;
+    e->exc.time_ns = at__agg_proc_ns(a, ev->when_ns);
+    e->exc.task = ev->task_id;
+    e->exc.domain = ev->kind == AT__EV_ERROR ? "error" : "warning";
+    if (ev->nstack > 0)
+        e->exc.create_stack = at__agg_intern_stack(a, ev->stack, ev->nstack);
+    if (ev->nstack2 > 0)
+        e->exc.raise_stack = at__agg_intern_stack(a, ev->stack2, ev->nstack2);
+}
+
+static void send_resync(at_export_srv_t *srv, at_export_attach_t *att, uint64_t now)
+{
+    if (att->resync_inflight || att->p->resync == NULL ||
+        (att->resync_at_ns != 0 && now - att->resync_at_ns < 1000000000u))
+        return;
+    at_export_loopreq_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return;
+    r->op = AT_EXPORT_LOOPREQ_RESYNC;
+    r->att = att;
+    r->att_id = att->id;
+    r->deadline_ns = now + 30000000000ull;
+    if (at__export_loopreq_send(r) != 0) {
+        free(r);
+        return;
+    }
+    att->resync_inflight = true;
+    att->resync_at_ns = now;
+    att->dropped_seen = atomic_load(&att->dropped);
+    r->pnext = srv->pending;
+    srv->pending = r;
+}
+
+void at__agg_drain(at_export_srv_t *srv)
+{
+    agg_t *a = &srv->agg;
+    for (agg_loop_t *l = a->loops; l != NULL; l = l->next) {
+        if (l->gone)
+            continue;
+        at__event_t ev;
+        for (int i = 0; i < 65536 && at__mon_take(l->mon, &ev) == 1; i++)
+            event_from_mon(a, l, &ev);
+        for (int k = 0; k < AT__EV_KIND_MAX; k++) {
+            uint64_t produced, dropped;
+            at__mon_event_counts(l->mon, (at__event_kind_t)k, &produced, &dropped);
+            l->dropped[k] = dropped;
+        }
+        l->task_dropped = 0;
+    }
+    uint64_t now = uv_hrtime();
+    at__export_attach_lock();
+    for (at_export_attach_t *att = at__export_attach_first(); att != NULL; att = att->next) {
+        agg_loop_t *l = loop_of_attach(srv, att);
+        at_export_task_ev_t ev;
+        uint64_t pos;
+        /* While a resync is in flight the ring is left alone: events newer than the resync
+         * must be applied after its rows, not before (a full ring meanwhile just drops and
+         * counts, and leads to the next resync). */
+        while (!att->resync_inflight && at__export_task_take(att, &ev, &pos) == 1)
+            if (l != NULL && pos >= att->skip_until)
+                task_apply(a, l, &ev);
+        uint64_t dropped = atomic_load(&att->dropped);
+        if (l != NULL)
+            l->task_dropped += dropped;
+        if (l != NULL && (att->p->caps & AT_EXPORT_CAP_TASKS) &&
+            (!att->synced || dropped != att->dropped_seen))
+            send_resync(srv, att, now);
+    }
+    at__export_attach_unlock();
+}
+
+/* ---- the watchdog: a loop stuck in one callback ------------------------------------------- */
+
+void at__agg_watchdog(at_export_srv_t *srv)
+{
+    uint64_t now = at__now_ns();
+    agg_t *a = &srv->agg;
+    /* a sample for the blocked state came in? */
+    if (srv->sample_mon != 0 && srv->sample_for_block) {
+        at_export_stack_t st;
+        int r = at__export_sample_poll(uv_hrtime(), 500000000u, &st);
+        if (r != 0) {
+            agg_loop_t *l = at__agg_loop(srv, srv->sample_mon);
+            if (r > 0 && l != NULL)
+                l->sample_stack = at__agg_intern_stack(a, st.pc, st.depth);
+            srv->sample_mon = 0;
+        }
+    }
+    uint64_t thr = at__slow_threshold_ns();
+    for (agg_loop_t *l = a->loops; l != NULL; l = l->next) {
+        if (l->gone)
+            continue;
+        at__running_snap_t snap;
+        if (at__mon_running_read(l->mon, &snap) != 1)
+            continue;
+        if (now < snap.since_ns || now - snap.since_ns < thr)
+            continue;
+        if (l->sample_tried && l->sample_site == snap.site && l->sample_since == snap.since_ns)
+            continue;
+        if (srv->sample_mon != 0 || at__export_sample_busy())
+            continue; /* one sample at a time; this loop is tried again next tick */
+        l->sample_site = snap.site;
+        l->sample_since = snap.since_ns;
+        l->sample_stack = 0;
+        l->sample_tried = true;
+        if (at__export_sample_request(l->mon->tid, l->mon->stack_lo, l->mon->stack_hi) == 0) {
+            srv->sample_mon = l->id;
+            srv->sample_for_block = true;
+        }
+    }
+}
+
+void at__agg_running(at_export_srv_t *srv, agg_loop_t *l, at_wire_running_t *out, char *name,
+                     size_t namesize)
+{
+    memset(out, 0, sizeof *out);
+    if (l == NULL || l->gone)
+        return;
+    at__running_snap_t snap;
+    if (at__mon_running_read(l->mon, &snap) != 1 || snap.site == NULL)
+        return;
+    out->present = true;
+    out->since_ns = at__agg_proc_ns(&srv->agg, snap.since_ns);
+    out->kind = wire_cb_kind(snap.kind);
+    agg_site_t *as = site_get(&srv->agg, l, snap.site, true);
+    out->site = as ? as->wire_id : 0;
+    if (snap.site->name[0])
+        snprintf(name, namesize, "%s", snap.site->name);
+    else if (as != NULL && as->wire_id != 0 && srv->agg.isites[as->wire_id - 1].ws.loc.func)
+        snprintf(name, namesize, "%s", srv->agg.isites[as->wire_id - 1].ws.loc.func);
+    else
+        snprintf(name, namesize, "%p", snap.site->fn);
+    out->name = name;
+    out->task = snap.task_id;
+    if (l->sample_tried && l->sample_site == snap.site && l->sample_since == snap.since_ns)
+        out->stack = l->sample_stack;
+}
+
+/* ---- building an update ---------------------------------------------------------------------- */
+
+int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now)
+{
+    agg_t *a = &srv->agg;
+    agg_loop_t *l = at__agg_loop(srv, c->loop_id);
+    uint32_t what = c->what ? c->what : ~0u;
+    at_wire_update_t u = {0};
+    char run_name[AT__SITE_NAME_MAX + 64];
+    at_wire_count_t dropped[4];
+    at__hist_snap_t lag;
+    uint64_t lag_w[AT_WIRE_HIST_BUCKETS];
+    at_wire_task_t *tnew = NULL, *tchg = NULL;
+    uint64_t *tgone = NULL;
+    at_wire_site_stats_t *sst = NULL;
+    at_wire_slow_t *slow = NULL;
+    at_wire_exc_t *exc = NULL;
+    at_wire_site_t *sites = NULL;
+    at_wire_stack_t *stacks = NULL;
+    int r = -ENOMEM;
+
+    if (l != NULL && !c->need_full && c->seen_gen < l->gone_horizon)
+        c->need_full = true;
+    bool full = c->need_full;
+    if (full) {
+        c->sites_sent = 0;
+        c->stacks_sent = 0;
+        c->seen_gen = 0;
+    }
+    u.seq = c->upd_seq;
+    u.ts_ns = at__agg_proc_ns(a, at__now_ns());
+    u.loop = l ? at__agg_wire_loop_id(srv, l) : 0;
+    u.full = full;
+    u.config.has_slow_ns = u.config.has_debug = true;
+    u.config.slow_ns = at__slow_threshold_ns();
+    u.config.debug = at__debug_enabled();
+    uint64_t seen = c->seen_gen;
+    uint64_t gen_now = a->gen;
+
+    if (l != NULL && !l->gone) {
+        if ((what & (AT_WIRE_CAP_SITES | AT_WIRE_CAP_LOOP)) && now - l->refreshed_ns >= 50000000u) {
+            at__agg_refresh_sites(srv, l);
+            l->refreshed_ns = now;
+        }
+        if (what & AT_WIRE_CAP_LOOP) {
+            at__mon_stats_t ms;
+            at__mon_stats(l->mon, &ms);
+            u.has_stats = true;
+            u.stats.busy_ns = ms.busy_ns;
+            u.stats.idle_ns = ms.idle_ns;
+            u.stats.iterations = ms.iterations;
+            u.stats.callbacks = ms.callbacks;
+            u.stats.slow = ms.slow_count;
+            for (int k = AT__EV_ERROR; k <= AT__EV_WARNING; k++) {
+                uint64_t produced, d;
+                at__mon_event_counts(l->mon, (at__event_kind_t)k, &produced, &d);
+                u.stats.errors += produced;
+            }
+            lag = ms.lag;
+            u.stats.lag.n = hist_to_wire(&lag, lag_w);
+            u.stats.lag.counts = lag_w;
+            memcpy(u.stats.tasks_by_state, l->by_state, sizeof u.stats.tasks_by_state);
+            at__agg_running(srv, l, &u.running, run_name, sizeof run_name);
+        }
+        dropped[0] = (at_wire_count_t){"slow", l->dropped[AT__EV_SLOW]};
+        dropped[1] = (at_wire_count_t){"error", l->dropped[AT__EV_ERROR]};
+        dropped[2] = (at_wire_count_t){"warning", l->dropped[AT__EV_WARNING]};
+        dropped[3] = (at_wire_count_t){"task", l->task_dropped};
+        u.n_dropped = 4;
+        u.dropped = dropped;
+
+        if (what & AT_WIRE_CAP_TASKS) {
+            size_t nn = 0, nc = 0, ng = 0;
+            tnew = malloc((l->ntasks + 1) * sizeof *tnew);
+            tchg = malloc((l->ntasks + 1) * sizeof *tchg);
+            if (tnew == NULL || tchg == NULL)
+                goto out;
+            for (size_t i = 0; i < l->task_cap; i++) {
+                agg_task_t *t = &l->tasks[i];
+                if (!t->used)
+                    continue;
+                if (full || t->gen_added > seen)
+                    at__agg_task_to_wire(a, &t->row, &tnew[nn++]);
+                else if (t->gen_changed > seen)
+                    at__agg_task_to_wire(a, &t->row, &tchg[nc++]);
+            }
+            if (!full && l->ngone > 0) {
+                tgone = malloc(l->ngone * sizeof *tgone);
+                if (tgone == NULL)
+                    goto out;
+                for (size_t i = 0; i < l->ngone; i++)
+                    if (l->gone_log[i].gen > seen)
+                        tgone[ng++] = l->gone_log[i].id;
+            }
+            u.n_tasks_new = (uint32_t)nn;
+            u.tasks_new = tnew;
+            u.n_tasks_changed = (uint32_t)nc;
+            u.tasks_changed = tchg;
+            u.n_tasks_gone = (uint32_t)ng;
+            u.tasks_gone = tgone;
+        }
+        if (what & AT_WIRE_CAP_SITES) {
+            size_t ns = 0;
+            sst = malloc((l->nsites + 1) * sizeof *sst);
+            if (sst == NULL)
+                goto out;
+            for (size_t i = 0; i < l->nsites; i++)
+                if (l->sites[i].gen > seen && l->sites[i].count > 0)
+                    sst[ns++] = l->sites[i].st;
+            u.n_site_stats = (uint32_t)ns;
+            u.site_stats = sst;
+        }
+        /* events: everything still in the log that the client has not had */
+        uint64_t first = l->ev_next > AT_EXPORT_EVLOG ? l->ev_next - AT_EXPORT_EVLOG : 1;
+        if (!full && c->ev_seen + 1 > first)
+            first = c->ev_seen + 1;
+        size_t nsl = 0, nex = 0;
+        slow = malloc(AT_EXPORT_EVLOG * sizeof *slow);
+        exc = malloc(AT_EXPORT_EVLOG * sizeof *exc);
+        if (slow == NULL || exc == NULL)
+            goto out;
+        for (uint64_t s = first; s < l->ev_next; s++) {
+            agg_event_t *e = &l->evlog[(s - 1) % AT_EXPORT_EVLOG];
+            if (e->is_slow && (what & AT_WIRE_CAP_SLOW)) {
+                slow[nsl] = e->slow;
+                slow[nsl].name = e->name[0] ? e->name : NULL;
+                nsl++;
+            } else if (!e->is_slow && (what & AT_WIRE_CAP_EXCEPTIONS)) {
+                exc[nex] = e->exc;
+                exc[nex].message = e->text;
+                nex++;
+            }
+        }
+        u.n_slow = (uint32_t)nsl;
+        u.slow = slow;
+        u.n_exc = (uint32_t)nex;
+        u.exc = exc;
+        c->ev_seen = l->ev_next - 1;
+    }
+
+    /* Interned tables last: everything above may have interned new sites and stacks. Stacks
+     * first, since interning a stack interns its frames' sites. */
+    {
+        size_t nst = a->nistacks > c->stacks_sent ? a->nistacks - c->stacks_sent : 0;
+        stacks = malloc((nst + 1) * sizeof *stacks);
+        size_t nsi = a->nisites > c->sites_sent ? a->nisites - c->sites_sent : 0;
+        sites = malloc((nsi + 1) * sizeof *sites);
+        if (stacks == NULL || sites == NULL)
+            goto out;
+        for (size_t i = 0; i < nst; i++)
+            stacks[i] = a->istacks[c->stacks_sent + i].wst;
+        for (size_t i = 0; i < nsi; i++)
+            sites[i] = a->isites[c->sites_sent + i].ws;
+        u.n_stacks = (uint32_t)nst;
+        u.stacks = stacks;
+        u.n_sites = (uint32_t)nsi;
+        u.sites = sites;
+        c->stacks_sent = (uint32_t)a->nistacks;
+        c->sites_sent = (uint32_t)a->nisites;
+    }
+
+    at_wire_buf_reset(&srv->wbuf);
+    r = at_wire_encode_update(&srv->wbuf, &u);
+    if (r == 0) {
+        c->need_full = false;
+        c->seen_gen = gen_now > a->gen ? gen_now : a->gen;
+        c->upd_seq++;
+        c->next_update_ns = now + (uint64_t)c->interval_ms * 1000000u;
+        r = at__export_client_send(c, &srv->wbuf);
+    } else {
+        at__export_log(AT_EXPORT_LOG_ERROR, "cannot encode an update: %s", at_wire_strerror(r));
+    }
+out:
+    free(tnew);
+    free(tchg);
+    free(tgone);
+    free(sst);
+    free(slow);
+    free(exc);
+    free(sites);
+    free(stacks);
+    return r;
+}

@@ -1,0 +1,336 @@
+/* export_int.h: what the exporter's files share — the server, its clients, the aggregator that
+ * mirrors every loop's state on the exporter thread, provider attachments and stack sampling. */
+#ifndef ASYNCTOP_EXPORT_INT_H
+#define ASYNCTOP_EXPORT_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "at_wire.h"
+#include "at_wire_frame.h"
+#include "export.h"
+#include "export_path.h"
+#include "loopmon.h"
+
+/* ---- growable arrays (exporter thread only) ---------------------------------------------- */
+
+/* Grows *p (an array of `size`-byte elements with capacity *cap) to hold n elements. 0 or
+ * -ENOMEM (the array is left as it was). */
+int at__export_grow(void **p, size_t *cap, size_t n, size_t size);
+
+/* ---- provider attachments ---------------------------------------------------------------- */
+
+#define AT_EXPORT_TASK_RING 4096u /* task events per attachment; a power of two */
+
+typedef struct at_export_task_ev {
+    uint8_t kind; /* at_export_task_event_kind_t */
+    at_export_task_row_t row;
+} at_export_task_ev_t;
+
+/* A request that must run on a loop thread (task detail, cancel, resync). Owned by the
+ * exporter; handed to the loop thread through the attachment's mailbox and back through the
+ * exporter's done list. */
+typedef struct at_export_loopreq {
+    struct at_export_loopreq *next;  /* mailbox / done list (handed between threads) */
+    struct at_export_loopreq *pnext; /* the exporter's pending list (exporter thread only) */
+    int op;             /* AT_WIRE_OP_TASK_DETAIL, AT_WIRE_OP_CANCEL, or LOOPREQ_RESYNC */
+    uint64_t client_id; /* 0 for the exporter's own (resync) */
+    uint64_t req_id;    /* the client's request id */
+    uint64_t task_id;
+    uint64_t deadline_ns; /* answer "loop busy" after this */
+    bool abandoned;       /* timed out: discard the answer */
+    struct at_export_attach *att;
+    int result;          /* 0 or negative errno, set on the loop thread */
+    uint64_t resync_pos; /* resync: the ring position at the time of the resync */
+    at_export_task_detail_t *detail;
+    uint64_t att_id;            /* the attachment's id (it may be gone when the answer comes) */
+    at_export_task_row_t *rows; /* resync */
+    size_t nrows, caprows;
+    bool rows_truncated;
+} at_export_loopreq_t;
+
+#define AT_EXPORT_LOOPREQ_RESYNC 100
+#define AT_EXPORT_RESYNC_MAX     (1u << 21) /* rows per resync */
+
+struct at_export_resync_sink {
+    at_export_loopreq_t *req;
+};
+
+struct at_export_attach {
+    struct at_export_attach *next; /* registry list (under the registry lock) */
+    uv_loop_t *loop;
+    const at_export_provider_t *p;
+    uv_async_t *async; /* on `loop`: runs the mailbox on the loop thread */
+    uint64_t id;
+    /* SPSC ring: the loop thread produces, the exporter consumes. */
+    _Atomic uint64_t head, tail;
+    _Atomic uint64_t produced, dropped;
+    _Atomic int consumer; /* 1 while an exporter runs: posts are only worth it then */
+    at_export_task_ev_t ring[AT_EXPORT_TASK_RING];
+    /* exporter -> loop mailbox; the loop thread takes the lock only in the async callback */
+    pthread_mutex_t mbox_lock;
+    at_export_loopreq_t *mbox;
+    bool detached;
+    /* exporter thread only */
+    uint64_t skip_until;   /* ring positions below this are superseded by a resync */
+    uint64_t dropped_seen; /* drops already covered by a resync */
+    uint64_t resync_at_ns; /* last resync sent (at most one a second) */
+    bool resync_inflight;
+    bool synced; /* a resync since this exporter started */
+};
+
+/* Locks the attachment registry; the exporter walks it with at__export_attach_first/next.
+ * Any thread; never held across a wait. */
+void at__export_attach_lock(void);
+void at__export_attach_unlock(void);
+at_export_attach_t *at__export_attach_first(void);
+/* Sets the consumer flag of every attachment (an exporter started or stopped). */
+void at__export_attach_set_consumer(int on);
+/* Hands `r` to its attachment's loop thread. Exporter thread. Returns 0, or -ESHUTDOWN when
+ * the attachment is detaching (then `r` is not taken). Caller holds the registry lock. */
+int at__export_loopreq_send(at_export_loopreq_t *r);
+/* Hands an answered request back to the exporter (or frees it when none runs). The loop
+ * thread that ran it, or the detaching one; takes the exporter lock briefly. */
+void at__export_loopreq_done(at_export_loopreq_t *r);
+/* Takes one task event off `a`'s ring: 1 and *out, 0 when empty; *pos gets its position.
+ * Exporter thread only (single consumer). */
+int at__export_task_take(at_export_attach_t *a, at_export_task_ev_t *out, uint64_t *pos);
+
+/* ---- stack sampling by signal -------------------------------------------------------------- */
+
+/* The real-time signal the exporter sends to a loop thread to sample its stack
+ * (SIGRTMIN + 7; docs/exporter.md). */
+int at__export_sample_signal(void);
+/* Installs the handler (SA_RESTART | SA_SIGINFO) unless the program already handles that
+ * signal. 0, or -EBUSY (someone else's handler: sampling is off, said in the log). */
+int at__export_sample_install(void);
+/* Asks thread `tid` for its stack. 0 (the answer comes later: at__export_sample_poll), -EBUSY
+ * when a sample is already in flight, or a negative errno from the signal. Exporter thread. */
+int at__export_sample_request(pid_t tid, const void *lo, const void *hi);
+/* 1 and the stack when the requested sample is in, 0 while waiting, -ETIMEDOUT (and the
+ * request is cancelled) when it has waited longer than timeout_ns. Exporter thread. */
+int at__export_sample_poll(uint64_t now_ns, uint64_t timeout_ns, at_export_stack_t *out);
+/* True while a request is outstanding. */
+bool at__export_sample_busy(void);
+
+/* ---- the aggregator ------------------------------------------------------------------------ */
+
+#define AT_EXPORT_EVLOG 1024u /* slow/exception events kept per loop for new clients */
+
+typedef struct agg_event {
+    uint64_t seq;
+    bool is_slow;
+    at__site_t *site;    /* slow: the callback's site */
+    at_wire_slow_t slow; /* strings point into the fields below when sent */
+    at_wire_exc_t exc;
+    char name[AT__EV_NAME_MAX];
+    char text[AT__EV_TEXT_MAX];
+} agg_event_t;
+
+typedef struct agg_site {
+    at__site_t *s;
+    uint32_t wire_id;
+    uint8_t kind;
+    uint64_t count; /* last count read */
+    uint64_t gen;   /* generation it last changed */
+    at_wire_site_stats_t st;
+    uint64_t hist[AT_WIRE_HIST_BUCKETS];
+    uint64_t slow;
+} agg_site_t;
+
+typedef struct agg_task {
+    at_export_task_row_t row;
+    uint64_t gen_added, gen_changed;
+    uint32_t entry_site, create_site;
+    bool used;
+} agg_task_t;
+
+typedef struct agg_gone {
+    uint64_t id, gen;
+} agg_gone_t;
+
+/* The mirror of one loop (one loopmon monitor). */
+typedef struct agg_loop {
+    struct agg_loop *next;
+    at__mon_t *mon; /* referenced */
+    uint64_t id;    /* the monitor's id: the wire's loop number */
+    bool gone;      /* unregistered: kept until no client uses it */
+    /* call sites */
+    agg_site_t *sites;
+    size_t nsites, capsites;
+    uint32_t *site_idx; /* open addressing on at__site_t*, index+1 */
+    size_t site_idx_cap;
+    /* events */
+    agg_event_t evlog[AT_EXPORT_EVLOG];
+    uint64_t ev_next;                  /* next seq to assign (seq starts at 1) */
+    uint64_t dropped[AT__EV_KIND_MAX]; /* loopmon's dropped counters, last read */
+    /* tasks (from the attachments on this loop) */
+    agg_task_t *tasks; /* open addressing on id */
+    size_t task_cap, ntasks;
+    agg_gone_t *gone_log;
+    size_t ngone, capgone;
+    uint64_t gone_horizon; /* deltas older than this generation need a snapshot */
+    uint64_t by_state[AT_WIRE_TASK_NSTATES];
+    uint64_t task_dropped; /* task events dropped by this loop's attachments */
+    uint64_t refreshed_ns; /* when the sites were last re-read */
+    /* blocked-loop sampling of the callback running now */
+    at__site_t *sample_site;
+    uint64_t sample_since;
+    uint32_t sample_stack; /* wire stack id, 0 none */
+    bool sample_tried;
+} agg_loop_t;
+
+/* The interned tables, shared by every loop. */
+typedef struct agg_intern_site {
+    uintptr_t addr;
+    char *name; /* given callback name or NULL */
+    at_wire_site_t ws;
+} agg_intern_site_t;
+
+typedef struct agg_intern_stack {
+    uint64_t hash;
+    at_wire_stack_t wst;
+} agg_intern_stack_t;
+
+typedef struct agg {
+    uint64_t gen; /* bumped by every change */
+    agg_loop_t *loops;
+    agg_intern_site_t *isites; /* index = id - 1 */
+    size_t nisites, capisites;
+    uint32_t *isite_idx;
+    size_t isite_idx_cap;
+    agg_intern_stack_t *istacks;
+    size_t nistacks, capistacks;
+    uint32_t *istack_idx;
+    size_t istack_idx_cap;
+    uint64_t t0_ns;         /* CLOCK_MONOTONIC at process start: process time origin */
+    uint64_t start_wall_ns; /* wall clock at process start */
+} agg_t;
+
+/* ---- the server ----------------------------------------------------------------------------- */
+
+typedef struct outchunk {
+    struct outchunk *next;
+    size_t len, off;
+    uint8_t data[];
+} outchunk_t;
+
+enum { CL_HANDSHAKE = 0, CL_LIVE = 1, CL_CLOSING = 2 };
+
+typedef struct at_export_client {
+    struct at_export_client *next, *prev;
+    struct at_export_srv *srv;
+    uint64_t id;
+    int fd;
+    uv_poll_t poll;
+    int poll_events;
+    bool poll_closed;
+    uid_t uid;
+    pid_t pid;
+    int state;
+    uint64_t t_accept;   /* ns */
+    uint64_t t_progress; /* last time output drained (or accept) */
+    uint64_t t_closing;
+    at_wire_reader_t rd;
+    outchunk_t *oh, *ot;
+    size_t obytes;
+    uint32_t interval_ms;
+    uint32_t what;
+    uint64_t loop_id;
+    bool paused;
+    bool need_full;
+    uint64_t next_update_ns;
+    uint64_t upd_seq;
+    uint64_t seen_gen;
+    uint32_t sites_sent; /* interned site ids <= this are known to the client */
+    uint32_t stacks_sent;
+    uint64_t ev_seen; /* event seqs <= this were sent */
+    int inflight;     /* loop requests outstanding */
+    int bad_frames;
+    uint64_t pending_stack_req; /* loop_stack request id waiting for the sample, 0 none */
+    bool pending_stack;
+} at_export_client_t;
+
+typedef struct at_export_srv {
+    at_export_config_t cfg;
+    char program[64];
+    char *cmdline;     /* /proc/self/cmdline, NUL-separated (argv for hello) */
+    const char **argv; /* pointers into cmdline */
+    uint32_t argc;
+    pid_t pid;
+    at_export_path_t path;
+    at_export_sockid_t sock_id;
+    int listen_fd;
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_poll_t listen_poll;
+    bool accepting;
+    uv_timer_t tick;
+    uv_timer_t backoff;
+    _Atomic int stopping;
+    at_export_client_t *clients;
+    unsigned nclients;
+    uint64_t next_client_id;
+    int *fd_slots; /* fds to close in a fork child: [0] listener, then clients */
+    /* requests to loop threads */
+    pthread_mutex_t done_lock;
+    at_export_loopreq_t *done;    /* answered by loop threads, not yet processed */
+    at_export_loopreq_t *pending; /* sent, not yet answered (exporter thread) */
+    agg_t agg;
+    at_wire_buf_t wbuf;
+    /* loop_stack / blocked sampling queue */
+    uint64_t sample_mon;   /* monitor id being sampled, 0 none */
+    bool sample_for_block; /* the sample is for the blocked state (else for requests) */
+} at_export_srv_t;
+
+/* Queues one encoded frame buffer (copied) on a client and tries to write it. 0, or -ENOBUFS
+ * when the client's queue is over its bound (the client is then being closed). */
+int at__export_client_send(at_export_client_t *c, const at_wire_buf_t *b);
+/* Sends a fatal error frame and closes the client once it is flushed (or soon). */
+void at__export_client_fail(at_export_client_t *c, uint32_t code, const char *reason);
+/* Sends a response with a failure status. */
+void at__export_respond_error(at_export_client_t *c, uint64_t id, uint8_t op, uint32_t status,
+                              const char *reason);
+at_export_client_t *at__export_client_find(at_export_srv_t *srv, uint64_t id);
+
+void at__export_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Aggregator (exporter thread). */
+int at__agg_init(agg_t *a);
+void at__agg_free(agg_t *a);
+uint64_t at__agg_proc_ns(const agg_t *a, uint64_t mono_ns);
+/* Follows the monitor registry: new loops are added, unregistered ones marked gone. */
+void at__agg_sync_loops(at_export_srv_t *srv);
+/* Drains every ring (loopmon events, task events) into the mirror. */
+void at__agg_drain(at_export_srv_t *srv);
+/* Re-reads call-site statistics (cheap when nothing ran). */
+void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l);
+/* Watches each loop's running callback; samples its stack once it passes the threshold. */
+void at__agg_watchdog(at_export_srv_t *srv);
+/* The loop a wire loop id names: 0 is the main loop (the live one created first), any other
+ * id a monitor's id. NULL if none. */
+agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id);
+/* The wire id of a loop (the inverse of at__agg_loop). */
+uint32_t at__agg_wire_loop_id(at_export_srv_t *srv, const agg_loop_t *l);
+/* Builds the client's next update (full when c->need_full) into srv->wbuf and sends it. */
+int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now);
+/* Interns a stack of raw return addresses, symbolising new frames; the wire stack id or 0. */
+uint32_t at__agg_intern_stack(agg_t *a, void *const *pc, unsigned n);
+/* Symbolised frames of a raw stack for a response (arrays owned by the caller, freed with
+ * at__agg_locs_free). */
+at_wire_loc_t *at__agg_locs(void *const *pc, unsigned n);
+void at__agg_locs_free(at_wire_loc_t *locs, unsigned n);
+/* Applies an answered resync to the loop's task mirror. */
+void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r);
+/* Fills a wire task row from the mirror's row (interning its sites). */
+void at__agg_task_to_wire(agg_t *a, const at_export_task_row_t *row, at_wire_task_t *out);
+/* The running callback of a loop as on the wire (name points into `name`). */
+void at__agg_running(at_export_srv_t *srv, agg_loop_t *l, at_wire_running_t *out, char *name,
+                     size_t namesize);
+
+#endif

@@ -1,0 +1,609 @@
+"""test_export.py: the exporter end to end — a real target process (export_target), a real
+Unix socket, and an independent CBOR client (atclient.py, python3-cbor2) written from
+docs/protocol.md. Usage: /usr/bin/python3 test_export.py PATH/TO/export_target
+"""
+import os
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import atclient  # noqa: E402
+from atclient import Client, Closed, frame  # noqa: E402
+
+TARGET = None
+PY = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# error codes of docs/protocol.md
+BAD_FRAME, TOO_LARGE, PERMISSION, TOO_MANY = 1, 2, 4, 5
+SLOW_CONSUMER, BAD_REQUEST, NO_SUCH_TASK, UNSUPPORTED = 9, 11, 12, 13
+
+
+class Target:
+    """The instrumented program, driven by commands on stdin."""
+
+    def __init__(self, tmp, args=(), env=None, sock=None):
+        e = dict(os.environ)
+        e.pop("ASYNCTOP_SOCKET", None)
+        e["XDG_RUNTIME_DIR"] = tmp
+        if sock is not None:
+            e["ASYNCTOP_SOCKET"] = sock
+        e.update(env or {})
+        self.p = subprocess.Popen([TARGET] + list(args), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        line = self.p.stdout.readline().decode()
+        assert line.startswith("READY "), "target did not start: %r %r" % (
+            line, self.p.stderr.read().decode() if self.p.poll() is not None else "")
+        _, self.path, pid = line.split()
+        self.pid = int(pid)
+        self.stderr = []
+        self._t = threading.Thread(target=self._drain, daemon=True)
+        self._t.start()
+
+    def _drain(self):
+        for line in self.p.stderr:
+            self.stderr.append(line.decode(errors="replace"))
+
+    def send(self, line):
+        self.p.stdin.write((line + "\n").encode())
+        self.p.stdin.flush()
+
+    def cmd(self, line, timeout=30):
+        self.send(line)
+        word = line.split()[0]
+        end = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < end:
+            out = self.p.stdout.readline().decode()
+            lines.append(out)
+            if out.startswith("OK " + word):
+                return "".join(lines)
+            if out == "":
+                raise AssertionError("target died during %r" % line)
+        raise AssertionError("no answer to %r" % line)
+
+    def quit(self):
+        if self.p.poll() is None:
+            self.send("quit")
+            try:
+                out, _ = self.p.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                raise
+            assert self.p.returncode == 0, (self.p.returncode, out, "".join(self.stderr))
+        assert not os.path.exists(self.path), "socket left behind: " + self.path
+
+
+class ExportTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="at-e2e-")
+        os.chmod(self.tmp, 0o700)
+        self.targets = []
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        for t in self.targets:
+            if t.p.poll() is None:
+                t.p.kill()
+                t.p.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def target(self, *args, **kw):
+        t = Target(self.tmp, *args, **kw)
+        self.targets.append(t)
+        return t
+
+    def client(self, path, **kw):
+        c = Client(path, **kw)
+        self.clients.append(c)
+        return c
+
+    def live_client(self, t, interval_ms=100):
+        c = self.client(t.path)
+        c.hello()
+        c.subscribe(interval_ms)
+        snap = c.recv_type("update")
+        self.assertTrue(snap["full"])
+        return c, snap
+
+    # ---------------------------------------------------------------------------------------
+    def test_socket_path_and_modes(self):
+        t = self.target()
+        d = os.path.join(self.tmp, "asynctop")
+        self.assertEqual(t.path, os.path.join(d, "%d.sock" % t.pid))
+        st = os.lstat(d)
+        self.assertTrue(stat.S_ISDIR(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+        st = os.lstat(t.path)
+        self.assertTrue(stat.S_ISSOCK(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        t.quit()  # and the socket is removed
+
+    def test_handshake_snapshot_deltas(self):
+        t = self.target()
+        t.cmd("tasks 50")
+        c = self.client(t.path)
+        h = c.hello()
+        self.assertEqual(h["pid"], t.pid)
+        for k in ("program", "argv", "runtime", "start_time_ns", "now_ns", "config", "caps"):
+            self.assertIn(k, h)
+        self.assertIn("slow_ns", h["config"])
+        self.assertEqual(h["program"], "export_target")
+        self.assertEqual(h["argv"][0], TARGET)
+        self.assertEqual(h["loops"], [[0, "main", t.pid]])  # the loop runs on the main thread
+        for cap in ("tasks", "slow", "loop", "stacks", "set_config", "loop_stack", "cancel"):
+            self.assertIn(cap, h["caps"])
+        c.subscribe(100)
+        snap = c.recv_type("update")
+        self.assertTrue(snap["full"])
+        self.assertEqual(snap["seq"], 0)
+        # the provider's tasks arrive (a resync when the exporter met the attachment)
+        deadline = time.monotonic() + 10
+        while len(c.tasks) < 50 and time.monotonic() < deadline:
+            c.recv_type("update")
+        self.assertEqual(len(c.tasks), 50)
+        row = next(iter(c.tasks.values()))
+        self.assertEqual(len(row), 13)
+        self.assertTrue(row[1].startswith("worker-"))
+        self.assertEqual(row[2], 2)  # waiting
+        self.assertIn(row[11], c.sites)
+        self.assertEqual(c.sites[row[11]]["func"], "task_entry")
+        # deltas: changed rows, new tasks, gone tasks; seq counts up
+        t.cmd("finish 2")  # the two newest of the 50
+        t.cmd("tasks 5")
+        seqs, added, gone, changed = [], 0, [], 0
+        deadline = time.monotonic() + 10
+        while (added < 5 or len(gone) < 2 or changed == 0) and time.monotonic() < deadline:
+            u = c.recv_type("update")
+            self.assertFalse(u["full"])
+            seqs.append(u["seq"])
+            added += len(u.get("tasks_new", []))
+            gone += u.get("tasks_gone", [])
+            changed += len(u.get("tasks_changed", []))
+            self.assertIn("stats", u)
+            self.assertEqual(len(u["stats"]["tasks"]), 6)
+        self.assertEqual(added, 5)
+        self.assertEqual(len(gone), 2)
+        self.assertGreater(changed, 0)
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))
+        self.assertEqual(len(c.tasks), 53)
+        # site statistics for the timer callback
+        u = c.recv_type("update")
+        names = {c.sites[s[0]]["func"] for s in u.get("site_stats", []) if s[0] in c.sites}
+        self.assertIn("on_tick", names)
+        t.quit()
+
+    def test_threshold_change_shows_in_slow_events(self):
+        t = self.target()
+        c, _ = self.live_client(t)
+        rid = c.request("set_config", config={"slow_ns": 300_000_000})
+        r = c.response(rid)
+        self.assertEqual(r["status"], 0)
+        self.assertEqual(r["config"]["slow_ns"], 300_000_000)
+        t.cmd("slow 120")  # under 300 ms: not slow
+        rid = c.request("set_config", config={"slow_ns": 50_000_000})
+        r = c.response(rid)
+        self.assertEqual(r["config"]["slow_ns"], 50_000_000)
+        t.cmd("slow 120")  # now it is
+        slow = []
+        deadline = time.monotonic() + 10
+        while not slow and time.monotonic() < deadline:
+            u = c.recv_type("update")
+            self.assertEqual(u["config"]["slow_ns"], 50_000_000)
+            slow += u.get("slow", [])
+        self.assertEqual(len(slow), 1, slow)
+        self.assertGreaterEqual(slow[0]["dur_ns"], 120_000_000)
+        self.assertEqual(slow[0]["kind"], 2)  # io: the stdin read callback
+        self.assertEqual(slow[0].get("name"), "on_command")
+        # a bad value is refused with a reason, and the connection stays up
+        rid = c.request("set_config", config={"slow_ns": 5})
+        r = c.response(rid)
+        self.assertEqual(r["status"], BAD_REQUEST)
+        self.assertIn("slow_ns", r["reason"])
+        c.recv_type("update")
+        t.quit()
+
+    def test_blocked_loop_reported_live_with_stack(self):
+        t = self.target()
+        c, _ = self.live_client(t)
+        rid = c.request("set_config", config={"slow_ns": 100_000_000})
+        c.response(rid)
+        t0 = time.monotonic()
+        t.send("spin 5000")
+        blocked = None
+        while time.monotonic() - t0 < 4.0:
+            u = c.recv_type("update")
+            run = u.get("running")
+            if run and u["ts_ns"] - run["since_ns"] > 1_000_000_000 and run.get("stack"):
+                blocked = (u, run)
+                break
+        self.assertIsNotNone(blocked, "no live BLOCKED state with a stack within 4 s")
+        self.assertLess(time.monotonic() - t0, 5.0, "reported only after the callback returned")
+        u, run = blocked
+        self.assertEqual(run["name"], "on_command")
+        if os.environ.get("AT_E2E_TSAN"):
+            # ThreadSanitizer defers signals to its own safe points: the sampled stack is its
+            # runtime's, not the program's. Everything else is checked.
+            t.p.kill()
+            return
+        funcs = c.stack_funcs(run["stack"])
+        self.assertIn("parse_request", funcs, funcs)
+        # (gcc may name a clone "handle_command.constprop.0")
+        funcs = [f.split(".")[0] for f in funcs]
+        self.assertIn("handle_command", funcs, funcs)
+        self.assertLess(funcs.index("parse_request"), funcs.index("handle_command"))
+        # a loop_stack request is answered while the loop is stuck (signal, not the loop)
+        rid = c.request("loop_stack")
+        r = c.response(rid)
+        self.assertEqual(r["status"], 0)
+        self.assertIn("parse_request", [f[1] for f in r["stack"]])
+        self.assertTrue(r["running"])
+        # a request that needs the loop thread says "loop busy" instead of waiting
+        tid = next(iter(c.tasks), 1)
+        rid = c.request("task_detail", task=tid)
+        r = c.response(rid)
+        self.assertNotEqual(r["status"], 0)
+        self.assertIn("busy", r["reason"])
+        # after it returns: the slow event carries the stack sampled while it blocked
+        slow = []
+        deadline = time.monotonic() + 15
+        while not slow and time.monotonic() < deadline:
+            slow += c.recv_type("update").get("slow", [])
+        self.assertEqual(len(slow), 1)
+        self.assertGreaterEqual(slow[0]["dur_ns"], 5_000_000_000)
+        self.assertEqual(slow[0].get("stack"), run["stack"])
+        t.cmd("tasks 1")
+        t.quit()
+
+    def test_requests_good_and_bad(self):
+        t = self.target()
+        t.cmd("tasks 3")
+        c, _ = self.live_client(t)
+        deadline = time.monotonic() + 10
+        while len(c.tasks) < 3 and time.monotonic() < deadline:
+            c.recv_type("update")
+        tid = sorted(c.tasks)[0]
+        r = c.response(c.request("task_detail", task=tid))
+        self.assertEqual(r["status"], 0, r)
+        d = r["detail"]
+        self.assertEqual(d["task"][0], tid)
+        self.assertIn("sleep", d["wait_desc"])
+        self.assertIn("spawn_tasks", [f[1] for f in d["create"]])
+        r = c.response(c.request("task_detail", task=999999))
+        self.assertEqual(r["status"], NO_SUCH_TASK)
+        r = c.response(c.request("task_detail"))
+        self.assertEqual(r["status"], BAD_REQUEST)
+        r = c.response(c.request("cancel", task=tid))
+        self.assertEqual(r["status"], 0)
+        deadline = time.monotonic() + 10
+        while c.tasks[tid][2] != 4 and time.monotonic() < deadline:
+            c.recv_type("update")
+        self.assertEqual(c.tasks[tid][2], 4)  # cancelled
+        r = c.response(c.request("frobnicate"))
+        self.assertEqual(r["status"], UNSUPPORTED)
+        self.assertEqual(r["op"], "frobnicate")
+        self.assertIn("frobnicate", r["reason"])
+        r = c.response(c.request("loop_stack"))
+        self.assertEqual(r["status"], 0)
+        # debug mode on and off
+        r = c.response(c.request("set_config", config={"debug": True}))
+        self.assertTrue(r["config"]["debug"])
+        r = c.response(c.request("set_config", config={"debug": False}))
+        self.assertFalse(r["config"]["debug"])
+        # pause: no updates; resume: a fresh snapshot
+        r = c.response(c.request("pause"))
+        self.assertEqual(r["status"], 0)
+        c.buf = b""
+        time.sleep(0.2)
+        while True:  # drain what was in flight
+            try:
+                c.recv(0.3)
+            except TimeoutError:
+                break
+        with self.assertRaises(TimeoutError):
+            c.recv_type("update", timeout=0.6)
+        c.request("resume")
+        u = c.recv_type("update")
+        self.assertTrue(u["full"])
+        t.quit()
+
+    def test_other_uid_refused(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run a client as nobody")
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            self.skipTest("no setpriv")
+        t = self.target()
+        as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PY,
+                     os.path.join(HERE, "atclient.py"), t.path]
+        os.chmod(self.tmp, 0o755)
+        # the file system refuses first: the directory is 0700
+        out = subprocess.run(as_nobody, capture_output=True, timeout=30, text=True).stdout
+        self.assertIn("CONNECT-ERROR", out)
+        # with the directory and socket opened up, SO_PEERCRED still refuses
+        os.chmod(os.path.dirname(t.path), 0o755)
+        os.chmod(t.path, 0o666)
+        out = subprocess.run(as_nobody, capture_output=True, timeout=30, text=True).stdout
+        self.assertIn("MSG error %d True" % PERMISSION, out)
+        self.assertIn("uid 65534", out)
+        self.assertIn("CLOSED", out)
+        self.assertNotIn("MSG hello", out)
+        # the owner still gets in
+        c, _ = self.live_client(t)
+        os.chmod(os.path.dirname(t.path), 0o700)
+        t.quit()
+
+    def test_malformed_and_oversized_cost_only_that_client(self):
+        t = self.target()
+        good, _ = self.live_client(t)
+        bad = self.client(t.path)
+        bad.hello()
+        # garbage inside a well-formed frame: an error, the connection stays
+        bad.send_raw(struct.pack(">I", 5) + b"\xff\xfe\xfd\xfc\xfb")
+        e = bad.recv_type("error")
+        self.assertEqual(e["code"], BAD_FRAME)
+        self.assertFalse(e["fatal"])
+        # a frame that is not a map, and the 2 GiB array header of libcbor 0.8's bug
+        bad.send_raw(frame([1, 2, 3]))
+        self.assertEqual(bad.recv_type("error")["code"], BAD_FRAME)
+        bad.send_raw(struct.pack(">I", 6) + bytes.fromhex("9a1000000001"))
+        self.assertEqual(bad.recv_type("error")["code"], BAD_FRAME)
+        bad.subscribe(100)
+        self.assertTrue(bad.recv_type("update")["full"])
+        # oversized: refused on the length alone, then closed
+        bad.send_raw(struct.pack(">I", 1 << 30) + b"\0" * 100)
+        e = bad.recv_type("error")
+        self.assertEqual(e["code"], TOO_LARGE)
+        self.assertTrue(e["fatal"])
+        with self.assertRaises(Closed):
+            while True:
+                bad.recv(5)
+        # an unsupported protocol version is refused with its own code, then closed
+        other = self.client(t.path)
+        other.hello()
+        other.send_raw(frame({"t": "subscribe", "v": 99, "interval_ms": 100}))
+        e = other.recv_type("error")
+        self.assertEqual(e["code"], 3)
+        self.assertTrue(e["fatal"])
+        # the other client kept receiving updates throughout
+        s0 = good.recv_type("update")["seq"]
+        s1 = good.recv_type("update")["seq"]
+        self.assertEqual(s1, s0 + 1)
+        t.quit()
+
+    def test_warnings_and_dropped_counters(self):
+        t = self.target()
+        c, snap = self.live_client(t)
+        self.assertEqual(sorted(n for n, _ in snap["dropped"]), ["error", "slow", "task", "warning"])
+        t.cmd("warn 7")
+        exc = []
+        deadline = time.monotonic() + 10
+        while not exc and time.monotonic() < deadline:
+            exc += c.recv_type("update").get("exc", [])
+        self.assertEqual(len(exc), 1)
+        self.assertEqual(exc[0]["kind"], 4)  # unclosed resource
+        self.assertEqual(exc[0]["message"], "unclosed tcp handle (test 7)")
+        funcs = [f.split(".")[0] for f in c.stack_funcs(exc[0]["create_stack"])]
+        self.assertIn("handle_command", funcs)
+        # a new client gets recent events in its snapshot
+        c2, snap2 = self.live_client(t)
+        self.assertEqual([e["message"] for e in snap2.get("exc", [])],
+                         ["unclosed tcp handle (test 7)"])
+        t.quit()
+
+    def test_subscribe_what(self):
+        t = self.target()
+        t.cmd("tasks 3")
+        c = self.client(t.path)
+        c.hello()
+        c.subscribe(100, what=["slow"])
+        for _ in range(3):
+            u = c.recv_type("update")
+            for k in ("tasks_new", "tasks_changed", "stats", "site_stats", "running"):
+                self.assertNotIn(k, u)
+        t.quit()
+
+    def test_64_clients(self):
+        t = self.target(env={"ASYNCTOP_MAX_CLIENTS": "64"})
+        cs = [self.client(t.path) for _ in range(64)]
+        for c in cs:
+            c.hello()
+            c.subscribe(200)
+        for c in cs:
+            self.assertTrue(c.recv_type("update")["full"])
+        extra = self.client(t.path)
+        e = extra.recv_type("error")
+        self.assertEqual(e["code"], TOO_MANY)
+        self.assertIn("64", e["reason"])
+        for c in cs:
+            self.assertFalse(c.recv_type("update")["full"])
+        # one leaves, one more gets in
+        cs[0].close()
+        time.sleep(0.3)
+        again = self.client(t.path)
+        again.hello()
+        t.quit()
+
+    def test_default_client_limit_is_16(self):
+        t = self.target()
+        cs = [self.client(t.path) for _ in range(16)]
+        for c in cs:
+            c.hello()
+        e = self.client(t.path).recv_type("error")
+        self.assertEqual(e["code"], TOO_MANY)
+        t.quit()
+
+    def test_emfile_backs_off(self):
+        t = self.target(("--nofile", "32"), env={"ASYNCTOP_MAX_CLIENTS": "100"})
+        tids = os.listdir("/proc/%d/task" % t.pid)
+
+        def export_ticks():
+            for tid in tids:
+                base = "/proc/%d/task/%s/" % (t.pid, tid)
+                with open(base + "comm") as f:
+                    if f.read().strip() == "asynctop-export":
+                        with open(base + "stat") as f:
+                            fields = f.read().rsplit(")", 1)[1].split()
+                        return int(fields[11]) + int(fields[12])
+            raise AssertionError("no exporter thread")
+
+        cs = [self.client(t.path) for _ in range(40)]  # more than the fds the target has
+        deadline = time.monotonic() + 5
+        while not any("pausing accepts" in l for l in t.stderr):
+            self.assertLess(time.monotonic(), deadline, "".join(t.stderr))
+            time.sleep(0.05)
+        # out of descriptors for 2 s: the exporter sleeps, it does not spin on the listener
+        t0 = export_ticks()
+        time.sleep(2)
+        self.assertLess(export_ticks() - t0, 50)  # < 0.5 s of CPU in 2 s (ticks are 10 ms)
+        for c in cs:
+            c.close()
+        self.clients.clear()
+        time.sleep(1.5)
+        c, _ = self.live_client(t)  # served again once descriptors are free
+        t.quit()
+
+    def test_client_that_never_reads(self):
+        t = self.target(("--out-max", "262144", "--stall-ms", "3000"))
+        t.cmd("tasks 20000")
+        lazy = self.client(t.path)
+        lazy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        lazy.subscribe(100)  # and never read again
+        good, _ = self.live_client(t)
+        t0 = time.monotonic()
+        seqs = []
+        while time.monotonic() - t0 < 6:
+            seqs.append(good.recv_type("update")["seq"])
+            t.cmd("finish 100")
+            t.cmd("tasks 100")
+        self.assertGreater(len(seqs), 20)  # the good one was served all along
+        # the lazy one was cut off with a reason (in the log), not buffered forever
+        self.assertTrue(any("not reading" in l or "read nothing" in l for l in t.stderr),
+                        "".join(t.stderr))
+        lazy.sock.settimeout(5)
+        with self.assertRaises((Closed, ConnectionResetError)):
+            while True:
+                lazy.recv(5)
+        t.quit()
+
+    def test_client_killed_mid_frame(self):
+        t = self.target()
+        good, _ = self.live_client(t)
+        code = ("import socket,struct,os,signal,sys\n"
+                "s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);s.recv(65536)\n"
+                "s.sendall(struct.pack('>I',100)+b'\\xa2\\x61t')\n"
+                "os.kill(os.getpid(), signal.SIGKILL)\n")
+        p = subprocess.run([PY, "-c", code, t.path], timeout=30)
+        self.assertEqual(p.returncode, -signal.SIGKILL)
+        time.sleep(0.3)
+        s0 = good.recv_type("update")["seq"]
+        self.assertEqual(good.recv_type("update")["seq"], s0 + 1)
+        self.assertTrue(any("middle of a frame" in l for l in t.stderr), "".join(t.stderr))
+        # a client that disappears with output queued does not SIGPIPE the target
+        t.cmd("tasks 5000")
+        for _ in range(5):
+            c = self.client(t.path)
+            c.subscribe(100)
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        time.sleep(0.5)
+        self.assertIsNone(t.p.poll())
+        good.recv_type("update")
+        t.quit()
+
+    def test_handshake_timeout(self):
+        t = self.target(("--handshake-ms", "500"))
+        c = self.client(t.path)
+        c.hello()
+        e = c.recv_type("error", timeout=5)
+        self.assertEqual(e["code"], 6)
+        t.quit()
+
+    def test_stale_socket_cleaned(self):
+        d = os.path.join(self.tmp, "asynctop")
+        os.mkdir(d, 0o700)
+        p = subprocess.Popen(["true"])
+        p.wait()
+        stale = os.path.join(d, "%d.sock" % p.pid)
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(stale)
+        s.close()
+        keep = os.path.join(d, "notes.txt")
+        open(keep, "w").close()
+        t = self.target()
+        self.assertFalse(os.path.exists(stale))
+        self.assertTrue(os.path.exists(keep))
+        deadline = time.monotonic() + 5  # the log line is written by loopmon's logger thread
+        while not any("removed 1 stale socket" in l for l in t.stderr):
+            self.assertLess(time.monotonic(), deadline, "".join(t.stderr))
+            time.sleep(0.05)
+        t.quit()
+
+    def test_unsafe_directory_refused(self):
+        d = os.path.join(self.tmp, "asynctop")
+        os.mkdir(d, 0o700)
+        os.chmod(d, 0o777)
+        e = dict(os.environ, XDG_RUNTIME_DIR=self.tmp)
+        e.pop("ASYNCTOP_SOCKET", None)
+        p = subprocess.run([TARGET], input=b"", capture_output=True, env=e, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"refusing to start", p.stderr)
+        self.assertIn(b"0777", p.stderr)
+        os.chmod(d, 0o700)
+        os.rmdir(d)
+        os.symlink(self.tmp, d)
+        p = subprocess.run([TARGET], input=b"", capture_output=True, env=e, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"symlink", p.stderr)
+
+    def test_socket_off_and_override(self):
+        t = self.target(sock="off")
+        self.assertEqual(t.path, "off")
+        t.p.stdin.close()
+        t.p.wait(timeout=20)
+        path = os.path.join(self.tmp, "custom.sock")
+        t = self.target(sock=path)
+        self.assertEqual(t.path, path)
+        c, _ = self.live_client(t)
+        t.quit()
+
+    def test_exit_removes_socket_and_fork_child(self):
+        t = self.target()
+        c, _ = self.live_client(t)
+        out = t.cmd("fork")
+        # the child inherited no exporter, started its own on its own pid's socket, stopped it
+        line = [l for l in out.splitlines() if l.startswith("CHILD")][0]
+        self.assertIn("inherited=0 started=0", line)
+        child_path = line.split("path=")[1]
+        self.assertNotEqual(child_path, t.path)
+        self.assertFalse(os.path.exists(child_path))
+        # the parent's exporter is unharmed and its socket still there
+        self.assertTrue(os.path.exists(t.path))
+        s0 = c.recv_type("update")["seq"]
+        self.assertEqual(c.recv_type("update")["seq"], s0 + 1)
+        # a plain exit() (no stop) still removes the socket, and says bye to nobody
+        t.send("exit")
+        t.p.wait(timeout=20)
+        self.assertEqual(t.p.returncode, 0)
+        self.assertFalse(os.path.exists(t.path))
+
+
+def main():
+    global TARGET
+    TARGET = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
