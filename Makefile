@@ -8,7 +8,8 @@ MESON_OPTS ?= -Dwerror=true
 # Suites that also run under valgrind memcheck in `make test`.
 VALGRIND_SUITES ?= runtime
 FUZZ_SECONDS ?= 60
-# Tests that also run under ThreadSanitizer: the thread-heavy ones. Coroutine
+# Tests that also run under ThreadSanitizer (AT_E2E_TSAN=1 tells the e2e tests
+# that TSan delays signals, so sampled stacks are its own). Coroutine
 # tests are left out: the context switch has no TSan fiber annotations yet.
 TSAN_TESTS ?= $(shell cat .ci/tsan-tests 2>/dev/null)
 
@@ -56,7 +57,7 @@ test: build build-asan build-tsan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  meson test -C $(ASAN_BUILD) --no-rebuild --print-errorlogs || fail=1; \
 	echo "== tests under TSan ($(TSAN_BUILD)): $(TSAN_TESTS)"; \
-	TSAN_OPTIONS=die_after_fork=0:halt_on_error=1:second_deadlock_stack=1 \
+	AT_E2E_TSAN=1 TSAN_OPTIONS=die_after_fork=0:halt_on_error=1:second_deadlock_stack=1 \
 	  meson test -C $(TSAN_BUILD) --no-rebuild --print-errorlogs $(TSAN_TESTS) || fail=1; \
 	exit $$fail
 
