@@ -49,12 +49,12 @@ typedef enum at_wire_errcode {
     AT_WIRE_ETYPE = -1005,        /* a key's value has the wrong type (err.key) */
     AT_WIRE_EUNKNOWNTYPE = -1006, /* "t" names a message type we do not know */
     AT_WIRE_EVERSION = -1007,     /* "v" is a protocol version we do not speak */
-    AT_WIRE_ELIMIT = -1008,       /* a limit of at_wire_limits.h was exceeded (err.msg says which) */
-    AT_WIRE_ETRAILING = -1009,    /* bytes follow the map inside the frame */
-    AT_WIRE_EVALUE = -1010,       /* a value is out of range (err.key names it) */
-    AT_WIRE_EFRAME = -1011,       /* bad framing: a zero-length frame */
-    AT_WIRE_ENOMEM = -1012,       /* out of memory */
-    AT_WIRE_EUNEXPECTED = -1013,  /* a valid message, but not the type the caller expected */
+    AT_WIRE_ELIMIT = -1008,      /* a limit of at_wire_limits.h was exceeded (err.msg says which) */
+    AT_WIRE_ETRAILING = -1009,   /* bytes follow the map inside the frame */
+    AT_WIRE_EVALUE = -1010,      /* a value is out of range (err.key names it) */
+    AT_WIRE_EFRAME = -1011,      /* bad framing: a zero-length frame */
+    AT_WIRE_ENOMEM = -1012,      /* out of memory */
+    AT_WIRE_EUNEXPECTED = -1013, /* a valid message, but not the type the caller expected */
 } at_wire_errcode_t;
 
 /* Error detail filled by decoders. `code` is the first error met (latched);
@@ -127,7 +127,7 @@ typedef enum at_wire_cb_kind {
     AT_WIRE_CB_SIGNAL = 7,
     AT_WIRE_CB_PROCESS = 8,
     AT_WIRE_CB_FS = 9,
-    AT_WIRE_CB_WORK = 10,      /* after_work of the thread pool */
+    AT_WIRE_CB_WORK = 10, /* after_work of the thread pool */
     AT_WIRE_CB_CLOSE = 11,
     AT_WIRE_CB_TASK_STEP = 12, /* one resumption of a task */
     AT_WIRE_CB_CALL_SOON = 13, /* at_call_soon callback */
@@ -163,7 +163,7 @@ enum {
 const char *at_wire_cap_name(unsigned bit);
 
 typedef enum at_wire_op {
-    AT_WIRE_OP_UNKNOWN = 0, /* decoded from an op name we do not know (see op_name) */
+    AT_WIRE_OP_UNKNOWN = 0,     /* decoded from an op name we do not know (see op_name) */
     AT_WIRE_OP_TASK_DETAIL = 1, /* "task_detail" */
     AT_WIRE_OP_SET_CONFIG = 2,  /* "set_config" */
     AT_WIRE_OP_CANCEL = 3,      /* "cancel" */
@@ -176,19 +176,19 @@ const char *at_wire_op_name(int op);
 /* Codes of the "error" message and of failed responses (on the wire). */
 typedef enum at_wire_status {
     AT_WIRE_ST_OK = 0,
-    AT_WIRE_ST_BAD_FRAME = 1,       /* undecodable frame (reason says why) */
-    AT_WIRE_ST_TOO_LARGE = 2,       /* frame over the limit */
-    AT_WIRE_ST_VERSION = 3,         /* unsupported protocol version */
-    AT_WIRE_ST_PERMISSION = 4,      /* peer uid not allowed */
+    AT_WIRE_ST_BAD_FRAME = 1,  /* undecodable frame (reason says why) */
+    AT_WIRE_ST_TOO_LARGE = 2,  /* frame over the limit */
+    AT_WIRE_ST_VERSION = 3,    /* unsupported protocol version */
+    AT_WIRE_ST_PERMISSION = 4, /* peer uid not allowed */
     AT_WIRE_ST_TOO_MANY_CLIENTS = 5,
-    AT_WIRE_ST_TIMEOUT = 6,         /* handshake / subscribe timeout */
-    AT_WIRE_ST_UNKNOWN_TYPE = 7,    /* message type not expected here */
-    AT_WIRE_ST_SHUTDOWN = 8,        /* the process is exiting */
-    AT_WIRE_ST_SLOW_CONSUMER = 9,   /* client did not read; disconnected */
+    AT_WIRE_ST_TIMEOUT = 6,       /* handshake / subscribe timeout */
+    AT_WIRE_ST_UNKNOWN_TYPE = 7,  /* message type not expected here */
+    AT_WIRE_ST_SHUTDOWN = 8,      /* the process is exiting */
+    AT_WIRE_ST_SLOW_CONSUMER = 9, /* client did not read; disconnected */
     AT_WIRE_ST_INTERNAL = 10,
-    AT_WIRE_ST_BAD_REQUEST = 11,    /* a request with bad arguments */
+    AT_WIRE_ST_BAD_REQUEST = 11, /* a request with bad arguments */
     AT_WIRE_ST_NO_SUCH_TASK = 12,
-    AT_WIRE_ST_UNSUPPORTED = 13,    /* op or capability not available */
+    AT_WIRE_ST_UNSUPPORTED = 13, /* op or capability not available */
     AT_WIRE_ST_RATE_LIMITED = 14,
 } at_wire_status_t;
 
@@ -324,15 +324,15 @@ typedef struct at_wire_slow {
 /* One exception or warning event. */
 typedef struct at_wire_exc {
     uint64_t seq;
-    uint64_t time_ns; /* process time it was detected */
-    uint8_t kind;     /* at_wire_exc_kind_t */
-    int64_t code;     /* error code (e.g. -errno), 0 none */
-    const char *domain;  /* error domain ("uv", "errno", "app"), NULL none */
-    const char *message; /* human-readable */
-    uint64_t object;      /* future / task / handle id concerned, 0 none */
-    const char *obj_type; /* "future", "task", "tcp", ... NULL none */
-    uint64_t task;        /* task involved, 0 none */
-    uint32_t raise_stack; /* where the error was set/raised, 0 none */
+    uint64_t time_ns;      /* process time it was detected */
+    uint8_t kind;          /* at_wire_exc_kind_t */
+    int64_t code;          /* error code (e.g. -errno), 0 none */
+    const char *domain;    /* error domain ("uv", "errno", "app"), NULL none */
+    const char *message;   /* human-readable */
+    uint64_t object;       /* future / task / handle id concerned, 0 none */
+    const char *obj_type;  /* "future", "task", "tcp", ... NULL none */
+    uint64_t task;         /* task involved, 0 none */
+    uint32_t raise_stack;  /* where the error was set/raised, 0 none */
     uint32_t create_stack; /* where the object was created (debug), 0 none */
 } at_wire_exc_t;
 
@@ -376,10 +376,10 @@ typedef struct at_wire_inflight {
 
 typedef struct at_wire_update {
     uint32_t version;
-    uint64_t seq;   /* 0, 1, 2, ... on this connection */
-    uint64_t ts_ns; /* process time the update describes */
-    uint32_t loop;  /* reserved: 0 = main loop */
-    bool full;      /* snapshot: drop all state (tasks, sites, stacks) first */
+    uint64_t seq;            /* 0, 1, 2, ... on this connection */
+    uint64_t ts_ns;          /* process time the update describes */
+    uint32_t loop;           /* reserved: 0 = main loop */
+    bool full;               /* snapshot: drop all state (tasks, sites, stacks) first */
     at_wire_config_t config; /* in force */
     bool has_stats;
     at_wire_loop_stats_t stats;
@@ -411,10 +411,10 @@ typedef struct at_wire_update {
 /* ---- request: client -> server, response: server -> client ---------------- */
 typedef struct at_wire_request {
     uint32_t version;
-    uint64_t id; /* chosen by the client; echoed in the response */
-    uint8_t op;  /* at_wire_op_t */
-    const char *op_name; /* the wire name when op == AT_WIRE_OP_UNKNOWN */
-    uint64_t task;       /* task_detail, cancel */
+    uint64_t id;             /* chosen by the client; echoed in the response */
+    uint8_t op;              /* at_wire_op_t */
+    const char *op_name;     /* the wire name when op == AT_WIRE_OP_UNKNOWN */
+    uint64_t task;           /* task_detail, cancel */
     at_wire_config_t config; /* set_config: fields to change */
     uint32_t loop;           /* reserved: 0 = main */
 } at_wire_request_t;
@@ -435,9 +435,9 @@ typedef struct at_wire_task_detail {
 
 typedef struct at_wire_response {
     uint32_t version;
-    uint64_t id;    /* the request's id */
-    uint8_t op;     /* the request's op (AT_WIRE_OP_UNKNOWN if it was unknown) */
-    uint32_t status; /* at_wire_status_t; 0 = ok */
+    uint64_t id;        /* the request's id */
+    uint8_t op;         /* the request's op (AT_WIRE_OP_UNKNOWN if it was unknown) */
+    uint32_t status;    /* at_wire_status_t; 0 = ok */
     const char *reason; /* when status != 0: why, for a person */
     bool has_detail;
     at_wire_task_detail_t detail; /* task_detail */
@@ -479,12 +479,12 @@ typedef struct at_wire_msg {
 
 /* Decode limits (see at_wire_limits.h for the numbers and why). */
 typedef struct at_wire_limits {
-    size_t max_frame;       /* bytes of one frame's CBOR item */
-    uint32_t max_depth;     /* nesting of arrays/maps */
-    uint32_t max_items;     /* elements of one array / pairs of one map */
-    uint32_t max_string;    /* bytes of one text/byte string */
-    uint64_t max_total;     /* data items in one frame */
-    size_t max_memory;      /* bytes the decoder may allocate for one message */
+    size_t max_frame;    /* bytes of one frame's CBOR item */
+    uint32_t max_depth;  /* nesting of arrays/maps */
+    uint32_t max_items;  /* elements of one array / pairs of one map */
+    uint32_t max_string; /* bytes of one text/byte string */
+    uint64_t max_total;  /* data items in one frame */
+    size_t max_memory;   /* bytes the decoder may allocate for one message */
 } at_wire_limits_t;
 
 /* What a server accepts from a client (small), and what a client accepts
@@ -498,14 +498,13 @@ extern const at_wire_limits_t at_wire_limits_s2c;
  * returns 0 and *out owns its memory until at_wire_msg_free(out). On error
  * returns the (first) AT_WIRE_E* code, fills *err if not NULL, and *out
  * holds nothing to free (at_wire_msg_free on it is still safe). */
-int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim,
-                   at_wire_msg_t *out, at_wire_err_t *err);
+int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim, at_wire_msg_t *out,
+                   at_wire_err_t *err);
 
 /* Like at_wire_decode, but a well-formed message of another type than
  * `type` is AT_WIRE_EUNEXPECTED (out is then freed). */
-int at_wire_decode_expect(const uint8_t *cbor, size_t len, int type,
-                          const at_wire_limits_t *lim, at_wire_msg_t *out,
-                          at_wire_err_t *err);
+int at_wire_decode_expect(const uint8_t *cbor, size_t len, int type, const at_wire_limits_t *lim,
+                          at_wire_msg_t *out, at_wire_err_t *err);
 
 /* Frees what a decode put in *m (idempotent; m->type is reset to 0). */
 void at_wire_msg_free(at_wire_msg_t *m);

@@ -1,4 +1,5 @@
-/* at_wire_frame.h: incremental frame reader for non-blocking sockets (4-byte length + CBOR item). */
+/* at_wire_frame.h: incremental frame reader for non-blocking sockets (4-byte length + CBOR item).
+ */
 #ifndef AT_WIRE_FRAME_H
 #define AT_WIRE_FRAME_H
 
@@ -20,14 +21,18 @@ extern "C" {
  * 0 is an error too. Errors latch: after the first, every call returns it
  * and the connection should be dropped.
  *
- * Memory: the buffer grows to at most max_frame + AT_WIRE_FRAME_HDR plus
- * what one push brings, and is compacted as frames are consumed.
+ * Memory: at_wire_reader_push() stores only bytes of frames whose header
+ * has passed the checks, so the buffer holds at most the complete frames not
+ * yet taken plus one partial frame of at most max_frame bytes. With
+ * at_wire_reader_space() the caller bounds the extra by `want`. Consumed
+ * bytes are compacted away.
  * Not thread-safe; one reader per connection.
  */
 typedef struct at_wire_reader {
     uint8_t *buf;
     size_t cap;
-    size_t start; /* first unconsumed byte */
+    size_t start; /* first byte not yet returned by at_wire_reader_next */
+    size_t scan;  /* start of the first frame not known to be complete */
     size_t len;   /* end of buffered bytes */
     size_t max_frame;
     int err; /* latched AT_WIRE_E* code, 0 while fine */
@@ -50,7 +55,7 @@ int at_wire_reader_push(at_wire_reader_t *r, const void *data, size_t n);
 uint8_t *at_wire_reader_space(at_wire_reader_t *r, size_t want, size_t *avail);
 int at_wire_reader_commit(at_wire_reader_t *r, size_t n);
 
-/* Takes the next whole frame: returns 1 and sets *body/*len (the CBOR item,
+/* Takes the next whole frame: returns 1 and sets *body and *len (the CBOR
  * without the prefix; valid until the next push/space/next call), 0 when no
  * whole frame is buffered yet, or a negative AT_WIRE_E* (AT_WIRE_ELIMIT for
  * a frame over max_frame, AT_WIRE_EFRAME for a zero length); r->msg then

@@ -1,0 +1,169 @@
+/* wire_common.c: names, error strings, histogram scheme and limit sets shared by encoder and
+ * decoder. */
+#include "at_wire.h"
+#include "at_wire_limits.h"
+#include "wire_internal.h"
+
+#include <assert.h>
+
+const char *const at__wire_type_names[8] = {
+    NULL, "hello", "subscribe", "update", "request", "response", "error", "bye",
+};
+
+const char *const at__wire_cap_names[] = {
+    "tasks",    "slow",       "exceptions", "loop",       "stacks", "sites",
+    "inflight", "set_config", "cancel",     "loop_stack", "pause",  "debug",
+};
+_Static_assert(sizeof(at__wire_cap_names) / sizeof(at__wire_cap_names[0]) == AT_WIRE_CAP_COUNT,
+               "one name per capability bit");
+
+const char *const at__wire_op_names[7] = {
+    NULL, "task_detail", "set_config", "cancel", "loop_stack", "pause", "resume",
+};
+
+const at_wire_limits_t at_wire_limits_c2s = {
+    .max_frame = AT_WIRE_MAX_FRAME_C2S,
+    .max_depth = AT_WIRE_MAX_DEPTH,
+    .max_items = AT_WIRE_MAX_ITEMS_C2S,
+    .max_string = AT_WIRE_MAX_STRING_C2S,
+    .max_total = AT_WIRE_MAX_TOTAL_C2S,
+    .max_memory = AT_WIRE_MAX_MEMORY_C2S,
+};
+
+const at_wire_limits_t at_wire_limits_s2c = {
+    .max_frame = AT_WIRE_MAX_FRAME_S2C,
+    .max_depth = AT_WIRE_MAX_DEPTH,
+    .max_items = AT_WIRE_MAX_ITEMS_S2C,
+    .max_string = AT_WIRE_MAX_STRING_S2C,
+    .max_total = AT_WIRE_MAX_TOTAL_S2C,
+    .max_memory = AT_WIRE_MAX_MEMORY_S2C,
+};
+
+const char *at_wire_strerror(int code)
+{
+    switch (code) {
+    case AT_WIRE_OK:
+        return "success";
+    case AT_WIRE_ETRUNCATED:
+        return "truncated message: the CBOR item ends before its declared content";
+    case AT_WIRE_EMALFORMED:
+        return "malformed CBOR (or a CBOR kind the protocol does not use)";
+    case AT_WIRE_ENOTMAP:
+        return "the frame does not hold a definite-length CBOR map";
+    case AT_WIRE_EMISSING:
+        return "a required key is missing";
+    case AT_WIRE_ETYPE:
+        return "a key has a value of the wrong type";
+    case AT_WIRE_EUNKNOWNTYPE:
+        return "unknown message type";
+    case AT_WIRE_EVERSION:
+        return "unsupported protocol version";
+    case AT_WIRE_ELIMIT:
+        return "a protocol limit was exceeded";
+    case AT_WIRE_ETRAILING:
+        return "extra bytes after the message inside the frame";
+    case AT_WIRE_EVALUE:
+        return "a value is out of range";
+    case AT_WIRE_EFRAME:
+        return "bad framing (zero-length frame)";
+    case AT_WIRE_ENOMEM:
+        return "out of memory";
+    case AT_WIRE_EUNEXPECTED:
+        return "a message of an unexpected type";
+    default:
+        return "unknown wire error";
+    }
+}
+
+const char *at_wire_type_name(int type)
+{
+    if (type < AT_WIRE_HELLO || type > AT_WIRE_BYE)
+        return NULL;
+    return at__wire_type_names[type];
+}
+
+const char *at_wire_cap_name(unsigned bit)
+{
+    return bit < AT_WIRE_CAP_COUNT ? at__wire_cap_names[bit] : NULL;
+}
+
+const char *at_wire_op_name(int op)
+{
+    if (op < AT_WIRE_OP_TASK_DETAIL || op > AT_WIRE_OP_RESUME)
+        return NULL;
+    return at__wire_op_names[op];
+}
+
+unsigned at_wire_hist_index(uint64_t v)
+{
+    if (v < 4)
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v);
+    return 4u * (e - 1u) + (unsigned)((v >> (e - 2u)) & 3u);
+}
+
+uint64_t at_wire_hist_lower(unsigned i)
+{
+    assert(i < AT_WIRE_HIST_BUCKETS);
+    if (i < 4)
+        return i;
+    return (uint64_t)(4u + (i & 3u)) << (i / 4u - 1u);
+}
+
+uint64_t at_wire_hist_quantile(const at_wire_hist_t *h, double q)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < h->n; i++)
+        total += h->counts[i];
+    if (total == 0)
+        return 0;
+    double want = q * (double)total;
+    uint64_t acc = 0;
+    for (uint32_t i = 0; i < h->n && i < AT_WIRE_HIST_BUCKETS; i++) {
+        acc += h->counts[i];
+        if ((double)acc >= want && h->counts[i] > 0)
+            return at_wire_hist_lower(i);
+    }
+    return at_wire_hist_lower(h->n < AT_WIRE_HIST_BUCKETS ? h->n - 1 : AT_WIRE_HIST_BUCKETS - 1);
+}
+
+int at__wire_utf8_ok(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            if (c == 0)
+                return 0;
+            i++;
+            continue;
+        }
+        size_t k;
+        uint32_t cp;
+        if ((c & 0xe0) == 0xc0) {
+            k = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            k = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i <= k)
+            return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + j] & 0x3f);
+        }
+        /* overlong forms, surrogates, beyond U+10FFFF */
+        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
