@@ -427,7 +427,7 @@ static void apply_exc(Applier *this, const at_wire_exc_t *w)
     else if (w->code)
         snprintf(buf, sizeof buf, "error %" PRId64, w->code);
     else
-        snprintf(buf, sizeof buf, "%s", ExcKind_name(ev.kind));
+        buf[0] = '\0';
     Model_setString(&ev.error, buf, SIZE_MAX);
     Model_setString(&ev.message, w->message, SIZE_MAX);
     if (w->object)

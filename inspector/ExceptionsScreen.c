@@ -32,7 +32,7 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     char age[32];
     Duration_format(m->now_ns > e->when_ns ? m->now_ns - e->when_ns : 0, age, sizeof age);
     const char *cells[] = {age, kind_titles[e->kind], e->error, e->message, e->site};
-    int widths[] = {7, 17, 12, 30, 0};
+    int widths[] = {7, 17, 10, 34, 0};
     bool right[] = {true, false, false, false, false};
     Table_row(y, c->w, 5, cells, widths, right,
               sel ? CRT_colors[C_SELECTED]
@@ -52,7 +52,7 @@ static void exc_draw(Screen *s, App *app, int y, int h, int w)
                                   (unsigned long long)m->exc_by_kind[k]);
     CRT_put(y, 0, info, w, CRT_colors[C_DIM], true);
     const char *titles[] = {"AGE", "KIND", "ERROR", "MESSAGE", "RAISED AT"};
-    int widths[] = {7, 17, 12, 30, 0};
+    int widths[] = {7, 17, 10, 34, 0};
     bool right[] = {true, false, false, false, false};
     Table_head(y + 1, w, 5, titles, widths, right, -1, false);
     if (!n) {

@@ -91,7 +91,8 @@ void Header_draw(App *app, int w)
     if (m->conn == CONN_LIVE && App_now(app) > m->now_local_ms && m->now_local_ms)
         up += (App_now(app) - m->now_local_ms) * 1000000ull;
     snprintf(buf, sizeof buf, "%s",
-             Duration_format(up / 1000000000ull * 1000000000ull, d1, sizeof d1));
+             Duration_format(up < 60000000000ull ? up : up / 1000000000ull * 1000000000ull, d1,
+                             sizeof d1));
     field(0, &x, w, "up ", buf, CRT_colors[C_HEADER]);
     snprintf(buf, sizeof buf, "%.0f%%", m->loop.utilisation * 100);
     field(0, &x, w, "loop ", buf, CRT_colors[m->loop.utilisation > 0.9 ? C_WARN : C_HEADER]);

@@ -18,7 +18,7 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     char pid[24], up[32], tasks[24];
     snprintf(pid, sizeof pid, "%llu", (unsigned long long)e->target.pid);
     if (e->answered) {
-        Duration_format(e->uptime_ns / 1000000000ull * 1000000000ull, up, sizeof up);
+        Duration_format(e->uptime_ns, up, sizeof up);
         snprintf(tasks, sizeof tasks, "%llu", (unsigned long long)e->tasks);
     } else {
         snprintf(up, sizeof up, "-");

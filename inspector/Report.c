@@ -50,6 +50,7 @@ unsigned Report_pstree(FILE *f, Model *m, bool ascii)
     TaskTree_init(&tree);
     TaskTree_update(&tree, m);
     const char *mid = ascii ? "|- " : "\u251c\u2500 ", *last = ascii ? "`- " : "\u2514\u2500 ";
+    const char *bar = ascii ? "|  " : "\u2502  ";
     unsigned n = 0;
     for (uint32_t i = 0; i < tree.n; i++) {
         const TreeRow *r = &tree.rows[i];
@@ -57,7 +58,7 @@ unsigned Report_pstree(FILE *f, Model *m, bool ascii)
             continue;
         uint32_t depth = r->depth < TASKTREE_MAX_INDENT ? r->depth : TASKTREE_MAX_INDENT;
         for (uint32_t d = 1; d < depth; d++)
-            fputs("   ", f);
+            fputs(r->more & (1u << (d - 1)) ? bar : "   ", f);
         if (depth)
             fputs(r->last ? last : mid, f);
         fprintf(f, "%s(%llu) %s%s%s%s\n", r->task->name, (unsigned long long)r->task->id,

@@ -23,7 +23,7 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     Screens_clock(&c->app->model, e->when_ns, when, sizeof when);
     Duration_format(e->duration_ns, dur, sizeof dur);
     const char *cells[] = {when, dur, e->callback, e->task_name, e->site};
-    int widths[] = {8, 7, 24, 14, 0};
+    int widths[] = {8, 8, 24, 14, 0};
     bool right[] = {false, true, false, false, false};
     Table_row(y, c->w, 5, cells, widths, right,
               sel ? CRT_colors[C_SELECTED] : CRT_colors[C_NORMAL]);
@@ -50,7 +50,7 @@ static void slow_draw(Screen *s, App *app, int y, int h, int w)
     snprintf(info, sizeof info, "%llu slow callbacks (threshold %s); newest first; Enter: stack",
              (unsigned long long)n, Duration_format(m->slow_threshold_ns, d, sizeof d));
     const char *titles[] = {"TIME", "DURATION", "CALLBACK", "TASK", "CALL SITE"};
-    int widths[] = {8, 7, 24, 14, 0};
+    int widths[] = {8, 8, 24, 14, 0};
     bool right[] = {false, true, false, false, false};
     Table_head(y, w, 5, titles, widths, right, -1, false);
     if (!n)

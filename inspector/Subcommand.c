@@ -168,8 +168,7 @@ static int cmd_ls(void)
                 tasks += f->model.loop.has_tasks_by_state ? f->model.loop.tasks_by_state[s]
                                                           : f->model.by_state[s];
             printf("%8" PRIu64 " %-20s %9s %8" PRIu64 " %s\n", t[i].pid, f->model.program,
-                   Duration_format(f->model.now_ns / 1000000000ull * 1000000000ull, up, sizeof up),
-                   tasks, "answers");
+                   Duration_format(f->model.now_ns, up, sizeof up), tasks, "answers");
         } else {
             printf("%8" PRIu64 " %-20s %9s %8s %s\n", t[i].pid, t[i].comm, "-", "-",
                    f->client.end ? Client_endName(f->client.end) : "no answer");

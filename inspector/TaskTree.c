@@ -66,6 +66,7 @@ static void children_range(Task **byp, uint32_t n, uint64_t parent, uint32_t *lo
 typedef struct Frame {
     uint32_t next, end; /* children still to visit in byp */
     uint32_t depth;
+    uint32_t more; /* `more` bits of the parent row */
 } Frame;
 
 void TaskTree_update(TaskTree *this, Model *m)
@@ -96,10 +97,11 @@ void TaskTree_update(TaskTree *this, Model *m)
             if (pass == 0 && !real_root)
                 continue;
             root->mark = 1;
-            this->rows[this->n++] = (TreeRow){root, 0, true, pass == 1};
+            this->rows[this->n++] = (TreeRow){root, 0, true, 0, pass == 1};
             uint32_t sp = 0;
             children_range(byp, n, root->id, &stack[0].next, &stack[0].end);
             stack[0].depth = 1;
+            stack[0].more = 0;
             sp = 1;
             while (sp) {
                 Frame *f = &stack[sp - 1];
@@ -111,12 +113,19 @@ void TaskTree_update(TaskTree *this, Model *m)
                 if (c->mark)
                     continue; /* already shown: a cycle closes here */
                 c->mark = 1;
-                /* "last" is approximate when later siblings are already shown */
-                this->rows[this->n++] = (TreeRow){c, f->depth, f->next >= f->end, false};
+                /* siblings already shown (only possible on parent cycles) do not count */
+                while (f->next < f->end && byp[f->next]->mark)
+                    f->next++;
+                bool later = f->next < f->end;
+                uint32_t more = f->more;
+                if (later && f->depth <= TASKTREE_MAX_INDENT)
+                    more |= 1u << (f->depth - 1);
+                this->rows[this->n++] = (TreeRow){c, f->depth, !later, more, false};
                 if (sp <= n) {
                     Frame *nf = &stack[sp++];
                     children_range(byp, n, c->id, &nf->next, &nf->end);
                     nf->depth = f->depth + 1;
+                    nf->more = more;
                 }
             }
         }

@@ -11,8 +11,9 @@
 typedef struct TreeRow {
     Task *task;
     uint32_t depth;
-    bool last;  /* last child of its parent */
-    bool cycle; /* its parent chain loops: shown as a root, marked */
+    bool last;     /* last child of its parent */
+    uint32_t more; /* bit k (1..TASKTREE_MAX_INDENT): the ancestor at depth k has later siblings */
+    bool cycle;    /* its parent chain loops: shown as a root, marked */
 } TreeRow;
 
 typedef struct TaskTree {

@@ -134,10 +134,14 @@ static void cells(int y, int w, int n, const char *const *text, const int *width
             cw = w - x;
         int a = i == hl ? CRT_colors[C_SORTHEAD] : attr;
         char buf[300];
-        if (i == hl)
-            snprintf(buf, sizeof buf, "%s%s", text[i], CRT_glyph(desc ? G_DOWN : G_UP));
-        else
+        if (i == hl) {
+            /* the arrow always shows: the title gives way when the cell is narrow */
+            int room = cw - 1 - (right[i] ? 0 : 0);
+            snprintf(buf, sizeof buf, "%.*s%s", room > 0 ? room : 0, text[i],
+                     CRT_glyph(desc ? G_DOWN : G_UP));
+        } else {
             snprintf(buf, sizeof buf, "%s", text[i]);
+        }
         int tw = CRT_width(buf);
         if (right[i] && tw < cw) {
             CRT_put(y, x, "", cw - tw, a, true);

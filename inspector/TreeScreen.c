@@ -21,7 +21,8 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     uint32_t depth = r->depth < TASKTREE_MAX_INDENT ? r->depth : TASKTREE_MAX_INDENT;
     prefix[0] = '\0';
     for (uint32_t d = 1; d < depth; d++)
-        o += (size_t)snprintf(prefix + o, sizeof prefix - o, "%s", CRT_glyph(G_TREE_NONE));
+        o += (size_t)snprintf(prefix + o, sizeof prefix - o, "%s",
+                              CRT_glyph(r->more & (1u << (d - 1)) ? G_TREE_BAR : G_TREE_NONE));
     if (depth)
         snprintf(prefix + o, sizeof prefix - o, "%s",
                  CRT_glyph(r->last ? G_TREE_LAST : G_TREE_MID));
