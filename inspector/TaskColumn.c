@@ -101,7 +101,7 @@ void TaskColumn_format(TaskColumn c, const Task *t, const Model *m, char *buf, s
         snprintf(buf, len, "%s", TaskState_name(t->state));
         break;
     case TC_WAITS_ON:
-        snprintf(buf, len, "%s", t->waits_on);
+        snprintf(buf, len, "%s", t->waits_on[0] ? t->waits_on : "-");
         break;
     case TC_WAITING:
         if (t->state == TS_WAITING && t->wait_since_ns)
@@ -120,7 +120,7 @@ void TaskColumn_format(TaskColumn c, const Task *t, const Model *m, char *buf, s
                  t->created_ns ? Duration_format(Task_ageNs(t, m), d, sizeof d) : "-");
         break;
     case TC_CREATED_AT:
-        snprintf(buf, len, "%s", t->created_at);
+        snprintf(buf, len, "%s", t->created_at[0] ? t->created_at : "?");
         break;
     case TC_COUNT:
         buf[0] = '\0';
