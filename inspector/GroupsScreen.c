@@ -22,9 +22,15 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     char count[24], wait[32], where[MODEL_MAX_STR + 40];
     snprintf(count, sizeof count, "%u", g->count);
     Duration_format(g->longest_wait_ns, wait, sizeof wait);
+    /* what the group waits on, without the object number of its example task */
+    char waits[64];
+    snprintf(waits, sizeof waits, "%s", g->example->waits_on);
+    char *hash = strstr(waits, " #");
+    if (hash)
+        *hash = '\0';
     snprintf(where, sizeof where, "%s%s%s",
              g->example->where[0] ? g->example->where : "(stack unknown)",
-             g->example->waits_on[0] ? "  waits " : "", g->example->waits_on);
+             waits[0] ? "  waits on " : "", waits);
     const char *cells[] = {count, wait, where};
     int widths[] = {7, 9, 0};
     bool right[] = {true, true, false};

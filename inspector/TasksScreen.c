@@ -63,10 +63,10 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
 
 static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, const char *title)
 {
-    TaskView_update(v, &app->model);
-    /* keep the cursor on the same task across re-sorts */
+    bool rebuilt = TaskView_update(v, &app->model);
+    /* keep the cursor on the same task across re-sorts and updates */
     Panel *p = &s->panel;
-    if (s->sel_id && (p->selected >= v->n || v->rows[p->selected]->id != s->sel_id)) {
+    if (rebuilt && s->sel_id && (p->selected >= v->n || v->rows[p->selected]->id != s->sel_id)) {
         int64_t at = TaskView_find(v, s->sel_id);
         if (at >= 0)
             p->selected = (uint32_t)at;
