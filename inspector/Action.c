@@ -2,6 +2,7 @@
 #include "Action.h"
 
 #include "Duration.h"
+#include "Screens.h"
 #include "TaskColumn.h"
 
 #include <curses.h>
@@ -427,5 +428,7 @@ Reaction Action_dispatch(App *app, int key)
     const KeyBinding *b = Action_lookup(App_currentId(app), key);
     if (!b)
         return R_IGNORED;
-    return b->fn(app, key);
+    Reaction r = b->fn(app, key);
+    TasksScreen_syncSelection(app);
+    return r;
 }

@@ -18,6 +18,10 @@ extern const ScreenClass ExcDetailScreen_class;
 extern const ScreenClass HelpScreen_class;
 extern const ScreenClass PickScreen_class;
 
+/* After a key moved the cursor of a task list: remember the task under it so
+ * the next rebuild (new data, new sort) keeps the cursor on that task. */
+void TasksScreen_syncSelection(App *app);
+
 /* A scrollable page of text lines (detail and help screens). */
 typedef struct TextLines {
     char **text;

@@ -105,6 +105,21 @@ static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, con
     s->sel_id = v->rows[p->selected]->id;
 }
 
+void TasksScreen_syncSelection(App *app)
+{
+    ScreenId id = App_currentId(app);
+    if (id != SCR_TASKS && id != SCR_GROUP_TASKS)
+        return;
+    Screen *s = App_current(app);
+    TaskView *v = id == SCR_TASKS ? &app->tasks : &app->group_tasks;
+    /* rows may point at purged tasks once the model moved on: only read them
+     * while they are the build of the current model */
+    if (v->rows && v->built_gen == app->model.gen && s->panel.selected < v->n)
+        s->sel_id = v->rows[s->panel.selected]->id;
+    else
+        s->sel_id = 0;
+}
+
 static void tasks_draw(Screen *s, App *app, int y, int h, int w)
 {
     draw_view(s, app, &app->tasks, y, h, w, "");
