@@ -491,6 +491,12 @@ def main():
     ap.add_argument("--dropped", type=int, default=0, help="report this many dropped slow events")
     ap.add_argument("--log", help="append every request received as a JSON line")
     args = ap.parse_args()
+    # like a real program, /proc/<pid>/comm is the program's name (PR_SET_NAME)
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(15, args.program.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
     srv = Server(args)
     signal.signal(signal.SIGTERM, srv.cleanup)
     signal.signal(signal.SIGINT, srv.cleanup)

@@ -139,7 +139,7 @@ class Tui:
             self.tmux("send-keys", k)
 
     def text(self, s):
-        self.tmux("send-keys", "-l", s)
+        self.tmux("send-keys", "-l", "--", s)
 
     def wait(self, pattern, timeout=10.0):
         """Waits until the screen matches regex pattern; returns the screen."""
