@@ -126,3 +126,22 @@ BENCH(wire_update_bytes_per_row, "bytes/row", "frame bytes of that update divide
     build_snapshot();
     return (double)encoded.len / ROWS;
 }
+
+/* Baseline in the same run: libcbor's own cbor_load() on the same bytes
+ * (a generic DOM, no limits: fine here, the bytes are our own encoding; it
+ * must never see bytes from a socket). */
+#include <cbor.h>
+
+BENCH(wire_cbor_load_update_100k_ms, "ms",
+      "baseline: libcbor cbor_load of the same update (no limits, DOM)")
+{
+    build_snapshot();
+    struct cbor_load_result res;
+    uint64_t t0 = bench_now_ns();
+    cbor_item_t *item = cbor_load(encoded.data + 4, encoded.len - 4, &res);
+    uint64_t t1 = bench_now_ns();
+    if (!item || res.error.code != CBOR_ERR_NONE)
+        return -1;
+    cbor_decref(&item);
+    return (double)(t1 - t0) / 1e6;
+}

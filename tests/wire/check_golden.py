@@ -128,7 +128,9 @@ NESTED = {
     "stack": lambda w, v: check_row(w, v, ["uint", "[uint]"]),
     "site stats": lambda w, v: check_row(w, v, ["uint", "uint", "uint", "uint", "uint", "uint",
                                                 "histogram"]),
-    "inflight row": lambda w, v: check_row(w, v, ["uint", "text/null", "uint", "uint"]),
+    "inflight row": lambda w, v: check_row(w, v, ["uint", "text", "text/null", "uint", "uint",
+                                                  "uint"]),
+    "loop info": lambda w, v: check_row(w, v, ["uint", "text/null", "uint"]),
     "histogram": check_hist,
     "slow event": lambda w, v: check_map(
         w, v, {"seq": "uint", "start_ns": "uint", "dur_ns": "uint", "kind": "uint"},

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -643,7 +646,7 @@ static void hostile(const uint8_t *p, size_t n, const at_wire_limits_t *lim, int
 
 static void test_hostile_headers_bounded(void **state)
 {
-    /* the classic: an array header claiming 2^28+1 elements (cbor_load
+    /* the classic: an array header claiming 2^28 elements (cbor_load
      * would allocate 2 GiB for these 6 bytes) */
     static const uint8_t arr[] = {0x9a, 0x10, 0x00, 0x00, 0x00, 0x01};
     hostile(arr, sizeof arr, &at_wire_limits_s2c, AT_WIRE_ENOTMAP);
@@ -703,6 +706,64 @@ static void test_hostile_headers_bounded(void **state)
         cb_raw(&c, "\x81", 1);
     cb_raw(&c, "\x00", 1);
     hostile(c.d, c.n, &at_wire_limits_s2c, AT_WIRE_ELIMIT);
+}
+
+/* The same, as the kernel sees it: in a child whose address space may grow
+ * by at most 64 MiB, decode hostile headers (each claiming gigabytes) with
+ * the large server->client limits. Skipped under ASan, whose shadow memory
+ * needs terabytes of address space. */
+static void test_hostile_under_rlimit_as(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    skip();
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    skip();
+#endif
+#endif
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* current address-space size from /proc/self/statm (pages) */
+        unsigned long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%lu", &pages) != 1)
+            _exit(2);
+        fclose(f);
+        rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + 64u * 1024u * 1024u;
+        struct rlimit rl = {cap, cap};
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(3);
+        /* the cap is real: what cbor_load would do for these bytes fails */
+        void *big = malloc(512u * 1024u * 1024u);
+        if (big != NULL)
+            _exit(6);
+        static const uint8_t items[][10] = {
+            {0x9a, 0x10, 0x00, 0x00, 0x01},                         /* array, 2^28+1 */
+            {0xa3, 0x61, 't', 0x9a, 0x10, 0x00, 0x00, 0x01},        /* as a value */
+            {0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, /* map, 2^64-1 */
+            {0xa1, 0x7a, 0x7f, 0xff, 0xff, 0xff},                   /* 2 GiB key */
+        };
+        for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+            for (int rep = 0; rep < 1000; rep++) {
+                at_wire_msg_t m;
+                if (at_wire_decode(items[i], sizeof items[i], &at_wire_limits_s2c, &m, NULL) == 0)
+                    _exit(4);
+            }
+        }
+        /* and a frame reader told 4 GiB - 1 is coming */
+        at_wire_reader_t r;
+        at_wire_reader_init(&r, AT_WIRE_MAX_FRAME_S2C);
+        static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0xa0};
+        if (at_wire_reader_push(&r, huge, sizeof huge) != AT_WIRE_ELIMIT)
+            _exit(5);
+        at_wire_reader_free(&r);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* The decoder's own memory limit applies to valid-looking input too. */
@@ -907,6 +968,17 @@ static void test_reader_oversize_and_zero(void **state)
     assert_null(at_wire_reader_space(&r, 64, &avail));
     at_wire_reader_free(&r);
 
+    /* a good frame then a bad header in one read: the frame is delivered,
+     * then the error */
+    at_wire_reader_init(&r, 1000);
+    static const uint8_t good_bad[] = {0, 0, 0, 1, 0xa0, 0xff, 0xff, 0xff, 0xff, 0x00};
+    assert_int_equal(at_wire_reader_push(&r, good_bad, sizeof good_bad), AT_WIRE_ELIMIT);
+    assert_int_equal(at_wire_reader_next(&r, &body, &len), 1);
+    assert_int_equal(len, 1);
+    assert_int_equal(body[0], 0xa0);
+    assert_int_equal(at_wire_reader_next(&r, &body, &len), AT_WIRE_ELIMIT);
+    at_wire_reader_free(&r);
+
     /* a partial frame is "pending": a client that died mid-frame */
     at_wire_reader_init(&r, 1000);
     static const uint8_t part[] = {0, 0, 0, 5, 0xa0};
@@ -960,6 +1032,22 @@ static void test_names(void **state)
     assert_null(at_wire_op_name(0));
     assert_string_equal(at_wire_cap_name(0), "tasks");
     assert_null(at_wire_cap_name(AT_WIRE_CAP_COUNT));
+    assert_string_equal(at_wire_task_state_name(AT_WIRE_TASK_WAITING), "waiting");
+    assert_string_equal(at_wire_task_state_name(AT_WIRE_TASK_FAILED), "failed");
+    assert_null(at_wire_task_state_name(AT_WIRE_TASK_NSTATES));
+    assert_null(at_wire_task_state_name(-1));
+    assert_string_equal(at_wire_wait_kind_name(AT_WIRE_WAIT_SLEEP), "sleep");
+    assert_string_equal(at_wire_wait_kind_name(AT_WIRE_WAIT_OTHER), "other");
+    assert_null(at_wire_wait_kind_name(AT_WIRE_WAIT_OTHER + 1));
+    assert_string_equal(at_wire_cb_kind_name(AT_WIRE_CB_TASK_STEP), "task_step");
+    assert_string_equal(at_wire_cb_kind_name(AT_WIRE_CB_CALL_SOON), "call_soon");
+    assert_null(at_wire_cb_kind_name(AT_WIRE_CB_CALL_SOON + 1));
+    assert_string_equal(at_wire_exc_kind_name(AT_WIRE_EXC_NEVER_AWAITED), "never_awaited");
+    assert_string_equal(at_wire_exc_kind_name(AT_WIRE_EXC_UNHANDLED), "unhandled");
+    assert_null(at_wire_exc_kind_name(AT_WIRE_EXC_UNHANDLED + 1));
+    assert_string_equal(at_wire_status_name(AT_WIRE_ST_NO_SUCH_TASK), "no_such_task");
+    assert_string_equal(at_wire_status_name(AT_WIRE_ST_RATE_LIMITED), "rate_limited");
+    assert_null(at_wire_status_name(AT_WIRE_ST_RATE_LIMITED + 1));
 }
 
 int main(int argc, char **argv)
@@ -979,6 +1067,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unknown_keys_ignored),
         cmocka_unit_test(test_every_truncation_fails),
         cmocka_unit_test(test_hostile_headers_bounded),
+        cmocka_unit_test(test_hostile_under_rlimit_as),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_reader_all_at_once_and_bytewise),
         cmocka_unit_test(test_reader_every_split),

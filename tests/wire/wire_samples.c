@@ -66,7 +66,11 @@ static const at_wire_exc_t exc[] = {
      NULL, 0, 1, 0},
     {6, 7, AT_WIRE_EXC_WARNING, INT64_MAX, "uv", "warning", 0, NULL, 0, 0, 0},
 };
-static const at_wire_inflight_t inflight[] = {{9, "GET /users/7", 70000, 4999999}};
+static const at_wire_inflight_t inflight[] = {
+    {9, "http", "GET /users/7", 70000, 4999999, 2},
+    {10, "fs", NULL, 0, 5000000, 0},
+};
+static const at_wire_loop_info_t loops[] = {{0, "main", 4242}, {1, NULL, 0}};
 static const uint64_t inflight_gone[] = {8};
 static const uint64_t children[] = {70001, 70002};
 static const char *const argv[] = {"./server", "--port", "8080", "--name=caf\xc3\xa9"};
@@ -90,7 +94,7 @@ static const wire_sample_t samples[] = {
     HELLO("hello", .version = 1, .pid = 4242, .program = "server", .n_argv = 4, .argv = argv,
           .runtime_version = "0.1.0", .start_time_ns = 1763740800123456789u, .now_ns = 5000000000u,
           .config = {true, 100000000, true, false}, .caps = (1u << AT_WIRE_CAP_COUNT) - 1,
-          .n_loops = 2),
+          .n_loops = 2, .loops = loops),
     HELLO("hello_minimal", .version = 1, .pid = 1, .program = "", .n_argv = 0,
           .runtime_version = "0.1.0", .start_time_ns = 0, .now_ns = 0,
           .config = {true, 0, true, true}, .caps = 0),
@@ -120,7 +124,7 @@ static const wire_sample_t samples[] = {
         .stacks = stacks, .n_tasks_new = 3, .tasks_new = tasks_new, .n_tasks_changed = 3,
         .tasks_changed = tasks_changed, .n_tasks_gone = 3, .tasks_gone = tasks_gone,
         .n_site_stats = 2, .site_stats = site_stats, .n_slow = 2, .slow = slow, .n_exc = 6,
-        .exc = exc, .n_inflight = 1, .inflight = inflight, .n_inflight_gone = 1,
+        .exc = exc, .n_inflight = 2, .inflight = inflight, .n_inflight_gone = 1,
         .inflight_gone = inflight_gone),
     MSG("update_delta", AT_WIRE_UPDATE, update, .version = 1, .seq = 7, .ts_ns = 12000000000u,
         .config = {true, 50000000, true, false}, .n_tasks_changed = 1,
@@ -163,6 +167,9 @@ static const wire_sample_t samples[] = {
     MSG("response_failed", AT_WIRE_RESPONSE, response, .version = 1, .id = 9,
         .op = AT_WIRE_OP_TASK_DETAIL, .status = AT_WIRE_ST_NO_SUCH_TASK,
         .reason = "no task with id 123"),
+    MSG("response_unsupported", AT_WIRE_RESPONSE, response, .version = 1, .id = 8,
+        .op = AT_WIRE_OP_UNKNOWN, .op_name = "frobnicate", .status = AT_WIRE_ST_UNSUPPORTED,
+        .reason = "unknown request op \"frobnicate\""),
     MSG("error", AT_WIRE_ERROR, error, .version = 1, .code = AT_WIRE_ST_TOO_LARGE,
         .reason = "a frame of 1048576 bytes announced (limit 65536)", .fatal = true),
     MSG("error_nonfatal", AT_WIRE_ERROR, error, .version = 1, .code = AT_WIRE_ST_RATE_LIMITED,
@@ -389,6 +396,8 @@ static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t
         eq_str(q, a->inflight[i].name, b->inflight[i].name, "inflight.name");
         EQ_NUM(q, a->inflight[i].task, b->inflight[i].task, "inflight.task");
         EQ_NUM(q, a->inflight[i].start_us, b->inflight[i].start_us, "inflight.start_us");
+        eq_str(q, a->inflight[i].kind, b->inflight[i].kind, "inflight.kind");
+        EQ_NUM(q, a->inflight[i].stack, b->inflight[i].stack, "inflight.stack");
     }
     eq_ids(q, a->n_inflight_gone, a->inflight_gone, b->n_inflight_gone, b->inflight_gone,
            "update.inflight_gone");
@@ -414,6 +423,11 @@ int wire_msg_equal(const at_wire_msg_t *a, const at_wire_msg_t *b, char *why, si
         eq_config(&q, &x->config, &y->config, "hello.config");
         EQ_NUM(&q, x->caps, y->caps, "hello.caps");
         EQ_NUM(&q, x->n_loops, y->n_loops, "hello.loops");
+        for (uint32_t i = 0; q.ok && i < x->n_loops; i++) {
+            EQ_NUM(&q, x->loops[i].id, y->loops[i].id, "hello.loops.id");
+            eq_str(&q, x->loops[i].name, y->loops[i].name, "hello.loops.name");
+            EQ_NUM(&q, x->loops[i].tid, y->loops[i].tid, "hello.loops.tid");
+        }
         break;
     }
     case AT_WIRE_SUBSCRIBE: {
@@ -442,6 +456,9 @@ int wire_msg_equal(const at_wire_msg_t *a, const at_wire_msg_t *b, char *why, si
         const at_wire_response_t *x = &a->u.response, *y = &b->u.response;
         EQ_NUM(&q, x->id, y->id, "response.id");
         EQ_NUM(&q, x->op, y->op, "response.op");
+        if (x->op == AT_WIRE_OP_UNKNOWN)
+            eq_str(&q, x->op_name ? x->op_name : "", y->op_name ? y->op_name : "",
+                   "response.op_name");
         EQ_NUM(&q, x->status, y->status, "response.status");
         eq_str(&q, x->reason, y->reason, "response.reason");
         EQ_NUM(&q, x->has_detail, y->has_detail, "response.has_detail");

@@ -39,10 +39,10 @@ extern "C" {
 #define AT_WIRE_VERSION 1
 
 /* ---- error codes ------------------------------------------------------------
- * Returned negated-style (all < 0) by encode/decode/reader functions. */
+ * Returned (all < 0) by the encode, decode and reader functions. */
 typedef enum at_wire_errcode {
     AT_WIRE_OK = 0,
-    AT_WIRE_ETRUNCATED = -1001,   /* the CBOR item ends before the frame does */
+    AT_WIRE_ETRUNCATED = -1001,   /* the frame ends inside the item (or a count is too big) */
     AT_WIRE_EMALFORMED = -1002,   /* not well-formed CBOR, or a kind we never use */
     AT_WIRE_ENOTMAP = -1003,      /* the frame's item is not a definite-length map */
     AT_WIRE_EMISSING = -1004,     /* a required key is missing (err.key names it) */
@@ -192,6 +192,15 @@ typedef enum at_wire_status {
     AT_WIRE_ST_RATE_LIMITED = 14,
 } at_wire_status_t;
 
+/* Short lower-case names of enumeration values, for display and JSON:
+ * "waiting", "sleep", "timer", "never_retrieved", "no_such_task"... NULL for
+ * a value this build does not know (show the number instead). */
+const char *at_wire_task_state_name(int state);
+const char *at_wire_wait_kind_name(int kind);
+const char *at_wire_cb_kind_name(int kind);
+const char *at_wire_exc_kind_name(int kind);
+const char *at_wire_status_name(int status);
+
 /* ---- building blocks ------------------------------------------------------ */
 
 /* One symbolised stack frame. func/file NULL when not symbolised; line 0
@@ -254,6 +263,14 @@ typedef struct at_wire_config {
     bool debug; /* debug mode (creation stacks, thread checks) */
 } at_wire_config_t;
 
+/* One event loop of the process (a process may export several, issue 9).
+ * Wire: [id, name|null, tid]. */
+typedef struct at_wire_loop_info {
+    uint32_t id;      /* 0 = the main loop */
+    const char *name; /* e.g. "main", "worker-2", NULL */
+    uint64_t tid;     /* Linux thread id running it, 0 unknown */
+} at_wire_loop_info_t;
+
 /* ---- hello: server -> client, the first frame ----------------------------- */
 typedef struct at_wire_hello {
     uint32_t version; /* protocol version the server speaks (AT_WIRE_VERSION) */
@@ -266,7 +283,8 @@ typedef struct at_wire_hello {
     uint64_t now_ns;             /* process time when hello was sent */
     at_wire_config_t config;     /* in force */
     uint32_t caps;               /* AT_WIRE_CAP_* */
-    uint32_t n_loops;            /* reserved (issue 9): loops in the process; 0 = 1 */
+    uint32_t n_loops;            /* issue 9: loops exported; 0 = just the main loop, id 0 */
+    const struct at_wire_loop_info *loops;
 } at_wire_hello_t;
 
 /* ---- subscribe: client -> server ------------------------------------------ */
@@ -356,6 +374,8 @@ typedef struct at_wire_loop_stats {
     uint64_t slow;       /* slow callbacks */
     uint64_t errors;     /* exception/warning events */
     at_wire_hist_t lag;  /* loop lag samples (ns) */
+    /* tasks the server currently reports, by at_wire_task_state_t; a
+     * finished task counts under its final state until it is in tasks_gone */
     uint64_t tasks_by_state[AT_WIRE_TASK_NSTATES];
     uint32_t n_handles;
     const at_wire_count_t *handles; /* live handles by type ("tcp": 12) */
@@ -366,12 +386,15 @@ typedef struct at_wire_loop_stats {
     uint64_t exec_wait_ns;          /* total queue wait of finished jobs */
 } at_wire_loop_stats_t;
 
-/* Reserved for issue 9: one in-flight request of an application server. */
+/* Issue 9: one in-flight request (a libuv request under the preload shim,
+ * or an application-level request). Wire: [id, kind, name, task, start_us, stack]. */
 typedef struct at_wire_inflight {
     uint64_t id;
-    const char *name; /* e.g. "GET /users/7" */
-    uint64_t task;
-    uint64_t start_us; /* process time (us) */
+    const char *kind;  /* "fs", "work", "connect", "write", "getaddrinfo", "http"... */
+    const char *name;  /* e.g. "open /etc/hosts", "GET /users/7", NULL */
+    uint64_t task;     /* task waiting for it, 0 none */
+    uint64_t start_us; /* process time (us) it was issued */
+    uint32_t stack;    /* where it was issued (debug mode), 0 none */
 } at_wire_inflight_t;
 
 typedef struct at_wire_update {
@@ -435,10 +458,11 @@ typedef struct at_wire_task_detail {
 
 typedef struct at_wire_response {
     uint32_t version;
-    uint64_t id;        /* the request's id */
-    uint8_t op;         /* the request's op (AT_WIRE_OP_UNKNOWN if it was unknown) */
-    uint32_t status;    /* at_wire_status_t; 0 = ok */
-    const char *reason; /* when status != 0: why, for a person */
+    uint64_t id;         /* the request's id */
+    uint8_t op;          /* the request's op (AT_WIRE_OP_UNKNOWN if it was unknown) */
+    const char *op_name; /* the request's op name when op == AT_WIRE_OP_UNKNOWN */
+    uint32_t status;     /* at_wire_status_t; 0 = ok */
+    const char *reason;  /* when status != 0: why, for a person */
     bool has_detail;
     at_wire_task_detail_t detail; /* task_detail */
     bool has_config;
@@ -497,7 +521,8 @@ extern const at_wire_limits_t at_wire_limits_s2c;
  * matching allocation, and memory stays under lim->max_memory. On success
  * returns 0 and *out owns its memory until at_wire_msg_free(out). On error
  * returns the (first) AT_WIRE_E* code, fills *err if not NULL, and *out
- * holds nothing to free (at_wire_msg_free on it is still safe). */
+ * holds nothing to free (at_wire_msg_free on it is still safe). *out is
+ * overwritten: free a previous message first. */
 int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim, at_wire_msg_t *out,
                    at_wire_err_t *err);
 
@@ -519,9 +544,11 @@ typedef struct at_wire_buf {
     size_t cap;
 } at_wire_buf_t;
 
+/* An empty buffer; allocates nothing until the first encode. */
 void at_wire_buf_init(at_wire_buf_t *b);
+/* Releases the memory; the buffer is then empty and usable again. */
 void at_wire_buf_free(at_wire_buf_t *b);
-/* Forgets the content, keeps the memory. */
+/* Forgets the content, keeps the memory (for reuse by the next frames). */
 void at_wire_buf_reset(at_wire_buf_t *b);
 
 /* Each appends one frame to *b and returns 0, or AT_WIRE_ENOMEM, or

@@ -18,8 +18,9 @@ extern "C" {
  * frames at once); take whole frames out with at_wire_reader_next(). A
  * frame's declared length is checked against max_frame as soon as its 4
  * header bytes have arrived, before any of its body is buffered; a length of
- * 0 is an error too. Errors latch: after the first, every call returns it
- * and the connection should be dropped.
+ * 0 is an error too. Errors latch: push/space/commit return the error from
+ * then on; next() still hands out the frames that were complete before the
+ * bad header, then returns the error. The connection should be dropped.
  *
  * Memory: at_wire_reader_push() stores only bytes of frames whose header
  * has passed the checks, so the buffer holds at most the complete frames not

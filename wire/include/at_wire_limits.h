@@ -88,6 +88,6 @@
 
 /* Histogram arrays longer than this are refused (the scheme has 252
  * buckets; at_wire.h AT_WIRE_HIST_BUCKETS). */
-#define AT_WIRE_MAX_HIST AT_WIRE_HIST_BUCKETS
+#define AT_WIRE_MAX_HIST 252u
 
 #endif

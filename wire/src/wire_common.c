@@ -167,3 +167,53 @@ int at__wire_utf8_ok(const uint8_t *s, size_t n)
     }
     return 1;
 }
+
+_Static_assert(AT_WIRE_MAX_HIST == AT_WIRE_HIST_BUCKETS, "histogram limit = bucket count");
+
+#define NAME_OF(table, v)                                                                          \
+    ((v) >= 0 && (size_t)(v) < sizeof(table) / sizeof((table)[0]) ? (table)[v] : NULL)
+
+const char *at_wire_task_state_name(int state)
+{
+    static const char *const names[] = {"ready", "running",   "waiting",
+                                        "done",  "cancelled", "failed"};
+    return NAME_OF(names, state);
+}
+
+const char *at_wire_wait_kind_name(int kind)
+{
+    static const char *const names[] = {
+        "none", "future", "task",      "sleep",     "read",  "write",    "connect", "accept",
+        "lock", "event",  "semaphore", "condition", "queue", "executor", "gather",  "other",
+    };
+    return NAME_OF(names, kind);
+}
+
+const char *at_wire_cb_kind_name(int kind)
+{
+    static const char *const names[] = {
+        "other",  "timer",   "io", "idle", "prepare", "check",     "async",
+        "signal", "process", "fs", "work", "close",   "task_step", "call_soon",
+    };
+    return NAME_OF(names, kind);
+}
+
+const char *at_wire_exc_kind_name(int kind)
+{
+    static const char *const names[] = {
+        "warning",  "never_retrieved", "never_awaited", "destroyed_pending",
+        "unclosed", "wrong_thread",    "unhandled",
+    };
+    return NAME_OF(names, kind);
+}
+
+const char *at_wire_status_name(int status)
+{
+    static const char *const names[] = {
+        "ok",           "bad_frame",        "too_large",    "version",
+        "permission",   "too_many_clients", "timeout",      "unknown_type",
+        "shutdown",     "slow_consumer",    "internal",     "bad_request",
+        "no_such_task", "unsupported",      "rate_limited",
+    };
+    return NAME_OF(names, status);
+}

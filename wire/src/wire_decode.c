@@ -329,8 +329,10 @@ static int next(rd_t *r, const char *key)
                  "a string of %" PRIu64 " bytes (limit max_string %" PRIu32 ")%s%s", v,
                  r->lim->max_string, key ? " in key " : "", key ? key : "");
         } else {
-            fail(r, AT_WIRE_ETRUNCATED, key, "the item is cut short at byte %zu of %zu",
-                 (size_t)(r->end - r->base), (size_t)(r->end - r->base));
+            fail(r, AT_WIRE_ETRUNCATED, key,
+                 "the frame (%zu bytes) ends inside the item at byte %zu%s%s",
+                 (size_t)(r->end - r->base), (size_t)(r->p - r->base), key ? " for key " : "",
+                 key ? key : "");
         }
         return 0;
     }
@@ -1019,7 +1021,21 @@ static void dec_hello(rd_t *r, uint32_t n, at_wire_hello_t *m)
             m->caps = get_caps(r, "caps");
             seen |= 1u << 7;
         } else if (IS(r, "loops")) {
-            m->n_loops = get_u32(r, "loops");
+            uint32_t k = enter(r, "loops", K_ARRAY);
+            at_wire_loop_info_t *v = alloc_array(r, k, sizeof *v);
+            for (uint32_t j = 0; j < k && !r->code; j++) {
+                int c = row_open(r, "loops", 3);
+                if (c < 0)
+                    break;
+                v[j].id = get_u32(r, "loops");
+                v[j].name = get_text_null(r, "loops");
+                v[j].tid = get_uint(r, "loops");
+                skip_rest(r, (uint32_t)c, 3, "loops");
+                leave(r);
+            }
+            leave(r);
+            m->n_loops = r->code ? 0 : k;
+            m->loops = v;
         } else {
             skip(r, "hello");
         }
@@ -1169,14 +1185,16 @@ static void dec_update(rd_t *r, uint32_t n, at_wire_update_t *m)
             uint32_t k = enter(r, "inflight", K_ARRAY);
             at_wire_inflight_t *v = alloc_array(r, k, sizeof *v);
             for (uint32_t j = 0; j < k && !r->code; j++) {
-                int c = row_open(r, "inflight", 4);
+                int c = row_open(r, "inflight", 6);
                 if (c < 0)
                     break;
                 v[j].id = get_uint(r, "inflight");
+                v[j].kind = get_text(r, "inflight");
                 v[j].name = get_text_null(r, "inflight");
                 v[j].task = get_uint(r, "inflight");
                 v[j].start_us = get_uint(r, "inflight");
-                skip_rest(r, (uint32_t)c, 4, "inflight");
+                v[j].stack = get_u32(r, "inflight");
+                skip_rest(r, (uint32_t)c, 6, "inflight");
                 leave(r);
             }
             leave(r);
@@ -1282,11 +1300,10 @@ static void dec_response(rd_t *r, uint32_t n, at_wire_response_t *m)
             m->id = get_uint(r, "id");
             seen |= 1;
         } else if (IS(r, "op")) {
-            if (next(r, "op")) {
-                if (r->kind != K_TEXT)
-                    wrong_type(r, "op", "a text string");
-                else
-                    m->op = op_code(r->s, r->slen);
+            const char *op = get_text(r, "op");
+            if (op) {
+                m->op = op_code((const uint8_t *)op, strlen(op));
+                m->op_name = m->op == AT_WIRE_OP_UNKNOWN ? op : NULL;
             }
             seen |= 2;
         } else if (IS(r, "status")) {

@@ -461,7 +461,17 @@ int at_wire_encode_hello(at_wire_buf_t *b, const at_wire_hello_t *m)
     put_key(&e, "caps");
     put_caps(&e, m->caps);
     n++;
-    KV_UINT0(&e, n, "loops", m->n_loops);
+    if (m->n_loops) {
+        put_key(&e, "loops");
+        put_head(&e, 4, m->n_loops);
+        for (uint32_t i = 0; i < m->n_loops; i++) {
+            put_head(&e, 4, 3);
+            put_uint(&e, m->loops[i].id);
+            put_text(&e, m->loops[i].name);
+            put_uint(&e, m->loops[i].tid);
+        }
+        n++;
+    }
     map_end(&e, at, n);
     return frame_end(&e, start);
 }
@@ -592,11 +602,13 @@ int at_wire_encode_update(at_wire_buf_t *b, const at_wire_update_t *m)
         put_head(&e, 4, m->n_inflight);
         for (uint32_t i = 0; i < m->n_inflight; i++) {
             const at_wire_inflight_t *r = &m->inflight[i];
-            put_head(&e, 4, 4);
+            put_head(&e, 4, 6);
             put_uint(&e, r->id);
+            put_text(&e, r->kind ? r->kind : "");
             put_text(&e, r->name);
             put_uint(&e, r->task);
             put_uint(&e, r->start_us);
+            put_uint(&e, r->stack);
         }
         n++;
     }
@@ -647,7 +659,7 @@ int at_wire_encode_response(at_wire_buf_t *b, const at_wire_response_t *m)
         return e.err;
     size_t at = msg_begin(&e, AT_WIRE_RESPONSE, &n);
     KV_UINT(&e, n, "id", m->id);
-    KV_TEXT(&e, n, "op", op_wire_name(m->op, NULL));
+    KV_TEXT(&e, n, "op", op_wire_name(m->op, m->op_name));
     KV_UINT(&e, n, "status", m->status);
     KV_TEXT0(&e, n, "reason", m->reason);
     if (m->has_detail) {

@@ -129,10 +129,9 @@ int at_wire_reader_commit(at_wire_reader_t *r, size_t n)
 
 int at_wire_reader_next(at_wire_reader_t *r, const uint8_t **body, size_t *len)
 {
-    if (r->err)
-        return r->err;
+    /* frames completed before a bad header are still delivered, then the error */
     if (r->start == r->scan)
-        return 0;
+        return r->err;
     const uint8_t *p = r->buf + r->start;
     size_t n = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
     *body = p + AT_WIRE_FRAME_HDR;

@@ -1,0 +1,708 @@
+/* loopmon.h: the internal contract of the instrumentation layer (clock, per-loop monitor,
+ * call sites, callback timing, "now running", slow callbacks, event rings, loop metrics,
+ * debug flag, stacks, symbolisation, logging) that runtime/core, runtime/tasks and the
+ * preload shim build on.
+ *
+ * Depends on libuv and libdw only, never on core/ or tasks/. Everything here is internal
+ * (`at__` prefix, hidden visibility). Threads: "loop thread" means the thread that runs the
+ * monitored uv_loop_t; "any thread" means any thread including the loop thread.
+ * Fallible functions return 0 or a negative errno. */
+#ifndef ASYNCTOP_LOOPMON_H
+#define ASYNCTOP_LOOPMON_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+#define AT__LIKELY(x)   __builtin_expect(!!(x), 1)
+#define AT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ==== Clock ============================================================================== */
+
+/* Parameters of the TSC clock; written once, by the first at__now_ns() call 5 ms or more
+ * after load (the calibration window), then published by use_tsc (release); read-only
+ * afterwards. Not for direct use: call at__now_ns(). */
+typedef struct at__clock {
+    uint64_t tsc0;       /* TSC at the anchor */
+    uint64_t ns0;        /* CLOCK_MONOTONIC ns at the anchor */
+    uint64_t mult;       /* ns per tick, as a 32.32 fixed-point number */
+    _Atomic int use_tsc; /* 1 on x86_64 with an invariant TSC, once calibrated */
+} at__clock_t;
+extern at__clock_t at__clock;
+
+/* CLOCK_MONOTONIC in ns through clock_gettime; the fallback of at__now_ns(), which also
+ * finishes the TSC calibration when its window has passed. Any thread. */
+uint64_t at__now_ns_slow(void);
+
+/* Monotonic time in nanoseconds, in the CLOCK_MONOTONIC domain (same origin as
+ * clock_gettime(CLOCK_MONOTONIC) and uv_hrtime(), within a few microseconds; the TSC rate is
+ * calibrated against CLOCK_MONOTONIC over the first >= 5 ms after load, so the two drift
+ * apart by ~1e-5 of elapsed time at most: use one clock for both ends of a duration).
+ * About 10 ns (rdtsc) on x86_64 with an invariant TSC, else (and during the first 5 ms)
+ * clock_gettime (about 20 ns). Any thread, never fails, no syscall on the TSC path. */
+static inline uint64_t at__now_ns(void)
+{
+#if defined(__x86_64__)
+    if (AT__LIKELY(atomic_load_explicit(&at__clock.use_tsc, memory_order_acquire))) {
+        uint64_t t = __rdtsc();
+        return at__clock.ns0 +
+               (uint64_t)(((unsigned __int128)(t - at__clock.tsc0) * at__clock.mult) >> 32);
+    }
+#endif
+    return at__now_ns_slow();
+}
+
+/* ==== Process-wide configuration ========================================================== */
+
+/* Debug mode (creation stacks, thread checks): a process-wide flag. Initialised from
+ * ASYNCTOP_DEBUG at start-up (accepted: 1/0, yes/no, true/false, on/off, case-insensitive,
+ * empty = off; anything else: a warning naming the value, and off). Any thread; a change is
+ * seen by other threads promptly (relaxed atomics: no ordering with other data). */
+extern _Atomic int at__debug_flag;
+static inline bool at__debug_enabled(void)
+{
+    return atomic_load_explicit(&at__debug_flag, memory_order_relaxed) != 0;
+}
+void at__debug_set(bool on);
+
+/* Slow-callback threshold in ns, process-wide (every monitored loop). Default 100 ms, or
+ * ASYNCTOP_SLOW_MS at start-up (see at__parse_ms for the accepted forms; a bad value gives
+ * a warning naming it and the default). Any thread; applies from the next callback that
+ * ends (a callback is slow when its exclusive duration is >= the threshold). */
+#define AT__SLOW_NS_DEFAULT (100ull * 1000 * 1000)
+extern _Atomic uint64_t at__slow_ns;
+static inline uint64_t at__slow_threshold_ns(void)
+{
+    return atomic_load_explicit(&at__slow_ns, memory_order_relaxed);
+}
+void at__slow_threshold_set_ns(uint64_t ns);
+
+/* Strict parse of a millisecond count: decimal digits, optionally a '.' and 1-6 more digits
+ * ("100", "0.5", "250.125"); no sign, exponent, hex, spaces or suffix; at most 86400000
+ * (one day). Stores nanoseconds. Returns 0, -EINVAL for bad syntax, -ERANGE if too large.
+ * Pure function, any thread. */
+int at__parse_ms(const char *s, uint64_t *ns_out);
+
+/* Strict parse of a boolean (1/0, yes/no, true/false, on/off, case-insensitive; "" is
+ * false). Returns 0 or -EINVAL. Pure function, any thread. */
+int at__parse_bool(const char *s, bool *out);
+
+/* Re-read ASYNCTOP_DEBUG and ASYNCTOP_SLOW_MS (done once at start-up; exposed for tests).
+ * Warnings for bad values are logged. Any thread. */
+void at__config_from_env(void);
+
+/* ==== Latency histograms ================================================================== */
+
+/* Log-linear histogram of nanosecond values: values below 16 have one bucket each; above,
+ * each power of two is split in 16 equal sub-buckets (bucket width <= 6.25% of its lower
+ * edge, so a percentile read at the bucket midpoint is within ~3.1%). Values >= 2^40 ns
+ * (~18 min) go to the last bucket. Single writer, lock-free readers (relaxed counters: a
+ * reader may see a histogram a few samples behind or ahead of count/total). */
+#define AT__HIST_SUB     16
+#define AT__HIST_MAXLOG  40
+#define AT__HIST_BUCKETS ((AT__HIST_MAXLOG - 3) * AT__HIST_SUB)
+typedef struct at__hist {
+    _Atomic uint64_t b[AT__HIST_BUCKETS];
+} at__hist_t;
+
+/* Bucket index of a value. Pure. */
+static inline unsigned at__hist_index(uint64_t v)
+{
+    if (v < AT__HIST_SUB)
+        return (unsigned)v;
+    unsigned lg = 63u - (unsigned)__builtin_clzll(v); /* >= 4 */
+    if (lg >= AT__HIST_MAXLOG)
+        return AT__HIST_BUCKETS - 1;
+    return (lg - 3) * AT__HIST_SUB + (unsigned)((v >> (lg - 4)) & (AT__HIST_SUB - 1));
+}
+
+/* Record one value. Single writer only (no read-modify-write atomics). */
+static inline void at__hist_add(at__hist_t *h, uint64_t v)
+{
+    _Atomic uint64_t *c = &h->b[at__hist_index(v)];
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Lowest value of bucket i, and the value a percentile reports for it (the midpoint). */
+uint64_t at__hist_bucket_low(unsigned i);
+uint64_t at__hist_bucket_mid(unsigned i);
+
+/* Copy of a histogram's counters (relaxed loads), for percentile reads. Any thread. */
+typedef struct at__hist_snap {
+    uint64_t b[AT__HIST_BUCKETS];
+    uint64_t n; /* sum of b[] */
+} at__hist_snap_t;
+void at__hist_read(const at__hist_t *h, at__hist_snap_t *out);
+
+/* The value at quantile q (0 < q <= 1, e.g. 0.5, 0.99) of a snapshot: the midpoint of the
+ * bucket holding the ceil(q*n)-th smallest value; 0 when the snapshot is empty. Pure. */
+uint64_t at__hist_quantile(const at__hist_snap_t *s, double q);
+
+/* ==== Call sites ========================================================================== */
+
+/* Kinds of callbacks (what ran it). Stable numbers: they go on the wire. */
+typedef enum at__cb_kind {
+    AT__CB_READY = 0,     /* a call-soon / ready-queue callback */
+    AT__CB_TIMER = 1,     /* a timer (call-later / call-at, uv_timer_t) */
+    AT__CB_IO = 2,        /* an I/O completion (streams, udp, fs, poll, signal...) */
+    AT__CB_EXECUTOR = 3,  /* an executor (uv_queue_work) completion on the loop thread */
+    AT__CB_TASK_STEP = 4, /* one step of a task, from switch-in to switch-out */
+    AT__CB_OTHER = 5,
+    AT__CB_KIND_MAX
+} at__cb_kind_t;
+/* "ready", "timer", "io", "executor", "task_step", "other"; "?" out of range. */
+const char *at__cb_kind_name(int kind);
+
+#define AT__SITE_NAME_MAX 64
+
+/* Statistics of one call site (a callback function + optional name) on one loop. Created
+ * by at__mon_site() on the loop thread and never freed before its monitor: pointers to a
+ * site stay valid as long as the monitor. Written only by the loop thread; read from any
+ * thread without locks through relaxed atomics — a reader may see count, total, max and the
+ * histogram from slightly different moments (each is individually exact). */
+typedef struct at__site {
+    void *fn;                     /* the callback's address (the key) */
+    char name[AT__SITE_NAME_MAX]; /* given name, or "" = use the symbolised function */
+    _Atomic uint64_t count;
+    _Atomic uint64_t total_ns; /* exclusive time: nested callbacks are not counted twice */
+    _Atomic uint64_t max_ns;
+    at__hist_t hist;
+    struct at__site *_Atomic next_all; /* list of all sites of the monitor (readers) */
+    struct at__site *hnext;            /* hash chain (loop thread only) */
+    uint32_t hash;
+} at__site_t;
+
+typedef struct at__site_stats {
+    uint64_t count, total_ns, max_ns;
+    at__hist_snap_t hist;
+} at__site_stats_t;
+
+/* Copy of a site's statistics. Any thread, lock-free (see at__site_t on consistency). */
+void at__site_read(const at__site_t *s, at__site_stats_t *out);
+
+/* Record one callback of `ns` exclusive nanoseconds. Loop thread (single writer). */
+static inline void at__site_record(at__site_t *s, uint64_t ns)
+{
+    atomic_store_explicit(&s->count, atomic_load_explicit(&s->count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->total_ns,
+                          atomic_load_explicit(&s->total_ns, memory_order_relaxed) + ns,
+                          memory_order_relaxed);
+    if (ns > atomic_load_explicit(&s->max_ns, memory_order_relaxed))
+        atomic_store_explicit(&s->max_ns, ns, memory_order_relaxed);
+    at__hist_add(&s->hist, ns);
+}
+
+/* A display name for the site into buf (always NUL-terminated): its given name, else the
+ * symbolised function ("parse_request"), else "library+0xoffset", else "0xaddress".
+ * May symbolise (slow the first time, see at__sym_lookup): call it off the loop thread.
+ * Any thread. Returns buf. */
+char *at__site_display_name(const at__site_t *s, char *buf, size_t len);
+
+/* ==== Events (loop -> consumer) ============================================================ */
+
+typedef enum at__event_kind {
+    AT__EV_SLOW = 0,    /* a slow callback (posted by loopmon itself) */
+    AT__EV_ERROR = 1,   /* an exception: never-retrieved error, ... (core) */
+    AT__EV_WARNING = 2, /* unclosed resource, wrong-thread call, never-awaited task... */
+    AT__EV_KIND_MAX
+} at__event_kind_t;
+
+#define AT__EV_STACK_MAX 16
+#define AT__EV_NAME_MAX  64
+#define AT__EV_TASK_MAX  48
+#define AT__EV_TEXT_MAX  200
+#define AT__EV_CODE_MAX  32
+
+/* One fixed-size event record (no pointers to memory whose lifetime the consumer cannot
+ * know, except `site`, valid as long as the monitor). Strings are NUL-terminated and
+ * truncated to fit. Fields a kind does not use are zero. */
+typedef struct at__event {
+    uint8_t kind;    /* at__event_kind_t */
+    uint8_t cb_kind; /* AT__EV_SLOW: at__cb_kind_t of the callback */
+    uint8_t nstack;  /* frames in stack[] */
+    uint8_t nstack2; /* frames in stack2[] */
+    uint32_t pad_;
+    uint64_t when_ns;           /* at__now_ns() when it happened (AT__EV_SLOW: when it ended) */
+    uint64_t duration_ns;       /* AT__EV_SLOW: exclusive duration; others: an age if any, or 0 */
+    uint64_t task_id;           /* 0 = none */
+    at__site_t *site;           /* AT__EV_SLOW: the site (valid while the monitor lives) */
+    void *fn;                   /* AT__EV_SLOW: the callback's address */
+    char name[AT__EV_NAME_MAX]; /* site / object name ("" = symbolise fn) */
+    char task_name[AT__EV_TASK_MAX]; /* "" = none */
+    char code[AT__EV_CODE_MAX];      /* errors/warnings: short machine word, e.g.
+                                        "never_retrieved", "unclosed", "wrong_thread" */
+    char text[AT__EV_TEXT_MAX];      /* errors/warnings: the message */
+    /* raw return addresses, innermost first. AT__EV_SLOW: where the callback was scheduled
+       from (debug mode). Errors: creation site in stack[], raise/detection site in stack2[]. */
+    void *stack[AT__EV_STACK_MAX];
+    void *stack2[AT__EV_STACK_MAX];
+} at__event_t;
+
+/* ==== Per-loop monitor ===================================================================== */
+
+/* A callback being timed. Lives on the stack of whoever runs the callback, from
+ * at__cb_begin to the matching at__cb_end (strictly nested, LIFO). Treat as opaque. */
+typedef struct at__cb {
+    at__site_t *site;
+    uint64_t start_ns;
+    uint64_t child_ns; /* inclusive time of callbacks nested in this one */
+    struct at__cb *parent;
+    uint64_t task_id;
+    const char *task_name;
+    void *const *sched_stack;
+    uint8_t kind;
+    uint8_t sched_n;
+} at__cb_t;
+
+#define AT__SITE_CACHE 256 /* direct-mapped site cache entries (power of two) */
+#define AT__RING_CAP   256 /* event ring capacity in records (power of two) */
+
+/* The "now running" record, published with a seqlock (see at__mon_running_read). */
+typedef struct at__running {
+    int has_task; /* writer-private: task fields are nonzero (saves loads on the hot path) */
+    _Atomic uint32_t seq;                            /* odd while being written */
+    _Atomic(at__site_t *) site;                      /* NULL: no callback running */
+    _Atomic uint64_t since_ns;                       /* when it started */
+    _Atomic uint64_t task_id;                        /* 0 = none */
+    _Atomic uint32_t kind;                           /* at__cb_kind_t */
+    _Atomic uint64_t task_name[AT__EV_TASK_MAX / 8]; /* NUL-terminated bytes, copied */
+} at__running_t;
+
+typedef struct at__ring_cell {
+    _Atomic uint64_t seq;
+    at__event_t ev;
+} at__ring_cell_t;
+
+/* Monitor of one uv_loop_t. Created and closed on the loop thread; fields are private to
+ * loopmon except through the functions below (they are in the header only so that
+ * begin/end can be inline). */
+typedef struct at__mon {
+    /* --- hot, loop thread only --- */
+    at__cb_t *cur;       /* innermost running callback, or NULL */
+    uint64_t chain_ns;   /* end time of the last top-level callback, 0 = chain broken */
+    uint64_t chain_time; /* loop->time when chain_ns was set (a new iteration breaks it) */
+    int chain_enabled;   /* 0: never chain (closing) */
+    struct {
+        void *fn;
+        at__site_t *site;
+    } cache[AT__SITE_CACHE]; /* unnamed sites by fn */
+    /* --- counters: loop thread writes, anyone reads (relaxed) --- */
+    _Atomic uint64_t callbacks;  /* callbacks run (nested ones included) */
+    _Atomic uint64_t busy_ns;    /* time in callbacks (sum of exclusive times) */
+    _Atomic uint64_t slow_count; /* callbacks at or over the slow threshold */
+    _Atomic uint64_t iterations; /* loop iterations (prepare phase count) */
+    _Atomic uint64_t poll_ns;    /* time blocked polling (prepare->check minus callbacks) */
+    _Atomic uint64_t poll_max_ns;
+    _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled at most every 1 ms */
+    _Atomic uint64_t lag_max_ns;
+    at__hist_t lag; /* loop lag: how late ready work / timers start */
+    at__running_t running;
+    /* --- events (multi-producer, single consumer bounded ring) --- */
+    _Atomic uint64_t ring_head; /* consumer position */
+    _Atomic uint64_t ring_tail; /* producers' position */
+    _Atomic uint64_t ev_produced[AT__EV_KIND_MAX];
+    _Atomic uint64_t ev_dropped[AT__EV_KIND_MAX];
+    at__ring_cell_t *ring; /* AT__RING_CAP cells */
+    /* --- identity and bookkeeping --- */
+    uv_loop_t *loop;
+    pthread_t thread; /* the loop thread (the creator) */
+    pid_t tid;        /* its kernel thread id */
+    uint64_t id;      /* process-unique monitor id, from 1 */
+    uint64_t created_ns;
+    void *stack_lo, *stack_hi; /* the loop thread's stack bounds */
+    at__site_t *_Atomic sites; /* newest first, linked by next_all */
+    _Atomic uint64_t nsites;
+    at__site_t **htab; /* hash table of sites (loop thread) */
+    uint32_t hmask;
+    uv_prepare_t *prepare; /* &prepare_h while open, NULL once closed */
+    uv_check_t *check;     /* &check_h while open, NULL once closed */
+    uv_prepare_t prepare_h;
+    uv_check_t check_h;
+    uint64_t prepare_ns, cb_at_prepare_ns; /* last prepare time, busy_ns then */
+    uint64_t idle_sampled_ns;              /* last uv_metrics_idle_time sample */
+    int open_handles;
+    int closing;
+    _Atomic int refs;
+    struct at__mon *reg_next; /* registry list (under the registry lock) */
+} at__mon_t;
+
+/* Create a monitor for `loop` on the calling thread, which must be the thread that runs the
+ * loop (its pthread id, kernel tid and stack bounds are recorded). Installs the metrics:
+ * unref'd prepare and check handles (they never keep the loop alive) and
+ * UV_METRICS_IDLE_TIME. Registers the monitor in the process-wide registry. Returns 0 and
+ * *out, or -ENOMEM, or a libuv error from the handle initialisation. One monitor per loop
+ * is the caller's business; while two exist (a loop moving to another thread: create the
+ * new monitor there, then close the old one), at__mon_find gives the newer. */
+int at__mon_create(uv_loop_t *loop, at__mon_t **out);
+
+/* Start closing a monitor: closes its handles (as uv_close does, the caller must let the
+ * loop run once more, e.g. uv_run(loop, UV_RUN_DEFAULT), before uv_loop_close), unregisters
+ * it, and drops the creator's reference; the memory goes when the handles are closed and
+ * the last at__mon_unref() is done. If someone else already closed the handles (a
+ * uv_walk-close-everything), that is fine: the metrics stopped then, and if their close is
+ * still pending loopmon takes over its close callback (the other closer's callback is not
+ * called for loopmon's handles). Loop thread; no callback of this monitor may be running.
+ * Do not use `m` on the loop side afterwards. */
+void at__mon_close(at__mon_t *m);
+
+/* Keep / release a monitor from another thread (the exporter): a monitor obtained from
+ * at__mon_foreach may be used after the walk only with a reference. Any thread. */
+void at__mon_ref(at__mon_t *m);
+void at__mon_unref(at__mon_t *m);
+
+/* Call fn(m, data) for every registered monitor, under the registry lock (keep fn short,
+ * no loopmon registry calls inside; take a ref to keep one). Stops early and returns fn's
+ * value if nonzero, else 0. Any thread. */
+int at__mon_foreach(int (*fn)(at__mon_t *m, void *data), void *data);
+
+/* The monitor registered for `loop` (the newest if there are two), or NULL. Any thread, O(number of
+ * loops). No reference is taken: only for the loop thread of that loop (the monitor cannot go
+ * meanwhile). */
+at__mon_t *at__mon_find(uv_loop_t *loop);
+
+/* True if the calling thread is the monitor's loop thread. Any thread, cheap. */
+static inline bool at__mon_on_loop_thread(const at__mon_t *m)
+{
+    return pthread_equal(pthread_self(), m->thread) != 0;
+}
+
+/* The site for callback `fn` with optional `name` (NULL or "" = the symbolised function;
+ * names longer than AT__SITE_NAME_MAX-1 are truncated; sites with different names are
+ * distinct, compared by content). O(1): unnamed sites go through a direct-mapped cache
+ * keyed by fn, then (and named ones directly) a hash map; a new site is allocated the first
+ * time only. Callers should keep the result in their handle. Loop thread. Returns NULL only
+ * on out-of-memory (then do not time the callback). */
+at__site_t *at__mon_site_slow(at__mon_t *m, void *fn, const char *name);
+static inline at__site_t *at__mon_site(at__mon_t *m, void *fn, const char *name)
+{
+    unsigned i = (unsigned)(((uintptr_t)fn * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
+    if (AT__LIKELY(name == NULL && m->cache[i].fn == fn))
+        return m->cache[i].site;
+    return at__mon_site_slow(m, fn, name);
+}
+
+/* First site of the monitor (newest first), then s->next_all until NULL. Any thread,
+ * lock-free; sites are only ever added. */
+static inline at__site_t *at__mon_sites(const at__mon_t *m)
+{
+    return atomic_load_explicit(&m->sites, memory_order_acquire);
+}
+
+/* ---- timing a callback --------------------------------------------------------------- */
+
+/* The slow path of at__cb_end: counts, posts the AT__EV_SLOW event, queues the log line.
+ * Loop thread; called only by at__cb_end. */
+void at__mon_slow_cb(at__mon_t *m, at__cb_t *cb, uint64_t excl_ns, uint64_t end_ns);
+
+/* Seqlock write of the "now running" record (site NULL = nothing running). Loop thread;
+ * used by at__cb_begin/end. Readers use at__mon_running_read. */
+static inline void at__running_publish(at__running_t *r, at__site_t *site, uint64_t since,
+                                       uint64_t task_id, const char *task_name, unsigned kind)
+{
+    uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+    atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&r->site, site, memory_order_relaxed);
+    atomic_store_explicit(&r->since_ns, since, memory_order_relaxed);
+    atomic_store_explicit(&r->kind, kind, memory_order_relaxed);
+    if (AT__UNLIKELY(task_id != 0 || task_name != NULL)) {
+        r->has_task = 1;
+        atomic_store_explicit(&r->task_id, task_id, memory_order_relaxed);
+        uint64_t w[AT__EV_TASK_MAX / 8] = {0};
+        if (task_name) {
+            char *d = (char *)w;
+            for (size_t i = 0; i < sizeof w - 1 && task_name[i]; i++)
+                d[i] = task_name[i];
+        }
+        for (size_t i = 0; i < AT__EV_TASK_MAX / 8; i++)
+            atomic_store_explicit(&r->task_name[i], w[i], memory_order_relaxed);
+    } else if (AT__UNLIKELY(r->has_task)) {
+        r->has_task = 0;
+        atomic_store_explicit(&r->task_id, 0, memory_order_relaxed);
+        atomic_store_explicit(&r->task_name[0], 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&r->seq, s + 2, memory_order_release);
+}
+
+/* Start timing a callback about to run on the loop thread. `cb` is caller storage that must
+ * live until the matching at__cb_end; begin/end pairs nest strictly (a callback run inside
+ * another one counts exclusively: the outer one's time excludes the inner one's). `site`
+ * from at__mon_site; `kind` an at__cb_kind_t; `task_id`/`task_name` opaque to loopmon
+ * (0/NULL = none; the name is copied for "now running", so it need only live until end);
+ * `sched`/`sched_n` an optional raw stack of where the callback was scheduled (debug mode;
+ * must live until end). Publishes "now running". Returns the start time (at__now_ns domain),
+ * which the runner may use for loop lag (at__mon_lag). No allocation, lock or syscall.
+ *
+ * Chained timestamps: to read the clock once per callback, the start of a top-level
+ * callback is the end of the previous top-level one, unless the chain was broken: by the
+ * poll (loopmon's prepare handle), by a new loop iteration (uv_now changed), or explicitly by
+ * at__mon_chain_break(). A runner that does real work between two callbacks (anything that
+ * may take more than a microsecond: a syscall, a lock, a thread start, a flush) must call
+ * at__mon_chain_break() before the next begin, or that work is billed to the next callback.
+ * Loop thread only. */
+static inline uint64_t at__cb_begin_full(at__mon_t *m, at__cb_t *cb, at__site_t *site,
+                                         unsigned kind, uint64_t task_id, const char *task_name,
+                                         void *const *sched, unsigned sched_n)
+{
+    uint64_t now = m->chain_ns;
+    if (!now || m->cur || m->loop->time != m->chain_time)
+        now = at__now_ns();
+    m->chain_ns = 0;
+    cb->site = site;
+    cb->start_ns = now;
+    cb->child_ns = 0;
+    cb->parent = m->cur;
+    cb->task_id = task_id;
+    cb->task_name = task_name;
+    cb->sched_stack = sched;
+    cb->kind = (uint8_t)kind;
+    cb->sched_n = (uint8_t)(sched_n > AT__EV_STACK_MAX ? AT__EV_STACK_MAX : sched_n);
+    m->cur = cb;
+    at__running_publish(&m->running, site, now, task_id, task_name, kind);
+    return now;
+}
+
+static inline uint64_t at__cb_begin(at__mon_t *m, at__cb_t *cb, at__site_t *site, unsigned kind)
+{
+    return at__cb_begin_full(m, cb, site, kind, 0, NULL, NULL, 0);
+}
+
+/* Stop timing the callback begun with `cb` (must be the innermost one). Records its
+ * exclusive time in its site and the monitor, republishes "now running" (the enclosing
+ * callback, or nothing), and if the exclusive time is at or over the slow threshold, logs
+ * `Executing <name at file:line> took 0.123 seconds` (WARNING, symbolised off the loop
+ * thread) and posts an AT__EV_SLOW event. Returns the end time. Loop thread only. */
+static inline uint64_t at__cb_end(at__mon_t *m, at__cb_t *cb)
+{
+    assert(m->cur == cb);
+    uint64_t now = at__now_ns();
+    uint64_t total = now > cb->start_ns ? now - cb->start_ns : 0;
+    uint64_t excl = total > cb->child_ns ? total - cb->child_ns : 0;
+    at__site_record(cb->site, excl);
+    atomic_store_explicit(&m->callbacks,
+                          atomic_load_explicit(&m->callbacks, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->busy_ns,
+                          atomic_load_explicit(&m->busy_ns, memory_order_relaxed) + excl,
+                          memory_order_relaxed);
+    at__cb_t *p = cb->parent;
+    m->cur = p;
+    if (AT__UNLIKELY(p != NULL)) {
+        p->child_ns += total;
+        at__running_publish(&m->running, p->site, p->start_ns, p->task_id, p->task_name, p->kind);
+    } else {
+        at__running_publish(&m->running, NULL, now, 0, NULL, 0);
+        m->chain_ns = m->chain_enabled ? now : 0;
+        m->chain_time = m->loop->time;
+    }
+    if (AT__UNLIKELY(excl >= at__slow_threshold_ns()))
+        at__mon_slow_cb(m, cb, excl, now);
+    return now;
+}
+
+/* Forget the chained timestamp: the next callback reads the clock. Call before anything
+ * loopmon cannot see that may take time (a blocking call, an uninstrumented phase).
+ * Loop thread. */
+static inline void at__mon_chain_break(at__mon_t *m)
+{
+    m->chain_ns = 0;
+}
+
+/* Record loop lag: work that was ready (or a timer that was due) at `ready_ns` started at
+ * `started_ns` (both at__now_ns domain; started before ready counts as 0). Loop thread. */
+static inline void at__mon_lag(at__mon_t *m, uint64_t ready_ns, uint64_t started_ns)
+{
+    uint64_t lag = started_ns > ready_ns ? started_ns - ready_ns : 0;
+    at__hist_add(&m->lag, lag);
+    if (lag > atomic_load_explicit(&m->lag_max_ns, memory_order_relaxed))
+        atomic_store_explicit(&m->lag_max_ns, lag, memory_order_relaxed);
+}
+
+/* What the loop is running now. Consistent triple (site, task, since), read lock-free with
+ * a seqlock from any thread, including while the loop thread is stuck in that callback.
+ * Returns 1 if a callback is running (fields set), 0 if the loop is not in a callback
+ * (since_ns = when the last one ended, site NULL), -EAGAIN if the loop thread kept writing
+ * during many attempts (try again later; practically never). Any thread. */
+typedef struct at__running_snap {
+    at__site_t *site;
+    uint64_t since_ns;
+    uint64_t task_id;
+    unsigned kind;
+    char task_name[AT__EV_TASK_MAX];
+} at__running_snap_t;
+int at__mon_running_read(const at__mon_t *m, at__running_snap_t *out);
+
+/* ---- loop statistics --------------------------------------------------------------------- */
+
+typedef struct at__mon_stats {
+    uint64_t iterations, callbacks, slow_count;
+    uint64_t busy_ns; /* in callbacks */
+    uint64_t idle_ns; /* uv_metrics_idle_time (blocked in poll; <= 1 ms old) */
+    uint64_t poll_ns; /* prepare->check minus callbacks run in between */
+    uint64_t poll_max_ns;
+    uint64_t lag_max_ns;
+    at__hist_snap_t lag;
+    uint64_t nsites;
+    uint64_t uptime_ns; /* since the monitor was created */
+} at__mon_stats_t;
+
+/* Snapshot of the counters (each exact, not all from one instant). Any thread. */
+void at__mon_stats(const at__mon_t *m, at__mon_stats_t *out);
+
+/* Handle inventory by type (uv_walk), excluding loopmon's own handles: total[t] and
+ * active[t] for each uv_handle_type t < UV_HANDLE_TYPE_MAX. Loop thread only. */
+typedef struct at__handle_counts {
+    uint32_t total[UV_HANDLE_TYPE_MAX];
+    uint32_t active[UV_HANDLE_TYPE_MAX];
+} at__handle_counts_t;
+void at__mon_handles(at__mon_t *m, at__handle_counts_t *out);
+
+/* ---- events ------------------------------------------------------------------------------- */
+
+/* Zero *ev and set its kind and when_ns. Any thread. */
+void at__event_init(at__event_t *ev, at__event_kind_t kind);
+
+/* Post a copy of *ev to the monitor's bounded ring (AT__RING_CAP records). Lock-free and
+ * allocation-free; safe from any thread (the loop thread, or a wrong thread reporting
+ * itself). Returns 0, or -ENOBUFS when the ring is full: the event is dropped and counted
+ * in the kind's dropped counter. Every post counts in the produced counter, so
+ * produced = taken + dropped + still queued. */
+int at__mon_post(at__mon_t *m, const at__event_t *ev);
+
+/* Take the oldest event into *out. Returns 1 if one was taken, 0 if the ring is empty.
+ * One consumer thread at a time (the exporter; tests). */
+int at__mon_take(at__mon_t *m, at__event_t *out);
+
+/* Produced and dropped counts of one event kind. Any thread. */
+void at__mon_event_counts(const at__mon_t *m, at__event_kind_t kind, uint64_t *produced,
+                          uint64_t *dropped);
+
+/* ==== Stacks ================================================================================ */
+
+/* The bounds [lo, hi) of the stack the calling thread runs on now. Frame-pointer walks
+ * never read outside them. The tasks layer sets them on every switch into and out of a
+ * coroutine; a thread that never set them gets its own thread stack
+ * (pthread_getattr_np), computed on first use — call at__stack_bounds_init() early on a
+ * thread whose stack may be walked from a signal handler. */
+typedef struct at__stack_bounds {
+    uintptr_t lo, hi;
+} at__stack_bounds_t;
+extern __thread at__stack_bounds_t at__stack_bounds;
+
+static inline void at__stack_bounds_set(void *lo, void *hi)
+{
+    at__stack_bounds.lo = (uintptr_t)lo;
+    at__stack_bounds.hi = (uintptr_t)hi;
+}
+/* Set the calling thread's bounds to its whole thread stack. Returns 0 or -errno. */
+int at__stack_bounds_init(void);
+
+/* Walk frame pointers from fp, writing up to max raw return addresses (innermost first).
+ * Stops at the first frame pointer outside [lo, hi - 16), misaligned, or not strictly
+ * above the previous one, or at a zero return address: garbage never makes it fault.
+ * Returns the number written. Async-signal-safe; pure apart from reading the stack.
+ * To sample a thread from a signal handler running on it (the exporter's "where is the loop
+ * stuck"): take fp from the interrupted context (ucontext's REG_RBP), and the bounds from
+ * at__stack_bounds (the stack it was running on: the thread's, or the coroutine's the tasks
+ * layer set), read inside the handler; at__stack_bounds_init must have run on that thread
+ * first (at__mon_create does it for the loop thread). */
+int at__stack_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, void **out, int max);
+
+/* Capture the calling thread's stack: up to max return addresses, innermost first, after
+ * skipping the `skip` innermost ones. With skip 0, out[0] is an address in the function that
+ * called at__stack_capture, out[1] one in its caller, and so on. Bounded by at__stack_bounds.
+ * ~tens of ns for 16 frames. Any thread (async-signal-safe once at__stack_bounds_init ran
+ * on this thread). Returns the number of frames written. */
+int at__stack_capture(void **out, int max, int skip);
+
+/* ==== Symbolisation ======================================================================== */
+
+/* One symbolised address. Strings NUL-terminated, "" when unknown. */
+typedef struct at__sym {
+    char func[128];    /* function name (demangled only if it is C) */
+    char file[192];    /* source file (full path as recorded in DWARF) */
+    unsigned line;     /* 0 = unknown */
+    char lib[128];     /* object file basename ("libfoo.so.1", "asynctop-demo") */
+    uint64_t offset;   /* addr - object's load address */
+    uint64_t func_off; /* addr - function start (0 if func unknown) */
+} at__sym_t;
+
+/* Symbolise `addr` (a code address; for return addresses pass the raw return address and
+ * is_return=true: the line is looked up at addr-1, the call instruction). Uses libdw on the
+ * own process (functions, files, lines; separate debug info when installed), then dladdr.
+ * Results are cached per address. Thread-safe (an internal lock: do not call on the loop
+ * thread's hot path — the first lookup of a module costs milliseconds). Returns 0, or
+ * -ENOENT when nothing at all is known (out has lib/offset as far as known). */
+int at__sym_lookup(const void *addr, bool is_return, at__sym_t *out);
+
+/* Format one frame as "func (file:line)" / "func (lib+0xoff)" / "lib+0xoff" / "0xaddr"
+ * into buf. Any thread (as at__sym_lookup). Returns buf. */
+char *at__sym_format(const void *addr, bool is_return, char *buf, size_t len);
+
+/* Drop the cache and libdw state (tests; after dlclose). Any thread. */
+void at__sym_reset(void);
+
+/* ==== Logging ================================================================================ */
+
+typedef enum at__log_level {
+    AT__LOG_DEBUG = 0,
+    AT__LOG_INFO = 1,
+    AT__LOG_WARNING = 2,
+    AT__LOG_ERROR = 3,
+} at__log_level_t;
+/* "DEBUG", "INFO", "WARNING", "ERROR". */
+const char *at__log_level_name(int level);
+
+#define AT__LOG_MSG_MAX 512
+
+/* A sink receives whole messages (no trailing newline) on the logger thread, one at a time,
+ * in order. The default writes "asynctop: LEVEL: message\n" to stderr. */
+typedef void (*at__log_sink_fn)(int level, const char *msg, void *data);
+
+/* Replace the sink (NULL: back to stderr). Messages already queued go to the new sink.
+ * Any thread. */
+void at__log_set_sink(at__log_sink_fn fn, void *data);
+
+/* Messages below `level` are discarded at the call (default AT__LOG_INFO; AT__LOG_DEBUG while
+ * debug mode is on). Any thread. */
+void at__log_set_level(int level);
+int at__log_get_level(void);
+bool at__log_would_log(int level);
+
+/* Log a message (printf format, truncated to AT__LOG_MSG_MAX-1 bytes). Formats on the
+ * calling thread into a bounded lock-free queue; a logger thread (started on first use)
+ * hands it to the sink. Never blocks and never allocates: when the queue is full the message
+ * is dropped and counted (at__log_dropped). Any thread. */
+void at__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void at__logv(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+/* Log the asyncio-style slow-callback line for (fn, name, ns): the logger thread
+ * symbolises fn and writes `Executing <name at file:line> took 0.123 seconds` (name is the
+ * given name or the function; "at file:line" becomes "at lib+0xoff" without line info).
+ * Loop thread friendly (no symbolisation here). Any thread. */
+void at__log_slow(void *fn, const char *name, const char *task_name, uint64_t ns);
+
+/* Wait until every message queued before the call has reached the sink, or timeout_ns
+ * passed. Returns 0 or -ETIMEDOUT. Blocks: never on the loop thread's hot path (tests,
+ * shutdown). Any thread. */
+int at__log_flush(uint64_t timeout_ns);
+
+/* Messages dropped because the queue was full. Any thread. */
+uint64_t at__log_dropped(void);
+
+/* Flush (up to 1 s), stop and join the logger thread and free libdw state. It restarts on
+ * the next log. For tests and library teardown. Not concurrently with at__log calls. */
+void at__loopmon_shutdown(void);
+
+#endif

@@ -1,0 +1,224 @@
+/* sym.c: symbolisation of code addresses of the own process (libdw, then dladdr), cached
+ * per address, thread-safe; meant to run off the loop thread. */
+#include "loopmon.h"
+
+#include <dlfcn.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CACHE_MAX 16384 /* entries before the cache is cleared and refilled */
+
+typedef struct sym_entry {
+    const void *addr;
+    bool is_return;
+    int rc;
+    at__sym_t sym;
+    struct sym_entry *next;
+} sym_entry_t;
+
+static pthread_mutex_t sym_lock = PTHREAD_MUTEX_INITIALIZER;
+static Dwfl *dwfl;          /* under sym_lock */
+static sym_entry_t **cache; /* under sym_lock; 4096 buckets */
+static size_t cache_n;
+#define CACHE_BUCKETS 4096
+
+static char *debuginfo_path;
+static const Dwfl_Callbacks dwfl_cbs = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .debuginfo_path = &debuginfo_path,
+};
+
+static void cache_clear(void)
+{
+    if (!cache)
+        return;
+    for (size_t i = 0; i < CACHE_BUCKETS; i++) {
+        sym_entry_t *e = cache[i];
+        while (e) {
+            sym_entry_t *n = e->next;
+            free(e);
+            e = n;
+        }
+        cache[i] = NULL;
+    }
+    cache_n = 0;
+}
+
+/* (Re)reads the process's module list, e.g. after a dlopen. Under sym_lock. */
+static int dwfl_refresh(void)
+{
+    if (!dwfl) {
+        dwfl = dwfl_begin(&dwfl_cbs);
+        if (!dwfl)
+            return -ENOMEM;
+    }
+    dwfl_report_begin(dwfl);
+    int rc = dwfl_linux_proc_report(dwfl, getpid());
+    dwfl_report_end(dwfl, NULL, NULL);
+    return rc == 0 ? 0 : -EIO;
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Line lookup by walking the compile units: clang 14 emits DWARF 5 without .debug_aranges,
+ * and libdw 0.188's dwfl_module_getsrc then reports "address out of range". */
+static void cu_line_fallback(Dwfl_Module *mod, Dwarf_Addr a, at__sym_t *out)
+{
+    Dwarf_Die *cu = NULL;
+    Dwarf_Addr bias = 0;
+    while ((cu = dwfl_module_nextcu(mod, cu, &bias)) != NULL) {
+        if (dwarf_haspc(cu, a - bias) <= 0)
+            continue;
+        Dwarf_Line *l = dwarf_getsrc_die(cu, a - bias);
+        int lineno = 0;
+        const char *src = l ? dwarf_linesrc(l, NULL, NULL) : NULL;
+        if (src && dwarf_lineno(l, &lineno) == 0 && lineno > 0) {
+            snprintf(out->file, sizeof out->file, "%s", src);
+            out->line = (unsigned)lineno;
+        }
+        return;
+    }
+}
+
+/* Under sym_lock. */
+static int resolve(const void *addr, bool is_return, at__sym_t *out)
+{
+    memset(out, 0, sizeof *out);
+    Dwarf_Addr a = (Dwarf_Addr)(uintptr_t)addr - (is_return ? 1 : 0);
+    int found = 0;
+    Dwfl_Module *mod = NULL;
+    if (dwfl || dwfl_refresh() == 0) {
+        mod = dwfl_addrmodule(dwfl, a);
+        if (!mod && dwfl_refresh() == 0)
+            mod = dwfl_addrmodule(dwfl, a);
+    }
+    if (mod) {
+        Dwarf_Addr start = 0;
+        const char *mname = dwfl_module_info(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
+        if (mname) {
+            snprintf(out->lib, sizeof out->lib, "%s", base_name(mname));
+            out->offset = (uint64_t)((Dwarf_Addr)(uintptr_t)addr - start);
+            found = 1;
+        }
+        GElf_Off off = 0;
+        GElf_Sym sym;
+        const char *fname = dwfl_module_addrinfo(mod, a, &off, &sym, NULL, NULL, NULL);
+        if (fname) {
+            snprintf(out->func, sizeof out->func, "%s", fname);
+            out->func_off = (uint64_t)off + (is_return ? 1 : 0);
+            found = 1;
+        }
+        Dwfl_Line *line = dwfl_module_getsrc(mod, a);
+        if (line) {
+            int lineno = 0;
+            const char *src = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+            if (src && lineno > 0) {
+                snprintf(out->file, sizeof out->file, "%s", src);
+                out->line = (unsigned)lineno;
+            }
+        } else {
+            cu_line_fallback(mod, a, out);
+        }
+    }
+    if (!out->func[0] || !out->lib[0]) {
+        Dl_info info;
+        if (dladdr((void *)(uintptr_t)a, &info) != 0) {
+            if (!out->lib[0] && info.dli_fname) {
+                snprintf(out->lib, sizeof out->lib, "%s", base_name(info.dli_fname));
+                out->offset = (uint64_t)((uintptr_t)addr - (uintptr_t)info.dli_fbase);
+            }
+            if (!out->func[0] && info.dli_sname) {
+                snprintf(out->func, sizeof out->func, "%s", info.dli_sname);
+                out->func_off = (uint64_t)((uintptr_t)addr - (uintptr_t)info.dli_saddr);
+            }
+            found = 1;
+        }
+    }
+    return found ? 0 : -ENOENT;
+}
+
+/* fork(): the child must not inherit sym_lock held by another thread. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&sym_lock);
+}
+static void fork_release(void)
+{
+    pthread_mutex_unlock(&sym_lock);
+}
+static void register_atfork(void)
+{
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+int at__sym_lookup(const void *addr, bool is_return, at__sym_t *out)
+{
+    pthread_once(&atfork_once, register_atfork);
+    size_t b = (size_t)(((uintptr_t)addr * 0x9E3779B97F4A7C15ull) >> 52) & (CACHE_BUCKETS - 1);
+    pthread_mutex_lock(&sym_lock);
+    if (!cache)
+        cache = calloc(CACHE_BUCKETS, sizeof *cache);
+    if (cache)
+        for (sym_entry_t *e = cache[b]; e; e = e->next)
+            if (e->addr == addr && e->is_return == is_return) {
+                *out = e->sym;
+                int rc = e->rc;
+                pthread_mutex_unlock(&sym_lock);
+                return rc;
+            }
+    int rc = resolve(addr, is_return, out);
+    if (cache) {
+        if (cache_n >= CACHE_MAX)
+            cache_clear();
+        sym_entry_t *e = malloc(sizeof *e);
+        if (e) {
+            e->addr = addr;
+            e->is_return = is_return;
+            e->rc = rc;
+            e->sym = *out;
+            e->next = cache[b];
+            cache[b] = e;
+            cache_n++;
+        }
+    }
+    pthread_mutex_unlock(&sym_lock);
+    return rc;
+}
+
+char *at__sym_format(const void *addr, bool is_return, char *buf, size_t len)
+{
+    at__sym_t s;
+    int rc = at__sym_lookup(addr, is_return, &s);
+    if (rc == 0 && s.func[0] && s.file[0])
+        snprintf(buf, len, "%s (%s:%u)", s.func, s.file, s.line);
+    else if (rc == 0 && s.func[0])
+        snprintf(buf, len, "%s (%s+0x%llx)", s.func, s.lib, (unsigned long long)s.offset);
+    else if (s.lib[0])
+        snprintf(buf, len, "%s+0x%llx", s.lib, (unsigned long long)s.offset);
+    else
+        snprintf(buf, len, "%p", addr);
+    return buf;
+}
+
+void at__sym_reset(void)
+{
+    pthread_mutex_lock(&sym_lock);
+    cache_clear();
+    free(cache);
+    cache = NULL;
+    if (dwfl)
+        dwfl_end(dwfl);
+    dwfl = NULL;
+    pthread_mutex_unlock(&sym_lock);
+}

@@ -1,0 +1,15 @@
+#!/bin/sh
+# run_fuzz.sh: runs one libFuzzer target for a fixed time, with a writable corpus in the
+# build dir first and the golden frames (converted from hex) as seeds second.
+# Usage: run_fuzz.sh FUZZER SECONDS WORKDIR GOLDEN_DIR DICT
+set -eu
+fuzzer=$1 seconds=$2 work=$3 golden=$4 dict=$5
+mkdir -p "$work/corpus" "$work/seeds" "$work/artifacts"
+for f in "$golden"/*.hex; do
+    grep -v '^#' "$f" | xxd -r -p >"$work/seeds/$(basename "$f" .hex)"
+done
+# -rss_limit_mb: the decoder's own caps are far below; a leak or a blow-up trips it.
+# -timeout: one input taking seconds means a complexity bug.
+exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
+    -dict="$dict" -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
+    "$work/corpus" "$work/seeds"
