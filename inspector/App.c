@@ -226,6 +226,8 @@ void App_openTask(App *app, uint64_t id)
 static void pick_msg(Client *c, const at_wire_msg_t *msg)
 {
     PickEntry *e = c->data;
+    if (!e)
+        return;
     if (msg->type == AT_WIRE_HELLO) {
         snprintf(e->program, sizeof e->program, "%s",
                  msg->u.hello.program ? msg->u.hello.program : "?");
@@ -282,7 +284,8 @@ static void pick_scan(App *app)
         free(t);
         return; /* rescan on the next tick, once probes have closed */
     }
-    free(app->pick);
+    PickEntry *old = app->pick;
+    size_t nold = app->npick;
     app->pick = calloc(n ? n : 1, sizeof *app->pick);
     app->npick = n;
     for (size_t i = 0; i < n; i++) {
@@ -294,7 +297,17 @@ static void pick_scan(App *app)
             snprintf(e->note, sizeof e->note, "stale socket (process gone)");
             continue;
         }
-        e->program[0] = '\0';
+        /* what the last probe learnt stays shown (and pickable) while we ask again */
+        bool known = false;
+        for (size_t k = 0; k < nold; k++)
+            if (old[k].target.pid == t[i].pid && old[k].answered) {
+                memcpy(e->program, old[k].program, sizeof e->program);
+                e->uptime_ns = old[k].uptime_ns;
+                e->tasks = old[k].tasks;
+                e->answered = known = true;
+            }
+        if (!known)
+            e->program[0] = '\0';
         e->client.data = e;
         e->client.on_msg = pick_msg;
         e->client.on_end = pick_end;
@@ -306,6 +319,7 @@ static void pick_scan(App *app)
             snprintf(e->note, sizeof e->note, "%.90s", e->client.error);
         }
     }
+    free(old);
     free(t);
     app->dirty = true;
 }

@@ -45,7 +45,8 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
-static void finish(Client *c, ClientEnd end, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void finish(Client *c, ClientEnd end, const char *fmt,
+                                                         ...)
 {
     if (c->state == CL_CLOSING || c->state == CL_CLOSED)
         return;

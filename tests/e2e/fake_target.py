@@ -113,7 +113,7 @@ class Program:
         self.callbacks = self.busy = self.iterations = 0
         self.slow_total = 0
         self.lag = [0] * 90
-        self.next_id = 1000
+        self.next_id = 5_000_000  # short-lived tasks; never collides with the ids below
         self.add(Task(1, "main", 0, 1, 77, 6, 1, 1))
         self.add(Task(2, "server", 1, 7, 3, 6, 2))
         self.add(Task(3, "producer", 1, 3, 11, 4, 5))
@@ -123,7 +123,7 @@ class Program:
         self.add(Task(900, "loop-a", 901, 3, 13, 8, 14))
         self.add(Task(901, "loop-b", 900, 3, 14, 8, 14))
         for i in range(max(0, ntasks - 7)):
-            tid = 10 + i
+            tid = 10 + i if 10 + i < 900 else 1_000_000 + i  # 900/901 are the cycle
             self.add(Task(tid, "conn-%d" % i, 2, 4, 100 + i, 1, 3))
         self.new = list(self.tasks.values())
         for kind, msg, code, dom in ((1, "connection reset by peer", -104, "uv"),

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-ROW = re.compile(r"^\s+\d+ \S+\s+(waiting|ready|running|done|cancelled|failed)\b")
+ROW = re.compile(r"^\s*\d+ \S+\s+(waiting|ready|running|done|cancelled|failed)\b")
 
 
 def task_rows(screen):
@@ -70,7 +70,7 @@ def test_screens(env):
         tui.keys("i")
         tui.wait(r"sorted by ID \(descending\)")
         tui.keys("g")
-        s = tui.wait(r"^\s+\d{4} short-")
+        s = tui.wait(r"^\s*\d+ short-")
         ids = [int(r.split()[0]) for r in task_rows(s)]
         assert ids == sorted(ids, reverse=True), ids
         tui.keys("F6")
