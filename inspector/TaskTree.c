@@ -79,8 +79,10 @@ void TaskTree_update(TaskTree *this, Model *m)
     Task **byp = xrealloc(NULL, n * sizeof *byp);
     Task **byid = xrealloc(NULL, n * sizeof *byid);
     Frame *stack = xrealloc(NULL, (n + 1) * sizeof *stack);
-    memcpy(byp, m->tasks, n * sizeof *byp);
-    memcpy(byid, m->tasks, n * sizeof *byid);
+    if (n) {
+        memcpy(byp, m->tasks, n * sizeof *byp);
+        memcpy(byid, m->tasks, n * sizeof *byid);
+    }
     qsort(byp, n, sizeof *byp, cmp_by_parent);
     qsort(byid, n, sizeof *byid, cmp_task_id);
     for (uint32_t i = 0; i < n; i++)
