@@ -29,11 +29,18 @@ static void apply_snapshot(void)
     if (!rows) {
         rows = calloc(NTASKS, sizeof *rows);
         for (uint32_t i = 0; i < NTASKS; i++)
-            rows[i] = (at_wire_task_t){.id = i + 1, .state = AT_WIRE_TASK_WAITING,
-                                       .wait_kind = AT_WIRE_WAIT_READ, .wait_obj = i,
-                                       .wait_since_us = i, .busy_ns = (i * 7919u) % 100000,
-                                       .steps = i % 50, .parent = i ? 1 : 0, .created_us = i,
-                                       .create_site = 1, .entry_site = 1, .stack = 1};
+            rows[i] = (at_wire_task_t){.id = i + 1,
+                                       .state = AT_WIRE_TASK_WAITING,
+                                       .wait_kind = AT_WIRE_WAIT_READ,
+                                       .wait_obj = i,
+                                       .wait_since_us = i,
+                                       .busy_ns = (i * 7919u) % 100000,
+                                       .steps = i % 50,
+                                       .parent = i ? 1 : 0,
+                                       .created_us = i,
+                                       .create_site = 1,
+                                       .entry_site = 1,
+                                       .stack = 1};
     }
     at_wire_msg_t msg;
     memset(&msg, 0, sizeof msg);
