@@ -1,0 +1,552 @@
+/* App.c: the interactive inspector's event loop: the connection, stdin,
+ * signals, the redraw timer, reattaching, and the process picker. */
+#include "App.h"
+
+#include "Action.h"
+#include "CRT.h"
+#include "Duration.h"
+#include "ScreenManager.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TICK_MS           200
+#define DETAIL_REFRESH_MS 2000
+#define SCAN_MS           1000
+
+uint64_t App_now(App *app)
+{
+    return uv_now(app->loop);
+}
+
+int App_exitCode(ClientEnd end)
+{
+    switch (end) {
+    case END_NONE:
+    case END_EOF:
+        return EXIT_OK;
+    case END_NOSOCKET:
+    case END_REFUSED:
+        return EXIT_NORUNTIME;
+    case END_PERMISSION:
+        return EXIT_PERM;
+    case END_VERSION:
+    case END_PROTOCOL:
+        return EXIT_PROTO;
+    case END_TIMEOUT:
+        return EXIT_NOANSWER;
+    case END_ERROR:
+        return EXIT_FAIL;
+    }
+    return EXIT_FAIL;
+}
+
+int App_resolve(uint64_t pid, const char *path, char *out, size_t len)
+{
+    if (path) {
+        snprintf(out, len, "%s", path);
+        return EXIT_OK;
+    }
+    if (!Discovery_alive(pid)) {
+        fprintf(stderr, "asynctop: no such process: %" PRIu64 "\n", pid);
+        return EXIT_NOPROC;
+    }
+    Discovery_path(pid, out, len);
+    struct stat st;
+    if (lstat(out, &st) != 0) {
+        char comm[64];
+        Discovery_comm(pid, comm, sizeof comm);
+        if (errno == EACCES)
+            fprintf(stderr,
+                    "asynctop: permission refused: cannot look at %s (only the user "
+                    "running the process, or root, may attach)\n",
+                    out);
+        else
+            fprintf(stderr,
+                    "asynctop: process %" PRIu64 " (%s) is not running the asynctop runtime: "
+                    "no socket at %s\n"
+                    "  (it must be linked with libasynctop and not started with "
+                    "ASYNCTOP_SOCKET=off; if it uses another socket, pass -s PATH)\n",
+                    pid, comm[0] ? comm : "?", out);
+        return errno == EACCES ? EXIT_PERM : EXIT_NORUNTIME;
+    }
+    return EXIT_OK;
+}
+
+/* ---- connection ------------------------------------------------------------------- */
+
+static void on_msg(Client *c, const at_wire_msg_t *msg)
+{
+    App *app = c->data;
+    Model *m = &app->model;
+    uint64_t now = App_now(app);
+    Applier_apply(&app->applier, msg, now);
+    if (msg->type == AT_WIRE_HELLO) {
+        m->conn = CONN_LIVE;
+        app->exited = false;
+        app->reattach_pid = 0;
+    } else if (msg->type == AT_WIRE_RESPONSE) {
+        const at_wire_response_t *r = &msg->u.response;
+        char d[32];
+        if (r->id == app->req_config) {
+            if (r->status == 0 && r->has_config)
+                App_status(app, "the process now uses: slow threshold %s, debug %s",
+                           Duration_format(m->slow_threshold_ns, d, sizeof d),
+                           m->debug ? "on" : "off");
+            else
+                App_status(app, "the process refused the change: %s",
+                           r->reason ? r->reason : "no reason");
+        } else if (r->id == app->req_cancel) {
+            if (r->status == 0)
+                App_status(app, "task %llu cancelled", (unsigned long long)app->cancel_id);
+            else
+                App_status(app, "cancel refused: %s", r->reason ? r->reason : "no reason");
+        } else if (r->id == app->req_pause && r->status != 0) {
+            App_status(app, "pause/resume refused: %s", r->reason ? r->reason : "no reason");
+        }
+    }
+    app->dirty = true;
+}
+
+static void on_end(Client *c)
+{
+    App *app = c->data;
+    Model *m = &app->model;
+    snprintf(app->end_message, sizeof app->end_message, "%s", c->error);
+    if (m->conn == CONN_LIVE || m->conn == CONN_PAUSED) {
+        bool gone = !Discovery_alive(app->pid);
+        m->conn = gone || c->end == END_EOF ? CONN_EXITED : CONN_LOST;
+        if (m->blocked)
+            Model_setBlocked(m, false, 0, NULL, NULL, NULL, App_now(app));
+        app->exited = true;
+        App_status(
+            app, "%s %s; showing its last state (q quits)",
+            m->conn == CONN_EXITED ? "the process has exited:" : "connection lost:", c->error);
+    } else {
+        m->conn = CONN_LOST;
+    }
+    app->paused = false;
+    app->dirty = true;
+}
+
+static void on_closed(Client *c)
+{
+    App *app = c->data;
+    app->client_open = false;
+}
+
+void App_attach(App *app, uint64_t pid, const char *path)
+{
+    if (app->client_open && app->client.state != CL_CLOSED) {
+        if (app->client.state == CL_CLOSING) {
+            App_status(app, "still closing the previous connection; try again");
+            return;
+        }
+        Client_close(&app->client);
+        App_status(app, "still closing the previous connection; try again");
+        return;
+    }
+    Model_reset(&app->model);
+    Applier_done(&app->applier);
+    Applier_init(&app->applier, &app->model);
+    app->tasks.dirty = app->group_tasks.dirty = true;
+    app->tree.built = app->groups.built = false;
+    app->pid = pid;
+    snprintf(app->path, sizeof app->path, "%s", path);
+    app->model.pid = pid;
+    app->model.conn = CONN_CONNECTING;
+    app->exited = false;
+    app->reattach_pid = 0;
+    app->paused = false;
+    memset(&app->client, 0, sizeof app->client);
+    app->client.data = app;
+    app->client.on_msg = on_msg;
+    app->client.on_end = on_end;
+    app->client.on_closed = on_closed;
+    if (Client_connect(&app->client, app->loop, path, app->interval_ms, true) != 0) {
+        App_status(app, "%s", app->client.error);
+        app->model.conn = CONN_LOST;
+        return;
+    }
+    app->client_open = true;
+    app->picking = false;
+    if (app->depth && app->stack[app->depth - 1] == SCR_PICK)
+        app->depth = 0;
+    app->dirty = true;
+}
+
+void App_setConfig(App *app, const at_wire_config_t *cfg)
+{
+    at_wire_request_t req;
+    memset(&req, 0, sizeof req);
+    req.op = AT_WIRE_OP_SET_CONFIG;
+    req.config = *cfg;
+    app->req_config = Client_request(&app->client, &req);
+    char d[32];
+    if (!app->req_config)
+        App_status(app, "not connected");
+    else if (cfg->has_slow_ns)
+        App_status(app, "asking the process for a slow threshold of %s...",
+                   Duration_format(cfg->slow_ns, d, sizeof d));
+    else
+        App_status(app, "asking the process to turn debug mode %s...", cfg->debug ? "on" : "off");
+}
+
+static void request_detail(App *app)
+{
+    at_wire_request_t req;
+    memset(&req, 0, sizeof req);
+    req.op = AT_WIRE_OP_TASK_DETAIL;
+    req.task = app->model.detail_id;
+    app->req_detail = Client_request(&app->client, &req);
+    app->last_detail_ms = App_now(app);
+}
+
+void App_openTask(App *app, uint64_t id)
+{
+    Model_clearDetail(&app->model, id);
+    App_push(app, SCR_DETAIL);
+    if (app->client.state == CL_LIVE)
+        request_detail(app);
+    else {
+        app->model.detail_ready = true;
+        Model_setString(&app->model.detail_status, "not connected", SIZE_MAX);
+    }
+}
+
+/* ---- picker ----------------------------------------------------------------------- */
+
+static void pick_msg(Client *c, const at_wire_msg_t *msg)
+{
+    PickEntry *e = c->data;
+    if (!e)
+        return;
+    if (msg->type == AT_WIRE_HELLO) {
+        snprintf(e->program, sizeof e->program, "%s",
+                 msg->u.hello.program ? msg->u.hello.program : "?");
+        e->uptime_ns = msg->u.hello.now_ns;
+        e->answered = true;
+    } else if (msg->type == AT_WIRE_UPDATE) {
+        const at_wire_update_t *u = &msg->u.update;
+        e->uptime_ns = u->ts_ns;
+        e->tasks = 0;
+        if (u->has_stats)
+            for (int i = 0; i < TS_DONE; i++)
+                e->tasks += u->stats.tasks_by_state[i];
+        else
+            e->tasks = u->n_tasks_new;
+        e->probing = false;
+        Client_close(c);
+    }
+    e->app->dirty = true;
+}
+
+static void pick_end(Client *c)
+{
+    PickEntry *e = c->data;
+    e->probing = false;
+    if (!e->answered || c->end != END_NONE) {
+        if (!e->answered)
+            snprintf(e->note, sizeof e->note, "%s",
+                     c->end == END_REFUSED ? "stale socket (nobody listens)"
+                                           : Client_endName(c->end));
+    }
+    e->app->dirty = true;
+}
+
+static void pick_closed(Client *c)
+{
+    PickEntry *e = c->data;
+    e->used = false;
+}
+
+static void pick_scan(App *app)
+{
+    Target *t = calloc(DISCOVERY_MAX, sizeof *t);
+    if (!t)
+        return;
+    size_t n = Discovery_list(t, DISCOVERY_MAX);
+    /* keep entries whose probe is still closing: they own live handles */
+    for (size_t i = 0; i < app->npick; i++)
+        if (app->pick[i].used)
+            Client_close(&app->pick[i].client);
+    bool busy = false;
+    for (size_t i = 0; i < app->npick; i++)
+        busy |= app->pick[i].used;
+    if (busy) {
+        free(t);
+        return; /* rescan on the next tick, once probes have closed */
+    }
+    PickEntry *old = app->pick;
+    size_t nold = app->npick;
+    app->pick = calloc(n ? n : 1, sizeof *app->pick);
+    app->npick = n;
+    for (size_t i = 0; i < n; i++) {
+        PickEntry *e = &app->pick[i];
+        e->app = app;
+        e->target = t[i];
+        snprintf(e->program, sizeof e->program, "%s", t[i].comm);
+        if (!t[i].alive) {
+            snprintf(e->note, sizeof e->note, "stale socket (process gone)");
+            continue;
+        }
+        /* what the last probe learnt stays shown (and pickable) while we ask again */
+        bool known = false;
+        for (size_t k = 0; k < nold; k++)
+            if (old[k].target.pid == t[i].pid && old[k].answered) {
+                memcpy(e->program, old[k].program, sizeof e->program);
+                e->uptime_ns = old[k].uptime_ns;
+                e->tasks = old[k].tasks;
+                e->answered = known = true;
+            }
+        if (!known)
+            e->program[0] = '\0';
+        e->client.data = e;
+        e->client.on_msg = pick_msg;
+        e->client.on_end = pick_end;
+        e->client.on_closed = pick_closed;
+        if (Client_connect(&e->client, app->loop, t[i].path, 100, true) == 0) {
+            e->used = true;
+            e->probing = true;
+        } else {
+            snprintf(e->note, sizeof e->note, "%.90s", e->client.error);
+        }
+    }
+    free(old);
+    free(t);
+    app->dirty = true;
+}
+
+static void pick_free(App *app)
+{
+    for (size_t i = 0; i < app->npick; i++)
+        if (app->pick[i].used)
+            Client_close(&app->pick[i].client);
+}
+
+/* ---- reattach ------------------------------------------------------------------------ */
+
+static void scan_reattach(App *app)
+{
+    Target *t = calloc(DISCOVERY_MAX, sizeof *t);
+    if (!t)
+        return;
+    size_t n = Discovery_list(t, DISCOVERY_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].alive || t[i].pid == app->pid)
+            continue;
+        /* comm is the program name cut at 15 bytes */
+        if (t[i].comm[0] && !strncmp(t[i].comm, app->model.program, 15)) {
+            if (app->reattach_pid != t[i].pid)
+                App_status(app, "%s is running again as pid %llu: press r to reattach",
+                           app->model.program, (unsigned long long)t[i].pid);
+            app->reattach_pid = t[i].pid;
+            break;
+        }
+    }
+    free(t);
+}
+
+/* ---- loop handles --------------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    App *app = t->data;
+    uint64_t now = App_now(app);
+    if (Model_purge(&app->model, now))
+        app->dirty = true;
+    if (app->model.blocked || (app->status[0] && now - app->status_ms < APP_STATUS_MS + TICK_MS))
+        app->dirty = true;
+    if (now / 1000 != (now - TICK_MS) / 1000)
+        app->dirty = true; /* uptime */
+    if (app->picking && now - app->last_scan_ms >= 2000) {
+        app->last_scan_ms = now;
+        pick_scan(app);
+    }
+    if (app->exited && now - app->last_scan_ms >= SCAN_MS) {
+        app->last_scan_ms = now;
+        scan_reattach(app);
+    }
+    if (App_currentId(app) == SCR_DETAIL && app->client.state == CL_LIVE && !app->paused &&
+        now - app->last_detail_ms >= DETAIL_REFRESH_MS)
+        request_detail(app);
+}
+
+static void on_check(uv_check_t *h)
+{
+    App *app = h->data;
+    if (app->quit) {
+        uv_stop(app->loop);
+        return;
+    }
+    if (app->dirty && CRT_active) {
+        app->dirty = false;
+        ScreenManager_draw(app);
+    }
+}
+
+static void on_input(uv_poll_t *p, int status, int events)
+{
+    App *app = p->data;
+    int ch;
+    if (status < 0) {
+        app->quit = true;
+        return;
+    }
+    while ((ch = getch()) != ERR) {
+        if (ch == KEY_RESIZE) {
+            app->dirty = true;
+            continue;
+        }
+        Reaction r = Action_dispatch(app, ch);
+        if (r & R_QUIT)
+            app->quit = true;
+        if (r & R_REDRAW)
+            app->dirty = true;
+    }
+    if (app->quit)
+        uv_stop(app->loop);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    App *app = s->data;
+    if (signum == SIGWINCH) {
+        CRT_resize();
+        app->dirty = true;
+        return;
+    }
+    app->quit = true;
+    app->exit_code = 128 + signum;
+    uv_stop(app->loop);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void start_signals(App *app)
+{
+    uv_signal_t *sigs[] = {&app->sig_winch, &app->sig_int, &app->sig_term, &app->sig_hup};
+    int nums[] = {SIGWINCH, SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 4; i++) {
+        uv_signal_init(app->loop, sigs[i]);
+        sigs[i]->data = app;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+        uv_unref((uv_handle_t *)sigs[i]);
+    }
+}
+
+static void close_all(App *app)
+{
+    uv_handle_t *hs[] = {(uv_handle_t *)&app->sig_winch, (uv_handle_t *)&app->sig_int,
+                         (uv_handle_t *)&app->sig_term,  (uv_handle_t *)&app->sig_hup,
+                         (uv_handle_t *)&app->tick,      (uv_handle_t *)&app->check,
+                         (uv_handle_t *)&app->stdin_poll};
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+        if (hs[i]->loop && !uv_is_closing(hs[i]))
+            uv_close(hs[i], close_cb);
+    if (app->client_open)
+        Client_close(&app->client);
+    pick_free(app);
+    uv_run(app->loop, UV_RUN_DEFAULT);
+}
+
+static void app_free(App *app)
+{
+    TaskView_done(&app->tasks);
+    TaskView_done(&app->group_tasks);
+    TaskTree_done(&app->tree);
+    TaskGroups_done(&app->groups);
+    Applier_done(&app->applier);
+    Model_done(&app->model);
+    free(app->pick);
+}
+
+int App_run(const AppOptions *opt)
+{
+    App *app = calloc(1, sizeof *app);
+    uv_loop_t loop;
+    int rc = EXIT_OK;
+    if (!app)
+        return EXIT_FAIL;
+    uv_loop_init(&loop);
+    app->loop = &loop;
+    app->interval_ms = opt->interval_ms ? opt->interval_ms : 1000;
+    Model_init(&app->model);
+    Applier_init(&app->applier, &app->model);
+    TaskView_init(&app->tasks);
+    TaskView_init(&app->group_tasks);
+    TaskView_setSort(&app->tasks, TC_ID, false);
+    TaskTree_init(&app->tree);
+    TaskGroups_init(&app->groups);
+    ScreenManager_init(app);
+    /* SIGWINCH first: ncurses must find a handler and leave resizing to us */
+    start_signals(app);
+
+    if (opt->pid || opt->path) {
+        char path[256];
+        rc = App_resolve(opt->pid, opt->path, path, sizeof path);
+        if (rc != EXIT_OK)
+            goto out;
+        App_attach(app, opt->pid, path);
+        /* wait for hello or failure before taking the terminal, so errors
+         * are plain lines on stderr */
+        while (app->client.state == CL_CONNECTING || app->client.state == CL_HELLO)
+            uv_run(&loop, UV_RUN_ONCE);
+        if (app->client.state != CL_LIVE) {
+            fprintf(stderr, "asynctop: %s\n",
+                    app->client.error[0] ? app->client.error : "cannot attach");
+            rc = App_exitCode(app->client.end);
+            if (rc == EXIT_OK)
+                rc = EXIT_FAIL;
+            goto out;
+        }
+    } else {
+        app->picking = true;
+        app->depth = 1;
+        app->stack[0] = SCR_PICK;
+        pick_scan(app);
+        app->last_scan_ms = App_now(app);
+    }
+
+    CRTOptions copt = {opt->ascii, opt->no_color};
+    if (CRT_init(&copt) != 0) {
+        rc = EXIT_FAIL;
+        goto out;
+    }
+    uv_timer_init(&loop, &app->tick);
+    app->tick.data = app;
+    uv_timer_start(&app->tick, on_tick, TICK_MS, TICK_MS);
+    uv_check_init(&loop, &app->check);
+    app->check.data = app;
+    uv_check_start(&app->check, on_check);
+    uv_poll_init(&loop, &app->stdin_poll, 0);
+    app->stdin_poll.data = app;
+    uv_poll_start(&app->stdin_poll, UV_READABLE, on_input);
+    app->dirty = true;
+    ScreenManager_draw(app);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (app->exit_code)
+        rc = app->exit_code;
+    CRT_done();
+    if (app->exited && app->end_message[0])
+        fprintf(stderr, "asynctop: %s\n", app->end_message);
+out:
+    close_all(app);
+    app_free(app);
+    if (uv_loop_close(&loop) != 0) {
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
+    free(app);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/* Applier.h: the update applier: turns decoded wire messages (hello, update,
+ * response) into changes of the Model. It resolves the interned site and
+ * stack ids of the wire into strings, derives rates from cumulative
+ * counters, and trusts nothing: unknown ids, absurd values and oversized
+ * tables are bounded or ignored, never fatal. */
+#ifndef ASYNCTOP_APPLIER_H
+#define ASYNCTOP_APPLIER_H
+
+#include "Model.h"
+
+#include "at_wire.h"
+
+#define APPLIER_MAX_SITES  262144u /* interned sites held per connection */
+#define APPLIER_MAX_STACKS 131072u /* interned stacks held per connection */
+
+typedef struct SiteDef {
+    uint32_t id;
+    char *func; /* never NULL ("?") */
+    char *file; /* may be NULL */
+    uint32_t line;
+    uint64_t addr;
+} SiteDef;
+
+typedef struct StackDef {
+    uint32_t id;
+    uint32_t n;
+    uint32_t *sites; /* at most MODEL_MAX_FRAMES */
+} StackDef;
+
+typedef struct Applier {
+    Model *model;
+    SiteDef *sites; /* open addressing on id, size site_cap (power of two) */
+    uint32_t nsites, site_cap;
+    StackDef *stacks;
+    uint32_t nstacks, stack_cap;
+    /* previous cumulative counters, for rates */
+    bool have_prev;
+    uint64_t prev_ts, prev_busy, prev_idle, prev_callbacks;
+    uint64_t prev_lag[AT_WIRE_HIST_BUCKETS];
+    uint64_t updates;       /* updates applied */
+    uint64_t last_slow_seq; /* for gap detection */
+    uint64_t gaps;          /* slow/exception events missing by seq */
+    uint64_t last_exc_seq;
+} Applier;
+
+void Applier_init(Applier *this, Model *model);
+void Applier_done(Applier *this);
+
+/* Applies one decoded message. now_ms is the local monotonic clock (for
+ * lingering and the BLOCKED banner). Returns 0, or -1 if the message was
+ * not one the inspector applies (it is then ignored). Never fails on bad
+ * contents: those are bounded, and counted in model->rejected. */
+int Applier_apply(Applier *this, const at_wire_msg_t *msg, uint64_t now_ms);
+
+/* The text shown for a site id ("func file:line", or "?" / "site #N"). */
+void Applier_siteText(const Applier *this, uint32_t site, char *buf, size_t len);
+/* Fills a model stack from an interned stack id (no-op when unknown). */
+void Applier_stack(const Applier *this, uint32_t stack, Stack *out);
+
+/* Wire wait kinds and callback kinds as words ("sleep", "timer"). */
+const char *Applier_waitKindName(unsigned kind);
+const char *Applier_cbKindName(unsigned kind);
+
+/* Quantile q (0..1] of a wire histogram (lower bound of the bucket); 0 when
+ * empty. Independent of the wire library's implementation. */
+uint64_t Applier_histQuantile(const uint64_t *counts, uint32_t n, double q);
+/* Lower bound (ns) of wire histogram bucket i. */
+uint64_t Applier_histLower(unsigned i);
+
+#endif

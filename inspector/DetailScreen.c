@@ -1,0 +1,157 @@
+/* DetailScreen.c: the detail pages: a task, a slow callback, an exception. */
+#include "Applier.h"
+#include "CRT.h"
+#include "Duration.h"
+#include "Screens.h"
+#include "TaskColumn.h"
+
+#include <curses.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *ExceptionsScreen_kindTitle(unsigned k);
+
+static void task_lines(App *app, TextLines *t, int w)
+{
+    Model *m = &app->model;
+    Task *task = Model_findTask(m, m->detail_id);
+    char d1[32], d2[32], d3[32];
+    if (!task) {
+        TextLines_add(t, CRT_colors[C_DIM], "task %llu is gone", (unsigned long long)m->detail_id);
+        return;
+    }
+    TextLines_add(t, CRT_colors[C_HEADER], "Task %llu  %s  [%s]%s", (unsigned long long)task->id,
+                  task->name, TaskState_name(task->state), task->gone_ms ? "  (finished)" : "");
+    TextLines_add(
+        t, CRT_colors[C_NORMAL], "  waits on   %s%s%s%s", task->waits_on[0] ? task->waits_on : "-",
+        m->detail_wait && m->detail_wait[0] ? "  (" : "", m->detail_wait ? m->detail_wait : "",
+        m->detail_wait && m->detail_wait[0] ? ")" : "");
+    TextLines_add(t, CRT_colors[C_NORMAL], "  waiting    %-10s age %-10s busy %-10s steps %llu",
+                  Duration_format(Task_waitingNs(task, m), d1, sizeof d1),
+                  Duration_format(Task_ageNs(task, m), d2, sizeof d2),
+                  Duration_format(task->busy_ns, d3, sizeof d3), (unsigned long long)task->steps);
+    Task *parent = Model_findTask(m, task->parent);
+    if (task->parent)
+        TextLines_add(t, CRT_colors[C_NORMAL], "  parent     %llu %s",
+                      (unsigned long long)task->parent, parent ? parent->name : "(gone)");
+    else
+        TextLines_add(t, CRT_colors[C_NORMAL], "  parent     -");
+    /* children: from the detail response, else from the mirror */
+    char kids[400];
+    size_t o = 0;
+    uint32_t nk = 0;
+    kids[0] = '\0';
+    if (m->detail_ready && m->detail_nchildren) {
+        for (uint32_t i = 0; i < m->detail_nchildren; i++, nk++) {
+            Task *c = Model_findTask(m, m->detail_children[i]);
+            if (o < sizeof kids - 40)
+                o += (size_t)snprintf(kids + o, sizeof kids - o, "%s%llu %s", nk ? ", " : "",
+                                      (unsigned long long)m->detail_children[i], c ? c->name : "");
+        }
+    } else {
+        for (uint32_t i = 0; i < m->ntasks; i++) {
+            Task *c = m->tasks[i];
+            if (c->parent != task->id)
+                continue;
+            if (o < sizeof kids - 40)
+                o += (size_t)snprintf(kids + o, sizeof kids - o, "%s%llu %s", nk ? ", " : "",
+                                      (unsigned long long)c->id, c->name);
+            nk++;
+        }
+    }
+    TextLines_add(t, CRT_colors[C_NORMAL], "  children   %u%s%s", nk, nk ? ": " : "", kids);
+    TextLines_add(t, CRT_colors[C_NORMAL], "  created at %s", task->created_at);
+    if (m->detail_error && m->detail_error[0])
+        TextLines_add(t, CRT_colors[C_ERROR], "  error      %s", m->detail_error);
+    if (!m->detail_ready) {
+        TextLines_add(t, CRT_colors[C_DIM], "  (asking the process for stacks...)");
+        return;
+    }
+    if (m->detail_status) {
+        TextLines_add(t, CRT_colors[C_ERROR], "  the process could not give the detail: %s",
+                      m->detail_status);
+        return;
+    }
+    TextLines_add(t, CRT_colors[C_HEADER], "Suspended at (innermost first)");
+    TextLines_stack(t, &m->detail_suspend, "(not suspended, or no stack available)");
+    TextLines_add(t, CRT_colors[C_HEADER], "Created from");
+    TextLines_stack(t, &m->detail_create, "(no creation stack: turn debug mode on with d)");
+    TextLines_add(t, CRT_colors[C_HEADER], "Step durations");
+    TextLines_hist(t, m->detail_hist, MODEL_HIST_BUCKETS, w);
+    TextLines_add(t, CRT_colors[C_DIM], "c: cancel this task   Esc: back");
+}
+
+static void detail_draw(Screen *s, App *app, int y, int h, int w)
+{
+    TextLines t;
+    memset(&t, 0, sizeof t);
+    task_lines(app, &t, w);
+    TextLines_draw(&t, s, y, h, w);
+    TextLines_free(&t);
+}
+
+const ScreenClass DetailScreen_class = {SCR_DETAIL, "Task detail", detail_draw, NULL};
+
+static void slow_draw(Screen *s, App *app, int y, int h, int w)
+{
+    Model *m = &app->model;
+    TextLines t;
+    memset(&t, 0, sizeof t);
+    const SlowEvent *e = NULL;
+    if (app->slow_index < m->nslow && m->nslow - app->slow_index <= MODEL_MAX_SLOW)
+        e = &m->slow[app->slow_index % MODEL_MAX_SLOW];
+    if (!e) {
+        TextLines_add(&t, CRT_colors[C_DIM], "this event is no longer held");
+    } else {
+        char when[32], d[32];
+        Screens_clock(m, e->when_ns, when, sizeof when);
+        TextLines_add(&t, CRT_colors[C_HEADER], "Slow callback %s  ran %s", e->callback,
+                      Duration_format(e->duration_ns, d, sizeof d));
+        TextLines_add(&t, CRT_colors[C_NORMAL], "  at         %s", when);
+        TextLines_add(&t, CRT_colors[C_NORMAL], "  task       %s",
+                      e->task_name[0] ? e->task_name : "-");
+        TextLines_add(&t, CRT_colors[C_NORMAL], "  call site  %s", e->site);
+        TextLines_add(&t, CRT_colors[C_HEADER], "Stack sampled while it was blocking");
+        TextLines_stack(&t, &e->stack, "(no sample: it finished before the watchdog looked)");
+        TextLines_add(&t, CRT_colors[C_HEADER], "Scheduled from");
+        TextLines_stack(&t, &e->scheduled_from, "(unknown: turn debug mode on with d)");
+    }
+    TextLines_draw(&t, s, y, h, w);
+    TextLines_free(&t);
+}
+
+const ScreenClass SlowDetailScreen_class = {SCR_SLOW_DETAIL, "Slow callback", slow_draw, NULL};
+
+static void exc_draw(Screen *s, App *app, int y, int h, int w)
+{
+    Model *m = &app->model;
+    TextLines t;
+    memset(&t, 0, sizeof t);
+    const ExcEvent *e = NULL;
+    if (app->exc_index < m->nexc && m->nexc - app->exc_index <= MODEL_MAX_EXC)
+        e = &m->exc[app->exc_index % MODEL_MAX_EXC];
+    if (!e) {
+        TextLines_add(&t, CRT_colors[C_DIM], "this event is no longer held");
+    } else {
+        char when[32];
+        Screens_clock(m, e->when_ns, when, sizeof when);
+        TextLines_add(&t, CRT_colors[C_ERROR], "%s: %s", ExceptionsScreen_kindTitle(e->kind),
+                      e->error);
+        TextLines_add(&t, CRT_colors[C_NORMAL], "  message    %s", e->message);
+        TextLines_add(&t, CRT_colors[C_NORMAL], "  at         %s", when);
+        TextLines_add(&t, CRT_colors[C_NORMAL], "  object     %s", e->object[0] ? e->object : "-");
+        if (e->task_id) {
+            Task *task = Model_findTask(m, e->task_id);
+            TextLines_add(&t, CRT_colors[C_NORMAL], "  task       %llu %s",
+                          (unsigned long long)e->task_id, task ? task->name : "");
+        }
+        TextLines_add(&t, CRT_colors[C_HEADER], "Raised at");
+        TextLines_stack(&t, &e->raised, "(no stack)");
+        TextLines_add(&t, CRT_colors[C_HEADER], "Created from");
+        TextLines_stack(&t, &e->stack, "(no creation stack: turn debug mode on with d)");
+    }
+    TextLines_draw(&t, s, y, h, w);
+    TextLines_free(&t);
+}
+
+const ScreenClass ExcDetailScreen_class = {SCR_EXC_DETAIL, "Exception", exc_draw, NULL};

@@ -1,0 +1,154 @@
+/* Header.c: the header lines and the BLOCKED banner (see Header.h). */
+#include "Header.h"
+
+#include "CRT.h"
+#include "Duration.h"
+
+#include <curses.h>
+#include <stdio.h>
+#include <string.h>
+
+void Header_rate(double v, char *buf, size_t len)
+{
+    if (v < 1000)
+        snprintf(buf, len, "%.0f", v);
+    else if (v < 1e6)
+        snprintf(buf, len, "%.1fk", v / 1e3);
+    else
+        snprintf(buf, len, "%.1fM", v / 1e6);
+}
+
+uint64_t Header_blockedNs(App *app)
+{
+    Model *m = &app->model;
+    if (!m->blocked)
+        return 0;
+    uint64_t ns = m->blocked_for_ns;
+    if (m->conn == CONN_LIVE) {
+        uint64_t now = App_now(app);
+        if (now > m->blocked_local_ms)
+            ns += (now - m->blocked_local_ms) * 1000000ull;
+    }
+    return ns;
+}
+
+int Header_height(App *app)
+{
+    return app->model.blocked ? 3 : 2;
+}
+
+/* Writes label then value, advancing *x; stops at w. */
+static void field(int y, int *x, int w, const char *label, const char *value, int vattr)
+{
+    if (*x >= w)
+        return;
+    if (label && label[0])
+        *x += CRT_put(y, *x, label, w - *x, CRT_colors[C_LABEL], false);
+    if (*x < w)
+        *x += CRT_put(y, *x, value, w - *x, vattr, false);
+    if (*x < w)
+        *x += CRT_put(y, *x, "  ", w - *x, CRT_colors[C_NORMAL], false);
+}
+
+static const char *conn_text(App *app, int *attr)
+{
+    *attr = CRT_colors[C_OK];
+    switch (app->model.conn) {
+    case CONN_LIVE:
+        return "live";
+    case CONN_PAUSED:
+        *attr = CRT_colors[C_WARN];
+        return "PAUSED";
+    case CONN_CONNECTING:
+        return "connecting";
+    case CONN_EXITED:
+        *attr = CRT_colors[C_ERROR];
+        return "EXITED";
+    case CONN_LOST:
+        *attr = CRT_colors[C_ERROR];
+        return "DISCONNECTED";
+    case CONN_NONE:
+        break;
+    }
+    return "-";
+}
+
+void Header_draw(App *app, int w)
+{
+    Model *m = &app->model;
+    char buf[160], d1[32], d2[32];
+    int x = 0, attr;
+    move(0, 0);
+    clrtoeol();
+    move(1, 0);
+    clrtoeol();
+    snprintf(buf, sizeof buf, "%s[%llu]", m->program, (unsigned long long)m->pid);
+    x += CRT_put(0, x, buf, w - x, CRT_colors[C_HEADER], false);
+    x += CRT_put(0, x, "  ", w - x, CRT_colors[C_NORMAL], false);
+    const char *ct = conn_text(app, &attr);
+    field(0, &x, w, "", ct, attr);
+    uint64_t up = m->now_ns;
+    if (m->conn == CONN_LIVE && App_now(app) > m->now_local_ms && m->now_local_ms)
+        up += (App_now(app) - m->now_local_ms) * 1000000ull;
+    snprintf(buf, sizeof buf, "%s",
+             Duration_format(up < 60000000000ull ? up : up / 1000000000ull * 1000000000ull, d1,
+                             sizeof d1));
+    field(0, &x, w, "up ", buf, CRT_colors[C_HEADER]);
+    snprintf(buf, sizeof buf, "%.0f%%", m->loop.utilisation * 100);
+    field(0, &x, w, "loop ", buf, CRT_colors[m->loop.utilisation > 0.9 ? C_WARN : C_HEADER]);
+    Header_rate(m->loop.callbacks_per_s, d1, sizeof d1);
+    snprintf(buf, sizeof buf, "%s cb/s", d1);
+    field(0, &x, w, "", buf, CRT_colors[C_HEADER]);
+    snprintf(buf, sizeof buf, "%s/%s", Duration_format(m->loop.lag_p50_ns, d1, sizeof d1),
+             Duration_format(m->loop.lag_p99_ns, d2, sizeof d2));
+    field(0, &x, w, "lag p50/99 ", buf, CRT_colors[C_HEADER]);
+
+    /* line 2: tasks, slow, threshold, debug, dropped */
+    x = 0;
+    uint64_t total = 0, st[TS_COUNT];
+    for (int i = 0; i < TS_COUNT; i++) {
+        st[i] = m->loop.has_tasks_by_state ? m->loop.tasks_by_state[i] : m->by_state[i];
+        if (i < TS_DONE || i == TS_OTHER)
+            total += st[i];
+    }
+    snprintf(buf, sizeof buf, "%llu: %llu run %llu ready %llu wait", (unsigned long long)total,
+             (unsigned long long)st[TS_RUNNING], (unsigned long long)st[TS_READY],
+             (unsigned long long)st[TS_WAITING]);
+    field(1, &x, w, "tasks ", buf, CRT_colors[C_HEADER]);
+    uint64_t slow = m->loop.slow_total > m->nslow ? m->loop.slow_total : m->nslow;
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)slow);
+    field(1, &x, w, "slow ", buf, CRT_colors[slow ? C_WARN : C_HEADER]);
+    field(1, &x, w, "threshold ", Duration_format(m->slow_threshold_ns, d1, sizeof d1),
+          CRT_colors[C_HEADER]);
+    uint64_t dropped = Model_droppedTotal(m);
+    if (dropped) {
+        size_t o = 0;
+        buf[0] = '\0';
+        for (uint32_t i = 0; i < m->ndropped && o < sizeof buf - 1; i++) {
+            if (!m->dropped[i].value)
+                continue;
+            int k = snprintf(buf + o, sizeof buf - o, "%s%s %llu", o ? ", " : "",
+                             m->dropped[i].name, (unsigned long long)m->dropped[i].value);
+            if (k < 0)
+                break;
+            o += (size_t)k;
+        }
+        field(1, &x, w, "DROPPED ", buf, CRT_colors[C_WARN]);
+    }
+    if (m->rejected) {
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)m->rejected);
+        field(1, &x, w, "rejected ", buf, CRT_colors[C_WARN]);
+    }
+    field(1, &x, w, "debug ", m->debug ? "on" : "off", CRT_colors[C_HEADER]);
+    if (m->blocked) {
+        uint64_t ns = Header_blockedNs(app);
+        char secs[32];
+        snprintf(secs, sizeof secs, "%.1f s", (double)ns / 1e9);
+        if (m->blocked_task && m->blocked_task[0])
+            snprintf(buf, sizeof buf, " BLOCKED %s in %s (task %s) ", secs, m->blocked_callback,
+                     m->blocked_task);
+        else
+            snprintf(buf, sizeof buf, " BLOCKED %s in %s ", secs, m->blocked_callback);
+        CRT_put(2, 0, buf, w, CRT_colors[C_BANNER], true);
+    }
+}

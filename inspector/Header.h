@@ -1,0 +1,20 @@
+/* Header.h: the lines at the top of every screen: process, loop health,
+ * tasks by state, threshold, debug, dropped counters, connection state, and
+ * the live BLOCKED banner. */
+#ifndef ASYNCTOP_HEADER_H
+#define ASYNCTOP_HEADER_H
+
+#include "App.h"
+
+/* Lines the header needs now (2, or 3 while the loop is blocked). */
+int Header_height(App *app);
+/* Draws the header from line 0 in width w. */
+void Header_draw(App *app, int w);
+/* How long the loop has been blocked as shown now: the reported time plus
+ * the local time since that report (it keeps counting while we wait for
+ * the next update). 0 when not blocked. */
+uint64_t Header_blockedNs(App *app);
+/* "12.3k" style for rates. */
+void Header_rate(double v, char *buf, size_t len);
+
+#endif

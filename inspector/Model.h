@@ -1,0 +1,287 @@
+/* Model.h: the inspector's mirror of one target process (tasks, slow callbacks,
+ * exceptions, loop statistics), bounded and validated so that a hostile or
+ * buggy runtime cannot make it grow without limit or crash it. */
+#ifndef ASYNCTOP_MODEL_H
+#define ASYNCTOP_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits on what one target can make us hold. Everything past them is
+ * dropped and counted in Model.rejected. */
+#define MODEL_MAX_TASKS    1000000u /* tasks mirrored at once */
+#define MODEL_MAX_STR      256u     /* bytes kept of any name/location string */
+#define MODEL_MAX_FRAMES   64u      /* frames kept of any stack */
+#define MODEL_MAX_SLOW     2048u    /* recent slow-callback events kept (ring) */
+#define MODEL_MAX_SITES    4096u    /* distinct slow call sites aggregated */
+#define MODEL_MAX_EXC      2048u    /* recent exception/warning events kept (ring) */
+#define MODEL_MAX_HANDLES  32u      /* handle types shown */
+#define MODEL_HISTORY      240u     /* loop samples kept for sparklines */
+#define MODEL_HIST_BUCKETS 32u      /* log2 buckets of histograms */
+#define MODEL_MAX_DROPPED  16u      /* dropped-event counter kinds */
+#define MODEL_LINGER_MS    4000u    /* finished tasks stay visible (dimmed) this long */
+
+typedef struct StackFrame {
+    char *func; /* never NULL once stored ("?" when unknown) */
+    char *file; /* may be NULL */
+    uint32_t line;
+    uint64_t addr;
+} StackFrame;
+
+typedef struct Stack {
+    uint32_t n;
+    StackFrame *f;
+} Stack;
+
+typedef enum TaskState { /* same numbers as the wire's task states */
+                         TS_READY,
+                         TS_RUNNING,
+                         TS_WAITING,
+                         TS_DONE,
+                         TS_CANCELLED,
+                         TS_FAILED,
+                         TS_OTHER, /* a state this inspector does not know (a newer runtime) */
+                         TS_COUNT
+} TaskState;
+
+/* Short lower-case name of a state ("waiting"); "?" when out of range. */
+const char *TaskState_name(unsigned state);
+/* Parses a state name as the wire spells it; -1 when unknown. */
+int TaskState_parse(const char *name);
+
+typedef struct Task {
+    uint64_t id;
+    uint64_t parent;    /* 0: none */
+    char *name;         /* never NULL */
+    char *waits_on;     /* never NULL ("" when not waiting) */
+    char *created_at;   /* "func file:line", never NULL */
+    char *where;        /* top of the suspension stack, never NULL */
+    uint64_t stack_key; /* identifies the suspension stack; 0 unknown */
+    uint8_t state;
+    uint64_t created_ns;    /* target clock */
+    uint64_t wait_since_ns; /* target clock; 0 not waiting */
+    uint64_t busy_ns;
+    uint64_t steps;
+    uint64_t gone_ms; /* local clock when it finished or was removed; 0 = alive */
+    uint32_t mark;    /* scratch for traversals (tree), owned by the traversal */
+} Task;
+
+/* What an update says about one task; strings are borrowed, any may be NULL. */
+typedef struct TaskRow {
+    uint64_t id, parent;
+    const char *name, *waits_on, *created_at, *where;
+    size_t name_len, waits_on_len, created_at_len, where_len; /* SIZE_MAX: use strlen */
+    uint64_t stack_key;
+    int state; /* TaskState, validated */
+    uint64_t created_ns, wait_since_ns, busy_ns, steps;
+} TaskRow;
+
+typedef struct SlowEvent {
+    uint64_t when_ns; /* target clock */
+    uint64_t duration_ns;
+    uint64_t task_id;     /* 0: not in a task */
+    char *callback;       /* never NULL */
+    char *site;           /* call site key, never NULL */
+    char *task_name;      /* may be "" */
+    Stack stack;          /* sampled while blocking */
+    Stack scheduled_from; /* where the callback was scheduled */
+} SlowEvent;
+
+typedef struct SlowSite {
+    char *site;
+    uint64_t count, max_ns, total_ns;  /* slow events seen since we attached */
+    uint32_t hist[MODEL_HIST_BUCKETS]; /* log2(us) buckets of those, for p99 */
+    bool runtime;                      /* the runtime sent cumulative figures (below) */
+    uint64_t calls;                    /* all callbacks at this site since start */
+    uint64_t slow;                     /* of which slow */
+    uint64_t rt_max_ns, rt_p99_ns;
+} SlowSite;
+
+typedef enum ExcKind { /* same numbers as the wire's exception kinds */
+                       EXC_WARNING,
+                       EXC_NEVER_RETRIEVED,
+                       EXC_NEVER_AWAITED,
+                       EXC_DESTROYED_PENDING,
+                       EXC_UNCLOSED_RESOURCE,
+                       EXC_WRONG_THREAD,
+                       EXC_UNHANDLED,
+                       EXC_COUNT
+} ExcKind;
+
+const char *ExcKind_name(unsigned kind);
+int ExcKind_parse(const char *name);
+
+typedef struct ExcEvent {
+    uint64_t when_ns;
+    uint8_t kind;
+    uint64_t task_id;
+    char *error;   /* error name, never NULL */
+    char *message; /* never NULL */
+    char *site;    /* raise site / where detected, never NULL */
+    char *object;  /* "future #12", may be "" */
+    Stack raised;  /* where it was raised / detected */
+    Stack stack;   /* creation traceback (debug mode) */
+} ExcEvent;
+
+typedef struct Counter {
+    char *name;
+    uint64_t value;
+} Counter;
+
+typedef struct LoopStats {
+    double utilisation; /* 0..1 */
+    double callbacks_per_s;
+    uint64_t lag_p50_ns, lag_p99_ns;
+    uint64_t lag_hist[MODEL_HIST_BUCKETS]; /* log2(ns) buckets */
+    uint32_t nhandles;
+    Counter handles[MODEL_MAX_HANDLES];
+    uint64_t exec_queue, exec_threads, exec_busy, exec_done;
+    uint64_t exec_wait_avg_ns;
+    uint64_t slow_total;   /* slow callbacks so far, as the runtime counts them */
+    uint64_t errors_total; /* exception/warning events so far */
+    uint64_t iterations;
+    bool has_tasks_by_state;
+    uint64_t tasks_by_state[TS_COUNT]; /* as the runtime counts them */
+} LoopStats;
+
+typedef enum ConnState {
+    CONN_NONE,
+    CONN_CONNECTING,
+    CONN_LIVE,
+    CONN_PAUSED,
+    CONN_EXITED,
+    CONN_LOST
+} ConnState;
+
+typedef struct Model {
+    /* identity, from hello */
+    uint64_t pid;
+    char *program;
+    char *argv;             /* joined with spaces */
+    uint64_t start_wall_ns; /* Unix ns at process start */
+    char *runtime_version;
+    uint32_t protocol;
+    uint64_t start_ns;     /* target clock at process start */
+    uint64_t now_ns;       /* target clock of the latest update */
+    uint64_t now_local_ms; /* local clock when the latest update arrived */
+    /* config in force, as the runtime reports it */
+    uint64_t slow_threshold_ns;
+    bool debug;
+    /* tasks: individually allocated so pointers are stable until purge */
+    Task **tasks;
+    uint32_t ntasks, cap;
+    uint32_t *hash; /* open addressing, id -> index+1, 0 empty; size hcap (power of 2) */
+    uint32_t hcap;
+    uint32_t nlinger; /* tasks with gone_ms != 0 */
+    uint32_t by_state[TS_COUNT];
+    uint64_t gen; /* bumps whenever the task set or any task changes */
+    /* slow callbacks */
+    SlowEvent slow[MODEL_MAX_SLOW];
+    uint64_t nslow; /* total ever added; ring index = nslow % MODEL_MAX_SLOW */
+    SlowSite *sites;
+    uint32_t nsites;
+    uint64_t slow_gen;
+    /* exceptions */
+    ExcEvent exc[MODEL_MAX_EXC];
+    uint64_t nexc;
+    uint64_t exc_by_kind[EXC_COUNT];
+    /* loop */
+    LoopStats loop;
+    float util_hist[MODEL_HISTORY];
+    float lag_hist_ms[MODEL_HISTORY];
+    uint32_t nhistory; /* samples ever added */
+    Counter dropped[MODEL_MAX_DROPPED];
+    uint32_t ndropped;
+    /* the blocked state */
+    bool blocked;
+    uint64_t blocked_for_ns;   /* as reported */
+    uint64_t blocked_local_ms; /* local clock when reported */
+    char *blocked_callback;
+    char *blocked_task;
+    Stack blocked_stack;
+    /* what `update` ids refer to is resolved by the applier; this is what
+     * the screens need of a task's detail (task_detail response) */
+    uint64_t detail_id; /* task the detail below is about; 0 none */
+    bool detail_ready;
+    char *detail_wait;
+    char *detail_error;
+    Stack detail_create, detail_suspend;
+    uint64_t *detail_children;
+    uint32_t detail_nchildren;
+    uint64_t detail_hist[MODEL_HIST_BUCKETS]; /* step durations, log2(us) */
+    char *detail_status;                      /* why the detail is missing (error response) */
+    ConnState conn;
+    uint64_t rejected; /* items refused (over a limit or invalid) */
+} Model;
+
+void Model_init(Model *this);
+/* Frees everything the model holds; the struct may be re-initialised. */
+void Model_done(Model *this);
+/* Drops all state about the target (on reconnect), keeps nothing. */
+void Model_reset(Model *this);
+
+/* Sets an owned string field: copies at most MODEL_MAX_STR bytes of s
+ * (len SIZE_MAX means strlen), replaces control characters and invalid
+ * UTF-8 with '?', and frees the old value. s NULL stores "". */
+void Model_setString(char **field, const char *s, size_t len);
+
+/* Inserts or replaces the task row->id. Validates: id 0, an unknown state,
+ * or a full model are refused (returns -1 and counts in rejected). A task
+ * whose state is finished starts lingering. now_ms is the local clock. */
+int Model_upsertTask(Model *this, const TaskRow *row, uint64_t now_ms);
+/* Marks task id as gone: it lingers MODEL_LINGER_MS then is purged. Unknown
+ * ids are ignored. */
+void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms);
+/* Frees every task at once (a full snapshot replaces them). */
+void Model_dropTasks(Model *this);
+/* Frees tasks whose linger time is over. Returns how many. */
+uint32_t Model_purge(Model *this, uint64_t now_ms);
+/* The task with this id or NULL. O(1). */
+Task *Model_findTask(const Model *this, uint64_t id);
+
+/* Appends a slow event; takes ownership of ev's strings and stacks (the
+ * caller's struct is zeroed). Updates the per-site aggregate. */
+void Model_addSlow(Model *this, SlowEvent *ev);
+/* The aggregate of call site `name`, created if new; NULL when
+ * MODEL_MAX_SITES are already held. Linear in the number of sites. */
+SlowSite *Model_site(Model *this, const char *name);
+/* The i-th most recent slow event (0 = newest) or NULL. */
+const SlowEvent *Model_slowAt(const Model *this, uint64_t i);
+/* Number of slow events held (at most MODEL_MAX_SLOW). */
+uint64_t Model_slowCount(const Model *this);
+/* p-th percentile (0..100) of a site's durations from its histogram (upper
+ * bucket bound, capped at max). */
+uint64_t SlowSite_percentile(const SlowSite *s, double p);
+
+void Model_addException(Model *this, ExcEvent *ev);
+const ExcEvent *Model_excAt(const Model *this, uint64_t i);
+uint64_t Model_excCount(const Model *this);
+
+/* Records loop statistics (values are clamped to sane ranges) and appends
+ * a sample to the sparkline history. */
+void Model_setLoop(Model *this, const LoopStats *stats);
+/* Sets dropped counter `name` to value (creates it; bounded). */
+void Model_setDropped(Model *this, const char *name, size_t len, uint64_t value);
+/* Sum of all dropped counters. */
+uint64_t Model_droppedTotal(const Model *this);
+/* Forgets the task detail and, if id != 0, waits for the one of task id. */
+void Model_clearDetail(Model *this, uint64_t id);
+/* Sets the blocked state; callback/task may be NULL. Takes the stack. */
+void Model_setBlocked(Model *this, bool blocked, uint64_t for_ns, const char *callback,
+                      const char *task, Stack *stack, uint64_t now_ms);
+
+/* Stack helpers: frees frames; copies a frame in with validation. */
+void Stack_free(Stack *s);
+/* Appends a frame (strings copied, bounded); refuses past MODEL_MAX_FRAMES. */
+int Stack_push(Stack *s, const char *func, size_t func_len, const char *file, size_t file_len,
+               uint32_t line, uint64_t addr);
+void SlowEvent_free(SlowEvent *ev);
+void ExcEvent_free(ExcEvent *ev);
+
+/* log2 bucket of a duration in ns (0..MODEL_HIST_BUCKETS-1). */
+unsigned Hist_bucket(uint64_t ns);
+/* Upper bound in ns of bucket b. */
+uint64_t Hist_bucketMax(unsigned b);
+
+#endif

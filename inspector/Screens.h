@@ -1,0 +1,53 @@
+/* Screens.h: the class of every screen (one module each) and the helpers
+ * they share for text and tables. */
+#ifndef ASYNCTOP_SCREENS_H
+#define ASYNCTOP_SCREENS_H
+
+#include "App.h"
+
+extern const ScreenClass TasksScreen_class;
+extern const ScreenClass GroupTasksScreen_class;
+extern const ScreenClass TreeScreen_class;
+extern const ScreenClass GroupsScreen_class;
+extern const ScreenClass SlowScreen_class;
+extern const ScreenClass ExceptionsScreen_class;
+extern const ScreenClass LoopScreen_class;
+extern const ScreenClass DetailScreen_class;
+extern const ScreenClass SlowDetailScreen_class;
+extern const ScreenClass ExcDetailScreen_class;
+extern const ScreenClass HelpScreen_class;
+extern const ScreenClass PickScreen_class;
+
+/* After a key moved the cursor of a task list: remember the task under it so
+ * the next rebuild (new data, new sort) keeps the cursor on that task. */
+void TasksScreen_syncSelection(App *app);
+
+/* A scrollable page of text lines (detail and help screens). */
+typedef struct TextLines {
+    char **text;
+    int *attr;
+    uint32_t n, cap;
+} TextLines;
+
+void TextLines_add(TextLines *t, int attr, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Adds "  #i func file:line" lines, or `none` when the stack is empty. */
+void TextLines_stack(TextLines *t, const Stack *s, const char *none);
+/* Adds a horizontal log2 histogram (one line per non-empty bucket). */
+void TextLines_hist(TextLines *t, const uint64_t *buckets, unsigned n, int width);
+void TextLines_free(TextLines *t);
+/* Draws the lines through the screen's panel (cursor row highlighted). */
+void TextLines_draw(TextLines *t, Screen *s, int y, int h, int w);
+
+/* Draws a column-title line: titles[i] left- or right-aligned in widths[i]
+ * (0: the rest), highlighting column `hl` (-1: none) with an arrow. */
+void Table_head(int y, int w, int n, const char *const *titles, const int *widths,
+                const bool *right, int hl, bool descending);
+/* Draws one row of cells the same way, in attr. */
+void Table_row(int y, int w, int n, const char *const *cells, const int *widths, const bool *right,
+               int attr);
+
+/* Wall-clock "HH:MM:SS" of process time ns, from the model's start time. */
+void Screens_clock(const Model *m, uint64_t ns, char *buf, size_t len);
+
+#endif

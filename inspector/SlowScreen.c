@@ -1,0 +1,103 @@
+/* SlowScreen.c: recent slow callbacks and the per-call-site aggregate. */
+#include "CRT.h"
+#include "Duration.h"
+#include "Screens.h"
+
+#include <curses.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Ctx {
+    App *app;
+    int w;
+} Ctx;
+
+static void draw_row(void *arg, uint32_t i, int y, bool sel)
+{
+    Ctx *c = arg;
+    const SlowEvent *e = Model_slowAt(&c->app->model, i);
+    if (!e)
+        return;
+    char when[32], dur[32];
+    Screens_clock(&c->app->model, e->when_ns, when, sizeof when);
+    Duration_format(e->duration_ns, dur, sizeof dur);
+    const char *cells[] = {when, dur, e->callback, e->task_name, e->site};
+    int widths[] = {8, 8, 24, 14, 0};
+    bool right[] = {false, true, false, false, false};
+    Table_row(y, c->w, 5, cells, widths, right,
+              sel ? CRT_colors[C_SELECTED] : CRT_colors[C_NORMAL]);
+}
+
+static int cmp_site(const void *a, const void *b)
+{
+    const SlowSite *x = *(SlowSite *const *)a, *y = *(SlowSite *const *)b;
+    uint64_t cx = x->runtime ? x->slow : x->count, cy = y->runtime ? y->slow : y->count;
+    return (cx < cy) - (cx > cy);
+}
+
+static void slow_draw(Screen *s, App *app, int y, int h, int w)
+{
+    Model *m = &app->model;
+    uint64_t n = Model_slowCount(m);
+    Panel_setCount(&s->panel, (uint32_t)n);
+    int sites_h =
+        m->nsites ? (int)(m->nsites + 2 < (uint32_t)h / 3 ? m->nsites + 2 : (uint32_t)h / 3) : 0;
+    if (sites_h < 3 && m->nsites)
+        sites_h = h > 8 ? 3 : 0;
+    int list_h = h - 1 - sites_h;
+    char info[160], d[32];
+    snprintf(info, sizeof info, "%llu slow callbacks (threshold %s); newest first; Enter: stack",
+             (unsigned long long)n, Duration_format(m->slow_threshold_ns, d, sizeof d));
+    const char *titles[] = {"TIME", "DURATION", "CALLBACK", "TASK", "CALL SITE"};
+    int widths[] = {8, 8, 24, 14, 0};
+    bool right[] = {false, true, false, false, false};
+    Table_head(y, w, 5, titles, widths, right, -1, false);
+    if (!n)
+        CRT_put(y + 1, 1, "no slow callbacks yet", w - 1, CRT_colors[C_DIM], false);
+    else {
+        Ctx c = {app, w};
+        Panel_draw(&s->panel, y + 1, list_h, draw_row, &c);
+    }
+    if (!sites_h)
+        return;
+    int sy = y + 1 + list_h;
+    CRT_put(sy, 0, info, w, CRT_colors[C_DIM], true);
+    const char *st[] = {"SLOW", "CALLS", "MAX", "P99", "BY CALL SITE"};
+    int sw[] = {6, 9, 7, 7, 0};
+    bool sr[] = {true, true, true, true, false};
+    Table_head(sy + 1, w, 5, st, sw, sr, -1, false);
+    SlowSite **order = malloc(m->nsites * sizeof *order);
+    if (!order)
+        return;
+    for (uint32_t i = 0; i < m->nsites; i++)
+        order[i] = &m->sites[i];
+    qsort(order, m->nsites, sizeof *order, cmp_site);
+    for (uint32_t i = 0; i < m->nsites && sy + 2 + (int)i < y + h; i++) {
+        const SlowSite *ss = order[i];
+        char cnt[24], calls[24], mx[32], p99[32];
+        snprintf(cnt, sizeof cnt, "%llu", (unsigned long long)(ss->runtime ? ss->slow : ss->count));
+        if (ss->runtime)
+            snprintf(calls, sizeof calls, "%llu", (unsigned long long)ss->calls);
+        else
+            snprintf(calls, sizeof calls, "-");
+        Duration_format(ss->runtime && ss->rt_max_ns > ss->max_ns ? ss->rt_max_ns : ss->max_ns, mx,
+                        sizeof mx);
+        Duration_format(ss->runtime ? ss->rt_p99_ns : SlowSite_percentile(ss, 99), p99, sizeof p99);
+        const char *cells[] = {cnt, calls, mx, p99, ss->site};
+        Table_row(sy + 2 + (int)i, w, 5, cells, sw, sr, CRT_colors[C_NORMAL]);
+    }
+    free(order);
+}
+
+static Reaction slow_enter(Screen *s, App *app)
+{
+    if (s->panel.selected >= Model_slowCount(&app->model))
+        return R_HANDLED;
+    /* remember the event by its absolute number so new events do not move it */
+    app->slow_index = app->model.nslow - 1 - s->panel.selected;
+    App_push(app, SCR_SLOW_DETAIL);
+    return R_HANDLED | R_REDRAW;
+}
+
+const ScreenClass SlowScreen_class = {SCR_SLOW, "Slow", slow_draw, slow_enter};

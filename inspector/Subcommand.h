@@ -1,0 +1,10 @@
+/* Subcommand.h: the commands that need no terminal: ls, ps, pstree, dump, set. */
+#ifndef ASYNCTOP_SUBCOMMAND_H
+#define ASYNCTOP_SUBCOMMAND_H
+
+/* Runs subcommand argv[0] with its arguments; returns an EXIT_* code
+ * (App.h). Errors go to stderr, results to stdout. -1 when argv[0] is not
+ * a subcommand. */
+int Subcommand_run(int argc, char **argv, const char *socket_path);
+
+#endif

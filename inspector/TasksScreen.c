@@ -1,0 +1,154 @@
+/* TasksScreen.c: the task table (and the same table for one stack group). */
+#include "CRT.h"
+#include "Duration.h"
+#include "Screens.h"
+#include "TaskColumn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Columns dropped first when the terminal is narrow (never the sorted one). */
+static const TaskColumn drop_order[] = {TC_STEPS, TC_BUSY, TC_AGE, TC_WAITS_ON, TC_STATE};
+
+typedef struct RowCtx {
+    App *app;
+    TaskView *v;
+    int w, n;
+    TaskColumn cols[TC_COUNT];
+    int widths[TC_COUNT];
+    bool right[TC_COUNT];
+} RowCtx;
+
+static void layout(RowCtx *c, TaskView *v, int w)
+{
+    bool shown[TC_COUNT];
+    for (int i = 0; i < TC_COUNT; i++)
+        shown[i] = true;
+    for (size_t d = 0;; d++) {
+        int need = 0;
+        for (int i = 0; i < TC_COUNT; i++)
+            if (shown[i] && TaskColumn_info[i].width)
+                need += TaskColumn_info[i].width + 1;
+        if (need <= w - 12 || d >= sizeof drop_order / sizeof drop_order[0])
+            break;
+        if (drop_order[d] != v->sort)
+            shown[drop_order[d]] = false;
+    }
+    c->n = 0;
+    for (int i = 0; i < TC_COUNT; i++) {
+        if (!shown[i])
+            continue;
+        c->cols[c->n] = (TaskColumn)i;
+        c->widths[c->n] = TaskColumn_info[i].width;
+        c->right[c->n] = TaskColumn_info[i].right;
+        c->n++;
+    }
+}
+
+static void draw_row(void *arg, uint32_t i, int y, bool sel)
+{
+    RowCtx *c = arg;
+    Task *t = c->v->rows[i];
+    char buf[TC_COUNT][MODEL_MAX_STR + 8];
+    const char *cells[TC_COUNT];
+    for (int k = 0; k < c->n; k++) {
+        TaskColumn_format(c->cols[k], t, &c->app->model, buf[k], sizeof buf[k]);
+        cells[k] = buf[k];
+    }
+    int attr = sel ? CRT_colors[C_SELECTED] : t->gone_ms ? CRT_colors[C_DIM] : CRT_colors[C_NORMAL];
+    if (!sel && t->state == TS_FAILED)
+        attr = CRT_colors[C_ERROR];
+    Table_row(y, c->w, c->n, cells, c->widths, c->right, attr);
+}
+
+static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, const char *title)
+{
+    bool rebuilt = TaskView_update(v, &app->model);
+    /* keep the cursor on the same task across re-sorts and updates */
+    Panel *p = &s->panel;
+    if (rebuilt && s->sel_id && (p->selected >= v->n || v->rows[p->selected]->id != s->sel_id)) {
+        int64_t at = TaskView_find(v, s->sel_id);
+        if (at >= 0)
+            p->selected = (uint32_t)at;
+    }
+    Panel_setCount(p, v->n);
+    RowCtx c;
+    memset(&c, 0, sizeof c);
+    c.app = app;
+    c.v = v;
+    c.w = w;
+    layout(&c, v, w);
+    char info[200];
+    snprintf(info, sizeof info, "%s%u task%s%s%s%s", title, v->n, v->n == 1 ? "" : "s",
+             v->filter[0] ? "  filter: " : "", v->filter,
+             app->model.nlinger ? "  (finished tasks shown dimmed for a few seconds)" : "");
+    CRT_put(y, 0, info, w, CRT_colors[C_DIM], true);
+    const char *titles[TC_COUNT];
+    int hl = -1;
+    for (int k = 0; k < c.n; k++) {
+        titles[k] = TaskColumn_info[c.cols[k]].title;
+        if (c.cols[k] == v->sort)
+            hl = k;
+    }
+    Table_head(y + 1, w, c.n, titles, c.widths, c.right, hl, v->descending);
+    if (v->n == 0) {
+        CRT_put(y + 2, 1,
+                v->filter[0]
+                    ? "no task matches the filter (Esc clears it)"
+                    : (app->model.conn == CONN_CONNECTING ? "waiting for the first update..."
+                                                          : "no tasks"),
+                w - 1, CRT_colors[C_DIM], false);
+        s->sel_id = 0;
+        return;
+    }
+    Panel_draw(p, y + 2, h - 2, draw_row, &c);
+    s->sel_id = v->rows[p->selected]->id;
+}
+
+void TasksScreen_syncSelection(App *app)
+{
+    ScreenId id = App_currentId(app);
+    if (id != SCR_TASKS && id != SCR_GROUP_TASKS)
+        return;
+    Screen *s = App_current(app);
+    TaskView *v = id == SCR_TASKS ? &app->tasks : &app->group_tasks;
+    /* rows may point at purged tasks once the model moved on: only read them
+     * while they are the build of the current model */
+    if (v->rows && v->built_gen == app->model.gen && s->panel.selected < v->n)
+        s->sel_id = v->rows[s->panel.selected]->id;
+    else
+        s->sel_id = 0;
+}
+
+static void tasks_draw(Screen *s, App *app, int y, int h, int w)
+{
+    draw_view(s, app, &app->tasks, y, h, w, "");
+}
+
+static Reaction open_selected(Screen *s, App *app, TaskView *v)
+{
+    if (s->panel.selected >= v->n)
+        return R_HANDLED;
+    App_openTask(app, v->rows[s->panel.selected]->id);
+    return R_HANDLED | R_REDRAW;
+}
+
+static Reaction tasks_enter(Screen *s, App *app)
+{
+    return open_selected(s, app, &app->tasks);
+}
+
+const ScreenClass TasksScreen_class = {SCR_TASKS, "Tasks", tasks_draw, tasks_enter};
+
+static void group_draw(Screen *s, App *app, int y, int h, int w)
+{
+    draw_view(s, app, &app->group_tasks, y, h, w, "tasks of one stack group: ");
+}
+
+static Reaction group_enter(Screen *s, App *app)
+{
+    return open_selected(s, app, &app->group_tasks);
+}
+
+const ScreenClass GroupTasksScreen_class = {SCR_GROUP_TASKS, "Group tasks", group_draw,
+                                            group_enter};

@@ -1,0 +1,185 @@
+/* TextLines.c: shared drawing helpers of the screens: text pages and tables. */
+#include "CRT.h"
+#include "Duration.h"
+#include "Screens.h"
+
+#include <curses.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void TextLines_add(TextLines *t, int attr, const char *fmt, ...)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->text = realloc(t->text, t->cap * sizeof *t->text);
+        t->attr = realloc(t->attr, t->cap * sizeof *t->attr);
+        if (!t->text || !t->attr)
+            abort();
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    t->text[t->n] = strdup(buf);
+    if (!t->text[t->n])
+        abort();
+    t->attr[t->n++] = attr;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+void TextLines_stack(TextLines *t, const Stack *s, const char *none)
+{
+    if (!s->n) {
+        TextLines_add(t, CRT_colors[C_DIM], "    %s", none);
+        return;
+    }
+    for (uint32_t i = 0; i < s->n; i++) {
+        const StackFrame *f = &s->f[i];
+        if (f->file && f->line)
+            TextLines_add(t, CRT_colors[C_NORMAL], "  #%-2u %s  %s:%u", i, f->func,
+                          base_name(f->file), f->line);
+        else if (f->file)
+            TextLines_add(t, CRT_colors[C_NORMAL], "  #%-2u %s  %s", i, f->func,
+                          base_name(f->file));
+        else
+            TextLines_add(t, CRT_colors[C_NORMAL], "  #%-2u %s  0x%llx", i, f->func,
+                          (unsigned long long)f->addr);
+    }
+}
+
+void TextLines_hist(TextLines *t, const uint64_t *b, unsigned n, int width)
+{
+    uint64_t max = 0;
+    unsigned lo = n, hi = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (b[i] > max)
+            max = b[i];
+        if (b[i]) {
+            if (lo == n)
+                lo = i;
+            hi = i;
+        }
+    }
+    if (!max) {
+        TextLines_add(t, CRT_colors[C_DIM], "    (no samples)");
+        return;
+    }
+    int bar = width - 30;
+    if (bar < 10)
+        bar = 10;
+    if (bar > 50)
+        bar = 50;
+    for (unsigned i = lo; i <= hi; i++) {
+        char d[32], line[128];
+        int len = (int)((double)b[i] * bar / (double)max + 0.5);
+        if (b[i] && len == 0)
+            len = 1;
+        size_t o = 0;
+        for (int k = 0; k < len && o + 4 < sizeof line; k++) {
+            const char *g = CRT_spark(7);
+            size_t gl = strlen(g);
+            memcpy(line + o, g, gl);
+            o += gl;
+        }
+        line[o] = '\0';
+        Duration_format(Hist_bucketMax(i), d, sizeof d);
+        TextLines_add(t, CRT_colors[C_NORMAL], "    < %-7s %-*s %llu", d, 1, line,
+                      (unsigned long long)b[i]);
+    }
+}
+
+void TextLines_free(TextLines *t)
+{
+    for (uint32_t i = 0; i < t->n; i++)
+        free(t->text[i]);
+    free(t->text);
+    free(t->attr);
+    memset(t, 0, sizeof *t);
+}
+
+typedef struct DrawCtx {
+    TextLines *t;
+    int w;
+} DrawCtx;
+
+static void draw_line(void *arg, uint32_t i, int y, bool sel)
+{
+    DrawCtx *c = arg;
+    CRT_put(y, 0, c->t->text[i], c->w, sel ? CRT_colors[C_SELECTED] : c->t->attr[i], sel);
+}
+
+void TextLines_draw(TextLines *t, Screen *s, int y, int h, int w)
+{
+    Panel_setCount(&s->panel, t->n);
+    DrawCtx c = {t, w};
+    Panel_draw(&s->panel, y, h, draw_line, &c);
+}
+
+static void cells(int y, int w, int n, const char *const *text, const int *widths,
+                  const bool *right, int attr, int hl, bool desc)
+{
+    int x = 0;
+    for (int i = 0; i < n && x < w; i++) {
+        int cw = widths[i] ? widths[i] : w - x;
+        if (cw > w - x)
+            cw = w - x;
+        int a = i == hl ? CRT_colors[C_SORTHEAD] : attr;
+        char buf[300];
+        if (i == hl) {
+            /* the arrow always shows: the title gives way when the cell is narrow */
+            int room = cw - 1 - (right[i] ? 0 : 0);
+            snprintf(buf, sizeof buf, "%.*s%s", room > 0 ? room : 0, text[i],
+                     CRT_glyph(desc ? G_DOWN : G_UP));
+        } else {
+            snprintf(buf, sizeof buf, "%s", text[i]);
+        }
+        int tw = CRT_width(buf);
+        if (right[i] && tw < cw) {
+            CRT_put(y, x, "", cw - tw, a, true);
+            CRT_put(y, x + cw - tw, buf, tw, a, false);
+        } else {
+            CRT_put(y, x, buf, cw, a, true);
+        }
+        x += cw;
+        if (x < w && widths[i]) {
+            CRT_put(y, x, " ", 1, attr, true);
+            x++;
+        }
+    }
+    if (x < w)
+        CRT_put(y, x, "", w - x, attr, true);
+}
+
+void Table_head(int y, int w, int n, const char *const *titles, const int *widths,
+                const bool *right, int hl, bool descending)
+{
+    cells(y, w, n, titles, widths, right, CRT_colors[C_COLHEAD], hl, descending);
+}
+
+void Table_row(int y, int w, int n, const char *const *text, const int *widths, const bool *right,
+               int attr)
+{
+    cells(y, w, n, text, widths, right, attr, -1, false);
+}
+
+void Screens_clock(const Model *m, uint64_t ns, char *buf, size_t len)
+{
+    if (!m->start_wall_ns) {
+        char d[32];
+        snprintf(buf, len, "+%s", Duration_format(ns, d, sizeof d));
+        return;
+    }
+    time_t t = (time_t)((m->start_wall_ns + ns) / 1000000000ull);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, len, "%H:%M:%S", &tm);
+}

@@ -1,0 +1,172 @@
+/* main.c: the asynctop command line: options, subcommands, --demo, the TUI. */
+#include "App.h"
+#include "Subcommand.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef ASYNCTOP_VERSION
+#define ASYNCTOP_VERSION "0.0.0"
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: asynctop [OPTIONS] [PID]          attach the TUI (no PID: pick a process)\n"
+        "       asynctop [OPTIONS] -s PATH        attach to the socket at PATH\n"
+        "       asynctop ls                        list attachable processes\n"
+        "       asynctop ps PID [--sort COL] [-r] [--filter TEXT]\n"
+        "       asynctop pstree PID [--ascii]\n"
+        "       asynctop dump PID --json\n"
+        "       asynctop set PID slow=DURATION | debug=on|off\n"
+        "       asynctop --demo                    run the demo program and attach to it\n"
+        "\n"
+        "options:\n"
+        "  -s, --socket PATH  the target's socket (default: $XDG_RUNTIME_DIR/asynctop/PID.sock,\n"
+        "                     else /tmp/asynctop-UID/PID.sock; ASYNCTOP_SOCKET overrides)\n"
+        "  -d, --delay MS     update interval asked of the process (default 1000, at least 100)\n"
+        "      --ascii        no line-drawing or block characters\n"
+        "      --no-color     no colours (also when NO_COLOR is set)\n"
+        "  -h, --help         this help;  -V, --version  the version\n"
+        "\n"
+        "DURATION: 50ms, 0.2s, 250 (ms), 1.5s, 500us.  Keys: press ? in the TUI.\n"
+        "exit codes: 0 ok, 1 failure, 2 usage, 3 no such process, 4 not running the asynctop\n"
+        "runtime, 5 permission refused, 6 protocol version/error, 7 no answer, 8 request refused.\n"
+        "See asynctop(1).\n");
+}
+
+/* Finds the demo program: next to us in a build tree, else on PATH. */
+static int find_demo(char *out, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(out, len, "%s/../examples/asynctop-demo", self);
+            if (access(out, X_OK) == 0)
+                return 0;
+            snprintf(out, len, "%s/asynctop-demo", self);
+            if (access(out, X_OK) == 0)
+                return 0;
+        }
+    }
+    snprintf(out, len, "asynctop-demo");
+    return 1; /* try PATH */
+}
+
+static int run_demo(AppOptions *opt)
+{
+    char demo[PATH_MAX + 32];
+    find_demo(demo, sizeof demo);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("asynctop: fork");
+        return 1;
+    }
+    if (pid == 0) {
+        int fd = open("/dev/null", 1);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            close(fd);
+        }
+        execlp(demo, demo, (char *)NULL);
+        fprintf(stderr, "asynctop: cannot run the demo (%s): %s\n", demo, strerror(errno));
+        _exit(127);
+    }
+    char path[256];
+    opt->pid = (uint64_t)pid;
+    int rc = 1;
+    for (int i = 0; i < 100; i++) { /* up to 5 s for its socket to appear */
+        struct stat st;
+        int status;
+        Discovery_path(opt->pid, path, sizeof path);
+        if (stat(path, &st) == 0) {
+            rc = App_run(opt);
+            break;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "asynctop: the demo exited before it could be attached\n");
+            return 1;
+        }
+        usleep(50000);
+    }
+    if (rc == 1 && opt->pid == (uint64_t)pid)
+        fprintf(stderr, "asynctop: the demo did not open its socket in time\n");
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    setlocale(LC_NUMERIC, "C"); /* "1.5s" everywhere */
+    AppOptions opt;
+    memset(&opt, 0, sizeof opt);
+    bool demo = false;
+    const char *target = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            printf("asynctop %s (wire protocol %d)\n", ASYNCTOP_VERSION, AT_WIRE_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--ascii")) {
+            opt.ascii = true;
+        } else if (!strcmp(a, "--no-color") || !strcmp(a, "--no-colour")) {
+            opt.no_color = true;
+        } else if (!strcmp(a, "--demo")) {
+            demo = true;
+        } else if ((!strcmp(a, "-s") || !strcmp(a, "--socket")) && i + 1 < argc) {
+            opt.path = argv[++i];
+        } else if ((!strcmp(a, "-d") || !strcmp(a, "--delay")) && i + 1 < argc) {
+            long v = strtol(argv[++i], NULL, 10);
+            opt.interval_ms = v < 100 ? 100 : v > 60000 ? 60000 : (uint32_t)v;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "asynctop: unknown option '%s'\n", a);
+            usage(stderr);
+            return EXIT_USAGE;
+        } else {
+            break;
+        }
+    }
+    if (i < argc) {
+        int rc = Subcommand_run(argc - i, argv + i, opt.path);
+        if (rc >= 0)
+            return rc;
+        target = argv[i];
+        if (i + 1 < argc) {
+            fprintf(stderr, "asynctop: unexpected argument '%s'\n", argv[i + 1]);
+            return EXIT_USAGE;
+        }
+        char *end;
+        errno = 0;
+        unsigned long long pid = strtoull(target, &end, 10);
+        if (errno || *end || pid == 0) {
+            fprintf(stderr,
+                    "asynctop: '%s' is neither a process id nor a command (ls, ps, pstree, dump, "
+                    "set)\n",
+                    target);
+            return EXIT_USAGE;
+        }
+        opt.pid = pid;
+    }
+    if (demo)
+        return run_demo(&opt);
+    return App_run(&opt);
+}

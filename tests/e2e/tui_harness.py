@@ -1,0 +1,180 @@
+"""tui_harness.py: what the inspector's end-to-end tests share: a target process to
+attach to and a tmux session to drive asynctop in, with polling (never fixed sleeps).
+
+The target is the Python fake (fake_target.py) until the real exporter exists. To run
+the same tests against a real program, change TARGET_CMD (one line) or set
+ASYNCTOP_E2E_TARGET to its command; it must accept the fake's options it is given or
+ignore them."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"
+# The one line to change to test against a real target:
+TARGET_CMD = os.environ.get("ASYNCTOP_E2E_TARGET", "%s %s" % (PYTHON, os.path.join(HERE, "fake_target.py"))).split()
+ASYNCTOP = os.environ.get("ASYNCTOP", os.path.join(HERE, "../../build/inspector/asynctop"))
+TMUX = shutil.which("tmux") or "/usr/bin/tmux"
+
+
+def wait_until(what, fn, timeout=10.0, interval=0.05):
+    """Polls fn() until it returns a true value (returned) or raises after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s; last: %r" % (timeout, what, last))
+
+
+class Env:
+    """A private socket directory (XDG_RUNTIME_DIR) so tests never see each other."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="asynctop-e2e-")
+        os.chmod(self.dir, 0o700)
+        self.env = dict(os.environ)
+        self.env["XDG_RUNTIME_DIR"] = self.dir
+        self.env.pop("ASYNCTOP_SOCKET", None)
+        self.env.pop("NO_COLOR", None)
+        self.env["LANG"] = self.env["LC_ALL"] = "C.UTF-8"
+        self.targets = []
+
+    def sock_dir(self):
+        return os.path.join(self.dir, "asynctop")
+
+    def target(self, *args, program="fake-server", log=True):
+        t = Target(self, list(args), program, log)
+        self.targets.append(t)
+        return t
+
+    def run(self, *args, timeout=30, env=None):
+        """Runs asynctop without a terminal; returns CompletedProcess (text)."""
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        return subprocess.run([ASYNCTOP] + [str(a) for a in args], env=e, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def close(self):
+        for t in self.targets:
+            t.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Target:
+    def __init__(self, env, args, program, log):
+        self.env = env
+        self.log = os.path.join(env.dir, "requests-%d.log" % len(env.targets)) if log else None
+        cmd = TARGET_CMD + ["--program", program] + args + (["--log", self.log] if log else [])
+        self.proc = subprocess.Popen(cmd, env=env.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.pid = self.proc.pid
+        self.path = os.path.join(env.sock_dir(), "%d.sock" % self.pid)
+        wait_until("target socket %s" % self.path, lambda: os.path.exists(self.path))
+
+    def requests(self):
+        """Requests the target received, as dicts (op, task, config)."""
+        if not self.log or not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class Tui:
+    """asynctop running in a detached tmux session on a private tmux server."""
+
+    def __init__(self, env, args, width=120, height=40, extra_env=None):
+        self.sock = "asynctop-e2e-%d-%d" % (os.getpid(), id(self) % 100000)
+        self.env = env
+        envs = ["XDG_RUNTIME_DIR=%s" % env.dir, "LANG=C.UTF-8", "LC_ALL=C.UTF-8"]
+        for k, v in (extra_env or {}).items():
+            envs.append("%s=%s" % (k, v))
+        argv = " ".join("'%s'" % a for a in [ASYNCTOP] + [str(a) for a in args])
+        # after asynctop exits, the shell reports its status and keeps the pane
+        cmd = "env -u NO_COLOR %s %s; echo \"[asynctop exited $?]\"; sleep 600" % (" ".join(envs), argv)
+        subprocess.run([TMUX, "-L", self.sock, "-f", "/dev/null", "new-session", "-d", "-x",
+                        str(width), "-y", str(height), cmd], check=True, env=self._tmux_env())
+
+    def _tmux_env(self):
+        e = dict(os.environ)
+        e.pop("TMUX", None)
+        e["TERM"] = "xterm-256color"
+        return e
+
+    def tmux(self, *args, check=True):
+        return subprocess.run([TMUX, "-L", self.sock] + list(args), capture_output=True,
+                              text=True, check=check, env=self._tmux_env())
+
+    def screen(self, escapes=False):
+        args = ["capture-pane", "-p"] + (["-e"] if escapes else [])
+        return self.tmux(*args).stdout
+
+    def lines(self):
+        return self.screen().split("\n")
+
+    def keys(self, *keys):
+        for k in keys:
+            self.tmux("send-keys", k)
+
+    def text(self, s):
+        self.tmux("send-keys", "-l", "--", s)
+
+    def wait(self, pattern, timeout=10.0):
+        """Waits until the screen matches regex pattern; returns the screen."""
+        rx = re.compile(pattern, re.M)
+        last = [""]
+
+        def check():
+            last[0] = self.screen()
+            return last[0] if rx.search(last[0]) else None
+        try:
+            return wait_until("screen to match %r" % pattern, check, timeout)
+        except AssertionError as e:
+            raise AssertionError("%s\n--- screen ---\n%s" % (e, last[0])) from None
+
+    def wait_not(self, pattern, timeout=10.0):
+        rx = re.compile(pattern, re.M)
+        last = [""]
+
+        def check():
+            last[0] = self.screen()
+            return last[0] if not rx.search(last[0]) else None
+        try:
+            return wait_until("screen not to match %r" % pattern, check, timeout)
+        except AssertionError as e:
+            raise AssertionError("%s\n--- screen ---\n%s" % (e, last[0])) from None
+
+    def resize(self, width, height):
+        self.tmux("resize-window", "-x", str(width), "-y", str(height))
+
+    def alternate_on(self):
+        return self.tmux("display-message", "-p", "#{alternate_on}").stdout.strip() == "1"
+
+    def close(self):
+        self.tmux("kill-server", check=False)
+
+
+def header(screen):
+    return "\n".join(screen.split("\n")[:3])

@@ -1,0 +1,422 @@
+/* test-model.c: the target model and the update applier: validation, bounds,
+ * lingering, snapshots and deltas, interned sites and stacks, rates. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "Applier.h"
+#include "Model.h"
+#include "TaskColumn.h"
+
+static TaskRow row(uint64_t id, const char *name, int state)
+{
+    TaskRow r;
+    memset(&r, 0, sizeof r);
+    r.id = id;
+    r.name = name;
+    r.name_len = SIZE_MAX;
+    r.state = state;
+    return r;
+}
+
+static void test_upsert_find_remove(void **state)
+{
+    Model m;
+    Model_init(&m);
+    for (uint64_t i = 1; i <= 5000; i++) {
+        TaskRow r = row(i * 7, "t", TS_WAITING);
+        assert_int_equal(Model_upsertTask(&m, &r, 1), 0);
+    }
+    assert_int_equal(m.ntasks, 5000);
+    assert_int_equal(m.by_state[TS_WAITING], 5000);
+    assert_non_null(Model_findTask(&m, 7 * 4321));
+    assert_null(Model_findTask(&m, 8));
+    assert_null(Model_findTask(&m, 0));
+    /* a change moves the state count */
+    TaskRow r = row(14, "renamed", TS_RUNNING);
+    Model_upsertTask(&m, &r, 1);
+    assert_string_equal(Model_findTask(&m, 14)->name, "renamed");
+    assert_int_equal(m.by_state[TS_WAITING], 4999);
+    assert_int_equal(m.by_state[TS_RUNNING], 1);
+    /* removal lingers, then purges */
+    Model_removeTask(&m, 14, 1000);
+    assert_non_null(Model_findTask(&m, 14));
+    assert_int_equal(m.by_state[TS_RUNNING], 0);
+    assert_int_equal(Model_purge(&m, 1000 + MODEL_LINGER_MS - 1), 0);
+    assert_int_equal(Model_purge(&m, 1000 + MODEL_LINGER_MS), 1);
+    assert_null(Model_findTask(&m, 14));
+    assert_non_null(Model_findTask(&m, 21)); /* the hash survived the purge */
+    assert_int_equal(m.ntasks, 4999);
+    /* a finished state lingers as well */
+    r = row(21, "x", TS_DONE);
+    Model_upsertTask(&m, &r, 2000);
+    assert_int_equal(m.nlinger, 1);
+    assert_int_equal(m.by_state[TS_WAITING], 4998);
+    Model_done(&m);
+}
+
+static void test_validation(void **state)
+{
+    Model m;
+    Model_init(&m);
+    TaskRow r = row(0, "zero", TS_READY);
+    assert_int_equal(Model_upsertTask(&m, &r, 1), -1);
+    r = row(1, "bad state", TS_COUNT);
+    assert_int_equal(Model_upsertTask(&m, &r, 1), -1);
+    r = row(1, "neg", -1);
+    assert_int_equal(Model_upsertTask(&m, &r, 1), -1);
+    assert_int_equal(m.rejected, 3);
+    /* strings: control characters, bad UTF-8, length bound, self-parent */
+    char big[4000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    r = row(2, "a\x1b[31mb\xff\xc3\xa9", TS_READY);
+    r.parent = 2;
+    r.created_at = big;
+    r.created_at_len = SIZE_MAX;
+    assert_int_equal(Model_upsertTask(&m, &r, 1), 0);
+    Task *t = Model_findTask(&m, 2);
+    assert_string_equal(t->name, "a?[31mb?\xc3\xa9");
+    assert_int_equal(strlen(t->created_at), MODEL_MAX_STR);
+    assert_int_equal(t->parent, 0);
+    assert_string_equal(t->waits_on, "");
+    /* explicit lengths do not read past them and stop at NUL */
+    r = row(3, "abcdef", TS_READY);
+    r.name_len = 3;
+    Model_upsertTask(&m, &r, 1);
+    assert_string_equal(Model_findTask(&m, 3)->name, "abc");
+    Model_done(&m);
+}
+
+static void test_rings_and_sites(void **state)
+{
+    Model m;
+    Model_init(&m);
+    for (unsigned i = 0; i < MODEL_MAX_SLOW + 10; i++) {
+        SlowEvent ev;
+        memset(&ev, 0, sizeof ev);
+        Model_setString(&ev.callback, i % 2 ? "odd" : "even", SIZE_MAX);
+        ev.duration_ns = (i + 1) * 1000000ull;
+        ev.when_ns = i;
+        Stack_push(&ev.stack, "f", SIZE_MAX, "x.c", SIZE_MAX, 3, 0x10);
+        Model_addSlow(&m, &ev);
+        assert_null(ev.callback); /* ownership moved */
+    }
+    assert_int_equal(Model_slowCount(&m), MODEL_MAX_SLOW);
+    assert_int_equal(Model_slowAt(&m, 0)->when_ns, MODEL_MAX_SLOW + 9);
+    assert_int_equal(Model_slowAt(&m, MODEL_MAX_SLOW - 1)->when_ns, 10);
+    assert_null(Model_slowAt(&m, MODEL_MAX_SLOW));
+    assert_int_equal(m.nsites, 2);
+    SlowSite *odd = Model_site(&m, "odd");
+    assert_int_equal(odd->count, (MODEL_MAX_SLOW + 10) / 2);
+    assert_int_equal(odd->max_ns, (MODEL_MAX_SLOW + 10) * 1000000ull);
+    uint64_t p99 = SlowSite_percentile(odd, 99);
+    assert_true(p99 <= odd->max_ns && p99 >= odd->max_ns / 2);
+    /* stacks are bounded */
+    Stack s = {0, NULL};
+    for (int i = 0; i < 100; i++)
+        Stack_push(&s, NULL, 0, NULL, 0, 0, 0);
+    assert_int_equal(s.n, MODEL_MAX_FRAMES);
+    assert_string_equal(s.f[0].func, "?");
+    Stack_free(&s);
+    /* exceptions: unknown kinds become warnings */
+    ExcEvent e;
+    memset(&e, 0, sizeof e);
+    e.kind = 200;
+    Model_addException(&m, &e);
+    assert_int_equal(Model_excAt(&m, 0)->kind, EXC_WARNING);
+    assert_string_equal(Model_excAt(&m, 0)->message, "");
+    /* dropped counters: bounded, summed */
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "k%d", i);
+        Model_setDropped(&m, name, SIZE_MAX, 2);
+    }
+    assert_int_equal(m.ndropped, MODEL_MAX_DROPPED);
+    assert_int_equal(Model_droppedTotal(&m), 2 * MODEL_MAX_DROPPED);
+    Model_done(&m);
+}
+
+/* ---- the applier, on hand-built wire structs ---------------------------------- */
+
+static const at_wire_site_t sites[] = {
+    {1, {0x10, "handle_conn", "/src/server.c", 120}},
+    {2, {0x20, "at_stream_read", "io.c", 31}},
+    {3, {0x30, NULL, NULL, 0}},
+};
+static const uint32_t stack1_sites[] = {2, 1};
+static const at_wire_stack_t stacks[] = {{7, 2, stack1_sites}};
+
+static at_wire_task_t wtask(uint64_t id, uint8_t st, uint64_t parent)
+{
+    at_wire_task_t t;
+    memset(&t, 0, sizeof t);
+    t.id = id;
+    t.state = st;
+    t.wait_kind = st == AT_WIRE_TASK_WAITING ? AT_WIRE_WAIT_READ : 0;
+    t.wait_obj = 9;
+    t.wait_since_us = 1000;
+    t.created_us = 500;
+    t.parent = parent;
+    t.create_site = 1;
+    t.entry_site = 1;
+    t.stack = 7;
+    return t;
+}
+
+static void test_applier_snapshot_delta(void **state)
+{
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_HELLO;
+    const char *argv[] = {"./srv", "--port", "80"};
+    msg.u.hello = (at_wire_hello_t){.version = 1,
+                                    .pid = 42,
+                                    .program = "srv",
+                                    .n_argv = 3,
+                                    .argv = argv,
+                                    .runtime_version = "0.1.0",
+                                    .config = {true, 100000000, true, true}};
+    assert_int_equal(Applier_apply(&a, &msg, 10), 0);
+    assert_int_equal(m.pid, 42);
+    assert_string_equal(m.argv, "./srv --port 80");
+    assert_int_equal(m.slow_threshold_ns, 100000000);
+    assert_true(m.debug);
+
+    at_wire_task_t tasks[3] = {wtask(1, AT_WIRE_TASK_RUNNING, 0), wtask(2, AT_WIRE_TASK_WAITING, 1),
+                               wtask(3, 77 /* unknown state */, 1)};
+    tasks[1].name = "conn";
+    uint64_t lag[80] = {0};
+    lag[60] = 10;
+    at_wire_count_t handles[] = {{"tcp", 3}};
+    at_wire_count_t dropped[] = {{"slow", 4}};
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->ts_ns = 2000000000ull;
+    u->config = (at_wire_config_t){true, 50000000, true, false};
+    u->n_sites = 3;
+    u->sites = sites;
+    u->n_stacks = 1;
+    u->stacks = stacks;
+    u->n_tasks_new = 3;
+    u->tasks_new = tasks;
+    u->has_stats = true;
+    u->stats.busy_ns = 1000;
+    u->stats.idle_ns = 3000;
+    u->stats.callbacks = 100;
+    u->stats.lag = (at_wire_hist_t){80, lag};
+    u->stats.n_handles = 1;
+    u->stats.handles = handles;
+    u->stats.tasks_by_state[AT_WIRE_TASK_WAITING] = 1;
+    u->n_dropped = 1;
+    u->dropped = dropped;
+    u->running = (at_wire_running_t){true, 1900000000ull, AT_WIRE_CB_TIMER, 1, NULL, 2, 7};
+    assert_int_equal(Applier_apply(&a, &msg, 20), 0);
+    assert_int_equal(m.ntasks, 3);
+    Task *t2 = Model_findTask(&m, 2);
+    assert_string_equal(t2->name, "conn");
+    assert_string_equal(t2->waits_on, "read #9");
+    assert_string_equal(t2->created_at, "handle_conn server.c:120");
+    assert_string_equal(t2->where, "at_stream_read io.c:31");
+    assert_int_equal(t2->stack_key, 7);
+    assert_int_equal(t2->wait_since_ns, 1000000);
+    assert_string_equal(Model_findTask(&m, 1)->name, "handle_conn"); /* from entry site */
+    assert_int_equal(Model_findTask(&m, 3)->state, TS_OTHER);
+    assert_int_equal(m.slow_threshold_ns, 50000000);
+    assert_false(m.debug);
+    assert_true(m.loop.utilisation > 0.24 && m.loop.utilisation < 0.26);
+    assert_int_equal(m.loop.nhandles, 1);
+    assert_string_equal(m.loop.handles[0].name, "tcp");
+    assert_int_equal(Model_droppedTotal(&m), 4);
+    assert_int_equal(m.loop.lag_p99_ns, Applier_histLower(60));
+    /* running for 100 ms with a 50 ms threshold: blocked, with its stack */
+    assert_true(m.blocked);
+    assert_int_equal(m.blocked_for_ns, 100000000ull);
+    assert_string_equal(m.blocked_callback, "handle_conn");
+    assert_string_equal(m.blocked_task, "conn");
+    assert_int_equal(m.blocked_stack.n, 2);
+
+    /* a delta: task 2 changes, 3 goes, 4 arrives; a slow event and an exception */
+    at_wire_task_t changed = wtask(2, AT_WIRE_TASK_READY, 1);
+    at_wire_task_t added = wtask(4, AT_WIRE_TASK_WAITING, 99 /* unknown parent */);
+    uint64_t gone[] = {3, 12345};
+    at_wire_slow_t slow = {.seq = 1,
+                           .start_ns = 5,
+                           .dur_ns = 300000000,
+                           .site = 1,
+                           .task = 2,
+                           .stack = 7,
+                           .sched_stack = 999 /* unknown: ignored */};
+    at_wire_exc_t exc = {.seq = 1,
+                         .kind = AT_WIRE_EXC_NEVER_RETRIEVED,
+                         .code = -104,
+                         .domain = "uv",
+                         .message = "reset",
+                         .object = 5,
+                         .obj_type = "future",
+                         .raise_stack = 7};
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    u = &msg.u.update;
+    u->ts_ns = 3000000000ull;
+    u->config = (at_wire_config_t){true, 50000000, true, false};
+    u->n_tasks_changed = 1;
+    u->tasks_changed = &changed;
+    u->n_tasks_new = 1;
+    u->tasks_new = &added;
+    u->n_tasks_gone = 2;
+    u->tasks_gone = gone;
+    u->n_slow = 1;
+    u->slow = &slow;
+    u->n_exc = 1;
+    u->exc = &exc;
+    u->has_stats = true;
+    u->stats.busy_ns = 2000;
+    u->stats.idle_ns = 4000;
+    u->stats.callbacks = 1100;
+    uint64_t gen = m.gen;
+    assert_int_equal(Applier_apply(&a, &msg, 30), 0);
+    assert_true(m.gen > gen);
+    assert_false(m.blocked); /* no running callback now */
+    assert_int_equal(Model_findTask(&m, 2)->state, TS_READY);
+    assert_string_equal(Model_findTask(&m, 2)->waits_on, "");
+    assert_true(Model_findTask(&m, 3)->gone_ms != 0); /* lingers */
+    assert_non_null(Model_findTask(&m, 4));
+    /* rates from differences: 1000 callbacks in 1 s; busy 1000 of 2000 */
+    assert_true(m.loop.callbacks_per_s > 999 && m.loop.callbacks_per_s < 1001);
+    assert_true(m.loop.utilisation > 0.49 && m.loop.utilisation < 0.51);
+    const SlowEvent *se = Model_slowAt(&m, 0);
+    assert_string_equal(se->callback, "handle_conn");
+    assert_string_equal(se->task_name, "handle_conn"); /* renamed by the delta */
+    assert_int_equal(se->stack.n, 2);
+    assert_int_equal(se->scheduled_from.n, 0);
+    const ExcEvent *ee = Model_excAt(&m, 0);
+    assert_int_equal(ee->kind, EXC_NEVER_RETRIEVED);
+    assert_string_equal(ee->error, "uv -104");
+    assert_string_equal(ee->object, "future #5");
+    assert_string_equal(ee->site, "at_stream_read io.c:31");
+
+    /* a response to a set_config and to a task_detail */
+    Model_clearDetail(&m, 2);
+    at_wire_loc_t locs[] = {{1, "a", "a.c", 1}, {2, "b", NULL, 0}};
+    uint64_t kids[] = {4};
+    uint64_t steps[70] = {0};
+    steps[64] = 3;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_RESPONSE;
+    msg.u.response.op = AT_WIRE_OP_TASK_DETAIL;
+    msg.u.response.has_detail = true;
+    msg.u.response.detail.task = changed;
+    msg.u.response.detail.n_suspend = 2;
+    msg.u.response.detail.suspend = locs;
+    msg.u.response.detail.n_children = 1;
+    msg.u.response.detail.children = kids;
+    msg.u.response.detail.step_hist = (at_wire_hist_t){70, steps};
+    Applier_apply(&a, &msg, 40);
+    assert_true(m.detail_ready);
+    assert_int_equal(m.detail_suspend.n, 2);
+    assert_string_equal(m.detail_suspend.f[1].func, "b");
+    assert_int_equal(m.detail_nchildren, 1);
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < MODEL_HIST_BUCKETS; i++)
+        sum += m.detail_hist[i];
+    assert_int_equal(sum, 3);
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_RESPONSE;
+    msg.u.response.op = AT_WIRE_OP_SET_CONFIG;
+    msg.u.response.has_config = true;
+    msg.u.response.config = (at_wire_config_t){true, 20000000, false, false};
+    Applier_apply(&a, &msg, 50);
+    assert_int_equal(m.slow_threshold_ns, 20000000);
+
+    /* a new snapshot replaces tasks and the interned tables */
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    msg.u.update.full = true;
+    at_wire_task_t only = wtask(50, AT_WIRE_TASK_WAITING, 0);
+    msg.u.update.n_tasks_new = 1;
+    msg.u.update.tasks_new = &only;
+    Applier_apply(&a, &msg, 60);
+    assert_int_equal(m.ntasks, 1);
+    assert_string_equal(Model_findTask(&m, 50)->created_at, "site #1"); /* table was dropped */
+    /* other message types are not applied */
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_BYE;
+    assert_int_equal(Applier_apply(&a, &msg, 70), -1);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
+static void test_hist(void **state)
+{
+    assert_int_equal(Applier_histLower(0), 0);
+    assert_int_equal(Applier_histLower(3), 3);
+    assert_int_equal(Applier_histLower(4), 4);
+    assert_int_equal(Applier_histLower(8), 8);
+    assert_int_equal(Applier_histLower(9), 10);
+    assert_int_equal(Applier_histLower(251), 7ull << 61);
+    uint64_t h[10] = {0, 0, 0, 0, 0, 98, 0, 0, 1, 1};
+    assert_int_equal(Applier_histQuantile(h, 10, 0.5), Applier_histLower(5));
+    assert_int_equal(Applier_histQuantile(h, 10, 0.99), Applier_histLower(8));
+    assert_int_equal(Applier_histQuantile(h, 10, 1.0), Applier_histLower(9));
+    uint64_t empty[3] = {0};
+    assert_int_equal(Applier_histQuantile(empty, 3, 0.5), 0);
+    assert_int_equal(Hist_bucket(0), 0);
+    assert_int_equal(Hist_bucket(1500), 1);
+    assert_int_equal(Hist_bucket(UINT64_MAX), MODEL_HIST_BUCKETS - 1);
+}
+
+static void test_applier_bounds(void **state)
+{
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    /* sites with id 0 are refused; a huge interned stack is cut */
+    uint32_t *many = calloc(10000, sizeof *many);
+    for (int i = 0; i < 10000; i++)
+        many[i] = 1;
+    at_wire_site_t s[2] = {{0, {0, "zero", NULL, 0}}, {1, {0, "f", NULL, 0}}};
+    at_wire_stack_t st = {5, 10000, many};
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    msg.u.update.n_sites = 2;
+    msg.u.update.sites = s;
+    msg.u.update.n_stacks = 1;
+    msg.u.update.stacks = &st;
+    Applier_apply(&a, &msg, 1);
+    assert_int_equal(m.rejected, 1);
+    Stack out = {0, NULL};
+    Applier_stack(&a, 5, &out);
+    assert_int_equal(out.n, MODEL_MAX_FRAMES);
+    Stack_free(&out);
+    free(many);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_upsert_find_remove),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_rings_and_sites),
+        cmocka_unit_test(test_applier_snapshot_delta),
+        cmocka_unit_test(test_hist),
+        cmocka_unit_test(test_applier_bounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
