@@ -22,13 +22,13 @@ typedef struct bench {
 void bench_register(bench_t *b);
 
 /* BENCH(key, unit, what) { ... return value; }  registers at start-up. */
-#define BENCH(key, unit_, what_)                                                                  \
-    static double bench_run_##key(void);                                                          \
-    static bench_t bench_def_##key = {#key, unit_, what_, 0, bench_run_##key, NULL};              \
-    __attribute__((constructor)) static void bench_ctor_##key(void)                               \
-    {                                                                                             \
-        bench_register(&bench_def_##key);                                                         \
-    }                                                                                             \
+#define BENCH(key, unit_, what_)                                                                   \
+    static double bench_run_##key(void);                                                           \
+    static bench_t bench_def_##key = {#key, unit_, what_, 0, bench_run_##key, NULL};               \
+    __attribute__((constructor)) static void bench_ctor_##key(void)                                \
+    {                                                                                              \
+        bench_register(&bench_def_##key);                                                          \
+    }                                                                                              \
     static double bench_run_##key(void)
 
 /* Monotonic clock in nanoseconds. */

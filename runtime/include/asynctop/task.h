@@ -103,11 +103,10 @@ AT_EXTERN at_loop_t *at_task_loop(const at_task_t *task);
 /* The task running on this thread, or NULL outside tasks. */
 AT_EXTERN at_task_t *at_task_current(void);
 
-/* Waits until `task` ends (the caller must hold a reference to it). Returns 0 and its *result (may be NULL), its
- * error's code (the error is marked retrieved; at_future_error on
- * at_task_future gives it), AT_ECANCELED if the task was cancelled or the
- * caller was cancelled while waiting, AT_EDEADLK for a task joining itself.
- * Inside a task. */
+/* Waits until `task` ends (the caller must hold a reference to it). Returns 0 and its *result (may
+ * be NULL), its error's code (the error is marked retrieved; at_future_error on at_task_future
+ * gives it), AT_ECANCELED if the task was cancelled or the caller was cancelled while waiting,
+ * AT_EDEADLK for a task joining itself. Inside a task. */
 AT_EXTERN int at_task_join(at_task_t *task, void **result);
 
 /* Requests cancellation (see above). Returns true if the task had not ended. */
