@@ -325,16 +325,26 @@ class ExportTest(unittest.TestCase):
         if setpriv is None:
             self.skipTest("no setpriv")
         t = self.target()
-        as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PY,
-                     os.path.join(HERE, "atclient.py"), t.path]
+        # nobody must be able to read the client itself: the source tree may sit
+        # under a 0700 home directory (a clone in /root), so run a copy from our
+        # own temporary directory, from /.
+        client = os.path.join(self.tmp, "atclient.py")
+        shutil.copyfile(os.path.join(HERE, "atclient.py"), client)
+        os.chmod(client, 0o644)
+        as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PY, client,
+                     t.path]
         os.chmod(self.tmp, 0o755)
+        run_nobody = lambda: subprocess.run(as_nobody, capture_output=True, timeout=30, text=True,
+                                            cwd="/")
         # the file system refuses first: the directory is 0700
-        out = subprocess.run(as_nobody, capture_output=True, timeout=30, text=True).stdout
+        res = run_nobody()
+        out = res.stdout
+        self.assertEqual(res.returncode, 0, res.stderr)
         self.assertIn("CONNECT-ERROR", out)
         # with the directory and socket opened up, SO_PEERCRED still refuses
         os.chmod(os.path.dirname(t.path), 0o755)
         os.chmod(t.path, 0o666)
-        out = subprocess.run(as_nobody, capture_output=True, timeout=30, text=True).stdout
+        out = run_nobody().stdout
         self.assertIn("MSG error %d True" % PERMISSION, out)
         self.assertIn("uid 65534", out)
         self.assertIn("CLOSED", out)
