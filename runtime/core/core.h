@@ -113,8 +113,8 @@ struct at_loop {
     size_t nready;
     bool ready_active;
     uint64_t ready_since_ns; /* when the queue last became non-empty (loop lag) */
-    uv_idle_t idle;   /* makes the poll not block while work is ready */
-    uv_check_t check; /* runs the ready batch right after the poll phase */
+    uv_idle_t idle;          /* makes the poll not block while work is ready */
+    uv_check_t check;        /* runs the ready batch right after the poll phase */
     /* recycled slots */
     at__slot_t *free_slots;
     /* timers: binary min-heap on (when, seq), one uv timer armed at the top */
