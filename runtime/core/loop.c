@@ -1,6 +1,7 @@
 /* loop.c: at_loop_t — the uv loop it drives, the ready queue run in batches, timers, the threadsafe
  * queue, close-time reports. */
 #include "core.h"
+#include "export/export.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -591,6 +592,10 @@ int at_loop_new(at_loop_t **out, uv_loop_t *adopt)
     }
     loop->async.data = loop;
     uv_unref((uv_handle_t *)&loop->async);
+    /* Serve this process's state to asynctop (one exporter per process, shared by every loop;
+     * ASYNCTOP_SOCKET=off disables it). A refusal (unsafe socket directory, ...) is logged by
+     * the exporter and the program carries on uninspected. */
+    loop->exported = at__export_start(NULL) == 0;
     *out = loop;
     return 0;
 }
@@ -852,6 +857,9 @@ int at_loop_close(at_loop_t *loop, at_close_report_t *report)
             uv_close(ours[i], on_closed);
         }
     }
+    if (loop->exported)
+        at__export_stop();
+    loop->exported = false;
     if (loop->mon)
         at__mon_close(loop->mon);
     loop->mon = NULL;
