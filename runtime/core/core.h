@@ -102,6 +102,7 @@ struct at_loop {
     bool owns_uv;
     at__mon_t *mon;           /* on the loop's thread (re-created by a first run elsewhere) */
     bool ran;                 /* at_loop_run was called: the thread is fixed */
+    bool exported;            /* holds one reference on the process's exporter */
     _Atomic pthread_t thread; /* the creator until the first run, then the runner */
     uint64_t id;
     void *data;

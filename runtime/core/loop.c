@@ -1,6 +1,7 @@
 /* loop.c: at_loop_t — the uv loop it drives, the ready queue run in batches, timers, the threadsafe
  * queue, close-time reports. */
 #include "core.h"
+#include "export/export.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -591,6 +592,10 @@ int at_loop_new(at_loop_t **out, uv_loop_t *adopt)
     }
     loop->async.data = loop;
     uv_unref((uv_handle_t *)&loop->async);
+    /* Serve this loop (and every other monitored loop) over the socket. The exporter is one
+     * per process and refcounted: each loop takes one reference, the last close stops it.
+     * Failure (or ASYNCTOP_SOCKET=off) is logged by the exporter and never fails the loop. */
+    loop->exported = at__export_start(NULL) == 0;
     *out = loop;
     return 0;
 }
@@ -852,6 +857,9 @@ int at_loop_close(at_loop_t *loop, at_close_report_t *report)
             uv_close(ours[i], on_closed);
         }
     }
+    if (loop->exported)
+        at__export_stop();
+    loop->exported = false;
     if (loop->mon)
         at__mon_close(loop->mon);
     loop->mon = NULL;
