@@ -101,8 +101,8 @@ struct at_loop {
     uv_loop_t *uv;
     bool owns_uv;
     at__mon_t *mon;           /* on the loop's thread (re-created by a first run elsewhere) */
-    bool exported;            /* holds a reference on the process's exporter */
     bool ran;                 /* at_loop_run was called: the thread is fixed */
+    bool exported;            /* holds one reference on the process's exporter */
     _Atomic pthread_t thread; /* the creator until the first run, then the runner */
     uint64_t id;
     void *data;

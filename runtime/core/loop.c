@@ -592,9 +592,9 @@ int at_loop_new(at_loop_t **out, uv_loop_t *adopt)
     }
     loop->async.data = loop;
     uv_unref((uv_handle_t *)&loop->async);
-    /* Serve this process's state to asynctop (one exporter per process, shared by every loop;
-     * ASYNCTOP_SOCKET=off disables it). A refusal (unsafe socket directory, ...) is logged by
-     * the exporter and the program carries on uninspected. */
+    /* Serve this loop (and every other monitored loop) over the socket. The exporter is one
+     * per process and refcounted: each loop takes one reference, the last close stops it.
+     * Failure (or ASYNCTOP_SOCKET=off) is logged by the exporter and never fails the loop. */
     loop->exported = at__export_start(NULL) == 0;
     *out = loop;
     return 0;

@@ -1,9 +1,12 @@
 /* test-debug.c: what core tells the instrumentation — every callback timed per site, slow events
  * with kind and (debug mode) scheduling stack, wrong-thread and unclosed events, loop lag. */
-#include <stdlib.h>
 #include "test-core-util.h"
 
 #include "core.h"
+#include "export/export.h"
+
+#include <stdlib.h>
+#include <unistd.h>
 
 static int take_event(at_loop_t *loop, const char *code, int kind, at__event_t *out)
 {
@@ -127,12 +130,45 @@ static void test_wrong_thread_and_unclosed_events(void **state)
     capture_end();
 }
 
+/* ---- the exporter ------------------------------------------------------------ */
+
+/* Every at_loop_t holds one reference on the process's exporter: it runs from the first
+ * at_loop_new to the last at_loop_close, whatever the order of the closes; off means off. */
+static void test_exporter_refcounted_by_loops(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/at-test-debug-%d.sock", (int)getpid());
+    setenv("ASYNCTOP_SOCKET", path, 1);
+    assert_false(at__export_running());
+    at_loop_t *a, *b;
+    assert_int_equal(at_loop_new(&a, NULL), 0);
+    assert_true(at__export_running());
+    char got[64];
+    assert_int_equal(at__export_socket_path(got, sizeof got), 0);
+    assert_string_equal(got, path);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(at_loop_new(&b, NULL), 0);
+    close_clean(a); /* the first one closed: still served for b */
+    assert_true(at__export_running());
+    close_clean(b);
+    assert_false(at__export_running());
+    assert_int_equal(access(path, F_OK), -1); /* the socket is removed */
+
+    /* ASYNCTOP_SOCKET=off (the rest of this file): the loop works, no exporter. */
+    setenv("ASYNCTOP_SOCKET", "off", 1);
+    assert_int_equal(at_loop_new(&a, NULL), 0);
+    assert_false(at__export_running());
+    close_clean(a);
+}
+
 int main(void)
 {
-    /* These tests read the loop monitor's event ring themselves; the exporter, which every
-     * at_loop_new starts, would otherwise be that ring's consumer. */
+    /* These tests read the monitor's event ring themselves: keep the exporter (its only
+     * other consumer) from starting. */
     setenv("ASYNCTOP_SOCKET", "off", 1);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exporter_refcounted_by_loops),
         cmocka_unit_test(test_every_callback_timed),
         cmocka_unit_test(test_slow_event_kind_and_sched_stack),
         cmocka_unit_test(test_wrong_thread_and_unclosed_events),

@@ -359,8 +359,8 @@ static void test_future_wrong_thread(void **state)
 
 int main(void)
 {
-    /* These tests read the loop monitor's event ring themselves; the exporter, which every
-     * at_loop_new starts, would otherwise be that ring's consumer. */
+    /* These tests read the monitor's event ring themselves: keep the exporter (its only
+     * other consumer) from starting. */
     setenv("ASYNCTOP_SOCKET", "off", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_result_and_done_callbacks),
