@@ -185,8 +185,9 @@ static Reaction act_step(App *app, int key)
     at_wire_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.has_slow_ns = true;
-    cfg.slow_ns =
-        Action_thresholdStep(app->model.slow_threshold_ns, key == '-' || key == '_' ? -1 : 1);
+    /* step from the value already asked for when its answer is still on its way */
+    uint64_t from = app->pending_slow_ns ? app->pending_slow_ns : app->model.slow_threshold_ns;
+    cfg.slow_ns = Action_thresholdStep(from, key == '-' || key == '_' ? -1 : 1);
     App_setConfig(app, &cfg);
     return R_HANDLED | R_REDRAW;
 }

@@ -90,12 +90,14 @@ static void on_msg(Client *c, const at_wire_msg_t *msg)
     Applier_apply(&app->applier, msg, now);
     if (msg->type == AT_WIRE_HELLO) {
         m->conn = CONN_LIVE;
+        app->pending_slow_ns = 0;
         app->exited = false;
         app->reattach_pid = 0;
     } else if (msg->type == AT_WIRE_RESPONSE) {
         const at_wire_response_t *r = &msg->u.response;
         char d[32];
         if (r->id == app->req_config) {
+            app->pending_slow_ns = 0;
             if (r->status == 0 && r->has_config)
                 App_status(app, "the process now uses: slow threshold %s, debug %s",
                            Duration_format(m->slow_threshold_ns, d, sizeof d),
@@ -189,6 +191,7 @@ void App_setConfig(App *app, const at_wire_config_t *cfg)
     req.op = AT_WIRE_OP_SET_CONFIG;
     req.config = *cfg;
     app->req_config = Client_request(&app->client, &req);
+    app->pending_slow_ns = app->req_config && cfg->has_slow_ns ? cfg->slow_ns : 0;
     char d[32];
     if (!app->req_config)
         App_status(app, "not connected");

@@ -112,6 +112,10 @@ struct App {
     uint64_t status_ms;
     /* requests in flight */
     uint64_t req_config, req_cancel, req_detail, req_pause;
+    /* slow threshold asked for by the latest set_config still unanswered, 0 none:
+     * + and - step from it, so quick presses are not lost (the header keeps
+     * showing the value the process reports) */
+    uint64_t pending_slow_ns;
     bool paused;
     /* process exit and reattach */
     bool exited;
