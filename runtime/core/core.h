@@ -113,8 +113,8 @@ struct at_loop {
     size_t nready;
     bool ready_active;
     uint64_t ready_since_ns; /* when the queue last became non-empty (loop lag) */
-    uv_idle_t idle;   /* makes the poll not block while work is ready */
-    uv_check_t check; /* runs the ready batch right after the poll phase */
+    uv_idle_t idle;          /* makes the poll not block while work is ready */
+    uv_check_t check;        /* runs the ready batch right after the poll phase */
     /* recycled slots */
     at__slot_t *free_slots;
     /* timers: binary min-heap on (when, seq), one uv timer armed at the top */
@@ -138,6 +138,7 @@ struct at_loop {
     _Atomic uint64_t ex_submitted, ex_completed, ex_cancelled;
     _Atomic uint32_t ex_queued, ex_running;
     _Atomic uint64_t ex_wait_total, ex_wait_max, ex_run_total, ex_run_max;
+    at__hist_t ex_wait_hist; /* queue wait of started jobs (written on the loop thread) */
     /* Adapter: a (fn, name) -> site cache in front of at__mon_site, whose
      * slow path does not fill loopmon's own cache for named sites. */
     struct {
