@@ -139,6 +139,7 @@ struct at_loop {
     _Atomic uint64_t ex_submitted, ex_completed, ex_cancelled;
     _Atomic uint32_t ex_queued, ex_running;
     _Atomic uint64_t ex_wait_total, ex_wait_max, ex_run_total, ex_run_max;
+    at__hist_t ex_wait_hist; /* queue wait of started jobs (written on the loop thread) */
     /* Adapter: a (fn, name) -> site cache in front of at__mon_site, whose
      * slow path does not fill loopmon's own cache for named sites. */
     struct {

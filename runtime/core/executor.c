@@ -15,6 +15,7 @@ typedef struct at__work {
     void *result;
     at_error_t *err;
     uint64_t submit_ns;
+    uint64_t wait_ns; /* set on the pool thread; read after completion */
     struct at__work *prev, *next;
 } at__work_t;
 
@@ -33,6 +34,7 @@ static void work_cb(uv_work_t *req)
     at_loop_t *loop = w->loop;
     uint64_t start = at__now_ns();
     uint64_t wait = start > w->submit_ns ? start - w->submit_ns : 0;
+    w->wait_ns = wait;
     atomic_fetch_sub_explicit(&loop->ex_queued, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&loop->ex_running, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&loop->ex_wait_total, wait, memory_order_relaxed);
@@ -77,8 +79,10 @@ static void after_work_cb(uv_work_t *req, int status)
         if (!at_future_done(fut))
             at_future_cancel(fut, "executor job cancelled");
     } else if (at_future_done(fut)) {
+        at__hist_add(&loop->ex_wait_hist, w->wait_ns); /* loop thread: the single writer */
         discard_outcome(w); /* cancelled while running: nobody wants it */
     } else {
+        at__hist_add(&loop->ex_wait_hist, w->wait_ns);
         at__site_t *site = loop->mon ? at__loop_site(loop, (void *)w->fn, w->name) : NULL;
         at__cb_t cb;
         if (site) {
@@ -170,4 +174,12 @@ void at_executor_stats(const at_loop_t *loop, at_executor_stats_t *st)
     st->wait_max_ns = atomic_load_explicit(&l->ex_wait_max, memory_order_relaxed);
     st->run_total_ns = atomic_load_explicit(&l->ex_run_total, memory_order_relaxed);
     st->run_max_ns = atomic_load_explicit(&l->ex_run_max, memory_order_relaxed);
+    at__hist_snap_t *snap = malloc(sizeof *snap);
+    st->wait_p50_ns = st->wait_p99_ns = 0;
+    if (snap) {
+        at__hist_read(&l->ex_wait_hist, snap);
+        st->wait_p50_ns = at__hist_quantile(snap, 0.50);
+        st->wait_p99_ns = at__hist_quantile(snap, 0.99);
+        free(snap);
+    }
 }

@@ -122,6 +122,9 @@ static void test_cancel_before_start_and_stats(void **state)
     assert_int_equal(st.queued, 0);
     assert_int_equal(st.running, 0);
     assert_true(st.run_max_ns >= 15 * 1000 * 1000);
+    assert_true(st.wait_max_ns > 0);
+    assert_true(st.wait_p50_ns <= st.wait_p99_ns);
+    assert_true(st.wait_p99_ns <= st.wait_max_ns + st.wait_max_ns / 16 + 16); /* bucket midpoints */
     for (int i = 0; i < POOL; i++) {
         assert_int_equal(at_future_result(b[i], NULL), 0);
         at_future_unref(b[i]);

@@ -33,12 +33,16 @@ typedef struct at_executor_stats {
     uint32_t running;       /* running on a pool thread now */
     uint64_t wait_total_ns; /* sum over started work of (start - submit) */
     uint64_t wait_max_ns;
+    uint64_t wait_p50_ns;  /* queue wait percentiles of completed jobs (histogram, */
+    uint64_t wait_p99_ns;  /* within ~3%), 0 before the first completion */
     uint64_t run_total_ns; /* sum of time spent in the functions */
     uint64_t run_max_ns;
 } at_executor_stats_t;
 
 /* Fills *stats with a consistent-enough snapshot (each field is read
- * atomically). Any thread. */
+ * atomically; the percentiles from a histogram updated on the loop thread
+ * when a job completes). Allocates a few KiB briefly for the histogram
+ * snapshot (percentiles are 0 if that fails). Any thread. */
 AT_EXTERN void at_executor_stats(const at_loop_t *loop, at_executor_stats_t *stats);
 
 #ifdef __cplusplus
