@@ -198,3 +198,107 @@ def test_uvloop_slow_callbacks_match_uvloop_debug(tmp):
         assert abs(mine - their) <= 0.05 * their, (ours, theirs)
     # uvloop's stderr is the same apart from its own timings (no asynctop lines by default)
     assert b"asynctop" not in err
+
+
+# ---- Lua on luv ------------------------------------------------------------------------------------
+
+LUA_APP = r"""
+local uv = require('luv')
+local function say(s) io.write(s, "\n"); io.flush() end
+local function spin(ms) local t0 = uv.hrtime(); while uv.hrtime() - t0 < ms * 1e6 do end end
+local function go()
+  local t = uv.new_timer()
+  t:start(10, 0, function() say("timer"); t:close() end)
+  uv.fs_open("/etc/hostname", "r", 438, function(err, fd)
+    uv.fs_close(fd, function() say("fs") end)
+  end)
+  local w = uv.new_work(function(n) return n * 2 end, function(r) say("work " .. r) end)
+  w:queue(21)
+  local h
+  h = uv.spawn("/bin/true", {args = {}, env = {"PATH=/usr/bin:/bin"}},
+               function(code) say("spawn " .. code); h:close() end)
+  uv.getaddrinfo("localhost", nil, {}, function(err) say("getaddrinfo " .. tostring(err == nil)) end)
+  local busy = uv.new_timer()
+  busy:start(100, 0, function() spin(150); say("busy"); busy:close() end)
+end
+local stdin = uv.new_pipe(false)
+stdin:open(0)
+say("started")
+local started = false
+stdin:read_start(function(err, data)  -- "go" starts, end of input ends
+  if data and not started then started = true; go() end
+  if not data then stdin:close() end
+end)
+uv.run()
+say("end")
+"""
+
+
+@pytest.mark.skipif(lua_with_luv() is None, reason="lua-luv with a Lua interpreter not installed")
+def test_luv_program_flows_and_busy_callback_is_slow(tmp):
+    lua = lua_with_luv()
+    app = os.path.join(tmp, "app.lua")
+    with open(app, "w") as f:
+        f.write(LUA_APP)
+    ref = subprocess.run([lua, app], input=b"go\n", capture_output=True, timeout=30)
+    assert ref.returncode == 0, ref.stderr
+    sock = os.path.join(tmp, "s")
+    p = subprocess.Popen([lua, app], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=shim_env(sock))
+    try:
+        assert p.stdout.readline() == b"started\n"
+        wait_socket(sock, p)
+        c = atclient.Client(sock)
+        c.hello()
+        c.subscribe(100)
+        c.recv_type("update")
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+        acc = collect(c, lambda a: len(a["slow"]) >= 1)
+        c.close()
+        p.stdin.close()
+        rest, err = p.stdout.read(), p.stderr.read()
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    # timers, fs, work, spawn and getaddrinfo all reached the program (completion order varies)
+    assert sorted((b"started\n" + rest).splitlines()) == sorted(ref.stdout.splitlines())
+    assert len(ref.stdout.splitlines()) == 8
+    ev = acc["slow"][0]
+    assert ev["kind"] == 1 and 140e6 <= ev["dur_ns"] < 2e9, ev  # the busy timer callback
+    assert err == b""
+
+
+# ---- nvim --headless ---------------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("nvim") is None, reason="neovim not installed")
+def test_nvim_luv_timer_spinning_200ms_is_slow(tmp):
+    sock = os.path.join(tmp, "s")
+    spin = ("lua local t = vim.loop.new_timer(); t:start(300, 0, function() "
+            "local t0 = vim.loop.hrtime(); while vim.loop.hrtime() - t0 < 200e6 do end; "
+            "t:close() end)")
+    quit = "lua vim.defer_fn(function() vim.cmd('qa!') end, 3000)"
+    env = shim_env(sock, HOME=tmp, XDG_STATE_HOME=tmp, XDG_DATA_HOME=tmp, XDG_CONFIG_HOME=tmp)
+    p = subprocess.Popen(["nvim", "--headless", "-u", "NONE", "-i", "NONE", "-n",
+                          "-c", spin, "-c", quit],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    try:
+        wait_socket(sock, p)
+        c = atclient.Client(sock)
+        h = c.hello()
+        assert h["pid"] == p.pid
+        c.subscribe(100, what=["slow"])
+        acc = collect(c, lambda a: any(e["dur_ns"] >= 190e6 for e in a["slow"]))
+        c.close()
+        p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0
+    ev = next(e for e in acc["slow"] if e["dur_ns"] >= 190e6)
+    assert ev["kind"] == 1 and ev["dur_ns"] < 2e9, ev  # a timer, about 200 ms
