@@ -1,5 +1,6 @@
 /* main.c: the asynctop command line: options, subcommands, --demo, the TUI. */
 #include "App.h"
+#include "Run.h"
 #include "Subcommand.h"
 
 #include <errno.h>
@@ -29,6 +30,8 @@ static void usage(FILE *f)
         "       asynctop dump PID --json\n"
         "       asynctop set PID slow=DURATION | debug=on|off\n"
         "       asynctop --demo                    run the demo program and attach to it\n"
+        "       asynctop run [--debug] [--keep] -- CMD [ARGS...]\n"
+        "                                          run a libuv program under the shim, attach\n"
         "\n"
         "options:\n"
         "  -s, --socket PATH  the target's socket (default: $XDG_RUNTIME_DIR/asynctop/PID.sock,\n"
@@ -145,6 +148,8 @@ int main(int argc, char **argv)
             break;
         }
     }
+    if (i < argc && !strcmp(argv[i], "run"))
+        return Run_main(argc - i, argv + i, &opt);
     if (i < argc) {
         int rc = Subcommand_run(argc - i, argv + i, opt.path);
         if (rc >= 0)
