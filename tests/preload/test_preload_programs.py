@@ -302,3 +302,66 @@ def test_nvim_luv_timer_spinning_200ms_is_slow(tmp):
     assert p.returncode == 0
     ev = next(e for e in acc["slow"] if e["dur_ns"] >= 190e6)
     assert ev["kind"] == 1 and ev["dur_ns"] < 2e9, ev  # a timer, about 200 ms
+
+
+# ---- asynctop run -- CMD: the TUI shows a uvloop program's slow callbacks live -----------------
+
+LOOPY_APP = r"""
+import asyncio, sys, time, uvloop
+
+async def main():
+    loop = asyncio.get_running_loop()
+    while True:
+        loop.call_soon(time.sleep, 0.15)
+        await asyncio.sleep(0.3)
+
+uvloop.install()
+asyncio.run(main())
+"""
+
+
+def tmux(*args, env=None):
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, env=env)
+
+
+def wait_screen(session, pred, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = tmux("capture-pane", "-p", "-t", session).stdout
+        if pred(screen):
+            return screen
+        time.sleep(0.1)
+    raise AssertionError("screen never matched:\n" + screen)
+
+
+def pids_running(marker):
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if marker in l and "tmux" not in l and "ps -eo" not in l]
+
+
+@pytest.mark.skipif(not have_uvloop() or shutil.which("tmux") is None or not os.environ.get("ASYNCTOP"),
+                    reason="needs python3-uvloop, tmux and ASYNCTOP")
+def test_asynctop_run_shows_slow_callbacks_and_stops_cmd(tmp):
+    app = os.path.join(tmp, "loopy_%d.py" % os.getpid())
+    with open(app, "w") as f:
+        f.write(LOOPY_APP)
+    env = dict(os.environ, XDG_RUNTIME_DIR=tmp, LANG="C.UTF-8", LC_ALL="C.UTF-8", TERM="xterm")
+    env.pop("ASYNCTOP_SOCKET", None)
+    session = "atrun%d" % os.getpid()
+    cmd = "%s run -- %s %s; echo EXIT=$?; sleep 60" % (os.environ["ASYNCTOP"], PY, app)
+    r = tmux("new-session", "-d", "-s", session, "-x", "150", "-y", "40", cmd, env=env)
+    assert r.returncode == 0, r.stderr
+    try:
+        wait_screen(session, lambda s: "python3[" in s and " live " in s)
+        assert pids_running(app)
+        tmux("send-keys", "-t", session, "4")  # the slow-callbacks screen
+        screen = wait_screen(session, lambda s: "150ms" in s or "151ms" in s)
+        assert "loop.cpython" in screen  # uvloop's callback, named library+offset
+        tmux("send-keys", "-t", session, "q")
+        screen = wait_screen(session, lambda s: "EXIT=" in s)
+        assert "EXIT=0" in screen, screen
+        assert "stopped; its output is in" in screen
+        assert pids_running(app) == []  # CMD was stopped
+    finally:
+        tmux("kill-session", "-t", session)
