@@ -6,6 +6,7 @@
  * uv_write -> uv_write2, both called through libuv's PLT with the trampoline, safe). */
 #include "preload_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -490,3 +491,25 @@ FS(realpath, (const char *path), (path), path)
 FS(chown, (const char *path, uv_uid_t uid, uv_gid_t gid), (path, uid, gid), path)
 FS(fchown, (uv_file file, uv_uid_t uid, uv_gid_t gid), (file, uid, gid), NULL)
 FS(lchown, (const char *path, uv_uid_t uid, uv_gid_t gid), (path, uid, gid), path)
+
+/* ==== loop configuration =======================================================================
+ */
+
+/* loopmon turns on UV_METRICS_IDLE_TIME for every loop it watches; in libuv 1.44 that costs a
+ * mutex and an extra zero-timeout epoll_wait per iteration, which the program did not ask
+ * for. Under the shim it stays off unless ASYNCTOP_PRELOAD_IDLE_METRICS=1 (the loop's poll
+ * time still comes from loopmon's prepare/check handles). Calls from the program pass. */
+PL_EXTERN int uv_loop_configure(uv_loop_t *loop, uv_loop_option option, ...)
+{
+    REAL(uv_loop_configure);
+    if (option == UV_METRICS_IDLE_TIME && pl_from_self(CALLER) && !pl_idle_metrics)
+        return UV_ENOSYS;
+    if (option == UV_LOOP_BLOCK_SIGNAL) {
+        va_list ap;
+        va_start(ap, option);
+        int sig = va_arg(ap, int);
+        va_end(ap);
+        return r_uv_loop_configure(loop, option, sig);
+    }
+    return r_uv_loop_configure(loop, option);
+}

@@ -22,6 +22,7 @@
 
 _Atomic int pl_ready;
 int pl_off;
+int pl_idle_metrics;
 uintptr_t pl_self_lo, pl_self_hi, pl_uv_lo, pl_uv_hi;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -110,6 +111,10 @@ static void init_once(void)
     if (e == NULL || at__parse_bool(e, &loud) != 0)
         loud = false;
     at__log_set_level(loud ? AT__LOG_INFO : AT__LOG_ERROR);
+    bool idle = false;
+    e = getenv("ASYNCTOP_PRELOAD_IDLE_METRICS");
+    if (e != NULL && at__parse_bool(e, &idle) == 0 && idle)
+        pl_idle_metrics = 1;
     at__export_set_log(export_log);
 
     code_range((const void *)pl_init, &pl_self_lo, &pl_self_hi);
@@ -157,7 +162,7 @@ void pl_lost(const char *what, const void *key)
 /* ---- loops ------------------------------------------------------------------------------------
  */
 
-static __thread struct {
+static __thread __attribute__((tls_model("initial-exec"))) struct {
     uv_loop_t *loop;
     pl_loop_t *st;
     uint64_t gen;

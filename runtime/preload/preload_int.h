@@ -65,6 +65,7 @@ typedef struct pl_loop {
 void pl_init(void);
 extern _Atomic int pl_ready; /* 1 once pl_init finished */
 extern int pl_off;           /* ASYNCTOP_PRELOAD=0: pass everything through */
+extern int pl_idle_metrics;  /* ASYNCTOP_PRELOAD_IDLE_METRICS=1: let loopmon enable them */
 
 /* The address ranges of executable code of the shim and of libuv (pl_init fills them). */
 extern uintptr_t pl_self_lo, pl_self_hi, pl_uv_lo, pl_uv_hi;

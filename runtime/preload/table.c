@@ -21,6 +21,7 @@ typedef struct node {
 
 typedef struct shard {
     pthread_mutex_t lock;
+    _Atomic unsigned seq; /* seqlock for lock-free lookups: odd while a writer changes it */
     node_t *b[BUCKETS];
     node_t *free;
     size_t n;
@@ -60,6 +61,22 @@ static node_t **find(node_t **pp, const void *key, int slot)
     return NULL;
 }
 
+/* Writers (under s->lock) bracket every change with w_begin/w_end; readers of pl_tab_get
+ * retry when the sequence moved. Nodes are never freed (free list), so a reader racing a
+ * writer reads stale but mapped memory, and throws it away. */
+static inline void w_begin(shard_t *s)
+{
+    unsigned q = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+static inline void w_end(shard_t *s)
+{
+    unsigned q = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    atomic_store_explicit(&s->seq, q + 1, memory_order_release);
+}
+
 static void node_release(shard_t *s, node_t *n)
 {
     free(n->stack);
@@ -78,6 +95,7 @@ int pl_tab_put(const void *key, int slot, const pl_hit_t *h)
     node_t **b = bucket_of(s, x);
     node_t **pp = find(b, key, slot);
     node_t *n;
+    w_begin(s);
     if (pp != NULL) {
         n = *pp; /* an address reused without a close we saw: replace */
         free(n->stack);
@@ -88,6 +106,7 @@ int pl_tab_put(const void *key, int slot, const pl_hit_t *h)
         if (n != NULL)
             s->free = n->next;
         else if ((n = calloc(1, sizeof *n)) == NULL) {
+            w_end(s);
             pthread_mutex_unlock(&s->lock);
             return -ENOMEM;
         }
@@ -98,15 +117,30 @@ int pl_tab_put(const void *key, int slot, const pl_hit_t *h)
         s->n++;
     }
     n->h = *h;
+    w_end(s);
     pthread_mutex_unlock(&s->lock);
     return 0;
 }
 
 bool pl_tab_get(const void *key, int slot, pl_hit_t *out)
 {
-    pthread_once(&g_once, tab_init);
     uint64_t x = mix(key, slot);
     shard_t *s = shard_of(x);
+    for (int tries = 0; tries < 8; tries++) {
+        unsigned q = atomic_load_explicit(&s->seq, memory_order_acquire);
+        if (q & 1)
+            continue;
+        node_t *n = __atomic_load_n(bucket_of(s, x), __ATOMIC_RELAXED);
+        while (n != NULL && !(__atomic_load_n(&n->key, __ATOMIC_RELAXED) == key &&
+                              __atomic_load_n(&n->slot, __ATOMIC_RELAXED) == slot))
+            n = __atomic_load_n(&n->next, __ATOMIC_RELAXED);
+        if (n != NULL)
+            memcpy(out, &n->h, sizeof *out);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&s->seq, memory_order_relaxed) == q)
+            return n != NULL;
+    }
+    pthread_once(&g_once, tab_init);
     pthread_mutex_lock(&s->lock);
     node_t **pp = find(bucket_of(s, x), key, slot);
     if (pp != NULL)
@@ -126,8 +160,10 @@ bool pl_tab_take(const void *key, int slot, pl_hit_t *out)
         node_t *n = *pp;
         if (out != NULL)
             *out = n->h;
+        w_begin(s);
         *pp = n->next;
         node_release(s, n);
+        w_end(s);
     }
     pthread_mutex_unlock(&s->lock);
     return pp != NULL;
@@ -139,8 +175,11 @@ void pl_tab_set_posted(const void *key, int slot)
     shard_t *s = shard_of(x);
     pthread_mutex_lock(&s->lock);
     node_t **pp = find(bucket_of(s, x), key, slot);
-    if (pp != NULL)
+    if (pp != NULL) {
+        w_begin(s);
         (*pp)->h.posted = 1;
+        w_end(s);
+    }
     pthread_mutex_unlock(&s->lock);
 }
 
