@@ -365,3 +365,17 @@ def test_asynctop_run_shows_slow_callbacks_and_stops_cmd(tmp):
         assert pids_running(app) == []  # CMD was stopped
     finally:
         tmux("kill-session", "-t", session)
+
+
+# ---- statically linked libuv cannot be interposed: the shim says so -------------------------------
+
+@pytest.mark.skipif(not os.environ.get("STATIC_UV_TARGET"), reason="STATIC_UV_TARGET not set")
+def test_static_libuv_is_detected_and_reported(tmp):
+    exe = os.environ["STATIC_UV_TARGET"]
+    r = subprocess.run([exe], env=shim_env(os.path.join(tmp, "s")), capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0 and r.stdout == b"ran 0\n"  # the program is not disturbed
+    err = r.stderr.decode()
+    assert "libuv is linked statically into %s" % exe in err, err
+    assert "cannot be interposed" in err
+    assert not os.path.exists(os.path.join(tmp, "s"))  # and the shim stays out of the way
