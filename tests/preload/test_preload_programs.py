@@ -379,3 +379,34 @@ def test_static_libuv_is_detected_and_reported(tmp):
     assert "libuv is linked statically into %s" % exe in err, err
     assert "cannot be interposed" in err
     assert not os.path.exists(os.path.join(tmp, "s"))  # and the shim stays out of the way
+
+
+# ---- debug mode: where an in-flight request was issued ---------------------------------------------
+
+@pytest.mark.skipif(not TARGET, reason="PRELOAD_TARGET not set")
+def test_inflight_request_detail_has_creation_stack_in_debug_mode(tmp):
+    sock = os.path.join(tmp, "s")
+    p = subprocess.Popen([TARGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=shim_env(sock, ASYNCTOP_DEBUG="1"))
+    try:
+        wait_socket(sock, p)
+        c = atclient.Client(sock)
+        h = c.hello()
+        main_id = next(l[0] for l in h["loops"] if l[2] == p.pid)
+        c.subscribe(100, loop=main_id)
+        acc = collect(c, lambda a: len(a["tasks"]) >= 2)
+        row = next(r for r in acc["tasks"].values() if r[1] == "fs.read")
+        assert c.sites[row[10]]["func"] == "main"  # create_site: the program's call
+        r = c.response(c.request("task_detail", task=row[0], loop=main_id))
+        assert r["status"] == 0, r
+        d = r["detail"]
+        assert d["task"][0] == row[0]
+        assert d["wait_desc"].startswith("fs.read (in flight ")
+        assert "main" in [f[1] for f in d["create"]], d["create"]
+        c.close()
+        out, _ = p.communicate(b"bye\n", timeout=15)
+        assert p.returncode == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
