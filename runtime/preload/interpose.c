@@ -73,6 +73,8 @@ PL_EXTERN int uv_run(uv_loop_t *loop, uv_run_mode mode)
         pl_loop_t *st = pl_loop_for(loop);
         if (st == NULL)
             st = pl_loop_watch(loop);
+        else
+            pl_export_once(); /* a forked child's first run */
         if (st != NULL && st->mon != NULL && st->mon->cur == NULL &&
             pthread_equal(st->thread, pthread_self()))
             at__mon_chain_break(st->mon);

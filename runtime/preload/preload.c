@@ -98,6 +98,8 @@ static void export_log(int level, const char *msg)
             "%s", msg);
 }
 
+static void atfork_child(void);
+
 static void init_once(void)
 {
     bool on = true;
@@ -136,6 +138,7 @@ static void init_once(void)
                 f);
         pl_off = 1;
     }
+    pthread_atfork(NULL, NULL, atfork_child);
     atomic_store_explicit(&pl_ready, 1, memory_order_release);
 }
 
@@ -184,6 +187,24 @@ pl_loop_t *pl_loop_for(uv_loop_t *loop)
     return st;
 }
 
+void pl_export_once(void)
+{
+    if (atomic_load_explicit(&g_export_started, memory_order_relaxed) == 0 &&
+        atomic_exchange(&g_export_started, 1) == 0)
+        (void)at__export_start(NULL); /* errors are logged; loops are still monitored */
+}
+
+/* A forked child has no exporter thread (runtime/export abandons its copy): the child's next
+ * uv_run starts its own, on its own pid's socket. Locks a parent thread held at the fork are
+ * made usable again (the data they guard is the parent's last consistent state or close to
+ * it; a child that never runs a loop never looks). */
+static void atfork_child(void)
+{
+    atomic_store(&g_export_started, 0);
+    pthread_mutex_init(&g_loops_lock, NULL);
+    pl_tab_atfork_child();
+}
+
 static void provider_resync(void *ctx, at_export_resync_sink_t *sink);
 static int provider_detail(void *ctx, uint64_t id, at_export_task_detail_t *out);
 static int provider_cancel(void *ctx, uint64_t id)
@@ -225,8 +246,7 @@ pl_loop_t *pl_loop_watch(uv_loop_t *loop)
         free(st);
         return NULL;
     }
-    if (atomic_exchange(&g_export_started, 1) == 0)
-        (void)at__export_start(NULL); /* errors are logged; the loop is still monitored */
+    pl_export_once();
     st->prov = (at_export_provider_t){
         .name = "asynctop-preload 0.1.0",
         .caps = AT_EXPORT_CAP_TASKS | AT_EXPORT_CAP_TASK_DETAIL,

@@ -203,6 +203,14 @@ void pl_tab_set_stack(const void *key, int slot, void *const *pcs, int n)
     free(copy);
 }
 
+void pl_tab_atfork_child(void)
+{
+    for (int i = 0; i < SHARDS; i++) {
+        pthread_mutex_init(&g_shards[i].lock, NULL);
+        atomic_store(&g_shards[i].seq, atomic_load(&g_shards[i].seq) & ~1u);
+    }
+}
+
 size_t pl_tab_count(void)
 {
     pthread_once(&g_once, tab_init);
