@@ -410,3 +410,21 @@ def test_inflight_request_detail_has_creation_stack_in_debug_mode(tmp):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+@pytest.mark.skipif(not os.environ.get("ASYNCTOP"), reason="ASYNCTOP not set")
+def test_asynctop_run_without_a_loop_says_why(tmp):
+    env = dict(os.environ, XDG_RUNTIME_DIR=tmp)
+    at = os.environ["ASYNCTOP"]
+    r = subprocess.run([at, "run", "--", "/bin/true"], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 4  # no runtime to attach to
+    assert "/bin/true exited (status 0) before a libuv loop ran" in r.stderr
+    r = subprocess.run([at, "run", "--", os.path.join(tmp, "missing")], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 4 and "cannot run" in r.stderr and "status 127" in r.stderr
+    r = subprocess.run([at, "run"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "usage" in r.stderr
+    r = subprocess.run([at, "run", "--", "/bin/true"], capture_output=True, text=True, timeout=30,
+                       env=dict(env, ASYNCTOP_PRELOAD_SO=os.path.join(tmp, "nope.so")))
+    assert r.returncode == 1 and "is missing" in r.stderr
