@@ -152,6 +152,7 @@ async def main():
     loop.call_soon(time.sleep, 0.12)
     loop.call_later(0.05, time.sleep, 0.2)
     await asyncio.sleep(0.5)
+    await loop.run_in_executor(None, sys.stdin.readline)   # the test has what it needs
     print("done", sum(range(1000)), flush=True)
 
 uvloop.install()
@@ -167,7 +168,7 @@ def test_uvloop_slow_callbacks_match_uvloop_debug(tmp):
     with open(app, "w") as f:
         f.write(UVLOOP_APP)
     # without the shim: the reference output and uvloop's own debug-mode durations
-    ref = subprocess.run([PY, app], input=b"go\n", capture_output=True, timeout=30)
+    ref = subprocess.run([PY, app], input=b"go\nbye\n", capture_output=True, timeout=30)
     assert ref.returncode == 0, ref.stderr
     sock = os.path.join(tmp, "s")
     p = subprocess.Popen([PY, app], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -183,7 +184,7 @@ def test_uvloop_slow_callbacks_match_uvloop_debug(tmp):
         p.stdin.flush()
         acc = collect(c, lambda a: len(a["slow"]) >= 2)
         c.close()
-        rest, err = p.communicate(timeout=30)
+        rest, err = p.communicate(b"bye\n", timeout=30)
     finally:
         if p.poll() is None:
             p.kill()
