@@ -6,7 +6,7 @@ Two workloads, each run in child processes alternately with and without LD_PRELO
 both sides see the same machine load), reporting medians and the median of per-pair ratios:
   call_soon  a chain of N loop.call_soon callbacks (ns of CPU and of wall time per callback)
   echo       a uvloop echo server (asyncio.Protocol) answering K pipelined clients; the metric is
-             the server's CPU time per echoed message (from /proc/PID/stat), and the clients'
+             the server's CPU time per echoed message (all its threads, /proc schedstat), and the clients'
              wall time per message
 
 usage: /usr/bin/python3 bench/peers/bench_preload.py [--shim build/runtime/libasynctop-preload.so]
@@ -65,10 +65,15 @@ asyncio.run(main())
 
 
 def cpu_ns(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks * 1e9 / os.sysconf("SC_CLK_TCK")
+    """CPU time of every thread of pid, in ns (schedstat: exact, unlike the tick counts)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return float(total)
 
 
 def env_for(shim, tmp):
