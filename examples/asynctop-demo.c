@@ -744,7 +744,7 @@ static void usage(FILE *f)
                "  --stuck-every S  block the loop for 4 s every S seconds, first after 12 s\n"
                "                   (default 20; 0: never)\n"
                "  --slow-ms MS     how long the periodic slow callback runs (default 250)\n"
-               "  --quiet          print only errors\n"
+               "  --quiet          print only the demo's own errors (not the runtime's reports)\n"
                "  -h, --help       this help\n");
 }
 
@@ -849,6 +849,11 @@ static void teardown(void)
     at_event_free(demo.shutdown);
 }
 
+/* --quiet: the runtime's reports go to the inspector only. */
+static void quiet_sink(int level, const char *msg, void *arg)
+{
+}
+
 int main(int argc, char **argv)
 {
     if (parse_args(argc, argv, &demo.opts) != 0)
@@ -856,7 +861,7 @@ int main(int argc, char **argv)
     demo.rng = (uint32_t)getpid();
     at_set_debug(true); /* creation stacks for tasks, futures and errors */
     if (demo.opts.quiet)
-        at_set_log_level(AT_LOG_ERROR);
+        at_set_log_sink(quiet_sink, NULL); /* debug mode logs everything otherwise */
 
     int rc = at_loop_new(&demo.loop, NULL);
     if (rc != 0) {
