@@ -307,17 +307,14 @@ static int client_main(void *arg, void **result)
     }
 }
 
-/* Joins its children in order: while they run, it waits on a task. */
+/* Joins its children in order (while they run, it waits on a task); when cancelled it stops
+ * waiting and returns AT_ECANCELED (the shutdown cancels the children too). */
 static int join_all(at_task_t **tasks, size_t n)
 {
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (rc != AT_ECANCELED) {
-            int jrc = at_task_join(tasks[i], NULL);
-            if (jrc == AT_ECANCELED && at_task_current() && rc == 0)
-                rc = jrc;
-        }
-    }
+    for (size_t i = 0; i < n && rc != AT_ECANCELED; i++)
+        if (at_task_join(tasks[i], NULL) == AT_ECANCELED && at_task_cancel(tasks[i], NULL))
+            rc = AT_ECANCELED; /* we were cancelled (the child had not ended) */
     for (size_t i = 0; i < n; i++)
         at_task_unref(tasks[i]);
     return rc;
@@ -386,8 +383,11 @@ static int indexer(void *arg, void **result)
         if (rc == AT_ECANCELED)
             return rc;
         demo.indexed++;
-        if (demo.indexed == 10) /* once, early */
-            run_on_executor(report_progress_from_worker, NULL, "report_progress_from_worker");
+        if (demo.indexed == 10) { /* once, early */
+            rc = run_on_executor(report_progress_from_worker, NULL, "report_progress_from_worker");
+            if (rc == AT_ECANCELED) /* cancellation is delivered once: never drop it */
+                return rc;
+        }
     }
 }
 
@@ -885,8 +885,12 @@ int main(int argc, char **argv)
 
     at_loop_run(demo.loop, AT_RUN_DEFAULT);
 
+    bool finished = at_future_done(at_task_future(root));
     at_task_unref(root);
-    teardown();
+    if (finished)
+        teardown();
+    else /* the primitives may still have waiters: at_loop_close reports the tasks */
+        fprintf(stderr, "asynctop-demo: the loop ran out of work with tasks still waiting\n");
     at_close_report_t rep;
     rc = at_loop_close(demo.loop, &rep);
     say("asynctop-demo: loop closed: %zu unclosed handle(s) (the legacy watchdog timer, left "
