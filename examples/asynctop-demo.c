@@ -447,7 +447,7 @@ static int pipeline(void *arg, void **result)
 
 STEP static int fetch_config_from_service(void)
 {
-    int rc = at_sleep(700); /* a slow remote call, with the config lock held */
+    int rc = at_sleep(1500); /* a slow remote call, with the config lock held */
     return rc;
 }
 
@@ -466,7 +466,7 @@ static int config_owner(void *arg, void **result)
     for (;;) {
         int rc = reload_config();
         if (rc == 0)
-            rc = at_sleep(900);
+            rc = at_sleep(250);
         if (rc == AT_ECANCELED)
             return rc;
     }
