@@ -823,8 +823,8 @@ static int setup(void)
     at_call_later(demo.loop, 1000, rebuild_routing_table, NULL, "rebuild_routing_table",
                   &demo.routing_timer);
     if (demo.opts.stuck_s)
-        at_call_later(demo.loop, 12000, flush_journal_sync, NULL, "flush_journal_sync",
-                      &demo.journal_timer);
+        at_call_later(demo.loop, 1000 * (uint64_t)(demo.opts.stuck_s < 12 ? demo.opts.stuck_s : 12),
+                      flush_journal_sync, NULL, "flush_journal_sync", &demo.journal_timer);
     at_call_later(demo.loop, 1500, request_metrics_flush, NULL, "request_metrics_flush",
                   &demo.flush_timer);
     if (demo.opts.seconds)

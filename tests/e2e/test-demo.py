@@ -112,12 +112,39 @@ def test_every_screen_populated(env):
         s = collect(tui, deadline, [r"\d+ms rebuild_routing_table",
                                     r"rebuild_routing_table asynctop-demo\.c:\d+"], {})
         assert "BY CALL SITE" in s
+        # its detail: the loop thread's stack sampled while it blocked, nested as in the code
+        tui.keys("g", "Enter")
+        d = tui.wait(r"Stack sampled while it was blocking")
+        d = tui.wait(r"#1\s+recompute_routes\s+asynctop-demo\.c:\d+")
+        assert re.search(r"#0\s+hash_prefixes\s+asynctop-demo\.c:\d+", d), d
+        assert re.search(r"#2\s+rebuild_routing_table\s+asynctop-demo\.c:\d+", d), d
+        assert "Scheduled from" in d
+        tui.keys("Escape")
 
         # Exceptions: a task error nobody retrieved, a coroutine never awaited, a wrong-thread call
         tui.keys("5")
         collect(tui, deadline, [r"Task exception was never retrieved",
                                 r"never awaited\s+\S+\s+coroutine 'warm_profile_cache'",
                                 r"wrong thread"], {})
+        # the task error's detail: where it was raised and where the task was created
+        # (new events arrive at the top and shift the rows: retry until the row opened is it)
+        for attempt in range(5):
+            s = tui.wait(r"Task exception was never retrieved")
+            lines = s.split("\n")
+            first = [i for i, l in enumerate(lines) if re.match(r"^\s+[\d.]+[a-z]+ ", l)]
+            target = [i for i, l in enumerate(lines) if "Task exception was never retrieved" in l]
+            assert first and target, s
+            tui.keys("g", *["j"] * (target[0] - first[0]), "Enter")
+            d = tui.wait(r"> Exception")
+            d = tui.wait(r"Raised at")
+            if "Task exception was never retrieved" in d:
+                break
+            tui.keys("Escape")
+            tui.wait(r"events:")
+        assert "Task exception was never retrieved" in d, d
+        assert re.search(r"#0\s+fetch_avatar\s+asynctop-demo\.c:\d+", d), d
+        assert re.search(r"Created from\s+#0\s+profile_service\s+asynctop-demo\.c:\d+", d), d
+        tui.keys("Escape")
 
         # Loop: numbers, not blanks
         tui.keys("6")
@@ -128,12 +155,26 @@ def test_every_screen_populated(env):
 
         # Help
         tui.keys("?")
-        s = tui.wait(r"[Kk]eys|[Hh]elp")
-        assert "Quit" in s or "quit" in s
+        s = tui.wait(r"asynctop keys")
+        assert "move the cursor up" in s and "Tasks screen" in s, s
         assert time.monotonic() < deadline + 5, "screens took too long"
     finally:
         tui.close()
     assert demo.poll() is None, "the demo exited while inspected"
+
+
+def test_stuck_callback_shows_blocked(env):
+    demo = start_demo(env, "--quiet", "--stuck-every", "3")
+    tui = Tui(env, [demo.pid], 120, 40)
+    try:
+        # while the loop is stuck, the banner names the callback and counts up
+        s = tui.wait(r"BLOCKED \d+(\.\d+)? s in flush_journal_sync", 2 * DEADLINE)
+        s = tui.wait(r"BLOCKED [1-9]\d*(\.\d+)? s in flush_journal_sync", DEADLINE)
+        # afterwards it is a slow callback of about 4 s, with where the loop was stuck
+        tui.keys("4")
+        s = tui.wait(r"\d(\.\d+)?s flush_journal_sync", 2 * DEADLINE)
+    finally:
+        tui.close()
 
 
 def test_asynctop_demo_stops_the_demo_on_quit(env):
