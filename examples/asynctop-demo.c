@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -849,6 +850,34 @@ static void teardown(void)
     at_event_free(demo.shutdown);
 }
 
+/* How to run asynctop from here: the build tree's (../inspector/asynctop next to
+ * examples/), the one installed next to us, else by name. */
+static const char *inspector_path(void)
+{
+    static char path[PATH_MAX + 32];
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return "asynctop";
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return "asynctop";
+    *slash = '\0';
+    const char *tries[] = {"/../inspector/asynctop", "/asynctop"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s%s", self, tries[i]);
+        char *real = realpath(path, NULL);
+        if (real && access(real, X_OK) == 0) {
+            snprintf(path, sizeof path, "%s", real);
+            free(real);
+            return path;
+        }
+        free(real);
+    }
+    return "asynctop";
+}
+
 /* --quiet: the runtime's reports go to the inspector only. */
 static void quiet_sink(int level, const char *msg, void *arg)
 {
@@ -879,9 +908,10 @@ int main(int argc, char **argv)
         return 1;
     }
     say("asynctop-demo: pid %d, key-value server on 127.0.0.1:%d, %d clients, debug mode on\n"
-        "attach with:   asynctop %d\n"
+        "attach with:   %s %d\n"
         "stop with:     Ctrl-C, or kill %d\n",
-        (int)getpid(), demo.port, demo.opts.clients, (int)getpid(), (int)getpid());
+        (int)getpid(), demo.port, demo.opts.clients, inspector_path(), (int)getpid(),
+        (int)getpid());
 
     at_loop_run(demo.loop, AT_RUN_DEFAULT);
 

@@ -208,7 +208,7 @@ def test_demo_closes_cleanly(env):
     demo = start_demo(env, "--seconds", "3", "--stuck-every", "0")
     out, _ = demo.communicate(timeout=30)
     assert demo.returncode == 0, out
-    assert "attach with:   asynctop %d" % demo.pid in out, out
+    assert re.search(r"attach with:\s+/\S+/inspector/asynctop %d\n" % demo.pid, out), out
     m = re.search(r"(\d+) tasks cancelled and joined; (\d+) requests served", out)
     assert m and int(m.group(1)) >= 18 and int(m.group(2)) > 0, out
     # the handle left open on purpose is reported, and nothing else is left behind
