@@ -834,20 +834,28 @@ static int setup(void)
     return 0;
 }
 
+/* Frees what setup made (any part of it). Every task has ended: nobody waits on these. */
 static void teardown(void)
 {
-    /* every task has ended: nobody waits on these any more */
     void *item;
-    while (at_queue_try_get(demo.docs, &item) == 0)
-        ;
-    while (at_queue_try_get(demo.audit, &item) == 0)
-        ;
-    at_queue_free(demo.docs);
-    at_queue_free(demo.audit);
-    at_lock_free(demo.store_lock);
-    at_lock_free(demo.config_lock);
-    at_event_free(demo.flush_wanted);
-    at_event_free(demo.shutdown);
+    if (demo.docs) {
+        while (at_queue_try_get(demo.docs, &item) == 0)
+            ;
+        at_queue_free(demo.docs);
+    }
+    if (demo.audit) {
+        while (at_queue_try_get(demo.audit, &item) == 0)
+            ;
+        at_queue_free(demo.audit);
+    }
+    if (demo.store_lock)
+        at_lock_free(demo.store_lock);
+    if (demo.config_lock)
+        at_lock_free(demo.config_lock);
+    if (demo.flush_wanted)
+        at_event_free(demo.flush_wanted);
+    if (demo.shutdown)
+        at_event_free(demo.shutdown);
 }
 
 /* How to run asynctop from here: the build tree's (../inspector/asynctop next to
@@ -898,6 +906,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (setup() != 0) {
+        teardown();
         at_loop_close(demo.loop, NULL);
         return 1;
     }

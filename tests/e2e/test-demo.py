@@ -4,6 +4,7 @@ without a terminal, and the demo shuts down cleanly with its close report."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -231,3 +232,14 @@ def test_demo_usage():
     assert r.returncode == 0 and "--seconds" in r.stdout and "asynctop PID" in r.stdout
     r = subprocess.run([DEMO, "--port", "x"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and "bad argument '--port'" in r.stderr
+
+
+def test_demo_port_in_use(env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([DEMO, "--port", str(port)], capture_output=True, text=True,
+                           timeout=30, env=env.env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r
+    assert "cannot listen on 127.0.0.1:%d: address already in use" % port in r.stderr, r.stderr
