@@ -223,7 +223,7 @@ __attribute__((noinline)) static void setup_tasks(void)
     spawn_deep_task();
     g_failing = spawn_named(failing, "failing", true);
     g_cancellable = spawn_named(cancellable, "cancellable", true);
-    spawn_named(spinner, "spinner", false);
+    spawn_named(spinner, "number-cruncher", false);
 }
 
 /* ---- commands --------------------------------------------------------------------------- */
@@ -348,5 +348,6 @@ int main(void)
     at_task_unref(g_cancellable);
     at_task_unref(g_failing);
     at_loop_close(g_loop, NULL);
+    at_log_flush(5000); /* the reports are written by the log thread */
     return 0;
 }
