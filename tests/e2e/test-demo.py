@@ -40,6 +40,30 @@ def start_demo(env, *args):
     return p
 
 
+def gone(pid):
+    """True once pid has exited (a zombie whose new parent has not reaped it yet counts)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def demo_tui(env):
+    """asynctop --demo in tmux, with the demo's log file inside the test's private dir."""
+    return Tui(env, ["--demo"], 200, 30, extra_env={"TMPDIR": env.dir})
+
+
+def demo_on_screen(tui):
+    s = tui.wait(r"asynctop-demo\[\d+\]\s+live", DEADLINE)
+    pid = int(re.search(r"asynctop-demo\[(\d+)\]", s).group(1))
+    with open("/proc/%d/stat" % pid) as f:
+        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+    with open("/proc/%d/comm" % ppid) as f:
+        assert f.read().strip() == "asynctop"  # the demo is asynctop's child
+    return pid, ppid
+
+
 def collect(tui, deadline, what, found):
     """Polls the screen until every regex of `what` has matched at least once (not
     necessarily on the same screen) or the deadline passes; returns the last screen."""
@@ -179,22 +203,44 @@ def test_stuck_callback_shows_blocked(env):
 
 
 def test_asynctop_demo_stops_the_demo_on_quit(env):
-    tui = Tui(env, ["--demo"], 100, 30)
+    tui = demo_tui(env)
     try:
-        s = tui.wait(r"asynctop-demo\[\d+\]\s+live", DEADLINE)
-        pid = int(re.search(r"asynctop-demo\[(\d+)\]", s).group(1))
-        assert os.path.exists("/proc/%d" % pid)
+        pid, _ = demo_on_screen(tui)
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             assert b"asynctop-demo" in f.read()
         tui.keys("q")
         s = tui.wait(r"\[asynctop exited 0\]")
-        assert re.search(r"the demo \(pid %d\) is stopped; its output is in (\S+)" % pid, s), s
-        log = re.search(r"its output is in (\S+)", s).group(1)
-        wait_until("demo %d gone" % pid, lambda: not os.path.exists("/proc/%d" % pid), 5)
-        with open(log) as f:
+        m = re.search(r"the demo \(pid %d\) is stopped; its output is in (\S+)" % pid, s)
+        assert m and m.group(1).startswith(env.dir), s
+        wait_until("demo %d gone" % pid, lambda: gone(pid), 5)
+        with open(m.group(1)) as f:
             out = f.read()
-        os.unlink(log)
-        assert "shutting down" in out and "loop closed" in out, out
+        # it was stopped with SIGTERM and shut down cleanly, its reports in the log
+        assert "Terminated, shutting down" in out and "loop closed" in out, out
+        assert "Task exception was never retrieved" in out, out
+    finally:
+        tui.close()
+
+
+def test_asynctop_demo_stops_the_demo_on_ctrl_c(env):
+    tui = demo_tui(env)
+    try:
+        pid, _ = demo_on_screen(tui)
+        tui.keys("C-c")
+        s = tui.wait(r"\[asynctop exited 130\]")
+        log = re.search(r"the demo \(pid %d\) is stopped; its output is in (\S+)" % pid, s)
+        assert log and log.group(1).startswith(env.dir), s
+        wait_until("demo %d gone" % pid, lambda: not os.path.exists("/proc/%d" % pid), 5)
+    finally:
+        tui.close()
+
+
+def test_demo_does_not_outlive_a_killed_asynctop(env):
+    tui = demo_tui(env)
+    try:
+        pid, asynctop = demo_on_screen(tui)
+        os.kill(asynctop, signal.SIGKILL)  # no chance to clean up: PR_SET_PDEATHSIG does
+        wait_until("demo %d gone" % pid, lambda: gone(pid), 10)
     finally:
         tui.close()
 
