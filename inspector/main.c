@@ -1,7 +1,7 @@
 /* main.c: the asynctop command line: options, subcommands, --demo, the TUI. */
 #include "App.h"
-#include "Demo.h"
 #include "Subcommand.h"
+#include "Demo.h"
 
 #include <errno.h>
 #include <limits.h>
