@@ -77,7 +77,8 @@ def capture(build, width, height, settle):
     os.chmod(rundir, 0o700)
     env = dict(os.environ, XDG_RUNTIME_DIR=rundir, LANG="C.UTF-8", LC_ALL="C.UTF-8")
     env.pop("ASYNCTOP_SOCKET", None)
-    proc = subprocess.Popen([demo, "--quiet", "--stuck-every", "0"], env=env,
+    # the stuck callback first blocks the loop 12 s after the start: after the other shots
+    proc = subprocess.Popen([demo, "--quiet", "--stuck-every", "60"], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     tmux = None
     shots = []
@@ -140,7 +141,11 @@ def capture(build, width, height, settle):
              steady(r"Loop lag histogram"))
         tmux.keys("?")
         shot("Help (?)", "every key binding", tmux.wait(r"[Hh]elp|[Kk]eys"))
-        tmux.keys("Escape", "q")
+        tmux.keys("Escape", "1")
+        shot("While the loop is stuck", "the BLOCKED banner counts up while a callback holds "
+             "the loop (here flush_journal_sync, a synchronous fsync every 20 s in the demo)",
+             tmux.wait(r"BLOCKED [1-9](\.\d)? s in flush_journal_sync", 20))
+        tmux.keys("q")
     finally:
         if tmux:
             tmux.close()
