@@ -137,13 +137,20 @@ def test_every_screen_populated(env):
         s = collect(tui, deadline, [r"\d+ms rebuild_routing_table",
                                     r"rebuild_routing_table asynctop-demo\.c:\d+"], {})
         assert "BY CALL SITE" in s
-        # its detail: the loop thread's stack sampled while it blocked, nested as in the code
-        tui.keys("g", "Enter")
-        d = tui.wait(r"Stack sampled while it was blocking")
-        d = tui.wait(r"#1\s+recompute_routes\s+asynctop-demo\.c:\d+")
-        assert re.search(r"#0\s+hash_prefixes\s+asynctop-demo\.c:\d+", d), d
-        assert re.search(r"#2\s+rebuild_routing_table\s+asynctop-demo\.c:\d+", d), d
-        assert "Scheduled from" in d
+        # its detail: the loop thread's stack sampled while it blocked, nested as in the code.
+        # One sample may have caught it above our frames (clock_gettime, an ASan check) or
+        # lost one: the newest of the first few events must read right.
+        stack = re.compile(r"#\d+\s+hash_prefixes\s+asynctop-demo\.c:\d+\n"
+                           r"\s+#\d+\s+recompute_routes\s+asynctop-demo\.c:\d+\n"
+                           r"\s+#\d+\s+rebuild_routing_table\s+asynctop-demo\.c:\d+")
+        for row in range(3):
+            tui.keys("g", *["j"] * row, "Enter")
+            d = tui.wait(r"Stack sampled while it was blocking")
+            if "Slow callback rebuild_routing_table" in d and stack.search(d):
+                break
+            tui.keys("Escape")
+            tui.wait(r"BY CALL SITE")
+        assert stack.search(d) and "Scheduled from" in d, d
         tui.keys("Escape")
 
         # Exceptions: a task error nobody retrieved, a coroutine never awaited, a wrong-thread call
