@@ -54,6 +54,7 @@ typedef struct demo {
     at_lock_t *config_lock;   /* the configuration (held while it reloads) */
     at_queue_t *docs;         /* ingest -> indexer (bounded: the producer waits when full) */
     at_queue_t *audit;        /* connections -> audit writer (mostly empty: it waits) */
+    at_semaphore_t *encoder;  /* one hardware encoder slot shared by the thumbnailers */
     uv_signal_t sigint, sigterm;
     at_handle_t routing_timer, journal_timer, flush_timer, stop_timer;
     uint64_t requests, indexed, audited, flushes, avatars;
@@ -508,6 +509,42 @@ static int config(void *arg, void **result)
     return join_all(t, n);
 }
 
+/* ---- thumbnails: tasks sharing one slot through a semaphore ------------------------------ */
+
+STEP static int encode_thumbnail(unsigned n)
+{
+    int rc = at_semaphore_acquire(demo.encoder);
+    if (rc != 0)
+        return rc;
+    rc = at_sleep(400 + rand_below(200)); /* the encoder is busy */
+    at_semaphore_release(demo.encoder);
+    return rc;
+}
+
+static int thumbnailer(void *arg, void **result)
+{
+    for (unsigned n = 0;; n++) {
+        int rc = encode_thumbnail(n);
+        if (rc == 0)
+            rc = at_sleep(50);
+        if (rc == AT_ECANCELED)
+            return rc;
+    }
+}
+
+static int thumbnails(void *arg, void **result)
+{
+    at_task_t *t[2];
+    size_t n = 0;
+    for (int i = 1; i <= 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "thumbnailer-%d", i);
+        if (spawn_named(thumbnailer, NULL, name, &t[n]) == 0)
+            n++;
+    }
+    return join_all(t, n);
+}
+
 /* ---- metrics: a task waiting on an event -------------------------------------------------- */
 
 STEP static int wait_for_flush_request(void)
@@ -553,6 +590,14 @@ static int fetch_avatar(void *arg, void **result)
     return at_task_raise(AT_EPROTO, "fetch avatar of user %u: unexpected answer", user);
 }
 
+/* Blocking work on a pool thread: the archive is not there. */
+static void *read_profile_archive(void *arg, at_error_t **err)
+{
+    *err = at_error_new(AT_ENOENT, NULL, "profile archive /var/lib/profiles/%u.tar: %s",
+                        (unsigned)(uintptr_t)arg, at_strerror(AT_ENOENT));
+    return NULL;
+}
+
 static int warm_profile_cache(void *arg, void **result)
 {
     return at_sleep(10);
@@ -565,6 +610,12 @@ STEP static void refresh_profiles(unsigned round)
     at_task_opts_t opts = {.name = "warm_profile_cache"};
     if (at_coro_new(demo.loop, warm_profile_cache, NULL, &opts, &warm) == 0)
         at_coro_drop(warm);
+    /* BUG (on purpose): blocking work whose future is dropped unread; it fails, and nobody
+     * ever sees the error but the "Future exception was never retrieved" report. */
+    at_future_t *fut;
+    if (at_executor_submit(demo.loop, read_profile_archive, (void *)(uintptr_t)round, NULL,
+                           "read_profile_archive", &fut) == 0)
+        at_future_unref(fut);
 }
 
 static int profile_service(void *arg, void **result)
@@ -708,6 +759,7 @@ static int app(void *arg, void **result)
     spawn_named(clients, NULL, "clients", NULL);
     spawn_named(pipeline, NULL, "pipeline", NULL);
     spawn_named(config, NULL, "config", NULL);
+    spawn_named(thumbnails, NULL, "thumbnails", NULL);
     spawn_named(metrics_flusher, NULL, "metrics-flusher", NULL);
     spawn_named(profile_service, NULL, "profile-service", NULL);
 
@@ -801,7 +853,8 @@ static int setup(void)
         (rc = at_lock_new(demo.loop, &demo.store_lock)) != 0 ||
         (rc = at_lock_new(demo.loop, &demo.config_lock)) != 0 ||
         (rc = at_queue_new(demo.loop, 8, &demo.docs)) != 0 ||
-        (rc = at_queue_new(demo.loop, 64, &demo.audit)) != 0) {
+        (rc = at_queue_new(demo.loop, 64, &demo.audit)) != 0 ||
+        (rc = at_semaphore_new(demo.loop, 1, &demo.encoder)) != 0) {
         fprintf(stderr, "asynctop-demo: %s\n", at_strerror(rc));
         return rc;
     }
@@ -848,6 +901,8 @@ static void teardown(void)
             ;
         at_queue_free(demo.audit);
     }
+    if (demo.encoder)
+        at_semaphore_free(demo.encoder);
     if (demo.store_lock)
         at_lock_free(demo.store_lock);
     if (demo.config_lock)

@@ -109,10 +109,12 @@ def capture(build, width, height, settle):
 
         shot("Tasks (1)", "every pending task, what it waits on and for how long, "
              "where it was created", steady(r"^\s+1 app "))
-        # client-1 is task 8 (spawn order), the 8th row sorted by id: a task a few calls deep
-        tmux.keys(*["j"] * 7)
-        tmux.keys("Enter")
-        tmux.wait(r"Task 8\s+client-1")
+        # a task a few calls deep: move the cursor to client-1's row (sorted by id)
+        s = tmux.wait(r"^\s+\d+ client-1 ")
+        rows = [l for l in s.split("\n") if re.match(r"^\s+\d+ \S+\s+(waiting|ready|running)", l)]
+        index = [i for i, l in enumerate(rows) if re.match(r"^\s+\d+ client-1 ", l)][0]
+        tmux.keys("g", *["j"] * index, "Enter")
+        tmux.wait(r"Task \d+\s+client-1")
         shot("Task detail (Enter on a task)", "where the task is suspended, the stack it was "
              "created from, parent and children", steady(r"#2\s+\S+\s+asynctop-demo\.c"))
         tmux.keys("Escape", "g")

@@ -100,6 +100,7 @@ def test_every_screen_populated(env):
             r"^\s+\d+ metrics-flusher\s+waiting\s+event #",
             r"waiting\s+queue #", r"waiting\s+lock #", r"waiting\s+event #", r"waiting\s+sleep",
             r"waiting\s+future #", r"waiting\s+task #", r"waiting\s+read #",
+            r"^\s+\d+ thumbnailer-\d\s+waiting\s+semaphore #",
         ], found)
 
         # Task detail: a task a few calls deep; its suspension stack reads like the code
@@ -112,7 +113,10 @@ def test_every_screen_populated(env):
         d = tui.wait(r"Task \d+\s+pipeline\s+\[waiting\]")
         d = tui.wait(r"#1\s+pipeline\s+asynctop-demo\.c:\d+")
         assert re.search(r"#0\s+join_all\s+asynctop-demo\.c:\d+", d), d
-        assert re.search(r"children\s+3: \d+ ingest, \d+ indexer, \d+ audit-writer", d), d
+        children = re.search(r"children\s+3: (.*)", d)
+        assert children, d
+        assert sorted(re.findall(r"\d+ (\S+?),?(?:\s|$)", children.group(1))) == [
+            "audit-writer", "indexer", "ingest"], d
         assert "parent     1 app" in d
         tui.keys("Escape")
         tui.keys("Escape")
@@ -123,7 +127,8 @@ def test_every_screen_populated(env):
         s = tui.wait(r"TASK TREE")
         s = tui.wait(r"│  ├─ conn-\d+|│  └─ conn-\d+")
         assert re.search(r"^\s+1 waiting\s+app", s, re.M), s
-        for child in ("kv-server", "clients", "pipeline", "config", "metrics-flusher"):
+        for child in ("kv-server", "clients", "pipeline", "config", "thumbnails",
+                      "metrics-flusher", "profile-service"):
             assert re.search(r"[├└]─ %s " % child, s), (child, s)
         assert re.search(r"│  [├└]─ client-1 ", s), s
 
@@ -153,9 +158,11 @@ def test_every_screen_populated(env):
         assert stack.search(d) and "Scheduled from" in d, d
         tui.keys("Escape")
 
-        # Exceptions: a task error nobody retrieved, a coroutine never awaited, a wrong-thread call
+        # Exceptions: a task error and a future error nobody retrieved, a coroutine never
+        # awaited, a wrong-thread call
         tui.keys("5")
         collect(tui, deadline, [r"Task exception was never retrieved",
+                                r"never retrieved\s+error\s+Future exception was never",
                                 r"never awaited\s+\S+\s+coroutine 'warm_profile_cache'",
                                 r"wrong thread"], {})
         # the task error's detail: where it was raised and where the task was created
