@@ -28,6 +28,21 @@ static __thread at_task_t *current_task __attribute__((tls_model("initial-exec")
 static _Atomic uint64_t next_task_id;
 static _Atomic uint64_t next_object_id;
 
+/* Task ids: process-unique, handed to each thread in blocks (a locked add per spawn was a
+ * tenth of at_task_spawn); consecutive within a thread. */
+#define TASK_ID_BLOCK 1024u
+static __thread uint64_t task_id_cur, task_id_end __attribute__((tls_model("initial-exec")));
+
+static inline uint64_t task_id_next(void)
+{
+    if (AT__UNLIKELY(task_id_cur == task_id_end)) {
+        task_id_cur =
+            atomic_fetch_add_explicit(&next_task_id, TASK_ID_BLOCK, memory_order_relaxed) + 1;
+        task_id_end = task_id_cur + TASK_ID_BLOCK;
+    }
+    return task_id_cur++;
+}
+
 uint64_t at__tasks_next_object_id(void)
 {
     return atomic_fetch_add_explicit(&next_object_id, 1, memory_order_relaxed) + 1;
@@ -148,6 +163,54 @@ static void report_never_retrieved(at_task_t *t)
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
+/* Task objects freed on this thread are kept (up to TASK_CACHE_MAX) for its next spawns,
+ * while the thread has a loop with tasks: the last loop's close gives them back. Not under
+ * AddressSanitizer, whose use-after-free checks a cache would blind. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TASK_CACHE_MAX 0u
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TASK_CACHE_MAX 0u
+#endif
+#endif
+#ifndef TASK_CACHE_MAX
+#define TASK_CACHE_MAX 256u
+#endif
+static __thread at_task_t *task_cache __attribute__((tls_model("initial-exec")));
+static __thread unsigned task_cache_n __attribute__((tls_model("initial-exec")));
+
+static at_task_t *task_alloc(void)
+{
+    at_task_t *t = task_cache;
+    if (t) {
+        task_cache = t->next;
+        task_cache_n--;
+        return t;
+    }
+    return malloc(sizeof *t);
+}
+
+static void task_dealloc(at_task_t *t)
+{
+    if (tloops && task_cache_n < TASK_CACHE_MAX) {
+        t->next = task_cache;
+        task_cache = t;
+        task_cache_n++;
+        return;
+    }
+    free(t);
+}
+
+static void task_cache_drain(void)
+{
+    while (task_cache) {
+        at_task_t *t = task_cache;
+        task_cache = t->next;
+        free(t);
+    }
+    task_cache_n = 0;
+}
+
 static void failed_unlink(at_task_t *t)
 {
     if (t->prev) {
@@ -181,7 +244,7 @@ static void task_free(at_task_t *t)
     if (t->create != &t->create1) {
         free(t->create);
     }
-    free(t);
+    task_dealloc(t);
 }
 
 static void task_unref_internal(at_task_t *t)
@@ -460,7 +523,7 @@ static void task_discard(at_task_t *t)
     if (t->create && t->create != &t->create1) {
         free(t->create);
     }
-    free(t);
+    task_dealloc(t);
 }
 
 /* "task-<id>" without printf (spawn is a hot path). */
@@ -488,9 +551,8 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
         return AT_ECLOSING;
     }
     tloop_t *tl = tloop_find(loop, true);
-    at_task_t *t = malloc(sizeof *t);
-    if (!tl || !t) {
-        free(t);
+    at_task_t *t = tl ? task_alloc() : NULL;
+    if (!t) {
         return AT_ENOMEM;
     }
     /* An opaque size makes this a call to libc's memset: the inline `rep stos`
@@ -502,7 +564,7 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
     t->tl = tl;
     t->fn = fn;
     t->arg = arg;
-    t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed) + 1;
+    t->id = task_id_next();
     if (opts && opts->name) {
         snprintf(t->name, sizeof t->name, "%s", opts->name);
     } else {
@@ -1248,4 +1310,7 @@ static void tasks_close(at_loop_t *loop)
         }
     }
     free(tl);
+    if (!tloops) {
+        task_cache_drain(); /* the thread's last loop with tasks */
+    }
 }
