@@ -105,7 +105,7 @@ static inline void dispatch(at_loop_t *loop, at__slot_t *s)
     s->gen++; /* its handle is dead from now on: cancelling it is a no-op */
     s->state = AT__SLOT_RUNNING;
     void *fnp = s->fn_kind == AT__FN_LOOP ? (void *)s->fn.cb : (void *)s->fn.fcb;
-    at__site_t *site = at__loop_site(loop, fnp, s->name);
+    at__site_t *site = AT__LIKELY(!loop->untimed) ? at__loop_site(loop, fnp, s->name) : NULL;
     at__cb_t cb;
     if (AT__LIKELY(site != NULL))
         at__cb_begin_full(loop->mon, &cb, site, s->cb_kind, 0, NULL, s->nstack ? s->stack : NULL,
@@ -562,6 +562,15 @@ int at_loop_new(at_loop_t **out, uv_loop_t *adopt)
     loop->id = atomic_fetch_add(&at__next_loop_id, 1);
     loop->next_future_id = 1;
     mpsc_init(&loop->tsq);
+    /* ASYNCTOP_TIMING=off: ready callbacks run untimed, so that a benchmark can measure what
+     * the timing costs in the same process (the monitor, loop metrics and export stay). */
+    const char *timing = getenv("ASYNCTOP_TIMING");
+    bool timed = true;
+    if (timing && at__parse_bool(timing, &timed) < 0) {
+        at__log(AT__LOG_WARNING, "ASYNCTOP_TIMING=%s: expected on or off; timing stays on", timing);
+        timed = true;
+    }
+    loop->untimed = !timed;
     r = at__mon_create(loop->uv, &loop->mon);
     if (r < 0) {
         if (loop->owns_uv) {
@@ -615,7 +624,6 @@ int at_loop_run(at_loop_t *loop, at_run_mode_t mode)
             if (loop->mon)
                 at__mon_close(loop->mon);
             loop->mon = NULL;
-            memset(loop->site_cache, 0, sizeof loop->site_cache);
             atomic_store_explicit(&loop->thread, pthread_self(), memory_order_relaxed);
             int r = at__mon_create(loop->uv, &loop->mon);
             if (r < 0) {

@@ -295,8 +295,9 @@ typedef struct at__mon {
     int chain_enabled;   /* 0: never chain (closing) */
     struct {
         void *fn;
+        const char *name; /* the caller's pointer (NULL = unnamed) */
         at__site_t *site;
-    } cache[AT__SITE_CACHE]; /* unnamed sites by fn */
+    } cache[AT__SITE_CACHE]; /* sites by (fn, name pointer), see at__mon_site */
     /* --- counters: loop thread writes, anyone reads (relaxed) --- */
     _Atomic uint64_t callbacks;  /* callbacks run (nested ones included) */
     _Atomic uint64_t busy_ns;    /* time in callbacks (sum of exclusive times) */
@@ -379,15 +380,23 @@ static inline bool at__mon_on_loop_thread(const at__mon_t *m)
 
 /* The site for callback `fn` with optional `name` (NULL or "" = the symbolised function;
  * names longer than AT__SITE_NAME_MAX-1 are truncated; sites with different names are
- * distinct, compared by content). O(1): unnamed sites go through a direct-mapped cache
- * keyed by fn, then (and named ones directly) a hash map; a new site is allocated the first
- * time only. Callers should keep the result in their handle. Loop thread. Returns NULL only
- * on out-of-memory (then do not time the callback). */
+ * distinct, compared by content). O(1): a direct-mapped cache keyed by (fn, name pointer)
+ * answers repeated calls without touching the name; a miss goes to a hash map keyed by
+ * (fn, name content) and fills the cache; a new site is allocated the first time only.
+ * Because the cache compares the name's pointer, a name's bytes must not change while that
+ * pointer may still be passed here (string literals, or strings that live as long as the
+ * monitor: the public API asks for static storage). Loop thread. Returns NULL only on
+ * out-of-memory (then do not time the callback). */
 at__site_t *at__mon_site_slow(at__mon_t *m, void *fn, const char *name);
+static inline unsigned at__mon_site_slot(void *fn, const char *name)
+{
+    uintptr_t k = (uintptr_t)fn ^ ((uintptr_t)name >> 3);
+    return (unsigned)((k * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
+}
 static inline at__site_t *at__mon_site(at__mon_t *m, void *fn, const char *name)
 {
-    unsigned i = (unsigned)(((uintptr_t)fn * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
-    if (AT__LIKELY(name == NULL && m->cache[i].fn == fn))
+    unsigned i = at__mon_site_slot(fn, name);
+    if (AT__LIKELY(m->cache[i].fn == fn && m->cache[i].name == name))
         return m->cache[i].site;
     return at__mon_site_slow(m, fn, name);
 }
