@@ -52,12 +52,25 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void usage(FILE *f)
+static void usage(FILE *f, int with_list)
 {
     fprintf(f, "usage: asynctop-bench [--json] [--list] [--reps N] [PATTERN...]\n"
-               "  Runs every benchmark (or those whose name matches a glob PATTERN)\n"
-               "  and prints the median of N repetitions (default 5).\n"
-               "  --json  one JSON object: {\"name\": median, ...}; units in --list\n");
+               "  Runs every benchmark (or those whose name matches a glob PATTERN) and prints\n"
+               "  a table: the median of N repetitions (default 5, some benchmarks fewer: each\n"
+               "  of those is already a median of interleaved runs), min, max, unit, what.\n"
+               "  --json    print one JSON object {\"name\": median, ...} instead; each value is\n"
+               "            in its benchmark's unit (below, and in docs/performance.md)\n"
+               "  --list    print name, unit and description of each benchmark, run nothing\n"
+               "  --reps N  N repetitions for every benchmark\n"
+               "  Units: ns/... and ms are thread CPU time where the benchmark says so (see\n"
+               "  docs/performance.md), x / ratio are same-run ratios, req/cpu-s are requests\n"
+               "  per CPU second of the server thread.\n"
+               "  Exit status: 0, or 1 if any benchmark failed (the reason is on stderr).\n");
+    if (!with_list)
+        return;
+    fprintf(f, "\nbenchmarks (name, unit, what):\n");
+    for (bench_t *b = bench_list; b; b = b->next)
+        fprintf(f, "  %-36s %-14s %s\n", b->name, b->unit, b->what);
 }
 
 int main(int argc, char **argv)
@@ -72,12 +85,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps_override = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
+            usage(stdout, 1);
             free(pats);
             return 0;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "asynctop-bench: unknown option '%s'\n", argv[i]);
-            usage(stderr);
+            usage(stderr, 0);
             free(pats);
             return 2;
         } else

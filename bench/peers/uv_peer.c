@@ -167,7 +167,6 @@ static int run_echo_server(void)
 typedef struct cconn {
     uv_tcp_t tcp;
     uv_connect_t connect;
-    uv_write_t write;
     char buf[MSG];
     size_t got;
     long reqs;
@@ -214,16 +213,18 @@ static void cl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 static void cl_written(uv_write_t *w, int status)
 {
-    (void)w;
+    free(w);
     if (status < 0)
         client_failed = 1;
 }
 
 static void cl_send(cconn_t *c)
 {
-    /* one request in flight per connection: the previous write completed before its echo */
+    /* One request in flight per connection; a write request each: the previous one's
+     * callback may still be due when its echo has arrived. */
     uv_buf_t b = uv_buf_init(client_msg, MSG);
-    uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, cl_written);
+    uv_write_t *w = malloc(sizeof *w);
+    uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, cl_written);
 }
 
 static void cl_connected(uv_connect_t *req, int status)
