@@ -141,6 +141,7 @@ static void check_cb(uv_check_t *h)
     at__mon_lag(loop->mon, loop->ready_since_ns, at__now_ns());
     uintptr_t prev_stop = at__walk_stop;
     at__walk_stop = (uintptr_t)__builtin_frame_address(0);
+    at__mon_batch_begin(loop->mon);
     while (budget > 0 && !loop->stop_requested) {
         at__slot_t *s = ready_pop(loop);
         if (!s)
@@ -152,6 +153,7 @@ static void check_cb(uv_check_t *h)
         }
         dispatch(loop, s);
     }
+    at__mon_batch_end(loop->mon);
     at__walk_stop = prev_stop;
     if (!loop->ready_head)
         ready_deactivate(loop);

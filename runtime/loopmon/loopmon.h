@@ -289,10 +289,13 @@ typedef struct at__ring_cell {
  * begin/end can be inline). */
 typedef struct at__mon {
     /* --- hot, loop thread only --- */
-    at__cb_t *cur;       /* innermost running callback, or NULL */
-    uint64_t chain_ns;   /* end time of the last top-level callback, 0 = chain broken */
-    uint64_t chain_time; /* loop->time when chain_ns was set (a new iteration breaks it) */
-    int chain_enabled;   /* 0: never chain (closing) */
+    at__cb_t *cur;         /* innermost running callback, or NULL */
+    uint64_t chain_ns;     /* end time of the last top-level callback, 0 = chain broken */
+    uint64_t chain_time;   /* loop->time when chain_ns was set (a new iteration breaks it) */
+    int chain_enabled;     /* 0: never chain (closing) */
+    int batch;             /* between at__mon_batch_begin and at__mon_batch_end */
+    at__site_t *pend_site; /* batch: the last ended callback's site, its record not added yet */
+    uint64_t pend_ns;      /* ... and its exclusive time */
     struct {
         void *fn;
         const char *name; /* the caller's pointer (NULL = unnamed) */
@@ -498,7 +501,16 @@ static inline uint64_t at__cb_end(at__mon_t *m, at__cb_t *cb)
     uint64_t now = at__now_ns();
     uint64_t total = now > cb->start_ns ? now - cb->start_ns : 0;
     uint64_t excl = total > cb->child_ns ? total - cb->child_ns : 0;
-    at__site_record(cb->site, excl);
+    if (AT__LIKELY(m->batch)) {
+        /* Add the previous callback's record now and keep this one for the next end (or
+         * the batch's end): the stores no longer wait for this clock read. */
+        if (m->pend_site)
+            at__site_record(m->pend_site, m->pend_ns);
+        m->pend_site = cb->site;
+        m->pend_ns = excl;
+    } else {
+        at__site_record(cb->site, excl);
+    }
     atomic_store_explicit(&m->callbacks,
                           atomic_load_explicit(&m->callbacks, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -511,13 +523,40 @@ static inline uint64_t at__cb_end(at__mon_t *m, at__cb_t *cb)
         p->child_ns += total;
         at__running_publish(&m->running, p->site, p->start_ns, p->task_id, p->task_name, p->kind);
     } else {
-        at__running_publish(&m->running, NULL, now, 0, NULL, 0);
+        /* In a batch the next callback's begin (or the batch's end) publishes. */
+        if (!m->batch)
+            at__running_publish(&m->running, NULL, now, 0, NULL, 0);
         m->chain_ns = m->chain_enabled ? now : 0;
         m->chain_time = m->loop->time;
     }
     if (AT__UNLIKELY(excl >= at__slow_threshold_ns()))
         at__mon_slow_cb(m, cb, excl, now);
     return now;
+}
+
+/* A batch: callbacks run back to back by one runner (core's ready queue), with nothing
+ * between them but the runner's bookkeeping. Inside it, the end of a top-level callback does
+ * not publish "nothing running" (the next begin publishes the next callback, the batch's end
+ * publishes "nothing running" as of the last end), and the site record of each callback is
+ * added at the next end or at the batch's end (readers on other threads may see a site's
+ * statistics one callback late; the slow-callback check and event are not deferred).
+ * Begin with no callback running; end with none running (strictly around the runner's
+ * loop, never around a poll or anything else that may block). Loop thread. */
+static inline void at__mon_batch_begin(at__mon_t *m)
+{
+    assert(!m->batch && m->cur == NULL);
+    m->batch = 1;
+}
+
+static inline void at__mon_batch_end(at__mon_t *m)
+{
+    assert(m->batch && m->cur == NULL);
+    m->batch = 0;
+    if (m->pend_site) {
+        at__site_record(m->pend_site, m->pend_ns);
+        m->pend_site = NULL;
+    }
+    at__running_publish(&m->running, NULL, m->chain_ns ? m->chain_ns : at__now_ns(), 0, NULL, 0);
 }
 
 /* Forget the chained timestamp: the next callback reads the clock. Call before anything

@@ -216,7 +216,7 @@ static void close_handle(at__mon_t *m, uv_handle_t *h)
 
 void at__mon_close(at__mon_t *m)
 {
-    assert(m->cur == NULL);
+    assert(m->cur == NULL && !m->batch);
     reg_remove(m);
     m->closing = 1;
     m->chain_enabled = 0;
