@@ -74,9 +74,9 @@ demo:
 	@$(MAKE) --no-print-directory build
 	$(BUILD)/inspector/asynctop --demo
 
+# Ours and the peers (asyncio, uvloop, node, raw libuv) in one run: see docs/performance.md.
 bench: build
-	@if [ -x $(BUILD)/bench/asynctop-bench ]; then $(BUILD)/bench/asynctop-bench; \
-	else echo "make bench: no benchmarks built yet" >&2; exit 1; fi
+	/usr/bin/python3 bench/peers/run_peers.py $(BUILD) --json-out $(BUILD)/bench-results.json
 
 # Long fuzzing: make fuzz FUZZ_SECONDS=3600
 fuzz: build-asan

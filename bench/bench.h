@@ -34,6 +34,10 @@ void bench_register(bench_t *b);
 /* Monotonic clock in nanoseconds. */
 uint64_t bench_now_ns(void);
 
+/* CPU time of the calling thread in nanoseconds (CLOCK_THREAD_CPUTIME_ID): what single-thread
+ * benchmarks measure, so that other processes on a shared machine do not count. */
+uint64_t bench_cpu_ns(void);
+
 /* Resident set size of this process in bytes (from /proc/self/statm). */
 size_t bench_rss_bytes(void);
 

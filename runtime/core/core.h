@@ -109,6 +109,7 @@ struct at_loop {
     _Atomic int closing; /* set by at_loop_close: threadsafe producers refuse */
     bool running;
     bool stop_requested;
+    bool untimed; /* ASYNCTOP_TIMING=off at creation: callbacks are not timed (benchmarks) */
     /* ready queue: FIFO of slots; idle+check handles active only while non-empty */
     at__slot_t *ready_head, *ready_tail;
     size_t nready;
@@ -140,33 +141,17 @@ struct at_loop {
     _Atomic uint32_t ex_queued, ex_running;
     _Atomic uint64_t ex_wait_total, ex_wait_max, ex_run_total, ex_run_max;
     at__hist_t ex_wait_hist; /* queue wait of started jobs (written on the loop thread) */
-    /* Adapter: a (fn, name) -> site cache in front of at__mon_site, whose
-     * slow path does not fill loopmon's own cache for named sites. */
-    struct {
-        void *fn;
-        const char *name;
-        at__site_t *site;
-    } site_cache[AT__SITE_CACHE];
     /* closing */
     int pending_closes;
     bool freed_when_futures_gone; /* closed: free when live_futures drops to 0 */
 };
 
-/* The loopmon call site of (fn, name), through the loop's cache. Loop thread.
- * NULL on out-of-memory (then the callback is not timed). */
+/* The loopmon call site of (fn, name) (`name`: static storage; see at__mon_site, whose
+ * cache answers repeated calls). Loop thread. NULL on out-of-memory (then the callback is
+ * not timed). */
 static inline at__site_t *at__loop_site(at_loop_t *loop, void *fn, const char *name)
 {
-    uintptr_t k = (uintptr_t)fn ^ ((uintptr_t)name >> 3);
-    unsigned i = (unsigned)((k * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
-    if (AT__LIKELY(loop->site_cache[i].fn == fn && loop->site_cache[i].name == name))
-        return loop->site_cache[i].site;
-    at__site_t *s = at__mon_site(loop->mon, fn, name);
-    if (s) {
-        loop->site_cache[i].fn = fn;
-        loop->site_cache[i].name = name;
-        loop->site_cache[i].site = s;
-    }
-    return s;
+    return at__mon_site(loop->mon, fn, name);
 }
 
 /* Refuses a call made off the loop thread: counts, logs with the caller's

@@ -105,7 +105,7 @@ static inline void dispatch(at_loop_t *loop, at__slot_t *s)
     s->gen++; /* its handle is dead from now on: cancelling it is a no-op */
     s->state = AT__SLOT_RUNNING;
     void *fnp = s->fn_kind == AT__FN_LOOP ? (void *)s->fn.cb : (void *)s->fn.fcb;
-    at__site_t *site = at__loop_site(loop, fnp, s->name);
+    at__site_t *site = AT__LIKELY(!loop->untimed) ? at__loop_site(loop, fnp, s->name) : NULL;
     at__cb_t cb;
     if (AT__LIKELY(site != NULL))
         at__cb_begin_full(loop->mon, &cb, site, s->cb_kind, 0, NULL, s->nstack ? s->stack : NULL,
@@ -141,6 +141,7 @@ static void check_cb(uv_check_t *h)
     at__mon_lag(loop->mon, loop->ready_since_ns, at__now_ns());
     uintptr_t prev_stop = at__walk_stop;
     at__walk_stop = (uintptr_t)__builtin_frame_address(0);
+    at__mon_batch_begin(loop->mon);
     while (budget > 0 && !loop->stop_requested) {
         at__slot_t *s = ready_pop(loop);
         if (!s)
@@ -152,6 +153,7 @@ static void check_cb(uv_check_t *h)
         }
         dispatch(loop, s);
     }
+    at__mon_batch_end(loop->mon);
     at__walk_stop = prev_stop;
     if (!loop->ready_head)
         ready_deactivate(loop);
@@ -562,6 +564,15 @@ int at_loop_new(at_loop_t **out, uv_loop_t *adopt)
     loop->id = atomic_fetch_add(&at__next_loop_id, 1);
     loop->next_future_id = 1;
     mpsc_init(&loop->tsq);
+    /* ASYNCTOP_TIMING=off: ready callbacks run untimed, so that a benchmark can measure what
+     * the timing costs in the same process (the monitor, loop metrics and export stay). */
+    const char *timing = getenv("ASYNCTOP_TIMING");
+    bool timed = true;
+    if (timing && at__parse_bool(timing, &timed) < 0) {
+        at__log(AT__LOG_WARNING, "ASYNCTOP_TIMING=%s: expected on or off; timing stays on", timing);
+        timed = true;
+    }
+    loop->untimed = !timed;
     r = at__mon_create(loop->uv, &loop->mon);
     if (r < 0) {
         if (loop->owns_uv) {
@@ -615,7 +626,6 @@ int at_loop_run(at_loop_t *loop, at_run_mode_t mode)
             if (loop->mon)
                 at__mon_close(loop->mon);
             loop->mon = NULL;
-            memset(loop->site_cache, 0, sizeof loop->site_cache);
             atomic_store_explicit(&loop->thread, pthread_self(), memory_order_relaxed);
             int r = at__mon_create(loop->uv, &loop->mon);
             if (r < 0) {

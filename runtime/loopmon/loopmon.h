@@ -289,14 +289,18 @@ typedef struct at__ring_cell {
  * begin/end can be inline). */
 typedef struct at__mon {
     /* --- hot, loop thread only --- */
-    at__cb_t *cur;       /* innermost running callback, or NULL */
-    uint64_t chain_ns;   /* end time of the last top-level callback, 0 = chain broken */
-    uint64_t chain_time; /* loop->time when chain_ns was set (a new iteration breaks it) */
-    int chain_enabled;   /* 0: never chain (closing) */
+    at__cb_t *cur;         /* innermost running callback, or NULL */
+    uint64_t chain_ns;     /* end time of the last top-level callback, 0 = chain broken */
+    uint64_t chain_time;   /* loop->time when chain_ns was set (a new iteration breaks it) */
+    int chain_enabled;     /* 0: never chain (closing) */
+    int batch;             /* between at__mon_batch_begin and at__mon_batch_end */
+    at__site_t *pend_site; /* batch: the last ended callback's site, its record not added yet */
+    uint64_t pend_ns;      /* ... and its exclusive time */
     struct {
         void *fn;
+        const char *name; /* the caller's pointer (NULL = unnamed) */
         at__site_t *site;
-    } cache[AT__SITE_CACHE]; /* unnamed sites by fn */
+    } cache[AT__SITE_CACHE]; /* sites by (fn, name pointer), see at__mon_site */
     /* --- counters: loop thread writes, anyone reads (relaxed) --- */
     _Atomic uint64_t callbacks;  /* callbacks run (nested ones included) */
     _Atomic uint64_t busy_ns;    /* time in callbacks (sum of exclusive times) */
@@ -379,15 +383,23 @@ static inline bool at__mon_on_loop_thread(const at__mon_t *m)
 
 /* The site for callback `fn` with optional `name` (NULL or "" = the symbolised function;
  * names longer than AT__SITE_NAME_MAX-1 are truncated; sites with different names are
- * distinct, compared by content). O(1): unnamed sites go through a direct-mapped cache
- * keyed by fn, then (and named ones directly) a hash map; a new site is allocated the first
- * time only. Callers should keep the result in their handle. Loop thread. Returns NULL only
- * on out-of-memory (then do not time the callback). */
+ * distinct, compared by content). O(1): a direct-mapped cache keyed by (fn, name pointer)
+ * answers repeated calls without touching the name; a miss goes to a hash map keyed by
+ * (fn, name content) and fills the cache; a new site is allocated the first time only.
+ * Because the cache compares the name's pointer, a name's bytes must not change while that
+ * pointer may still be passed here (string literals, or strings that live as long as the
+ * monitor: the public API asks for static storage). Loop thread. Returns NULL only on
+ * out-of-memory (then do not time the callback). */
 at__site_t *at__mon_site_slow(at__mon_t *m, void *fn, const char *name);
+static inline unsigned at__mon_site_slot(void *fn, const char *name)
+{
+    uintptr_t k = (uintptr_t)fn ^ ((uintptr_t)name >> 3);
+    return (unsigned)((k * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
+}
 static inline at__site_t *at__mon_site(at__mon_t *m, void *fn, const char *name)
 {
-    unsigned i = (unsigned)(((uintptr_t)fn * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
-    if (AT__LIKELY(name == NULL && m->cache[i].fn == fn))
+    unsigned i = at__mon_site_slot(fn, name);
+    if (AT__LIKELY(m->cache[i].fn == fn && m->cache[i].name == name))
         return m->cache[i].site;
     return at__mon_site_slow(m, fn, name);
 }
@@ -489,7 +501,16 @@ static inline uint64_t at__cb_end(at__mon_t *m, at__cb_t *cb)
     uint64_t now = at__now_ns();
     uint64_t total = now > cb->start_ns ? now - cb->start_ns : 0;
     uint64_t excl = total > cb->child_ns ? total - cb->child_ns : 0;
-    at__site_record(cb->site, excl);
+    if (AT__LIKELY(m->batch)) {
+        /* Add the previous callback's record now and keep this one for the next end (or
+         * the batch's end): the stores no longer wait for this clock read. */
+        if (m->pend_site)
+            at__site_record(m->pend_site, m->pend_ns);
+        m->pend_site = cb->site;
+        m->pend_ns = excl;
+    } else {
+        at__site_record(cb->site, excl);
+    }
     atomic_store_explicit(&m->callbacks,
                           atomic_load_explicit(&m->callbacks, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -502,13 +523,40 @@ static inline uint64_t at__cb_end(at__mon_t *m, at__cb_t *cb)
         p->child_ns += total;
         at__running_publish(&m->running, p->site, p->start_ns, p->task_id, p->task_name, p->kind);
     } else {
-        at__running_publish(&m->running, NULL, now, 0, NULL, 0);
+        /* In a batch the next callback's begin (or the batch's end) publishes. */
+        if (!m->batch)
+            at__running_publish(&m->running, NULL, now, 0, NULL, 0);
         m->chain_ns = m->chain_enabled ? now : 0;
         m->chain_time = m->loop->time;
     }
     if (AT__UNLIKELY(excl >= at__slow_threshold_ns()))
         at__mon_slow_cb(m, cb, excl, now);
     return now;
+}
+
+/* A batch: callbacks run back to back by one runner (core's ready queue), with nothing
+ * between them but the runner's bookkeeping. Inside it, the end of a top-level callback does
+ * not publish "nothing running" (the next begin publishes the next callback, the batch's end
+ * publishes "nothing running" as of the last end), and the site record of each callback is
+ * added at the next end or at the batch's end (readers on other threads may see a site's
+ * statistics one callback late; the slow-callback check and event are not deferred).
+ * Begin with no callback running; end with none running (strictly around the runner's
+ * loop, never around a poll or anything else that may block). Loop thread. */
+static inline void at__mon_batch_begin(at__mon_t *m)
+{
+    assert(!m->batch && m->cur == NULL);
+    m->batch = 1;
+}
+
+static inline void at__mon_batch_end(at__mon_t *m)
+{
+    assert(m->batch && m->cur == NULL);
+    m->batch = 0;
+    if (m->pend_site) {
+        at__site_record(m->pend_site, m->pend_ns);
+        m->pend_site = NULL;
+    }
+    at__running_publish(&m->running, NULL, m->chain_ns ? m->chain_ns : at__now_ns(), 0, NULL, 0);
 }
 
 /* Forget the chained timestamp: the next callback reads the clock. Call before anything

@@ -216,7 +216,7 @@ static void close_handle(at__mon_t *m, uv_handle_t *h)
 
 void at__mon_close(at__mon_t *m)
 {
-    assert(m->cur == NULL);
+    assert(m->cur == NULL && !m->batch);
     reg_remove(m);
     m->closing = 1;
     m->chain_enabled = 0;
@@ -260,11 +260,10 @@ static int htab_grow(at__mon_t *m)
     return 0;
 }
 
-at__site_t *at__mon_site_slow(at__mon_t *m, void *fn, const char *name)
+at__site_t *at__mon_site_slow(at__mon_t *m, void *fn, const char *name_ptr)
 {
     assert(fn != NULL);
-    if (name && !name[0])
-        name = NULL;
+    const char *name = name_ptr && name_ptr[0] ? name_ptr : NULL;
     uint32_t h = site_hash(fn, name);
     at__site_t *s;
     for (s = m->htab[h & m->hmask]; s; s = s->hnext)
@@ -291,12 +290,11 @@ at__site_t *at__mon_site_slow(at__mon_t *m, void *fn, const char *name)
         atomic_store_explicit(&m->sites, s, memory_order_release);
         atomic_store_explicit(&m->nsites, n + 1, memory_order_relaxed);
     }
-    if (!name) {
-        unsigned i =
-            (unsigned)(((uintptr_t)fn * 0x9E3779B97F4A7C15ull) >> 56) & (AT__SITE_CACHE - 1);
-        m->cache[i].fn = fn;
-        m->cache[i].site = s;
-    }
+    /* Cache under the caller's pointer (a "" name too), named or not. */
+    unsigned i = at__mon_site_slot(fn, name_ptr);
+    m->cache[i].fn = fn;
+    m->cache[i].name = name_ptr;
+    m->cache[i].site = s;
     return s;
 }
 

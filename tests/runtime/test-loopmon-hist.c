@@ -68,6 +68,18 @@ static void test_site_stats(void **state)
     assert_ptr_equal(at__mon_site(m, (void *)cb_a, other), an);
     assert_ptr_equal(at__mon_site(m, (void *)cb_a, ""), a); /* "" = unnamed */
     assert_string_equal(an->name, "named");
+    /* Named sites are cached too (by fn and name pointer): a repeated call is answered from
+     * the monitor's cache, without the hash map. */
+    static const char *const lit = "named";
+    at__site_t *al = at__mon_site(m, (void *)cb_a, lit);
+    assert_ptr_equal(al, an);
+    unsigned slot = at__mon_site_slot((void *)cb_a, lit);
+    assert_ptr_equal(m->cache[slot].fn, (void *)cb_a);
+    assert_ptr_equal(m->cache[slot].name, lit);
+    assert_ptr_equal(m->cache[slot].site, an);
+    assert_ptr_equal(at__mon_site(m, (void *)cb_a, lit), an);
+    slot = at__mon_site_slot((void *)cb_b, NULL);
+    assert_ptr_equal(m->cache[slot].site, b);
 
     /* uniform 1..100000 ns */
     uint64_t sum = 0;

@@ -126,11 +126,69 @@ static void test_nested_exclusive(void **state)
     at__loopmon_shutdown();
 }
 
+/* A batch (core's ready queue): the begin of each callback publishes it, the batch's end
+ * publishes "nothing running" as of the last end; site records are complete at the batch's
+ * end; nested callbacks and the slow check work as outside a batch. */
+static void test_batch(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    at__mon_t *m;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(at__mon_create(&loop, &m), 0);
+    at__site_t *so = at__mon_site(m, (void *)outer_fn, NULL);
+    at__site_t *si = at__mon_site(m, (void *)inner_fn, NULL);
+    at__running_snap_t snap;
+    at__site_stats_t o, i;
+    uint64_t slow_before = at__slow_threshold_ns();
+    at__slow_threshold_set_ns(20ull * 1000 * 1000);
+
+    at__mon_batch_begin(m);
+    at__cb_t a, b, c;
+    at__cb_begin(m, &a, so, AT__CB_READY);
+    assert_int_equal(at__mon_running_read(m, &snap), 1);
+    assert_ptr_equal(snap.site, so);
+    assert_int_equal(snap.since_ns, a.start_ns);
+    at__cb_end(m, &a);
+    at__cb_begin(m, &b, si, AT__CB_READY);
+    assert_int_equal(at__mon_running_read(m, &snap), 1);
+    assert_ptr_equal(snap.site, si);
+    assert_int_equal(snap.since_ns, b.start_ns);
+    assert_true(b.start_ns >= a.start_ns);
+    sleep_ms(30);                          /* slow: reported at its end, not at the batch's */
+    at__cb_begin(m, &c, so, AT__CB_TIMER); /* nested */
+    at__cb_end(m, &c);
+    uint64_t end_b = at__cb_end(m, &b);
+    at__mon_stats_t st;
+    at__mon_stats(m, &st);
+    assert_int_equal(st.slow_count, 1);
+    at__mon_batch_end(m);
+
+    assert_int_equal(at__mon_running_read(m, &snap), 0);
+    assert_null(snap.site);
+    assert_int_equal(snap.since_ns, end_b);
+    at__site_read(so, &o);
+    at__site_read(si, &i);
+    assert_int_equal(o.count, 2);
+    assert_int_equal(i.count, 1);
+    assert_true(i.total_ns >= 30ull * 1000 * 1000);
+    assert_true(i.max_ns == i.total_ns);
+    at__mon_stats(m, &st);
+    assert_int_equal(st.callbacks, 3);
+    assert_int_equal(st.busy_ns, o.total_ns + i.total_ns);
+
+    at__slow_threshold_set_ns(slow_before);
+    at__log_flush(1000000000ull);
+    close_loop(&loop, m);
+    at__loopmon_shutdown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_running_from_other_thread),
         cmocka_unit_test(test_nested_exclusive),
+        cmocka_unit_test(test_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
