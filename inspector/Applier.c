@@ -324,16 +324,21 @@ static void apply_stats(Applier *this, const at_wire_update_t *u)
         ndiff += diff[i];
         in.lag_hist[Hist_bucket(Applier_histLower(i))] += c;
     }
+    /* busy_ns counts finished callbacks only: add the one running now, so a blocked loop
+     * reads 100% while it is blocked, not 0% (the running time is counted once: when the
+     * callback ends, busy_ns grows by its whole duration and the running part drops out). */
+    uint64_t busy = s->busy_ns;
+    if (u->running.present && u->ts_ns > u->running.since_ns)
+        busy += u->ts_ns - u->running.since_ns;
     if (this->have_prev && u->ts_ns > this->prev_ts) {
-        uint64_t db = s->busy_ns >= this->prev_busy ? s->busy_ns - this->prev_busy : 0;
+        uint64_t db = busy >= this->prev_busy ? busy - this->prev_busy : 0;
         uint64_t di = s->idle_ns >= this->prev_idle ? s->idle_ns - this->prev_idle : 0;
         uint64_t dc =
             s->callbacks >= this->prev_callbacks ? s->callbacks - this->prev_callbacks : 0;
         in.utilisation = db + di ? (double)db / (double)(db + di) : 0;
         in.callbacks_per_s = (double)dc * 1e9 / (double)(u->ts_ns - this->prev_ts);
     } else {
-        in.utilisation =
-            s->busy_ns + s->idle_ns ? (double)s->busy_ns / (double)(s->busy_ns + s->idle_ns) : 0;
+        in.utilisation = busy + s->idle_ns ? (double)busy / (double)(busy + s->idle_ns) : 0;
         in.callbacks_per_s = u->ts_ns ? (double)s->callbacks * 1e9 / (double)u->ts_ns : 0;
     }
     if (ndiff) {
@@ -362,7 +367,7 @@ static void apply_stats(Applier *this, const at_wire_update_t *u)
     Model_setLoop(m, &in);
     this->have_prev = true;
     this->prev_ts = u->ts_ns;
-    this->prev_busy = s->busy_ns;
+    this->prev_busy = busy;
     this->prev_idle = s->idle_ns;
     this->prev_callbacks = s->callbacks;
     memset(this->prev_lag, 0, sizeof this->prev_lag);
