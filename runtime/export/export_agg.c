@@ -926,6 +926,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             u.stats.lag.n = hist_to_wire(&lag, lag_w);
             u.stats.lag.counts = lag_w;
             memcpy(u.stats.tasks_by_state, l->by_state, sizeof u.stats.tasks_by_state);
+            at__agg_inventory_fill(l, &u.stats);
             at__agg_running(srv, l, &u.running, run_name, sizeof run_name);
         }
         dropped[0] = (at_wire_count_t){"slow", l->dropped[AT__EV_SLOW]};
