@@ -174,4 +174,9 @@ void at__export_detach(at_export_attach_t *a);
 bool at__export_task_post(at_export_attach_t *a, at_export_task_event_kind_t kind,
                           const at_export_task_row_t *row);
 
+/* The attachment's "an exporter consumes posts" flag, for a provider's hot path: while a
+ * relaxed load of it reads 0, at__export_task_post would drop the event uncounted, so the
+ * provider need not even build the row. Valid until at__export_detach(a). Loop thread. */
+const _Atomic int *at__export_posts_wanted(const at_export_attach_t *a);
+
 #endif

@@ -65,6 +65,12 @@ bool at__export_task_post(at_export_attach_t *a, at_export_task_event_kind_t kin
     return true;
 }
 
+const _Atomic int *at__export_posts_wanted(const at_export_attach_t *a)
+{
+    assert(a != NULL);
+    return &a->consumer;
+}
+
 int at__export_task_take(at_export_attach_t *a, at_export_task_ev_t *out, uint64_t *pos)
 {
     uint64_t head = atomic_load_explicit(&a->head, memory_order_relaxed);

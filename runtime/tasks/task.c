@@ -10,58 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per-loop state of the tasks layer (a loop belongs to one thread, so these
- * live in a thread-local list, found by loop). */
-typedef struct tloop {
-    at_loop_t *loop;
-    at_task_t *head, *tail; /* tasks that have not ended, oldest first */
-    size_t ntasks;
-    at_coro_t *coros;  /* deferred coroutine objects not used yet */
-    at_task_t *failed; /* ended with an error, still referenced (reported at close if unread) */
-    struct tloop *next;
-} tloop_t;
-
-typedef bool (*detach_fn)(at_task_t *t);
-
-struct at_task {
-    uint32_t refs;
-    uint8_t state;     /* at_task_state_t */
-    uint8_t wait_kind; /* at_wait_kind_t */
-    uint8_t ncreate;
-    bool cancel_pending; /* deliver AT_ECANCELED at the next await point */
-    bool finishing;      /* completing its future: ignore the cancel hook */
-    bool ended;
-    bool in_failed; /* on tl->failed (linked through prev/next) */
-    int rc;         /* what fn returned */
-    int wake_code;  /* why the current wait ended: 0, AT_ECANCELED, AT_ETIMEDOUT */
-    at_loop_t *loop;
-    tloop_t *tl;
-    at_future_t *fut;
-    at__coro_t *co;
-    at_task_fn fn;
-    void *arg;
-    void *result;
-    at_error_t *raised;
-    const char *cancel_msg;
-    uint64_t id, parent_id;
-    uint64_t wait_id, wait_since_ms;
-    uint64_t busy_ns, steps;
-    at__site_t *site;
-    /* the current wait */
-    detach_fn detach;
-    at_future_t *waiting_on;
-    struct at_task *joiner;  /* a task waiting in at_task_join for this one */
-    struct at_task *joining; /* the task this one joins */
-    at_handle_t timer;
-    at_handle_t step; /* the scheduled step, if any */
-    at__waitq_t *wq;
-    at__waiter_t *waiter;
-    struct at_task *prev, *next;
-    char name[48];
-    void **create; /* &create1, or a heap array in debug mode */
-    void *create1;
-};
-
 struct at_coro {
     at_loop_t *loop;
     tloop_t *tl;
@@ -134,6 +82,7 @@ static tloop_t *tloop_find(at_loop_t *loop, bool create)
         t->loop = loop;
         t->next = tloops;
         tloops = t;
+        at__task_export_attach(t);
     }
     return t;
 }
@@ -217,6 +166,7 @@ static void task_free(at_task_t *t)
 {
     assert(t->ended);
     if (t->in_failed) {
+        at__task_post(t, AT_EXPORT_TASK_REMOVED); /* it stayed in the table while failed */
         failed_unlink(t);
     }
     if (t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved && t->fut->refs == 1) {
@@ -305,6 +255,16 @@ static void task_finish(at_task_t *t)
     }
     t->ended = true;
     unlink_task(t);
+    /* A failed task stays in the inspector's table until its last reference goes (its
+     * error may still be unread); a cancelled one shows its end state once. */
+    if (t->state == AT_TASK_DONE) {
+        at__task_post(t, AT_EXPORT_TASK_REMOVED);
+    } else {
+        at__task_post(t, AT_EXPORT_TASK_CHANGED);
+        if (t->state == AT_TASK_CANCELLED) {
+            at__task_post(t, AT_EXPORT_TASK_REMOVED);
+        }
+    }
     if (t->state == AT_TASK_FAILED) {
         /* Until its last reference goes: reported at loop close if unread. */
         t->next = t->tl->failed;
@@ -535,6 +495,10 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
     }
     tl->tail = t;
     tl->ntasks++;
+    {
+        at__mon_t *m = loop->mon;
+        t->created_ns = m && m->cur ? m->cur->start_ns : at__now_ns();
+    }
     rc = schedule_step(t);
     t->state = AT_TASK_CREATED;
     if (rc != 0) {
@@ -544,6 +508,7 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
         task_discard(t);
         return rc;
     }
+    at__task_post(t, AT_EXPORT_TASK_ADDED);
     if (out) {
         *out = at_task_ref(t);
     }
@@ -623,6 +588,9 @@ AT__AWAIT_TEXT static int task_suspend(at_task_t *t, at_wait_kind_t kind, uint64
     t->wait_since_ms = at_loop_time(t->loop);
     t->wake_code = 0;
     t->detach = detach;
+    if (kind != AT_WAIT_YIELD) { /* a yield is ready again at once: nothing to show */
+        at__task_post(t, AT_EXPORT_TASK_CHANGED);
+    }
     at__coro_yield();
     t->wait_kind = AT_WAIT_NONE;
     t->wait_id = 0;
@@ -819,6 +787,7 @@ AT__AWAIT_TEXT int at_sleep(uint64_t ms)
     if (rc != 0) {
         return rc;
     }
+    t->wait_arg = ms;
     return task_suspend(t, AT_WAIT_TIMER, 0, detach_timer);
 }
 
@@ -1179,6 +1148,7 @@ static void tasks_close(at_loop_t *loop)
         at__streams_close(loop);
         return;
     }
+    at__task_export_detach(tl); /* the loop is going: nothing more to show */
     while (tl->coros) {
         report_never_awaited(tl->coros, "still unused when the loop closed");
         coro_unlink_free(tl->coros);
