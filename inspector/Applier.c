@@ -269,7 +269,7 @@ static uint64_t us_to_ns(uint64_t us)
 
 static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
 {
-    char waits[96], created[MODEL_MAX_STR], where[MODEL_MAX_STR], name[MODEL_MAX_STR];
+    char waits[160], created[MODEL_MAX_STR], where[MODEL_MAX_STR], name[MODEL_MAX_STR];
     TaskRow r;
     memset(&r, 0, sizeof r);
     r.id = w->id;
@@ -283,7 +283,9 @@ static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
         r.name = name;
     }
     r.name_len = SIZE_MAX;
-    if (w->wait_kind == AT_WIRE_WAIT_NONE)
+    if (w->wait_desc && w->wait_desc[0]) /* the runtime's own words, e.g. "sleep 5.000 s" */
+        snprintf(waits, sizeof waits, "%s", w->wait_desc);
+    else if (w->wait_kind == AT_WIRE_WAIT_NONE)
         waits[0] = '\0';
     else if (w->wait_obj)
         snprintf(waits, sizeof waits, "%s #%" PRIu64, Applier_waitKindName(w->wait_kind),
@@ -490,7 +492,10 @@ static void apply_running(Applier *this, const at_wire_update_t *u, uint64_t now
         snprintf(cb, sizeof cb, "%s", f);
     else
         snprintf(cb, sizeof cb, "(%s callback)", Applier_cbKindName(r->kind));
-    task_name_of(m, r->task, task, sizeof task);
+    if (r->task_name && r->task_name[0])
+        snprintf(task, sizeof task, "%s", r->task_name);
+    else
+        task_name_of(m, r->task, task, sizeof task);
     Stack st = {0, NULL};
     Applier_stack(this, r->stack, &st);
     Model_setBlocked(m, true, dur, cb, task, &st, now_ms);

@@ -193,6 +193,7 @@ typedef struct agg_loop {
     at_wire_count_t handles[UV_HANDLE_TYPE_MAX]; /* names are libuv's static strings */
     bool has_exec;
     at_export_exec_stats_t exec;
+    char running_task[AT__EV_TASK_MAX]; /* the running task's name (at__agg_running) */
 } agg_loop_t;
 
 /* The interned tables, shared by every loop. */

@@ -424,6 +424,37 @@ static void test_applier_blocked_utilisation(void **state)
     Model_done(&m);
 }
 
+/* Wire additions: a row's wait description replaces "kind #obj"; the running callback's
+ * task name is used even for a task the model does not hold. */
+static void test_applier_wait_desc_and_running_task(void **state)
+{
+    (void)state;
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_task_t rows[2] = {wtask(1, AT_WIRE_TASK_WAITING, 0), wtask(2, AT_WIRE_TASK_WAITING, 0)};
+    rows[0].wait_desc = "sleep 5.000 s";
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->ts_ns = 5000000000ull;
+    u->config = (at_wire_config_t){true, 100000000, true, false};
+    u->n_tasks_new = 2;
+    u->tasks_new = rows;
+    u->running = (at_wire_running_t){true, 4000000000ull, AT_WIRE_CB_TASK_STEP, 0, "step", 77,
+                                     0,    "crunch-7"};
+    assert_int_equal(Applier_apply(&a, &msg, 10), 0);
+    assert_string_equal(Model_findTask(&m, 1)->waits_on, "sleep 5.000 s");
+    assert_string_equal(Model_findTask(&m, 2)->waits_on, "read #9"); /* no description */
+    assert_true(m.blocked);
+    assert_string_equal(m.blocked_task, "crunch-7"); /* task 77 is not in the model */
+    Applier_done(&a);
+    Model_done(&m);
+}
+
 static void test_applier_bounds(void **state)
 {
     Model m;
@@ -464,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_hist),
         cmocka_unit_test(test_applier_bounds),
         cmocka_unit_test(test_applier_blocked_utilisation),
+        cmocka_unit_test(test_applier_wait_desc_and_running_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
