@@ -413,9 +413,6 @@ static void apply_slow(Applier *this, const at_wire_slow_t *w)
     Model_setString(&ev.task_name, buf, SIZE_MAX);
     Applier_stack(this, w->stack, &ev.stack);
     Applier_stack(this, w->sched_stack, &ev.scheduled_from);
-    if (w->seq > this->last_slow_seq + 1 && this->last_slow_seq)
-        this->gaps += w->seq - this->last_slow_seq - 1;
-    this->last_slow_seq = w->seq;
     Model_addSlow(this->model, &ev);
 }
 
@@ -501,6 +498,29 @@ static void apply_running(Applier *this, const at_wire_update_t *u, uint64_t now
     Model_setBlocked(m, true, dur, cb, task, &st, now_ms);
 }
 
+/* Slow and exception events share one sequence (docs/protocol.md): the numbers between the
+ * newest seen before and the newest now that did not arrive were dropped on the way (the
+ * runtime's event log overflowed between two updates). The first update only sets the
+ * start: what happened before we attached is not missing. */
+static void count_gaps(Applier *this, const at_wire_update_t *u)
+{
+    uint64_t newest = this->last_seq, got = 0;
+    for (uint32_t i = 0; i < u->n_slow; i++)
+        if (u->slow[i].seq > this->last_seq) {
+            got++;
+            newest = u->slow[i].seq > newest ? u->slow[i].seq : newest;
+        }
+    for (uint32_t i = 0; i < u->n_exc; i++)
+        if (u->exc[i].seq > this->last_seq) {
+            got++;
+            newest = u->exc[i].seq > newest ? u->exc[i].seq : newest;
+        }
+    if (this->last_seq && newest - this->last_seq > got)
+        this->gaps += newest - this->last_seq - got;
+    this->last_seq = newest;
+    this->model->missed = this->gaps;
+}
+
 static void apply_config(Model *m, const at_wire_config_t *c)
 {
     if (c->has_slow_ns)
@@ -542,6 +562,7 @@ static void apply_update(Applier *this, const at_wire_update_t *u, uint64_t now_
         apply_slow(this, &u->slow[i]);
     for (uint32_t i = 0; i < u->n_exc; i++)
         apply_exc(this, &u->exc[i]);
+    count_gaps(this, u);
     apply_running(this, u, now_ms);
 }
 
