@@ -110,6 +110,8 @@ class Program:
         self.debug = os.environ.get("ASYNCTOP_DEBUG") == "1"
         self.slow_events, self.exc_events = [], []
         self.slow_seq = self.exc_seq = 0
+        self.ev_seq = 0  # slow and exception events share one sequence, as in the exporter
+        self.gap = 0     # --gap: event numbers skipped once (events the runtime lost)
         self.callbacks = self.busy = self.iterations = 0
         self.slow_total = 0
         self.lag = [0] * 90
@@ -138,7 +140,8 @@ class Program:
 
     def add_exc(self, kind, message, code=0, domain=None):
         self.exc_seq += 1
-        e = {"seq": self.exc_seq, "time_ns": now_ns(), "kind": kind, "message": message,
+        self.ev_seq += 1
+        e = {"seq": self.ev_seq, "time_ns": now_ns(), "kind": kind, "message": message,
              "object": 40 + self.exc_seq, "obj_type": "future", "task": 10,
              "raise_stack": 7}
         if code:
@@ -152,7 +155,10 @@ class Program:
     def add_slow(self, dur_ns, name="slow_handler", site=11, stack=5):
         self.slow_total += 1
         self.slow_seq += 1
-        ev = {"seq": self.slow_seq, "start_ns": now_ns() - dur_ns, "dur_ns": dur_ns, "kind": 1,
+        self.ev_seq += 1
+        if self.slow_seq == 2 and self.gap:  # the second slow event comes after a gap
+            self.ev_seq += self.gap
+        ev = {"seq": self.ev_seq, "start_ns": now_ns() - dur_ns, "dur_ns": dur_ns, "kind": 1,
               "site": site, "name": name, "task": 3, "stack": stack}
         if self.debug:
             ev["sched_stack"] = 6
@@ -214,6 +220,7 @@ class Server:
     def __init__(self, args):
         self.args = args
         self.prog = Program(args.tasks)
+        self.prog.gap = args.gap
         self.sel = selectors.DefaultSelector()
         self.conns = {}
         self.path = socket_path(os.getpid())
@@ -489,6 +496,8 @@ def main():
     ap.add_argument("--block-for", type=float, default=6, help="how long it stays blocked")
     ap.add_argument("--exit-after", type=float, default=0, help="exit after this many seconds")
     ap.add_argument("--dropped", type=int, default=0, help="report this many dropped slow events")
+    ap.add_argument("--gap", type=int, default=0,
+                    help="skip this many event numbers before the second slow event")
     ap.add_argument("--log", help="append every request received as a JSON line")
     args = ap.parse_args()
     # like a real program, /proc/<pid>/comm is the program's name (PR_SET_NAME)
