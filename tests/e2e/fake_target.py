@@ -83,7 +83,8 @@ STACKS = {  # id: [id, [site ids innermost first]]
 
 class Task:
     __slots__ = ("id", "name", "state", "wait_kind", "wait_obj", "wait_since_us", "busy_ns",
-                 "steps", "parent", "created_us", "create_site", "entry_site", "stack")
+                 "steps", "parent", "created_us", "create_site", "entry_site", "stack",
+                 "wait_desc")
 
     def __init__(self, tid, name, parent, wait_kind, wait_obj, stack, entry, create_site=12):
         self.id, self.name, self.parent = tid, name, parent
@@ -94,11 +95,13 @@ class Task:
         self.created_us = t
         self.busy_ns, self.steps = 1000 * tid % 7_000_000, tid % 50
         self.create_site, self.entry_site, self.stack = create_site, entry, stack
+        self.wait_desc = None  # optional row element 13
 
     def row(self):
-        return [self.id, self.name, self.state, self.wait_kind, self.wait_obj, self.wait_since_us,
-                self.busy_ns, self.steps, self.parent, self.created_us, self.create_site,
-                self.entry_site, self.stack]
+        row = [self.id, self.name, self.state, self.wait_kind, self.wait_obj, self.wait_since_us,
+               self.busy_ns, self.steps, self.parent, self.created_us, self.create_site,
+               self.entry_site, self.stack]
+        return row + [self.wait_desc] if self.wait_desc else row
 
 
 class Program:
@@ -120,6 +123,7 @@ class Program:
         self.add(Task(2, "server", 1, 7, 3, 6, 2))
         self.add(Task(3, "producer", 1, 3, 11, 4, 5))
         self.add(Task(4, "consumer", 1, 12, 5, 2, 6))
+        self.tasks[4].wait_desc = "queue empty"  # the runtime's own words
         self.add(Task(5, "ticker", 1, 3, 12, 3, 9))
         # a parent cycle the runtime should never report, but might (bug or race)
         self.add(Task(900, "loop-a", 901, 3, 13, 8, 14))
