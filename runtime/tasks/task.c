@@ -165,6 +165,10 @@ static void failed_unlink(at_task_t *t)
 static void task_free(at_task_t *t)
 {
     assert(t->ended);
+    if (t->open_step) { /* (then t->tl is still alive: the close clears it) */
+        t->tl->open_step.task = NULL;
+        t->open_step = false;
+    }
     if (t->in_failed) {
         at__task_post(t, AT_EXPORT_TASK_REMOVED); /* it stayed in the table while failed */
         failed_unlink(t);
@@ -290,12 +294,42 @@ static void task_finish(at_task_t *t)
  * report it as slow): loopmon gets this copy of the name. */
 static __thread char step_name[48] __attribute__((tls_model("initial-exec")));
 
+void at__task_busy_settle(tloop_t *tl)
+{
+    at_task_t *t = tl->open_step.task;
+    if (!t) {
+        return;
+    }
+    at__site_t *site = tl->open_step.site;
+    uint64_t n = atomic_load_explicit(&site->count, memory_order_relaxed);
+    if (n == tl->open_step.count) {
+        return; /* its callback has not ended yet */
+    }
+    if (n == tl->open_step.count + 1) {
+        t->busy_ns +=
+            atomic_load_explicit(&site->total_ns, memory_order_relaxed) - tl->open_step.total_ns;
+    }
+    t->open_step = false;
+    tl->open_step.task = NULL;
+}
+
+/* Forgets the open step (its task is going, or its callback now belongs to another task). */
+static void open_step_drop(tloop_t *tl)
+{
+    if (tl->open_step.task) {
+        tl->open_step.task->open_step = false;
+        tl->open_step.task = NULL;
+    }
+}
+
 /* Runs one step of `t` on this thread's stack: switch in, until it awaits or
  * ends. Called from a loop callback (whose timing we attribute to the task). */
 static void task_run(at_task_t *t)
 {
     at__mon_t *m = t->loop->mon;
-    uint64_t t0 = 0;
+    tloop_t *tl = t->tl;
+    at__task_busy_settle(tl);
+    bool timed = false; /* the step's time is its callback's (no clock read of our own) */
     if (m && m->cur) {
         /* This callback is the task's step: time it under the task's function
          * and name, so a slow step names the task. */
@@ -308,21 +342,30 @@ static void task_run(at_task_t *t)
             if (t->site) {
                 cb->site = t->site;
             }
-            at__running_publish(&m->running, cb->site, cb->start_ns, t->id, t->name,
-                                AT__CB_TASK_STEP);
+            /* The task's id only: a reader names the task from the exporter's task table
+             * (the name's copy into the seqlocked record cost a quarter of a step). */
+            at__running_publish(&m->running, cb->site, cb->start_ns, t->id, NULL, AT__CB_TASK_STEP);
         }
-        t0 = cb->start_ns; /* the step's start: no clock read of our own */
+        /* The callback is still running (the step of another task that ended in it, or of
+         * this one): its time is this step's, billed when it ends. */
+        open_step_drop(tl);
+        tl->open_step.task = t;
+        tl->open_step.site = cb->site;
+        tl->open_step.count = atomic_load_explicit(&cb->site->count, memory_order_relaxed);
+        tl->open_step.total_ns = atomic_load_explicit(&cb->site->total_ns, memory_order_relaxed);
+        t->open_step = true;
+        timed = true;
     }
     t->state = AT_TASK_RUNNING;
     t->steps++;
     at_task_t *prev = current_task;
     current_task = t;
-    if (!t0) {
-        t0 = at__now_ns();
-    }
+    uint64_t t0 = timed ? 0 : at__now_ns();
     at__coro_resume(t->co);
-    uint64_t t1 = at__now_ns();
-    t->busy_ns += t1 > t0 ? t1 - t0 : 0;
+    if (!timed) {
+        uint64_t t1 = at__now_ns();
+        t->busy_ns += t1 > t0 ? t1 - t0 : 0;
+    }
     current_task = prev;
     if (at__coro_state(t->co) == AT__CORO_DONE) {
         task_finish(t);
@@ -964,6 +1007,9 @@ bool at__waitq_wake_one_now(at__waitq_t *q, void *value)
 
 void at_task_info(const at_task_t *t, at_task_info_t *out)
 {
+    if (t->open_step) {
+        at__task_busy_settle(t->tl);
+    }
     memset(out, 0, sizeof *out);
     out->id = t->id;
     out->parent_id = t->parent_id;
@@ -1149,6 +1195,7 @@ static void tasks_close(at_loop_t *loop)
         return;
     }
     at__task_export_detach(tl); /* the loop is going: nothing more to show */
+    open_step_drop(tl);
     while (tl->coros) {
         report_never_awaited(tl->coros, "still unused when the loop closed");
         coro_unlink_free(tl->coros);

@@ -59,6 +59,9 @@ static uint8_t wire_state(const at_task_t *t)
 
 static void fill_row(const at_task_t *t, at_export_task_row_t *r)
 {
+    if (t->open_step) {
+        at__task_busy_settle(t->tl);
+    }
     r->id = t->id;
     r->parent_id = t->parent_id;
     r->created_ns = t->created_ns;

@@ -18,6 +18,12 @@ typedef struct tloop {
     struct at_coro *coros; /* deferred coroutine objects not used yet */
     at_task_t *failed;     /* ended with an error, still referenced (reported at close if unread) */
     struct tloop *next;
+    /* The last task step whose busy time is not counted yet (see at__task_busy_settle). */
+    struct {
+        at_task_t *task; /* NULL: none */
+        at__site_t *site;
+        uint64_t count, total_ns; /* the site's counters when the step began */
+    } open_step;
     /* the task provider of this loop (task_export.c) */
     at_export_attach_t *att;
     const _Atomic int *export_on; /* nonzero while an exporter consumes posts; NULL: detached */
@@ -35,6 +41,7 @@ struct at_task {
     bool finishing;      /* completing its future: ignore the cancel hook */
     bool ended;
     bool in_failed; /* on tl->failed (linked through prev/next) */
+    bool open_step; /* tl->open_step is this task's */
     int rc;         /* what fn returned */
     int wake_code;  /* why the current wait ended: 0, AT_ECANCELED, AT_ETIMEDOUT */
     at_loop_t *loop;
@@ -118,6 +125,14 @@ at_task_t *at__task_current(void);
 
 /* The loop of the current task or thread (NULL outside). */
 at_loop_t *at__task_loop(const at_task_t *t);
+
+/* Counts the busy time of the loop's last step whose callback has ended since. A step that is
+ * a whole callback is not timed by the task layer (a clock read costs 10-45 ns): its time is
+ * the callback's own, which loopmon adds to the callback's site when it ends; the step notes
+ * the site's counters when it begins, and this adds the difference once exactly one more
+ * callback of that site has ended. Called before busy_ns is read, and by every step. Loop
+ * thread. */
+void at__task_busy_settle(tloop_t *tl);
 
 /* ---- the task provider (task_export.c) ---------------------------------------------------- */
 

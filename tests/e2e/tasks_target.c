@@ -112,7 +112,7 @@ static int parent(void *arg, void **result)
 }
 
 /* Three calls deep, in named functions; the volatile after each call keeps them real calls. */
-static volatile int g_sink;
+static volatile unsigned g_sink;
 
 __attribute__((noinline)) static int deep_level_three(void)
 {
@@ -223,10 +223,46 @@ __attribute__((noinline)) static void setup_tasks(void)
     spawn_deep_task();
     g_failing = spawn_named(failing, "failing", true);
     g_cancellable = spawn_named(cancellable, "cancellable", true);
-    spawn_named(spinner, "spinner", false);
+    spawn_named(spinner, "number-cruncher", false);
 }
 
 /* ---- commands --------------------------------------------------------------------------- */
+
+/* Quitting: every task still pending is cancelled (at its await point, so it cleans up), and
+ * the loop stops once they have all ended. */
+static int g_quitting;
+
+static void collect(at_task_t *t, void *arg)
+{
+    at_task_t ***p = arg;
+    *(*p)++ = at_task_ref(t);
+}
+
+static void check_quit(at_loop_t *loop, void *arg)
+{
+    if (at_loop_tasks(loop, NULL, NULL) == 0) {
+        at_loop_stop(loop);
+        return;
+    }
+    at_call_later(loop, 5, check_quit, NULL, "check_quit", NULL);
+}
+
+static void quit(at_loop_t *loop)
+{
+    if (g_quitting++)
+        return;
+    uv_read_stop((uv_stream_t *)&g_stdin);
+    uv_close((uv_handle_t *)&g_stdin, NULL);
+    size_t n = at_loop_tasks(loop, NULL, NULL);
+    at_task_t **all = malloc((n + 1) * sizeof *all), **p = all;
+    at_loop_tasks(loop, collect, &p);
+    for (size_t i = 0; i < n; i++) {
+        at_task_cancel(all[i], "quit");
+        at_task_unref(all[i]);
+    }
+    free(all);
+    check_quit(loop, NULL);
+}
 
 /* A plain callback stuck in a named function. */
 __attribute__((noinline)) static void parse_request(long ms)
@@ -260,8 +296,7 @@ static void on_command(at_loop_t *loop, void *arg)
         say("STATUS cancel_seen=%d short_done=%d tasks=%zu\n", g_cancel_seen, g_short_done,
             at_loop_tasks(g_loop, NULL, NULL));
     } else if (strcmp(cmd, "quit") == 0) {
-        uv_close((uv_handle_t *)&g_stdin, NULL);
-        at_loop_stop(loop);
+        quit(loop);
     }
     say("OK %s\n", cmd);
     free(line);
@@ -277,8 +312,8 @@ static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     if (n < 0) {
-        uv_close((uv_handle_t *)&g_stdin, NULL);
-        at_loop_stop(g_loop);
+        at_call_soon(g_loop, on_command, strdup("quit"), "on_command", NULL);
+        uv_read_stop(s);
         return;
     }
     for (ssize_t i = 0; i < n; i++) {
@@ -313,5 +348,6 @@ int main(void)
     at_task_unref(g_cancellable);
     at_task_unref(g_failing);
     at_loop_close(g_loop, NULL);
+    at_log_flush(5000); /* the reports are written by the log thread */
     return 0;
 }
