@@ -862,6 +862,9 @@ void at__agg_running(at_export_srv_t *srv, agg_loop_t *l, at_wire_running_t *out
     out->task = snap.task_id;
     memcpy(l->running_task, snap.task_name, sizeof l->running_task);
     l->running_task[sizeof l->running_task - 1] = '\0';
+    const agg_task_t *rt = snap.task_id && !l->running_task[0] ? task_find(l, snap.task_id) : NULL;
+    if (rt != NULL) /* the running record carries only the id: name it from the mirror */
+        snprintf(l->running_task, sizeof l->running_task, "%s", rt->row.name);
     out->task_name = snap.task_id && l->running_task[0] ? l->running_task : NULL;
     if (l->sample_tried && l->sample_site == snap.site && l->sample_since == snap.since_ns)
         out->stack = l->sample_stack;
