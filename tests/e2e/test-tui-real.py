@@ -164,6 +164,24 @@ def test_screens(env):
         s = tui.wait(r"asynctop keys")
         assert "move the cursor up" in s
         tui.keys("Escape")
+
+        # cancel with confirmation: the runtime cancels the task and it goes
+        assert t.status()["tasks"] == 9
+        tui.keys("1", "/")
+        tui.text("sleeper")
+        tui.keys("Enter", "g")
+        tui.wait(r"1 task\s+filter: sleeper")
+        tui.keys("c")
+        tui.wait(r"Cancel task 1 \(sleeper\)\? y/N")
+        tui.keys("n")
+        tui.wait(r"task 1 not cancelled")
+        assert t.status()["tasks"] == 9
+        tui.keys("c")
+        tui.wait(r"Cancel task 1 \(sleeper\)")
+        tui.keys("y")
+        tui.wait(r"task 1 cancelled")
+        wait_until("the runtime to drop the task", lambda: t.status()["tasks"] == 8)
+        tui.wait(r"tasks 8: ", 10)
         quit_ok(tui)
     finally:
         tui.close()
