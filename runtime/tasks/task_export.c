@@ -80,13 +80,17 @@ static void fill_row(const at_task_t *t, at_export_task_row_t *r)
 
 void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind)
 {
-    at_export_task_row_t row;
-    if (kind == AT_EXPORT_TASK_REMOVED) {
-        row.id = t->id;
-    } else {
-        fill_row(t, &row);
+    /* The row is built in the ring slot itself (a row is 120 bytes: one copy, not two). */
+    at_export_task_row_t *row = at__export_task_reserve(t->tl->att, kind);
+    if (!row) {
+        return; /* full: counted, and the exporter resyncs */
     }
-    at__export_task_post(t->tl->att, kind, &row);
+    if (kind == AT_EXPORT_TASK_REMOVED) {
+        row->id = t->id;
+    } else {
+        fill_row(t, row);
+    }
+    at__export_task_commit(t->tl->att);
 }
 
 static void provider_resync(void *ctx, at_export_resync_sink_t *sink)
