@@ -226,9 +226,9 @@ static Reaction act_cancel(App *app, int key)
     if (s == SCR_DETAIL)
         id = app->model.detail_id;
     else {
-        TaskView *v = view_of(app);
+        TaskView *v = TasksScreen_view(app); /* up to date: rows of an older build may dangle */
         Panel *p = panel(app);
-        if (p->selected < v->n)
+        if (v && p->selected < v->n)
             id = v->rows[p->selected]->id;
     }
     Task *t = Model_findTask(&app->model, id);

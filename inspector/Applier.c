@@ -269,7 +269,7 @@ static uint64_t us_to_ns(uint64_t us)
 
 static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
 {
-    char waits[96], created[MODEL_MAX_STR], where[MODEL_MAX_STR], name[MODEL_MAX_STR];
+    char waits[160], created[MODEL_MAX_STR], where[MODEL_MAX_STR], name[MODEL_MAX_STR];
     TaskRow r;
     memset(&r, 0, sizeof r);
     r.id = w->id;
@@ -283,7 +283,9 @@ static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
         r.name = name;
     }
     r.name_len = SIZE_MAX;
-    if (w->wait_kind == AT_WIRE_WAIT_NONE)
+    if (w->wait_desc && w->wait_desc[0]) /* the runtime's own words, e.g. "sleep 5.000 s" */
+        snprintf(waits, sizeof waits, "%s", w->wait_desc);
+    else if (w->wait_kind == AT_WIRE_WAIT_NONE)
         waits[0] = '\0';
     else if (w->wait_obj)
         snprintf(waits, sizeof waits, "%s #%" PRIu64, Applier_waitKindName(w->wait_kind),
@@ -324,16 +326,21 @@ static void apply_stats(Applier *this, const at_wire_update_t *u)
         ndiff += diff[i];
         in.lag_hist[Hist_bucket(Applier_histLower(i))] += c;
     }
+    /* busy_ns counts finished callbacks only: add the one running now, so a blocked loop
+     * reads 100% while it is blocked, not 0% (the running time is counted once: when the
+     * callback ends, busy_ns grows by its whole duration and the running part drops out). */
+    uint64_t busy = s->busy_ns;
+    if (u->running.present && u->ts_ns > u->running.since_ns)
+        busy += u->ts_ns - u->running.since_ns;
     if (this->have_prev && u->ts_ns > this->prev_ts) {
-        uint64_t db = s->busy_ns >= this->prev_busy ? s->busy_ns - this->prev_busy : 0;
+        uint64_t db = busy >= this->prev_busy ? busy - this->prev_busy : 0;
         uint64_t di = s->idle_ns >= this->prev_idle ? s->idle_ns - this->prev_idle : 0;
         uint64_t dc =
             s->callbacks >= this->prev_callbacks ? s->callbacks - this->prev_callbacks : 0;
         in.utilisation = db + di ? (double)db / (double)(db + di) : 0;
         in.callbacks_per_s = (double)dc * 1e9 / (double)(u->ts_ns - this->prev_ts);
     } else {
-        in.utilisation =
-            s->busy_ns + s->idle_ns ? (double)s->busy_ns / (double)(s->busy_ns + s->idle_ns) : 0;
+        in.utilisation = busy + s->idle_ns ? (double)busy / (double)(busy + s->idle_ns) : 0;
         in.callbacks_per_s = u->ts_ns ? (double)s->callbacks * 1e9 / (double)u->ts_ns : 0;
     }
     if (ndiff) {
@@ -362,7 +369,7 @@ static void apply_stats(Applier *this, const at_wire_update_t *u)
     Model_setLoop(m, &in);
     this->have_prev = true;
     this->prev_ts = u->ts_ns;
-    this->prev_busy = s->busy_ns;
+    this->prev_busy = busy;
     this->prev_idle = s->idle_ns;
     this->prev_callbacks = s->callbacks;
     memset(this->prev_lag, 0, sizeof this->prev_lag);
@@ -406,9 +413,6 @@ static void apply_slow(Applier *this, const at_wire_slow_t *w)
     Model_setString(&ev.task_name, buf, SIZE_MAX);
     Applier_stack(this, w->stack, &ev.stack);
     Applier_stack(this, w->sched_stack, &ev.scheduled_from);
-    if (w->seq > this->last_slow_seq + 1 && this->last_slow_seq)
-        this->gaps += w->seq - this->last_slow_seq - 1;
-    this->last_slow_seq = w->seq;
     Model_addSlow(this->model, &ev);
 }
 
@@ -485,10 +489,36 @@ static void apply_running(Applier *this, const at_wire_update_t *u, uint64_t now
         snprintf(cb, sizeof cb, "%s", f);
     else
         snprintf(cb, sizeof cb, "(%s callback)", Applier_cbKindName(r->kind));
-    task_name_of(m, r->task, task, sizeof task);
+    if (r->task_name && r->task_name[0])
+        snprintf(task, sizeof task, "%s", r->task_name);
+    else
+        task_name_of(m, r->task, task, sizeof task);
     Stack st = {0, NULL};
     Applier_stack(this, r->stack, &st);
     Model_setBlocked(m, true, dur, cb, task, &st, now_ms);
+}
+
+/* Slow and exception events share one sequence (docs/protocol.md): the numbers between the
+ * newest seen before and the newest now that did not arrive were dropped on the way (the
+ * runtime's event log overflowed between two updates). The first update only sets the
+ * start: what happened before we attached is not missing. */
+static void count_gaps(Applier *this, const at_wire_update_t *u)
+{
+    uint64_t newest = this->last_seq, got = 0;
+    for (uint32_t i = 0; i < u->n_slow; i++)
+        if (u->slow[i].seq > this->last_seq) {
+            got++;
+            newest = u->slow[i].seq > newest ? u->slow[i].seq : newest;
+        }
+    for (uint32_t i = 0; i < u->n_exc; i++)
+        if (u->exc[i].seq > this->last_seq) {
+            got++;
+            newest = u->exc[i].seq > newest ? u->exc[i].seq : newest;
+        }
+    if (this->last_seq && newest - this->last_seq > got)
+        this->gaps += newest - this->last_seq - got;
+    this->last_seq = newest;
+    this->model->missed = this->gaps;
 }
 
 static void apply_config(Model *m, const at_wire_config_t *c)
@@ -532,6 +562,7 @@ static void apply_update(Applier *this, const at_wire_update_t *u, uint64_t now_
         apply_slow(this, &u->slow[i]);
     for (uint32_t i = 0; i < u->n_exc; i++)
         apply_exc(this, &u->exc[i]);
+    count_gaps(this, u);
     apply_running(this, u, now_ms);
 }
 

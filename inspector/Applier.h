@@ -37,10 +37,9 @@ typedef struct Applier {
     bool have_prev;
     uint64_t prev_ts, prev_busy, prev_idle, prev_callbacks;
     uint64_t prev_lag[AT_WIRE_HIST_BUCKETS];
-    uint64_t updates;       /* updates applied */
-    uint64_t last_slow_seq; /* for gap detection */
-    uint64_t gaps;          /* slow/exception events missing by seq */
-    uint64_t last_exc_seq;
+    uint64_t updates;  /* updates applied */
+    uint64_t last_seq; /* newest slow/exception event seq seen (one sequence for both) */
+    uint64_t gaps;     /* slow/exception events missing by seq (also in Model.missed) */
 } Applier;
 
 void Applier_init(Applier *this, Model *model);

@@ -128,9 +128,9 @@ static void handle_frame(Client *c, const uint8_t *body, size_t len)
     int r = at_wire_decode(body, len, &at_wire_limits_s2c, &msg, &err);
     if (r == AT_WIRE_EVERSION) {
         finish(c, END_VERSION,
-               "the process speaks another asynctop protocol version than this asynctop "
-               "(version %d): %s; use the asynctop that came with its runtime",
-               AT_WIRE_VERSION, err.msg);
+               "the process speaks asynctop protocol version %llu; this asynctop speaks version "
+               "%d: use the asynctop that came with the process's runtime",
+               (unsigned long long)err.peer_version, AT_WIRE_VERSION);
         return;
     }
     if (r != 0) {

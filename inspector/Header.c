@@ -121,7 +121,7 @@ void Header_draw(App *app, int w)
     field(1, &x, w, "threshold ", Duration_format(m->slow_threshold_ns, d1, sizeof d1),
           CRT_colors[C_HEADER]);
     uint64_t dropped = Model_droppedTotal(m);
-    if (dropped) {
+    if (dropped || m->missed) {
         size_t o = 0;
         buf[0] = '\0';
         for (uint32_t i = 0; i < m->ndropped && o < sizeof buf - 1; i++) {
@@ -133,6 +133,9 @@ void Header_draw(App *app, int w)
                 break;
             o += (size_t)k;
         }
+        if (m->missed && o < sizeof buf - 1)
+            snprintf(buf + o, sizeof buf - o, "%smissed %llu", o ? ", " : "",
+                     (unsigned long long)m->missed);
         field(1, &x, w, "DROPPED ", buf, CRT_colors[C_WARN]);
     }
     if (m->rejected) {

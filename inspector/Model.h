@@ -213,6 +213,7 @@ typedef struct Model {
     char *detail_status;                      /* why the detail is missing (error response) */
     ConnState conn;
     uint64_t rejected; /* items refused (over a limit or invalid) */
+    uint64_t missed;   /* slow/exception events never received (gaps in their seq) */
 } Model;
 
 void Model_init(Model *this);

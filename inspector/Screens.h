@@ -21,6 +21,11 @@ extern const ScreenClass PickScreen_class;
 /* After a key moved the cursor of a task list: remember the task under it so
  * the next rebuild (new data, new sort) keeps the cursor on that task. */
 void TasksScreen_syncSelection(App *app);
+/* The current task list's view brought up to date with the model now (rebuilt if the model,
+ * filter or sort changed since the last draw, the cursor kept on its task), so a key handler
+ * never reads rows of an older build (they may point at purged tasks). NULL when the current
+ * screen is not a task list. */
+TaskView *TasksScreen_view(App *app);
 
 /* A scrollable page of text lines (detail and help screens). */
 typedef struct TextLines {

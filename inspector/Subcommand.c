@@ -256,8 +256,8 @@ static int cmd_set(int argc, char **argv, const char *socket_path)
         if ((!strcmp(a, "-s") || !strcmp(a, "--socket")) && i + 1 < argc) {
             socket_path = argv[++i];
         } else if (!strncmp(a, "slow=", 5)) {
-            char err[128];
-            uint64_t ns;
+            char err[128] = "";
+            uint64_t ns = 0; /* Duration_parse leaves it alone on bad input */
             if (Duration_parse(a + 5, &ns, err, sizeof err) != 0 || ns == 0) {
                 fprintf(stderr, "asynctop set: slow=%s: %s\n", a + 5,
                         ns == 0 && !err[0] ? "must be above 0" : err);

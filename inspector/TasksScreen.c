@@ -61,10 +61,10 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     Table_row(y, c->w, c->n, cells, c->widths, c->right, attr);
 }
 
-static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, const char *title)
+/* Rebuilds v if needed and keeps the cursor on the same task across re-sorts and updates. */
+static void sync_view(Screen *s, App *app, TaskView *v)
 {
     bool rebuilt = TaskView_update(v, &app->model);
-    /* keep the cursor on the same task across re-sorts and updates */
     Panel *p = &s->panel;
     if (rebuilt && s->sel_id && (p->selected >= v->n || v->rows[p->selected]->id != s->sel_id)) {
         int64_t at = TaskView_find(v, s->sel_id);
@@ -72,6 +72,22 @@ static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, con
             p->selected = (uint32_t)at;
     }
     Panel_setCount(p, v->n);
+}
+
+TaskView *TasksScreen_view(App *app)
+{
+    ScreenId id = App_currentId(app);
+    if (id != SCR_TASKS && id != SCR_GROUP_TASKS)
+        return NULL;
+    TaskView *v = id == SCR_TASKS ? &app->tasks : &app->group_tasks;
+    sync_view(App_current(app), app, v);
+    return v;
+}
+
+static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, const char *title)
+{
+    sync_view(s, app, v);
+    Panel *p = &s->panel;
     RowCtx c;
     memset(&c, 0, sizeof c);
     c.app = app;

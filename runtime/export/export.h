@@ -123,6 +123,15 @@ enum {
     AT_EXPORT_CAP_CANCEL = 1u << 2,      /* task_cancel */
 };
 
+/* The executor (thread pool) of a loop, as its provider counts it. */
+typedef struct at_export_exec_stats {
+    uint64_t queued;  /* jobs waiting for a thread */
+    uint64_t running; /* jobs running now */
+    uint64_t threads; /* worker threads */
+    uint64_t done;    /* jobs finished since start */
+    uint64_t wait_ns; /* total queue wait of the finished jobs */
+} at_export_exec_stats_t;
+
 typedef struct at_export_resync_sink at_export_resync_sink_t;
 
 /* Adds one row to a resync in progress; only inside the provider's resync(). Returns 0, or
@@ -139,6 +148,9 @@ typedef struct at_export_provider {
     int (*task_detail)(void *ctx, uint64_t task_id, at_export_task_detail_t *out);
     /* 0 when cancellation was requested, -ESRCH, -EALREADY (already done). Loop thread. */
     int (*task_cancel)(void *ctx, uint64_t task_id);
+    /* Optional (NULL: not shown): the executor's figures now. Loop thread; called about once
+     * a second while a client watches, so it must be cheap. */
+    void (*executor)(void *ctx, at_export_exec_stats_t *out);
 } at_export_provider_t;
 
 typedef struct uv_loop_s uv_loop_t;

@@ -860,6 +860,12 @@ void at__agg_running(at_export_srv_t *srv, agg_loop_t *l, at_wire_running_t *out
         snprintf(name, namesize, "%p", snap.site->fn);
     out->name = name;
     out->task = snap.task_id;
+    memcpy(l->running_task, snap.task_name, sizeof l->running_task);
+    l->running_task[sizeof l->running_task - 1] = '\0';
+    const agg_task_t *rt = snap.task_id && !l->running_task[0] ? task_find(l, snap.task_id) : NULL;
+    if (rt != NULL) /* the running record carries only the id: name it from the mirror */
+        snprintf(l->running_task, sizeof l->running_task, "%s", rt->row.name);
+    out->task_name = snap.task_id && l->running_task[0] ? l->running_task : NULL;
     if (l->sample_tried && l->sample_site == snap.site && l->sample_since == snap.since_ns)
         out->stack = l->sample_stack;
 }
@@ -926,6 +932,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             u.stats.lag.n = hist_to_wire(&lag, lag_w);
             u.stats.lag.counts = lag_w;
             memcpy(u.stats.tasks_by_state, l->by_state, sizeof u.stats.tasks_by_state);
+            at__agg_inventory_fill(l, &u.stats);
             at__agg_running(srv, l, &u.running, run_name, sizeof run_name);
         }
         dropped[0] = (at_wire_count_t){"slow", l->dropped[AT__EV_SLOW]};

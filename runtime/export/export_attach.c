@@ -154,6 +154,17 @@ static void run_request(at_export_attach_t *a, at_export_loopreq_t *r)
     case AT_WIRE_OP_CANCEL:
         r->result = p->task_cancel ? p->task_cancel(p->ctx, r->task_id) : -ENOTSUP;
         break;
+    case AT_EXPORT_LOOPREQ_INVENTORY: {
+        at__mon_t *m = at__mon_find(a->loop);
+        if (m != NULL)
+            at__mon_handles(m, &r->handles);
+        if (p->executor != NULL) {
+            p->executor(p->ctx, &r->exec);
+            r->has_exec = true;
+        }
+        r->result = m != NULL ? 0 : -ENOENT;
+        break;
+    }
     default:
         r->result = -ENOTSUP;
     }

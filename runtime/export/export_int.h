@@ -51,10 +51,14 @@ typedef struct at_export_loopreq {
     at_export_task_row_t *rows; /* resync */
     size_t nrows, caprows;
     bool rows_truncated;
+    at__handle_counts_t handles; /* inventory: uv_walk by type (loopmon's own excluded) */
+    bool has_exec;               /* inventory: the provider reported its executor */
+    at_export_exec_stats_t exec;
 } at_export_loopreq_t;
 
-#define AT_EXPORT_LOOPREQ_RESYNC 100
-#define AT_EXPORT_RESYNC_MAX     (1u << 21) /* rows per resync */
+#define AT_EXPORT_LOOPREQ_RESYNC    100
+#define AT_EXPORT_LOOPREQ_INVENTORY 101        /* handles by type and executor figures */
+#define AT_EXPORT_RESYNC_MAX        (1u << 21) /* rows per resync */
 
 struct at_export_resync_sink {
     at_export_loopreq_t *req;
@@ -81,6 +85,8 @@ struct at_export_attach {
     uint64_t resync_at_ns; /* last resync sent (at most one a second) */
     bool resync_inflight;
     bool synced; /* a resync since this exporter started */
+    bool inventory_inflight;
+    uint64_t inventory_at_ns; /* last inventory request sent */
 };
 
 /* Locks the attachment registry; the exporter walks it with at__export_attach_first/next.
@@ -182,6 +188,12 @@ typedef struct agg_loop {
     uint64_t sample_since;
     uint32_t sample_stack; /* wire stack id, 0 none */
     bool sample_tried;
+    /* the latest inventory from the loop thread (export_inventory.c) */
+    uint32_t nhandles;
+    at_wire_count_t handles[UV_HANDLE_TYPE_MAX]; /* names are libuv's static strings */
+    bool has_exec;
+    at_export_exec_stats_t exec;
+    char running_task[AT__EV_TASK_MAX]; /* the running task's name (at__agg_running) */
 } agg_loop_t;
 
 /* The interned tables, shared by every loop. */
@@ -329,6 +341,13 @@ void at__agg_locs_free(at_wire_loc_t *locs, unsigned n);
 void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r);
 /* Fills a wire task row from the mirror's row (interning its sites). */
 void at__agg_task_to_wire(agg_t *a, const at_export_task_row_t *row, at_wire_task_t *out);
+/* Inventory (export_inventory.c): asks each loop thread, about once a second, for its handles
+ * by type and its executor figures (one async wake-up a second). Exporter thread. */
+void at__agg_inventory_request(at_export_srv_t *srv, uint64_t now);
+/* Stores an answered inventory request in its loop's mirror. Exporter thread. */
+void at__agg_inventory_apply(at_export_srv_t *srv, at_export_loopreq_t *r);
+/* Puts the loop's latest inventory in an update's statistics (pointers into *l). */
+void at__agg_inventory_fill(const agg_loop_t *l, at_wire_loop_stats_t *st);
 /* The running callback of a loop as on the wire (name points into `name`). */
 void at__agg_running(at_export_srv_t *srv, agg_loop_t *l, at_wire_running_t *out, char *name,
                      size_t namesize);

@@ -726,6 +726,10 @@ static void answer(at_export_srv_t *srv, at_export_loopreq_t *r)
         at__agg_apply_resync(srv, r);
         return;
     }
+    if (r->op == AT_EXPORT_LOOPREQ_INVENTORY) {
+        at__agg_inventory_apply(srv, r);
+        return;
+    }
     at_export_client_t *c = at__export_client_find(srv, r->client_id);
     if (c == NULL)
         return;
@@ -780,7 +784,8 @@ static void expire_pending(at_export_srv_t *srv, uint64_t now)
     for (at_export_loopreq_t *r = srv->pending; r != NULL; r = r->pnext) {
         /* A resync is never abandoned: however late, its rows are right as of its ring
          * position, and the next resync waits for it. */
-        if (r->abandoned || now < r->deadline_ns || r->op == AT_EXPORT_LOOPREQ_RESYNC)
+        if (r->abandoned || now < r->deadline_ns || r->op == AT_EXPORT_LOOPREQ_RESYNC ||
+            r->op == AT_EXPORT_LOOPREQ_INVENTORY)
             continue;
         r->abandoned = true; /* stays pending until the loop thread gives it back */
         at_export_client_t *c = at__export_client_find(srv, r->client_id);
@@ -874,6 +879,7 @@ static void tick_cb(uv_timer_t *t)
     process_done(srv);
     at__agg_sync_loops(srv);
     at__agg_drain(srv);
+    at__agg_inventory_request(srv, now);
     at__agg_watchdog(srv);
     service_loop_stacks(srv, now);
     expire_pending(srv, now);

@@ -3,6 +3,7 @@
 #include "loopmon.h"
 
 #include <dlfcn.h>
+#include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
@@ -90,6 +91,48 @@ static void cu_line_fallback(Dwfl_Module *mod, Dwarf_Addr a, at__sym_t *out)
     }
 }
 
+/* When address a lies in inlined code (at__now_ns's rdtsc inlined from loopmon.h into a
+ * user's busy loop, a static helper inlined into its caller), replaces out's file:line by
+ * the line of the concrete function `func` names: the call site of the outermost inlined
+ * scope. A sampled stack's first frame then reads "parse_request app.c:119", not a line of
+ * loopmon.h or ia32intrin.h under the user's function name. Leaves out alone when a is not
+ * in inlined code or the DWARF has no scopes for it. Under sym_lock. */
+static void outer_call_site(Dwfl_Module *mod, Dwarf_Addr a, at__sym_t *out)
+{
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cu = dwfl_module_addrdie(mod, a, &bias);
+    if (cu == NULL) /* clang's DWARF 5 without aranges: look through the CUs */
+        while ((cu = dwfl_module_nextcu(mod, cu, &bias)) != NULL)
+            if (dwarf_haspc(cu, a - bias) > 0)
+                break;
+    if (cu == NULL)
+        return;
+    Dwarf_Die *scopes = NULL;
+    int n = dwarf_getscopes(cu, a - bias, &scopes);
+    Dwarf_Die *outer = NULL;
+    for (int i = 0; i < n; i++) {
+        int tag = dwarf_tag(&scopes[i]);
+        if (tag == DW_TAG_subprogram)
+            break;
+        if (tag == DW_TAG_inlined_subroutine)
+            outer = &scopes[i];
+    }
+    Dwarf_Attribute at;
+    Dwarf_Word file = 0, line = 0;
+    Dwarf_Files *files = NULL;
+    size_t nfiles = 0;
+    if (outer != NULL && dwarf_formudata(dwarf_attr(outer, DW_AT_call_file, &at), &file) == 0 &&
+        dwarf_formudata(dwarf_attr(outer, DW_AT_call_line, &at), &line) == 0 && line > 0 &&
+        dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && file < nfiles) {
+        const char *src = dwarf_filesrc(files, file, NULL, NULL);
+        if (src != NULL) {
+            snprintf(out->file, sizeof out->file, "%s", src);
+            out->line = (unsigned)line;
+        }
+    }
+    free(scopes);
+}
+
 /* Under sym_lock. */
 static int resolve(const void *addr, bool is_return, at__sym_t *out)
 {
@@ -129,6 +172,8 @@ static int resolve(const void *addr, bool is_return, at__sym_t *out)
         } else {
             cu_line_fallback(mod, a, out);
         }
+        if (out->line)
+            outer_call_site(mod, a, out);
     }
     if (!out->func[0] || !out->lib[0]) {
         Dl_info info;

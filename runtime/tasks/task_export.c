@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -211,6 +212,23 @@ static int provider_cancel(void *ctx, uint64_t id)
     return 0;
 }
 
+/* The executor figures for the Loop screen (inspector). libuv's pool has UV_THREADPOOL_SIZE
+ * threads (default 4, at most 1024), started with the first job. Loop thread. */
+static void provider_executor(void *ctx, at_export_exec_stats_t *out)
+{
+    tloop_t *tl = ctx;
+    at_executor_stats_t st;
+    at_executor_stats(tl->loop, &st);
+    const char *env = getenv("UV_THREADPOOL_SIZE");
+    long threads = env ? strtol(env, NULL, 10) : 4;
+    threads = threads < 1 ? 1 : threads > 1024 ? 1024 : threads;
+    out->queued = st.queued;
+    out->running = st.running;
+    out->threads = st.submitted ? (uint64_t)threads : 0;
+    out->done = st.completed;
+    out->wait_ns = st.wait_total_ns;
+}
+
 void at__task_export_attach(tloop_t *tl)
 {
     tl->provider = (at_export_provider_t){
@@ -220,6 +238,7 @@ void at__task_export_attach(tloop_t *tl)
         .resync = provider_resync,
         .task_detail = provider_detail,
         .task_cancel = provider_cancel,
+        .executor = provider_executor,
     };
     tl->att = at__export_attach(tl->loop->uv, &tl->provider);
     tl->export_on = tl->att ? at__export_posts_wanted(tl->att) : NULL;

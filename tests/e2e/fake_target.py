@@ -83,7 +83,8 @@ STACKS = {  # id: [id, [site ids innermost first]]
 
 class Task:
     __slots__ = ("id", "name", "state", "wait_kind", "wait_obj", "wait_since_us", "busy_ns",
-                 "steps", "parent", "created_us", "create_site", "entry_site", "stack")
+                 "steps", "parent", "created_us", "create_site", "entry_site", "stack",
+                 "wait_desc")
 
     def __init__(self, tid, name, parent, wait_kind, wait_obj, stack, entry, create_site=12):
         self.id, self.name, self.parent = tid, name, parent
@@ -94,11 +95,13 @@ class Task:
         self.created_us = t
         self.busy_ns, self.steps = 1000 * tid % 7_000_000, tid % 50
         self.create_site, self.entry_site, self.stack = create_site, entry, stack
+        self.wait_desc = None  # optional row element 13
 
     def row(self):
-        return [self.id, self.name, self.state, self.wait_kind, self.wait_obj, self.wait_since_us,
-                self.busy_ns, self.steps, self.parent, self.created_us, self.create_site,
-                self.entry_site, self.stack]
+        row = [self.id, self.name, self.state, self.wait_kind, self.wait_obj, self.wait_since_us,
+               self.busy_ns, self.steps, self.parent, self.created_us, self.create_site,
+               self.entry_site, self.stack]
+        return row + [self.wait_desc] if self.wait_desc else row
 
 
 class Program:
@@ -110,6 +113,8 @@ class Program:
         self.debug = os.environ.get("ASYNCTOP_DEBUG") == "1"
         self.slow_events, self.exc_events = [], []
         self.slow_seq = self.exc_seq = 0
+        self.ev_seq = 0  # slow and exception events share one sequence, as in the exporter
+        self.gap = 0     # --gap: event numbers skipped once (events the runtime lost)
         self.callbacks = self.busy = self.iterations = 0
         self.slow_total = 0
         self.lag = [0] * 90
@@ -118,6 +123,7 @@ class Program:
         self.add(Task(2, "server", 1, 7, 3, 6, 2))
         self.add(Task(3, "producer", 1, 3, 11, 4, 5))
         self.add(Task(4, "consumer", 1, 12, 5, 2, 6))
+        self.tasks[4].wait_desc = "queue empty"  # the runtime's own words
         self.add(Task(5, "ticker", 1, 3, 12, 3, 9))
         # a parent cycle the runtime should never report, but might (bug or race)
         self.add(Task(900, "loop-a", 901, 3, 13, 8, 14))
@@ -138,7 +144,8 @@ class Program:
 
     def add_exc(self, kind, message, code=0, domain=None):
         self.exc_seq += 1
-        e = {"seq": self.exc_seq, "time_ns": now_ns(), "kind": kind, "message": message,
+        self.ev_seq += 1
+        e = {"seq": self.ev_seq, "time_ns": now_ns(), "kind": kind, "message": message,
              "object": 40 + self.exc_seq, "obj_type": "future", "task": 10,
              "raise_stack": 7}
         if code:
@@ -152,7 +159,10 @@ class Program:
     def add_slow(self, dur_ns, name="slow_handler", site=11, stack=5):
         self.slow_total += 1
         self.slow_seq += 1
-        ev = {"seq": self.slow_seq, "start_ns": now_ns() - dur_ns, "dur_ns": dur_ns, "kind": 1,
+        self.ev_seq += 1
+        if self.slow_seq == 2 and self.gap:  # the second slow event comes after a gap
+            self.ev_seq += self.gap
+        ev = {"seq": self.ev_seq, "start_ns": now_ns() - dur_ns, "dur_ns": dur_ns, "kind": 1,
               "site": site, "name": name, "task": 3, "stack": stack}
         if self.debug:
             ev["sched_stack"] = 6
@@ -214,6 +224,7 @@ class Server:
     def __init__(self, args):
         self.args = args
         self.prog = Program(args.tasks)
+        self.prog.gap = args.gap
         self.sel = selectors.DefaultSelector()
         self.conns = {}
         self.path = socket_path(os.getpid())
@@ -489,6 +500,8 @@ def main():
     ap.add_argument("--block-for", type=float, default=6, help="how long it stays blocked")
     ap.add_argument("--exit-after", type=float, default=0, help="exit after this many seconds")
     ap.add_argument("--dropped", type=int, default=0, help="report this many dropped slow events")
+    ap.add_argument("--gap", type=int, default=0,
+                    help="skip this many event numbers before the second slow event")
     ap.add_argument("--log", help="append every request received as a JSON line")
     args = ap.parse_args()
     # like a real program, /proc/<pid>/comm is the program's name (PR_SET_NAME)

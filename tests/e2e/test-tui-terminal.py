@@ -80,6 +80,24 @@ def test_no_color(env):
             tui.close()
 
 
+def test_dropped_only_when_nonzero_and_gaps(env):
+    """Dropped-event counters: absent while zero; a gap in the event numbers (events lost
+    between the runtime and us) shows as "missed N", in the warning colour."""
+    t = env.target("--tasks", "10", "--gap", "7")
+    tui = Tui(env, [t.pid], 120, 30)
+    try:
+        tui.wait(r"conn-0")
+        assert "DROPPED" not in header(tui.screen())
+        s = tui.wait(r"DROPPED missed 7", 10)
+        line = [l for l in tui.screen(escapes=True).split("\n") if "missed 7" in l][0]
+        # the last colour set before the value is the warning colour (yellow)
+        colours = [m for m in re.findall(r"\x1b\[([0-9;]*)m", line[:line.index("missed 7")])
+                   if COLOUR.search("\x1b[%sm" % m)]
+        assert colours and "33" in colours[-1].split(";"), repr(line)
+    finally:
+        tui.close()
+
+
 def test_ascii(env):
     t = env.target("--tasks", "10")
     tui = Tui(env, ["--ascii", t.pid], 100, 30)

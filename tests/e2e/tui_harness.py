@@ -1,10 +1,14 @@
 """tui_harness.py: what the inspector's end-to-end tests share: a target process to
 attach to and a tmux session to drive asynctop in, with polling (never fixed sleeps).
 
-The target is the Python fake (fake_target.py) until the real exporter exists. To run
-the same tests against a real program, change TARGET_CMD (one line) or set
-ASYNCTOP_E2E_TARGET to its command; it must accept the fake's options it is given or
-ignore them."""
+Two kinds of target: RealTarget runs tui_target (tests/e2e/tui_target.c: a real program
+on at_loop + tasks + the exporter, driven by commands on stdin; $TUI_TARGET names it), and
+is what test-tui-real.py uses; Target runs the Python fake (fake_target.py, or
+ASYNCTOP_E2E_TARGET), kept for what a real program cannot produce on demand (a protocol
+version we do not speak, parent cycles, every exception kind, dropped-event counters).
+
+ASYNCTOP_E2E_WRAPPER (e.g. "valgrind --error-exitcode=99 ...") runs every asynctop the
+tests start under that command; the tests then see its exit status."""
 import json
 import os
 import re
@@ -20,11 +24,16 @@ PYTHON = "/usr/bin/python3"
 TARGET_CMD = os.environ.get("ASYNCTOP_E2E_TARGET", "%s %s" % (PYTHON, os.path.join(HERE, "fake_target.py"))).split()
 ASYNCTOP = os.environ.get("ASYNCTOP", os.path.join(HERE, "../../build/inspector/asynctop"))
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
+TUI_TARGET = os.environ.get("TUI_TARGET", os.path.join(HERE, "../../build/tests/e2e/tui_target"))
+WRAPPER = os.environ.get("ASYNCTOP_E2E_WRAPPER", "").split()
+# Under a wrapper such as valgrind everything the inspector does is ~20x slower.
+SLOW = 4.0 if WRAPPER else 1.0
 
 
 def wait_until(what, fn, timeout=10.0, interval=0.05):
-    """Polls fn() until it returns a true value (returned) or raises after timeout."""
-    deadline = time.monotonic() + timeout
+    """Polls fn() until it returns a true value (returned) or raises after timeout
+    (stretched by SLOW under a wrapper)."""
+    deadline = time.monotonic() + timeout * SLOW
     last = None
     while time.monotonic() < deadline:
         last = fn()
@@ -55,13 +64,19 @@ class Env:
         self.targets.append(t)
         return t
 
+    def real_target(self):
+        t = RealTarget(self)
+        self.targets.append(t)
+        return t
+
     def run(self, *args, timeout=30, env=None):
         """Runs asynctop without a terminal; returns CompletedProcess (text)."""
         e = dict(self.env)
         if env:
             e.update(env)
-        return subprocess.run([ASYNCTOP] + [str(a) for a in args], env=e, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(WRAPPER + [ASYNCTOP] + [str(a) for a in args], env=e,
+                              capture_output=True, text=True, timeout=timeout * SLOW,
+                              stdin=subprocess.DEVNULL)
 
     def close(self):
         for t in self.targets:
@@ -102,6 +117,56 @@ class Target:
             self.proc.stdout.close()
 
 
+class RealTarget:
+    """tui_target: a real program; send() a command line, status() reads what the runtime
+    itself holds (slow threshold, debug mode, tasks)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.proc = subprocess.Popen([TUI_TARGET], env=env.env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, bufsize=1)
+        line = self.proc.stdout.readline()
+        assert line.startswith("READY "), line
+        self.pid = int(line.split()[1])
+        self.path = os.path.join(env.sock_dir(), "%d.sock" % self.pid)
+        wait_until("target socket %s" % self.path, lambda: os.path.exists(self.path))
+
+    def send(self, cmd):
+        """Sends one command and waits for its "OK cmd" line; returns the lines before."""
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        out = []
+        while True:
+            line = self.proc.stdout.readline()
+            assert line, "target exited while running %r" % cmd
+            if line.startswith("OK "):
+                return out
+            out.append(line.rstrip("\n"))
+
+    def status(self):
+        """What the runtime holds now: {"slow_ms": int, "debug": int, "tasks": int}."""
+        line = [l for l in self.send("status") if l.startswith("STATUS ")][0]
+        return {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()  # EOF: the loop stops and closes cleanly
+                self.proc.wait(5)
+            except (subprocess.TimeoutExpired, BrokenPipeError):
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+
 class Tui:
     """asynctop running in a detached tmux session on a private tmux server."""
 
@@ -111,7 +176,7 @@ class Tui:
         envs = ["XDG_RUNTIME_DIR=%s" % env.dir, "LANG=C.UTF-8", "LC_ALL=C.UTF-8"]
         for k, v in (extra_env or {}).items():
             envs.append("%s=%s" % (k, v))
-        argv = " ".join("'%s'" % a for a in [ASYNCTOP] + [str(a) for a in args])
+        argv = " ".join("'%s'" % a for a in WRAPPER + [ASYNCTOP] + [str(a) for a in args])
         # after asynctop exits, the shell reports its status and keeps the pane
         cmd = "env -u NO_COLOR %s %s; echo \"[asynctop exited $?]\"; sleep 600" % (" ".join(envs), argv)
         subprocess.run([TMUX, "-L", self.sock, "-f", "/dev/null", "new-session", "-d", "-x",

@@ -236,7 +236,8 @@ static void test_applier_snapshot_delta(void **state)
     assert_int_equal(Model_findTask(&m, 3)->state, TS_OTHER);
     assert_int_equal(m.slow_threshold_ns, 50000000);
     assert_false(m.debug);
-    assert_true(m.loop.utilisation > 0.24 && m.loop.utilisation < 0.26);
+    /* the callback running for 100 ms counts as busy: busy (100 ms + 1 us) of 100 ms + 4 us */
+    assert_true(m.loop.utilisation > 0.99 && m.loop.utilisation <= 1.0);
     assert_int_equal(m.loop.nhandles, 1);
     assert_string_equal(m.loop.handles[0].name, "tcp");
     assert_int_equal(Model_droppedTotal(&m), 4);
@@ -283,7 +284,7 @@ static void test_applier_snapshot_delta(void **state)
     u->n_exc = 1;
     u->exc = &exc;
     u->has_stats = true;
-    u->stats.busy_ns = 2000;
+    u->stats.busy_ns = 100000000ull + 2000; /* the running callback ended: its 100 ms are in */
     u->stats.idle_ns = 4000;
     u->stats.callbacks = 1100;
     uint64_t gen = m.gen;
@@ -378,6 +379,82 @@ static void test_hist(void **state)
     assert_int_equal(Hist_bucket(UINT64_MAX), MODEL_HIST_BUCKETS - 1);
 }
 
+/* A loop blocked in one callback: busy_ns and idle_ns stand still between updates, the
+ * running callback's time grows; the header must read 100%, not 0%. */
+static void test_applier_blocked_utilisation(void **state)
+{
+    (void)state;
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_msg_t msg;
+    for (int i = 0; i < 4; i++) {
+        memset(&msg, 0, sizeof msg);
+        msg.type = AT_WIRE_UPDATE;
+        at_wire_update_t *u = &msg.u.update;
+        u->full = i == 0;
+        u->ts_ns = 10000000000ull + (uint64_t)i * 500000000ull;
+        u->config = (at_wire_config_t){true, 100000000, true, false};
+        u->has_stats = true;
+        u->stats.busy_ns = 2000000000ull;
+        u->stats.idle_ns = 8000000000ull;
+        u->stats.callbacks = 50;
+        if (i > 0) /* blocked since 10 s */
+            u->running = (at_wire_running_t){true, 10000000000ull, AT_WIRE_CB_TIMER, 0, NULL, 0, 0};
+        assert_int_equal(Applier_apply(&a, &msg, 100 + (uint64_t)i * 500), 0);
+        if (i == 0)
+            assert_true(m.loop.utilisation > 0.19 && m.loop.utilisation < 0.21);
+        else
+            assert_true(m.loop.utilisation > 0.999);
+    }
+    assert_true(m.blocked);
+    /* the callback returns after 1.7 s: busy grows by all of it, only the rest is new */
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    msg.u.update.ts_ns = 12000000000ull;
+    msg.u.update.has_stats = true;
+    msg.u.update.stats.busy_ns = 2000000000ull + 1700000000ull;
+    msg.u.update.stats.idle_ns = 8000000000ull + 300000000ull;
+    assert_int_equal(Applier_apply(&a, &msg, 2100), 0);
+    /* since the last update (running 1.5 s): 0.2 s busy, 0.3 s idle */
+    assert_true(m.loop.utilisation > 0.39 && m.loop.utilisation < 0.41);
+    assert_false(m.blocked);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
+/* Wire additions: a row's wait description replaces "kind #obj"; the running callback's
+ * task name is used even for a task the model does not hold. */
+static void test_applier_wait_desc_and_running_task(void **state)
+{
+    (void)state;
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_task_t rows[2] = {wtask(1, AT_WIRE_TASK_WAITING, 0), wtask(2, AT_WIRE_TASK_WAITING, 0)};
+    rows[0].wait_desc = "sleep 5.000 s";
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->ts_ns = 5000000000ull;
+    u->config = (at_wire_config_t){true, 100000000, true, false};
+    u->n_tasks_new = 2;
+    u->tasks_new = rows;
+    u->running = (at_wire_running_t){true, 4000000000ull, AT_WIRE_CB_TASK_STEP, 0, "step", 77,
+                                     0,    "crunch-7"};
+    assert_int_equal(Applier_apply(&a, &msg, 10), 0);
+    assert_string_equal(Model_findTask(&m, 1)->waits_on, "sleep 5.000 s");
+    assert_string_equal(Model_findTask(&m, 2)->waits_on, "read #9"); /* no description */
+    assert_true(m.blocked);
+    assert_string_equal(m.blocked_task, "crunch-7"); /* task 77 is not in the model */
+    Applier_done(&a);
+    Model_done(&m);
+}
+
 static void test_applier_bounds(void **state)
 {
     Model m;
@@ -417,6 +494,8 @@ int main(void)
         cmocka_unit_test(test_applier_snapshot_delta),
         cmocka_unit_test(test_hist),
         cmocka_unit_test(test_applier_bounds),
+        cmocka_unit_test(test_applier_blocked_utilisation),
+        cmocka_unit_test(test_applier_wait_desc_and_running_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -174,6 +174,39 @@ static void test_other_thread(void **state)
     at__loopmon_shutdown();
 }
 
+#if defined(__x86_64__)
+/* An address inside inlined code, as a sample taken while a user's callback spins in an
+ * inlined helper (at__now_ns from loopmon.h) would have. */
+static inline __attribute__((always_inline)) void *pc_here(void)
+{
+    void *p;
+    __asm__ volatile("1: lea 1b(%%rip), %0" : "=r"(p)); /* the lea itself */
+    return p;
+}
+static unsigned g_call_line;
+__attribute__((noinline)) static void *busy_callback(void)
+{
+    g_call_line = __LINE__ + 1;
+    void *p = pc_here();
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+
+/* The frame names the concrete function and a line of it (the inlined call), not a line of
+ * the inlined helper's body. */
+static void test_inlined_reads_as_caller(void **state)
+{
+    (void)state;
+    void *pc = busy_callback();
+    at__sym_t s;
+    assert_int_equal(at__sym_lookup(pc, false, &s), 0);
+    assert_string_equal(s.func, "busy_callback");
+    assert_non_null(strstr(s.file, "test-loopmon-stack.c"));
+    assert_int_equal(s.line, g_call_line);
+    at__loopmon_shutdown();
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +214,9 @@ int main(void)
         cmocka_unit_test(test_bounds_respected),
         cmocka_unit_test(test_garbage_never_faults),
         cmocka_unit_test(test_other_thread),
+#if defined(__x86_64__)
+        cmocka_unit_test(test_inlined_reads_as_caller),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

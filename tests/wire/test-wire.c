@@ -434,6 +434,13 @@ static void test_error_codes(void **state)
     cb_head(&c, 5, 2);
     cb_tv(&c, "bye", 2);
     expect_err(&c, &at_wire_limits_c2s, AT_WIRE_EVERSION, "v", "version 2");
+    {
+        /* the version the peer speaks is readable without parsing the message */
+        at_wire_msg_t m;
+        at_wire_err_t e;
+        assert_int_equal(at_wire_decode(c.d, c.n, &at_wire_limits_c2s, &m, &e), AT_WIRE_EVERSION);
+        assert_int_equal(e.peer_version, 2);
+    }
     /* missing required key, named */
     c = (cb_t){.n = 0};
     cb_head(&c, 5, 2);
@@ -569,7 +576,7 @@ static void test_unknown_keys_ignored(void **state)
     assert_int_equal(m.u.subscribe.loop, 2);
     at_wire_msg_free(&m);
 
-    /* a task row with two extra trailing elements */
+    /* a task row with wait_desc (element 13) and one extra trailing element */
     c = (cb_t){.n = 0};
     cb_head(&c, 5, 5);
     cb_tv(&c, "response", 1);
@@ -584,6 +591,8 @@ static void test_unknown_keys_ignored(void **state)
     for (int i = 0; i < 15; i++) {
         if (i == 1)
             cb_text(&c, "n");
+        else if (i == 13)
+            cb_text(&c, "sleep 5.000 s");
         else
             cb_head(&c, 0, (uint64_t)i);
     }
@@ -596,6 +605,7 @@ static void test_unknown_keys_ignored(void **state)
     assert_true(m.u.response.has_detail);
     assert_string_equal(m.u.response.detail.task.name, "n");
     assert_int_equal(m.u.response.detail.task.stack, 12);
+    assert_string_equal(m.u.response.detail.task.wait_desc, "sleep 5.000 s");
     assert_int_equal(m.u.response.op, AT_WIRE_OP_TASK_DETAIL);
     at_wire_msg_free(&m);
 }

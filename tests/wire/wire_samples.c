@@ -36,7 +36,7 @@ static const at_wire_stack_t stacks[] = {
 static const at_wire_task_t tasks_new[] = {
     {1, "main", AT_WIRE_TASK_RUNNING, AT_WIRE_WAIT_NONE, 0, 0, 123456789, 42, 0, 0, 1, 2, 0},
     {70000, "conn-12345", AT_WIRE_TASK_WAITING, AT_WIRE_WAIT_READ, 77, 5000000, 250000, 3, 1,
-     4999000, 1, 2, 1},
+     4999000, 1, 2, 1, "read tcp fd 7"},
     {70001, NULL, AT_WIRE_TASK_READY, AT_WIRE_WAIT_FUTURE, 0xffffffffffu, 1u << 31, 0, 0, 70000,
      UINT64_MAX, 0, 0, 2},
 };
@@ -119,7 +119,8 @@ static const wire_sample_t samples[] = {
                   .exec_threads = 4,
                   .exec_done = 1000,
                   .exec_wait_ns = 123456789},
-        .running = {true, 4800000000u, AT_WIRE_CB_TASK_STEP, 300, "parse_request", 70000, 2},
+        .running = {true, 4800000000u, AT_WIRE_CB_TASK_STEP, 300, "parse_request", 70000, 2,
+                    "conn-12345"},
         .n_dropped = 3, .dropped = dropped, .n_sites = 4, .sites = sites, .n_stacks = 3,
         .stacks = stacks, .n_tasks_new = 3, .tasks_new = tasks_new, .n_tasks_changed = 3,
         .tasks_changed = tasks_changed, .n_tasks_gone = 3, .tasks_gone = tasks_gone,
@@ -283,6 +284,7 @@ static void eq_task(eq_t *q, const at_wire_task_t *a, const at_wire_task_t *b, c
     EQ_NUM(q, a->create_site, b->create_site, path);
     EQ_NUM(q, a->entry_site, b->entry_site, path);
     EQ_NUM(q, a->stack, b->stack, path);
+    eq_str(q, a->wait_desc, b->wait_desc, path);
 }
 
 static void eq_tasks(eq_t *q, uint32_t na, const at_wire_task_t *a, uint32_t nb,
@@ -305,6 +307,7 @@ static void eq_running(eq_t *q, const at_wire_running_t *a, const at_wire_runnin
     eq_str(q, a->name, b->name, path);
     EQ_NUM(q, a->task, b->task, path);
     EQ_NUM(q, a->stack, b->stack, path);
+    eq_str(q, a->task_name, b->task_name, path);
 }
 
 static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t *b)

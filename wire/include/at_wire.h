@@ -65,6 +65,10 @@ typedef struct at_wire_err {
     const char *key; /* static string: the key concerned, or NULL */
     size_t offset;   /* byte offset in the CBOR item where it was noticed */
     char msg[192];
+    /* The protocol version the frame's "v" said, as soon as it was read (0: not read). Set
+     * in particular with AT_WIRE_EVERSION, so a client can say "the process speaks version
+     * N, this asynctop speaks AT_WIRE_VERSION" without parsing msg. */
+    uint64_t peer_version;
 } at_wire_err_t;
 
 /* A static, one-line description of an error code (any int; unknown codes
@@ -313,6 +317,10 @@ typedef struct at_wire_task {
     uint32_t create_site;   /* site id of the spawn call, 0 unknown */
     uint32_t entry_site;    /* site id of the task's function, 0 unknown */
     uint32_t stack;         /* suspension stack id (groups tasks), 0 unknown */
+    /* Optional trailing element 13: what it waits on, for a person ("sleep 5.000 s",
+     * "read tcp fd 7", "lock #4 held by task 3"); NULL = not sent (the row then has 13
+     * elements, as before). */
+    const char *wait_desc;
 } at_wire_task_t;
 
 /* Aggregate per call site (callback function), cumulative since start. */
@@ -362,7 +370,8 @@ typedef struct at_wire_running {
     uint32_t site;
     const char *name;
     uint64_t task;
-    uint32_t stack; /* sampled stack once over the threshold, 0 none */
+    uint32_t stack;        /* sampled stack once over the threshold, 0 none */
+    const char *task_name; /* the task's name, so a client need not know the task; NULL */
 } at_wire_running_t;
 
 /* Loop statistics; counters are cumulative since start (clients diff them). */

@@ -750,7 +750,9 @@ static void get_task_row(rd_t *r, const char *key, at_wire_task_t *t)
     t->create_site = get_u32(r, key);
     t->entry_site = get_u32(r, key);
     t->stack = get_u32(r, key);
-    skip_rest(r, (uint32_t)n, 13, key);
+    if (n > 13)
+        t->wait_desc = get_text_null(r, key);
+    skip_rest(r, (uint32_t)n, n > 13 ? 14 : 13, key);
     leave(r);
 }
 
@@ -802,6 +804,8 @@ static void get_running(rd_t *r, const char *key, at_wire_running_t *x)
             x->task = get_uint(r, "task");
         } else if (IS(r, "stack")) {
             x->stack = get_u32(r, "stack");
+        } else if (IS(r, "task_name")) {
+            x->task_name = get_text_null(r, "task_name");
         } else {
             skip(r, key);
         }
@@ -1404,6 +1408,8 @@ static int find_type(rd_t *r, uint32_t n, int *type, uint64_t *version)
         } else if (IS(r, "v")) {
             *version = get_uint(r, "v");
             have_v = true;
+            if (r->err && !r->code)
+                r->err->peer_version = *version;
         } else {
             skip(r, NULL);
         }
@@ -1438,6 +1444,7 @@ int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim,
         err->key = NULL;
         err->offset = 0;
         err->msg[0] = '\0';
+        err->peer_version = 0;
     }
     rd_t r = {.base = cbor, .p = cbor, .end = cbor + len, .lim = lim, .err = err};
     if (len > lim->max_frame) {

@@ -295,7 +295,7 @@ static void put_counts(enc_t *e, uint32_t n, const at_wire_count_t *c)
 
 static void put_task_row(enc_t *e, const at_wire_task_t *t)
 {
-    put_head(e, 4, 13);
+    put_head(e, 4, t->wait_desc ? 14 : 13);
     put_uint(e, t->id);
     put_text(e, t->name);
     put_uint(e, t->state);
@@ -309,6 +309,8 @@ static void put_task_row(enc_t *e, const at_wire_task_t *t)
     put_uint(e, t->create_site);
     put_uint(e, t->entry_site);
     put_uint(e, t->stack);
+    if (t->wait_desc)
+        put_text(e, t->wait_desc);
 }
 
 static void put_tasks(enc_t *e, uint32_t n, const at_wire_task_t *t)
@@ -328,6 +330,7 @@ static void put_running(enc_t *e, const at_wire_running_t *r)
     KV_TEXT0(e, n, "name", r->name);
     KV_UINT0(e, n, "task", r->task);
     KV_UINT0(e, n, "stack", r->stack);
+    KV_TEXT0(e, n, "task_name", r->task_name);
     map_end(e, at, n);
 }
 
