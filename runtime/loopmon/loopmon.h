@@ -559,6 +559,17 @@ static inline void at__mon_batch_end(at__mon_t *m)
     at__running_publish(&m->running, NULL, m->chain_ns ? m->chain_ns : at__now_ns(), 0, NULL, 0);
 }
 
+/* Adds the record a batch is still holding back (the last ended callback's site), so that
+ * a reader on the loop thread sees every ended callback in its site's counters now. Inside or
+ * outside a batch; a no-op when nothing is held back. Loop thread. */
+static inline void at__mon_pending_flush(at__mon_t *m)
+{
+    if (m->pend_site) {
+        at__site_record(m->pend_site, m->pend_ns);
+        m->pend_site = NULL;
+    }
+}
+
 /* Forget the chained timestamp: the next callback reads the clock. Call before anything
  * loopmon cannot see that may take time (a blocking call, an uninstrumented phase).
  * Loop thread. */

@@ -363,6 +363,8 @@ void at__task_busy_settle(tloop_t *tl)
     if (!t) {
         return;
     }
+    if (t->loop->mon) /* a batch may still hold the step's record back */
+        at__mon_pending_flush(t->loop->mon);
     at__site_t *site = tl->open_step.site;
     uint64_t n = atomic_load_explicit(&site->count, memory_order_relaxed);
     if (n == tl->open_step.count) {
