@@ -1056,7 +1056,10 @@ bool at__waitq_wake_one_now(at__waitq_t *q, void *value)
     if (site) {
         at__mon_chain_break(m); /* libuv did work since the last callback */
         memcpy(step_name, t->name, sizeof step_name);
-        at__cb_begin_full(m, &cb, site, AT__CB_TASK_STEP, t->id, step_name, NULL, 0);
+        /* "now running" gets the task's id only (as task_run does); the slow-step event
+         * takes the name from cb.task_name. */
+        at__cb_begin_full(m, &cb, site, AT__CB_TASK_STEP, t->id, NULL, NULL, 0);
+        cb.task_name = step_name;
     }
     t->refs++;
     task_run(t);
