@@ -33,6 +33,7 @@ static log_cell_t log_ring[LOG_CAP];
 static _Atomic uint64_t log_tail, log_head;
 static _Atomic uint64_t log_enqueued, log_done, log_drops;
 static _Atomic int log_level = AT__LOG_INFO;
+static _Atomic bool log_level_set; /* a level was chosen: debug mode no longer lowers it */
 
 static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 static at__log_sink_fn sink_fn; /* under sink_lock; NULL = stderr */
@@ -54,6 +55,7 @@ const char *at__log_level_name(int level)
 void at__log_set_level(int level)
 {
     atomic_store_explicit(&log_level, level, memory_order_relaxed);
+    atomic_store_explicit(&log_level_set, true, memory_order_relaxed);
 }
 
 int at__log_get_level(void)
@@ -64,8 +66,8 @@ int at__log_get_level(void)
 bool at__log_would_log(int level)
 {
     int min = at__log_get_level();
-    if (at__debug_enabled())
-        min = AT__LOG_DEBUG;
+    if (at__debug_enabled() && !atomic_load_explicit(&log_level_set, memory_order_relaxed))
+        min = AT__LOG_DEBUG; /* debug mode's default, as asyncio's docs advise */
     return level >= min;
 }
 

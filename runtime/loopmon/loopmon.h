@@ -733,8 +733,9 @@ typedef void (*at__log_sink_fn)(int level, const char *msg, void *data);
  * Any thread. */
 void at__log_set_sink(at__log_sink_fn fn, void *data);
 
-/* Messages below `level` are discarded at the call (default AT__LOG_INFO; AT__LOG_DEBUG while
- * debug mode is on). Any thread. */
+/* Messages below `level` are discarded at the call. Until a level is set, the default is
+ * AT__LOG_INFO, lowered to AT__LOG_DEBUG while debug mode is on; once set, the level holds
+ * whatever debug mode does. Any thread. */
 void at__log_set_level(int level);
 int at__log_get_level(void);
 bool at__log_would_log(int level);

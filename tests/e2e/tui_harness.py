@@ -212,8 +212,13 @@ class Tui:
         last = [""]
 
         def check():
-            last[0] = self.screen()
-            return last[0] if rx.search(last[0]) else None
+            # A match must also be a whole frame: tmux may be captured while the inspector is
+            # still writing one (the title drawn, the body not yet), so the screen must read
+            # the same twice in a row.
+            s = self.screen()
+            stable = s == last[0]
+            last[0] = s
+            return s if stable and rx.search(s) else None
         try:
             return wait_until("screen to match %r" % pattern, check, timeout)
         except AssertionError as e:

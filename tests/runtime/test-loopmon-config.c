@@ -144,6 +144,23 @@ static void test_set_from_thread(void **state)
     assert_string_equal(at__cb_kind_name(99), "?");
 }
 
+/* Debug mode lowers only the default level: a level the application chose holds. Runs after
+ * test_set_from_thread, which relies on the default. */
+static void test_log_level_set_holds_in_debug(void **state)
+{
+    (void)state;
+    at__debug_set(true);
+    assert_true(at__log_would_log(AT__LOG_DEBUG)); /* the default, lowered */
+    at__log_set_level(AT__LOG_WARNING);
+    assert_false(at__log_would_log(AT__LOG_DEBUG));
+    assert_false(at__log_would_log(AT__LOG_INFO));
+    assert_true(at__log_would_log(AT__LOG_WARNING));
+    at__log_set_level(AT__LOG_DEBUG);
+    at__debug_set(false);
+    assert_true(at__log_would_log(AT__LOG_DEBUG)); /* set, so off-debug too */
+    at__log_set_level(AT__LOG_INFO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_parse_bool),
         cmocka_unit_test(test_env),
         cmocka_unit_test(test_set_from_thread),
+        cmocka_unit_test(test_log_level_set_holds_in_debug),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,7 +45,8 @@ typedef void (*at_log_sink_fn)(int level, const char *msg, void *arg);
 
 /* Replaces the sink (NULL restores the default stderr sink). Any thread. */
 AT_EXTERN void at_set_log_sink(at_log_sink_fn sink, void *arg);
-/* Messages below `level` are dropped (default AT_LOG_INFO). Any thread. */
+/* Messages below `level` are dropped. Default: AT_LOG_INFO, or AT_LOG_DEBUG while debug mode
+ * is on; once the application sets a level, it holds in debug mode too. Any thread. */
 AT_EXTERN void at_set_log_level(at_log_level_t level);
 AT_EXTERN at_log_level_t at_get_log_level(void);
 /* Logs a message through the sink ("asynctop" logger). Any thread. */
