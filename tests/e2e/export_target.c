@@ -141,8 +141,24 @@ __attribute__((noinline)) static void handle_command(char *line)
         snprintf(ev.text, sizeof ev.text, "unclosed tcp handle (test %ld)", arg);
         ev.nstack = (uint8_t)at__stack_capture(ev.stack, AT__EV_STACK_MAX, 0);
         at__mon_post(g_mon, &ev);
+    } else if (strcmp(cmd, "warns") == 0) {
+        /* a burst: more than the event ring holds, so some are dropped (and counted) */
+        for (long k = 0; k < arg; k++) {
+            at__event_t ev;
+            at__event_init(&ev, AT__EV_WARNING);
+            snprintf(ev.code, sizeof ev.code, "burst");
+            snprintf(ev.text, sizeof ev.text, "burst warning %ld", k);
+            at__mon_post(g_mon, &ev);
+        }
     } else if (strcmp(cmd, "count") == 0) {
-        printf("COUNT %lu %zu\n", g_ticks, g_ntasks);
+        uint64_t produced[AT__EV_KIND_MAX] = {0}, dropped[AT__EV_KIND_MAX] = {0};
+        for (int k = 0; k < AT__EV_KIND_MAX; k++)
+            at__mon_event_counts(g_mon, (at__event_kind_t)k, &produced[k], &dropped[k]);
+        /* ticks, tasks, then events produced / dropped: slow, warning */
+        printf("COUNT %lu %zu %llu %llu %llu %llu\n", g_ticks, g_ntasks,
+               (unsigned long long)produced[AT__EV_SLOW], (unsigned long long)dropped[AT__EV_SLOW],
+               (unsigned long long)produced[AT__EV_WARNING],
+               (unsigned long long)dropped[AT__EV_WARNING]);
     } else if (strcmp(cmd, "threshold") == 0) {
         at__slow_threshold_set_ns((uint64_t)arg * 1000000u);
     } else if (strcmp(cmd, "fork") == 0) {

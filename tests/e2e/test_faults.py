@@ -73,9 +73,12 @@ class FaultTest(unittest.TestCase):
     # ---- what "unharmed" means ----------------------------------------------------------------
     def count(self, t):
         """(ticks of the program's own timer, tasks it holds)."""
+        return self.counters(t)[:2]
+
+    def counters(self, t):
+        """(ticks, tasks, slow produced, slow dropped, warnings produced, warnings dropped)."""
         line = [l for l in t.cmd("count").splitlines() if l.startswith("COUNT ")][0]
-        _, ticks, ntasks = line.split()
-        return int(ticks), int(ntasks)
+        return tuple(int(x) for x in line.split()[1:])
 
     def nfds(self, t):
         return len(os.listdir("/proc/%d/fd" % t.pid))
@@ -399,6 +402,50 @@ class FaultTest(unittest.TestCase):
         wait_for("20 tasks", lambda: len(viewer.tasks) == 20 or (viewer.recv_type("update") and False))
         self.assertTrue(all(row[2] != 4 for row in viewer.tasks.values()), viewer.tasks)
         self.assert_unharmed(t, good, 20)
+        t.quit()
+
+    # ---- the dropped counters tell the truth ---------------------------------------------------
+    def test_dropped_counters_tell_the_truth(self):
+        t = self.target()
+        t.cmd("threshold 60000")  # no slow events: only the warnings we post
+        fast = self.live_client(t, 100)
+        slow = self.live_client(t, 1000)  # falls more than the 1024-event log behind
+        seen = {fast: [], slow: []}
+        last = {}
+
+        def drain(c, timeout):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                try:
+                    m = c.recv(max(0.01, end - time.monotonic()))
+                except TimeoutError:
+                    return
+                if m["t"] == "update":
+                    seen[c] += [e["seq"] for e in m.get("exc", [])]
+                    last[c] = dict(m.get("dropped", []))
+
+        for _ in range(12):  # 12 bursts of 300 into a 256-event ring, a tick apart
+            t.cmd("warns 300")
+            time.sleep(0.06)
+            drain(fast, 0.01)
+        for c in (fast, slow):
+            drain(c, 2.5)
+        _, _, slow_p, slow_d, warn_p, warn_d = self.counters(t)
+        self.assertEqual(slow_p, 0)
+        self.assertEqual(warn_p, 3600)
+        self.assertGreater(warn_d, 0)  # the ring did overflow
+        for c in (fast, slow):
+            seqs = seen[c]
+            self.assertEqual(seqs, sorted(set(seqs)))
+            d = last[c]
+            # every event produced got a seq or was counted as dropped
+            self.assertEqual(seqs[-1] + d["warning"] + d["slow"], warn_p, d)
+            self.assertEqual(d["warning"], warn_d)
+            # every seq (from 1: it subscribed before the first) was delivered to this client,
+            # or counted as lagged for it
+            self.assertEqual(len(seqs) + d["lagged"], seqs[-1], d)
+        self.assertEqual(last[fast]["lagged"], 0)
+        self.assertGreater(last[slow]["lagged"], 0)
         t.quit()
 
 
