@@ -21,6 +21,10 @@ from atclient import Client, Closed, frame  # noqa: E402
 
 ASYNCTOP = None
 TMUX = shutil.which("tmux")
+# Set by meson in the unsanitised build only (valgrind cannot run ASan/TSan binaries).
+VALGRIND = os.environ.get("AT_VALGRIND")
+VALGRIND_ARGS = ["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
+                 "--track-origins=yes", "--quiet"]
 BAD_FRAME, TOO_LARGE, HANDSHAKE_TIMEOUT = 1, 2, 6
 BAD_REQUEST, NO_SUCH_TASK, UNSUPPORTED = 11, 12, 13
 NOBODY = 65534
@@ -166,6 +170,46 @@ class FaultTest(unittest.TestCase):
         tui.wait(r"\[asynctop exited 0\]")
         self.assertIsNone(b.p.poll())
         b.quit()
+
+    # ---- the inspector under valgrind: zero errors, zero definite leaks ----------------------
+    @unittest.skipUnless(VALGRIND and TMUX, "needs valgrind (unsanitised build) and tmux")
+    def test_inspector_clean_under_valgrind(self):
+        sys.path.insert(0, test_export.HERE)
+        import tui_harness
+        env = tui_harness.Env()
+        self.addCleanup(env.close)
+        t = test_export.Target(env.dir)
+        self.targets.append(t)
+        t.cmd("tasks 300")
+        t.cmd("warn 1")
+        # the subcommands: a snapshot fetched, decoded, applied and printed
+        for args in (["dump", str(t.pid), "--json"], ["ps", str(t.pid)], ["pstree", str(t.pid)],
+                     ["set", str(t.pid), "slow=50ms"], ["ls"]):
+            p = subprocess.run([VALGRIND] + VALGRIND_ARGS + [ASYNCTOP] + args, env=env.env,
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(p.returncode, 0, (args, p.stderr[-3000:]))
+        # the TUI: attach, every screen, a task's detail, the target killed under it, quit
+        saved = tui_harness.ASYNCTOP
+        tui_harness.ASYNCTOP = VALGRIND
+        try:
+            tui = tui_harness.Tui(env, VALGRIND_ARGS + [ASYNCTOP, t.pid], 140, 40)
+        finally:
+            tui_harness.ASYNCTOP = saved
+        self.addCleanup(tui.close)
+        tui.wait(r"export_target\[%d\]\s+live" % t.pid, timeout=60)
+        tui.wait(r"worker-", timeout=30)
+        for k in ("Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "1"):
+            tui.keys(k)
+            time.sleep(0.3)
+        tui.keys("Enter")
+        time.sleep(1)
+        tui.keys("Escape")
+        t.p.kill()
+        t.p.wait()
+        tui.wait(r"EXITED", timeout=30)
+        tui.keys("q")
+        tui.wait(r"\[asynctop exited \d+\]", timeout=60)
+        self.assertIn("[asynctop exited 0]", tui.screen())
 
     # ---- unsafe socket directories and a taken path: refused, the program runs on ------------
     def refused_but_running(self, reason_words, **kw):
