@@ -65,13 +65,18 @@ test: build build-asan build-tsan
 	  meson test -C $(TSAN_BUILD) --no-rebuild --print-errorlogs $(TSAN_TESTS) || fail=1; \
 	exit $$fail
 
-demo: build
-	@if [ -x $(BUILD)/examples/asynctop-demo ] && [ -x $(BUILD)/inspector/asynctop ]; then \
-	  $(BUILD)/inspector/asynctop --demo; \
-	else \
-	  echo "make demo: the demo workload does not exist yet (see issue 7); nothing to run." >&2; \
+# The demo needs a terminal: without one (or under CI=true) it says so and fails at once
+# rather than building and then waiting for keys nobody can press. asynctop --demo starts
+# build/examples/asynctop-demo in the background, attaches to it, and stops it when asynctop
+# exits (q, Ctrl-C, or asynctop dying: the demo gets SIGTERM).
+demo:
+	@if [ "$${CI:-}" = true ] || ! [ -t 0 ] || ! [ -t 1 ]; then \
+	  echo "make demo: needs a terminal (it runs the asynctop TUI)$$( [ "$${CI:-}" = true ] && echo '; CI=true is set')." >&2; \
+	  echo "  Without one: make build, run build/examples/asynctop-demo, then build/inspector/asynctop ps PID." >&2; \
 	  exit 1; \
 	fi
+	@$(MAKE) --no-print-directory build
+	$(BUILD)/inspector/asynctop --demo
 
 bench: build
 	@if [ -x $(BUILD)/bench/asynctop-bench ]; then $(BUILD)/bench/asynctop-bench; \

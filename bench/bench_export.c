@@ -1,6 +1,7 @@
 /* bench_export.c: what the exporter costs — its own thread's CPU while it mirrors 100,000 tasks
  * for one client at 1 Hz, and the throughput an instrumented callback chain keeps when a
- * client is attached (same run, ratios). */
+ * client is attached (same run, ratios); then the same two figures on the real runtime — at_loop,
+ * at_call_soon and 100,000 real tasks through the tasks layer's provider. */
 #include "bench.h"
 #include "export.h"
 #include "loopmon.h"
@@ -16,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "asynctop.h"
 #include "at_wire.h"
 
 /* ---- an exporter on a socket in a private directory ------------------------------------- */
@@ -374,4 +376,203 @@ BENCH(export_chain_client_ratio, "ratio",
     fprintf(stderr, "  chain: median %.2f ns/cb without an exporter, %.2f ns/cb with a client\n",
             base[PAIRS / 2], with[PAIRS / 2]);
     return base[PAIRS / 2] / with[PAIRS / 2];
+}
+
+/* ---- the real runtime: at_loop_new starts libasynctop's own exporter -------------------------
+ * (The benchmark program links the exporter statically too, for the figures above; the real
+ * runtime's copy is inside libasynctop and is driven by ASYNCTOP_SOCKET, like a program's.) */
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Points ASYNCTOP_SOCKET at a private directory (on) or "off". */
+static int real_socket(bool on)
+{
+    if (!on)
+        return setenv("ASYNCTOP_SOCKET", "off", 1);
+    snprintf(g_dir, sizeof g_dir, "/tmp/at-bench-export-XXXXXX");
+    if (mkdtemp(g_dir) == NULL)
+        return -errno;
+    snprintf(g_path, sizeof g_path, "%s/r.sock", g_dir);
+    return setenv("ASYNCTOP_SOCKET", g_path, 1);
+}
+
+typedef struct rchain {
+    long left;
+} rchain_t;
+
+static void rchain_cb(at_loop_t *loop, void *arg)
+{
+    rchain_t *c = arg;
+    if (--c->left > 0)
+        at_call_soon(loop, rchain_cb, c, "chain", NULL);
+}
+
+/* Loop-thread CPU ns per callback of the 1M at_call_soon chain; with `client`, libasynctop's
+ * exporter runs and a client reads updates at 1 Hz throughout. */
+/* CPU ns of another thread of this process, by kernel tid (the kernel's per-thread CPU clock id,
+ * MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)): ns resolution, not clock ticks. -1 on error. */
+static int64_t tid_cpu_ns(pid_t tid)
+{
+    clockid_t id = (clockid_t)((~(unsigned)tid << 3) | 6u);
+    struct timespec ts;
+    if (clock_gettime(id, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double real_chain_ns(bool client)
+{
+    enum { N = 1000000 };
+    if (real_socket(client) != 0)
+        return -1;
+    at_loop_t *loop;
+    if (at_loop_new(&loop, NULL) != 0)
+        return -1;
+    reader_t r;
+    if (client) {
+        if (reader_start(&r, 1000) != 0)
+            return -1;
+        uint64_t t0 = bench_now_ns();
+        while (atomic_load(&r.updates) < 1 && bench_now_ns() - t0 < 5000000000ull)
+            usleep(1000); /* subscribed: the first snapshot is in */
+    }
+    rchain_t c = {N};
+    uint64_t t0 = thread_cpu_ns();
+    at_call_soon(loop, rchain_cb, &c, "chain", NULL);
+    at_loop_run(loop, AT_RUN_DEFAULT);
+    uint64_t t1 = thread_cpu_ns();
+    if (client)
+        reader_stop(&r);
+    at_loop_close(loop, NULL);
+    if (client)
+        rmdir(g_dir);
+    unsetenv("ASYNCTOP_SOCKET");
+    return c.left == 0 ? (double)(t1 - t0) / N : -1;
+}
+
+BENCH(export_real_chain_client_ratio, "ratio",
+      "1M at_call_soon chain: throughput with a client at 1 Hz / with ASYNCTOP_SOCKET=off "
+      "(target >= 0.97)")
+{
+    /* Interleaved pairs, medians of each (loop-thread CPU time: the neighbours do not count). */
+    enum { PAIRS = 5 };
+    double off[PAIRS], on[PAIRS];
+    real_chain_ns(false); /* warm-up */
+    for (int i = 0; i < PAIRS; i++) {
+        off[i] = real_chain_ns(false);
+        on[i] = real_chain_ns(true);
+        if (off[i] <= 0 || on[i] <= 0)
+            return -1;
+    }
+    qsort(off, PAIRS, sizeof *off, cmp_d);
+    qsort(on, PAIRS, sizeof *on, cmp_d);
+    fprintf(stderr, "  real chain: median %.2f ns/cb export off, %.2f ns/cb with a client\n",
+            off[PAIRS / 2], on[PAIRS / 2]);
+    return off[PAIRS / 2] / on[PAIRS / 2];
+}
+
+/* 100,000 real tasks on a loop thread of their own: all wait on one event, and one more task
+ * sleeps 10 ms at a time (100 state changes a second). */
+typedef struct rapp {
+    pthread_t th;
+    at_loop_t *loop;
+    at_event_t *ev;
+    _Atomic int ready;
+    int failed;
+    bool stopping;
+} rapp_t;
+
+static int rapp_wait(void *arg, void **result)
+{
+    return at_event_wait(arg);
+}
+
+static int rapp_ticker(void *arg, void **result)
+{
+    rapp_t *a = arg;
+    while (!a->stopping) {
+        int rc = at_sleep(10);
+        if (rc != 0)
+            return rc;
+    }
+    while (at_loop_tasks(a->loop, NULL, NULL) > 1) /* the others end first */
+        at_yield();
+    at_loop_stop(a->loop);
+    return 0;
+}
+
+static void rapp_stop(at_loop_t *loop, void *arg)
+{
+    rapp_t *a = arg;
+    a->stopping = true;
+    at_event_set(a->ev);
+}
+
+static void *rapp_main(void *arg)
+{
+    rapp_t *a = arg;
+    if (at_loop_new(&a->loop, NULL) != 0 || at_event_new(a->loop, &a->ev) != 0) {
+        a->failed = 1;
+        atomic_store(&a->ready, 1);
+        return NULL;
+    }
+    at_task_opts_t o = {.name = "conn"};
+    for (int i = 0; i < NTASKS; i++)
+        if (at_task_spawn(a->loop, rapp_wait, a->ev, &o, NULL) != 0)
+            a->failed = 1;
+    at_task_opts_t to = {.name = "ticker"};
+    if (at_task_spawn(a->loop, rapp_ticker, a, &to, NULL) != 0)
+        a->failed = 1;
+    atomic_store(&a->ready, 1);
+    at_loop_run(a->loop, AT_RUN_DEFAULT);
+    at_event_free(a->ev);
+    at_loop_close(a->loop, NULL);
+    return NULL;
+}
+
+BENCH(export_cpu_100k_real_tasks, "% of a core",
+      "exporter thread CPU: 100k real tasks (tasks provider), one client at 1 Hz (target <= 5)")
+{
+    if (real_socket(true) != 0)
+        return -1;
+    rapp_t *a = calloc(1, sizeof *a);
+    pthread_create(&a->th, NULL, rapp_main, a);
+    while (!atomic_load(&a->ready))
+        usleep(1000);
+    double res = -1;
+    reader_t r;
+    if (!a->failed && reader_start(&r, 1000) == 0) {
+        uint64_t t0 = bench_now_ns();
+        while (atomic_load(&r.bytes) < 2000000u && bench_now_ns() - t0 < 30000000000ull)
+            usleep(10000); /* the 100k rows have arrived */
+        uint64_t u = atomic_load(&r.updates);
+        while (atomic_load(&r.updates) < u + 2 && bench_now_ns() - t0 < 30000000000ull)
+            usleep(10000);
+        pid_t tid = exporter_tid();
+        int64_t c0 = tid_cpu_ns(tid);
+        uint64_t w0 = bench_now_ns(), b0 = atomic_load(&r.bytes), u0 = atomic_load(&r.updates);
+        sleep(5);
+        int64_t c1 = tid_cpu_ns(tid);
+        uint64_t w1 = bench_now_ns();
+        uint64_t updates = atomic_load(&r.updates);
+        fprintf(stderr,
+                "  export (real tasks): snapshot %llu bytes; %llu updates, %llu bytes, "
+                "%.2f ms exporter CPU in the window\n",
+                (unsigned long long)b0, (unsigned long long)(updates - u0),
+                (unsigned long long)(atomic_load(&r.bytes) - b0), (double)(c1 - c0) / 1e6);
+        reader_stop(&r);
+        if (tid != 0 && c0 >= 0 && c1 >= c0 && updates >= 3)
+            res = 100.0 * (double)(c1 - c0) / (double)(w1 - w0);
+    }
+    at_call_soon_threadsafe(a->loop, rapp_stop, a, "stop", NULL);
+    pthread_join(a->th, NULL);
+    free(a);
+    rmdir(g_dir);
+    unsetenv("ASYNCTOP_SOCKET");
+    return res;
 }

@@ -1,6 +1,8 @@
 /* main.c: the asynctop command line: options, subcommands, --demo, the TUI. */
 #include "App.h"
+#include "Run.h"
 #include "Subcommand.h"
+#include "Demo.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -29,6 +31,8 @@ static void usage(FILE *f)
         "       asynctop dump PID --json\n"
         "       asynctop set PID slow=DURATION | debug=on|off\n"
         "       asynctop --demo                    run the demo program and attach to it\n"
+        "       asynctop run [--debug] [--keep] -- CMD [ARGS...]\n"
+        "                                          run a libuv program under the shim, attach\n"
         "\n"
         "options:\n"
         "  -s, --socket PATH  the target's socket (default: $XDG_RUNTIME_DIR/asynctop/PID.sock,\n"
@@ -42,71 +46,6 @@ static void usage(FILE *f)
         "exit codes: 0 ok, 1 failure, 2 usage, 3 no such process, 4 not running the asynctop\n"
         "runtime, 5 permission refused, 6 protocol version/error, 7 no answer, 8 request refused.\n"
         "See asynctop(1).\n");
-}
-
-/* Finds the demo program: next to us in a build tree, else on PATH. */
-static int find_demo(char *out, size_t len)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(out, len, "%s/../examples/asynctop-demo", self);
-            if (access(out, X_OK) == 0)
-                return 0;
-            snprintf(out, len, "%s/asynctop-demo", self);
-            if (access(out, X_OK) == 0)
-                return 0;
-        }
-    }
-    snprintf(out, len, "asynctop-demo");
-    return 1; /* try PATH */
-}
-
-static int run_demo(AppOptions *opt)
-{
-    char demo[PATH_MAX + 32];
-    find_demo(demo, sizeof demo);
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("asynctop: fork");
-        return 1;
-    }
-    if (pid == 0) {
-        int fd = open("/dev/null", 1);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            close(fd);
-        }
-        execlp(demo, demo, (char *)NULL);
-        fprintf(stderr, "asynctop: cannot run the demo (%s): %s\n", demo, strerror(errno));
-        _exit(127);
-    }
-    char path[256];
-    opt->pid = (uint64_t)pid;
-    int rc = 1;
-    for (int i = 0; i < 100; i++) { /* up to 5 s for its socket to appear */
-        struct stat st;
-        int status;
-        Discovery_path(opt->pid, path, sizeof path);
-        if (stat(path, &st) == 0) {
-            rc = App_run(opt);
-            break;
-        }
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            fprintf(stderr, "asynctop: the demo exited before it could be attached\n");
-            return 1;
-        }
-        usleep(50000);
-    }
-    if (rc == 1 && opt->pid == (uint64_t)pid)
-        fprintf(stderr, "asynctop: the demo did not open its socket in time\n");
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    return rc;
 }
 
 int main(int argc, char **argv)
@@ -145,6 +84,8 @@ int main(int argc, char **argv)
             break;
         }
     }
+    if (i < argc && !strcmp(argv[i], "run"))
+        return Run_main(argc - i, argv + i, &opt);
     if (i < argc) {
         int rc = Subcommand_run(argc - i, argv + i, opt.path);
         if (rc >= 0)
@@ -167,6 +108,6 @@ int main(int argc, char **argv)
         opt.pid = pid;
     }
     if (demo)
-        return run_demo(&opt);
+        return Demo_run(&opt);
     return App_run(&opt);
 }

@@ -162,4 +162,18 @@ void at__export_detach(at_export_attach_t *a);
 bool at__export_task_post(at_export_attach_t *a, at_export_task_event_kind_t kind,
                           const at_export_task_row_t *row);
 
+/* at__export_task_post without the copy: reserves the next ring slot for an event of `kind`
+ * and returns its row for the caller to fill in place (a REMOVED event needs only row->id;
+ * the name must be NUL-terminated), then at__export_task_commit(a) publishes it. NULL (and
+ * nothing to commit) when the ring is full (counted as dropped, as by at__export_task_post)
+ * or no exporter runs. Loop thread; nothing else may be posted between the two calls. */
+at_export_task_row_t *at__export_task_reserve(at_export_attach_t *a,
+                                              at_export_task_event_kind_t kind);
+void at__export_task_commit(at_export_attach_t *a);
+
+/* The attachment's "an exporter consumes posts" flag, for a provider's hot path: while a
+ * relaxed load of it reads 0, at__export_task_post would drop the event uncounted, so the
+ * provider need not even build the row. Valid until at__export_detach(a). Loop thread. */
+const _Atomic int *at__export_posts_wanted(const at_export_attach_t *a);
+
 #endif

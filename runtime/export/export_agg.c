@@ -978,8 +978,11 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             if (sst == NULL)
                 goto out;
             for (size_t i = 0; i < l->nsites; i++)
-                if (l->sites[i].gen > seen && l->sites[i].count > 0)
-                    sst[ns++] = l->sites[i].st;
+                if (l->sites[i].gen > seen && l->sites[i].count > 0) {
+                    sst[ns] = l->sites[i].st;
+                    /* st.hist.counts pointed into the array before it last grew */
+                    sst[ns++].hist.counts = l->sites[i].hist;
+                }
             u.n_site_stats = (uint32_t)ns;
             u.site_stats = sst;
         }

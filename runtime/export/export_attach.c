@@ -65,6 +65,39 @@ bool at__export_task_post(at_export_attach_t *a, at_export_task_event_kind_t kin
     return true;
 }
 
+const _Atomic int *at__export_posts_wanted(const at_export_attach_t *a)
+{
+    assert(a != NULL);
+    return &a->consumer;
+}
+
+at_export_task_row_t *at__export_task_reserve(at_export_attach_t *a,
+                                              at_export_task_event_kind_t kind)
+{
+    if (a == NULL || !atomic_load_explicit(&a->consumer, memory_order_relaxed))
+        return NULL;
+    uint64_t tail = atomic_load_explicit(&a->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&a->head, memory_order_acquire);
+    atomic_store_explicit(&a->produced,
+                          atomic_load_explicit(&a->produced, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (tail - head >= AT_EXPORT_TASK_RING) {
+        atomic_store_explicit(&a->dropped,
+                              atomic_load_explicit(&a->dropped, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        return NULL;
+    }
+    at_export_task_ev_t *e = &a->ring[tail & (AT_EXPORT_TASK_RING - 1)];
+    e->kind = (uint8_t)kind;
+    return &e->row;
+}
+
+void at__export_task_commit(at_export_attach_t *a)
+{
+    uint64_t tail = atomic_load_explicit(&a->tail, memory_order_relaxed);
+    atomic_store_explicit(&a->tail, tail + 1, memory_order_release);
+}
+
 int at__export_task_take(at_export_attach_t *a, at_export_task_ev_t *out, uint64_t *pos)
 {
     uint64_t head = atomic_load_explicit(&a->head, memory_order_relaxed);

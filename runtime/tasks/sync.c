@@ -202,6 +202,8 @@ int at_queue_new(at_loop_t *loop, size_t capacity, at_queue_t **out)
     q->id = at__tasks_next_object_id();
     q->cap = capacity;
     q->items = items;
+    q->putters.role = AT__WQ_QUEUE_PUT;
+    q->getters.role = AT__WQ_QUEUE_GET;
     *out = q;
     return 0;
 }

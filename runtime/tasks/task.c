@@ -10,58 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per-loop state of the tasks layer (a loop belongs to one thread, so these
- * live in a thread-local list, found by loop). */
-typedef struct tloop {
-    at_loop_t *loop;
-    at_task_t *head, *tail; /* tasks that have not ended, oldest first */
-    size_t ntasks;
-    at_coro_t *coros;  /* deferred coroutine objects not used yet */
-    at_task_t *failed; /* ended with an error, still referenced (reported at close if unread) */
-    struct tloop *next;
-} tloop_t;
-
-typedef bool (*detach_fn)(at_task_t *t);
-
-struct at_task {
-    uint32_t refs;
-    uint8_t state;     /* at_task_state_t */
-    uint8_t wait_kind; /* at_wait_kind_t */
-    uint8_t ncreate;
-    bool cancel_pending; /* deliver AT_ECANCELED at the next await point */
-    bool finishing;      /* completing its future: ignore the cancel hook */
-    bool ended;
-    bool in_failed; /* on tl->failed (linked through prev/next) */
-    int rc;         /* what fn returned */
-    int wake_code;  /* why the current wait ended: 0, AT_ECANCELED, AT_ETIMEDOUT */
-    at_loop_t *loop;
-    tloop_t *tl;
-    at_future_t *fut;
-    at__coro_t *co;
-    at_task_fn fn;
-    void *arg;
-    void *result;
-    at_error_t *raised;
-    const char *cancel_msg;
-    uint64_t id, parent_id;
-    uint64_t wait_id, wait_since_ms;
-    uint64_t busy_ns, steps;
-    at__site_t *site;
-    /* the current wait */
-    detach_fn detach;
-    at_future_t *waiting_on;
-    struct at_task *joiner;  /* a task waiting in at_task_join for this one */
-    struct at_task *joining; /* the task this one joins */
-    at_handle_t timer;
-    at_handle_t step; /* the scheduled step, if any */
-    at__waitq_t *wq;
-    at__waiter_t *waiter;
-    struct at_task *prev, *next;
-    char name[48];
-    void **create; /* &create1, or a heap array in debug mode */
-    void *create1;
-};
-
 struct at_coro {
     at_loop_t *loop;
     tloop_t *tl;
@@ -79,6 +27,21 @@ static __thread tloop_t *tloops __attribute__((tls_model("initial-exec")));
 static __thread at_task_t *current_task __attribute__((tls_model("initial-exec")));
 static _Atomic uint64_t next_task_id;
 static _Atomic uint64_t next_object_id;
+
+/* Task ids: process-unique, handed to each thread in blocks (a locked add per spawn was a
+ * tenth of at_task_spawn); consecutive within a thread. */
+#define TASK_ID_BLOCK 1024u
+static __thread uint64_t task_id_cur, task_id_end __attribute__((tls_model("initial-exec")));
+
+static inline uint64_t task_id_next(void)
+{
+    if (AT__UNLIKELY(task_id_cur == task_id_end)) {
+        task_id_cur =
+            atomic_fetch_add_explicit(&next_task_id, TASK_ID_BLOCK, memory_order_relaxed) + 1;
+        task_id_end = task_id_cur + TASK_ID_BLOCK;
+    }
+    return task_id_cur++;
+}
 
 uint64_t at__tasks_next_object_id(void)
 {
@@ -134,6 +97,7 @@ static tloop_t *tloop_find(at_loop_t *loop, bool create)
         t->loop = loop;
         t->next = tloops;
         tloops = t;
+        at__task_export_attach(t);
     }
     return t;
 }
@@ -199,6 +163,54 @@ static void report_never_retrieved(at_task_t *t)
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
+/* Task objects freed on this thread are kept (up to TASK_CACHE_MAX) for its next spawns,
+ * while the thread has a loop with tasks: the last loop's close gives them back. Not under
+ * AddressSanitizer, whose use-after-free checks a cache would blind. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TASK_CACHE_MAX 0u
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TASK_CACHE_MAX 0u
+#endif
+#endif
+#ifndef TASK_CACHE_MAX
+#define TASK_CACHE_MAX 256u
+#endif
+static __thread at_task_t *task_cache __attribute__((tls_model("initial-exec")));
+static __thread unsigned task_cache_n __attribute__((tls_model("initial-exec")));
+
+static at_task_t *task_alloc(void)
+{
+    at_task_t *t = task_cache;
+    if (t) {
+        task_cache = t->next;
+        task_cache_n--;
+        return t;
+    }
+    return malloc(sizeof *t);
+}
+
+static void task_dealloc(at_task_t *t)
+{
+    if (tloops && task_cache_n < TASK_CACHE_MAX) {
+        t->next = task_cache;
+        task_cache = t;
+        task_cache_n++;
+        return;
+    }
+    free(t);
+}
+
+static void task_cache_drain(void)
+{
+    while (task_cache) {
+        at_task_t *t = task_cache;
+        task_cache = t->next;
+        free(t);
+    }
+    task_cache_n = 0;
+}
+
 static void failed_unlink(at_task_t *t)
 {
     if (t->prev) {
@@ -216,7 +228,12 @@ static void failed_unlink(at_task_t *t)
 static void task_free(at_task_t *t)
 {
     assert(t->ended);
+    if (t->open_step) { /* (then t->tl is still alive: the close clears it) */
+        t->tl->open_step.task = NULL;
+        t->open_step = false;
+    }
     if (t->in_failed) {
+        at__task_post(t, AT_EXPORT_TASK_REMOVED); /* it stayed in the table while failed */
         failed_unlink(t);
     }
     if (t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved && t->fut->refs == 1) {
@@ -227,7 +244,7 @@ static void task_free(at_task_t *t)
     if (t->create != &t->create1) {
         free(t->create);
     }
-    free(t);
+    task_dealloc(t);
 }
 
 static void task_unref_internal(at_task_t *t)
@@ -305,6 +322,16 @@ static void task_finish(at_task_t *t)
     }
     t->ended = true;
     unlink_task(t);
+    /* A failed task stays in the inspector's table until its last reference goes (its
+     * error may still be unread); a cancelled one shows its end state once. */
+    if (t->state == AT_TASK_DONE) {
+        at__task_post(t, AT_EXPORT_TASK_REMOVED);
+    } else {
+        at__task_post(t, AT_EXPORT_TASK_CHANGED);
+        if (t->state == AT_TASK_CANCELLED) {
+            at__task_post(t, AT_EXPORT_TASK_REMOVED);
+        }
+    }
     if (t->state == AT_TASK_FAILED) {
         /* Until its last reference goes: reported at loop close if unread. */
         t->next = t->tl->failed;
@@ -330,12 +357,42 @@ static void task_finish(at_task_t *t)
  * report it as slow): loopmon gets this copy of the name. */
 static __thread char step_name[48] __attribute__((tls_model("initial-exec")));
 
+void at__task_busy_settle(tloop_t *tl)
+{
+    at_task_t *t = tl->open_step.task;
+    if (!t) {
+        return;
+    }
+    at__site_t *site = tl->open_step.site;
+    uint64_t n = atomic_load_explicit(&site->count, memory_order_relaxed);
+    if (n == tl->open_step.count) {
+        return; /* its callback has not ended yet */
+    }
+    if (n == tl->open_step.count + 1) {
+        t->busy_ns +=
+            atomic_load_explicit(&site->total_ns, memory_order_relaxed) - tl->open_step.total_ns;
+    }
+    t->open_step = false;
+    tl->open_step.task = NULL;
+}
+
+/* Forgets the open step (its task is going, or its callback now belongs to another task). */
+static void open_step_drop(tloop_t *tl)
+{
+    if (tl->open_step.task) {
+        tl->open_step.task->open_step = false;
+        tl->open_step.task = NULL;
+    }
+}
+
 /* Runs one step of `t` on this thread's stack: switch in, until it awaits or
  * ends. Called from a loop callback (whose timing we attribute to the task). */
 static void task_run(at_task_t *t)
 {
     at__mon_t *m = t->loop->mon;
-    uint64_t t0 = 0;
+    tloop_t *tl = t->tl;
+    at__task_busy_settle(tl);
+    bool timed = false; /* the step's time is its callback's (no clock read of our own) */
     if (m && m->cur) {
         /* This callback is the task's step: time it under the task's function
          * and name, so a slow step names the task. */
@@ -348,21 +405,30 @@ static void task_run(at_task_t *t)
             if (t->site) {
                 cb->site = t->site;
             }
-            at__running_publish(&m->running, cb->site, cb->start_ns, t->id, t->name,
-                                AT__CB_TASK_STEP);
+            /* The task's id only: a reader names the task from the exporter's task table
+             * (the name's copy into the seqlocked record cost a quarter of a step). */
+            at__running_publish(&m->running, cb->site, cb->start_ns, t->id, NULL, AT__CB_TASK_STEP);
         }
-        t0 = cb->start_ns; /* the step's start: no clock read of our own */
+        /* The callback is still running (the step of another task that ended in it, or of
+         * this one): its time is this step's, billed when it ends. */
+        open_step_drop(tl);
+        tl->open_step.task = t;
+        tl->open_step.site = cb->site;
+        tl->open_step.count = atomic_load_explicit(&cb->site->count, memory_order_relaxed);
+        tl->open_step.total_ns = atomic_load_explicit(&cb->site->total_ns, memory_order_relaxed);
+        t->open_step = true;
+        timed = true;
     }
     t->state = AT_TASK_RUNNING;
     t->steps++;
     at_task_t *prev = current_task;
     current_task = t;
-    if (!t0) {
-        t0 = at__now_ns();
-    }
+    uint64_t t0 = timed ? 0 : at__now_ns();
     at__coro_resume(t->co);
-    uint64_t t1 = at__now_ns();
-    t->busy_ns += t1 > t0 ? t1 - t0 : 0;
+    if (!timed) {
+        uint64_t t1 = at__now_ns();
+        t->busy_ns += t1 > t0 ? t1 - t0 : 0;
+    }
     current_task = prev;
     if (at__coro_state(t->co) == AT__CORO_DONE) {
         task_finish(t);
@@ -457,7 +523,7 @@ static void task_discard(at_task_t *t)
     if (t->create && t->create != &t->create1) {
         free(t->create);
     }
-    free(t);
+    task_dealloc(t);
 }
 
 /* "task-<id>" without printf (spawn is a hot path). */
@@ -485,9 +551,8 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
         return AT_ECLOSING;
     }
     tloop_t *tl = tloop_find(loop, true);
-    at_task_t *t = malloc(sizeof *t);
-    if (!tl || !t) {
-        free(t);
+    at_task_t *t = tl ? task_alloc() : NULL;
+    if (!t) {
         return AT_ENOMEM;
     }
     /* An opaque size makes this a call to libc's memset: the inline `rep stos`
@@ -499,7 +564,7 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
     t->tl = tl;
     t->fn = fn;
     t->arg = arg;
-    t->id = atomic_fetch_add_explicit(&next_task_id, 1, memory_order_relaxed) + 1;
+    t->id = task_id_next();
     if (opts && opts->name) {
         snprintf(t->name, sizeof t->name, "%s", opts->name);
     } else {
@@ -535,6 +600,10 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
     }
     tl->tail = t;
     tl->ntasks++;
+    {
+        at__mon_t *m = loop->mon;
+        t->created_ns = m && m->cur ? m->cur->start_ns : at__now_ns();
+    }
     rc = schedule_step(t);
     t->state = AT_TASK_CREATED;
     if (rc != 0) {
@@ -544,6 +613,7 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
         task_discard(t);
         return rc;
     }
+    at__task_post(t, AT_EXPORT_TASK_ADDED);
     if (out) {
         *out = at_task_ref(t);
     }
@@ -623,6 +693,9 @@ AT__AWAIT_TEXT static int task_suspend(at_task_t *t, at_wait_kind_t kind, uint64
     t->wait_since_ms = at_loop_time(t->loop);
     t->wake_code = 0;
     t->detach = detach;
+    if (kind != AT_WAIT_YIELD) { /* a yield is ready again at once: nothing to show */
+        at__task_post(t, AT_EXPORT_TASK_CHANGED);
+    }
     at__coro_yield();
     t->wait_kind = AT_WAIT_NONE;
     t->wait_id = 0;
@@ -819,6 +892,7 @@ AT__AWAIT_TEXT int at_sleep(uint64_t ms)
     if (rc != 0) {
         return rc;
     }
+    t->wait_arg = ms;
     return task_suspend(t, AT_WAIT_TIMER, 0, detach_timer);
 }
 
@@ -995,6 +1069,9 @@ bool at__waitq_wake_one_now(at__waitq_t *q, void *value)
 
 void at_task_info(const at_task_t *t, at_task_info_t *out)
 {
+    if (t->open_step) {
+        at__task_busy_settle(t->tl);
+    }
     memset(out, 0, sizeof *out);
     out->id = t->id;
     out->parent_id = t->parent_id;
@@ -1179,6 +1256,8 @@ static void tasks_close(at_loop_t *loop)
         at__streams_close(loop);
         return;
     }
+    at__task_export_detach(tl); /* the loop is going: nothing more to show */
+    open_step_drop(tl);
     /* clang-analyzer cannot see the list invariants below (the head's prev is NULL, the list
      * holds a reference to each task): its use-after-free reports here are false. */
     while (tl->coros) {
@@ -1235,4 +1314,7 @@ static void tasks_close(at_loop_t *loop)
         }
     }
     free(tl);
+    if (!tloops) {
+        task_cache_drain(); /* the thread's last loop with tasks */
+    }
 }

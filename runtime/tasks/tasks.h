@@ -7,6 +7,73 @@
 
 #include "asynctop/task.h"
 
+#include "export/export.h"
+
+/* Per-loop state of the tasks layer (a loop belongs to one thread, so these
+ * live in a thread-local list, found by loop). */
+typedef struct tloop {
+    at_loop_t *loop;
+    at_task_t *head, *tail; /* tasks that have not ended, oldest first */
+    size_t ntasks;
+    struct at_coro *coros; /* deferred coroutine objects not used yet */
+    at_task_t *failed;     /* ended with an error, still referenced (reported at close if unread) */
+    struct tloop *next;
+    /* The last task step whose busy time is not counted yet (see at__task_busy_settle). */
+    struct {
+        at_task_t *task; /* NULL: none */
+        at__site_t *site;
+        uint64_t count, total_ns; /* the site's counters when the step began */
+    } open_step;
+    /* the task provider of this loop (task_export.c) */
+    at_export_attach_t *att;
+    const _Atomic int *export_on; /* nonzero while an exporter consumes posts; NULL: detached */
+    at_export_provider_t provider;
+} tloop_t;
+
+typedef bool (*detach_fn)(at_task_t *t);
+
+struct at_task {
+    uint32_t refs;
+    uint8_t state;     /* at_task_state_t */
+    uint8_t wait_kind; /* at_wait_kind_t */
+    uint8_t ncreate;
+    bool cancel_pending; /* deliver AT_ECANCELED at the next await point */
+    bool finishing;      /* completing its future: ignore the cancel hook */
+    bool ended;
+    bool in_failed; /* on tl->failed (linked through prev/next) */
+    bool open_step; /* tl->open_step is this task's */
+    int rc;         /* what fn returned */
+    int wake_code;  /* why the current wait ended: 0, AT_ECANCELED, AT_ETIMEDOUT */
+    at_loop_t *loop;
+    tloop_t *tl;
+    at_future_t *fut;
+    at__coro_t *co;
+    at_task_fn fn;
+    void *arg;
+    void *result;
+    at_error_t *raised;
+    const char *cancel_msg;
+    uint64_t id, parent_id;
+    uint64_t wait_id, wait_since_ms;
+    uint64_t wait_arg; /* sleep: its duration in ms (task detail) */
+    uint64_t created_ns;
+    uint64_t busy_ns, steps;
+    at__site_t *site;
+    /* the current wait */
+    detach_fn detach;
+    at_future_t *waiting_on;
+    struct at_task *joiner;  /* a task waiting in at_task_join for this one */
+    struct at_task *joining; /* the task this one joins */
+    at_handle_t timer;
+    at_handle_t step; /* the scheduled step, if any */
+    struct at__waitq *wq;
+    struct at__waiter *waiter;
+    struct at_task *prev, *next;
+    char name[48];
+    void **create; /* &create1, or a heap array in debug mode */
+    void *create1;
+};
+
 /* A task waiting in a primitive's FIFO of waiters. */
 typedef struct at__waiter {
     at_task_t *task;
@@ -17,7 +84,14 @@ typedef struct at__waiter {
 typedef struct at__waitq {
     at__waiter_t *head, *tail;
     size_t n;
+    uint8_t role; /* for task detail: AT__WQ_PLAIN, or which side of a queue */
 } at__waitq_t;
+
+enum {
+    AT__WQ_PLAIN = 0,
+    AT__WQ_QUEUE_PUT = 1 /* "(full)" */,
+    AT__WQ_QUEUE_GET = 2 /* "(empty)" */
+};
 
 void at__waitq_push(at__waitq_t *q, at__waiter_t *w);
 void at__waitq_remove(at__waitq_t *q, at__waiter_t *w);
@@ -51,5 +125,37 @@ at_task_t *at__task_current(void);
 
 /* The loop of the current task or thread (NULL outside). */
 at_loop_t *at__task_loop(const at_task_t *t);
+
+/* Counts the busy time of the loop's last step whose callback has ended since. A step that is
+ * a whole callback is not timed by the task layer (a clock read costs 10-45 ns): its time is
+ * the callback's own, which loopmon adds to the callback's site when it ends; the step notes
+ * the site's counters when it begins, and this adds the difference once exactly one more
+ * callback of that site has ended. Called before busy_ns is read, and by every step. Loop
+ * thread. */
+void at__task_busy_settle(tloop_t *tl);
+
+/* ---- the task provider (task_export.c) ---------------------------------------------------- */
+
+/* Attaches the loop's task provider to the exporter (whether or not one runs now: one that
+ * starts later asks for a resync). Called once, when the tasks layer first runs on a loop;
+ * loop thread. On failure the loop's tasks are simply not exported. */
+void at__task_export_attach(tloop_t *tl);
+
+/* Detaches it; posts stop. Loop thread, from the loop-close hook. */
+void at__task_export_detach(tloop_t *tl);
+
+/* Posts one lifecycle event of `t` (the row is built from the task now). Loop thread; only
+ * through at__task_post, which skips it when no exporter consumes posts. */
+void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind);
+
+/* Posts `t`'s ADDED/CHANGED/REMOVED event if an exporter is listening: one relaxed load
+ * otherwise. Loop thread. */
+static inline void at__task_post(at_task_t *t, at_export_task_event_kind_t kind)
+{
+    const _Atomic int *on = t->tl->export_on;
+    if (AT__UNLIKELY(on != NULL && atomic_load_explicit(on, memory_order_relaxed))) {
+        at__task_post_slow(t, kind);
+    }
+}
 
 #endif

@@ -782,6 +782,54 @@ static void test_slow_step_names_task(void **state)
     capture_end();
 }
 
+/* ---- busy time: the steps' time, not the waits' ------------------------------- */
+
+static void spin_ms(long ms)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < ms * 1000000L);
+}
+
+static int busy_worker(void *arg, void **result)
+{
+    spin_ms(20);
+    assert_int_equal(at_yield(), 0);
+    spin_ms(10);
+    return at_sleep(300);
+}
+
+static int busy_observer(void *arg, void **result)
+{
+    at_task_t *w = arg;
+    assert_int_equal(at_sleep(200), 0); /* the worker sleeps meanwhile */
+    at_task_info_t info;
+    at_task_info(w, &info);
+    assert_int_equal(info.steps, 2);
+    assert_int_equal(info.state, AT_TASK_WAITING);
+    assert_true(info.busy_ns >= 30u * 1000 * 1000); /* both steps */
+    assert_true(info.busy_ns < 150u * 1000 * 1000); /* not the sleep */
+    assert_int_equal(at_task_join(w, NULL), 0);
+    at_task_info(w, &info);
+    assert_true(info.busy_ns >= 30u * 1000 * 1000);
+    return 0;
+}
+
+static void test_busy_time(void **state)
+{
+    at_loop_t *loop = loop_new();
+    at_task_t *w, *o;
+    assert_int_equal(at_task_spawn(loop, busy_worker, NULL, NULL, &w), 0);
+    assert_int_equal(at_task_spawn(loop, busy_observer, w, NULL, &o), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_int_equal(at_future_result(at_task_future(o), NULL), 0);
+    at_task_unref(o);
+    at_task_unref(w);
+    loop_close_clean(loop);
+}
+
 /* ---- stack overflow in a task (death test in a forked child) ---------------- */
 
 static volatile int overflow_limit = 1 << 30;
@@ -855,6 +903,7 @@ int main(void)
         cmocka_unit_test(test_100k_pending_tasks),
         cmocka_unit_test(test_suspension_stack),
         cmocka_unit_test(test_slow_step_names_task),
+        cmocka_unit_test(test_busy_time),
         cmocka_unit_test(test_stack_overflow_names_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+"""bench_preload.py: the overhead of libasynctop-preload.so on real uvloop programs (issue 9's
+speed target: at most 5%), measured against the same program without the shim in the same run.
+
+Two workloads, each run in child processes alternately with and without LD_PRELOAD (pairs, so
+both sides see the same machine load), reporting medians and the median of per-pair ratios:
+  call_soon  a chain of N loop.call_soon callbacks (ns of CPU and of wall time per callback)
+  echo       a uvloop echo server (asyncio.Protocol) answering K pipelined clients; the metric is
+             the server's CPU time per echoed message (all its threads, /proc schedstat), and the clients'
+             wall time per message
+
+usage: /usr/bin/python3 bench/peers/bench_preload.py [--shim build/runtime/libasynctop-preload.so]
+           [--pairs 7] [--json]
+The shim's exporter runs as it would in production (a socket in a private directory, no client).
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PY = "/usr/bin/python3"
+
+CHAIN = r"""
+import asyncio, sys, time, uvloop
+n = int(sys.argv[1])
+loop = uvloop.new_event_loop()
+left = [n]
+done = loop.create_future()
+def cb():
+    left[0] -= 1
+    if left[0] > 0:
+        loop.call_soon(cb)
+    else:
+        done.set_result(None)
+loop.call_soon(cb)
+loop.run_until_complete(asyncio.sleep(0))
+w0, c0 = time.perf_counter_ns(), time.process_time_ns()
+loop.call_soon(cb)
+loop.run_until_complete(done)
+w1, c1 = time.perf_counter_ns(), time.process_time_ns()
+loop.close()
+print((c1 - c0) / n, (w1 - w0) / n)
+"""
+
+SERVER = r"""
+import asyncio, sys, uvloop
+class Echo(asyncio.Protocol):
+    def connection_made(self, t):
+        self.t = t
+    def data_received(self, d):
+        self.t.write(d)
+async def main():
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(Echo, "127.0.0.1", 0)
+    print(srv.sockets[0].getsockname()[1], flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)
+uvloop.install()
+asyncio.run(main())
+"""
+
+
+def cpu_ns(pid):
+    """CPU time of every thread of pid, in ns (schedstat: exact, unlike the tick counts)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return float(total)
+
+
+def env_for(shim, tmp):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if shim:
+        env["LD_PRELOAD"] = shim
+        env["ASYNCTOP_SOCKET"] = os.path.join(tmp, "s%d" % time.monotonic_ns())
+    return env
+
+
+def run_chain(shim, tmp, n):
+    out = subprocess.run([PY, "-c", CHAIN, str(n)], env=env_for(shim, tmp), check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def run_echo(shim, tmp, clients, msgs):
+    p = subprocess.Popen([PY, "-c", SERVER], env=env_for(shim, tmp), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(p.stdout.readline())
+        socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(clients)]
+        payload = b"x" * 64
+        for s in socks:  # warm up
+            s.sendall(payload)
+            s.recv(4096)
+        c0, w0 = cpu_ns(p.pid), time.perf_counter_ns()
+        for _ in range(msgs // clients):
+            for s in socks:
+                s.sendall(payload)
+            for s in socks:
+                got = 0
+                while got < len(payload):
+                    got += len(s.recv(4096))
+        c1, w1 = cpu_ns(p.pid), time.perf_counter_ns()
+        for s in socks:
+            s.close()
+        total = (msgs // clients) * clients
+        return (c1 - c0) / total, (w1 - w0) / total
+    finally:
+        p.stdin.write("\n")
+        p.stdin.close()
+        p.wait(timeout=30)
+
+
+def measure(name, fn, pairs):
+    base, shim = [], []
+    for i in range(pairs):
+        order = (False, True) if i % 2 == 0 else (True, False)
+        r = {}
+        for on in order:
+            r[on] = fn(on)
+        base.append(r[False])
+        shim.append(r[True])
+    res = {}
+    for j, unit in enumerate(("cpu", "wall")):
+        b = statistics.median(x[j] for x in base)
+        s = statistics.median(x[j] for x in shim)
+        ratio = statistics.median(y[j] / x[j] for x, y in zip(base, shim))
+        res["%s_%s_ns" % (name, unit)] = b
+        res["%s_%s_preload_ns" % (name, unit)] = s
+        res["%s_%s_ratio" % (name, unit)] = ratio
+    return res
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shim", default=os.path.join(here, "..", "..", "build", "runtime",
+                                                   "libasynctop-preload.so"))
+    ap.add_argument("--pairs", type=int, default=7)
+    ap.add_argument("-n", type=int, default=200000, help="call_soon chain length")
+    ap.add_argument("--msgs", type=int, default=20000, help="echo messages per run")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    shim = os.path.abspath(a.shim)
+    if not os.path.exists(shim):
+        sys.exit("no shim at %s (meson compile -C build)" % shim)
+    with tempfile.TemporaryDirectory(prefix="at-bench-preload-") as tmp:
+        res = {}
+        res.update(measure("uvloop_call_soon", lambda on: run_chain(shim if on else None, tmp, a.n),
+                           a.pairs))
+        res.update(measure("uvloop_echo", lambda on: run_echo(shim if on else None, tmp,
+                                                             a.clients, a.msgs), a.pairs))
+    if a.json:
+        print(json.dumps(res))
+        return
+    for k in sorted(res):
+        print("%-36s %10.3f" % (k, res[k]))
+    print()
+    for name in ("uvloop_call_soon", "uvloop_echo"):
+        print("%-20s overhead (median of %d pair ratios): cpu %+.1f%%  wall %+.1f%%  (target <= 5%%)"
+              % (name, a.pairs, (res[name + "_cpu_ratio"] - 1) * 100,
+                 (res[name + "_wall_ratio"] - 1) * 100))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,517 @@
+/* interpose.c: the libuv functions the shim interposes — every one that takes a callback — and
+ * their timing trampolines. Each wrapper stores the program's callback in the side table keyed
+ * by the handle or request address and hands libuv a trampoline that looks it up, times it
+ * with loopmon and calls it. NULL callbacks, libuv's own internal callbacks and the shim's own
+ * pass through untouched (which is also what makes uv_timer_again -> uv_timer_start and
+ * uv_write -> uv_write2, both called through libuv's PLT with the trampoline, safe). */
+#include "preload_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PL_EXTERN __attribute__((visibility("default")))
+
+/* `real_fn`: the next definition of fn (libuv's), resolved once. Also runs the set-up. */
+#define REAL(fn)                                                                                   \
+    static __typeof__(&fn) real_##fn;                                                              \
+    pl_init();                                                                                     \
+    __typeof__(&fn) r_##fn = __atomic_load_n(&real_##fn, __ATOMIC_RELAXED);                        \
+    if (AT__UNLIKELY(r_##fn == NULL)) {                                                            \
+        r_##fn = (__typeof__(&fn))pl_real(#fn);                                                    \
+        __atomic_store_n(&real_##fn, r_##fn, __ATOMIC_RELAXED);                                    \
+    }
+
+#define CALLER   __builtin_return_address(0)
+#define PL_COMMA ,
+
+static int put_main(void *h, uv_loop_t *loop, void *cb, unsigned kind)
+{
+    pl_hit_t x = {.cb = cb, .loop = loop, .kind = (uint8_t)kind};
+    return pl_tab_put(h, PL_SLOT_MAIN, &x);
+}
+
+/* A trampoline for a handle's main callback: look it up (it stays: handles call again), time
+ * it, call it. The handle is not touched after the call (the callback may free it). */
+#define HANDLE_TRAMP(tname, htype, cbtype, PARAMS, ARGS)                                           \
+    static void tname(htype *h PARAMS)                                                             \
+    {                                                                                              \
+        pl_hit_t x;                                                                                \
+        if (AT__UNLIKELY(!pl_tab_get(h, PL_SLOT_MAIN, &x))) {                                      \
+            pl_lost(#tname, h);                                                                    \
+            return;                                                                                \
+        }                                                                                          \
+        at__cb_t c;                                                                                \
+        at__mon_t *m = pl_begin(&x, &c);                                                           \
+        ((cbtype)x.cb)(h ARGS);                                                                    \
+        pl_end(m, &c);                                                                             \
+    }
+
+/* A trampoline for a request's callback: take the entry (the request is done; the program may
+ * reuse the request inside its callback), post the "removed" row, time and call it. */
+#define REQ_TRAMP(tname, rtype_, cbtype, PARAMS, ARGS)                                             \
+    static void tname(rtype_ *req PARAMS)                                                          \
+    {                                                                                              \
+        pl_hit_t x;                                                                                \
+        if (AT__UNLIKELY(!pl_tab_take(req, PL_SLOT_REQ, &x))) {                                    \
+            pl_lost(#tname, req);                                                                  \
+            return;                                                                                \
+        }                                                                                          \
+        at__cb_t c;                                                                                \
+        at__mon_t *m = pl_begin(&x, &c);                                                           \
+        if (x.cb != NULL)                                                                          \
+            ((cbtype)x.cb)(req ARGS);                                                              \
+        pl_end(m, &c);                                                                             \
+    }
+
+/* ==== loops ================================================================================== */
+
+PL_EXTERN int uv_run(uv_loop_t *loop, uv_run_mode mode)
+{
+    REAL(uv_run);
+    if (!pl_off && !pl_from_self(CALLER)) {
+        pl_loop_t *st = pl_loop_for(loop);
+        if (st == NULL)
+            st = pl_loop_watch(loop);
+        else
+            pl_export_once(); /* a forked child's first run */
+        if (st != NULL && st->mon != NULL && st->mon->cur == NULL &&
+            pthread_equal(st->thread, pthread_self()))
+            at__mon_chain_break(st->mon);
+    }
+    return r_uv_run(loop, mode);
+}
+
+PL_EXTERN int uv_loop_close(uv_loop_t *loop)
+{
+    REAL(uv_loop_close);
+    if (!pl_off && !pl_from_self(CALLER))
+        pl_loop_unwatch(loop);
+    return r_uv_loop_close(loop);
+}
+
+/* ==== timers, idle, prepare, check, async ===================================================== */
+
+static void tr_timer(uv_timer_t *h)
+{
+    pl_hit_t x;
+    if (AT__UNLIKELY(!pl_tab_get(h, PL_SLOT_MAIN, &x))) {
+        pl_lost("timer", h);
+        return;
+    }
+    /* due time (ms, uv_now domain = CLOCK_MONOTONIC): a repeating timer has been re-armed
+     * before its callback runs, one repeat ahead */
+    uint64_t due_ms = h->repeat ? h->timeout - h->repeat : h->timeout;
+    at__cb_t c;
+    at__mon_t *m = pl_begin(&x, &c);
+    if (m != NULL)
+        at__mon_lag(m, due_ms * 1000000u, c.start_ns);
+    ((uv_timer_cb)x.cb)(h);
+    pl_end(m, &c);
+}
+
+PL_EXTERN int uv_timer_start(uv_timer_t *h, uv_timer_cb cb, uint64_t timeout, uint64_t repeat)
+{
+    REAL(uv_timer_start);
+    if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_TIMER) != 0)
+        return r_uv_timer_start(h, cb, timeout, repeat);
+    return r_uv_timer_start(h, tr_timer, timeout, repeat);
+}
+
+HANDLE_TRAMP(tr_idle, uv_idle_t, uv_idle_cb, , )
+HANDLE_TRAMP(tr_prepare, uv_prepare_t, uv_prepare_cb, , )
+HANDLE_TRAMP(tr_check, uv_check_t, uv_check_cb, , )
+HANDLE_TRAMP(tr_async, uv_async_t, uv_async_cb, , )
+
+#define SIMPLE_START(kind_, what, tramp, cbkind)                                                   \
+    PL_EXTERN int uv_##what##_start(uv_##what##_t *h, uv_##what##_cb cb)                           \
+    {                                                                                              \
+        REAL(uv_##what##_start);                                                                   \
+        if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, cbkind) != 0)                  \
+            return r_uv_##what##_start(h, cb);                                                     \
+        return r_uv_##what##_start(h, tramp);                                                      \
+    }
+SIMPLE_START(UV_IDLE, idle, tr_idle, AT__CB_READY)
+SIMPLE_START(UV_PREPARE, prepare, tr_prepare, AT__CB_READY)
+SIMPLE_START(UV_CHECK, check, tr_check, AT__CB_READY)
+
+PL_EXTERN int uv_async_init(uv_loop_t *loop, uv_async_t *h, uv_async_cb cb)
+{
+    REAL(uv_async_init);
+    if (pl_pass((void *)cb) || put_main(h, loop, (void *)cb, AT__CB_OTHER) != 0)
+        return r_uv_async_init(loop, h, cb);
+    return r_uv_async_init(loop, h, tr_async);
+}
+
+/* ==== poll, signal, fs events, fs polls, processes =============================================
+ */
+
+HANDLE_TRAMP(tr_poll, uv_poll_t, uv_poll_cb, PL_COMMA int status PL_COMMA int events,
+             PL_COMMA status PL_COMMA events)
+
+PL_EXTERN int uv_poll_start(uv_poll_t *h, int events, uv_poll_cb cb)
+{
+    REAL(uv_poll_start);
+    if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_IO) != 0)
+        return r_uv_poll_start(h, events, cb);
+    return r_uv_poll_start(h, events, tr_poll);
+}
+
+HANDLE_TRAMP(tr_signal, uv_signal_t, uv_signal_cb, PL_COMMA int signum, PL_COMMA signum)
+
+PL_EXTERN int uv_signal_start(uv_signal_t *h, uv_signal_cb cb, int signum)
+{
+    REAL(uv_signal_start);
+    if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_IO) != 0)
+        return r_uv_signal_start(h, cb, signum);
+    return r_uv_signal_start(h, tr_signal, signum);
+}
+
+PL_EXTERN int uv_signal_start_oneshot(uv_signal_t *h, uv_signal_cb cb, int signum)
+{
+    REAL(uv_signal_start_oneshot);
+    if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_IO) != 0)
+        return r_uv_signal_start_oneshot(h, cb, signum);
+    return r_uv_signal_start_oneshot(h, tr_signal, signum);
+}
+
+HANDLE_TRAMP(tr_fs_event, uv_fs_event_t, uv_fs_event_cb,
+             PL_COMMA const char *filename PL_COMMA int events PL_COMMA int status,
+             PL_COMMA filename PL_COMMA events PL_COMMA status)
+
+PL_EXTERN int uv_fs_event_start(uv_fs_event_t *h, uv_fs_event_cb cb, const char *path,
+                                unsigned int flags)
+{
+    REAL(uv_fs_event_start);
+    if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_IO) != 0)
+        return r_uv_fs_event_start(h, cb, path, flags);
+    return r_uv_fs_event_start(h, tr_fs_event, path, flags);
+}
+
+HANDLE_TRAMP(tr_fs_poll, uv_fs_poll_t, uv_fs_poll_cb,
+             PL_COMMA int status PL_COMMA const uv_stat_t *prev PL_COMMA const uv_stat_t *curr,
+             PL_COMMA status PL_COMMA prev PL_COMMA curr)
+
+PL_EXTERN int uv_fs_poll_start(uv_fs_poll_t *h, uv_fs_poll_cb cb, const char *path,
+                               unsigned int interval)
+{
+    REAL(uv_fs_poll_start);
+    if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_IO) != 0)
+        return r_uv_fs_poll_start(h, cb, path, interval);
+    return r_uv_fs_poll_start(h, tr_fs_poll, path, interval);
+}
+
+HANDLE_TRAMP(tr_exit, uv_process_t, uv_exit_cb, PL_COMMA int64_t status PL_COMMA int sig,
+             PL_COMMA status PL_COMMA sig)
+
+PL_EXTERN int uv_spawn(uv_loop_t *loop, uv_process_t *h, const uv_process_options_t *options)
+{
+    REAL(uv_spawn);
+    if (options == NULL || pl_pass((void *)options->exit_cb) ||
+        put_main(h, loop, (void *)options->exit_cb, AT__CB_IO) != 0)
+        return r_uv_spawn(loop, h, options);
+    uv_process_options_t o = *options;
+    o.exit_cb = tr_exit;
+    int rc = r_uv_spawn(loop, h, &o);
+    if (rc != 0)
+        pl_tab_take(h, PL_SLOT_MAIN, NULL);
+    return rc;
+}
+
+/* ==== streams and udp ========================================================================= */
+
+HANDLE_TRAMP(tr_read, uv_stream_t, uv_read_cb, PL_COMMA ssize_t nread PL_COMMA const uv_buf_t *buf,
+             PL_COMMA nread PL_COMMA buf)
+
+PL_EXTERN int uv_read_start(uv_stream_t *h, uv_alloc_cb alloc_cb, uv_read_cb cb)
+{
+    REAL(uv_read_start);
+    if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_IO) != 0)
+        return r_uv_read_start(h, alloc_cb, cb);
+    return r_uv_read_start(h, alloc_cb, tr_read);
+}
+
+HANDLE_TRAMP(tr_listen, uv_stream_t, uv_connection_cb, PL_COMMA int status, PL_COMMA status)
+
+PL_EXTERN int uv_listen(uv_stream_t *h, int backlog, uv_connection_cb cb)
+{
+    REAL(uv_listen);
+    if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_IO) != 0)
+        return r_uv_listen(h, backlog, cb);
+    return r_uv_listen(h, backlog, tr_listen);
+}
+
+HANDLE_TRAMP(tr_recv, uv_udp_t, uv_udp_recv_cb,
+             PL_COMMA ssize_t nread PL_COMMA const uv_buf_t *buf
+                 PL_COMMA const struct sockaddr *addr PL_COMMA unsigned flags,
+             PL_COMMA nread PL_COMMA buf PL_COMMA addr PL_COMMA flags)
+
+PL_EXTERN int uv_udp_recv_start(uv_udp_t *h, uv_alloc_cb alloc_cb, uv_udp_recv_cb cb)
+{
+    REAL(uv_udp_recv_start);
+    if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_IO) != 0)
+        return r_uv_udp_recv_start(h, alloc_cb, cb);
+    return r_uv_udp_recv_start(h, alloc_cb, tr_recv);
+}
+
+REQ_TRAMP(tr_write, uv_write_t, uv_write_cb, PL_COMMA int status, PL_COMMA status)
+
+PL_EXTERN int uv_write2(uv_write_t *req, uv_stream_t *h, const uv_buf_t bufs[], unsigned int nbufs,
+                        uv_stream_t *send_handle, uv_write_cb cb)
+{
+    REAL(uv_write2);
+    if (pl_pass((void *)cb) ||
+        pl_req_put(req, h->loop, PL_R_WRITE, AT__CB_IO, (void *)cb, NULL, "write", NULL, CALLER))
+        return r_uv_write2(req, h, bufs, nbufs, send_handle, cb);
+    return pl_req_issued(req, r_uv_write2(req, h, bufs, nbufs, send_handle, tr_write));
+}
+
+PL_EXTERN int uv_write(uv_write_t *req, uv_stream_t *h, const uv_buf_t bufs[], unsigned int nbufs,
+                       uv_write_cb cb)
+{
+    REAL(uv_write);
+    if (pl_pass((void *)cb) ||
+        pl_req_put(req, h->loop, PL_R_WRITE, AT__CB_IO, (void *)cb, NULL, "write", NULL, CALLER))
+        return r_uv_write(req, h, bufs, nbufs, cb);
+    /* libuv's uv_write calls uv_write2 through its PLT with tr_write: that passes through */
+    return pl_req_issued(req, r_uv_write(req, h, bufs, nbufs, tr_write));
+}
+
+REQ_TRAMP(tr_shutdown, uv_shutdown_t, uv_shutdown_cb, PL_COMMA int status, PL_COMMA status)
+
+PL_EXTERN int uv_shutdown(uv_shutdown_t *req, uv_stream_t *h, uv_shutdown_cb cb)
+{
+    REAL(uv_shutdown);
+    if (pl_pass((void *)cb) || pl_req_put(req, h->loop, PL_R_SHUTDOWN, AT__CB_IO, (void *)cb, NULL,
+                                          "shutdown", NULL, CALLER))
+        return r_uv_shutdown(req, h, cb);
+    return pl_req_issued(req, r_uv_shutdown(req, h, tr_shutdown));
+}
+
+REQ_TRAMP(tr_connect, uv_connect_t, uv_connect_cb, PL_COMMA int status, PL_COMMA status)
+
+PL_EXTERN int uv_tcp_connect(uv_connect_t *req, uv_tcp_t *h, const struct sockaddr *addr,
+                             uv_connect_cb cb)
+{
+    REAL(uv_tcp_connect);
+    if (pl_pass((void *)cb) || pl_req_put(req, h->loop, PL_R_CONNECT, AT__CB_IO, (void *)cb, NULL,
+                                          "connect", NULL, CALLER))
+        return r_uv_tcp_connect(req, h, addr, cb);
+    return pl_req_issued(req, r_uv_tcp_connect(req, h, addr, tr_connect));
+}
+
+PL_EXTERN void uv_pipe_connect(uv_connect_t *req, uv_pipe_t *h, const char *name, uv_connect_cb cb)
+{
+    REAL(uv_pipe_connect);
+    if (pl_pass((void *)cb) || pl_req_put(req, h->loop, PL_R_CONNECT, AT__CB_IO, (void *)cb, NULL,
+                                          "connect", name, CALLER)) {
+        r_uv_pipe_connect(req, h, name, cb);
+        return;
+    }
+    r_uv_pipe_connect(req, h, name, tr_connect); /* errors come through the callback */
+}
+
+REQ_TRAMP(tr_udp_send, uv_udp_send_t, uv_udp_send_cb, PL_COMMA int status, PL_COMMA status)
+
+PL_EXTERN int uv_udp_send(uv_udp_send_t *req, uv_udp_t *h, const uv_buf_t bufs[],
+                          unsigned int nbufs, const struct sockaddr *addr, uv_udp_send_cb cb)
+{
+    REAL(uv_udp_send);
+    if (pl_pass((void *)cb) || pl_req_put(req, h->loop, PL_R_UDP_SEND, AT__CB_IO, (void *)cb, NULL,
+                                          "udp_send", NULL, CALLER))
+        return r_uv_udp_send(req, h, bufs, nbufs, addr, cb);
+    return pl_req_issued(req, r_uv_udp_send(req, h, bufs, nbufs, addr, tr_udp_send));
+}
+
+/* ==== close =================================================================================== */
+
+static void tr_close(uv_handle_t *h)
+{
+    pl_hit_t x;
+    if (AT__UNLIKELY(!pl_tab_take(h, PL_SLOT_CLOSE, &x))) {
+        pl_lost("close", h);
+        return;
+    }
+    at__cb_t c;
+    at__mon_t *m = pl_begin(&x, &c);
+    ((uv_close_cb)x.cb)(h); /* may free h, or reuse its address for a new handle */
+    pl_end(m, &c);
+}
+
+/* The handle's callbacks will not run again: forget them now, and keep the close callback. */
+static uv_close_cb close_prep(uv_handle_t *h, uv_close_cb cb)
+{
+    pl_tab_take(h, PL_SLOT_MAIN, NULL);
+    if (pl_pass((void *)cb))
+        return cb;
+    pl_hit_t x = {.cb = (void *)cb, .loop = h->loop, .kind = AT__CB_OTHER};
+    if (pl_tab_put(h, PL_SLOT_CLOSE, &x) != 0)
+        return cb;
+    return tr_close;
+}
+
+PL_EXTERN void uv_close(uv_handle_t *h, uv_close_cb cb)
+{
+    REAL(uv_close);
+    r_uv_close(h, close_prep(h, cb));
+}
+
+PL_EXTERN int uv_tcp_close_reset(uv_tcp_t *h, uv_close_cb cb)
+{
+    REAL(uv_tcp_close_reset);
+    uv_close_cb c = close_prep((uv_handle_t *)h, cb);
+    int rc = r_uv_tcp_close_reset(h, c);
+    if (rc != 0 && c == tr_close)
+        pl_tab_take(h, PL_SLOT_CLOSE, NULL);
+    return rc;
+}
+
+/* ==== thread pool: work, getaddrinfo, getnameinfo, random ===================================== */
+
+/* Runs on a pool thread: timed on its own, never as a loop callback. */
+static void tr_work(uv_work_t *req)
+{
+    pl_hit_t x;
+    if (AT__UNLIKELY(!pl_tab_get(req, PL_SLOT_REQ, &x))) {
+        pl_lost("work", req);
+        return;
+    }
+    uint64_t t0 = at__now_ns();
+    ((uv_work_cb)x.cb2)(req);
+    pl_work_record(at__now_ns() - t0);
+}
+
+/* Always installed (also without an after-work callback) so that the request's row goes. */
+REQ_TRAMP(tr_after_work, uv_work_t, uv_after_work_cb, PL_COMMA int status, PL_COMMA status)
+
+PL_EXTERN int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb,
+                            uv_after_work_cb after_work_cb)
+{
+    REAL(uv_queue_work);
+    if ((pl_pass((void *)work_cb) && pl_pass((void *)after_work_cb)) || work_cb == NULL ||
+        pl_req_put(req, loop, PL_R_WORK, AT__CB_EXECUTOR,
+                   pl_pass((void *)after_work_cb) ? NULL : (void *)after_work_cb, (void *)work_cb,
+                   "work", NULL, CALLER))
+        return r_uv_queue_work(loop, req, work_cb, after_work_cb);
+    return pl_req_issued(req, r_uv_queue_work(loop, req, tr_work, tr_after_work));
+}
+
+REQ_TRAMP(tr_getaddrinfo, uv_getaddrinfo_t, uv_getaddrinfo_cb,
+          PL_COMMA int status PL_COMMA struct addrinfo *res, PL_COMMA status PL_COMMA res)
+
+PL_EXTERN int uv_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb cb,
+                             const char *node, const char *service, const struct addrinfo *hints)
+{
+    REAL(uv_getaddrinfo);
+    if (pl_pass((void *)cb) || pl_req_put(req, loop, PL_R_GETADDRINFO, AT__CB_IO, (void *)cb, NULL,
+                                          "getaddrinfo", node ? node : service, CALLER))
+        return r_uv_getaddrinfo(loop, req, cb, node, service, hints);
+    return pl_req_issued(req, r_uv_getaddrinfo(loop, req, tr_getaddrinfo, node, service, hints));
+}
+
+REQ_TRAMP(tr_getnameinfo, uv_getnameinfo_t, uv_getnameinfo_cb,
+          PL_COMMA int status PL_COMMA const char *host PL_COMMA const char *service,
+          PL_COMMA status PL_COMMA host PL_COMMA service)
+
+PL_EXTERN int uv_getnameinfo(uv_loop_t *loop, uv_getnameinfo_t *req, uv_getnameinfo_cb cb,
+                             const struct sockaddr *addr, int flags)
+{
+    REAL(uv_getnameinfo);
+    if (pl_pass((void *)cb) || pl_req_put(req, loop, PL_R_GETNAMEINFO, AT__CB_IO, (void *)cb, NULL,
+                                          "getnameinfo", NULL, CALLER))
+        return r_uv_getnameinfo(loop, req, cb, addr, flags);
+    return pl_req_issued(req, r_uv_getnameinfo(loop, req, tr_getnameinfo, addr, flags));
+}
+
+REQ_TRAMP(tr_random, uv_random_t, uv_random_cb,
+          PL_COMMA int status PL_COMMA void *buf PL_COMMA size_t buflen,
+          PL_COMMA status PL_COMMA buf PL_COMMA buflen)
+
+PL_EXTERN int uv_random(uv_loop_t *loop, uv_random_t *req, void *buf, size_t buflen, unsigned flags,
+                        uv_random_cb cb)
+{
+    REAL(uv_random);
+    if (pl_pass((void *)cb) ||
+        pl_req_put(req, loop, PL_R_RANDOM, AT__CB_IO, (void *)cb, NULL, "random", NULL, CALLER))
+        return r_uv_random(loop, req, buf, buflen, flags, cb);
+    return pl_req_issued(req, r_uv_random(loop, req, buf, buflen, flags, tr_random));
+}
+
+/* ==== file system: every uv_fs_* that takes a callback =========================================
+ */
+
+REQ_TRAMP(tr_fs, uv_fs_t, uv_fs_cb, , )
+
+#define UNPACK(...) __VA_ARGS__
+/* FS(name, (params), (args), detail): the wrapper of uv_fs_<name>(loop, req, params..., cb). */
+#define FS(name, P, A, detail)                                                                     \
+    PL_EXTERN int uv_fs_##name(uv_loop_t *loop, uv_fs_t *req, UNPACK P, uv_fs_cb cb)               \
+    {                                                                                              \
+        REAL(uv_fs_##name);                                                                        \
+        if (pl_pass((void *)cb) || pl_req_put(req, loop, PL_R_FS, AT__CB_IO, (void *)cb, NULL,     \
+                                              "fs." #name, detail, CALLER))                        \
+            return r_uv_fs_##name(loop, req, UNPACK A, cb);                                        \
+        return pl_req_issued(req, r_uv_fs_##name(loop, req, UNPACK A, tr_fs));                     \
+    }
+
+FS(close, (uv_file file), (file), NULL)
+FS(open, (const char *path, int flags, int mode), (path, flags, mode), path)
+FS(read, (uv_file file, const uv_buf_t bufs[], unsigned int nbufs, int64_t offset),
+   (file, bufs, nbufs, offset), NULL)
+FS(write, (uv_file file, const uv_buf_t bufs[], unsigned int nbufs, int64_t offset),
+   (file, bufs, nbufs, offset), NULL)
+FS(unlink, (const char *path), (path), path)
+FS(mkdir, (const char *path, int mode), (path, mode), path)
+FS(mkdtemp, (const char *tpl), (tpl), tpl)
+FS(mkstemp, (const char *tpl), (tpl), tpl)
+FS(rmdir, (const char *path), (path), path)
+FS(scandir, (const char *path, int flags), (path, flags), path)
+FS(opendir, (const char *path), (path), path)
+FS(readdir, (uv_dir_t * dir), (dir), NULL)
+FS(closedir, (uv_dir_t * dir), (dir), NULL)
+FS(stat, (const char *path), (path), path)
+FS(fstat, (uv_file file), (file), NULL)
+FS(lstat, (const char *path), (path), path)
+FS(statfs, (const char *path), (path), path)
+FS(rename, (const char *path, const char *new_path), (path, new_path), path)
+FS(fsync, (uv_file file), (file), NULL)
+FS(fdatasync, (uv_file file), (file), NULL)
+FS(ftruncate, (uv_file file, int64_t offset), (file, offset), NULL)
+FS(copyfile, (const char *path, const char *new_path, int flags), (path, new_path, flags), path)
+FS(sendfile, (uv_file out_fd, uv_file in_fd, int64_t in_offset, size_t length),
+   (out_fd, in_fd, in_offset, length), NULL)
+FS(access, (const char *path, int mode), (path, mode), path)
+FS(chmod, (const char *path, int mode), (path, mode), path)
+FS(fchmod, (uv_file file, int mode), (file, mode), NULL)
+FS(utime, (const char *path, double atime, double mtime), (path, atime, mtime), path)
+FS(futime, (uv_file file, double atime, double mtime), (file, atime, mtime), NULL)
+FS(lutime, (const char *path, double atime, double mtime), (path, atime, mtime), path)
+FS(link, (const char *path, const char *new_path), (path, new_path), path)
+FS(symlink, (const char *path, const char *new_path, int flags), (path, new_path, flags), path)
+FS(readlink, (const char *path), (path), path)
+FS(realpath, (const char *path), (path), path)
+FS(chown, (const char *path, uv_uid_t uid, uv_gid_t gid), (path, uid, gid), path)
+FS(fchown, (uv_file file, uv_uid_t uid, uv_gid_t gid), (file, uid, gid), NULL)
+FS(lchown, (const char *path, uv_uid_t uid, uv_gid_t gid), (path, uid, gid), path)
+
+/* ==== loop configuration =======================================================================
+ */
+
+/* loopmon turns on UV_METRICS_IDLE_TIME for every loop it watches; in libuv 1.44 that costs a
+ * mutex and an extra zero-timeout epoll_wait per iteration, which the program did not ask
+ * for. Under the shim it stays off unless ASYNCTOP_PRELOAD_IDLE_METRICS=1 (the loop's poll
+ * time still comes from loopmon's prepare/check handles). Calls from the program pass. */
+PL_EXTERN int uv_loop_configure(uv_loop_t *loop, uv_loop_option option, ...)
+{
+    REAL(uv_loop_configure);
+    if (option == UV_METRICS_IDLE_TIME && pl_from_self(CALLER) && !pl_idle_metrics)
+        return UV_ENOSYS;
+    if (option == UV_LOOP_BLOCK_SIGNAL) {
+        va_list ap;
+        va_start(ap, option);
+        int sig = va_arg(ap, int);
+        va_end(ap);
+        return r_uv_loop_configure(loop, option, sig);
+    }
+    return r_uv_loop_configure(loop, option);
+}

@@ -1,0 +1,233 @@
+/* task_export.c: the tasks layer's provider for the exporter — lifecycle events, resync, task
+ * detail (creation and suspension stacks, what it waits on, its error) and cancellation. */
+#include "tasks.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The wire's wait kinds (docs/protocol.md, task row field 3). */
+static uint8_t wire_wait_kind(uint8_t k)
+{
+    switch ((at_wait_kind_t)k) {
+    case AT_WAIT_NONE:
+        return 0;
+    case AT_WAIT_FUTURE:
+        return 1;
+    case AT_WAIT_TASK:
+        return 2;
+    case AT_WAIT_TIMER:
+        return 3;
+    case AT_WAIT_STREAM:
+        return 4;
+    case AT_WAIT_LOCK:
+        return 8;
+    case AT_WAIT_EVENT:
+        return 9;
+    case AT_WAIT_SEMAPHORE:
+        return 10;
+    case AT_WAIT_QUEUE:
+        return 12;
+    case AT_WAIT_YIELD:
+        return 15;
+    }
+    return 15;
+}
+
+static uint8_t wire_state(const at_task_t *t)
+{
+    switch ((at_task_state_t)t->state) {
+    case AT_TASK_CREATED:
+    case AT_TASK_READY:
+        return AT_EXPORT_TASK_READY;
+    case AT_TASK_RUNNING:
+        return AT_EXPORT_TASK_RUNNING;
+    case AT_TASK_WAITING:
+        /* a yield is a wait in name only: the task is ready again */
+        return t->wait_kind == AT_WAIT_YIELD ? AT_EXPORT_TASK_READY : AT_EXPORT_TASK_WAITING;
+    case AT_TASK_DONE:
+        return AT_EXPORT_TASK_DONE;
+    case AT_TASK_FAILED:
+        return AT_EXPORT_TASK_FAILED;
+    case AT_TASK_CANCELLED:
+        return AT_EXPORT_TASK_CANCELLED;
+    }
+    return AT_EXPORT_TASK_READY;
+}
+
+static void fill_row(const at_task_t *t, at_export_task_row_t *r)
+{
+    if (t->open_step) {
+        at__task_busy_settle(t->tl);
+    }
+    r->id = t->id;
+    r->parent_id = t->parent_id;
+    r->created_ns = t->created_ns;
+    bool waits = t->state == AT_TASK_WAITING && t->wait_kind != AT_WAIT_YIELD;
+    r->wait_since_ns = waits ? t->wait_since_ms * 1000000u : 0;
+    r->busy_ns = t->busy_ns;
+    r->steps = t->steps;
+    r->wait_obj = waits ? t->wait_id : 0;
+    r->entry_fn = (void *)t->fn;
+    r->create_pc = t->ncreate ? t->create[0] : NULL;
+    r->state = wire_state(t);
+    r->wait_kind = waits ? wire_wait_kind(t->wait_kind) : 0;
+    memcpy(r->name, t->name, sizeof r->name - 1);
+    r->name[sizeof r->name - 1] = '\0';
+}
+
+void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind)
+{
+    /* The row is built in the ring slot itself (a row is 120 bytes: one copy, not two). */
+    at_export_task_row_t *row = at__export_task_reserve(t->tl->att, kind);
+    if (!row) {
+        return; /* full: counted, and the exporter resyncs */
+    }
+    if (kind == AT_EXPORT_TASK_REMOVED) {
+        row->id = t->id;
+    } else {
+        fill_row(t, row);
+    }
+    at__export_task_commit(t->tl->att);
+}
+
+static void provider_resync(void *ctx, at_export_resync_sink_t *sink)
+{
+    tloop_t *tl = ctx;
+    at_export_task_row_t row;
+    for (at_task_t *t = tl->head; t; t = t->next) {
+        fill_row(t, &row);
+        if (at__export_resync_add(sink, &row) != 0) {
+            return;
+        }
+    }
+    for (at_task_t *t = tl->failed; t; t = t->next) {
+        fill_row(t, &row);
+        if (at__export_resync_add(sink, &row) != 0) {
+            return;
+        }
+    }
+}
+
+/* A live task, or a failed one still referenced, by id; NULL if unknown. */
+static at_task_t *find_task(tloop_t *tl, uint64_t id)
+{
+    for (at_task_t *t = tl->head; t; t = t->next) {
+        if (t->id == id) {
+            return t;
+        }
+    }
+    for (at_task_t *t = tl->failed; t; t = t->next) {
+        if (t->id == id) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+static void describe_wait(const at_task_t *t, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (t->state != AT_TASK_WAITING) {
+        return;
+    }
+    uint64_t id = t->wait_id;
+    switch ((at_wait_kind_t)t->wait_kind) {
+    case AT_WAIT_TIMER:
+        snprintf(buf, size, "sleep %" PRIu64 ".%03" PRIu64 " s", t->wait_arg / 1000,
+                 t->wait_arg % 1000);
+        break;
+    case AT_WAIT_FUTURE:
+        snprintf(buf, size, "future #%" PRIu64 "%s", id, t->timer.slot_ ? " (with timeout)" : "");
+        break;
+    case AT_WAIT_TASK:
+        snprintf(buf, size, "task #%" PRIu64, id);
+        break;
+    case AT_WAIT_EVENT:
+        snprintf(buf, size, "event #%" PRIu64, id);
+        break;
+    case AT_WAIT_LOCK:
+        snprintf(buf, size, "lock #%" PRIu64, id);
+        break;
+    case AT_WAIT_SEMAPHORE:
+        snprintf(buf, size, "semaphore #%" PRIu64, id);
+        break;
+    case AT_WAIT_QUEUE: {
+        const char *side = "";
+        if (t->wq && t->wq->role == AT__WQ_QUEUE_PUT) {
+            side = " (full)";
+        } else if (t->wq && t->wq->role == AT__WQ_QUEUE_GET) {
+            side = " (empty)";
+        }
+        snprintf(buf, size, "queue #%" PRIu64 "%s", id, side);
+        break;
+    }
+    case AT_WAIT_STREAM:
+        snprintf(buf, size, "stream #%" PRIu64, id);
+        break;
+    case AT_WAIT_YIELD:
+        snprintf(buf, size, "yield (ready)");
+        break;
+    case AT_WAIT_NONE:
+        break;
+    }
+}
+
+static int provider_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
+{
+    at_task_t *t = find_task(ctx, id);
+    if (!t) {
+        return -ESRCH;
+    }
+    fill_row(t, &out->row);
+    unsigned nc = t->ncreate < AT_EXPORT_MAX_FRAMES ? t->ncreate : AT_EXPORT_MAX_FRAMES;
+    memcpy(out->creation.pc, t->create, nc * sizeof(void *));
+    out->creation.depth = nc;
+    out->suspension.depth =
+        (uint32_t)at_task_suspension_stack(t, out->suspension.pc, AT_EXPORT_MAX_FRAMES);
+    describe_wait(t, out->wait_desc, sizeof out->wait_desc);
+    out->error[0] = '\0';
+    if (t->ended && t->state == AT_TASK_FAILED) {
+        const at_error_t *e = t->fut->err; /* not at_future_error: that marks it retrieved */
+        if (e) {
+            snprintf(out->error, sizeof out->error, "%s: %s", at_err_name(at_error_code(e)),
+                     at_error_message(e));
+        }
+    }
+    return 0;
+}
+
+static int provider_cancel(void *ctx, uint64_t id)
+{
+    at_task_t *t = find_task(ctx, id);
+    if (!t) {
+        return -ESRCH;
+    }
+    if (t->ended) {
+        return -EALREADY;
+    }
+    at_task_cancel(t, "cancelled from asynctop");
+    return 0;
+}
+
+void at__task_export_attach(tloop_t *tl)
+{
+    tl->provider = (at_export_provider_t){
+        .name = "asynctop-tasks",
+        .caps = AT_EXPORT_CAP_TASKS | AT_EXPORT_CAP_TASK_DETAIL | AT_EXPORT_CAP_CANCEL,
+        .ctx = tl,
+        .resync = provider_resync,
+        .task_detail = provider_detail,
+        .task_cancel = provider_cancel,
+    };
+    tl->att = at__export_attach(tl->loop->uv, &tl->provider);
+    tl->export_on = tl->att ? at__export_posts_wanted(tl->att) : NULL;
+}
+
+void at__task_export_detach(tloop_t *tl)
+{
+    tl->export_on = NULL;
+    at__export_detach(tl->att);
+    tl->att = NULL;
+}

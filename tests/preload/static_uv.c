@@ -1,0 +1,18 @@
+/* static_uv.c: stands in for a program with libuv linked in statically and its symbols exported
+ * (as Node.js does): it defines uv_run itself (built with -rdynamic), so the shim's uv_run is
+ * never reached and the shim must say so. Prints "ran" and exits 0. */
+#include <stdio.h>
+
+__attribute__((visibility("default"))) int uv_run(void *loop, int mode);
+
+int uv_run(void *loop, int mode)
+{
+    (void)loop;
+    return mode;
+}
+
+int main(void)
+{
+    printf("ran %d\n", uv_run(NULL, 0));
+    return 0;
+}
