@@ -94,7 +94,9 @@ fuzz: build-asan
 # dropped-event accounting, and prints throughput with clients as a ratio of the baseline.
 STRESS_SECONDS ?= 60
 stress: build
-	$(BUILD)/tests/stress/stress $(STRESS_SECONDS) 20
+	@rc=0; $(BUILD)/tests/stress/stress $(STRESS_SECONDS) 20 2>$(BUILD)/stress-stderr.log || rc=$$?; \
+	echo "stress: the program's own log (slow-callback warnings) is in $(BUILD)/stress-stderr.log"; \
+	exit $$rc
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -39,8 +39,8 @@ static int fail;
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "stress: FAILED: " __VA_ARGS__);                                       \
-            fputc('\n', stderr);                                                                   \
+            printf("stress: FAILED: " __VA_ARGS__);                                                \
+            putchar('\n');                                                                         \
             fail = 1;                                                                              \
         }                                                                                          \
     } while (0)
