@@ -7,13 +7,16 @@ TSAN_BUILD ?= build-tsan
 MESON_OPTS ?= -Dwerror=true
 # Suites that also run under valgrind memcheck in `make test`.
 VALGRIND_SUITES ?= runtime
+# make fuzz: seconds per fuzz target; make test: seconds per target there (6 targets, run one
+# after the other: 6 x 40 s keeps the fuzzing in make test under 5 minutes).
 FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 40
 # Tests that also run under ThreadSanitizer (AT_E2E_TSAN=1 tells the e2e tests
 # that TSan delays signals, so sampled stacks are its own). Coroutine
 # tests are left out: the context switch has no TSan fiber annotations yet.
 TSAN_TESTS ?= $(shell cat .ci/tsan-tests 2>/dev/null)
 
-.PHONY: all deps build build-asan build-tsan test demo bench fuzz format clean
+.PHONY: all deps build build-asan build-tsan test demo bench fuzz stress format clean
 
 all: build
 
@@ -28,7 +31,7 @@ build: deps $(BUILD)/build.ninja
 
 $(ASAN_BUILD)/build.ninja:
 	CC=clang meson setup $(ASAN_BUILD) $(MESON_OPTS) -Db_sanitize=address,undefined \
-	  -Db_lundef=false -Dfuzzing=libfuzzer -Dfuzz_seconds=$(FUZZ_SECONDS)
+	  -Db_lundef=false -Dfuzzing=libfuzzer -Dfuzz_seconds=$(FUZZ_TEST_SECONDS)
 
 build-asan: deps $(ASAN_BUILD)/build.ninja
 	meson compile -C $(ASAN_BUILD)
@@ -54,6 +57,7 @@ test: build build-asan build-tsan
 	  meson test -C $(BUILD) --no-rebuild --print-errorlogs --setup valgrind --suite $$s || fail=1; \
 	done; \
 	echo "== tests under ASan+UBSan ($(ASAN_BUILD))"; \
+	AT_FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  meson test -C $(ASAN_BUILD) --no-rebuild --print-errorlogs || fail=1; \
 	echo "== tests under TSan ($(TSAN_BUILD)): $(TSAN_TESTS)"; \
@@ -78,10 +82,21 @@ demo:
 bench: build
 	/usr/bin/python3 bench/peers/run_peers.py $(BUILD) --json-out $(BUILD)/bench-results.json
 
-# Long fuzzing: make fuzz FUZZ_SECONDS=3600
+# Long fuzzing: make fuzz FUZZ_SECONDS=3600 (each target that long, one after the other; the
+# corpora grow in $(ASAN_BUILD)/tests/*/fuzz-*.work and are kept for the next run).
 fuzz: build-asan
-	meson configure $(ASAN_BUILD) -Dfuzz_seconds=$(FUZZ_SECONDS)
-	meson test -C $(ASAN_BUILD) --suite fuzz --print-errorlogs --timeout-multiplier 0
+	AT_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  meson test -C $(ASAN_BUILD) --suite fuzz --print-errorlogs --timeout-multiplier 0
+
+# Load test (not in make test: it takes STRESS_SECONDS + a 20 s baseline): 100,000 tasks, call-soon
+# chains flat out, 64 clients (some slow readers); checks correctness, the memory bound and the
+# dropped-event accounting, and prints throughput with clients as a ratio of the baseline.
+STRESS_SECONDS ?= 60
+stress: build
+	@rc=0; $(BUILD)/tests/stress/stress $(STRESS_SECONDS) 20 2>$(BUILD)/stress-stderr.log || rc=$$?; \
+	echo "stress: the program's own log (slow-callback warnings) is in $(BUILD)/stress-stderr.log"; \
+	exit $$rc
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

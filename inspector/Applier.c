@@ -364,6 +364,8 @@ static void apply_stats(Applier *this, const at_wire_update_t *u)
     in.errors_total = s->errors;
     in.iterations = s->iterations;
     in.has_tasks_by_state = true;
+    /* both bounds: the wire's and the model's state counts may part ways */
+    // NOLINTNEXTLINE(misc-redundant-expression)
     for (unsigned i = 0; i < AT_WIRE_TASK_NSTATES && i < TS_COUNT; i++)
         in.tasks_by_state[i] = s->tasks_by_state[i];
     Model_setLoop(m, &in);

@@ -95,7 +95,7 @@ static void draw_tabs(App *app, int y, int w)
     if (cur >= SCR_NTABS && x + 3 < w) {
         char buf[64];
         snprintf(buf, sizeof buf, " > %s ", ScreenManager_classes[cur]->name);
-        x += CRT_put(y, x, buf, w - x, CRT_colors[C_TAB_ON], false);
+        CRT_put(y, x, buf, w - x, CRT_colors[C_TAB_ON], false);
     }
 }
 

@@ -136,7 +136,7 @@ static void cells(int y, int w, int n, const char *const *text, const int *width
         char buf[300];
         if (i == hl) {
             /* the arrow always shows: the title gives way when the cell is narrow */
-            int room = cw - 1 - (right[i] ? 0 : 0);
+            int room = cw - 1;
             snprintf(buf, sizeof buf, "%.*s%s", room > 0 ? room : 0, text[i],
                      CRT_glyph(desc ? G_DOWN : G_UP));
         } else {

@@ -879,7 +879,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
     uint32_t what = c->what ? c->what : ~0u;
     at_wire_update_t u = {0};
     char run_name[AT__SITE_NAME_MAX + 64];
-    at_wire_count_t dropped[4];
+    at_wire_count_t dropped[5];
     at__hist_snap_t lag;
     uint64_t lag_w[AT_WIRE_HIST_BUCKETS];
     at_wire_task_t *tnew = NULL, *tchg = NULL;
@@ -939,7 +939,14 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
         dropped[1] = (at_wire_count_t){"error", l->dropped[AT__EV_ERROR]};
         dropped[2] = (at_wire_count_t){"warning", l->dropped[AT__EV_WARNING]};
         dropped[3] = (at_wire_count_t){"task", l->task_dropped};
-        u.n_dropped = 4;
+        /* Events this client missed because it fell more than the event log behind (a slow
+         * reader resynced, a long interval): they have seqs, so the client sees the gap, and
+         * this says how many it was. Not counted for history before the first update. */
+        uint64_t oldest = l->ev_next > AT_EXPORT_EVLOG ? l->ev_next - AT_EXPORT_EVLOG : 1;
+        if (c->ev_started && c->ev_seen + 1 < oldest)
+            c->ev_lagged += oldest - (c->ev_seen + 1);
+        dropped[4] = (at_wire_count_t){"lagged", c->ev_lagged};
+        u.n_dropped = 5;
         u.dropped = dropped;
 
         if (what & AT_WIRE_CAP_TASKS) {
@@ -1012,6 +1019,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
         u.n_exc = (uint32_t)nex;
         u.exc = exc;
         c->ev_seen = l->ev_next - 1;
+        c->ev_started = true;
     }
 
     /* Interned tables last: everything above may have interned new sites and stacks. Stacks

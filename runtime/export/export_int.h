@@ -260,8 +260,10 @@ typedef struct at_export_client {
     uint64_t seen_gen;
     uint32_t sites_sent; /* interned site ids <= this are known to the client */
     uint32_t stacks_sent;
-    uint64_t ev_seen; /* event seqs <= this were sent */
-    int inflight;     /* loop requests outstanding */
+    uint64_t ev_seen;   /* event seqs <= this were sent */
+    bool ev_started;    /* an update with events went out (ev_seen is meaningful) */
+    uint64_t ev_lagged; /* events evicted from the log before this client got them */
+    int inflight;       /* loop requests outstanding */
     int bad_frames;
     uint64_t pending_stack_req; /* loop_stack request id waiting for the sample, 0 none */
     bool pending_stack;

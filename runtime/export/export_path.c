@@ -72,6 +72,22 @@ int at__export_path_resolve(at_export_path_t *out, const char *override, pid_t p
     return copy_path(out->path, path, err, errsize);
 }
 
+int at__export_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    assert(out != NULL);
+    if (s == NULL || *s < '0' || *s > '9') /* strtoul would take blanks, '+' and '-' */
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0')
+        return -EINVAL;
+    if (errno != 0 || v < lo || v > hi)
+        return -ERANGE;
+    *out = (unsigned)v;
+    return 0;
+}
+
 int at__export_dir_prepare(const char *dir, uid_t uid, char *err, size_t errsize)
 {
     struct stat st;

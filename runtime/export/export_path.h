@@ -24,6 +24,11 @@ typedef struct at_export_path {
 int at__export_path_resolve(at_export_path_t *out, const char *override, pid_t pid, char *err,
                             size_t errsize);
 
+/* Strict parse of an unsigned decimal setting (ASYNCTOP_MAX_CLIENTS): digits only, no sign, no
+ * blanks, within lo..hi. 0 and *out set, or -EINVAL (not a number) / -ERANGE (outside lo..hi);
+ * *out is untouched on error. Any input is safe, NULL included. Any thread. */
+int at__export_parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out);
+
 /* Creates `dir` mode 0700 if missing, then checks with lstat that it is a directory (not a
  * symlink), owned by `uid`, with no group or other permission bits. 0, or a negative errno with
  * the reason ("... is a symlink", "... is owned by uid 1000", "... has mode 0755") in `err`. */

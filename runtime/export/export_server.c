@@ -1014,15 +1014,13 @@ static unsigned env_uint(const char *name, unsigned def, unsigned lo, unsigned h
     const char *s = getenv(name);
     if (s == NULL || *s == '\0')
         return def;
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < lo || v > hi) {
-        at__export_log(AT_EXPORT_LOG_WARN, "%s=%s is not a number in %u..%u; using %u", name, s, lo,
-                       hi, def);
+    unsigned v;
+    if (at__export_parse_uint(s, lo, hi, &v) != 0) {
+        at__export_log(AT_EXPORT_LOG_WARN, "%s=%.64s is not a number in %u..%u; using %u", name, s,
+                       lo, hi, def);
         return def;
     }
-    return (unsigned)v;
+    return v;
 }
 
 static void read_program(char *buf, size_t size)

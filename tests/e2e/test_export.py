@@ -395,7 +395,7 @@ class ExportTest(unittest.TestCase):
     def test_warnings_and_dropped_counters(self):
         t = self.target()
         c, snap = self.live_client(t)
-        self.assertEqual(sorted(n for n, _ in snap["dropped"]), ["error", "slow", "task", "warning"])
+        self.assertEqual(sorted(n for n, _ in snap["dropped"]), ["error", "lagged", "slow", "task", "warning"])
         t.cmd("warn 7")
         exc = []
         deadline = time.monotonic() + 10

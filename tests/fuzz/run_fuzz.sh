@@ -1,9 +1,11 @@
 #!/bin/sh
 # run_fuzz.sh: runs one libFuzzer target for a fixed time, with a writable corpus in the
-# build dir first and the golden frames (converted from hex) as seeds second.
-# Usage: run_fuzz.sh FUZZER SECONDS WORKDIR GOLDEN_DIR DICT
+# build dir first and the seeds (.hex files: golden frames or text, as bytes) second.
+# Usage: run_fuzz.sh FUZZER SECONDS WORKDIR SEED_DIR DICT
+# AT_FUZZ_SECONDS in the environment overrides SECONDS (make test: briefly; make fuzz: as asked),
+# so one configured build serves both.
 set -eu
-fuzzer=$1 seconds=$2 work=$3 golden=$4 dict=$5
+fuzzer=$1 seconds=${AT_FUZZ_SECONDS:-$2} work=$3 golden=$4 dict=$5
 mkdir -p "$work/corpus" "$work/seeds" "$work/artifacts"
 for f in "$golden"/*.hex; do
     grep -v '^#' "$f" | xxd -r -p >"$work/seeds/$(basename "$f" .hex)"

@@ -139,7 +139,7 @@ static void put_text(enc_t *e, const char *s)
     if (!reserve(e, n))
         return;
     uint8_t *dst = e->b->data + e->b->len;
-    memcpy(dst, s, n);
+    memcpy(dst, s, n); // NOLINT(bugprone-not-null-terminated-result): CBOR text has a length
     e->b->len += n;
     if (!at__wire_utf8_ok(dst, n)) {
         /* Slow path: replace each byte that does not start a valid sequence. */
