@@ -107,8 +107,10 @@ bool at__export_sample_busy(void)
  * executable mapping; every loop is bounded. */
 
 #define SCAN_BYTES (64 * 1024) /* how far above sp the first frame record is looked for */
+#define CAND_MAX   256         /* candidate frame records considered */
 #define LEAF_MAX   8           /* return addresses kept between sp and that record */
 #define EXEC_MAX   2048        /* executable mappings remembered */
+#define FUNC_MAX   (64 * 1024) /* a function larger than this is not recognised by its call */
 
 static unsigned char g_win[SCAN_BYTES]; /* a copy of [g_win_lo, g_win_lo + g_win_len) */
 static uintptr_t g_win_lo;
@@ -117,6 +119,7 @@ static struct {
     uintptr_t lo, hi;
 } g_exec[EXEC_MAX];
 static int g_nexec;
+static uintptr_t g_cand[CAND_MAX], g_cand_next[CAND_MAX];
 
 static bool read_mem(uintptr_t addr, void *out, size_t n)
 {
@@ -219,6 +222,56 @@ static bool is_ret(uintptr_t ret)
 #endif
 }
 
+/* The target of a direct call that returns to `ret` (call rel32, bl): true and *target. */
+static bool call_target(uintptr_t ret, uintptr_t *target)
+{
+#if defined(__x86_64__)
+    unsigned char b[5];
+    int32_t rel;
+    if (!is_exec(ret - 5) || !read_mem(ret - 5, b, sizeof b) || b[0] != 0xE8)
+        return false;
+    memcpy(&rel, b + 1, sizeof rel);
+    *target = ret + (uintptr_t)(intptr_t)rel;
+    /* a PLT stub (jmp *x(%rip), maybe after endbr64 and bnd) says nothing of its target */
+    unsigned char p[8];
+    if (!is_exec(*target) || !read_mem(*target, p, sizeof p))
+        return false;
+    const unsigned char *q = p;
+    if (q[0] == 0xF3 && q[1] == 0x0F && q[2] == 0x1E && q[3] == 0xFA)
+        q += 4;
+    if (q[0] == 0xF2)
+        q++;
+    return !(q[0] == 0xFF && q[1] == 0x25);
+#elif defined(__aarch64__)
+    uint32_t insn;
+    if (!read_mem(ret - 4, &insn, sizeof insn) || (insn & 0xFC000000u) != 0x94000000u)
+        return false;
+    int32_t imm = (int32_t)(insn << 6) >> 6;
+    *target = ret - 4 + (uintptr_t)((intptr_t)imm * 4);
+    return true;
+#else
+    (void)ret;
+    (void)target;
+    return false;
+#endif
+}
+
+/* Whether the frame record at `a` is that of the function `inner` is in, judged by the direct
+ * call before its return address: 1 yes, -1 no (a call to another function of the same
+ * mapping), 0 cannot tell (an indirect call, a PLT stub, another mapping). */
+static int direct_call_verdict(uintptr_t a, uintptr_t inner)
+{
+    uintptr_t ret, target;
+    if (!stack_word(a + 8, &ret) || !call_target(ret, &target))
+        return 0;
+    if (target <= inner && inner - target < FUNC_MAX)
+        return 1;
+    for (int i = 0; i < g_nexec; i++)
+        if (target >= g_exec[i].lo && target < g_exec[i].hi)
+            return inner >= g_exec[i].lo && inner < g_exec[i].hi ? -1 : 0;
+    return 0;
+}
+
 /* A frame record at `a`: [saved fp, return address], the saved fp 16-byte aligned and higher in
  * the same stack. */
 static bool frame_link(uintptr_t a, uintptr_t lo, uintptr_t hi, uintptr_t *next, uintptr_t *ret)
@@ -298,19 +351,52 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
         return got < 0 ? -errno : -EFAULT;
     g_win_len = (size_t)got;
     uintptr_t scan_end = g_win_lo + g_win_len;
-    uintptr_t rec = 0;
-    for (uintptr_t a = (g_win_lo + 15) & ~(uintptr_t)15; a + 16 <= scan_end; a += 16) {
+    /* Every believable frame record above sp. Some are stale: left in a frame's locals by an
+     * earlier call, they link to a live frame higher up and skip the live ones in between. */
+    int ncand = 0;
+    for (uintptr_t a = (g_win_lo + 15) & ~(uintptr_t)15; a + 16 <= scan_end && ncand < CAND_MAX;
+         a += 16) {
         if (frame_chain_ok(a, lo, hi)) {
-            rec = a;
-            break;
+            g_cand[ncand] = a;
+            (void)stack_word(a, &g_cand_next[ncand]);
+            ncand++;
         }
+    }
+    /* The return address into the function that made the system call: the highest one below
+     * the lowest candidate (in the frame-pointer-less libc frames, written just now). */
+    uintptr_t inner = 0;
+    for (uintptr_t a = g_win_lo; ncand > 0 && a + 8 <= g_cand[0]; a += 8) {
+        uintptr_t w;
+        if (stack_word(a, &w) && is_ret(w))
+            inner = w;
+    }
+    /* The innermost live record. A live record of function F holds the return address after
+     * the call to F, and `inner` is inside F: for a direct call, that settles it (a stale
+     * record, left in a frame's locals by an earlier call, names another callee). Else the
+     * lowest candidate a such that no candidate b between a and a's parent links to a lower
+     * parent (a live chain never jumps over a live record that links into its middle). */
+    uintptr_t rec = 0;
+    for (int i = 0; i < ncand && rec == 0 && inner != 0; i++) {
+        if (direct_call_verdict(g_cand[i], inner) > 0)
+            rec = g_cand[i];
+    }
+    for (int i = 0; i < ncand && rec == 0; i++) {
+        if (inner != 0 && direct_call_verdict(g_cand[i], inner) < 0)
+            continue; /* a direct call to a function that is not the one we are in */
+        bool stale = false;
+        for (int j = i + 1; j < ncand && g_cand[j] < g_cand_next[i] && !stale; j++)
+            stale = g_cand_next[j] < g_cand_next[i];
+        if (!stale)
+            rec = g_cand[i];
     }
     int n = 0;
     if (pc != 0 && n < max)
         out[n++] = (void *)pc;
+    /* Return addresses below the lowest record, innermost first: the frames of the libc call
+     * (no frame pointers) and the return into the function that called it. */
+    uintptr_t leaf_end = ncand > 0 ? g_cand[0] : scan_end;
     int leaves = 0;
-    for (uintptr_t a = g_win_lo; a + 8 <= (rec ? rec : scan_end) && leaves < LEAF_MAX && n < max;
-         a += 8) {
+    for (uintptr_t a = g_win_lo; a + 8 <= leaf_end && leaves < LEAF_MAX && n < max; a += 8) {
         uintptr_t w;
         if (stack_word(a, &w) && is_ret(w)) {
             out[n++] = (void *)w;

@@ -13,6 +13,12 @@
 #include "export_int.h"
 #include "loopmon.h"
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #define VISIBLE __attribute__((visibility("default"), noinline))
 
 typedef struct sample_ctx {
@@ -43,13 +49,13 @@ static void nap(sample_ctx_t *c)
 VISIBLE void blocked_in_callback(sample_ctx_t *c)
 {
     nap(c);
-    __asm__ volatile("" ::: "memory"); /* not a tail call: this frame stays on the stack */
+    atomic_store(&c->sleeping, 2); /* work after the call: not a tail call, the frame stays */
 }
 
 VISIBLE void blocked_in_task(sample_ctx_t *c)
 {
     nap(c);
-    __asm__ volatile("" ::: "memory");
+    atomic_store(&c->sleeping, 2);
 }
 
 /* What the exporter thread does, from another thread, once the loop thread sleeps. */
@@ -70,6 +76,14 @@ static void *sampler(void *arg)
 
 static bool stack_names(const at_export_stack_t *st, const char *fn)
 {
+    if (getenv("AT_TEST_VERBOSE")) {
+        for (uint32_t i = 0; i < st->depth; i++) {
+            Dl_info di = {0};
+            dladdr((char *)st->pc[i] - (i > 0), &di);
+            fprintf(stderr, "#%u %p %s %s\n", i, st->pc[i], di.dli_sname ? di.dli_sname : "?",
+                    di.dli_fname ? di.dli_fname : "?");
+        }
+    }
     for (uint32_t i = 0; i < st->depth; i++) {
         Dl_info di;
         /* a return address points after the call: look up the byte before it */
@@ -115,6 +129,12 @@ static void run_case(bool in_task)
     /* the sleep was not interrupted */
     assert_int_equal(c.sleep_rc, 0);
     assert_true(c.elapsed_ns >= 990000000LL);
+    if (RUNNING_ON_VALGRIND) {
+        /* the kernel sees valgrind's own registers, not the program's: sp is on no stack we
+         * know, so there is no sample (and still no signal) */
+        assert_true(c.req_rc == -ENOENT || c.req_rc == 0);
+        return;
+    }
     /* and the sample was taken while it slept, naming the function that blocked */
     assert_int_equal(c.req_rc, 0);
     assert_int_equal(c.poll_rc, 1);
