@@ -71,6 +71,26 @@ static void *sampler(void *arg)
         /* a blocked thread's sample is taken at once: ready at the first poll */
         c->poll_rc = at__export_sample_poll(at__now_ns(), 500000000u, &c->st);
     }
+    if (getenv("AT_TEST_VERBOSE") && c->req_rc == 0) {
+        /* the cost of one blocked-thread sample, request to answer (the exporter's time) */
+        uint64_t d[21];
+        at_export_stack_t tmp;
+        for (int i = 0; i < 21; i++) {
+            uint64_t t0 = at__now_ns();
+            if (at__export_sample_request(c->tid, c->lo, c->hi) != 0 ||
+                at__export_sample_poll(at__now_ns(), 500000000u, &tmp) != 1)
+                break;
+            d[i] = at__now_ns() - t0;
+            for (int j = i; j > 0 && d[j] < d[j - 1]; j--) {
+                uint64_t x = d[j];
+                d[j] = d[j - 1];
+                d[j - 1] = x;
+            }
+            if (i == 20)
+                fprintf(stderr, "blocked sample: median %llu ns over 21\n",
+                        (unsigned long long)d[10]);
+        }
+    }
     return NULL;
 }
 
