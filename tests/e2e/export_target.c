@@ -1,6 +1,7 @@
 /* export_target.c: a small libuv program instrumented with loopmon and served by the exporter,
  * driven line by line on stdin by the end-to-end tests (tests/e2e/test_export.py). */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,19 @@ __attribute__((noinline)) static void wait_for_disk(long ms)
     printf("NAP rc=%d errno=%d elapsed_ns=%lld\n", rc, e, ns);
 }
 
+/* The same with one poll() on no descriptors with a timeout: "POLL rc=R errno=E elapsed_ns=N"
+ * (rc=0: it timed out; -1 EINTR: a signal cut it short). */
+__attribute__((noinline)) static void wait_for_peer(long ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = poll(NULL, 0, (int)ms);
+    int e = rc >= 0 ? 0 : errno;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long long ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+    printf("POLL rc=%d errno=%d elapsed_ns=%lld\n", rc, e, ns);
+}
+
 __attribute__((noinline)) static void handle_command(char *line)
 {
     char cmd[32] = "";
@@ -142,6 +156,8 @@ __attribute__((noinline)) static void handle_command(char *line)
         parse_request(arg);
     } else if (strcmp(cmd, "nap") == 0) {
         wait_for_disk(arg);
+    } else if (strcmp(cmd, "pollnap") == 0) {
+        wait_for_peer(arg);
     } else if (strcmp(cmd, "tasks") == 0) {
         spawn_tasks(arg);
     } else if (strcmp(cmd, "finish") == 0) {
