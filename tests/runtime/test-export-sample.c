@@ -173,6 +173,79 @@ static void test_blocked_task_sampled_without_signal(void **state)
     run_case(true);
 }
 
+/* ---- a thread whose stack keeps changing under the sampler ---- */
+
+typedef struct churn {
+    _Atomic int stop;
+    _Atomic pid_t tid;
+    _Atomic uintptr_t lo, hi;
+    _Atomic long eintr, naps;
+} churn_t;
+
+VISIBLE int churn_down(churn_t *c, int n);
+VISIBLE int churn_down(churn_t *c, int n)
+{
+    volatile char pad[48];
+    pad[n % 48] = (char)n;
+    if (n == 0) {
+        struct timespec ts = {0, 20000};
+        if (nanosleep(&ts, NULL) != 0)
+            atomic_fetch_add(&c->eintr, 1);
+        atomic_fetch_add(&c->naps, 1);
+        return pad[0];
+    }
+    return churn_down(c, n - 1) + pad[n % 48];
+}
+
+static void *churn_thread(void *arg)
+{
+    churn_t *c = arg;
+    pthread_attr_t a;
+    void *addr;
+    size_t size;
+    pthread_getattr_np(pthread_self(), &a);
+    pthread_attr_getstack(&a, &addr, &size);
+    pthread_attr_destroy(&a);
+    atomic_store(&c->lo, (uintptr_t)addr);
+    atomic_store(&c->hi, (uintptr_t)addr + size);
+    atomic_store(&c->tid, (pid_t)gettid());
+    for (int i = 0; !atomic_load(&c->stop); i++)
+        churn_down(c, i % 40);
+    return NULL;
+}
+
+/* Thousands of samples of a thread that wakes every 20 us and changes its stack depth: every
+ * request is answered (a stack, or an error for a thread caught running with no handler
+ * installed), nothing crashes, no sleep is interrupted. */
+static void test_sampling_a_thread_that_keeps_changing(void **state)
+{
+    churn_t c = {0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, churn_thread, &c), 0);
+    while (atomic_load(&c.tid) == 0)
+        usleep(1000);
+    int got = 0;
+    for (int i = 0; i < 2000; i++) {
+        at_export_stack_t st;
+        int r = at__export_sample_request(atomic_load(&c.tid), (void *)atomic_load(&c.lo),
+                                          (void *)atomic_load(&c.hi));
+        if (r == 0) {
+            assert_int_equal(at__export_sample_poll(at__now_ns(), 500000000u, &st), 1);
+            assert_true(st.depth <= AT_EXPORT_MAX_FRAMES);
+            got++;
+        } else {
+            assert_true(r < 0);
+            assert_false(at__export_sample_busy());
+        }
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&c.eintr), 0);
+    assert_true(atomic_load(&c.naps) > 0);
+    if (!RUNNING_ON_VALGRIND)
+        assert_true(got > 0);
+}
+
 /* A thread that is not ours, gone or bogus: an error, never a crash. */
 static void test_unknown_thread(void **state)
 {
@@ -188,6 +261,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blocked_callback_sampled_without_signal),
         cmocka_unit_test(test_blocked_task_sampled_without_signal),
+        cmocka_unit_test(test_sampling_a_thread_that_keeps_changing),
         cmocka_unit_test(test_unknown_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
