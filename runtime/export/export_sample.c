@@ -187,6 +187,15 @@ static bool load_exec_maps(void)
     return g_nexec > 0;
 }
 
+/* The index of the executable mapping holding a, or -1. */
+static int map_of(uintptr_t a)
+{
+    for (int i = 0; i < g_nexec; i++)
+        if (a >= g_exec[i].lo && a < g_exec[i].hi)
+            return i;
+    return -1;
+}
+
 static bool is_exec(uintptr_t a)
 {
     for (int i = 0; i < g_nexec; i++)
@@ -362,13 +371,22 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
             ncand++;
         }
     }
-    /* The return address into the function that made the system call: the highest one below
-     * the lowest candidate (in the frame-pointer-less libc frames, written just now). */
+    /* Return addresses below the lowest record, innermost first: those of the library that
+     * made the system call (no frame pointers: libc), then the first one outside it — the
+     * return into the function that called the library — and no more (further up, between
+     * frames, lie stale values). `inner` is that last one. */
+    void *leaf[LEAF_MAX];
+    int nleaf = 0, pc_map = map_of(pc);
     uintptr_t inner = 0;
-    for (uintptr_t a = g_win_lo; ncand > 0 && a + 8 <= g_cand[0]; a += 8) {
+    for (uintptr_t a = g_win_lo; a + 8 <= (ncand > 0 ? g_cand[0] : scan_end) && nleaf < LEAF_MAX;
+         a += 8) {
         uintptr_t w;
-        if (stack_word(a, &w) && is_ret(w))
-            inner = w;
+        if (!stack_word(a, &w) || !is_ret(w))
+            continue;
+        leaf[nleaf++] = (void *)w;
+        inner = w;
+        if (pc_map < 0 || map_of(w) != pc_map)
+            break;
     }
     /* The innermost live record. A live record of function F holds the return address after
      * the call to F, and `inner` is inside F: for a direct call, that settles it (a stale
@@ -392,17 +410,8 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
     int n = 0;
     if (pc != 0 && n < max)
         out[n++] = (void *)pc;
-    /* Return addresses below the lowest record, innermost first: the frames of the libc call
-     * (no frame pointers) and the return into the function that called it. */
-    uintptr_t leaf_end = ncand > 0 ? g_cand[0] : scan_end;
-    int leaves = 0;
-    for (uintptr_t a = g_win_lo; a + 8 <= leaf_end && leaves < LEAF_MAX && n < max; a += 8) {
-        uintptr_t w;
-        if (stack_word(a, &w) && is_ret(w)) {
-            out[n++] = (void *)w;
-            leaves++;
-        }
-    }
+    for (int i = 0; i < nleaf && n < max; i++)
+        out[n++] = leaf[i];
     /* the chain, as the signal handler walks it */
     for (uintptr_t fp = rec; fp != 0 && n < max;) {
         uintptr_t next, ret;
