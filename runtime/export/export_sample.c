@@ -1,12 +1,18 @@
-/* export_sample.c: sampling a loop thread's stack from the exporter thread — a real-time signal
- * to that thread, whose handler walks frame pointers (async-signal-safe, bounded by the stack's
- * known bounds) into a preallocated buffer that the exporter reads later. */
+/* export_sample.c: sampling a loop thread's stack from the exporter thread — a running thread
+ * gets a real-time signal whose handler walks frame pointers (async-signal-safe, bounded by the
+ * stack's known bounds) into a preallocated buffer; a thread blocked in a system call is never
+ * signalled (that would cut its sleep or poll short with EINTR): its stack is read from outside,
+ * from the user sp and pc in /proc/self/task/TID/syscall (docs/exporter.md). */
 #include "export_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -93,16 +99,371 @@ bool at__export_sample_busy(void)
     return atomic_load(&g_state) != S_IDLE;
 }
 
+/* ---- a blocked thread, sampled from outside --------------------------------------------------
+ * Everything below runs on the exporter thread only, and reads the other thread's stack, which
+ * may wake and change under us, with process_vm_readv on our own pid: an unmapped or guard
+ * page costs an EFAULT, never a fault, and no sanitizer sees a racy load. Every value read is
+ * untrusted: frames must stay inside the stack's bounds and return addresses must lie in an
+ * executable mapping; every loop is bounded. */
+
+#define SCAN_BYTES (64 * 1024) /* how far above sp the first frame record is looked for */
+#define CAND_MAX   256         /* candidate frame records considered */
+#define LEAF_MAX   8           /* return addresses kept between sp and that record */
+#define EXEC_MAX   2048        /* executable mappings remembered */
+#define FUNC_MAX   (64 * 1024) /* a function larger than this is not recognised by its call */
+
+static unsigned char g_win[SCAN_BYTES]; /* a copy of [g_win_lo, g_win_lo + g_win_len) */
+static uintptr_t g_win_lo;
+static size_t g_win_len;
+static struct {
+    uintptr_t lo, hi;
+} g_exec[EXEC_MAX];
+static int g_nexec;
+static uintptr_t g_cand[CAND_MAX], g_cand_next[CAND_MAX];
+
+static bool read_mem(uintptr_t addr, void *out, size_t n)
+{
+    struct iovec local = {out, n}, remote = {(void *)addr, n};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+static bool stack_word(uintptr_t addr, uintptr_t *out)
+{
+    if (addr >= g_win_lo && addr - g_win_lo + sizeof *out <= g_win_len) {
+        memcpy(out, g_win + (addr - g_win_lo), sizeof *out);
+        return true;
+    }
+    return read_mem(addr, out, sizeof *out);
+}
+
+/* Reads a small /proc file into buf (NUL-terminated); its length or -errno. */
+static ssize_t read_proc(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, cap - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    buf[n] = '\0';
+    return n;
+}
+
+/* The thread's state letter (stat field 3: R running, S/D blocked, ...), or 0 if unknown. */
+static char thread_state(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    if (read_proc(path, buf, sizeof buf) <= 0)
+        return 0;
+    char *paren = strrchr(buf, ')'); /* the command name may itself contain ')' */
+    return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* The executable mappings, from /proc/self/maps (read afresh for every sample: libraries come
+ * and go). false if it cannot be read. */
+static bool load_exec_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return false;
+    char line[512];
+    g_nexec = 0;
+    while (g_nexec < EXEC_MAX && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && perms[2] == 'x') {
+            g_exec[g_nexec].lo = lo;
+            g_exec[g_nexec].hi = hi;
+            g_nexec++;
+        }
+        /* a line longer than the buffer: skip its rest */
+        while (!strchr(line, '\n') && fgets(line, sizeof line, f))
+            ;
+    }
+    fclose(f);
+    return g_nexec > 0;
+}
+
+/* The index of the executable mapping holding a, or -1. */
+static int map_of(uintptr_t a)
+{
+    for (int i = 0; i < g_nexec; i++)
+        if (a >= g_exec[i].lo && a < g_exec[i].hi)
+            return i;
+    return -1;
+}
+
+static bool is_exec(uintptr_t a)
+{
+    for (int i = 0; i < g_nexec; i++)
+        if (a >= g_exec[i].lo && a < g_exec[i].hi)
+            return true;
+    return false;
+}
+
+/* Whether `ret` looks like a return address: in an executable mapping, and (where the
+ * instruction set lets us tell) just after a call instruction. */
+static bool is_ret(uintptr_t ret)
+{
+    if (ret < 4096 || !is_exec(ret) || !is_exec(ret - 1))
+        return false;
+#if defined(__x86_64__)
+    unsigned char b[8];
+    if (!is_exec(ret - sizeof b) || !read_mem(ret - sizeof b, b, sizeof b))
+        return true; /* cannot read the code: trust the mapping */
+    if (b[3] == 0xE8)
+        return true;             /* call rel32 */
+    for (int k = 2; k <= 7; k++) /* call r/m64: FF /2, with a ModRM of k-1 bytes at most */
+        if (b[8 - k] == 0xFF && ((b[8 - k + 1] >> 3) & 7) == 2)
+            return true;
+    return false;
+#elif defined(__aarch64__)
+    uint32_t insn;
+    if (!read_mem(ret - 4, &insn, sizeof insn))
+        return true;
+    return (insn & 0xFC000000u) == 0x94000000u /* bl */ ||
+           (insn & 0xFFFFFC1Fu) == 0xD63F0000u /* blr */;
+#else
+    return true;
+#endif
+}
+
+/* The target of a direct call that returns to `ret` (call rel32, bl): true and *target. */
+static bool call_target(uintptr_t ret, uintptr_t *target)
+{
+#if defined(__x86_64__)
+    unsigned char b[5];
+    int32_t rel;
+    if (!is_exec(ret - 5) || !read_mem(ret - 5, b, sizeof b) || b[0] != 0xE8)
+        return false;
+    memcpy(&rel, b + 1, sizeof rel);
+    *target = ret + (uintptr_t)(intptr_t)rel;
+    /* a PLT stub (jmp *x(%rip), maybe after endbr64 and bnd) says nothing of its target */
+    unsigned char p[8];
+    if (!is_exec(*target) || !read_mem(*target, p, sizeof p))
+        return false;
+    const unsigned char *q = p;
+    if (q[0] == 0xF3 && q[1] == 0x0F && q[2] == 0x1E && q[3] == 0xFA)
+        q += 4;
+    if (q[0] == 0xF2)
+        q++;
+    return !(q[0] == 0xFF && q[1] == 0x25);
+#elif defined(__aarch64__)
+    uint32_t insn;
+    if (!read_mem(ret - 4, &insn, sizeof insn) || (insn & 0xFC000000u) != 0x94000000u)
+        return false;
+    int32_t imm = (int32_t)(insn << 6) >> 6;
+    *target = ret - 4 + (uintptr_t)((intptr_t)imm * 4);
+    return true;
+#else
+    (void)ret;
+    (void)target;
+    return false;
+#endif
+}
+
+/* Whether the frame record at `a` is that of the function `inner` is in, judged by the direct
+ * call before its return address: 1 yes, -1 no (a call to another function of the same
+ * mapping), 0 cannot tell (an indirect call, a PLT stub, another mapping). */
+static int direct_call_verdict(uintptr_t a, uintptr_t inner)
+{
+    uintptr_t ret, target;
+    if (!stack_word(a + 8, &ret) || !call_target(ret, &target))
+        return 0;
+    if (target <= inner && inner - target < FUNC_MAX)
+        return 1;
+    for (int i = 0; i < g_nexec; i++)
+        if (target >= g_exec[i].lo && target < g_exec[i].hi)
+            return inner >= g_exec[i].lo && inner < g_exec[i].hi ? -1 : 0;
+    return 0;
+}
+
+/* A frame record at `a`: [saved fp, return address], the saved fp 16-byte aligned and higher in
+ * the same stack. */
+static bool frame_link(uintptr_t a, uintptr_t lo, uintptr_t hi, uintptr_t *next, uintptr_t *ret)
+{
+    if (a < lo || a > hi - 16 || (a & 15) != 0)
+        return false;
+    return stack_word(a, next) && stack_word(a + 8, ret);
+}
+
+/* Whether a frame record at `a` starts a believable chain: two links, each with a return
+ * address after a call instruction. */
+static bool frame_chain_ok(uintptr_t a, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t next, ret, next2, ret2;
+    if (!frame_link(a, lo, hi, &next, &ret) || next <= a || !is_ret(ret))
+        return false;
+    return frame_link(next, lo, hi, &next2, &ret2) && is_ret(ret2);
+}
+
+/* Parses /proc/self/task/TID/syscall: "nr a1 .. a6 sp pc" (in a system call) or "-1 sp pc"
+ * (blocked elsewhere). 0 and *sp, *pc; -EAGAIN if the thread is running again. */
+static int blocked_sp_pc(pid_t tid, uintptr_t *sp, uintptr_t *pc)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    ssize_t n = read_proc(path, buf, sizeof buf);
+    if (n < 0)
+        return (int)n;
+    if (strncmp(buf, "running", 7) == 0)
+        return -EAGAIN;
+    unsigned long long w[9];
+    char *p = buf, *end;
+    int k = 0;
+    while (k < 9) {
+        errno = 0;
+        w[k] = strtoull(p, &end, 0);
+        if (end == p || errno != 0)
+            break;
+        k++;
+        p = end;
+    }
+    if (k == 9) {
+        *sp = (uintptr_t)w[7];
+        *pc = (uintptr_t)w[8];
+    } else if (k == 3 && (long long)w[0] == -1) {
+        *sp = (uintptr_t)w[1];
+        *pc = (uintptr_t)w[2];
+    } else {
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* Samples thread `tid`, blocked, into out[0..max): its pc (the system call site), the return
+ * addresses between sp and the first frame record (the frame-pointer-less libc frames and the
+ * call into them), then the frame-pointer chain. The count, or -EAGAIN (running again),
+ * -ENOENT (sp on no known stack), or another negative errno. */
+static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int max)
+{
+    uintptr_t sp = 0, pc = 0;
+    int r = blocked_sp_pc(tid, &sp, &pc);
+    if (r < 0)
+        return r;
+    if (lo == 0 || sp < lo || sp >= hi) {
+        /* not on the loop thread's own stack: on a coroutine's (a task blocked in a call) */
+        if (!at__stack_resolve(sp, &lo, &hi) || sp < lo || sp >= hi)
+            return -ENOENT;
+    }
+    if (hi - lo < 32 || !load_exec_maps())
+        return -ENOENT;
+    /* one copy of the stack just above sp (a partial copy ends at the first unreadable page) */
+    g_win_lo = sp & ~(uintptr_t)7;
+    size_t want = hi - g_win_lo < SCAN_BYTES ? hi - g_win_lo : SCAN_BYTES;
+    struct iovec local = {g_win, want}, remote = {(void *)g_win_lo, want};
+    ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (got < 16)
+        return got < 0 ? -errno : -EFAULT;
+    g_win_len = (size_t)got;
+    uintptr_t scan_end = g_win_lo + g_win_len;
+    /* Every believable frame record above sp. Some are stale: left in a frame's locals by an
+     * earlier call, they link to a live frame higher up and skip the live ones in between. */
+    int ncand = 0;
+    for (uintptr_t a = (g_win_lo + 15) & ~(uintptr_t)15; a + 16 <= scan_end && ncand < CAND_MAX;
+         a += 16) {
+        if (frame_chain_ok(a, lo, hi)) {
+            g_cand[ncand] = a;
+            (void)stack_word(a, &g_cand_next[ncand]);
+            ncand++;
+        }
+    }
+    /* Return addresses below the lowest record, innermost first: those of the library that
+     * made the system call (no frame pointers: libc), then the first one outside it — the
+     * return into the function that called the library — and no more (further up, between
+     * frames, lie stale values). `inner` is that last one. */
+    void *leaf[LEAF_MAX];
+    int nleaf = 0, pc_map = map_of(pc);
+    uintptr_t inner = 0;
+    for (uintptr_t a = g_win_lo; a + 8 <= (ncand > 0 ? g_cand[0] : scan_end) && nleaf < LEAF_MAX;
+         a += 8) {
+        uintptr_t w;
+        if (!stack_word(a, &w) || !is_ret(w))
+            continue;
+        leaf[nleaf++] = (void *)w;
+        inner = w;
+        if (pc_map < 0 || map_of(w) != pc_map)
+            break;
+    }
+    /* The innermost live record. A live record of function F holds the return address after
+     * the call to F, and `inner` is inside F: for a direct call, that settles it (a stale
+     * record, left in a frame's locals by an earlier call, names another callee). Else the
+     * lowest candidate a such that no candidate b between a and a's parent links to a lower
+     * parent (a live chain never jumps over a live record that links into its middle). */
+    uintptr_t rec = 0;
+    for (int i = 0; i < ncand && rec == 0 && inner != 0; i++) {
+        if (direct_call_verdict(g_cand[i], inner) > 0)
+            rec = g_cand[i];
+    }
+    for (int i = 0; i < ncand && rec == 0; i++) {
+        if (inner != 0 && direct_call_verdict(g_cand[i], inner) < 0)
+            continue; /* a direct call to a function that is not the one we are in */
+        bool stale = false;
+        for (int j = i + 1; j < ncand && g_cand[j] < g_cand_next[i] && !stale; j++)
+            stale = g_cand_next[j] < g_cand_next[i];
+        if (!stale)
+            rec = g_cand[i];
+    }
+    int n = 0;
+    if (pc != 0 && n < max)
+        out[n++] = (void *)pc;
+    for (int i = 0; i < nleaf && n < max; i++)
+        out[n++] = leaf[i];
+    /* the chain, as the signal handler walks it */
+    for (uintptr_t fp = rec; fp != 0 && n < max;) {
+        uintptr_t next, ret;
+        if (!frame_link(fp, lo, hi, &next, &ret) || !is_exec(ret))
+            break;
+        out[n++] = (void *)ret;
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    return n;
+}
+
 int at__export_sample_request(pid_t tid, const void *lo, const void *hi)
 {
-    if (!atomic_load(&g_installed))
-        return -ENOTSUP;
-    if (atomic_load(&g_state) != S_IDLE)
+    /* reserve the slot: a stray handler (a signal of a timed-out request) leaves it alone */
+    int expect = S_IDLE;
+    if (!atomic_compare_exchange_strong(&g_state, &expect, S_WRITING))
         return -EBUSY;
     g_lo = (uintptr_t)lo;
     g_hi = (uintptr_t)hi;
     g_n = 0;
     g_req_ns = uv_hrtime();
+    /* Never signal a thread blocked in a system call: nanosleep, poll or epoll_wait with a
+     * timeout, select... are not restarted after a handler even with SA_RESTART (signal(7)),
+     * so the signal would change what the program does. The race: a thread seen running (R)
+     * may enter such a call before the signal lands. The window is from the kernel's answer
+     * to the read of its state to tgkill: two atomic stores, a few microseconds. */
+    char st = thread_state(tid);
+    if (st == 'S' || st == 'D') {
+        int n = sample_blocked(tid, g_lo, g_hi, g_pcs, AT_EXPORT_MAX_FRAMES);
+        if (n >= 0) {
+            g_n = n;
+            atomic_store_explicit(&g_state, S_DONE, memory_order_release);
+            return 0;
+        }
+        /* it woke between the two reads: sample it the usual way if it still runs */
+        st = n == -EAGAIN ? thread_state(tid) : 0;
+        if (n != -EAGAIN) {
+            atomic_store(&g_state, S_IDLE);
+            return n;
+        }
+    }
+    int err = 0;
+    if (st != 'R')
+        err = st == 0 ? -ESRCH : -EAGAIN; /* gone, stopped, traced, zombie: leave it alone */
+    else if (!atomic_load(&g_installed))
+        err = -ENOTSUP;
+    if (err != 0) {
+        atomic_store(&g_state, S_IDLE);
+        return err;
+    }
     atomic_store_explicit(&g_tid, tid, memory_order_release);
     atomic_store_explicit(&g_state, S_REQUESTED, memory_order_release);
     if (syscall(SYS_tgkill, getpid(), tid, at__export_sample_signal()) != 0) {

@@ -667,6 +667,16 @@ static inline void at__stack_bounds_set(void *lo, void *hi)
 /* Set the calling thread's bounds to its whole thread stack. Returns 0 or -errno. */
 int at__stack_bounds_init(void);
 
+/* Coroutine stacks seen from another thread: at__stack_bounds is thread-local, so a thread
+ * that samples the loop thread while it is blocked (the exporter) asks the owner of the
+ * coroutine stacks instead. The tasks layer registers a resolver mapping an address to the
+ * bounds [lo, hi) of the coroutine stack holding it; the resolver must be lock-free,
+ * async-signal-safe and callable from any thread. at__stack_resolve returns false when no
+ * resolver is registered or addr is on no coroutine stack. Any thread. */
+typedef bool (*at__stack_resolver_fn)(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
+void at__stack_resolver_set(at__stack_resolver_fn fn);
+bool at__stack_resolve(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
+
 /* Walk frame pointers from fp, writing up to max raw return addresses (innermost first).
  * Stops at the first frame pointer outside [lo, hi - 16), misaligned, or not strictly
  * above the previous one, or at a zero return address: garbage never makes it fault.

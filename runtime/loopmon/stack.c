@@ -5,6 +5,19 @@
 
 __thread at__stack_bounds_t at__stack_bounds;
 
+static _Atomic(at__stack_resolver_fn) resolver;
+
+void at__stack_resolver_set(at__stack_resolver_fn fn)
+{
+    atomic_store_explicit(&resolver, fn, memory_order_release);
+}
+
+bool at__stack_resolve(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
+{
+    at__stack_resolver_fn fn = atomic_load_explicit(&resolver, memory_order_acquire);
+    return fn != NULL && fn(addr, lo, hi);
+}
+
 int at__stack_bounds_init(void)
 {
     pthread_attr_t a;

@@ -1,6 +1,7 @@
 /* task.c: tasks — coroutines scheduled on an at_loop_t, completing a future,
  * with cancellation, await points, per-task state and asyncio's reports. */
 #include "tasks.h"
+#include "stack_pool.h"
 
 #include <assert.h>
 #include <dlfcn.h>
@@ -71,11 +72,24 @@ static void on_switch(const void *lo, const void *hi)
     }
 }
 
+/* Coroutine stack bounds for the exporter's sampling of a blocked loop thread. */
+static bool coro_stack_resolve(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
+{
+    at__stack_fault_t f;
+    if (!at__stack_lookup((const void *)addr, &f) || f.in_guard) {
+        return false;
+    }
+    *lo = (uintptr_t)f.stack_lo;
+    *hi = (uintptr_t)f.stack_hi;
+    return true;
+}
+
 static void tasks_close(at_loop_t *loop);
 
 __attribute__((constructor)) static void tasks_init(void)
 {
     at__coro_set_switch_hook(on_switch);
+    at__stack_resolver_set(coro_stack_resolve);
     at__tasks_close_hook = tasks_close;
 }
 

@@ -1,6 +1,7 @@
 /* export_target.c: a small libuv program instrumented with loopmon and served by the exporter,
  * driven line by line on stdin by the end-to-end tests (tests/e2e/test_export.py). */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,32 @@ __attribute__((noinline)) static void parse_request(long ms)
         x++;
 }
 
+/* Blocked in one nanosleep() for ms milliseconds — no retry loop, so a signal that cut it short
+ * would show: prints "NAP rc=R errno=E elapsed_ns=N" (the test wants rc=0, N >= ms). */
+__attribute__((noinline)) static void wait_for_disk(long ms)
+{
+    struct timespec t0, t1, req = {ms / 1000, (ms % 1000) * 1000000L};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = nanosleep(&req, NULL);
+    int e = rc == 0 ? 0 : errno;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long long ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+    printf("NAP rc=%d errno=%d elapsed_ns=%lld\n", rc, e, ns);
+}
+
+/* The same with one poll() on no descriptors with a timeout: "POLL rc=R errno=E elapsed_ns=N"
+ * (rc=0: it timed out; -1 EINTR: a signal cut it short). */
+__attribute__((noinline)) static void wait_for_peer(long ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = poll(NULL, 0, (int)ms);
+    int e = rc >= 0 ? 0 : errno;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long long ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+    printf("POLL rc=%d errno=%d elapsed_ns=%lld\n", rc, e, ns);
+}
+
 __attribute__((noinline)) static void handle_command(char *line)
 {
     char cmd[32] = "";
@@ -129,6 +156,10 @@ __attribute__((noinline)) static void handle_command(char *line)
     sscanf(line, "%31s %ld", cmd, &arg);
     if (strcmp(cmd, "spin") == 0 || strcmp(cmd, "slow") == 0) {
         parse_request(arg);
+    } else if (strcmp(cmd, "nap") == 0) {
+        wait_for_disk(arg);
+    } else if (strcmp(cmd, "pollnap") == 0) {
+        wait_for_peer(arg);
     } else if (strcmp(cmd, "tasks") == 0) {
         spawn_tasks(arg);
     } else if (strcmp(cmd, "finish") == 0) {

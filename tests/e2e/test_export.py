@@ -266,6 +266,65 @@ class ExportTest(unittest.TestCase):
         t.cmd("tasks 1")
         t.quit()
 
+    def blocked_in_syscall(self, command, func, tag):
+        """`command` blocks the loop thread in one system call in `func` for 2 s; it is reported
+        live as blocked with its stack, and the sampling does not cut the call short (a
+        signal would: nanosleep and poll with a timeout are never restarted after a handler,
+        SA_RESTART or not). The target prints `tag rc=.. errno=.. elapsed_ns=..`."""
+        t = self.target()
+        c, _ = self.live_client(t)
+        rid = c.request("set_config", config={"slow_ns": 100_000_000})
+        c.response(rid)
+        t0 = time.monotonic()
+        t.send(command)
+        blocked = None
+        while time.monotonic() - t0 < 1.9:
+            u = c.recv_type("update")
+            run = u.get("running")
+            if run and u["ts_ns"] - run["since_ns"] > 300_000_000 and run.get("stack"):
+                blocked = (u, run)
+                break
+        if blocked is None:
+            t.send("quit")
+            out, _ = t.p.communicate(timeout=20)
+            self.fail("no live BLOCKED state with a stack while it slept: %r" % out)
+        u, run = blocked
+        self.assertEqual(run["name"], "on_command")
+        funcs = [f.split(".")[0] for f in c.stack_funcs(run["stack"])]
+        self.assertIn(func, funcs, funcs)
+        self.assertIn("handle_command", funcs, funcs)
+        self.assertLess(funcs.index(func), funcs.index("handle_command"))
+        # a loop_stack request while it sleeps: answered, and still no signal
+        rid = c.request("loop_stack")
+        r = c.response(rid)
+        self.assertEqual(r["status"], 0)
+        self.assertIn(func, [f[1].split(".")[0] for f in r["stack"]])
+        word = command.split()[0]
+        out = []
+        while not out or not out[-1].startswith("OK " + word):
+            out.append(t.p.stdout.readline().decode())
+            self.assertNotEqual(out[-1], "", "target died: " + "".join(t.stderr))
+        line = [ln for ln in out if ln.startswith(tag + " ")]
+        self.assertEqual(len(line), 1, out)
+        kv = dict(w.split("=") for w in line[0].split()[1:])
+        self.assertEqual(kv["rc"], "0", "cut short by the sampler: " + line[0])
+        self.assertGreaterEqual(int(kv["elapsed_ns"]), 1_990_000_000, line[0])
+        # after it returns: the slow event carries the stack sampled while it slept
+        slow = []
+        deadline = time.monotonic() + 15
+        while not slow and time.monotonic() < deadline:
+            slow += [s for s in c.recv_type("update").get("slow", [])
+                     if s["dur_ns"] >= 1_990_000_000]
+        self.assertEqual(len(slow), 1)
+        self.assertEqual(slow[0].get("stack"), run["stack"])
+        t.quit()
+
+    def test_blocked_in_syscall_sampled_without_a_signal(self):
+        self.blocked_in_syscall("nap 2000", "wait_for_disk", "NAP")
+
+    def test_blocked_in_poll_sampled_without_a_signal(self):
+        self.blocked_in_syscall("pollnap 2000", "wait_for_peer", "POLL")
+
     def test_requests_good_and_bad(self):
         t = self.target()
         t.cmd("tasks 3")
