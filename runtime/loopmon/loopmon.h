@@ -77,7 +77,8 @@ void at__debug_set(bool on);
 /* Slow-callback threshold in ns, process-wide (every monitored loop). Default 100 ms, or
  * ASYNCTOP_SLOW_MS at start-up (see at__parse_ms for the accepted forms; a bad value gives
  * a warning naming it and the default). Any thread; applies from the next callback that
- * ends (a callback is slow when its exclusive duration is >= the threshold). */
+ * begins (a callback is slow when its exclusive duration is >= the threshold in force when it
+ * began: a change while one runs does not judge that one by the new value). */
 #define AT__SLOW_NS_DEFAULT (100ull * 1000 * 1000)
 extern _Atomic uint64_t at__slow_ns;
 static inline uint64_t at__slow_threshold_ns(void)
@@ -261,6 +262,8 @@ typedef struct at__cb {
     uint64_t task_id;
     const char *task_name;
     void *const *sched_stack;
+    uint64_t slow_ns; /* the slow threshold in force when it began (changes apply from the
+                         next callback on) */
     uint8_t kind;
     uint8_t sched_n;
 } at__cb_t;
@@ -478,6 +481,7 @@ static inline uint64_t at__cb_begin_full(at__mon_t *m, at__cb_t *cb, at__site_t 
     cb->task_id = task_id;
     cb->task_name = task_name;
     cb->sched_stack = sched;
+    cb->slow_ns = at__slow_threshold_ns();
     cb->kind = (uint8_t)kind;
     cb->sched_n = (uint8_t)(sched_n > AT__EV_STACK_MAX ? AT__EV_STACK_MAX : sched_n);
     m->cur = cb;
@@ -529,7 +533,7 @@ static inline uint64_t at__cb_end(at__mon_t *m, at__cb_t *cb)
         m->chain_ns = m->chain_enabled ? now : 0;
         m->chain_time = m->loop->time;
     }
-    if (AT__UNLIKELY(excl >= at__slow_threshold_ns()))
+    if (AT__UNLIKELY(excl >= cb->slow_ns))
         at__mon_slow_cb(m, cb, excl, now);
     return now;
 }
@@ -680,6 +684,8 @@ bool at__stack_resolve(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
 /* Walk frame pointers from fp, writing up to max raw return addresses (innermost first).
  * Stops at the first frame pointer outside [lo, hi - 16), misaligned, or not strictly
  * above the previous one, or at a zero return address: garbage never makes it fault.
+ * Also stops after the first return address inside a shared libuv (Debian's has no frame
+ * pointers, so nothing above its frames can be trusted; at__stack_bounds_init finds its text).
  * Returns the number written. Async-signal-safe; pure apart from reading the stack.
  * To sample a thread from a signal handler running on it (the exporter's "where is the loop
  * stuck"): take fp from the interrupted context (ucontext's REG_RBP), and the bounds from

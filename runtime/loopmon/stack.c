@@ -1,7 +1,11 @@
 /* stack.c: frame-pointer stack walks bounded by the thread's current stack bounds. */
 #include "loopmon.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
+#include <string.h>
+#include <uv.h>
 
 __thread at__stack_bounds_t at__stack_bounds;
 
@@ -18,8 +22,43 @@ bool at__stack_resolve(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
     return fn != NULL && fn(addr, lo, hi);
 }
 
+/* libuv's executable text, where every walk stops: Debian's libuv has no frame pointers, so
+ * the saved "frame pointer" above one of its frames is whatever it used rbp for. Set once
+ * (below), read from signal handlers: plain loads of values that never change after. */
+static uintptr_t uv_text_lo, uv_text_hi;
+static pthread_once_t uv_text_once = PTHREAD_ONCE_INIT;
+
+static int find_uv_text(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t pc = (uintptr_t)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && pc >= lo && pc < lo + ph->p_memsz) {
+            uv_text_lo = lo;
+            uv_text_hi = lo + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void uv_text_init(void)
+{
+    /* Only a shared libuv: linked statically, its text is the program's (or ours), which
+     * must stay walkable. */
+    Dl_info uv, self;
+    if (dladdr((void *)uv_run, &uv) == 0 || uv.dli_fname == NULL ||
+        strstr(uv.dli_fname, "libuv") == NULL ||
+        (dladdr((void *)at__stack_walk, &self) != 0 && self.dli_fbase == uv.dli_fbase))
+        return;
+    dl_iterate_phdr(find_uv_text, (void *)uv_run);
+}
+
 int at__stack_bounds_init(void)
 {
+    pthread_once(&uv_text_once, uv_text_init);
     pthread_attr_t a;
     void *addr;
     size_t size;
@@ -48,6 +87,8 @@ __attribute__((no_sanitize("address"))) int at__stack_walk(uintptr_t fp, uintptr
         if (ret == 0)
             break;
         out[n++] = (void *)ret;
+        if (ret >= uv_text_lo && ret < uv_text_hi)
+            break; /* into libuv: no frame pointers beyond */
         if (next <= fp)
             break;
         fp = next;
@@ -74,6 +115,8 @@ __attribute__((noinline, no_sanitize("address"))) int at__stack_capture(void **o
             skip--;
         else
             out[n++] = (void *)ret;
+        if (ret >= uv_text_lo && ret < uv_text_hi)
+            break; /* into libuv: no frame pointers beyond */
         if (next <= fp)
             break;
         fp = next;

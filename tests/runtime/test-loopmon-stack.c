@@ -2,6 +2,7 @@
  * symbolised, stays inside the stack bounds, and never faults on garbage frame pointers. */
 #include "test-loopmon-util.h"
 
+#include <dlfcn.h>
 #include <stdlib.h>
 
 static void *frames[32];
@@ -207,6 +208,44 @@ static void test_inlined_reads_as_caller(void **state)
 }
 #endif
 
+/* A walk from inside a libuv callback ends at libuv's frame (Debian's libuv has no frame
+ * pointers: nothing above it is trustworthy), and that frame is libuv's. */
+static void *uv_frames[32];
+static int uv_nframes;
+
+__attribute__((noinline)) static void in_timer(uv_timer_t *t)
+{
+    uv_nframes = at__stack_capture(uv_frames, 32, 0);
+    __asm__ volatile("" ::: "memory");
+    (void)t;
+}
+
+static void test_walk_stops_in_libuv(void **state)
+{
+    (void)state;
+    assert_int_equal(at__stack_bounds_init(), 0);
+    uv_loop_t loop;
+    uv_timer_t t;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(uv_timer_init(&loop, &t), 0);
+    assert_int_equal(uv_timer_start(&t, in_timer, 0, 0), 0);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_true(uv_nframes >= 2);
+    expect_func(uv_frames[0], "in_timer");
+    Dl_info last;
+    assert_true(dladdr(uv_frames[uv_nframes - 1], &last) != 0);
+    if (strstr(last.dli_fname, "libuv") == NULL)
+        fail_msg("the walk went on past libuv: last frame in %s", last.dli_fname);
+    for (int i = 0; i < uv_nframes - 1; i++) {
+        Dl_info d;
+        assert_true(dladdr(uv_frames[i], &d) != 0);
+        assert_null(strstr(d.dli_fname, "libuv"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_bounds_respected),
         cmocka_unit_test(test_garbage_never_faults),
         cmocka_unit_test(test_other_thread),
+        cmocka_unit_test(test_walk_stops_in_libuv),
 #if defined(__x86_64__)
         cmocka_unit_test(test_inlined_reads_as_caller),
 #endif
