@@ -31,7 +31,8 @@ static _Atomic uint64_t next_object_id;
 /* Task ids: process-unique, handed to each thread in blocks (a locked add per spawn was a
  * tenth of at_task_spawn); consecutive within a thread. */
 #define TASK_ID_BLOCK 1024u
-static __thread uint64_t task_id_cur, task_id_end __attribute__((tls_model("initial-exec")));
+static __thread uint64_t task_id_cur __attribute__((tls_model("initial-exec")));
+static __thread uint64_t task_id_end __attribute__((tls_model("initial-exec")));
 
 static inline uint64_t task_id_next(void)
 {
@@ -528,9 +529,28 @@ static void task_discard(at_task_t *t)
     task_dealloc(t);
 }
 
-/* "task-<id>" without printf (spawn is a hot path). */
+/* The last default name this thread made: ids are consecutive within a thread, so the
+ * next one is usually this one's digits plus one (a carry, no division). */
+static __thread char last_name[32] __attribute__((tls_model("initial-exec")));
+static __thread uint64_t last_name_id __attribute__((tls_model("initial-exec")));
+static __thread uint8_t last_name_len __attribute__((tls_model("initial-exec")));
+
+/* "task-<id>" without printf (spawn is a hot path); `out` holds at least 32 bytes. */
 static void default_name(char *out, uint64_t id)
 {
+    if (AT__LIKELY(last_name_id != 0 && id == last_name_id + 1)) {
+        int i = last_name_len - 1;
+        while (i >= 5 && last_name[i] == '9') {
+            last_name[i--] = '0';
+        }
+        if (AT__LIKELY(i >= 5)) {
+            last_name[i]++;
+            last_name_id = id;
+            memcpy(out, last_name, 32);
+            return;
+        }
+        /* all nines: one more digit, made below */
+    }
     char digits[24];
     int n = 0;
     do {
@@ -542,6 +562,10 @@ static void default_name(char *out, uint64_t id)
         out[5 + i] = digits[n - 1 - i];
     }
     out[5 + n] = '\0';
+    memset(last_name, 0, sizeof last_name);
+    memcpy(last_name, out, (size_t)(5 + n));
+    last_name_len = (uint8_t)(5 + n);
+    last_name_id = id;
 }
 
 int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_t *opts,
