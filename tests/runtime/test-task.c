@@ -830,6 +830,88 @@ static void test_busy_time(void **state)
     loop_close_clean(loop);
 }
 
+/* ---- a yield with nothing else ready (continued in place) ---------------------- */
+
+static int spin_yield_spin(void *arg, void **result)
+{
+    spin_ms(15);
+    assert_int_equal(at_yield(), 0); /* nothing else is ready */
+    at_task_info_t info;
+    at_task_info(at_task_current(), &info);
+    assert_int_equal(info.steps, 2);
+    assert_int_equal(info.state, AT_TASK_RUNNING);
+    assert_true(info.busy_ns >= 15u * 1000 * 1000); /* the first step is billed already */
+    spin_ms(15);
+    return 0;
+}
+
+/* Still two steps: two timed callbacks, each slow on its own, each naming the task, the
+ * task billed for both. */
+static void test_yield_alone_is_a_step(void **state)
+{
+    uint64_t old = at_get_slow_threshold_ms();
+    at_set_slow_threshold_ms(10);
+    capture_begin();
+    at_loop_t *loop = loop_new();
+    at_task_opts_t o = {.name = "lone-yielder"};
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(loop, spin_yield_spin, NULL, &o, &t), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    at_task_info_t info;
+    at_task_info(t, &info);
+    assert_int_equal(info.steps, 2);
+    assert_true(info.busy_ns >= 30u * 1000 * 1000);
+    at__event_t ev;
+    int slow = 0;
+    while (at__mon_take(loop->mon, &ev) == 1) {
+        if (ev.kind == AT__EV_SLOW) {
+            slow++;
+            assert_int_equal(ev.cb_kind, AT__CB_TASK_STEP);
+            assert_string_equal(ev.task_name, "lone-yielder");
+            assert_true(ev.task_id != 0);
+        }
+    }
+    assert_int_equal(slow, 2);
+    at_task_unref(t);
+    loop_close_clean(loop);
+    capture_end();
+    at_set_slow_threshold_ms(old);
+}
+
+typedef struct yield_fair {
+    int yields;
+    int at_timer; /* yields done when the timer ran (-1: not yet) */
+} yield_fair_t;
+
+static void fair_timer(at_loop_t *loop, void *arg)
+{
+    yield_fair_t *f = arg;
+    f->at_timer = f->yields;
+}
+
+static int yields_many(void *arg, void **result)
+{
+    yield_fair_t *f = arg;
+    for (f->yields = 0; f->yields < 5000; f->yields++) {
+        assert_int_equal(at_yield(), 0);
+    }
+    return 0;
+}
+
+/* A task that only yields still lets the loop poll and run due timers every ready batch
+ * (AT__READY_BUDGET callbacks): its in-place steps take the batch's budget. */
+static void test_yield_alone_keeps_batches_fair(void **state)
+{
+    at_loop_t *loop = loop_new();
+    yield_fair_t f = {.at_timer = -1};
+    assert_int_equal(at_call_later(loop, 0, fair_timer, &f, "fair timer", NULL), 0);
+    assert_int_equal(at_task_spawn(loop, yields_many, &f, NULL, NULL), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_true(f.at_timer >= 0);
+    assert_true(f.at_timer < 3 * AT__READY_BUDGET); /* not only after all 5000 */
+    loop_close_clean(loop);
+}
+
 /* ---- stack overflow in a task (death test in a forked child) ---------------- */
 
 static volatile int overflow_limit = 1 << 30;
@@ -904,6 +986,8 @@ int main(void)
         cmocka_unit_test(test_suspension_stack),
         cmocka_unit_test(test_slow_step_names_task),
         cmocka_unit_test(test_busy_time),
+        cmocka_unit_test(test_yield_alone_is_a_step),
+        cmocka_unit_test(test_yield_alone_keeps_batches_fair),
         cmocka_unit_test(test_stack_overflow_names_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
