@@ -197,6 +197,20 @@ static inline bool at__ready_next_inline(at_loop_t *loop)
     loop->ready_budget--;
     return true;
 }
+/* Whether `s` is the only callback in the ready queue and the running batch would start it
+ * next (budget left, no stop or close asked). If so, takes it out of the queue and takes
+ * its unit of budget: the caller runs it in place, then gives the slot back with
+ * at__slot_put. Loop thread. */
+static inline bool at__ready_take_sole(at_loop_t *loop, at__slot_t *s)
+{
+    if (loop->ready_budget == 0 || loop->ready_head != s || s->next || s->state != AT__SLOT_READY ||
+        loop->stop_requested || atomic_load_explicit(&loop->closing, memory_order_relaxed))
+        return false;
+    loop->ready_head = loop->ready_tail = NULL;
+    loop->nready--;
+    loop->ready_budget--;
+    return true;
+}
 /* The frame of the ready-queue dispatcher running on this thread (0: none):
  * creation-stack walks stop there instead of walking into libuv. */
 extern __thread uintptr_t at__walk_stop __attribute__((tls_model("initial-exec")));

@@ -445,7 +445,7 @@ static void task_run(at_task_t *t)
 AT__AWAIT_TEXT static void step_restart(at_task_t *t, at__mon_t *m)
 {
     at__cb_t *cb = m->cur;
-    at__site_t *site = cb->site;
+    at__site_t *site = cb->site; /* the task's (task_run set it) */
     at__cb_end(m, cb);
     at__task_busy_settle(t->tl);
     at__cb_begin_full(m, cb, site, AT__CB_TASK_STEP, t->id, NULL, NULL, 0);
@@ -860,6 +860,73 @@ static bool detach_join(at_task_t *t)
     return true;
 }
 
+static bool detach_join_inline(at_task_t *t)
+{
+    return false; /* the joiner is on the stack below: it sees wake_code when the step returns */
+}
+
+/* Joining a task that has not started, whose first step is all that is ready: the ready
+ * batch would run that step next and, if the task ends in it, the joiner right after, inline
+ * in the same callback. Does the same from the joiner's stack with two switches instead of
+ * four: ends the joiner's callback, begins the task's step in the same record, runs it
+ * (nested: its stack returns here when it ends or waits), and if it ended, the callback
+ * goes on as the joiner's next step. Returns 1 if `task` ran (then `*code` is the joiner's
+ * wake code: AT_ECANCELED if it was cancelled meanwhile), 0 if the fast path does not apply. */
+AT__AWAIT_TEXT static int join_inline(at_task_t *t, at_task_t *task, int *code)
+{
+    at__mon_t *m = t->loop->mon;
+    at__slot_t *s = task->step.slot_;
+    if (!m || !m->cur || m->cur->parent || m->cur->task_id != t->id || !s ||
+        s->gen != task->step.gen_ || !at__ready_take_sole(t->loop, s)) {
+        return 0;
+    }
+    at__slot_put(t->loop, s);
+    task->step = (at_handle_t){0}; /* the step's reference is ours now */
+    at__cb_t *cb = m->cur;
+    at__site_t *site = cb->site;
+    at__cb_end(m, cb);
+    at__task_busy_settle(t->tl);
+    at__cb_begin_full(m, cb, task->site ? task->site : site, AT__CB_TASK_STEP, 0, NULL, NULL, 0);
+    /* Waiting on the task meanwhile, as in task_suspend (the change is not posted: it ends
+     * within this callback, as a yield's). A cancel finds a wake code to set, no step to
+     * schedule. */
+    t->state = AT_TASK_WAITING;
+    t->wait_kind = (uint8_t)AT_WAIT_TASK;
+    t->wait_id = task->id;
+    t->wait_since_ms = at_loop_time(t->loop);
+    t->wake_code = 0;
+    t->detach = detach_join_inline;
+    task_run(task);
+    task_unref_internal(task); /* the scheduled step's reference (the joiner holds one) */
+    t->wait_kind = AT_WAIT_NONE;
+    t->wait_id = 0;
+    t->detach = NULL;
+    *code = t->wake_code;
+    t->state = AT_TASK_RUNNING;
+    if (task->ended) {
+        /* The joiner goes on in this callback, as task_wake's inline run would. */
+        if (cb->task_id != t->id) {
+            memcpy(step_name, t->name, sizeof step_name);
+            cb->task_id = t->id;
+            cb->task_name = step_name;
+            if (t->site) {
+                cb->site = t->site;
+            }
+            at__running_publish(&m->running, cb->site, cb->start_ns, t->id, NULL, AT__CB_TASK_STEP);
+        }
+        tloop_t *tl = t->tl;
+        open_step_drop(tl);
+        tl->open_step.task = t;
+        tl->open_step.site = cb->site;
+        tl->open_step.count = atomic_load_explicit(&cb->site->count, memory_order_relaxed);
+        tl->open_step.total_ns = atomic_load_explicit(&cb->site->total_ns, memory_order_relaxed);
+        t->open_step = true;
+        t->steps++;
+    }
+    /* else: the task waits; its step's callback goes on until the joiner waits too. */
+    return 1;
+}
+
 AT__AWAIT_TEXT int at_task_join(at_task_t *task, void **result)
 {
     at_task_t *t = at__task_current();
@@ -868,6 +935,17 @@ AT__AWAIT_TEXT int at_task_join(at_task_t *task, void **result)
     }
     if (t == task) {
         return AT_EDEADLK;
+    }
+    if (task->state == AT_TASK_CREATED && !task->joiner && !t->cancel_pending) {
+        int code;
+        if (join_inline(t, task, &code)) {
+            if (code != 0) {
+                return code;
+            }
+            if (task->ended) {
+                return at_future_result(task->fut, result);
+            }
+        }
     }
     if (task->ended || task->joiner) {
         /* Ended, or someone else is the direct joiner: through the future. */

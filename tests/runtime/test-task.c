@@ -912,6 +912,80 @@ static void test_yield_alone_keeps_batches_fair(void **state)
     loop_close_clean(loop);
 }
 
+/* ---- joining a task that has not started (its first step run from the joiner) ------- */
+
+typedef struct join_ctx {
+    at_loop_t *loop;
+    at_task_t *parent;
+    int mode; /* 0: child sleeps (the join waits); 1: child cancels its parent */
+    int parent_state, parent_wait_kind;
+    uint64_t parent_wait_id, child_id;
+    bool done;
+} join_ctx_t;
+
+static int join_child(void *arg, void **result)
+{
+    join_ctx_t *c = arg;
+    at_task_info_t info;
+    at_task_info(c->parent, &info); /* the parent waits on us meanwhile */
+    c->parent_state = info.state;
+    c->parent_wait_kind = info.wait_kind;
+    c->parent_wait_id = info.wait_id;
+    at_task_info(at_task_current(), &info);
+    c->child_id = info.id;
+    if (c->mode == 0) {
+        assert_int_equal(at_sleep(1), 0);
+    } else {
+        assert_true(at_task_cancel(c->parent, "from the child"));
+        assert_int_equal(at_yield(), 0);
+    }
+    *result = (void *)0x77;
+    return 0;
+}
+
+static int join_parent(void *arg, void **result)
+{
+    join_ctx_t *c = arg;
+    c->parent = at_task_current();
+    at_task_t *child;
+    assert_int_equal(at_task_spawn(c->loop, join_child, c, NULL, &child), 0);
+    void *r = NULL;
+    if (c->mode == 0) {
+        assert_int_equal(at_task_join(child, &r), 0);
+        assert_ptr_equal(r, (void *)0x77);
+    } else {
+        assert_int_equal(at_task_join(child, &r), AT_ECANCELED);
+        assert_null(r);
+        assert_int_equal(at_task_join(child, &r), 0); /* cleanup may await again */
+        assert_ptr_equal(r, (void *)0x77);
+    }
+    at_task_info_t info;
+    at_task_info(child, &info);
+    assert_int_equal(info.state, AT_TASK_DONE);
+    assert_int_equal(info.steps, 2);
+    at_task_unref(child);
+    c->done = true;
+    return 0;
+}
+
+static void test_join_unstarted(void **state)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        join_ctx_t c = {.loop = loop_new(), .mode = mode};
+        at_task_t *p;
+        assert_int_equal(at_task_spawn(c.loop, join_parent, &c, NULL, &p), 0);
+        assert_int_equal(at_loop_run(c.loop, AT_RUN_DEFAULT), 0);
+        assert_true(c.done);
+        assert_int_equal(at_future_result(at_task_future(p), NULL), 0);
+        assert_int_equal(c.parent_state, AT_TASK_WAITING);
+        assert_int_equal(c.parent_wait_kind, AT_WAIT_TASK);
+        assert_true(c.child_id != 0);
+        assert_int_equal(c.parent_wait_id, c.child_id);
+        at_task_unref(p);
+        loop_close_clean(c.loop);
+    }
+}
+
 /* ---- stack overflow in a task (death test in a forked child) ---------------- */
 
 static volatile int overflow_limit = 1 << 30;
@@ -988,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_busy_time),
         cmocka_unit_test(test_yield_alone_is_a_step),
         cmocka_unit_test(test_yield_alone_keeps_batches_fair),
+        cmocka_unit_test(test_join_unstarted),
         cmocka_unit_test(test_stack_overflow_names_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
