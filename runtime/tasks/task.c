@@ -442,10 +442,9 @@ static void task_run(at_task_t *t)
  * ends the running step's callback and begins the next step's in the same record, on the
  * task's own stack. What the ready queue would have done, less a slot and two switches:
  * the step is timed, counted and billed to the task as any other, the slow check names it. */
-AT__AWAIT_TEXT static void step_restart(at_task_t *t, at__mon_t *m)
+AT__AWAIT_TEXT static void step_restart(at_task_t *t, at__mon_t *m, at__site_t *site)
 {
     at__cb_t *cb = m->cur;
-    at__site_t *site = cb->site; /* the task's (task_run set it) */
     at__cb_end(m, cb);
     at__task_busy_settle(t->tl);
     at__cb_begin_full(m, cb, site, AT__CB_TASK_STEP, t->id, NULL, NULL, 0);
@@ -922,6 +921,9 @@ AT__AWAIT_TEXT static int join_inline(at_task_t *t, at_task_t *task, int *code)
         tl->open_step.total_ns = atomic_load_explicit(&cb->site->total_ns, memory_order_relaxed);
         t->open_step = true;
         t->steps++;
+    } else if (*code != 0) {
+        /* The joiner was cancelled and goes on while the task waits: a step of its own. */
+        step_restart(t, m, t->site ? t->site : cb->site);
     }
     /* else: the task waits; its step's callback goes on until the joiner waits too. */
     return 1;
@@ -1040,7 +1042,7 @@ AT__AWAIT_TEXT int at_yield(void)
     at__mon_t *m = t->loop->mon;
     if (m && m->cur && !m->cur->parent && m->cur->task_id == t->id &&
         at__ready_next_inline(t->loop)) {
-        step_restart(t, m);
+        step_restart(t, m, m->cur->site); /* the task's (task_run set it) */
         return 0;
     }
     int rc = schedule_step(t);

@@ -917,7 +917,8 @@ static void test_yield_alone_keeps_batches_fair(void **state)
 typedef struct join_ctx {
     at_loop_t *loop;
     at_task_t *parent;
-    int mode; /* 0: child sleeps (the join waits); 1: child cancels its parent */
+    int mode; /* 0: child sleeps (the join waits); 1: child cancels its parent and ends;
+                 2: child cancels its parent and sleeps */
     int parent_state, parent_wait_kind;
     uint64_t parent_wait_id, child_id;
     bool done;
@@ -937,7 +938,7 @@ static int join_child(void *arg, void **result)
         assert_int_equal(at_sleep(1), 0);
     } else {
         assert_true(at_task_cancel(c->parent, "from the child"));
-        assert_int_equal(at_yield(), 0);
+        assert_int_equal(c->mode == 1 ? at_yield() : at_sleep(1), 0);
     }
     *result = (void *)0x77;
     return 0;
@@ -956,6 +957,10 @@ static int join_parent(void *arg, void **result)
     } else {
         assert_int_equal(at_task_join(child, &r), AT_ECANCELED);
         assert_null(r);
+        at_task_info_t me;
+        at_task_info(at_task_current(), &me);
+        assert_int_equal(me.steps, 2); /* the join's wake-up is a step of its own */
+        assert_int_equal(me.state, AT_TASK_RUNNING);
         assert_int_equal(at_task_join(child, &r), 0); /* cleanup may await again */
         assert_ptr_equal(r, (void *)0x77);
     }
@@ -970,7 +975,7 @@ static int join_parent(void *arg, void **result)
 
 static void test_join_unstarted(void **state)
 {
-    for (int mode = 0; mode < 2; mode++) {
+    for (int mode = 0; mode < 3; mode++) {
         join_ctx_t c = {.loop = loop_new(), .mode = mode};
         at_task_t *p;
         assert_int_equal(at_task_spawn(c.loop, join_parent, &c, NULL, &p), 0);
