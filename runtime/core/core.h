@@ -115,6 +115,7 @@ struct at_loop {
     size_t nready;
     bool ready_active;
     uint64_t ready_since_ns; /* when the queue last became non-empty (loop lag) */
+    size_t ready_budget;     /* callbacks the running ready batch may still start (0: none) */
     uv_idle_t idle;          /* makes the poll not block while work is ready */
     uv_check_t check;        /* runs the ready batch right after the poll phase */
     /* recycled slots */
@@ -184,6 +185,32 @@ void at__slot_put(at_loop_t *loop, at__slot_t *s);
 /* Appends a filled slot to the ready queue (state READY) and makes sure the
  * batch will run. Loop thread. */
 void at__ready_push(at_loop_t *loop, at__slot_t *s);
+/* Whether a callback just scheduled at the ready queue's tail would be the very next one
+ * the running batch starts: inside a ready batch with budget left, nothing else ready, no
+ * stop or close asked. If so, takes that callback's unit of budget (the caller then runs
+ * the work in place, as the batch would have, with no slot). Loop thread. */
+static inline bool at__ready_next_inline(at_loop_t *loop)
+{
+    if (loop->ready_budget == 0 || loop->ready_head || loop->stop_requested ||
+        atomic_load_explicit(&loop->closing, memory_order_relaxed))
+        return false;
+    loop->ready_budget--;
+    return true;
+}
+/* Whether `s` is the only callback in the ready queue and the running batch would start it
+ * next (budget left, no stop or close asked). If so, takes it out of the queue and takes
+ * its unit of budget: the caller runs it in place, then gives the slot back with
+ * at__slot_put. Loop thread. */
+static inline bool at__ready_take_sole(at_loop_t *loop, at__slot_t *s)
+{
+    if (loop->ready_budget == 0 || loop->ready_head != s || s->next || s->state != AT__SLOT_READY ||
+        loop->stop_requested || atomic_load_explicit(&loop->closing, memory_order_relaxed))
+        return false;
+    loop->ready_head = loop->ready_tail = NULL;
+    loop->nready--;
+    loop->ready_budget--;
+    return true;
+}
 /* The frame of the ready-queue dispatcher running on this thread (0: none):
  * creation-stack walks stop there instead of walking into libuv. */
 extern __thread uintptr_t at__walk_stop __attribute__((tls_model("initial-exec")));

@@ -134,7 +134,8 @@ static void check_cb(uv_check_t *h)
         ready_deactivate(loop); /* at_loop_close waits for executor jobs: run nothing */
         return;
     }
-    size_t budget = loop->nready > AT__READY_BUDGET ? loop->nready : AT__READY_BUDGET;
+    /* In the loop (not a local): a task's yield may take one to continue in place. */
+    loop->ready_budget = loop->nready > AT__READY_BUDGET ? loop->nready : AT__READY_BUDGET;
     /* The poll happened since the last callback: do not bill it to the next
      * one. Loop lag: how long the oldest ready work waited for this batch. */
     at__mon_chain_break(loop->mon);
@@ -142,17 +143,18 @@ static void check_cb(uv_check_t *h)
     uintptr_t prev_stop = at__walk_stop;
     at__walk_stop = (uintptr_t)__builtin_frame_address(0);
     at__mon_batch_begin(loop->mon);
-    while (budget > 0 && !loop->stop_requested) {
+    while (loop->ready_budget > 0 && !loop->stop_requested) {
         at__slot_t *s = ready_pop(loop);
         if (!s)
             break;
-        budget--;
+        loop->ready_budget--;
         if (AT__UNLIKELY(s->state == AT__SLOT_CANCELLED)) {
             at__slot_put(loop, s);
             continue;
         }
         dispatch(loop, s);
     }
+    loop->ready_budget = 0;
     at__mon_batch_end(loop->mon);
     at__walk_stop = prev_stop;
     if (!loop->ready_head)

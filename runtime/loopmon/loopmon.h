@@ -434,14 +434,17 @@ static inline void at__running_publish(at__running_t *r, at__site_t *site, uint6
     if (AT__UNLIKELY(task_id != 0 || task_name != NULL)) {
         r->has_task = 1;
         atomic_store_explicit(&r->task_id, task_id, memory_order_relaxed);
-        uint64_t w[AT__EV_TASK_MAX / 8] = {0};
         if (task_name) {
+            uint64_t w[AT__EV_TASK_MAX / 8] = {0};
             char *d = (char *)w;
             for (size_t i = 0; i < sizeof w - 1 && task_name[i]; i++)
                 d[i] = task_name[i];
+            for (size_t i = 0; i < AT__EV_TASK_MAX / 8; i++)
+                atomic_store_explicit(&r->task_name[i], w[i], memory_order_relaxed);
+        } else {
+            /* An id only (a task step): the name is empty from its first byte on. */
+            atomic_store_explicit(&r->task_name[0], 0, memory_order_relaxed);
         }
-        for (size_t i = 0; i < AT__EV_TASK_MAX / 8; i++)
-            atomic_store_explicit(&r->task_name[i], w[i], memory_order_relaxed);
     } else if (AT__UNLIKELY(r->has_task)) {
         r->has_task = 0;
         atomic_store_explicit(&r->task_id, 0, memory_order_relaxed);

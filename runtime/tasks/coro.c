@@ -79,7 +79,7 @@ void at__coro_entry(at__coro_t *co) __attribute__((noreturn));
 /* ---- overflow reporting ------------------------------------------------ */
 
 static struct sigaction old_segv;
-static __thread bool altstack_done;
+static __thread bool altstack_done __attribute__((tls_model("initial-exec")));
 
 static at__coro_t *ctl_of_stack_hi(char *hi)
 {
@@ -200,7 +200,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
  * the handler we found. */
 static void overflow_reporter_init(void)
 {
-    static __thread size_t seen_generation = (size_t)-1;
+    static __thread size_t seen_generation __attribute__((tls_model("initial-exec"))) = (size_t)-1;
     size_t gen = at__stack_pool_generation();
     if (altstack_done && gen == seen_generation) {
         return;

@@ -32,7 +32,8 @@ static _Atomic uint64_t next_object_id;
 /* Task ids: process-unique, handed to each thread in blocks (a locked add per spawn was a
  * tenth of at_task_spawn); consecutive within a thread. */
 #define TASK_ID_BLOCK 1024u
-static __thread uint64_t task_id_cur, task_id_end __attribute__((tls_model("initial-exec")));
+static __thread uint64_t task_id_cur __attribute__((tls_model("initial-exec")));
+static __thread uint64_t task_id_end __attribute__((tls_model("initial-exec")));
 
 static inline uint64_t task_id_next(void)
 {
@@ -451,6 +452,28 @@ static void task_run(at_task_t *t)
     }
 }
 
+/* A yield with nothing else ready (at__ready_next_inline said its step would run next):
+ * ends the running step's callback and begins the next step's in the same record, on the
+ * task's own stack. What the ready queue would have done, less a slot and two switches:
+ * the step is timed, counted and billed to the task as any other, the slow check names it. */
+AT__AWAIT_TEXT static void step_restart(at_task_t *t, at__mon_t *m, at__site_t *site)
+{
+    at__cb_t *cb = m->cur;
+    at__cb_end(m, cb);
+    at__task_busy_settle(t->tl);
+    at__cb_begin_full(m, cb, site, AT__CB_TASK_STEP, t->id, NULL, NULL, 0);
+    memcpy(step_name, t->name, sizeof step_name);
+    cb->task_name = step_name;
+    tloop_t *tl = t->tl;
+    open_step_drop(tl);
+    tl->open_step.task = t;
+    tl->open_step.site = site;
+    tl->open_step.count = atomic_load_explicit(&site->count, memory_order_relaxed);
+    tl->open_step.total_ns = atomic_load_explicit(&site->total_ns, memory_order_relaxed);
+    t->open_step = true;
+    t->steps++;
+}
+
 static void step_cb(at_loop_t *loop, void *arg)
 {
     at_task_t *t = arg;
@@ -542,9 +565,28 @@ static void task_discard(at_task_t *t)
     task_dealloc(t);
 }
 
-/* "task-<id>" without printf (spawn is a hot path). */
+/* The last default name this thread made: ids are consecutive within a thread, so the
+ * next one is usually this one's digits plus one (a carry, no division). */
+static __thread char last_name[32] __attribute__((tls_model("initial-exec")));
+static __thread uint64_t last_name_id __attribute__((tls_model("initial-exec")));
+static __thread uint8_t last_name_len __attribute__((tls_model("initial-exec")));
+
+/* "task-<id>" without printf (spawn is a hot path); `out` holds at least 32 bytes. */
 static void default_name(char *out, uint64_t id)
 {
+    if (AT__LIKELY(last_name_id != 0 && id == last_name_id + 1)) {
+        int i = last_name_len - 1;
+        while (i >= 5 && last_name[i] == '9') {
+            last_name[i--] = '0';
+        }
+        if (AT__LIKELY(i >= 5)) {
+            last_name[i]++;
+            last_name_id = id;
+            memcpy(out, last_name, 32);
+            return;
+        }
+        /* all nines: one more digit, made below */
+    }
     char digits[24];
     int n = 0;
     do {
@@ -556,6 +598,10 @@ static void default_name(char *out, uint64_t id)
         out[5 + i] = digits[n - 1 - i];
     }
     out[5 + n] = '\0';
+    memset(last_name, 0, sizeof last_name);
+    memcpy(last_name, out, (size_t)(5 + n));
+    last_name_len = (uint8_t)(5 + n);
+    last_name_id = id;
 }
 
 int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_t *opts,
@@ -827,6 +873,76 @@ static bool detach_join(at_task_t *t)
     return true;
 }
 
+static bool detach_join_inline(at_task_t *t)
+{
+    return false; /* the joiner is on the stack below: it sees wake_code when the step returns */
+}
+
+/* Joining a task that has not started, whose first step is all that is ready: the ready
+ * batch would run that step next and, if the task ends in it, the joiner right after, inline
+ * in the same callback. Does the same from the joiner's stack with two switches instead of
+ * four: ends the joiner's callback, begins the task's step in the same record, runs it
+ * (nested: its stack returns here when it ends or waits), and if it ended, the callback
+ * goes on as the joiner's next step. Returns 1 if `task` ran (then `*code` is the joiner's
+ * wake code: AT_ECANCELED if it was cancelled meanwhile), 0 if the fast path does not apply. */
+AT__AWAIT_TEXT static int join_inline(at_task_t *t, at_task_t *task, int *code)
+{
+    at__mon_t *m = t->loop->mon;
+    at__slot_t *s = task->step.slot_;
+    if (!m || !m->cur || m->cur->parent || m->cur->task_id != t->id || !s ||
+        s->gen != task->step.gen_ || !at__ready_take_sole(t->loop, s)) {
+        return 0;
+    }
+    at__slot_put(t->loop, s);
+    task->step = (at_handle_t){0}; /* the step's reference is ours now */
+    at__cb_t *cb = m->cur;
+    at__site_t *site = cb->site;
+    at__cb_end(m, cb);
+    at__task_busy_settle(t->tl);
+    at__cb_begin_full(m, cb, task->site ? task->site : site, AT__CB_TASK_STEP, 0, NULL, NULL, 0);
+    /* Waiting on the task meanwhile, as in task_suspend (the change is not posted: it ends
+     * within this callback, as a yield's). A cancel finds a wake code to set, no step to
+     * schedule. */
+    t->state = AT_TASK_WAITING;
+    t->wait_kind = (uint8_t)AT_WAIT_TASK;
+    t->wait_id = task->id;
+    t->wait_since_ms = at_loop_time(t->loop);
+    t->wake_code = 0;
+    t->detach = detach_join_inline;
+    task_run(task);
+    task_unref_internal(task); /* the scheduled step's reference (the joiner holds one) */
+    t->wait_kind = AT_WAIT_NONE;
+    t->wait_id = 0;
+    t->detach = NULL;
+    *code = t->wake_code;
+    t->state = AT_TASK_RUNNING;
+    if (task->ended) {
+        /* The joiner goes on in this callback, as task_wake's inline run would. */
+        if (cb->task_id != t->id) {
+            memcpy(step_name, t->name, sizeof step_name);
+            cb->task_id = t->id;
+            cb->task_name = step_name;
+            if (t->site) {
+                cb->site = t->site;
+            }
+            at__running_publish(&m->running, cb->site, cb->start_ns, t->id, NULL, AT__CB_TASK_STEP);
+        }
+        tloop_t *tl = t->tl;
+        open_step_drop(tl);
+        tl->open_step.task = t;
+        tl->open_step.site = cb->site;
+        tl->open_step.count = atomic_load_explicit(&cb->site->count, memory_order_relaxed);
+        tl->open_step.total_ns = atomic_load_explicit(&cb->site->total_ns, memory_order_relaxed);
+        t->open_step = true;
+        t->steps++;
+    } else if (*code != 0) {
+        /* The joiner was cancelled and goes on while the task waits: a step of its own. */
+        step_restart(t, m, t->site ? t->site : cb->site);
+    }
+    /* else: the task waits; its step's callback goes on until the joiner waits too. */
+    return 1;
+}
+
 AT__AWAIT_TEXT int at_task_join(at_task_t *task, void **result)
 {
     at_task_t *t = at__task_current();
@@ -835,6 +951,17 @@ AT__AWAIT_TEXT int at_task_join(at_task_t *task, void **result)
     }
     if (t == task) {
         return AT_EDEADLK;
+    }
+    if (task->state == AT_TASK_CREATED && !task->joiner && !t->cancel_pending) {
+        int code;
+        if (join_inline(t, task, &code)) {
+            if (code != 0) {
+                return code;
+            }
+            if (task->ended) {
+                return at_future_result(task->fut, result);
+            }
+        }
     }
     if (task->ended || task->joiner) {
         /* Ended, or someone else is the direct joiner: through the future. */
@@ -925,6 +1052,12 @@ AT__AWAIT_TEXT int at_yield(void)
     }
     if (take_cancel(t)) {
         return AT_ECANCELED;
+    }
+    at__mon_t *m = t->loop->mon;
+    if (m && m->cur && !m->cur->parent && m->cur->task_id == t->id &&
+        at__ready_next_inline(t->loop)) {
+        step_restart(t, m, m->cur->site); /* the task's (task_run set it) */
+        return 0;
     }
     int rc = schedule_step(t);
     if (rc != 0) {

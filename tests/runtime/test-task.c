@@ -830,6 +830,171 @@ static void test_busy_time(void **state)
     loop_close_clean(loop);
 }
 
+/* ---- a yield with nothing else ready (continued in place) ---------------------- */
+
+static int spin_yield_spin(void *arg, void **result)
+{
+    spin_ms(15);
+    assert_int_equal(at_yield(), 0); /* nothing else is ready */
+    at_task_info_t info;
+    at_task_info(at_task_current(), &info);
+    assert_int_equal(info.steps, 2);
+    assert_int_equal(info.state, AT_TASK_RUNNING);
+    assert_true(info.busy_ns >= 15u * 1000 * 1000); /* the first step is billed already */
+    spin_ms(15);
+    return 0;
+}
+
+/* Still two steps: two timed callbacks, each slow on its own, each naming the task, the
+ * task billed for both. */
+static void test_yield_alone_is_a_step(void **state)
+{
+    uint64_t old = at_get_slow_threshold_ms();
+    at_set_slow_threshold_ms(10);
+    capture_begin();
+    at_loop_t *loop = loop_new();
+    at_task_opts_t o = {.name = "lone-yielder"};
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(loop, spin_yield_spin, NULL, &o, &t), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    at_task_info_t info;
+    at_task_info(t, &info);
+    assert_int_equal(info.steps, 2);
+    assert_true(info.busy_ns >= 30u * 1000 * 1000);
+    at__event_t ev;
+    int slow = 0;
+    while (at__mon_take(loop->mon, &ev) == 1) {
+        if (ev.kind == AT__EV_SLOW) {
+            slow++;
+            assert_int_equal(ev.cb_kind, AT__CB_TASK_STEP);
+            assert_string_equal(ev.task_name, "lone-yielder");
+            assert_true(ev.task_id != 0);
+        }
+    }
+    assert_int_equal(slow, 2);
+    at_task_unref(t);
+    loop_close_clean(loop);
+    capture_end();
+    at_set_slow_threshold_ms(old);
+}
+
+typedef struct yield_fair {
+    int yields;
+    int at_timer; /* yields done when the timer ran (-1: not yet) */
+} yield_fair_t;
+
+static void fair_timer(at_loop_t *loop, void *arg)
+{
+    yield_fair_t *f = arg;
+    f->at_timer = f->yields;
+}
+
+#define YIELD_CAP 20000000 /* seconds of yields: far beyond the timer's 1 ms */
+
+static int yields_many(void *arg, void **result)
+{
+    yield_fair_t *f = arg;
+    /* Armed once the task runs, so that it can only run between two of its yields. */
+    assert_int_equal(
+        at_call_later(at_task_loop(at_task_current()), 1, fair_timer, f, "fair timer", NULL), 0);
+    for (f->yields = 0; f->at_timer < 0 && f->yields < YIELD_CAP; f->yields++) {
+        assert_int_equal(at_yield(), 0);
+    }
+    return 0;
+}
+
+/* A task that only yields still lets the loop poll and run due timers every ready batch
+ * (AT__READY_BUDGET callbacks): its in-place steps take the batch's budget. */
+static void test_yield_alone_keeps_batches_fair(void **state)
+{
+    at_loop_t *loop = loop_new();
+    yield_fair_t f = {.at_timer = -1};
+    assert_int_equal(at_task_spawn(loop, yields_many, &f, NULL, NULL), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_true(f.at_timer > 0);       /* it ran while the task was yielding ... */
+    assert_true(f.yields < YIELD_CAP); /* ... which stopped then */
+    loop_close_clean(loop);
+}
+
+/* ---- joining a task that has not started (its first step run from the joiner) ------- */
+
+typedef struct join_ctx {
+    at_loop_t *loop;
+    at_task_t *parent;
+    int mode; /* 0: child sleeps (the join waits); 1: child cancels its parent and ends;
+                 2: child cancels its parent and sleeps */
+    int parent_state, parent_wait_kind;
+    uint64_t parent_wait_id, child_id;
+    bool done;
+} join_ctx_t;
+
+static int join_child(void *arg, void **result)
+{
+    join_ctx_t *c = arg;
+    at_task_info_t info;
+    at_task_info(c->parent, &info); /* the parent waits on us meanwhile */
+    c->parent_state = info.state;
+    c->parent_wait_kind = info.wait_kind;
+    c->parent_wait_id = info.wait_id;
+    at_task_info(at_task_current(), &info);
+    c->child_id = info.id;
+    if (c->mode == 0) {
+        assert_int_equal(at_sleep(1), 0);
+    } else {
+        assert_true(at_task_cancel(c->parent, "from the child"));
+        assert_int_equal(c->mode == 1 ? at_yield() : at_sleep(1), 0);
+    }
+    *result = (void *)0x77;
+    return 0;
+}
+
+static int join_parent(void *arg, void **result)
+{
+    join_ctx_t *c = arg;
+    c->parent = at_task_current();
+    at_task_t *child;
+    assert_int_equal(at_task_spawn(c->loop, join_child, c, NULL, &child), 0);
+    void *r = NULL;
+    if (c->mode == 0) {
+        assert_int_equal(at_task_join(child, &r), 0);
+        assert_ptr_equal(r, (void *)0x77);
+    } else {
+        assert_int_equal(at_task_join(child, &r), AT_ECANCELED);
+        assert_null(r);
+        at_task_info_t me;
+        at_task_info(at_task_current(), &me);
+        assert_int_equal(me.steps, 2); /* the join's wake-up is a step of its own */
+        assert_int_equal(me.state, AT_TASK_RUNNING);
+        assert_int_equal(at_task_join(child, &r), 0); /* cleanup may await again */
+        assert_ptr_equal(r, (void *)0x77);
+    }
+    at_task_info_t info;
+    at_task_info(child, &info);
+    assert_int_equal(info.state, AT_TASK_DONE);
+    assert_int_equal(info.steps, 2);
+    at_task_unref(child);
+    c->done = true;
+    return 0;
+}
+
+static void test_join_unstarted(void **state)
+{
+    for (int mode = 0; mode < 3; mode++) {
+        join_ctx_t c = {.loop = loop_new(), .mode = mode};
+        at_task_t *p;
+        assert_int_equal(at_task_spawn(c.loop, join_parent, &c, NULL, &p), 0);
+        assert_int_equal(at_loop_run(c.loop, AT_RUN_DEFAULT), 0);
+        assert_true(c.done);
+        assert_int_equal(at_future_result(at_task_future(p), NULL), 0);
+        assert_int_equal(c.parent_state, AT_TASK_WAITING);
+        assert_int_equal(c.parent_wait_kind, AT_WAIT_TASK);
+        assert_true(c.child_id != 0);
+        assert_int_equal(c.parent_wait_id, c.child_id);
+        at_task_unref(p);
+        loop_close_clean(c.loop);
+    }
+}
+
 /* ---- stack overflow in a task (death test in a forked child) ---------------- */
 
 static volatile int overflow_limit = 1 << 30;
@@ -904,6 +1069,9 @@ int main(void)
         cmocka_unit_test(test_suspension_stack),
         cmocka_unit_test(test_slow_step_names_task),
         cmocka_unit_test(test_busy_time),
+        cmocka_unit_test(test_yield_alone_is_a_step),
+        cmocka_unit_test(test_yield_alone_keeps_batches_fair),
+        cmocka_unit_test(test_join_unstarted),
         cmocka_unit_test(test_stack_overflow_names_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
