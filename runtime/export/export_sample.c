@@ -172,9 +172,16 @@ static bool load_exec_maps(void)
     char line[512];
     g_nexec = 0;
     while (g_nexec < EXEC_MAX && fgets(line, sizeof line, f)) {
-        unsigned long lo, hi;
-        char perms[8];
-        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && perms[2] == 'x') {
+        /* "lo-hi perms ...", hex addresses */
+        char *end;
+        unsigned long lo = strtoul(line, &end, 16), hi = 0;
+        bool ok = *end == '-';
+        if (ok) {
+            char *p = end + 1;
+            hi = strtoul(p, &end, 16);
+            ok = end != p && end[0] == ' ' && end[1] != '\0' && end[2] != '\0' && end[3] != '\0';
+        }
+        if (ok && end[3] == 'x') {
             g_exec[g_nexec].lo = lo;
             g_exec[g_nexec].hi = hi;
             g_nexec++;
