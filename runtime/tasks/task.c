@@ -599,7 +599,7 @@ static void default_name(char *out, uint64_t id)
     }
     out[5 + n] = '\0';
     memset(last_name, 0, sizeof last_name);
-    memcpy(last_name, out, (size_t)(5 + n));
+    memcpy(last_name, out, 5 + (size_t)n);
     last_name_len = (uint8_t)(5 + n);
     last_name_id = id;
 }
