@@ -77,6 +77,8 @@ int at__agg_init(agg_t *a)
     uint64_t mono = clock_ns(CLOCK_MONOTONIC);
     a->start_wall_ns = clock_ns(CLOCK_REALTIME) - (mono - a->t0_ns);
     a->gen = 1;
+    static _Atomic uint64_t epochs;
+    a->epoch = atomic_fetch_add(&epochs, 1) + 1;
     return 0;
 }
 
@@ -290,6 +292,8 @@ void at__agg_free(agg_t *a)
     free(a->isite_idx);
     free(a->istacks);
     free(a->istack_idx);
+    free(a->sh_key);
+    free(a->sh_id);
     memset(a, 0, sizeof *a);
 }
 
@@ -593,6 +597,83 @@ static void task_apply(agg_t *a, agg_loop_t *l, const at_export_task_ev_t *ev)
     t->gen_changed = ++a->gen;
 }
 
+/* The interned stack of the loop thread's stack hash h, 0 unknown. */
+static uint32_t stack_by_hash(const agg_t *a, uint64_t h)
+{
+    if (a->sh_cap == 0)
+        return 0;
+    for (size_t j = (size_t)h & (a->sh_cap - 1); a->sh_key[j] != 0; j = (j + 1) & (a->sh_cap - 1))
+        if (a->sh_key[j] == h)
+            return a->sh_id[j];
+    return 0;
+}
+
+static void stack_hash_add(agg_t *a, uint64_t h, uint32_t id)
+{
+    if ((a->sh_n + 1) * 2 > a->sh_cap) {
+        size_t nc = a->sh_cap ? a->sh_cap * 2 : 256;
+        uint64_t *k = calloc(nc, sizeof *k);
+        uint32_t *v = calloc(nc, sizeof *v);
+        if (k == NULL || v == NULL) {
+            free(k);
+            free(v);
+            return;
+        }
+        for (size_t i = 0; i < a->sh_cap; i++) {
+            if (a->sh_key[i] == 0)
+                continue;
+            size_t j = (size_t)a->sh_key[i] & (nc - 1);
+            while (k[j] != 0)
+                j = (j + 1) & (nc - 1);
+            k[j] = a->sh_key[i];
+            v[j] = a->sh_id[i];
+        }
+        free(a->sh_key);
+        free(a->sh_id);
+        a->sh_key = k;
+        a->sh_id = v;
+        a->sh_cap = nc;
+    }
+    size_t j = (size_t)h & (a->sh_cap - 1);
+    while (a->sh_key[j] != 0 && a->sh_key[j] != h)
+        j = (j + 1) & (a->sh_cap - 1);
+    if (a->sh_key[j] == 0)
+        a->sh_n++;
+    a->sh_key[j] = h;
+    a->sh_id[j] = id;
+}
+
+void at__agg_stacks_apply(agg_t *a, agg_loop_t *l, const at_export_loopreq_t *r)
+{
+    for (size_t i = 0; i < r->nstk_new; i++) {
+        const at_export_stk_new_t *n = &r->stk_new[i];
+        uint32_t id = at__agg_intern_stack(a, n->pc, n->depth);
+        if (id != 0)
+            stack_hash_add(a, n->hash, id);
+    }
+    for (size_t i = 0; i < r->nstk_ent; i++) {
+        const at_export_stk_ent_t *e = &r->stk_ent[i];
+        agg_task_t *t = task_find(l, e->task_id);
+        uint32_t id = stack_by_hash(a, e->hash);
+        if (t == NULL || id == 0 || (t->stack == id && t->stack_since == e->wait_since_ns))
+            continue;
+        t->stack = id;
+        t->stack_since = e->wait_since_ns;
+        if (t->row.state == AT_EXPORT_TASK_WAITING && t->row.wait_since_ns == e->wait_since_ns)
+            t->gen_changed = ++a->gen;
+    }
+}
+
+/* The wire row of a mirrored task: its suspension stack only while it still waits in the wait
+ * the stack was taken in. */
+static void agg_task_wire(agg_t *a, const agg_task_t *t, at_wire_task_t *out)
+{
+    at__agg_task_to_wire(a, &t->row, out);
+    if (t->stack != 0 && t->row.state == AT_EXPORT_TASK_WAITING &&
+        t->row.wait_since_ns == t->stack_since)
+        out->stack = t->stack;
+}
+
 void at__agg_task_to_wire(agg_t *a, const at_export_task_row_t *row, at_wire_task_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -667,6 +748,8 @@ void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
             continue;
         }
         t->gen_added = old[i].gen_added;
+        t->stack = old[i].stack;
+        t->stack_since = old[i].stack_since;
         t->gen_changed =
             memcmp(&t->row, &old[i].row, sizeof t->row) ? ++a->gen : old[i].gen_changed;
     }
@@ -953,9 +1036,9 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
                 if (!t->used)
                     continue;
                 if (full || t->gen_added > seen)
-                    at__agg_task_to_wire(a, &t->row, &tnew[nn++]);
+                    agg_task_wire(a, t, &tnew[nn++]);
                 else if (t->gen_changed > seen)
-                    at__agg_task_to_wire(a, &t->row, &tchg[nc++]);
+                    agg_task_wire(a, t, &tchg[nc++]);
             }
             if (!full && l->ngone > 0) {
                 tgone = malloc(l->ngone * sizeof *tgone);

@@ -693,9 +693,7 @@ static void remove_pending(at_export_srv_t *srv, at_export_loopreq_t *r)
 
 static void loopreq_free(at_export_loopreq_t *r)
 {
-    free(r->detail);
-    free(r->rows);
-    free(r);
+    at__export_loopreq_free(r);
 }
 
 static void answer_detail(at_export_srv_t *srv, at_export_client_t *c, at_export_loopreq_t *r)
@@ -1256,9 +1254,7 @@ void at__export_loopreq_done(at_export_loopreq_t *r)
         pthread_mutex_unlock(&srv->done_lock);
         uv_async_send(&srv->wake);
     } else {
-        free(r->detail);
-        free(r->rows);
-        free(r);
+        at__export_loopreq_free(r);
     }
     pthread_mutex_unlock(&g_lock);
 }

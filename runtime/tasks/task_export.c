@@ -78,8 +78,68 @@ static void fill_row(const at_task_t *t, at_export_task_row_t *r)
     r->name[sizeof r->name - 1] = '\0';
 }
 
+/* ---- suspension stacks: taken lazily, once a second, for the tasks that began a wait ---- */
+
+/* Puts a waiting task on the list of those whose stack the exporter takes next time. */
+static void stack_mark(at_task_t *t)
+{
+    if (t->stk_dirty) {
+        return;
+    }
+    tloop_t *tl = t->tl;
+    t->stk_dirty = true;
+    t->stk_prev = NULL;
+    t->stk_next = tl->stk_head;
+    if (tl->stk_head) {
+        tl->stk_head->stk_prev = t;
+    }
+    tl->stk_head = t;
+}
+
+void at__task_stack_forget_slow(at_task_t *t)
+{
+    tloop_t *tl = t->tl;
+    if (t->stk_prev) {
+        t->stk_prev->stk_next = t->stk_next;
+    } else {
+        tl->stk_head = t->stk_next;
+    }
+    if (t->stk_next) {
+        t->stk_next->stk_prev = t->stk_prev;
+    }
+    t->stk_prev = t->stk_next = NULL;
+    t->stk_dirty = false;
+}
+
+static bool waits_really(const at_task_t *t)
+{
+    return t->state == AT_TASK_WAITING && t->wait_kind != AT_WAIT_YIELD;
+}
+
+/* The exporter's once-a-second call: the stacks of the marked tasks that still wait. The walk
+ * is bounded by the task's own stack; the exporter hashes it and copies only new stacks. */
+static void provider_stacks(void *ctx, at_export_stack_sink_t *sink)
+{
+    tloop_t *tl = ctx;
+    while (tl->stk_head) {
+        at_task_t *t = tl->stk_head;
+        if (waits_really(t)) {
+            void *pc[AT_EXPORT_MAX_FRAMES];
+            size_t n = at_task_suspension_stack(t, pc, AT_EXPORT_MAX_FRAMES);
+            if (at__export_stack_add(sink, t->id, t->wait_since_ms * 1000000u, pc, (unsigned)n) !=
+                0) {
+                return; /* the batch is full: the rest next time */
+            }
+        }
+        at__task_stack_forget_slow(t);
+    }
+}
+
 void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind)
 {
+    if (kind == AT_EXPORT_TASK_CHANGED && waits_really(t)) {
+        stack_mark(t); /* a new wait: its stack is taken lazily */
+    }
     /* The row is built in the ring slot itself (a row is 120 bytes: one copy, not two). */
     at_export_task_row_t *row = at__export_task_reserve(t->tl->att, kind);
     if (!row) {
@@ -99,6 +159,9 @@ static void provider_resync(void *ctx, at_export_resync_sink_t *sink)
     at_export_task_row_t row;
     for (at_task_t *t = tl->head; t; t = t->next) {
         fill_row(t, &row);
+        if (waits_really(t)) {
+            stack_mark(t); /* a new exporter, or posts dropped: stacks again */
+        }
         if (at__export_resync_add(sink, &row) != 0) {
             return;
         }
@@ -239,6 +302,7 @@ void at__task_export_attach(tloop_t *tl)
         .task_detail = provider_detail,
         .task_cancel = provider_cancel,
         .executor = provider_executor,
+        .stacks = provider_stacks,
     };
     tl->att = at__export_attach(tl->loop->uv, &tl->provider);
     tl->export_on = tl->att ? at__export_posts_wanted(tl->att) : NULL;
@@ -247,6 +311,9 @@ void at__task_export_attach(tloop_t *tl)
 void at__task_export_detach(tloop_t *tl)
 {
     tl->export_on = NULL;
+    while (tl->stk_head) {
+        at__task_stack_forget_slow(tl->stk_head);
+    }
     at__export_detach(tl->att);
     tl->att = NULL;
 }

@@ -183,9 +183,12 @@ static int spinner(void *arg, void **result)
     }
 }
 
-static int bulk(void *arg, void **result)
+/* Not a tail call: its frame stays on the stack where the many bulk tasks wait. */
+__attribute__((noinline)) static int bulk(void *arg, void **result)
 {
-    return at_event_wait(g_never);
+    int rc = at_event_wait(g_never);
+    g_sink++;
+    return rc;
 }
 
 /* ---- spawning --------------------------------------------------------------------------- */

@@ -345,3 +345,35 @@ def test_100k_tasks_snapshot_complete(env):
     finally:
         c2.close()
     t.quit()
+
+
+STACK = 12
+
+
+def test_tasks_waiting_at_the_same_place_share_one_suspension_stack(env):
+    target, client = env
+    t = target()
+    c, _ = client(t)
+    wait_for(c, lambda: settled(c), what="the named tasks to settle")
+    t.cmd("many 500")
+
+    def bulk_rows():
+        return [r for r in c.tasks.values() if r[NAME] == "bulk"]
+
+    def stacked():
+        rows = bulk_rows()
+        return len(rows) == 500 and all(len(r) > STACK and r[STACK] for r in rows) and \
+            by_name(c)["deep"][STACK]
+    wait_for(c, stacked, what="suspension stacks of the bulk tasks")
+    ids = {r[STACK] for r in bulk_rows()}
+    assert len(ids) == 1, ids
+    f = [x.split(".")[0] for x in c.stack_funcs(ids.pop())]
+    assert "bulk" in f and "at_event_wait" not in f[1:], f
+    deep = [x.split(".")[0] for x in c.stack_funcs(by_name(c)["deep"][STACK])]
+    assert deep[:3] == ["deep_level_three", "deep_level_two", "deep_level_one"], deep
+    assert by_name(c)["sleeper"][STACK] != by_name(c)["deep"][STACK]
+    # a new client gets the same ids in its first snapshot
+    c2, snap = client(t)
+    assert {r[STACK] for r in snap["tasks_new"] if r[NAME] == "bulk"} == {bulk_rows()[0][STACK]}
+    t.quit()
+
