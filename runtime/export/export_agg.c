@@ -329,6 +329,8 @@ static int collect_mon(at__mon_t *m, void *data)
     return 0;
 }
 
+static void drain_mon(agg_t *a, agg_loop_t *l);
+
 void at__agg_sync_loops(at_export_srv_t *srv)
 {
     mon_list_t ml;
@@ -338,6 +340,8 @@ void at__agg_sync_loops(at_export_srv_t *srv)
         bool found = false;
         for (int i = 0; i < ml.n; i++)
             found |= ml.mons[i] == l->mon;
+        if (!found && !l->gone)
+            drain_mon(&srv->agg, l); /* what its close reported ("destroyed but pending") */
         l->gone |= !found;
     }
     for (int i = 0; i < ml.n; i++) {
@@ -799,10 +803,14 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
     static const struct {
         const char *code;
         uint8_t kind;
-    } kinds[] = {{"never_retrieved", AT_WIRE_EXC_NEVER_RETRIEVED},
+    } kinds[] = {/* core's codes, then the tasks layer's */
+                 {"never_retrieved", AT_WIRE_EXC_NEVER_RETRIEVED},
                  {"never_awaited", AT_WIRE_EXC_NEVER_AWAITED},
                  {"destroyed_pending", AT_WIRE_EXC_DESTROYED_PENDING},
                  {"unclosed", AT_WIRE_EXC_UNCLOSED},
+                 {"task_never_retrieved", AT_WIRE_EXC_NEVER_RETRIEVED},
+                 {"task_destroyed_pending", AT_WIRE_EXC_DESTROYED_PENDING},
+                 {"unclosed_stream", AT_WIRE_EXC_UNCLOSED},
                  {"wrong_thread", AT_WIRE_EXC_WRONG_THREAD},
                  {"unhandled", AT_WIRE_EXC_UNHANDLED}};
     e->exc.kind = AT_WIRE_EXC_WARNING;
@@ -817,6 +825,19 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
         e->exc.create_stack = at__agg_intern_stack(a, ev->stack, ev->nstack);
     if (ev->nstack2 > 0)
         e->exc.raise_stack = at__agg_intern_stack(a, ev->stack2, ev->nstack2);
+}
+
+/* Takes the loop's slow/error/warning events off its monitor's ring into the event log. */
+static void drain_mon(agg_t *a, agg_loop_t *l)
+{
+    at__event_t ev;
+    for (int i = 0; i < 65536 && at__mon_take(l->mon, &ev) == 1; i++)
+        event_from_mon(a, l, &ev);
+    for (int k = 0; k < AT__EV_KIND_MAX; k++) {
+        uint64_t produced, dropped;
+        at__mon_event_counts(l->mon, (at__event_kind_t)k, &produced, &dropped);
+        l->dropped[k] = dropped;
+    }
 }
 
 static void send_resync(at_export_srv_t *srv, at_export_attach_t *att, uint64_t now)
@@ -848,14 +869,7 @@ void at__agg_drain(at_export_srv_t *srv)
     for (agg_loop_t *l = a->loops; l != NULL; l = l->next) {
         if (l->gone)
             continue;
-        at__event_t ev;
-        for (int i = 0; i < 65536 && at__mon_take(l->mon, &ev) == 1; i++)
-            event_from_mon(a, l, &ev);
-        for (int k = 0; k < AT__EV_KIND_MAX; k++) {
-            uint64_t produced, dropped;
-            at__mon_event_counts(l->mon, (at__event_kind_t)k, &produced, &dropped);
-            l->dropped[k] = dropped;
-        }
+        drain_mon(a, l);
         l->task_dropped = 0;
     }
     uint64_t now = uv_hrtime();
@@ -1069,7 +1083,10 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             u.n_site_stats = (uint32_t)ns;
             u.site_stats = sst;
         }
-        /* events: everything still in the log that the client has not had */
+    }
+    if (l != NULL) {
+        /* events: everything still in the log that the client has not had (a gone loop's
+         * too: what its close reported, "Task was destroyed but it is pending!") */
         uint64_t first = l->ev_next > AT_EXPORT_EVLOG ? l->ev_next - AT_EXPORT_EVLOG : 1;
         if (!full && c->ev_seen + 1 > first)
             first = c->ev_seen + 1;

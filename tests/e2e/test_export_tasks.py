@@ -377,3 +377,53 @@ def test_tasks_waiting_at_the_same_place_share_one_suspension_stack(env):
     assert {r[STACK] for r in snap["tasks_new"] if r[NAME] == "bulk"} == {bulk_rows()[0][STACK]}
     t.quit()
 
+
+EXC_NEVER_RETRIEVED, EXC_DESTROYED_PENDING = 1, 3
+
+
+def test_exception_kinds_end_to_end(env):
+    target, client = env
+    t = target()
+    c, _ = client(t)
+    wait_for(c, lambda: settled(c), what="the named tasks to settle")
+    t.cmd("futfail")  # core: a failed future dropped unread
+    t.cmd("lostfail")  # tasks: a failed task nobody holds
+    exc = []
+
+    def have(text, evs):
+        return [e for e in evs if text in e.get("message", "")]
+
+    deadline = time.monotonic() + 20
+    while not (have("Future exception", exc) and have("Task exception", exc)):
+        assert time.monotonic() < deadline, [(e["kind"], e["message"][:70]) for e in exc]
+        exc += c.recv_type("update").get("exc", [])
+    for e in have("Future exception", exc) + have("Task exception", exc):
+        assert e["kind"] == EXC_NEVER_RETRIEVED, e
+        assert e["domain"] == "error", e
+    assert "lost future error (test)" in have("Future exception", exc)[0]["message"]
+    assert "lost-failing" in have("Task exception", exc)[0]["message"]
+
+    # a second loop closed while a task still waits on it, watched by a client of its own
+    out = t.cmd("doomed")
+    if "DOOMED" not in out:
+        out += t.p.stdout.readline().decode()
+    tid = int(out.split("DOOMED ")[1].split()[0])
+    d = Client(t.path, timeout=30)
+    try:
+        hello = d.hello()
+        lid = [l[0] for l in hello.get("loops", []) if l[2] == tid]
+        assert lid, hello
+        d.subscribe(100, loop=lid[0])
+        assert d.recv_type("update", timeout=30)["full"]
+        t.cmd("closedoomed")
+        dexc = []
+        deadline = time.monotonic() + 20
+        while not have("destroyed", dexc):
+            assert time.monotonic() < deadline, [(e["kind"], e["message"][:70]) for e in dexc]
+            dexc += d.recv_type("update").get("exc", [])
+        e = have("destroyed", dexc)[0]
+        assert e["kind"] == EXC_DESTROYED_PENDING, e
+        assert "doomed" in e["message"], e
+    finally:
+        d.close()
+    t.quit()
