@@ -139,6 +139,10 @@ typedef struct at_export_stack_sink at_export_stack_sink_t;
  * -ENOBUFS once the resync buffer is full (the rest is reported as dropped). */
 int at__export_resync_add(at_export_resync_sink_t *sink, const at_export_task_row_t *row);
 
+/* True when this resync is the first one of the exporter instance now running (a new exporter,
+ * which knows nothing yet), false for a resync after dropped events. Inside resync() only. */
+bool at__export_resync_first(const at_export_resync_sink_t *sink);
+
 /* Reports where task `task_id` is suspended (its wait that began at `wait_since_ns`, as in its
  * row), innermost return address first; only inside the provider's stacks(). The pcs are
  * hashed here, on the loop thread, and copied only for a stack this exporter has not been sent

@@ -849,6 +849,7 @@ static void send_resync(at_export_srv_t *srv, at_export_attach_t *att, uint64_t 
     if (r == NULL)
         return;
     r->op = AT_EXPORT_LOOPREQ_RESYNC;
+    r->resync_first = !att->synced;
     r->att = att;
     r->att_id = att->id;
     r->deadline_ns = now + 30000000000ull;

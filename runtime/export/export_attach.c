@@ -208,6 +208,11 @@ int at__export_stack_add(at_export_stack_sink_t *sink, uint64_t task_id, uint64_
     return 0;
 }
 
+bool at__export_resync_first(const at_export_resync_sink_t *sink)
+{
+    return sink->req->resync_first;
+}
+
 /* Runs one request on the loop thread. */
 static void run_request(at_export_attach_t *a, at_export_loopreq_t *r)
 {

@@ -65,6 +65,7 @@ typedef struct at_export_loopreq {
     at_export_task_row_t *rows; /* resync */
     size_t nrows, caprows;
     bool rows_truncated;
+    bool resync_first;           /* resync: the first of this exporter instance */
     at__handle_counts_t handles; /* inventory: uv_walk by type (loopmon's own excluded) */
     bool has_exec;               /* inventory: the provider reported its executor */
     at_export_exec_stats_t exec;

@@ -116,13 +116,22 @@ static bool waits_really(const at_task_t *t)
     return t->state == AT_TASK_WAITING && t->wait_kind != AT_WAIT_YIELD;
 }
 
+#define STACKS_BUDGET_NS 10000000u /* 10 ms: 1% of the loop thread while a backlog lasts */
+
 /* The exporter's once-a-second call: the stacks of the marked tasks that still wait. The walk
  * is bounded by the task's own stack; the exporter hashes it and copies only new stacks. */
 static void provider_stacks(void *ctx, at_export_stack_sink_t *sink)
 {
     tloop_t *tl = ctx;
+    uint64_t t0 = at__now_ns();
+    unsigned n_walked = 0;
     while (tl->stk_head) {
         at_task_t *t = tl->stk_head;
+        /* A walk reads the task's cold stack (~1-2 us): at most STACKS_BUDGET_NS of loop time
+         * per call, the rest next time (100,000 new waits fill in over some seconds). */
+        if ((++n_walked & 31) == 0 && at__now_ns() - t0 > STACKS_BUDGET_NS) {
+            return;
+        }
         if (waits_really(t)) {
             void *pc[AT_EXPORT_MAX_FRAMES];
             size_t n = at_task_suspension_stack(t, pc, AT_EXPORT_MAX_FRAMES);
@@ -157,10 +166,12 @@ static void provider_resync(void *ctx, at_export_resync_sink_t *sink)
 {
     tloop_t *tl = ctx;
     at_export_task_row_t row;
+    /* A new exporter knows no stacks yet (after drops it does: each new wait was marked) */
+    bool first = at__export_resync_first(sink);
     for (at_task_t *t = tl->head; t; t = t->next) {
         fill_row(t, &row);
-        if (waits_really(t)) {
-            stack_mark(t); /* a new exporter, or posts dropped: stacks again */
+        if (first && waits_really(t)) {
+            stack_mark(t);
         }
         if (at__export_resync_add(sink, &row) != 0) {
             return;
