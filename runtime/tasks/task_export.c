@@ -8,10 +8,22 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The wire's wait kinds (docs/protocol.md, task row field 3). */
-static uint8_t wire_wait_kind(uint8_t k)
+/* The wire's wait kinds (docs/protocol.md, task row field 3); a stream wait says which. */
+static uint8_t wire_wait_kind(const at_task_t *t)
 {
-    switch ((at_wait_kind_t)k) {
+    if (t->wait_kind == AT_WAIT_STREAM && t->wq) {
+        switch (t->wq->role) {
+        case AT__WQ_ACCEPT:
+            return 7;
+        case AT__WQ_WRITE:
+            return 5;
+        case AT__WQ_CONNECT:
+            return 6;
+        default:
+            break;
+        }
+    }
+    switch ((at_wait_kind_t)t->wait_kind) {
     case AT_WAIT_NONE:
         return 0;
     case AT_WAIT_FUTURE:
@@ -73,7 +85,7 @@ static void fill_row(const at_task_t *t, at_export_task_row_t *r)
     r->entry_fn = (void *)t->fn;
     r->create_pc = t->ncreate ? t->create[0] : NULL;
     r->state = wire_state(t);
-    r->wait_kind = waits ? wire_wait_kind(t->wait_kind) : 0;
+    r->wait_kind = waits ? wire_wait_kind(t) : 0;
     memcpy(r->name, t->name, sizeof r->name - 1);
     r->name[sizeof r->name - 1] = '\0';
 }
@@ -238,9 +250,16 @@ static void describe_wait(const at_task_t *t, char *buf, size_t size)
         snprintf(buf, size, "queue #%" PRIu64 "%s", id, side);
         break;
     }
-    case AT_WAIT_STREAM:
-        snprintf(buf, size, "stream #%" PRIu64, id);
+    case AT_WAIT_STREAM: {
+        uint8_t role = t->wq ? t->wq->role : AT__WQ_PLAIN;
+        snprintf(buf, size, "%s stream #%" PRIu64,
+                 role == AT__WQ_ACCEPT    ? "accept on"
+                 : role == AT__WQ_WRITE   ? "write to"
+                 : role == AT__WQ_CONNECT ? "connect"
+                                          : "read from",
+                 id);
         break;
+    }
     case AT_WAIT_YIELD:
         snprintf(buf, size, "yield (ready)");
         break;

@@ -95,7 +95,10 @@ typedef struct at__waitq {
 enum {
     AT__WQ_PLAIN = 0,
     AT__WQ_QUEUE_PUT = 1 /* "(full)" */,
-    AT__WQ_QUEUE_GET = 2 /* "(empty)" */
+    AT__WQ_QUEUE_GET = 2 /* "(empty)" */,
+    AT__WQ_ACCEPT = 3 /* a listening stream's acceptors: "accept" */,
+    AT__WQ_WRITE = 4 /* a stream write or shutdown: "write" */,
+    AT__WQ_CONNECT = 5 /* a stream connect: "connect" */
 };
 
 void at__waitq_push(at__waitq_t *q, at__waiter_t *w);

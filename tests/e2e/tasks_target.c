@@ -225,6 +225,17 @@ static void *doomed_loop_main(void *arg)
     return NULL;
 }
 
+static at_stream_t *g_server;
+
+static int acceptor(void *arg, void **result)
+{
+    at_stream_t *conn;
+    int rc = at_stream_accept(g_server, &conn);
+    if (rc == 0)
+        at_stream_close(conn);
+    return rc;
+}
+
 /* ---- spawning --------------------------------------------------------------------------- */
 
 __attribute__((noinline)) static at_task_t *spawn_named(at_task_fn fn, const char *name, bool keep)
@@ -344,6 +355,10 @@ static void on_command(at_loop_t *loop, void *arg)
     } else if (strcmp(cmd, "closedoomed") == 0) {
         sem_post(&g_doomed_close);
         pthread_join(g_doomed_th, NULL);
+    } else if (strcmp(cmd, "accept") == 0) { /* a task waiting in at_stream_accept */
+        if (at_tcp_listen(loop, "127.0.0.1", 0, 8, &g_server) != 0)
+            exit(3);
+        spawn_named(acceptor, "acceptor", false);
     } else if (strcmp(cmd, "status") == 0) {
         say("STATUS cancel_seen=%d short_done=%d tasks=%zu\n", g_cancel_seen, g_short_done,
             at_loop_tasks(g_loop, NULL, NULL));

@@ -427,3 +427,21 @@ def test_exception_kinds_end_to_end(env):
     finally:
         d.close()
     t.quit()
+
+
+W_ACCEPT = 7
+
+
+def test_task_in_accept_waits_on_accept(env):
+    target, client = env
+    t = target()
+    c, _ = client(t)
+    wait_for(c, lambda: settled(c), what="the named tasks to settle")
+    t.cmd("accept")
+    wait_for(c, lambda: "acceptor" in by_name(c) and by_name(c)["acceptor"][STATE] == WAITING,
+             what="the acceptor to wait")
+    row = by_name(c)["acceptor"]
+    assert row[WAIT_KIND] == W_ACCEPT, row
+    r = c.response(c.request("task_detail", task=row[ID]), timeout=20)
+    assert r["detail"]["wait_desc"] == "accept on stream #%d" % row[WAIT_OBJ], r["detail"]
+    t.quit()
