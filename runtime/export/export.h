@@ -86,9 +86,11 @@ typedef struct at_export_task_row {
     uint64_t wait_obj; /* id of what it waits on, 0 none */
     void *entry_fn;    /* the task's function (shown as its entry site), NULL unknown */
     void *create_pc;   /* a return address in the spawning code, NULL unknown */
+    uint64_t wait_arg; /* the provider's own detail of the wait (a sleep: its ms), for wait_desc */
     uint8_t state;     /* at_export_task_state_t */
     uint8_t wait_kind;
-    char name[38];
+    uint8_t wait_flags; /* the provider's own detail of the wait, for wait_desc */
+    char name[37];
 } at_export_task_row_t;
 
 /* Why a task row is posted. */
@@ -173,6 +175,8 @@ typedef struct at_export_provider {
      * own thread. `buf` gets "" when the row does not wait. */
     void (*wait_desc)(const at_export_task_row_t *row, char *buf, size_t size);
 } at_export_provider_t;
+
+#define AT_EXPORT_WAIT_DESC_MAX 64 /* bytes of a row's wait_desc text, NUL included */
 
 typedef struct uv_loop_s uv_loop_t;
 typedef struct at_export_attach at_export_attach_t;

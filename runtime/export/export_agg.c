@@ -882,6 +882,8 @@ void at__agg_drain(at_export_srv_t *srv)
         /* While a resync is in flight the ring is left alone: events newer than the resync
          * must be applied after its rows, not before (a full ring meanwhile just drops and
          * counts, and leads to the next resync). */
+        if (l != NULL && (att->p->caps & AT_EXPORT_CAP_TASKS))
+            l->wait_desc = att->p->wait_desc;
         while (!att->resync_inflight && at__export_task_take(att, &ev, &pos) == 1)
             if (l != NULL && pos >= att->skip_until)
                 task_apply(a, l, &ev);
@@ -982,6 +984,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
     uint64_t lag_w[AT_WIRE_HIST_BUCKETS];
     at_wire_task_t *tnew = NULL, *tchg = NULL;
     uint64_t *tgone = NULL;
+    char(*descs)[AT_EXPORT_WAIT_DESC_MAX] = NULL;
     at_wire_site_stats_t *sst = NULL;
     at_wire_slow_t *slow = NULL;
     at_wire_exc_t *exc = NULL;
@@ -1044,16 +1047,27 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             size_t nn = 0, nc = 0, ng = 0;
             tnew = malloc((l->ntasks + 1) * sizeof *tnew);
             tchg = malloc((l->ntasks + 1) * sizeof *tchg);
-            if (tnew == NULL || tchg == NULL)
+            if (l->wait_desc != NULL)
+                descs = malloc((l->ntasks + 1) * sizeof *descs);
+            if (tnew == NULL || tchg == NULL || (l->wait_desc != NULL && descs == NULL))
                 goto out;
             for (size_t i = 0; i < l->task_cap; i++) {
                 agg_task_t *t = &l->tasks[i];
                 if (!t->used)
                     continue;
+                at_wire_task_t *w;
                 if (full || t->gen_added > seen)
-                    agg_task_wire(a, t, &tnew[nn++]);
+                    w = &tnew[nn++];
                 else if (t->gen_changed > seen)
-                    agg_task_wire(a, t, &tchg[nc++]);
+                    w = &tchg[nc++];
+                else
+                    continue;
+                agg_task_wire(a, t, w);
+                if (descs != NULL) {
+                    char *d = descs[nn + nc - 1];
+                    l->wait_desc(&t->row, d, AT_EXPORT_WAIT_DESC_MAX);
+                    w->wait_desc = d[0] ? d : NULL;
+                }
             }
             if (!full && l->ngone > 0) {
                 tgone = malloc(l->ngone * sizeof *tgone);
@@ -1151,6 +1165,7 @@ out:
     free(tnew);
     free(tchg);
     free(tgone);
+    free(descs);
     free(sst);
     free(slow);
     free(exc);

@@ -200,6 +200,8 @@ typedef struct agg_loop {
     at__mon_t *mon; /* referenced */
     uint64_t id;    /* the monitor's id: the wire's loop number */
     bool gone;      /* unregistered: kept until no client uses it */
+    /* the task provider's wait_desc (a pure function), NULL: rows carry no wait text */
+    void (*wait_desc)(const at_export_task_row_t *row, char *buf, size_t size);
     /* call sites */
     agg_site_t *sites;
     size_t nsites, capsites;

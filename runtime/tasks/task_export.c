@@ -69,6 +69,8 @@ static uint8_t wire_state(const at_task_t *t)
     return AT_EXPORT_TASK_READY;
 }
 
+#define ROW_WITH_TIMEOUT 0x80 /* wait_flags of a future awaited with a timeout */
+
 static void fill_row(const at_task_t *t, at_export_task_row_t *r)
 {
     if (t->open_step) {
@@ -86,6 +88,13 @@ static void fill_row(const at_task_t *t, at_export_task_row_t *r)
     r->create_pc = t->ncreate ? t->create[0] : NULL;
     r->state = wire_state(t);
     r->wait_kind = waits ? wire_wait_kind(t) : 0;
+    r->wait_arg = waits && t->wait_kind == AT_WAIT_TIMER ? t->wait_arg : 0;
+    r->wait_flags = 0;
+    if (waits && t->wq) {
+        r->wait_flags = t->wq->role; /* queue side */
+    } else if (waits && t->wait_kind == AT_WAIT_FUTURE && t->timer.slot_) {
+        r->wait_flags = ROW_WITH_TIMEOUT;
+    }
     memcpy(r->name, t->name, sizeof r->name - 1);
     r->name[sizeof r->name - 1] = '\0';
 }
@@ -213,57 +222,55 @@ static at_task_t *find_task(tloop_t *tl, uint64_t id)
     return NULL;
 }
 
-static void describe_wait(const at_task_t *t, char *buf, size_t size)
+/* What a row waits on, in words, from the row alone (the provider's wait_desc: the exporter
+ * calls it on its own thread for every task row it sends). */
+static void describe_wait(const at_export_task_row_t *r, char *buf, size_t size)
 {
     buf[0] = '\0';
-    if (t->state != AT_TASK_WAITING) {
+    if (r->state != AT_EXPORT_TASK_WAITING) {
         return;
     }
-    uint64_t id = t->wait_id;
-    switch ((at_wait_kind_t)t->wait_kind) {
-    case AT_WAIT_TIMER:
-        snprintf(buf, size, "sleep %" PRIu64 ".%03" PRIu64 " s", t->wait_arg / 1000,
-                 t->wait_arg % 1000);
+    uint64_t id = r->wait_obj;
+    switch (r->wait_kind) {
+    case 3:
+        snprintf(buf, size, "sleep %" PRIu64 ".%03" PRIu64 " s", r->wait_arg / 1000,
+                 r->wait_arg % 1000);
         break;
-    case AT_WAIT_FUTURE:
-        snprintf(buf, size, "future #%" PRIu64 "%s", id, t->timer.slot_ ? " (with timeout)" : "");
+    case 1:
+        snprintf(buf, size, "future #%" PRIu64 "%s", id,
+                 r->wait_flags == ROW_WITH_TIMEOUT ? " (with timeout)" : "");
         break;
-    case AT_WAIT_TASK:
+    case 2:
         snprintf(buf, size, "task #%" PRIu64, id);
         break;
-    case AT_WAIT_EVENT:
+    case 9:
         snprintf(buf, size, "event #%" PRIu64, id);
         break;
-    case AT_WAIT_LOCK:
+    case 8:
         snprintf(buf, size, "lock #%" PRIu64, id);
         break;
-    case AT_WAIT_SEMAPHORE:
+    case 10:
         snprintf(buf, size, "semaphore #%" PRIu64, id);
         break;
-    case AT_WAIT_QUEUE: {
-        const char *side = "";
-        if (t->wq && t->wq->role == AT__WQ_QUEUE_PUT) {
-            side = " (full)";
-        } else if (t->wq && t->wq->role == AT__WQ_QUEUE_GET) {
-            side = " (empty)";
-        }
-        snprintf(buf, size, "queue #%" PRIu64 "%s", id, side);
+    case 12:
+        snprintf(buf, size, "queue #%" PRIu64 "%s", id,
+                 r->wait_flags == AT__WQ_QUEUE_PUT   ? " (full)"
+                 : r->wait_flags == AT__WQ_QUEUE_GET ? " (empty)"
+                                                     : "");
         break;
-    }
-    case AT_WAIT_STREAM: {
-        uint8_t role = t->wq ? t->wq->role : AT__WQ_PLAIN;
-        snprintf(buf, size, "%s stream #%" PRIu64,
-                 role == AT__WQ_ACCEPT    ? "accept on"
-                 : role == AT__WQ_WRITE   ? "write to"
-                 : role == AT__WQ_CONNECT ? "connect"
-                                          : "read from",
-                 id);
+    case 4:
+        snprintf(buf, size, "read from stream #%" PRIu64, id);
         break;
-    }
-    case AT_WAIT_YIELD:
-        snprintf(buf, size, "yield (ready)");
+    case 5:
+        snprintf(buf, size, "write to stream #%" PRIu64, id);
         break;
-    case AT_WAIT_NONE:
+    case 6:
+        snprintf(buf, size, "connect stream #%" PRIu64, id);
+        break;
+    case 7:
+        snprintf(buf, size, "accept on stream #%" PRIu64, id);
+        break;
+    default:
         break;
     }
 }
@@ -280,7 +287,7 @@ static int provider_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
     out->creation.depth = nc;
     out->suspension.depth =
         (uint32_t)at_task_suspension_stack(t, out->suspension.pc, AT_EXPORT_MAX_FRAMES);
-    describe_wait(t, out->wait_desc, sizeof out->wait_desc);
+    describe_wait(&out->row, out->wait_desc, sizeof out->wait_desc);
     out->error[0] = '\0';
     if (t->ended && t->state == AT_TASK_FAILED) {
         const at_error_t *e = t->fut->err; /* not at_future_error: that marks it retrieved */
@@ -333,6 +340,7 @@ void at__task_export_attach(tloop_t *tl)
         .task_cancel = provider_cancel,
         .executor = provider_executor,
         .stacks = provider_stacks,
+        .wait_desc = describe_wait,
     };
     tl->att = at__export_attach(tl->loop->uv, &tl->provider);
     tl->export_on = tl->att ? at__export_posts_wanted(tl->att) : NULL;

@@ -445,3 +445,29 @@ def test_task_in_accept_waits_on_accept(env):
     r = c.response(c.request("task_detail", task=row[ID]), timeout=20)
     assert r["detail"]["wait_desc"] == "accept on stream #%d" % row[WAIT_OBJ], r["detail"]
     t.quit()
+
+
+WAIT_DESC = 13
+
+
+def test_rows_carry_wait_desc_like_the_detail(env):
+    target, client = env
+    t = target()
+    c, _ = client(t)
+    wait_for(c, lambda: settled(c) and all(len(by_name(c)[n]) > WAIT_DESC for n in
+                                           ("sleeper", "queue-putter")),
+             what="rows with wait_desc")
+    rows = by_name(c)
+    assert rows["sleeper"][WAIT_DESC] == "sleep 5.000 s", rows["sleeper"]
+    assert rows["queue-putter"][WAIT_DESC] == "queue #%d (full)" % rows["queue-putter"][WAIT_OBJ]
+    assert rows["queue-getter"][WAIT_DESC] == "queue #%d (empty)" % rows["queue-getter"][
+        WAIT_OBJ]
+    assert rows["lock-waiter"][WAIT_DESC] == "lock #%d" % rows["lock-waiter"][WAIT_OBJ]
+    assert rows["parent"][WAIT_DESC] == "task #%d" % rows["child"][ID]
+    for name in ("deep", "sem-waiter", "cancellable"):
+        r = c.response(c.request("task_detail", task=rows[name][ID]), timeout=20)
+        assert rows[name][WAIT_DESC] == r["detail"]["wait_desc"], (name, rows[name], r)
+    # an ended task has no wait text
+    assert len(rows["failing"]) <= WAIT_DESC or rows["failing"][WAIT_DESC] in (None, ""), \
+        rows["failing"]
+    t.quit()
