@@ -259,16 +259,16 @@ static void describe_wait(const at_export_task_row_t *r, char *buf, size_t size)
                                                      : "");
         break;
     case 4:
-        snprintf(buf, size, "read from stream #%" PRIu64, id);
+        snprintf(buf, size, "read #%" PRIu64, id);
         break;
     case 5:
-        snprintf(buf, size, "write to stream #%" PRIu64, id);
+        snprintf(buf, size, "write #%" PRIu64, id);
         break;
     case 6:
-        snprintf(buf, size, "connect stream #%" PRIu64, id);
+        snprintf(buf, size, "connect #%" PRIu64, id);
         break;
     case 7:
-        snprintf(buf, size, "accept on stream #%" PRIu64, id);
+        snprintf(buf, size, "accept #%" PRIu64, id);
         break;
     default:
         break;

@@ -443,7 +443,7 @@ def test_task_in_accept_waits_on_accept(env):
     row = by_name(c)["acceptor"]
     assert row[WAIT_KIND] == W_ACCEPT, row
     r = c.response(c.request("task_detail", task=row[ID]), timeout=20)
-    assert r["detail"]["wait_desc"] == "accept on stream #%d" % row[WAIT_OBJ], r["detail"]
+    assert r["detail"]["wait_desc"] == "accept #%d" % row[WAIT_OBJ], r["detail"]
     t.quit()
 
 
