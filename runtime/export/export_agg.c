@@ -703,6 +703,20 @@ static agg_loop_t *loop_of_attach(at_export_srv_t *srv, const at_export_attach_t
     return NULL;
 }
 
+bool at__agg_tasks_pending(at_export_srv_t *srv, const agg_loop_t *l)
+{
+    bool pending = false;
+    if (l == NULL || l->gone)
+        return false;
+    at__export_attach_lock();
+    for (at_export_attach_t *att = at__export_attach_first(); att != NULL; att = att->next)
+        if (att->loop == l->mon->loop && (att->p->caps & AT_EXPORT_CAP_TASKS) &&
+            att->p->resync != NULL && !att->detached && !att->synced)
+            pending = true;
+    at__export_attach_unlock();
+    return pending;
+}
+
 void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
 {
     agg_t *a = &srv->agg;

@@ -296,6 +296,7 @@ typedef struct at_export_client {
     uint64_t loop_id;
     bool paused;
     bool need_full;
+    uint64_t first_wait_until_ns; /* first snapshot held for a pending task resync */
     uint64_t next_update_ns;
     uint64_t upd_seq;
     uint64_t seen_gen;
@@ -387,6 +388,12 @@ void at__agg_task_to_wire(agg_t *a, const at_export_task_row_t *row, at_wire_tas
 void at__agg_inventory_request(at_export_srv_t *srv, uint64_t now);
 /* Stores an answered inventory request in its loop's mirror. Exporter thread. */
 void at__agg_inventory_apply(at_export_srv_t *srv, at_export_loopreq_t *r);
+/* True while a task provider of loop l has not answered its first resync since this exporter
+ * started (a snapshot now would show no tasks). Exporter thread. */
+bool at__agg_tasks_pending(at_export_srv_t *srv, const agg_loop_t *l);
+/* How long a client's first snapshot waits for that resync at most. */
+#define AT_EXPORT_FIRST_SNAPSHOT_WAIT_MS 500u
+
 /* Interns the suspension stacks an inventory request brought (new ones by their pcs, known
  * ones by hash) and sets them on l's tasks. Exporter thread. */
 void at__agg_stacks_apply(agg_t *a, agg_loop_t *l, const at_export_loopreq_t *r);

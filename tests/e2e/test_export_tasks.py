@@ -471,3 +471,22 @@ def test_rows_carry_wait_desc_like_the_detail(env):
     assert len(rows["failing"]) <= WAIT_DESC or rows["failing"][WAIT_DESC] in (None, ""), \
         rows["failing"]
     t.quit()
+
+
+def test_first_snapshot_right_after_start_has_the_tasks(env):
+    # asynctop ps right after the program starts: the first snapshot waits (briefly) for the
+    # tasks provider's resync instead of going out without the tasks
+    target, client = env
+    for _ in range(3):
+        t = target()
+        c = Client(t.path, timeout=30)
+        try:
+            c.hello()
+            c.subscribe(100)
+            snap = c.recv_type("update", timeout=30)
+            assert snap["full"]
+            names = {r[NAME] for r in snap.get("tasks_new", [])}
+            assert {"sleeper", "deep", "parent", "number-cruncher"} <= names, names
+        finally:
+            c.close()
+        t.quit()
