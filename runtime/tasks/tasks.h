@@ -45,6 +45,7 @@ struct at_task {
     bool ended;
     bool in_failed; /* on tl->failed (linked through prev/next) */
     bool open_step; /* tl->open_step is this task's */
+    bool stk_dirty; /* on tl->stk_head: its suspension stack is still to be taken */
     int rc;         /* what fn returned */
     int wake_code;  /* why the current wait ended: 0, AT_ECANCELED, AT_ETIMEDOUT */
     at_loop_t *loop;
@@ -73,7 +74,6 @@ struct at_task {
     struct at__waiter *waiter;
     struct at_task *prev, *next;
     struct at_task *stk_prev, *stk_next; /* on tl->stk_head while stk_dirty */
-    bool stk_dirty;
     char name[48];
     void **create; /* &create1, or a heap array in debug mode */
     void *create1;
