@@ -343,6 +343,14 @@ void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms)
         return;
     this->by_state[t->state]--;
     t->gone_ms = now_ms ? now_ms : 1;
+    /* Gone means ended and released: a task last seen pending ended normally (a failed or
+     * cancelled one is sent with that state first), so it lingers as done, waiting on
+     * nothing. */
+    if (t->state != TS_DONE && t->state != TS_CANCELLED && t->state != TS_FAILED) {
+        t->state = TS_DONE;
+        Model_setString(&t->waits_on, "", 0);
+        t->wait_since_ns = 0;
+    }
     this->nlinger++;
     this->gen++;
 }

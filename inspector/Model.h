@@ -231,7 +231,8 @@ void Model_setString(char **field, const char *s, size_t len);
  * or a full model are refused (returns -1 and counts in rejected). A task
  * whose state is finished starts lingering. now_ms is the local clock. */
 int Model_upsertTask(Model *this, const TaskRow *row, uint64_t now_ms);
-/* Marks task id as gone: it lingers MODEL_LINGER_MS then is purged. Unknown
+/* Marks task id as gone: it lingers MODEL_LINGER_MS then is purged, with its
+ * final state (one last seen pending becomes done, waiting on nothing). Unknown
  * ids are ignored. */
 void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms);
 /* Frees every task at once (a full snapshot replaces them). */

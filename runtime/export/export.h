@@ -86,9 +86,11 @@ typedef struct at_export_task_row {
     uint64_t wait_obj; /* id of what it waits on, 0 none */
     void *entry_fn;    /* the task's function (shown as its entry site), NULL unknown */
     void *create_pc;   /* a return address in the spawning code, NULL unknown */
+    uint64_t wait_arg; /* the provider's own detail of the wait (a sleep: its ms), for wait_desc */
     uint8_t state;     /* at_export_task_state_t */
     uint8_t wait_kind;
-    char name[38];
+    uint8_t wait_flags; /* the provider's own detail of the wait, for wait_desc */
+    char name[37];
 } at_export_task_row_t;
 
 /* Why a task row is posted. */
@@ -133,10 +135,23 @@ typedef struct at_export_exec_stats {
 } at_export_exec_stats_t;
 
 typedef struct at_export_resync_sink at_export_resync_sink_t;
+typedef struct at_export_stack_sink at_export_stack_sink_t;
 
 /* Adds one row to a resync in progress; only inside the provider's resync(). Returns 0, or
  * -ENOBUFS once the resync buffer is full (the rest is reported as dropped). */
 int at__export_resync_add(at_export_resync_sink_t *sink, const at_export_task_row_t *row);
+
+/* True when this resync is the first one of the exporter instance now running (a new exporter,
+ * which knows nothing yet), false for a resync after dropped events. Inside resync() only. */
+bool at__export_resync_first(const at_export_resync_sink_t *sink);
+
+/* Reports where task `task_id` is suspended (its wait that began at `wait_since_ns`, as in its
+ * row), innermost return address first; only inside the provider's stacks(). The pcs are
+ * hashed here, on the loop thread, and copied only for a stack this exporter has not been sent
+ * yet: 50,000 tasks suspended at the same place cost one copy. Returns 0, or -ENOBUFS once the
+ * batch is full (the provider keeps the rest for the next call). depth 0 is ignored. */
+int at__export_stack_add(at_export_stack_sink_t *sink, uint64_t task_id, uint64_t wait_since_ns,
+                         void *const *pc, unsigned depth);
 
 typedef struct at_export_provider {
     const char *name; /* "asynctop-core 0.1.0" */
@@ -151,7 +166,17 @@ typedef struct at_export_provider {
     /* Optional (NULL: not shown): the executor's figures now. Loop thread; called about once
      * a second while a client watches, so it must be cheap. */
     void (*executor)(void *ctx, at_export_exec_stats_t *out);
+    /* Optional (NULL: tasks are not grouped by stack): the suspension stacks of the tasks that
+     * began a wait since the last call, through at__export_stack_add(). Loop thread, about
+     * once a second while an exporter runs; it must only walk the tasks whose wait changed. */
+    void (*stacks)(void *ctx, at_export_stack_sink_t *sink);
+    /* Optional (NULL: no text): what a task row waits on, for a person ("sleep 5.000 s",
+     * "queue #3 (full)"), from the row alone. A pure function: the exporter calls it on its
+     * own thread. `buf` gets "" when the row does not wait. */
+    void (*wait_desc)(const at_export_task_row_t *row, char *buf, size_t size);
 } at_export_provider_t;
+
+#define AT_EXPORT_WAIT_DESC_MAX 64 /* bytes of a row's wait_desc text, NUL included */
 
 typedef struct uv_loop_s uv_loop_t;
 typedef struct at_export_attach at_export_attach_t;

@@ -77,6 +77,8 @@ int at__agg_init(agg_t *a)
     uint64_t mono = clock_ns(CLOCK_MONOTONIC);
     a->start_wall_ns = clock_ns(CLOCK_REALTIME) - (mono - a->t0_ns);
     a->gen = 1;
+    static _Atomic uint64_t epochs;
+    a->epoch = atomic_fetch_add(&epochs, 1) + 1;
     return 0;
 }
 
@@ -290,6 +292,8 @@ void at__agg_free(agg_t *a)
     free(a->isite_idx);
     free(a->istacks);
     free(a->istack_idx);
+    free(a->sh_key);
+    free(a->sh_id);
     memset(a, 0, sizeof *a);
 }
 
@@ -325,6 +329,8 @@ static int collect_mon(at__mon_t *m, void *data)
     return 0;
 }
 
+static void drain_mon(agg_t *a, agg_loop_t *l);
+
 void at__agg_sync_loops(at_export_srv_t *srv)
 {
     mon_list_t ml;
@@ -334,6 +340,8 @@ void at__agg_sync_loops(at_export_srv_t *srv)
         bool found = false;
         for (int i = 0; i < ml.n; i++)
             found |= ml.mons[i] == l->mon;
+        if (!found && !l->gone)
+            drain_mon(&srv->agg, l); /* what its close reported ("destroyed but pending") */
         l->gone |= !found;
     }
     for (int i = 0; i < ml.n; i++) {
@@ -593,6 +601,83 @@ static void task_apply(agg_t *a, agg_loop_t *l, const at_export_task_ev_t *ev)
     t->gen_changed = ++a->gen;
 }
 
+/* The interned stack of the loop thread's stack hash h, 0 unknown. */
+static uint32_t stack_by_hash(const agg_t *a, uint64_t h)
+{
+    if (a->sh_cap == 0)
+        return 0;
+    for (size_t j = (size_t)h & (a->sh_cap - 1); a->sh_key[j] != 0; j = (j + 1) & (a->sh_cap - 1))
+        if (a->sh_key[j] == h)
+            return a->sh_id[j];
+    return 0;
+}
+
+static void stack_hash_add(agg_t *a, uint64_t h, uint32_t id)
+{
+    if ((a->sh_n + 1) * 2 > a->sh_cap) {
+        size_t nc = a->sh_cap ? a->sh_cap * 2 : 256;
+        uint64_t *k = calloc(nc, sizeof *k);
+        uint32_t *v = calloc(nc, sizeof *v);
+        if (k == NULL || v == NULL) {
+            free(k);
+            free(v);
+            return;
+        }
+        for (size_t i = 0; i < a->sh_cap; i++) {
+            if (a->sh_key[i] == 0)
+                continue;
+            size_t j = (size_t)a->sh_key[i] & (nc - 1);
+            while (k[j] != 0)
+                j = (j + 1) & (nc - 1);
+            k[j] = a->sh_key[i];
+            v[j] = a->sh_id[i];
+        }
+        free(a->sh_key);
+        free(a->sh_id);
+        a->sh_key = k;
+        a->sh_id = v;
+        a->sh_cap = nc;
+    }
+    size_t j = (size_t)h & (a->sh_cap - 1);
+    while (a->sh_key[j] != 0 && a->sh_key[j] != h)
+        j = (j + 1) & (a->sh_cap - 1);
+    if (a->sh_key[j] == 0)
+        a->sh_n++;
+    a->sh_key[j] = h;
+    a->sh_id[j] = id;
+}
+
+void at__agg_stacks_apply(agg_t *a, agg_loop_t *l, const at_export_loopreq_t *r)
+{
+    for (size_t i = 0; i < r->nstk_new; i++) {
+        const at_export_stk_new_t *n = &r->stk_new[i];
+        uint32_t id = at__agg_intern_stack(a, n->pc, n->depth);
+        if (id != 0)
+            stack_hash_add(a, n->hash, id);
+    }
+    for (size_t i = 0; i < r->nstk_ent; i++) {
+        const at_export_stk_ent_t *e = &r->stk_ent[i];
+        agg_task_t *t = task_find(l, e->task_id);
+        uint32_t id = stack_by_hash(a, e->hash);
+        if (t == NULL || id == 0 || (t->stack == id && t->stack_since == e->wait_since_ns))
+            continue;
+        t->stack = id;
+        t->stack_since = e->wait_since_ns;
+        if (t->row.state == AT_EXPORT_TASK_WAITING && t->row.wait_since_ns == e->wait_since_ns)
+            t->gen_changed = ++a->gen;
+    }
+}
+
+/* The wire row of a mirrored task: its suspension stack only while it still waits in the wait
+ * the stack was taken in. */
+static void agg_task_wire(agg_t *a, const agg_task_t *t, at_wire_task_t *out)
+{
+    at__agg_task_to_wire(a, &t->row, out);
+    if (t->stack != 0 && t->row.state == AT_EXPORT_TASK_WAITING &&
+        t->row.wait_since_ns == t->stack_since)
+        out->stack = t->stack;
+}
+
 void at__agg_task_to_wire(agg_t *a, const at_export_task_row_t *row, at_wire_task_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -616,6 +701,20 @@ static agg_loop_t *loop_of_attach(at_export_srv_t *srv, const at_export_attach_t
         if (!l->gone && l->mon->loop == att->loop)
             return l;
     return NULL;
+}
+
+bool at__agg_tasks_pending(at_export_srv_t *srv, const agg_loop_t *l)
+{
+    bool pending = false;
+    if (l == NULL || l->gone)
+        return false;
+    at__export_attach_lock();
+    for (at_export_attach_t *att = at__export_attach_first(); att != NULL; att = att->next)
+        if (att->loop == l->mon->loop && (att->p->caps & AT_EXPORT_CAP_TASKS) &&
+            att->p->resync != NULL && !att->detached && !att->synced)
+            pending = true;
+    at__export_attach_unlock();
+    return pending;
 }
 
 void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
@@ -667,6 +766,8 @@ void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
             continue;
         }
         t->gen_added = old[i].gen_added;
+        t->stack = old[i].stack;
+        t->stack_since = old[i].stack_since;
         t->gen_changed =
             memcmp(&t->row, &old[i].row, sizeof t->row) ? ++a->gen : old[i].gen_changed;
     }
@@ -716,10 +817,14 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
     static const struct {
         const char *code;
         uint8_t kind;
-    } kinds[] = {{"never_retrieved", AT_WIRE_EXC_NEVER_RETRIEVED},
+    } kinds[] = {/* core's codes, then the tasks layer's */
+                 {"never_retrieved", AT_WIRE_EXC_NEVER_RETRIEVED},
                  {"never_awaited", AT_WIRE_EXC_NEVER_AWAITED},
                  {"destroyed_pending", AT_WIRE_EXC_DESTROYED_PENDING},
                  {"unclosed", AT_WIRE_EXC_UNCLOSED},
+                 {"task_never_retrieved", AT_WIRE_EXC_NEVER_RETRIEVED},
+                 {"task_destroyed_pending", AT_WIRE_EXC_DESTROYED_PENDING},
+                 {"unclosed_stream", AT_WIRE_EXC_UNCLOSED},
                  {"wrong_thread", AT_WIRE_EXC_WRONG_THREAD},
                  {"unhandled", AT_WIRE_EXC_UNHANDLED}};
     e->exc.kind = AT_WIRE_EXC_WARNING;
@@ -736,6 +841,19 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
         e->exc.raise_stack = at__agg_intern_stack(a, ev->stack2, ev->nstack2);
 }
 
+/* Takes the loop's slow/error/warning events off its monitor's ring into the event log. */
+static void drain_mon(agg_t *a, agg_loop_t *l)
+{
+    at__event_t ev;
+    for (int i = 0; i < 65536 && at__mon_take(l->mon, &ev) == 1; i++)
+        event_from_mon(a, l, &ev);
+    for (int k = 0; k < AT__EV_KIND_MAX; k++) {
+        uint64_t produced, dropped;
+        at__mon_event_counts(l->mon, (at__event_kind_t)k, &produced, &dropped);
+        l->dropped[k] = dropped;
+    }
+}
+
 static void send_resync(at_export_srv_t *srv, at_export_attach_t *att, uint64_t now)
 {
     if (att->resync_inflight || att->p->resync == NULL ||
@@ -745,6 +863,7 @@ static void send_resync(at_export_srv_t *srv, at_export_attach_t *att, uint64_t 
     if (r == NULL)
         return;
     r->op = AT_EXPORT_LOOPREQ_RESYNC;
+    r->resync_first = !att->synced;
     r->att = att;
     r->att_id = att->id;
     r->deadline_ns = now + 30000000000ull;
@@ -765,14 +884,7 @@ void at__agg_drain(at_export_srv_t *srv)
     for (agg_loop_t *l = a->loops; l != NULL; l = l->next) {
         if (l->gone)
             continue;
-        at__event_t ev;
-        for (int i = 0; i < 65536 && at__mon_take(l->mon, &ev) == 1; i++)
-            event_from_mon(a, l, &ev);
-        for (int k = 0; k < AT__EV_KIND_MAX; k++) {
-            uint64_t produced, dropped;
-            at__mon_event_counts(l->mon, (at__event_kind_t)k, &produced, &dropped);
-            l->dropped[k] = dropped;
-        }
+        drain_mon(a, l);
         l->task_dropped = 0;
     }
     uint64_t now = uv_hrtime();
@@ -784,6 +896,8 @@ void at__agg_drain(at_export_srv_t *srv)
         /* While a resync is in flight the ring is left alone: events newer than the resync
          * must be applied after its rows, not before (a full ring meanwhile just drops and
          * counts, and leads to the next resync). */
+        if (l != NULL && (att->p->caps & AT_EXPORT_CAP_TASKS))
+            l->wait_desc = att->p->wait_desc;
         while (!att->resync_inflight && at__export_task_take(att, &ev, &pos) == 1)
             if (l != NULL && pos >= att->skip_until)
                 task_apply(a, l, &ev);
@@ -884,6 +998,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
     uint64_t lag_w[AT_WIRE_HIST_BUCKETS];
     at_wire_task_t *tnew = NULL, *tchg = NULL;
     uint64_t *tgone = NULL;
+    char(*descs)[AT_EXPORT_WAIT_DESC_MAX] = NULL;
     at_wire_site_stats_t *sst = NULL;
     at_wire_slow_t *slow = NULL;
     at_wire_exc_t *exc = NULL;
@@ -953,16 +1068,27 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             size_t nn = 0, nc = 0, ng = 0;
             tnew = malloc((l->ntasks + 1) * sizeof *tnew);
             tchg = malloc((l->ntasks + 1) * sizeof *tchg);
-            if (tnew == NULL || tchg == NULL)
+            if (l->wait_desc != NULL)
+                descs = malloc((l->ntasks + 1) * sizeof *descs);
+            if (tnew == NULL || tchg == NULL || (l->wait_desc != NULL && descs == NULL))
                 goto out;
             for (size_t i = 0; i < l->task_cap; i++) {
                 agg_task_t *t = &l->tasks[i];
                 if (!t->used)
                     continue;
+                at_wire_task_t *w;
                 if (full || t->gen_added > seen)
-                    at__agg_task_to_wire(a, &t->row, &tnew[nn++]);
+                    w = &tnew[nn++];
                 else if (t->gen_changed > seen)
-                    at__agg_task_to_wire(a, &t->row, &tchg[nc++]);
+                    w = &tchg[nc++];
+                else
+                    continue;
+                agg_task_wire(a, t, w);
+                if (descs != NULL) {
+                    char *d = descs[nn + nc - 1];
+                    l->wait_desc(&t->row, d, AT_EXPORT_WAIT_DESC_MAX);
+                    w->wait_desc = d[0] ? d : NULL;
+                }
             }
             if (!full && l->ngone > 0) {
                 tgone = malloc(l->ngone * sizeof *tgone);
@@ -993,7 +1119,10 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             u.n_site_stats = (uint32_t)ns;
             u.site_stats = sst;
         }
-        /* events: everything still in the log that the client has not had */
+    }
+    if (l != NULL) {
+        /* events: everything still in the log that the client has not had (a gone loop's
+         * too: what its close reported, "Task was destroyed but it is pending!") */
         uint64_t first = l->ev_next > AT_EXPORT_EVLOG ? l->ev_next - AT_EXPORT_EVLOG : 1;
         if (!full && c->ev_seen + 1 > first)
             first = c->ev_seen + 1;
@@ -1058,6 +1187,7 @@ out:
     free(tnew);
     free(tchg);
     free(tgone);
+    free(descs);
     free(sst);
     free(slow);
     free(exc);

@@ -132,6 +132,87 @@ int at__export_resync_add(at_export_resync_sink_t *sink, const at_export_task_ro
     return 0;
 }
 
+void at__export_loopreq_free(at_export_loopreq_t *r)
+{
+    free(r->detail);
+    free(r->rows);
+    free(r->stk_ent);
+    free(r->stk_new);
+    free(r);
+}
+
+static uint64_t stk_hash(void *const *pc, unsigned n)
+{
+    uint64_t h = 1469598103934665603ull ^ n;
+    for (unsigned i = 0; i < n; i++) {
+        h ^= (uint64_t)(uintptr_t)pc[i];
+        h *= 1099511628211ull;
+        h ^= h >> 29;
+    }
+    return h != 0 ? h : 1;
+}
+
+/* Adds h to the attachment's set of stacks sent; true if it was there already. */
+static bool stk_sent_test_add(at_export_attach_t *a, uint64_t h)
+{
+    if ((a->stk_sent_n + 1) * 2 > a->stk_sent_cap) {
+        size_t nc = a->stk_sent_cap ? a->stk_sent_cap * 2 : 256;
+        uint64_t *t = calloc(nc, sizeof *t);
+        if (t == NULL)
+            return false; /* sent again next time: harmless */
+        for (size_t i = 0; i < a->stk_sent_cap; i++) {
+            uint64_t k = a->stk_sent[i];
+            if (k == 0)
+                continue;
+            size_t j = (size_t)k & (nc - 1);
+            while (t[j] != 0)
+                j = (j + 1) & (nc - 1);
+            t[j] = k;
+        }
+        free(a->stk_sent);
+        a->stk_sent = t;
+        a->stk_sent_cap = nc;
+    }
+    size_t j = (size_t)h & (a->stk_sent_cap - 1);
+    for (; a->stk_sent[j] != 0; j = (j + 1) & (a->stk_sent_cap - 1))
+        if (a->stk_sent[j] == h)
+            return true;
+    a->stk_sent[j] = h;
+    a->stk_sent_n++;
+    return false;
+}
+
+int at__export_stack_add(at_export_stack_sink_t *sink, uint64_t task_id, uint64_t wait_since_ns,
+                         void *const *pc, unsigned depth)
+{
+    at_export_loopreq_t *r = sink->req;
+    if (depth == 0)
+        return 0;
+    if (depth > AT_EXPORT_MAX_FRAMES)
+        depth = AT_EXPORT_MAX_FRAMES;
+    if (r->nstk_ent >= AT_EXPORT_STK_BATCH ||
+        at__export_grow((void **)&r->stk_ent, &r->capstk_ent, r->nstk_ent + 1,
+                        sizeof *r->stk_ent) != 0)
+        return -ENOBUFS;
+    uint64_t h = stk_hash(pc, depth);
+    if (!stk_sent_test_add(sink->att, h)) {
+        if (at__export_grow((void **)&r->stk_new, &r->capstk_new, r->nstk_new + 1,
+                            sizeof *r->stk_new) != 0)
+            return -ENOBUFS;
+        at_export_stk_new_t *n = &r->stk_new[r->nstk_new++];
+        n->hash = h;
+        n->depth = depth;
+        memcpy(n->pc, pc, depth * sizeof *pc);
+    }
+    r->stk_ent[r->nstk_ent++] = (at_export_stk_ent_t){task_id, wait_since_ns, h};
+    return 0;
+}
+
+bool at__export_resync_first(const at_export_resync_sink_t *sink)
+{
+    return sink->req->resync_first;
+}
+
 /* Runs one request on the loop thread. */
 static void run_request(at_export_attach_t *a, at_export_loopreq_t *r)
 {
@@ -161,6 +242,16 @@ static void run_request(at_export_attach_t *a, at_export_loopreq_t *r)
         if (p->executor != NULL) {
             p->executor(p->ctx, &r->exec);
             r->has_exec = true;
+        }
+        if (p->stacks != NULL && m != NULL) {
+            if (a->stk_epoch != r->epoch) { /* another exporter: it has been sent nothing */
+                free(a->stk_sent);
+                a->stk_sent = NULL;
+                a->stk_sent_cap = a->stk_sent_n = 0;
+                a->stk_epoch = r->epoch;
+            }
+            at_export_stack_sink_t ssink = {.req = r, .att = a};
+            p->stacks(p->ctx, &ssink);
         }
         r->result = m != NULL ? 0 : -ENOENT;
         break;
@@ -270,5 +361,6 @@ void at__export_detach(at_export_attach_t *a)
     if (!uv_is_closing((uv_handle_t *)a->async))
         uv_close((uv_handle_t *)a->async, async_close_cb);
     pthread_mutex_destroy(&a->mbox_lock);
+    free(a->stk_sent);
     free(a);
 }

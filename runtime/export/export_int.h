@@ -31,6 +31,20 @@ typedef struct at_export_task_ev {
     at_export_task_row_t row;
 } at_export_task_ev_t;
 
+/* Suspension stacks taken on a loop thread (at__export_stack_add): which stack each task waits
+ * at, by hash, and the pcs of the hashes this exporter has not been sent yet. */
+typedef struct at_export_stk_ent {
+    uint64_t task_id, wait_since_ns, hash;
+} at_export_stk_ent_t;
+
+typedef struct at_export_stk_new {
+    uint64_t hash;
+    uint32_t depth;
+    void *pc[AT_EXPORT_MAX_FRAMES];
+} at_export_stk_new_t;
+
+#define AT_EXPORT_STK_BATCH (1u << 18) /* task entries per stacks request */
+
 /* A request that must run on a loop thread (task detail, cancel, resync). Owned by the
  * exporter; handed to the loop thread through the attachment's mailbox and back through the
  * exporter's done list. */
@@ -51,10 +65,19 @@ typedef struct at_export_loopreq {
     at_export_task_row_t *rows; /* resync */
     size_t nrows, caprows;
     bool rows_truncated;
+    bool resync_first;           /* resync: the first of this exporter instance */
     at__handle_counts_t handles; /* inventory: uv_walk by type (loopmon's own excluded) */
     bool has_exec;               /* inventory: the provider reported its executor */
     at_export_exec_stats_t exec;
+    uint64_t epoch; /* inventory: the exporter instance (agg_t.epoch) asking for stacks */
+    at_export_stk_ent_t *stk_ent; /* inventory: tasks and the hash of their stack */
+    size_t nstk_ent, capstk_ent;
+    at_export_stk_new_t *stk_new; /* inventory: stacks not sent to this exporter before */
+    size_t nstk_new, capstk_new;
 } at_export_loopreq_t;
+
+/* Frees a request and everything it owns. Any thread. */
+void at__export_loopreq_free(at_export_loopreq_t *r);
 
 #define AT_EXPORT_LOOPREQ_RESYNC    100
 #define AT_EXPORT_LOOPREQ_INVENTORY 101        /* handles by type and executor figures */
@@ -62,6 +85,11 @@ typedef struct at_export_loopreq {
 
 struct at_export_resync_sink {
     at_export_loopreq_t *req;
+};
+
+struct at_export_stack_sink {
+    at_export_loopreq_t *req;
+    struct at_export_attach *att;
 };
 
 struct at_export_attach {
@@ -87,6 +115,11 @@ struct at_export_attach {
     bool synced; /* a resync since this exporter started */
     bool inventory_inflight;
     uint64_t inventory_at_ns; /* last inventory request sent */
+    /* loop thread only: hashes of the stacks sent to exporter instance stk_epoch (an open
+     * addressed set, 0 = empty slot) */
+    uint64_t *stk_sent;
+    size_t stk_sent_cap, stk_sent_n;
+    uint64_t stk_epoch;
 };
 
 /* Locks the attachment registry; the exporter walks it with at__export_attach_first/next.
@@ -157,6 +190,8 @@ typedef struct agg_task {
     at_export_task_row_t row;
     uint64_t gen_added, gen_changed;
     uint32_t entry_site, create_site;
+    uint32_t stack;       /* interned suspension stack of the wait that began at stack_since */
+    uint64_t stack_since; /* the row's wait_since_ns when the stack was taken */
     bool used;
 } agg_task_t;
 
@@ -170,6 +205,8 @@ typedef struct agg_loop {
     at__mon_t *mon; /* referenced */
     uint64_t id;    /* the monitor's id: the wire's loop number */
     bool gone;      /* unregistered: kept until no client uses it */
+    /* the task provider's wait_desc (a pure function), NULL: rows carry no wait text */
+    void (*wait_desc)(const at_export_task_row_t *row, char *buf, size_t size);
     /* call sites */
     agg_site_t *sites;
     size_t nsites, capsites;
@@ -226,6 +263,10 @@ typedef struct agg {
     size_t istack_idx_cap;
     uint64_t t0_ns;         /* CLOCK_MONOTONIC at process start: process time origin */
     uint64_t start_wall_ns; /* wall clock at process start */
+    uint64_t epoch;         /* this exporter instance, unique in the process */
+    uint64_t *sh_key;       /* suspension stack hash (loop thread's) -> interned stack id */
+    uint32_t *sh_id;
+    size_t sh_cap, sh_n;
 } agg_t;
 
 /* ---- the server ----------------------------------------------------------------------------- */
@@ -260,6 +301,7 @@ typedef struct at_export_client {
     uint64_t loop_id;
     bool paused;
     bool need_full;
+    uint64_t first_wait_until_ns; /* first snapshot held for a pending task resync */
     uint64_t next_update_ns;
     uint64_t upd_seq;
     uint64_t seen_gen;
@@ -353,6 +395,15 @@ void at__agg_task_to_wire(agg_t *a, const at_export_task_row_t *row, at_wire_tas
 void at__agg_inventory_request(at_export_srv_t *srv, uint64_t now);
 /* Stores an answered inventory request in its loop's mirror. Exporter thread. */
 void at__agg_inventory_apply(at_export_srv_t *srv, at_export_loopreq_t *r);
+/* True while a task provider of loop l has not answered its first resync since this exporter
+ * started (a snapshot now would show no tasks). Exporter thread. */
+bool at__agg_tasks_pending(at_export_srv_t *srv, const agg_loop_t *l);
+/* How long a client's first snapshot waits for that resync at most. */
+#define AT_EXPORT_FIRST_SNAPSHOT_WAIT_MS 500u
+
+/* Interns the suspension stacks an inventory request brought (new ones by their pcs, known
+ * ones by hash) and sets them on l's tasks. Exporter thread. */
+void at__agg_stacks_apply(agg_t *a, agg_loop_t *l, const at_export_loopreq_t *r);
 /* Puts the loop's latest inventory in an update's statistics (pointers into *l). */
 void at__agg_inventory_fill(const agg_loop_t *l, at_wire_loop_stats_t *st);
 /* The running callback of a loop as on the wire (name points into `name`). */

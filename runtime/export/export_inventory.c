@@ -1,7 +1,7 @@
-/* export_inventory.c: the loop inventory — handles by type (loopmon's uv_walk) and the
- * executor's figures, taken on each loop thread about once a second through the attachment's
- * async (so a client that attaches finds them already there), and sent in every update's
- * loop statistics. */
+/* export_inventory.c: the loop inventory — handles by type (loopmon's uv_walk), the
+ * executor's figures and the suspension stacks of tasks that began a wait, taken on each loop
+ * thread about once a second through the attachment's async (so a client that attaches finds them
+ * already there), and sent in every update's loop statistics. */
 #include "export_int.h"
 
 #include <stdlib.h>
@@ -23,6 +23,7 @@ void at__agg_inventory_request(at_export_srv_t *srv, uint64_t now)
         r->att = att;
         r->att_id = att->id;
         r->deadline_ns = now + INVENTORY_DEADLINE_NS;
+        r->epoch = srv->agg.epoch;
         if (at__export_loopreq_send(r) != 0) {
             free(r);
             continue;
@@ -48,9 +49,12 @@ void at__agg_inventory_apply(at_export_srv_t *srv, at_export_loopreq_t *r)
     at__export_attach_unlock();
     if (loop == NULL || r->result != 0)
         return;
+    if (r->nstk_ent > 0)
+        at__agg_drain(srv); /* the rows of the tasks whose stacks came, before the stacks */
     for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next) {
         if (l->gone || l->mon->loop != loop)
             continue;
+        at__agg_stacks_apply(&srv->agg, l, r);
         l->nhandles = 0;
         for (unsigned t = 0; t < UV_HANDLE_TYPE_MAX; t++) {
             const char *name = uv_handle_type_name((uv_handle_type)t);

@@ -413,7 +413,15 @@ static void handle_subscribe(at_export_client_t *c, const at_wire_subscribe_t *s
     c->state = CL_LIVE;
     c->need_full = true;
     c->next_update_ns = 0; /* the snapshot goes out on this tick */
-    at__agg_send_update(srv, c, now_ns());
+    uint64_t now = now_ns();
+    if (at__agg_tasks_pending(srv, at__agg_loop(srv, c->loop_id))) {
+        /* A provider's first resync is on its way (a program that just started): the snapshot
+         * waits for it, briefly, rather than going out without the tasks. */
+        at__agg_drain(srv); /* asks for it now if not yet asked */
+        c->first_wait_until_ns = now + AT_EXPORT_FIRST_SNAPSHOT_WAIT_MS * 1000000ull;
+        return;
+    }
+    at__agg_send_update(srv, c, now);
 }
 
 /* One whole frame from a client. */
@@ -693,9 +701,7 @@ static void remove_pending(at_export_srv_t *srv, at_export_loopreq_t *r)
 
 static void loopreq_free(at_export_loopreq_t *r)
 {
-    free(r->detail);
-    free(r->rows);
-    free(r);
+    at__export_loopreq_free(r);
 }
 
 static void answer_detail(at_export_srv_t *srv, at_export_client_t *c, at_export_loopreq_t *r)
@@ -909,6 +915,12 @@ static void tick_cb(uv_timer_t *t)
             }
             if (c->paused || now < c->next_update_ns)
                 break;
+            if (c->first_wait_until_ns != 0) {
+                if (now < c->first_wait_until_ns &&
+                    at__agg_tasks_pending(srv, at__agg_loop(srv, c->loop_id)))
+                    break;
+                c->first_wait_until_ns = 0;
+            }
             if (c->oh != NULL) {
                 /* Still sending the previous update: skip this one. Deltas are computed from
                  * what the client has seen, so nothing is lost, only merged. */
@@ -1254,9 +1266,7 @@ void at__export_loopreq_done(at_export_loopreq_t *r)
         pthread_mutex_unlock(&srv->done_lock);
         uv_async_send(&srv->wake);
     } else {
-        free(r->detail);
-        free(r->rows);
-        free(r);
+        at__export_loopreq_free(r);
     }
     pthread_mutex_unlock(&g_lock);
 }

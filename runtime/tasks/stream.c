@@ -180,6 +180,7 @@ static int listen_common(at_stream_t *s, int backlog)
         return rc;
     }
     s->listening = true;
+    s->readers.role = AT__WQ_ACCEPT; /* its waiters accept */
     return 0;
 }
 
@@ -302,7 +303,7 @@ AT__AWAIT_TEXT int at_tcp_connect(at_loop_t *loop, const char *host, int port, a
     if (!s) {
         return AT_ENOMEM;
     }
-    op_t op = {0};
+    op_t op = {.wq.role = AT__WQ_CONNECT};
     uv_connect_t req;
     req.data = &op;
     rc = uv_tcp_connect(&req, &s->u.tcp, (const struct sockaddr *)&ss, on_connect);
@@ -322,7 +323,7 @@ AT__AWAIT_TEXT int at_unix_connect(at_loop_t *loop, const char *path, at_stream_
     if (!s) {
         return AT_ENOMEM;
     }
-    op_t op = {0};
+    op_t op = {.wq.role = AT__WQ_CONNECT};
     uv_connect_t req;
     req.data = &op;
     uv_pipe_connect(&req, &s->u.pipe, path, on_connect);
@@ -448,7 +449,7 @@ AT__AWAIT_TEXT int at_stream_write(at_stream_t *s, const void *buf, size_t len)
     } else if (n != UV_EAGAIN) {
         return n;
     }
-    op_t op = {0};
+    op_t op = {.wq.role = AT__WQ_WRITE};
     uv_write_t req;
     req.data = &op;
     int rc = uv_write(&req, &s->u.s, &b, 1, on_write);
@@ -468,7 +469,7 @@ AT__AWAIT_TEXT int at_stream_shutdown(at_stream_t *s)
     if (!at__task_current()) {
         return AT_EINVALSTATE;
     }
-    op_t op = {0};
+    op_t op = {.wq.role = AT__WQ_WRITE};
     uv_shutdown_t req;
     req.data = &op;
     int rc = uv_shutdown(&req, &s->u.s, on_shutdown);

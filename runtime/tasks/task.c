@@ -298,6 +298,7 @@ static void unlink_task(at_task_t *t)
     }
     t->prev = t->next = NULL;
     tl->ntasks--;
+    at__task_stack_forget(t);
 }
 
 /* The function on the task's own stack. */

@@ -8,10 +8,22 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The wire's wait kinds (docs/protocol.md, task row field 3). */
-static uint8_t wire_wait_kind(uint8_t k)
+/* The wire's wait kinds (docs/protocol.md, task row field 3); a stream wait says which. */
+static uint8_t wire_wait_kind(const at_task_t *t)
 {
-    switch ((at_wait_kind_t)k) {
+    if (t->wait_kind == AT_WAIT_STREAM && t->wq) {
+        switch (t->wq->role) {
+        case AT__WQ_ACCEPT:
+            return 7;
+        case AT__WQ_WRITE:
+            return 5;
+        case AT__WQ_CONNECT:
+            return 6;
+        default:
+            break;
+        }
+    }
+    switch ((at_wait_kind_t)t->wait_kind) {
     case AT_WAIT_NONE:
         return 0;
     case AT_WAIT_FUTURE:
@@ -57,6 +69,8 @@ static uint8_t wire_state(const at_task_t *t)
     return AT_EXPORT_TASK_READY;
 }
 
+#define ROW_WITH_TIMEOUT 0x80 /* wait_flags of a future awaited with a timeout */
+
 static void fill_row(const at_task_t *t, at_export_task_row_t *r)
 {
     if (t->open_step) {
@@ -73,13 +87,89 @@ static void fill_row(const at_task_t *t, at_export_task_row_t *r)
     r->entry_fn = (void *)t->fn;
     r->create_pc = t->ncreate ? t->create[0] : NULL;
     r->state = wire_state(t);
-    r->wait_kind = waits ? wire_wait_kind(t->wait_kind) : 0;
+    r->wait_kind = waits ? wire_wait_kind(t) : 0;
+    r->wait_arg = waits && t->wait_kind == AT_WAIT_TIMER ? t->wait_arg : 0;
+    r->wait_flags = 0;
+    if (waits && t->wq) {
+        r->wait_flags = t->wq->role; /* queue side */
+    } else if (waits && t->wait_kind == AT_WAIT_FUTURE && t->timer.slot_) {
+        r->wait_flags = ROW_WITH_TIMEOUT;
+    }
     memcpy(r->name, t->name, sizeof r->name - 1);
     r->name[sizeof r->name - 1] = '\0';
 }
 
+/* ---- suspension stacks: taken lazily, once a second, for the tasks that began a wait ---- */
+
+/* Puts a waiting task on the list of those whose stack the exporter takes next time. */
+static void stack_mark(at_task_t *t)
+{
+    if (t->stk_dirty) {
+        return;
+    }
+    tloop_t *tl = t->tl;
+    t->stk_dirty = true;
+    t->stk_prev = NULL;
+    t->stk_next = tl->stk_head;
+    if (tl->stk_head) {
+        tl->stk_head->stk_prev = t;
+    }
+    tl->stk_head = t;
+}
+
+void at__task_stack_forget_slow(at_task_t *t)
+{
+    tloop_t *tl = t->tl;
+    if (t->stk_prev) {
+        t->stk_prev->stk_next = t->stk_next;
+    } else {
+        tl->stk_head = t->stk_next;
+    }
+    if (t->stk_next) {
+        t->stk_next->stk_prev = t->stk_prev;
+    }
+    t->stk_prev = t->stk_next = NULL;
+    t->stk_dirty = false;
+}
+
+static bool waits_really(const at_task_t *t)
+{
+    return t->state == AT_TASK_WAITING && t->wait_kind != AT_WAIT_YIELD;
+}
+
+#define STACKS_BUDGET_NS 10000000u /* 10 ms: 1% of the loop thread while a backlog lasts */
+
+/* The exporter's once-a-second call: the stacks of the marked tasks that still wait. The walk
+ * is bounded by the task's own stack; the exporter hashes it and copies only new stacks. */
+static void provider_stacks(void *ctx, at_export_stack_sink_t *sink)
+{
+    tloop_t *tl = ctx;
+    uint64_t t0 = at__now_ns();
+    unsigned n_walked = 0;
+    while (tl->stk_head) {
+        at_task_t *t = tl->stk_head;
+        /* A walk reads the task's cold stack (~1-2 us): at most STACKS_BUDGET_NS of loop time
+         * per call, the rest next time (100,000 new waits fill in over some seconds). */
+        if ((++n_walked & 31) == 0 && at__now_ns() - t0 > STACKS_BUDGET_NS) {
+            return;
+        }
+        if (waits_really(t)) {
+            void *pc[AT_EXPORT_MAX_FRAMES];
+            size_t n = at_task_suspension_stack(t, pc, AT_EXPORT_MAX_FRAMES);
+            if (at__export_stack_add(sink, t->id, t->wait_since_ms * 1000000u, pc, (unsigned)n) !=
+                0) {
+                return; /* the batch is full: the rest next time */
+            }
+        }
+        at__task_stack_forget_slow(t);
+    }
+}
+
 void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind)
 {
+    if (kind == AT_EXPORT_TASK_CHANGED && waits_really(t)) {
+        stack_mark(t); /* a new wait: its stack is taken lazily */
+    }
     /* The row is built in the ring slot itself (a row is 120 bytes: one copy, not two). */
     at_export_task_row_t *row = at__export_task_reserve(t->tl->att, kind);
     if (!row) {
@@ -97,8 +187,13 @@ static void provider_resync(void *ctx, at_export_resync_sink_t *sink)
 {
     tloop_t *tl = ctx;
     at_export_task_row_t row;
+    /* A new exporter knows no stacks yet (after drops it does: each new wait was marked) */
+    bool first = at__export_resync_first(sink);
     for (at_task_t *t = tl->head; t; t = t->next) {
         fill_row(t, &row);
+        if (first && waits_really(t)) {
+            stack_mark(t);
+        }
         if (at__export_resync_add(sink, &row) != 0) {
             return;
         }
@@ -127,50 +222,55 @@ static at_task_t *find_task(tloop_t *tl, uint64_t id)
     return NULL;
 }
 
-static void describe_wait(const at_task_t *t, char *buf, size_t size)
+/* What a row waits on, in words, from the row alone (the provider's wait_desc: the exporter
+ * calls it on its own thread for every task row it sends). */
+static void describe_wait(const at_export_task_row_t *r, char *buf, size_t size)
 {
     buf[0] = '\0';
-    if (t->state != AT_TASK_WAITING) {
+    if (r->state != AT_EXPORT_TASK_WAITING) {
         return;
     }
-    uint64_t id = t->wait_id;
-    switch ((at_wait_kind_t)t->wait_kind) {
-    case AT_WAIT_TIMER:
-        snprintf(buf, size, "sleep %" PRIu64 ".%03" PRIu64 " s", t->wait_arg / 1000,
-                 t->wait_arg % 1000);
+    uint64_t id = r->wait_obj;
+    switch (r->wait_kind) {
+    case 3:
+        snprintf(buf, size, "sleep %" PRIu64 ".%03" PRIu64 " s", r->wait_arg / 1000,
+                 r->wait_arg % 1000);
         break;
-    case AT_WAIT_FUTURE:
-        snprintf(buf, size, "future #%" PRIu64 "%s", id, t->timer.slot_ ? " (with timeout)" : "");
+    case 1:
+        snprintf(buf, size, "future #%" PRIu64 "%s", id,
+                 r->wait_flags == ROW_WITH_TIMEOUT ? " (with timeout)" : "");
         break;
-    case AT_WAIT_TASK:
+    case 2:
         snprintf(buf, size, "task #%" PRIu64, id);
         break;
-    case AT_WAIT_EVENT:
+    case 9:
         snprintf(buf, size, "event #%" PRIu64, id);
         break;
-    case AT_WAIT_LOCK:
+    case 8:
         snprintf(buf, size, "lock #%" PRIu64, id);
         break;
-    case AT_WAIT_SEMAPHORE:
+    case 10:
         snprintf(buf, size, "semaphore #%" PRIu64, id);
         break;
-    case AT_WAIT_QUEUE: {
-        const char *side = "";
-        if (t->wq && t->wq->role == AT__WQ_QUEUE_PUT) {
-            side = " (full)";
-        } else if (t->wq && t->wq->role == AT__WQ_QUEUE_GET) {
-            side = " (empty)";
-        }
-        snprintf(buf, size, "queue #%" PRIu64 "%s", id, side);
+    case 12:
+        snprintf(buf, size, "queue #%" PRIu64 "%s", id,
+                 r->wait_flags == AT__WQ_QUEUE_PUT   ? " (full)"
+                 : r->wait_flags == AT__WQ_QUEUE_GET ? " (empty)"
+                                                     : "");
         break;
-    }
-    case AT_WAIT_STREAM:
-        snprintf(buf, size, "stream #%" PRIu64, id);
+    case 4:
+        snprintf(buf, size, "read #%" PRIu64, id);
         break;
-    case AT_WAIT_YIELD:
-        snprintf(buf, size, "yield (ready)");
+    case 5:
+        snprintf(buf, size, "write #%" PRIu64, id);
         break;
-    case AT_WAIT_NONE:
+    case 6:
+        snprintf(buf, size, "connect #%" PRIu64, id);
+        break;
+    case 7:
+        snprintf(buf, size, "accept #%" PRIu64, id);
+        break;
+    default:
         break;
     }
 }
@@ -187,7 +287,7 @@ static int provider_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
     out->creation.depth = nc;
     out->suspension.depth =
         (uint32_t)at_task_suspension_stack(t, out->suspension.pc, AT_EXPORT_MAX_FRAMES);
-    describe_wait(t, out->wait_desc, sizeof out->wait_desc);
+    describe_wait(&out->row, out->wait_desc, sizeof out->wait_desc);
     out->error[0] = '\0';
     if (t->ended && t->state == AT_TASK_FAILED) {
         const at_error_t *e = t->fut->err; /* not at_future_error: that marks it retrieved */
@@ -239,6 +339,8 @@ void at__task_export_attach(tloop_t *tl)
         .task_detail = provider_detail,
         .task_cancel = provider_cancel,
         .executor = provider_executor,
+        .stacks = provider_stacks,
+        .wait_desc = describe_wait,
     };
     tl->att = at__export_attach(tl->loop->uv, &tl->provider);
     tl->export_on = tl->att ? at__export_posts_wanted(tl->att) : NULL;
@@ -247,6 +349,9 @@ void at__task_export_attach(tloop_t *tl)
 void at__task_export_detach(tloop_t *tl)
 {
     tl->export_on = NULL;
+    while (tl->stk_head) {
+        at__task_stack_forget_slow(tl->stk_head);
+    }
     at__export_detach(tl->att);
     tl->att = NULL;
 }

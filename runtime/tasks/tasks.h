@@ -28,6 +28,9 @@ typedef struct tloop {
     at_export_attach_t *att;
     const _Atomic int *export_on; /* nonzero while an exporter consumes posts; NULL: detached */
     at_export_provider_t provider;
+    /* tasks that began a wait since the exporter last took suspension stacks (task_export.c),
+     * linked through stk_prev/stk_next */
+    at_task_t *stk_head;
 } tloop_t;
 
 typedef bool (*detach_fn)(at_task_t *t);
@@ -42,6 +45,7 @@ struct at_task {
     bool ended;
     bool in_failed; /* on tl->failed (linked through prev/next) */
     bool open_step; /* tl->open_step is this task's */
+    bool stk_dirty; /* on tl->stk_head: its suspension stack is still to be taken */
     int rc;         /* what fn returned */
     int wake_code;  /* why the current wait ended: 0, AT_ECANCELED, AT_ETIMEDOUT */
     at_loop_t *loop;
@@ -69,6 +73,7 @@ struct at_task {
     struct at__waitq *wq;
     struct at__waiter *waiter;
     struct at_task *prev, *next;
+    struct at_task *stk_prev, *stk_next; /* on tl->stk_head while stk_dirty */
     char name[48];
     void **create; /* &create1, or a heap array in debug mode */
     void *create1;
@@ -90,7 +95,10 @@ typedef struct at__waitq {
 enum {
     AT__WQ_PLAIN = 0,
     AT__WQ_QUEUE_PUT = 1 /* "(full)" */,
-    AT__WQ_QUEUE_GET = 2 /* "(empty)" */
+    AT__WQ_QUEUE_GET = 2 /* "(empty)" */,
+    AT__WQ_ACCEPT = 3 /* a listening stream's acceptors: "accept" */,
+    AT__WQ_WRITE = 4 /* a stream write or shutdown: "write" */,
+    AT__WQ_CONNECT = 5 /* a stream connect: "connect" */
 };
 
 void at__waitq_push(at__waitq_t *q, at__waiter_t *w);
@@ -147,6 +155,16 @@ void at__task_export_detach(tloop_t *tl);
 /* Posts one lifecycle event of `t` (the row is built from the task now). Loop thread; only
  * through at__task_post, which skips it when no exporter consumes posts. */
 void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind);
+
+/* Takes an ending task off the list of tasks whose suspension stack the exporter has still to
+ * take (task_export.c). Loop thread. */
+void at__task_stack_forget_slow(at_task_t *t);
+static inline void at__task_stack_forget(at_task_t *t)
+{
+    if (AT__UNLIKELY(t->stk_dirty)) {
+        at__task_stack_forget_slow(t);
+    }
+}
 
 /* Posts `t`'s ADDED/CHANGED/REMOVED event if an exporter is listening: one relaxed load
  * otherwise. Loop thread. */

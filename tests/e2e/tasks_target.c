@@ -1,5 +1,7 @@
 /* tasks_target.c: a real program on at_loop + tasks, served by the exporter through the tasks
  * layer's provider, driven line by line on stdin by tests/e2e/test_export_tasks.py. */
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -183,9 +185,55 @@ static int spinner(void *arg, void **result)
     }
 }
 
-static int bulk(void *arg, void **result)
+/* Not a tail call: its frame stays on the stack where the many bulk tasks wait. */
+__attribute__((noinline)) static int bulk(void *arg, void **result)
 {
-    return at_event_wait(g_never);
+    int rc = at_event_wait(g_never);
+    g_sink++;
+    return rc;
+}
+
+/* A second loop on a thread of its own, closed while a task still waits on it: "Task was
+ * destroyed but it is pending!" reaches the exporter while it runs. */
+static int forever(void *arg, void **result)
+{
+    at_event_t *ev = arg;
+    int rc = at_event_wait(ev);
+    g_sink++;
+    return rc;
+}
+
+static sem_t g_doomed_close;
+static pthread_t g_doomed_th;
+
+static void *doomed_loop_main(void *arg)
+{
+    at_loop_t *loop;
+    at_event_t *ev = NULL;
+    if (at_loop_new(&loop, NULL) != 0)
+        return NULL;
+    if (at_event_new(loop, &ev) == 0) {
+        at_task_opts_t o = {.name = "doomed"};
+        at_task_spawn(loop, forever, ev, &o, NULL);
+        at_loop_run(loop, AT_RUN_NOWAIT); /* it starts waiting */
+    }
+    say("DOOMED %d\n", (int)gettid());
+    sem_wait(&g_doomed_close);
+    at_loop_close(loop, NULL); /* the task is destroyed while pending */
+    if (ev)
+        at_event_free(ev);
+    return NULL;
+}
+
+static at_stream_t *g_server;
+
+static int acceptor(void *arg, void **result)
+{
+    at_stream_t *conn;
+    int rc = at_stream_accept(g_server, &conn);
+    if (rc == 0)
+        at_stream_close(conn);
+    return rc;
 }
 
 /* ---- spawning --------------------------------------------------------------------------- */
@@ -292,6 +340,25 @@ static void on_command(at_loop_t *loop, void *arg)
     } else if (strcmp(cmd, "many") == 0) {
         for (long i = 0; i < n; i++)
             spawn_named(bulk, "bulk", false);
+    } else if (strcmp(cmd, "futfail") == 0) { /* a future's error nobody reads */
+        at_future_t *f;
+        if (at_future_new(loop, &f) == 0) {
+            at_future_set_error(f, at_error_new(AT_EIO, NULL, "lost future error (test)"));
+            at_future_unref(f);
+        }
+    } else if (strcmp(cmd, "lostfail") == 0) { /* a failing task nobody holds */
+        spawn_named(failing, "lost-failing", false);
+    } else if (strcmp(cmd, "doomed") == 0) { /* "closedoomed" closes it */
+        sem_init(&g_doomed_close, 0, 0);
+        if (pthread_create(&g_doomed_th, NULL, doomed_loop_main, NULL) != 0)
+            exit(3);
+    } else if (strcmp(cmd, "closedoomed") == 0) {
+        sem_post(&g_doomed_close);
+        pthread_join(g_doomed_th, NULL);
+    } else if (strcmp(cmd, "accept") == 0) { /* a task waiting in at_stream_accept */
+        if (at_tcp_listen(loop, "127.0.0.1", 0, 8, &g_server) != 0)
+            exit(3);
+        spawn_named(acceptor, "acceptor", false);
     } else if (strcmp(cmd, "status") == 0) {
         say("STATUS cancel_seen=%d short_done=%d tasks=%zu\n", g_cancel_seen, g_short_done,
             at_loop_tasks(g_loop, NULL, NULL));

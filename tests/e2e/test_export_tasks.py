@@ -345,3 +345,148 @@ def test_100k_tasks_snapshot_complete(env):
     finally:
         c2.close()
     t.quit()
+
+
+STACK = 12
+
+
+def test_tasks_waiting_at_the_same_place_share_one_suspension_stack(env):
+    target, client = env
+    t = target()
+    c, _ = client(t)
+    wait_for(c, lambda: settled(c), what="the named tasks to settle")
+    t.cmd("many 500")
+
+    def bulk_rows():
+        return [r for r in c.tasks.values() if r[NAME] == "bulk"]
+
+    def stacked():
+        rows = bulk_rows()
+        return len(rows) == 500 and all(len(r) > STACK and r[STACK] for r in rows) and \
+            by_name(c)["deep"][STACK]
+    wait_for(c, stacked, what="suspension stacks of the bulk tasks")
+    ids = {r[STACK] for r in bulk_rows()}
+    assert len(ids) == 1, ids
+    f = [x.split(".")[0] for x in c.stack_funcs(ids.pop())]
+    assert "bulk" in f and "at_event_wait" not in f[1:], f
+    deep = [x.split(".")[0] for x in c.stack_funcs(by_name(c)["deep"][STACK])]
+    assert deep[:3] == ["deep_level_three", "deep_level_two", "deep_level_one"], deep
+    assert by_name(c)["sleeper"][STACK] != by_name(c)["deep"][STACK]
+    # a new client gets the same ids in its first snapshot
+    c2, snap = client(t)
+    assert {r[STACK] for r in snap["tasks_new"] if r[NAME] == "bulk"} == {bulk_rows()[0][STACK]}
+    t.quit()
+
+
+EXC_NEVER_RETRIEVED, EXC_DESTROYED_PENDING = 1, 3
+
+
+def test_exception_kinds_end_to_end(env):
+    target, client = env
+    t = target()
+    c, _ = client(t)
+    wait_for(c, lambda: settled(c), what="the named tasks to settle")
+    t.cmd("futfail")  # core: a failed future dropped unread
+    t.cmd("lostfail")  # tasks: a failed task nobody holds
+    exc = []
+
+    def have(text, evs):
+        return [e for e in evs if text in e.get("message", "")]
+
+    deadline = time.monotonic() + 20
+    while not (have("Future exception", exc) and have("Task exception", exc)):
+        assert time.monotonic() < deadline, [(e["kind"], e["message"][:70]) for e in exc]
+        exc += c.recv_type("update").get("exc", [])
+    for e in have("Future exception", exc) + have("Task exception", exc):
+        assert e["kind"] == EXC_NEVER_RETRIEVED, e
+        assert e["domain"] == "error", e
+    assert "lost future error (test)" in have("Future exception", exc)[0]["message"]
+    assert "lost-failing" in have("Task exception", exc)[0]["message"]
+
+    # a second loop closed while a task still waits on it, watched by a client of its own
+    out = t.cmd("doomed")
+    if "DOOMED" not in out:
+        out += t.p.stdout.readline().decode()
+    tid = int(out.split("DOOMED ")[1].split()[0])
+    d = Client(t.path, timeout=30)
+    try:
+        hello = d.hello()
+        lid = [l[0] for l in hello.get("loops", []) if l[2] == tid]
+        assert lid, hello
+        d.subscribe(100, loop=lid[0])
+        assert d.recv_type("update", timeout=30)["full"]
+        t.cmd("closedoomed")
+        dexc = []
+        deadline = time.monotonic() + 20
+        while not have("destroyed", dexc):
+            assert time.monotonic() < deadline, [(e["kind"], e["message"][:70]) for e in dexc]
+            dexc += d.recv_type("update").get("exc", [])
+        e = have("destroyed", dexc)[0]
+        assert e["kind"] == EXC_DESTROYED_PENDING, e
+        assert "doomed" in e["message"], e
+    finally:
+        d.close()
+    t.quit()
+
+
+W_ACCEPT = 7
+
+
+def test_task_in_accept_waits_on_accept(env):
+    target, client = env
+    t = target()
+    c, _ = client(t)
+    wait_for(c, lambda: settled(c), what="the named tasks to settle")
+    t.cmd("accept")
+    wait_for(c, lambda: "acceptor" in by_name(c) and by_name(c)["acceptor"][STATE] == WAITING,
+             what="the acceptor to wait")
+    row = by_name(c)["acceptor"]
+    assert row[WAIT_KIND] == W_ACCEPT, row
+    r = c.response(c.request("task_detail", task=row[ID]), timeout=20)
+    assert r["detail"]["wait_desc"] == "accept #%d" % row[WAIT_OBJ], r["detail"]
+    t.quit()
+
+
+WAIT_DESC = 13
+
+
+def test_rows_carry_wait_desc_like_the_detail(env):
+    target, client = env
+    t = target()
+    c, _ = client(t)
+    wait_for(c, lambda: settled(c) and all(len(by_name(c)[n]) > WAIT_DESC for n in
+                                           ("sleeper", "queue-putter")),
+             what="rows with wait_desc")
+    rows = by_name(c)
+    assert rows["sleeper"][WAIT_DESC] == "sleep 5.000 s", rows["sleeper"]
+    assert rows["queue-putter"][WAIT_DESC] == "queue #%d (full)" % rows["queue-putter"][WAIT_OBJ]
+    assert rows["queue-getter"][WAIT_DESC] == "queue #%d (empty)" % rows["queue-getter"][
+        WAIT_OBJ]
+    assert rows["lock-waiter"][WAIT_DESC] == "lock #%d" % rows["lock-waiter"][WAIT_OBJ]
+    assert rows["parent"][WAIT_DESC] == "task #%d" % rows["child"][ID]
+    for name in ("deep", "sem-waiter", "cancellable"):
+        r = c.response(c.request("task_detail", task=rows[name][ID]), timeout=20)
+        assert rows[name][WAIT_DESC] == r["detail"]["wait_desc"], (name, rows[name], r)
+    # an ended task has no wait text
+    assert len(rows["failing"]) <= WAIT_DESC or rows["failing"][WAIT_DESC] in (None, ""), \
+        rows["failing"]
+    t.quit()
+
+
+def test_first_snapshot_right_after_start_has_the_tasks(env):
+    # asynctop ps right after the program starts: the first snapshot waits (briefly) for the
+    # tasks provider's resync instead of going out without the tasks
+    target, client = env
+    for _ in range(3):
+        t = target()
+        c = Client(t.path, timeout=30)
+        try:
+            c.hello()
+            c.subscribe(100)
+            snap = c.recv_type("update", timeout=30)
+            assert snap["full"]
+            names = {r[NAME] for r in snap.get("tasks_new", [])}
+            assert {"sleeper", "deep", "parent", "number-cruncher"} <= names, names
+        finally:
+            c.close()
+        t.quit()

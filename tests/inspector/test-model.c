@@ -48,6 +48,9 @@ static void test_upsert_find_remove(void **state)
     Model_removeTask(&m, 14, 1000);
     assert_non_null(Model_findTask(&m, 14));
     assert_int_equal(m.by_state[TS_RUNNING], 0);
+    /* it lingers with its final state, not the one it had while pending */
+    assert_int_equal(Model_findTask(&m, 14)->state, TS_DONE);
+    assert_string_equal(Model_findTask(&m, 14)->waits_on, "");
     assert_int_equal(Model_purge(&m, 1000 + MODEL_LINGER_MS - 1), 0);
     assert_int_equal(Model_purge(&m, 1000 + MODEL_LINGER_MS), 1);
     assert_null(Model_findTask(&m, 14));
