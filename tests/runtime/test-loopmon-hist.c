@@ -78,7 +78,10 @@ static void test_site_stats(void **state)
     assert_ptr_equal(m->cache[slot].name, lit);
     assert_ptr_equal(m->cache[slot].site, an);
     assert_ptr_equal(at__mon_site(m, (void *)cb_a, lit), an);
+    /* direct-mapped: cb_b may share its slot with an entry filled since, so look it up again */
+    assert_ptr_equal(at__mon_site(m, (void *)cb_b, NULL), b);
     slot = at__mon_site_slot((void *)cb_b, NULL);
+    assert_ptr_equal(m->cache[slot].fn, (void *)cb_b);
     assert_ptr_equal(m->cache[slot].site, b);
 
     /* uniform 1..100000 ns */
