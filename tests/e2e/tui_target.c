@@ -24,7 +24,7 @@ static at_event_t *g_spin_ev; /* "spin N" sets it: the cruncher spins N ms */
 static at_lock_t *g_lock;
 static at_queue_t *g_empty_q;
 static long g_spin_ms;
-static volatile int g_sink;
+static volatile unsigned g_sink; /* unsigned: the spin loops wrap it */
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
