@@ -1,12 +1,14 @@
 /* export_inventory.c: the loop inventory — handles by type (loopmon's uv_walk), the
  * executor's figures and the suspension stacks of tasks that began a wait, taken on each loop
- * thread about once a second through the attachment's async (so a client that attaches finds them
+ * thread four times a second through the attachment's async (so a client that attaches finds them
  * already there), and sent in every update's loop statistics. */
 #include "export_int.h"
 
 #include <stdlib.h>
 
-#define INVENTORY_PERIOD_NS   1000000000ull  /* one request per loop per second */
+#define INVENTORY_PERIOD_NS                                                                        \
+    250000000ull                             /* four requests per loop per second: suspension      \
+                                                stacks of short waits show up in time */
 #define INVENTORY_DEADLINE_NS 30000000000ull /* never abandoned: see expire_pending */
 
 void at__agg_inventory_request(at_export_srv_t *srv, uint64_t now)
