@@ -40,28 +40,16 @@ void at__export_attach_set_consumer(int on)
 bool at__export_task_post(at_export_attach_t *a, at_export_task_event_kind_t kind,
                           const at_export_task_row_t *row)
 {
-    if (a == NULL || !atomic_load_explicit(&a->consumer, memory_order_relaxed))
+    at_export_task_row_t *slot = at__export_task_reserve(a, kind);
+    if (slot == NULL)
         return false;
-    uint64_t tail = atomic_load_explicit(&a->tail, memory_order_relaxed);
-    uint64_t head = atomic_load_explicit(&a->head, memory_order_acquire);
-    atomic_store_explicit(&a->produced,
-                          atomic_load_explicit(&a->produced, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    if (tail - head >= AT_EXPORT_TASK_RING) {
-        atomic_store_explicit(&a->dropped,
-                              atomic_load_explicit(&a->dropped, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        return false;
-    }
-    at_export_task_ev_t *e = &a->ring[tail & (AT_EXPORT_TASK_RING - 1)];
-    e->kind = (uint8_t)kind;
     if (kind == AT_EXPORT_TASK_REMOVED) {
-        e->row.id = row->id;
+        slot->id = row->id;
     } else {
-        e->row = *row;
-        e->row.name[sizeof e->row.name - 1] = '\0';
+        *slot = *row;
+        slot->name[sizeof slot->name - 1] = '\0';
     }
-    atomic_store_explicit(&a->tail, tail + 1, memory_order_release);
+    at__export_task_commit(a);
     return true;
 }
 
