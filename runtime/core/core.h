@@ -237,6 +237,13 @@ void at__waiter_abort(void *arg);
  * streams still alive on the loop. NULL when the tasks layer is absent. */
 extern void (*at__tasks_close_hook)(at_loop_t *loop);
 
+/* Set by the tasks layer: at_loop_close calls it before anything else, while the loop is
+ * still open (not `closing`), on the loop thread, with the loop not running. It cancels the
+ * loop's pending tasks and runs the loop (at_loop_run) until they have finished or a bound
+ * is reached, as asyncio.run() does before loop.close(); what is still pending afterwards is
+ * left to at__tasks_close_hook. NULL when the tasks layer is absent. */
+extern void (*at__tasks_unwind_hook)(at_loop_t *loop);
+
 /* Cancels every executor job not started yet (at loop close). */
 void at__executor_cancel_all(at_loop_t *loop);
 /* Frees a loop whose close has finished once no future refers to it. */

@@ -813,6 +813,7 @@ void at__loop_maybe_free(at_loop_t *loop)
 }
 
 void (*at__tasks_close_hook)(at_loop_t *loop);
+void (*at__tasks_unwind_hook)(at_loop_t *loop);
 
 int at_loop_close(at_loop_t *loop, at_close_report_t *report)
 {
@@ -822,10 +823,17 @@ int at_loop_close(at_loop_t *loop, at_close_report_t *report)
         return AT_EINVALSTATE;
     if (atomic_load_explicit(&loop->closing, memory_order_relaxed))
         return AT_ECLOSING;
+    /* Before anything is refused as closing: pending tasks are cancelled and the loop runs
+     * until they have unwound (bounded), as asyncio.run() cancels every remaining task and
+     * runs the loop until they finish before it closes the loop. Their cleanup code runs with
+     * the loop still fully usable. */
+    if (at__tasks_unwind_hook)
+        at__tasks_unwind_hook(loop);
     atomic_store_explicit(&loop->closing, 1, memory_order_release);
     at_close_report_t rep = {0};
 
-    /* 0. Tasks still pending, coroutines never awaited (the tasks layer). */
+    /* 0. Tasks still pending after the unwinding, coroutines never awaited (the tasks
+     *    layer). */
     if (at__tasks_close_hook)
         at__tasks_close_hook(loop);
 

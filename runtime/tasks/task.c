@@ -85,12 +85,14 @@ static bool coro_stack_resolve(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
     return true;
 }
 
+static void tasks_unwind(at_loop_t *loop);
 static void tasks_close(at_loop_t *loop);
 
 __attribute__((constructor)) static void tasks_init(void)
 {
     at__coro_set_switch_hook(on_switch);
     at__stack_resolver_set(coro_stack_resolve);
+    at__tasks_unwind_hook = tasks_unwind;
     at__tasks_close_hook = tasks_close;
 }
 
@@ -1399,6 +1401,125 @@ void at_coro_drop(at_coro_t *c)
 }
 
 /* ---- loop close ------------------------------------------------------------------------------ */
+
+/* Unwinding at close, as asyncio.run()'s _cancel_all_tasks: every pending task is cancelled
+ * (its await point returns AT_ECANCELED, its cleanup code runs) and the loop runs until those
+ * tasks have finished. Bounded: a round ends when all its tasks have ended, or when none of
+ * them ended for CLOSE_ROUND_MS; what is still pending then (a task that swallowed the
+ * cancellation and awaits again, tasks spawned by cleanup code) is cancelled again in the next
+ * round; after CLOSE_ROUNDS rounds the rest is left to tasks_close ("Task was destroyed but it
+ * is pending!"). A task that never took its cancellation holds the close CLOSE_ROUNDS *
+ * CLOSE_ROUND_MS (300 ms) at most; a thousand tasks that all clean up promptly take one
+ * round's steps. */
+#define CLOSE_ROUNDS   3
+#define CLOSE_ROUND_MS 100
+
+typedef struct unwind_round {
+    at_task_t **tasks; /* a reference to each task cancelled in this round */
+    size_t n;
+    size_t first_pending; /* tasks before it have all ended */
+    size_t ended_seen;    /* how many had ended at the last deadline check */
+    bool expired;         /* none ended for CLOSE_ROUND_MS: the round is over */
+    at_handle_t timer;
+} unwind_round_t;
+
+static bool round_done(unwind_round_t *r)
+{
+    while (r->first_pending < r->n && r->tasks[r->first_pending]->ended) {
+        r->first_pending++;
+    }
+    return r->first_pending == r->n;
+}
+
+/* The round's deadline: extended while its tasks keep ending (a thousand tasks unwinding take
+ * longer than one task's grace), over when none ended since the last check. */
+static void unwind_deadline(at_loop_t *loop, void *arg)
+{
+    unwind_round_t *r = arg;
+    r->timer = (at_handle_t){0};
+    size_t ended = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        ended += r->tasks[i]->ended;
+    }
+    if (ended > r->ended_seen) {
+        r->ended_seen = ended;
+        if (at_call_later(loop, CLOSE_ROUND_MS, unwind_deadline, r, "task unwinding at close",
+                          &r->timer) == 0) {
+            return;
+        }
+    }
+    r->expired = true;
+}
+
+/* A task that ended with an error while the close unwound it: reported as asyncio.run()
+ * reports it ("unhandled exception during asyncio.run() shutdown"), and marked retrieved, so
+ * that it is not reported again as never retrieved. An error whose code is AT_ECANCELED is
+ * the cancellation carried on with a message (at_task_raise(AT_ECANCELED, ...)): not an
+ * error of the task's, not reported. */
+static void report_failed_at_close(at_task_t *t)
+{
+    at_future_t *f = t->fut;
+    at_error_t *e = f->err;
+    if (e->code != AT_ECANCELED) {
+        char detail[400];
+        snprintf(detail, sizeof detail,
+                 "task: <Task failed name='%s' id=%" PRIu64 ">\nerror: %s (%s): %s", t->name, t->id,
+                 at_err_name(e->code), e->domain, at_error_message(e));
+        report(t->loop, AT__EV_ERROR, "unhandled",
+               "unhandled exception during at_loop_close() shutdown", detail, t->name, t->id,
+               "Task created at (most recent call first)", t->create, t->ncreate,
+               "Error raised at (most recent call first)", e->stack, e->nstack);
+    }
+    at_future_mark_retrieved(f);
+}
+
+/* Called by at_loop_close before the loop is marked closing (core's at__tasks_unwind_hook):
+ * the loop is not running, its thread is this one. */
+static void tasks_unwind(at_loop_t *loop)
+{
+    tloop_t *tl = tloop_find(loop, false);
+    for (int round = 0; round < CLOSE_ROUNDS && tl && tl->head; round++) {
+        unwind_round_t r = {.n = tl->ntasks};
+        r.tasks = malloc(r.n * sizeof *r.tasks);
+        if (!r.tasks) {
+            at__log(AT__LOG_ERROR,
+                    "loop close: out of memory cancelling %zu pending tasks; they are destroyed "
+                    "without unwinding",
+                    r.n);
+            return;
+        }
+        size_t k = 0;
+        for (at_task_t *t = tl->head; t && k < r.n; t = t->next) {
+            r.tasks[k++] = at_task_ref(t);
+        }
+        r.n = k;
+        for (size_t i = 0; i < r.n; i++) {
+            at_task_cancel(r.tasks[i], "the loop is closing");
+        }
+        uv_update_time(at_loop_uv(loop)); /* the loop may have been idle a long time */
+        int rc = at_call_later(loop, CLOSE_ROUND_MS, unwind_deadline, &r, "task unwinding at close",
+                               &r.timer);
+        while (rc == 0 && !r.expired && !round_done(&r)) {
+            rc = at_loop_run(loop, AT_RUN_ONCE);
+            rc = rc < 0 ? rc : 0;
+        }
+        if (r.timer.slot_) {
+            at_handle_cancel(loop, r.timer);
+        }
+        for (size_t i = 0; i < r.n; i++) {
+            at_task_t *t = r.tasks[i];
+            if (t->ended && t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved) {
+                report_failed_at_close(t);
+            }
+            task_unref_internal(t);
+        }
+        free(r.tasks);
+        if (rc != 0) {
+            return; /* the loop cannot run: tasks_close destroys what is left */
+        }
+        tl = tloop_find(loop, false);
+    }
+}
 
 /* Called by at_loop_close before it drops callbacks: reports and frees what
  * the tasks layer still holds for this loop. */

@@ -79,9 +79,15 @@ class Env:
                               stdin=subprocess.DEVNULL)
 
     def close(self):
+        errors = []
         for t in self.targets:
-            t.stop()
+            try:
+                t.stop()
+            except AssertionError as e:
+                errors.append(str(e))
         shutil.rmtree(self.dir, ignore_errors=True)
+        if errors:
+            raise AssertionError("\n".join(errors))
 
 
 class Target:
@@ -123,9 +129,13 @@ class RealTarget:
 
     def __init__(self, env):
         self.env = env
-        self.proc = subprocess.Popen([TUI_TARGET], env=env.env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, bufsize=1)
+        # Its log (the close's reports, and LeakSanitizer's in sanitized builds) goes to a file
+        # that stop() shows if the program did not exit cleanly.
+        self.errpath = os.path.join(env.dir, "tui_target-%d.err" % len(env.targets))
+        with open(self.errpath, "w") as err:
+            self.proc = subprocess.Popen([TUI_TARGET], env=env.env, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=err,
+                                         text=True, bufsize=1)
         line = self.proc.stdout.readline()
         assert line.startswith("READY "), line
         self.pid = int(line.split()[1])
@@ -153,18 +163,25 @@ class RealTarget:
         return self.proc.poll() is None
 
     def stop(self):
+        killed = False
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.close()  # EOF: the loop stops and closes cleanly
-                self.proc.wait(5)
+                self.proc.wait(5 * SLOW)
             except (subprocess.TimeoutExpired, BrokenPipeError):
                 self.proc.kill()
                 self.proc.wait()
+                killed = True
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 f.close()
             except (BrokenPipeError, OSError):
                 pass
+        # A clean close exits 0; under ASan a leak at loop close (LeakSanitizer) does not.
+        if not killed and self.proc.returncode != 0:
+            with open(self.errpath, errors="replace") as f:
+                log = f.read()
+            raise AssertionError("tui_target exited %d:\n%s" % (self.proc.returncode, log[-4000:]))
 
 
 class Tui:
