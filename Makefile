@@ -12,8 +12,8 @@ VALGRIND_SUITES ?= runtime
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 40
 # Tests that also run under ThreadSanitizer (AT_E2E_TSAN=1 tells the e2e tests
-# that TSan delays signals, so sampled stacks are its own). Coroutine
-# tests are left out: the context switch has no TSan fiber annotations yet.
+# that TSan delays signals, so sampled stacks are its own). Coroutines are TSan
+# fibers (runtime/tasks/coro.c), so the tasks tests are among them.
 TSAN_TESTS ?= $(shell cat .ci/tsan-tests 2>/dev/null)
 
 .PHONY: all deps build build-asan build-tsan test demo bench fuzz stress format clean

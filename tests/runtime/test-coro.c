@@ -38,6 +38,19 @@
 #ifndef UNDER_ASAN
 #define UNDER_ASAN 0
 #endif
+/* ThreadSanitizer gives each coroutine (a TSan fiber) a 512 KiB shadow stack mapping of its own:
+ * 100,000 of them would exceed vm.max_map_count. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
 
 static at__coro_backend_t backend_asm = AT__CORO_ASM;
 static at__coro_backend_t backend_uc = AT__CORO_UCONTEXT;
@@ -311,8 +324,9 @@ static void test_100k_pending(void **state)
 {
     skip_if_unavailable(state);
     /* valgrind tracks every registered stack and slows each switch down
-     * accordingly; the full count runs in the plain and ASan builds. */
-    size_t count = RUNNING_ON_VALGRIND ? 5000 : 100000;
+     * accordingly; TSan maps a shadow stack per coroutine; the full count runs in the plain
+     * and ASan builds. */
+    size_t count = RUNNING_ON_VALGRIND || UNDER_TSAN ? 5000 : 100000;
     if (backend_of(state) == AT__CORO_UCONTEXT) {
         count /= 10; /* a getcontext system call each; the pool is the same */
     }
@@ -377,7 +391,7 @@ static void deep(void *arg)
 static void test_pending_costs_one_page(void **state)
 {
     skip_if_unavailable(state);
-    if (RUNNING_ON_VALGRIND || UNDER_ASAN) {
+    if (RUNNING_ON_VALGRIND || UNDER_ASAN || UNDER_TSAN) {
         skip(); /* their shadow memory and redzones change what RSS means */
     }
     enum { N = 2000 };
