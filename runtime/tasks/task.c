@@ -1521,8 +1521,9 @@ static void tasks_unwind(at_loop_t *loop)
     }
 }
 
-/* Called by at_loop_close before it drops callbacks: reports and frees what
- * the tasks layer still holds for this loop. */
+/* Called by at_loop_close after tasks_unwind, once the loop is closing, before it drops
+ * callbacks: reports and frees what the tasks layer still holds for this loop (the tasks
+ * still pending are those that swallowed the unwinding's cancellations). */
 static void tasks_close(at_loop_t *loop)
 {
     tloop_t *tl = tloop_find(loop, false);

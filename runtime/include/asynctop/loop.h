@@ -68,8 +68,16 @@ typedef struct at_close_report {
     size_t live_futures;       /* futures still referenced by the application */
 } at_close_report_t;
 
-/* Closes the loop. Executor jobs not started are cancelled and running ones
- * waited for; callbacks still scheduled are dropped (named in an INFO log);
+/* Closes the loop. First, with the loop still open, the tasks still pending
+ * (<asynctop/task.h>) are cancelled and the loop is run until they have
+ * unwound, as asyncio.run() does: each sees AT_ECANCELED at its await point
+ * and its cleanup code runs (and may await). Bounded: a task that swallows
+ * the cancellation and awaits again is cancelled again, up to three rounds
+ * of which each ends once none of its tasks ended for 100 ms; what is still
+ * pending then is reported "Task was destroyed but it is pending!" and
+ * released without unwinding. Meanwhile other callbacks and handles run as
+ * in at_loop_run. Then executor jobs not started are cancelled and running
+ * ones waited for; callbacks still scheduled are dropped (named in an INFO log);
  * futures whose error was never retrieved are reported ("Future exception
  * was never retrieved", with creation and raise sites); and every handle
  * still open on the uv loop, ours excepted, is reported with its type and

@@ -35,8 +35,16 @@ extern "C" {
  *     error by the time the last reference to it went (a spawned task nobody
  *     holds: as soon as it fails) or the loop closed; with the task's creation
  *     site and the raise site.
- *   - "Task was destroyed but it is pending!": the loop closed while the task
- *     was still suspended; with its creation site and where it was suspended.
+ *   - "Task was destroyed but it is pending!": at_loop_close cancels every
+ *     pending task and runs the loop until they have unwound (as asyncio.run
+ *     does; see at_loop_close); a task still suspended after that (it
+ *     swallowed the cancellation and awaited again, three rounds) is reported
+ *     with its creation site and where it was suspended, and destroyed
+ *     without unwinding.
+ *   - "unhandled exception during at_loop_close() shutdown": a task the close
+ *     cancelled ended with an error other than AT_ECANCELED; with its creation
+ *     and raise sites. Its error then counts as retrieved. A task the close
+ *     cancelled that ends cancelled is not reported.
  *   - "coroutine '<name>' was never awaited": a deferred coroutine object
  *     (at_coro_new) was dropped, or still unused at loop close; with where it
  *     was created.
