@@ -578,17 +578,50 @@ bool at__coro_pc_is_await_machinery(uintptr_t pc)
     return pc - 1 >= (uintptr_t)__start_at_await_text && pc - 1 < (uintptr_t)__stop_at_await_text;
 }
 
+/* The coroutine that `co` resumed, if `co` is RUNNING but not the innermost coroutine of this
+ * thread (it resumed one that runs now, or that resumed another): found up the chain of
+ * resumers from the current one. NULL otherwise (and on any other thread than co's). */
+static const at__coro_t *resumed_by(const at__coro_t *co)
+{
+    for (const at__coro_t *c = current; c; c = c->caller) {
+        if (c->caller == co) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
 __attribute__((no_sanitize_address)) int at__coro_backtrace(const at__coro_t *co, uintptr_t *pcs,
                                                             int max)
 {
-    if (max <= 0 || co->state != AT__CORO_SUSPENDED) {
+    if (max <= 0) {
+        return 0;
+    }
+    /* Where co's registers were saved: by its own yield (suspended), or by its resume of
+     * another coroutine (then that one keeps them, as its resumer's). */
+    const void *saved_sp;
+    const ucontext_t *saved_uc;
+    uint8_t backend;
+    if (co->state == AT__CORO_SUSPENDED) {
+        saved_sp = co->sp;
+        saved_uc = co->uc;
+        backend = co->backend;
+    } else if (co->state == AT__CORO_RUNNING && co != current) {
+        const at__coro_t *inner = resumed_by(co);
+        if (!inner) {
+            return 0;
+        }
+        saved_sp = inner->caller_sp;
+        saved_uc = inner->caller_uc;
+        backend = inner->backend;
+    } else {
         return 0;
     }
     uintptr_t lo = (uintptr_t)co->stack.lo;
     uintptr_t hi = (uintptr_t)co->stack.hi;
     uintptr_t pc, fp;
-    if (co->backend == AT__CORO_ASM) {
-        const uintptr_t *sp = co->sp;
+    if (backend == AT__CORO_ASM) {
+        const uintptr_t *sp = saved_sp;
 #if defined(__x86_64__)
         fp = sp[6];
         pc = sp[7];
@@ -600,11 +633,11 @@ __attribute__((no_sanitize_address)) int at__coro_backtrace(const at__coro_t *co
 #endif
     } else {
 #if defined(__x86_64__)
-        fp = (uintptr_t)co->uc->uc_mcontext.gregs[REG_RBP];
-        pc = (uintptr_t)co->uc->uc_mcontext.gregs[REG_RIP];
+        fp = (uintptr_t)saved_uc->uc_mcontext.gregs[REG_RBP];
+        pc = (uintptr_t)saved_uc->uc_mcontext.gregs[REG_RIP];
 #elif defined(__aarch64__)
-        fp = (uintptr_t)co->uc->uc_mcontext.regs[29];
-        pc = (uintptr_t)co->uc->uc_mcontext.pc;
+        fp = (uintptr_t)saved_uc->uc_mcontext.regs[29];
+        pc = (uintptr_t)saved_uc->uc_mcontext.pc;
 #else
         return 0;
 #endif

@@ -88,10 +88,14 @@ void at__coro_stack_bounds(const at__coro_t *co, const void **lo, const void **h
 
 /* Walks the saved frame pointers of a SUSPENDED coroutine and stores up to
  * `max` return addresses, innermost first (the first is inside the runtime's
- * yield). The walk never leaves the coroutine's own stack: a frame pointer
- * outside [lo, hi), misaligned, or not strictly increasing ends it. Returns
- * the number stored (0 if the coroutine is not suspended). No allocation, no
- * locks; safe from another thread under the condition in the header note. */
+ * yield). Also of a RUNNING coroutine that is not the innermost one (it
+ * resumed another coroutine, which runs now or resumed a third): then the walk
+ * starts where its resume switched away (the first address is inside
+ * at__coro_resume); on co's own thread only (elsewhere it returns 0). The walk
+ * never leaves the coroutine's own stack: a frame pointer outside [lo, hi),
+ * misaligned, or not strictly increasing ends it. Returns the number stored (0
+ * if the coroutine is neither). No allocation, no locks; safe from another
+ * thread under the condition in the header note. */
 int at__coro_backtrace(const at__coro_t *co, uintptr_t *pcs, int max);
 
 /* Functions that sit on a suspended task's stack between the application's

@@ -1257,12 +1257,28 @@ size_t at_loop_tasks(at_loop_t *loop, void (*visit)(at_task_t *, void *), void *
 
 size_t at_task_suspension_stack(const at_task_t *t, void **frames, size_t max)
 {
-    if (!t->co || t->ended || at__coro_state(t->co) != AT__CORO_SUSPENDED) {
+    if (!t->co || t->ended) {
+        return 0;
+    }
+    at__coro_state_t cs = at__coro_state(t->co);
+    if (cs != AT__CORO_SUSPENDED && !(cs == AT__CORO_RUNNING && t->state == AT_TASK_WAITING)) {
         return 0;
     }
     uintptr_t pcs[64];
     int n = at__coro_backtrace(t->co, pcs, 64);
     int first = 0, last = n;
+    if (cs == AT__CORO_RUNNING) {
+        /* Waiting while its coroutine runs: it joined a task that had not started, whose step
+         * runs from its stack (join_inline). The walk starts in the resume of that task
+         * (at__coro_resume, task_run), under the await machinery of the join: show the
+         * application's frames from the one that called at_task_join. */
+        while (first < n && !at__coro_pc_is_await_machinery(pcs[first])) {
+            first++;
+        }
+        if (first == n) {
+            return 0;
+        }
+    }
     while (first < n && at__coro_pc_is_await_machinery(pcs[first])) {
         first++;
     }

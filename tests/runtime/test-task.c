@@ -763,6 +763,80 @@ static void test_suspension_stack(void **state)
     loop_close_clean(loop);
 }
 
+/* A task joining a child that has not started runs the child's first step from its own stack
+ * (join_inline): meanwhile its coroutine is not suspended, yet its stack shows the join. */
+typedef struct join_point {
+    at_task_t *parent;
+    size_t n;
+    at_frame_t fr[AT_STACK_MAX];
+    int parent_state, parent_wait_kind;
+} join_point_t;
+
+static int child_looks_at_parent(void *arg, void **result)
+{
+    join_point_t *j = arg;
+    at_task_info_t info;
+    at_task_info(j->parent, &info);
+    j->parent_state = info.state;
+    j->parent_wait_kind = info.wait_kind;
+    void *pcs[AT_STACK_MAX];
+    j->n = at_task_suspension_stack(j->parent, pcs, AT_STACK_MAX);
+    at_frames_symbolise(pcs, j->n, j->fr);
+    return 0;
+}
+
+VISIBLE int join_point_level2(join_point_t *j);
+VISIBLE int join_point_level1(join_point_t *j);
+
+VISIBLE int join_point_level2(join_point_t *j)
+{
+    at_task_t *child;
+    assert_int_equal(at_task_spawn(at_task_loop(j->parent), child_looks_at_parent, j, NULL, &child),
+                     0);
+    int rc = at_task_join(child, NULL);
+    at_task_unref(child);
+    __asm__ volatile("" ::: "memory");
+    return rc;
+}
+
+VISIBLE int join_point_level1(join_point_t *j)
+{
+    int rc = join_point_level2(j);
+    __asm__ volatile("" ::: "memory");
+    return rc;
+}
+
+static int joins_at_depth(void *arg, void **result)
+{
+    join_point_t *j = arg;
+    j->parent = at_task_current();
+    int rc = join_point_level1(j);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
+    return rc;
+}
+
+static void test_suspension_stack_of_inline_joiner(void **state)
+{
+    at_loop_t *loop = loop_new();
+    join_point_t j = {0};
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(loop, joins_at_depth, &j, NULL, &t), 0);
+    assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
+    assert_int_equal(at_future_result(at_task_future(t), NULL), 0);
+    assert_int_equal(j.parent_state, AT_TASK_WAITING);
+    assert_int_equal(j.parent_wait_kind, AT_WAIT_TASK);
+    for (size_t i = 0; i < j.n; i++) {
+        print_message("  #%zu %s (%s:%u)\n", i, j.fr[i].func, j.fr[i].file, j.fr[i].line);
+    }
+    /* from the application's frame that called at_task_join outwards */
+    assert_true(j.n >= 3);
+    assert_string_equal(j.fr[0].func, "join_point_level2");
+    assert_string_equal(j.fr[1].func, "join_point_level1");
+    assert_string_equal(j.fr[2].func, "joins_at_depth");
+    at_task_unref(t);
+    loop_close_clean(loop);
+}
+
 static int spins(void *arg, void **result)
 {
     struct timespec a, b;
@@ -1084,6 +1158,7 @@ int main(void)
         cmocka_unit_test(test_deferred_coro_used),
         cmocka_unit_test(test_100k_pending_tasks),
         cmocka_unit_test(test_suspension_stack),
+        cmocka_unit_test(test_suspension_stack_of_inline_joiner),
         cmocka_unit_test(test_slow_step_names_task),
         cmocka_unit_test(test_busy_time),
         cmocka_unit_test(test_yield_alone_is_a_step),
