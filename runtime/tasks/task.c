@@ -296,6 +296,9 @@ static void unlink_task(at_task_t *t)
     } else {
         tl->tail = t->prev;
     }
+    if (AT__UNLIKELY(tl->unposted == t)) {
+        tl->unposted = t->next; /* the tasks after it are deferred too */
+    }
     t->prev = t->next = NULL;
     tl->ntasks--;
     at__task_stack_forget(t);
@@ -376,7 +379,7 @@ static __thread uint64_t step_name_id __attribute__((tls_model("initial-exec")))
 
 /* step_name holding `t`'s name (ids are never reused and names never change: a copy made for
  * the task's previous step is still good). */
-static inline const char *step_name_of(const at_task_t *t)
+static inline __attribute__((always_inline)) const char *step_name_of(const at_task_t *t)
 {
     if (step_name_id != t->id) {
         memcpy(step_name, t->name, sizeof step_name);
@@ -425,7 +428,9 @@ static inline __attribute__((always_inline)) void task_run_inline(at_task_t *t)
 {
     at__mon_t *m = t->loop->mon;
     tloop_t *tl = t->tl;
-    at__task_busy_settle(tl);
+    if (tl->open_step.task) {
+        at__task_busy_settle(tl);
+    }
     bool timed = false; /* the step's time is its callback's (no clock read of our own) */
     if (m && m->cur) {
         /* This callback is the task's step: time it under the task's function
@@ -470,6 +475,9 @@ static inline __attribute__((always_inline)) void task_run_inline(at_task_t *t)
 
 static __attribute__((noinline)) void task_run(at_task_t *t)
 {
+    if (AT__UNLIKELY(t->tl->unposted != NULL)) {
+        at__task_posts_flush(t->tl); /* a step from the ready queue: see at__task_post_slow */
+    }
     task_run_inline(t);
 }
 
