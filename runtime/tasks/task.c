@@ -317,8 +317,11 @@ AT__AWAIT_TEXT static void task_main(void *arg)
 }
 
 /* The task's function returned: complete its future, give its stack back. */
+static void step_name_detach(at_task_t *t);
+
 static void task_finish(at_task_t *t)
 {
+    step_name_detach(t);
     at__coro_destroy(t->co);
     t->co = NULL;
     t->finishing = true;
@@ -372,20 +375,30 @@ static void task_finish(at_task_t *t)
     task_unref_internal(t); /* the reference the task held on itself while alive */
 }
 
-/* The task may end and be freed before its step's timing ends (which may
- * report it as slow): loopmon gets this copy of the name. */
+/* A timed step's callback names its task with a pointer to the task's own name (a copy per
+ * step cost more than a tenth of a spawn and join). The task may end, and be freed, before
+ * that callback ends (which may report it as slow): when it ends, the callbacks still naming
+ * it get this copy instead (see step_name_detach). */
 static __thread char step_name[48] __attribute__((tls_model("initial-exec")));
-static __thread uint64_t step_name_id __attribute__((tls_model("initial-exec"))); /* whose */
 
-/* step_name holding `t`'s name (ids are never reused and names never change: a copy made for
- * the task's previous step is still good). */
-static inline __attribute__((always_inline)) const char *step_name_of(const at_task_t *t)
+/* The task join_inline runs: its step's callback goes on as the joiner's, which names the
+ * joiner right after (nothing reads the name between): its end needs no copy. */
+static __thread const at_task_t *inline_child __attribute__((tls_model("initial-exec")));
+
+/* `t` ends: the running callbacks that name it get step_name's copy of its name. Loop thread,
+ * while the loop lives. */
+static void step_name_detach(at_task_t *t)
 {
-    if (step_name_id != t->id) {
-        memcpy(step_name, t->name, sizeof step_name);
-        step_name_id = t->id;
+    at__mon_t *m = t->loop->mon;
+    if (!m || t == inline_child) {
+        return;
     }
-    return step_name;
+    for (at__cb_t *cb = m->cur; cb; cb = cb->parent) {
+        if (cb->task_name == t->name) {
+            memcpy(step_name, t->name, sizeof step_name);
+            cb->task_name = step_name;
+        }
+    }
 }
 
 void at__task_busy_settle(tloop_t *tl)
@@ -439,7 +452,7 @@ static inline __attribute__((always_inline)) void task_run_inline(at_task_t *t)
         if (cb->task_id != t->id) { /* not begun as this task's step already */
             cb->kind = AT__CB_TASK_STEP;
             cb->task_id = t->id;
-            cb->task_name = step_name_of(t);
+            cb->task_name = t->name;
             if (t->site) {
                 cb->site = t->site;
             }
@@ -491,7 +504,7 @@ AT__AWAIT_TEXT static void step_restart(at_task_t *t, at__mon_t *m, at__site_t *
     at__cb_end(m, cb);
     at__task_busy_settle(t->tl);
     at__cb_begin_full(m, cb, site, AT__CB_TASK_STEP, t->id, NULL, NULL, 0);
-    cb->task_name = step_name_of(t);
+    cb->task_name = t->name;
     tloop_t *tl = t->tl;
     open_step_drop(tl);
     tl->open_step.task = t;
@@ -945,7 +958,10 @@ static inline __attribute__((always_inline)) int join_inline(at_task_t *t, at_ta
     t->wait_since_ms = at_loop_time(t->loop);
     t->wake_code = 0;
     t->detach = detach_join_inline;
+    const at_task_t *outer_child = inline_child;
+    inline_child = task;
     task_run_inline(task);
+    inline_child = outer_child;
     task_unref_internal(task); /* the scheduled step's reference (the joiner holds one) */
     t->wait_kind = AT_WAIT_NONE;
     t->wait_id = 0;
@@ -956,7 +972,7 @@ static inline __attribute__((always_inline)) int join_inline(at_task_t *t, at_ta
         /* The joiner goes on in this callback, as task_wake's inline run would. */
         if (cb->task_id != t->id) {
             cb->task_id = t->id;
-            cb->task_name = step_name_of(t);
+            cb->task_name = t->name;
             if (t->site) {
                 cb->site = t->site;
             }
@@ -1237,11 +1253,10 @@ bool at__waitq_wake_one_now(at__waitq_t *q, void *value)
     at__cb_t cb;
     if (site) {
         at__mon_chain_break(m); /* libuv did work since the last callback */
-        (void)step_name_of(t);
         /* "now running" gets the task's id only (as task_run does); the slow-step event
          * takes the name from cb.task_name. */
         at__cb_begin_full(m, &cb, site, AT__CB_TASK_STEP, t->id, NULL, NULL, 0);
-        cb.task_name = step_name;
+        cb.task_name = t->name;
     }
     t->refs++;
     task_run(t);
