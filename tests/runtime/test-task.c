@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "export_int.h"
 #include "loopmon.h"
 #include "stack_pool.h"
 
@@ -1087,6 +1088,96 @@ static void test_spawn_recycled_fresh(void **state)
     loop_close_clean(c.loop);
 }
 
+/* ---- the task provider's posts: a task spawned and joined at once leaves none ---------------- */
+
+typedef struct posts_ctx {
+    at_loop_t *loop;
+    at_event_t *ev;
+    uint64_t at_once, waiter, plain, driver;
+} posts_ctx_t;
+
+static int returns_at_once(void *arg, void **result)
+{
+    return 0;
+}
+
+static int drives_posts(void *arg, void **result)
+{
+    posts_ctx_t *c = arg;
+    at_task_info_t info;
+    at_task_info(at_task_current(), &info);
+    c->driver = info.id;
+    at__export_attach_set_consumer(1); /* as a running exporter: the provider posts */
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(c->loop, returns_arg, NULL, NULL, &t), 0);
+    at_task_info(t, &info);
+    c->at_once = info.id;
+    assert_int_equal(at_task_join(t, NULL), 0); /* its whole life in this step */
+    at_task_unref(t);
+    assert_int_equal(at_task_spawn(c->loop, wait_event, c->ev, NULL, &t), 0);
+    at_task_info(t, &info);
+    c->waiter = info.id;
+    at_task_unref(t);
+    assert_int_equal(at_task_spawn(c->loop, returns_at_once, NULL, NULL, &t), 0);
+    at_task_info(t, &info);
+    c->plain = info.id;
+    at_task_unref(t);
+    assert_int_equal(at_sleep(1), 0);
+    at_event_set(c->ev);
+    return 0;
+}
+
+static void test_export_posts_deferred(void **state)
+{
+    posts_ctx_t c = {.loop = loop_new()};
+    assert_int_equal(at_event_new(c.loop, &c.ev), 0);
+    assert_int_equal(at_task_spawn(c.loop, drives_posts, &c, NULL, NULL), 0);
+    assert_int_equal(at_loop_run(c.loop, AT_RUN_DEFAULT), 0);
+    at_export_attach_t *a = at__export_attach_first();
+    assert_non_null(a);
+    int n[4][4] = {{0}}; /* [driver, at_once, waiter, plain][kind] */
+    int order_ok = 1, waiter_added = 0;
+    at_export_task_ev_t ev;
+    uint64_t pos;
+    while (at__export_task_take(a, &ev, &pos) == 1) {
+        uint64_t id = ev.row.id;
+        int who = id == c.driver    ? 0
+                  : id == c.at_once ? 1
+                  : id == c.waiter  ? 2
+                  : id == c.plain   ? 3
+                                    : -1;
+        assert_true(who >= 0);
+        assert_true(ev.kind >= 1 && ev.kind <= 3);
+        n[who][ev.kind]++;
+        if (who == 2 && ev.kind == AT_EXPORT_TASK_ADDED) {
+            waiter_added = 1;
+            assert_int_equal(ev.row.state, AT_EXPORT_TASK_READY); /* shown before it ran */
+        }
+        if (who == 2 && ev.kind != AT_EXPORT_TASK_ADDED && !waiter_added) {
+            order_ok = 0;
+        }
+    }
+    at__export_attach_set_consumer(0);
+    /* spawned and joined at once: never shown, nothing posted */
+    assert_int_equal(n[1][AT_EXPORT_TASK_ADDED] + n[1][AT_EXPORT_TASK_CHANGED] +
+                         n[1][AT_EXPORT_TASK_REMOVED],
+                     0);
+    /* shown when the next spawn came, then its wait, then its end */
+    assert_true(order_ok);
+    assert_int_equal(n[2][AT_EXPORT_TASK_ADDED], 1);
+    assert_true(n[2][AT_EXPORT_TASK_CHANGED] >= 1);
+    assert_int_equal(n[2][AT_EXPORT_TASK_REMOVED], 1);
+    /* shown when the driver began its sleep (before it ran), then gone */
+    assert_int_equal(n[3][AT_EXPORT_TASK_ADDED], 1);
+    assert_int_equal(n[3][AT_EXPORT_TASK_REMOVED], 1);
+    /* spawned before anyone consumed (a new exporter would resync): its changes and its end */
+    assert_int_equal(n[0][AT_EXPORT_TASK_ADDED], 0);
+    assert_true(n[0][AT_EXPORT_TASK_CHANGED] >= 1);
+    assert_int_equal(n[0][AT_EXPORT_TASK_REMOVED], 1);
+    at_event_free(c.ev);
+    loop_close_clean(c.loop);
+}
+
 /* ---- stack overflow in a task (death test in a forked child) ---------------- */
 
 static volatile int overflow_limit = 1 << 30;
@@ -1232,6 +1323,7 @@ int main(void)
         cmocka_unit_test(test_stack_overflow_names_task),
         cmocka_unit_test(test_spawn_recycled_fresh),
         cmocka_unit_test(test_stack_overflow_recycled_stack),
+        cmocka_unit_test(test_export_posts_deferred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
