@@ -316,9 +316,9 @@ AT__AWAIT_TEXT static void task_main(void *arg)
     t->rc = t->fn(t->arg, &t->result);
 }
 
-/* The task's function returned: complete its future, give its stack back. */
 static void step_name_detach(at_task_t *t);
 
+/* The task's function returned: complete its future, give its stack back. */
 static void task_finish(at_task_t *t)
 {
     step_name_detach(t);

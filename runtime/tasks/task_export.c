@@ -238,6 +238,7 @@ static void provider_resync(void *ctx, at_export_resync_sink_t *sink)
         }
         t->unposted = false; /* the exporter knows it now (a flush skips it) */
     }
+    tl->unposted = NULL; /* every live task was sent */
     for (at_task_t *t = tl->failed; t; t = t->next) {
         fill_row(t, &row);
         if (at__export_resync_add(sink, &row) != 0) {
