@@ -11,10 +11,12 @@ both sides see the same machine load), reporting medians and the median of per-p
              wall time per message
 
 usage: /usr/bin/python3 bench/peers/bench_preload.py [--shim build/runtime/libasynctop-preload.so]
-           [--shim2 OTHER.so] [--no-floor] [--pairs 7] [--json]
+           [--shim2 OTHER.so] [--no-floor] [--no-export] [--only call_soon|echo] [--pairs 7]
+           [-n 200000] [--msgs 20000] [--clients 8] [--json]
 Arms: base (no preload), thread (a preloaded library that only starts one sleeping thread: the
-floor of any in-process exporter thread), preload (the shim), preload2 (--shim2), run in rotating
-order each round.
+floor of any in-process exporter thread), preload (the shim), noexport (--no-export: the shim
+with ASYNCTOP_SOCKET=off, i.e. its instrumentation without the exporter thread), preload2
+(--shim2), run in rotating order each round.
 The shim's exporter runs as it would in production (a socket in a private directory, no client).
 """
 import argparse
@@ -100,9 +102,14 @@ def cpu_ns(pid):
 
 
 def env_for(shim, tmp):
+    """shim: None, a library path, or "off:PATH" (the shim with ASYNCTOP_SOCKET=off: no exporter
+    thread, the instrumentation alone)."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
-    if shim:
+    if shim and shim.startswith("off:"):
+        env["LD_PRELOAD"] = shim[4:]
+        env["ASYNCTOP_SOCKET"] = "off"
+    elif shim:
         env["LD_PRELOAD"] = shim
         env["ASYNCTOP_SOCKET"] = os.path.join(tmp, "s%d" % time.monotonic_ns())
     return env
@@ -193,6 +200,9 @@ def main():
     ap.add_argument("--no-floor", action="store_true",
                     help="skip the thread-only arm (a preloaded library that starts one thread)")
     ap.add_argument("--shim2", help="a second shim build to compare in the same run (e.g. main's)")
+    ap.add_argument("--no-export", action="store_true",
+                    help="add an arm: the shim with ASYNCTOP_SOCKET=off (no exporter thread)")
+    ap.add_argument("--only", choices=("call_soon", "echo"), help="run one workload only")
     a = ap.parse_args()
     shim = os.path.abspath(a.shim)
     if not os.path.exists(shim):
@@ -203,13 +213,17 @@ def main():
         if thr:
             arms.append(("thread", thr))
         arms.append(("preload", shim))
+        if a.no_export:
+            arms.append(("noexport", "off:" + shim))
         if a.shim2:
             arms.append(("preload2", os.path.abspath(a.shim2)))
         res = {}
-        res.update(measure("uvloop_call_soon", lambda pre: run_chain(pre, tmp, a.n), arms,
-                           a.pairs))
-        res.update(measure("uvloop_echo", lambda pre: run_echo(pre, tmp, a.clients, a.msgs),
-                           arms, a.pairs))
+        if a.only != "echo":
+            res.update(measure("uvloop_call_soon", lambda pre: run_chain(pre, tmp, a.n), arms,
+                               a.pairs))
+        if a.only != "call_soon":
+            res.update(measure("uvloop_echo", lambda pre: run_echo(pre, tmp, a.clients, a.msgs),
+                               arms, a.pairs))
     if a.json:
         print(json.dumps(res))
         return
@@ -218,6 +232,7 @@ def main():
     print()
     for name in ("uvloop_call_soon", "uvloop_echo"):
         for label, what in (("thread", "a sleeping thread only (floor)"), ("preload", "the shim"),
+                            ("noexport", "the shim, no exporter thread"),
                             ("preload2", "the second shim")):
             if name + "_cpu_" + label + "_ratio" not in res:
                 continue

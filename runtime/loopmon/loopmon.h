@@ -313,7 +313,7 @@ typedef struct at__mon {
                                     at__mon_create_flags) */
     _Atomic uint64_t poll_max_ns;
     _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled at most every 1 ms (external:
-                                 = poll_ns) */
+                                 unused, at__mon_stats reports poll_ns) */
     _Atomic uint64_t lag_max_ns;
     at__hist_t lag; /* loop lag: how late ready work / timers start */
     at__running_t running;

@@ -726,6 +726,36 @@ static void test_poll_timing(void **state)
     finish_loop(&loop);
 }
 
+/* libuv polls with epoll_pwait when it blocks a signal: the same timing through that wrapper */
+static int pwait_calls;
+static void pwait_cb(uv_timer_t *t)
+{
+    if (++pwait_calls == 2)
+        uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_poll_pwait(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_timer_t t;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(uv_loop_configure(&loop, UV_LOOP_BLOCK_SIGNAL, SIGPROF), 0);
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, pwait_cb, 30, 30);
+    uint64_t t0 = now_ns();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uint64_t wall = now_ns() - t0;
+    assert_int_equal(pwait_calls, 2);
+    uint64_t it = 0, poll = 0, idle = 0, max = 0;
+    assert_int_equal(api.loop(&loop, &it, &poll, &idle), 0);
+    assert_int_equal(site_count(&loop, (void *)pwait_cb, &max), 2);
+    assert_true(it >= 2);
+    assert_true(poll >= 40 * MS && poll <= wall + 1 * MS);
+    assert_true(max < 20 * MS);
+    finish_loop(&loop);
+}
+
 /* ---- pthread_cancel reaches a loop thread blocked in the (raw) poll ---------------------------
  */
 
@@ -779,6 +809,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_loops_two_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_families, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poll_timing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poll_pwait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_in_poll, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
