@@ -166,12 +166,13 @@ PL_EXTERN int uv_run(uv_loop_t *loop, uv_run_mode mode)
  * libuv (1.44, Linux) polls with epoll_wait, or epoll_pwait when it blocks a signal, called
  * through its PLT: the wrappers time the poll of the loop the thread is running (loopmon's
  * poll hooks: iterations, poll and idle time, and the poll's end is the next callback's
- * start), which replaces a prepare and a check handle and two clock reads per iteration.
+ * start), which replaces loopmon's prepare and check handles and one of their two clock reads
+ * per iteration.
  *
  * They also make the syscall directly instead of through libc's wrapper: in a process with a
  * second thread (the exporter's) libc brackets every cancellable syscall with the
- * cancellation switches, which cost this poll more than its own timing. The only thing that
- * bypasses is cancellation, so it is bypassed only until the first pthread_cancel in the
+ * cancellation switches, which cost this poll more than its own timing. What the raw syscall
+ * skips is only cancellation, so it is used only until the first pthread_cancel in the
  * process (the pthread_cancel wrapper below), which also wakes the watched loops of the target
  * thread so that a poll already under way returns and is made again, cancellably. */
 
