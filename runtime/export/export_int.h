@@ -127,6 +127,11 @@ struct at_export_attach {
 void at__export_attach_lock(void);
 void at__export_attach_unlock(void);
 at_export_attach_t *at__export_attach_first(void);
+/* Forgets what a previous exporter instance knew of every attachment (its first resync, a
+ * resync or inventory request it had in flight), so that the next one starts with a resync
+ * of its own. Call before the new exporter thread starts (nothing else then touches these
+ * exporter-thread fields). Takes the registry lock. */
+void at__export_attach_reset(void);
 /* Sets the consumer flag of every attachment (an exporter started or stopped). */
 void at__export_attach_set_consumer(int on);
 /* Hands `r` to its attachment's loop thread. Exporter thread. Returns 0, or -ESHUTDOWN when

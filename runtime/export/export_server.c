@@ -1176,6 +1176,8 @@ static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
     sigdelset(&all, SIGABRT);
     sigdelset(&all, SIGTRAP);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* what an earlier exporter in this process knew of the attachments is not ours */
+    at__export_attach_reset();
     r = -pthread_create(&srv->thread, NULL, thread_main, srv);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {

@@ -281,6 +281,51 @@ static void test_ring_to_aggregator(void **state)
     assert_int_equal(access(g_path, F_OK), -1); /* socket removed on stop */
 }
 
+/* Tasks seen by a fresh client within `updates` updates (stops early at `want`). */
+static uint64_t tasks_after(client_t *c, uint64_t want, int updates)
+{
+    at_wire_msg_t m;
+    for (int i = 0; i < updates && c->tasks != want; i++) {
+        assert_int_equal(client_next(c, &m, 5000), 1);
+        at_wire_msg_free(&m);
+    }
+    return c->tasks;
+}
+
+/* An exporter stopped and started again in one process: the new one knows nothing of the
+ * tasks, so it must ask each provider for a resync of its own (the first exporter's "synced"
+ * must not carry over, else the new snapshot has no tasks at all). */
+static void test_restart_resyncs(void **state)
+{
+    at_export_config_t cfg = config();
+    assert_int_equal(at__export_start(&cfg), 0);
+    at_export_attach_t *a = at__export_attach(&g_loop, &g_prov);
+    assert_non_null(a);
+    for (uint64_t i = 1; i <= 50; i++)
+        add_task(a, i, AT_EXPORT_TASK_WAITING);
+    client_t c;
+    assert_int_equal(client_connect(&c), 0);
+    expect_type(&c, AT_WIRE_HELLO);
+    subscribe(&c);
+    assert_int_equal(tasks_after(&c, 50, 100), 50);
+    client_free(&c);
+    at__export_stop();
+
+    /* while no exporter runs, nothing is posted: the next one can only learn by a resync */
+    for (uint64_t i = 51; i <= 60; i++)
+        add_task(a, i, AT_EXPORT_TASK_WAITING);
+    int resyncs = g_resyncs;
+    assert_int_equal(at__export_start(&cfg), 0);
+    assert_int_equal(client_connect(&c), 0);
+    expect_type(&c, AT_WIRE_HELLO);
+    subscribe(&c);
+    assert_int_equal(tasks_after(&c, 60, 30), 60);
+    assert_true(g_resyncs > resyncs);
+    client_free(&c);
+    at__export_detach(a);
+    at__export_stop();
+}
+
 static void test_client_limit(void **state)
 {
     at_export_config_t cfg = config();
@@ -497,6 +542,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_post_without_exporter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_to_aggregator, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_resyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_busy, setup, teardown),
