@@ -241,6 +241,8 @@ typedef struct agg_loop {
     bool has_exec;
     at_export_exec_stats_t exec;
     char running_task[AT__EV_TASK_MAX]; /* the running task's name (at__agg_running) */
+    char thread[16];                    /* the loop thread's name (/proc comm), "" unknown */
+    uint64_t thread_read_ns;            /* when `thread` was last read */
 } agg_loop_t;
 
 /* The interned tables, shared by every loop. */
@@ -269,6 +271,8 @@ typedef struct agg {
     uint64_t t0_ns;         /* CLOCK_MONOTONIC at process start: process time origin */
     uint64_t start_wall_ns; /* wall clock at process start */
     uint64_t epoch;         /* this exporter instance, unique in the process */
+    uint64_t main_id;       /* monitor id of the main loop (wire id 0): the oldest loop this
+                               exporter saw first; 0 until one was seen */
     uint64_t *sh_key;       /* suspension stack hash (loop thread's) -> interned stack id */
     uint32_t *sh_id;
     size_t sh_cap, sh_n;
@@ -378,11 +382,22 @@ void at__agg_drain(at_export_srv_t *srv);
 void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l);
 /* Watches each loop's running callback; samples its stack once it passes the threshold. */
 void at__agg_watchdog(at_export_srv_t *srv);
-/* The loop a wire loop id names: 0 is the main loop (the live one created first), any other
- * id a monitor's id. NULL if none. */
+/* The loop a wire loop id names: 0 is the main loop (agg.main_id) while it lives, else the
+ * oldest live loop; any other id the loop of that monitor id, gone or not. NULL if none.
+ * Wire ids are stable: a loop keeps its id until it closes, and the main loop's 0 never
+ * passes to another loop of a connection (a client stores the resolved monitor id). */
 agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id);
-/* The wire id of a loop (the inverse of at__agg_loop). */
+/* The wire id of a loop (the inverse of at__agg_loop): 0 for the main loop, else its
+ * monitor id. */
 uint32_t at__agg_wire_loop_id(at_export_srv_t *srv, const agg_loop_t *l);
+/* Fills a wire loop info row for l: id, name ("main" for 0), tid, thread name, kind ("at_loop",
+ * "uv" or NULL, from the attached provider), the uv_loop_t address, and with `stats` its
+ * cumulative counters and pending task count. Strings point into *l or are static. Exporter
+ * thread. */
+void at__agg_loop_info(at_export_srv_t *srv, agg_loop_t *l, bool stats, at_wire_loop_info_t *out);
+/* Fills out[] with the live loops (at most max), oldest first; returns how many. */
+uint32_t at__agg_loop_infos(at_export_srv_t *srv, bool stats, at_wire_loop_info_t *out,
+                            uint32_t max);
 /* Builds the client's next update (full when c->need_full) into srv->wbuf and sends it. */
 int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now);
 /* Interns a stack of raw return addresses, symbolising new frames; the wire stack id or 0. */
