@@ -446,11 +446,22 @@ void at__agg_sync_loops(at_export_srv_t *srv)
         l->next = srv->agg.loops;
         srv->agg.loops = l;
     }
-    /* the main loop: the oldest one the exporter saw first (wire id 0 for good) */
-    if (srv->agg.main_id == 0)
-        for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next)
-            if (!l->gone && (srv->agg.main_id == 0 || l->id < srv->agg.main_id))
-                srv->agg.main_id = l->id;
+    /* The main loop (wire id 0): the one on the process's main thread, else the oldest. It may
+     * be chosen again until a client has seen ids (loops start in any order: the preload shim
+     * meets a loop at its first uv_run), then it is 0 for good. */
+    if (!srv->agg.main_fixed) {
+        agg_loop_t *best = NULL;
+        for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next) {
+            if (l->gone)
+                continue;
+            bool main_thread = l->mon->tid == srv->pid;
+            bool best_main = best != NULL && best->mon->tid == srv->pid;
+            if (best == NULL || (main_thread && !best_main) ||
+                (main_thread == best_main && l->id < best->id))
+                best = l;
+        }
+        srv->agg.main_id = best != NULL ? best->id : 0;
+    }
     /* free loops that are gone and that no client looks at */
     for (agg_loop_t **pp = &srv->agg.loops; *pp != NULL;) {
         agg_loop_t *l = *pp;

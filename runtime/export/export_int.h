@@ -271,8 +271,9 @@ typedef struct agg {
     uint64_t t0_ns;         /* CLOCK_MONOTONIC at process start: process time origin */
     uint64_t start_wall_ns; /* wall clock at process start */
     uint64_t epoch;         /* this exporter instance, unique in the process */
-    uint64_t main_id;       /* monitor id of the main loop (wire id 0): the oldest loop this
-                               exporter saw first; 0 until one was seen */
+    uint64_t main_id;       /* monitor id of the main loop (wire id 0): the one on the main
+                               thread, else the oldest; 0 until one was seen */
+    bool main_fixed;        /* a client has seen the loop ids: main_id stays */
     uint64_t *sh_key;       /* suspension stack hash (loop thread's) -> interned stack id */
     uint32_t *sh_id;
     size_t sh_cap, sh_n;

@@ -579,6 +579,7 @@ static void send_hello(at_export_client_t *c)
     /* every live loop, oldest first: the main one as 0, the others by monitor id */
     at_wire_loop_info_t loops[64];
     h.n_loops = at__agg_loop_infos(srv, false, loops, 64);
+    srv->agg.main_fixed = srv->agg.main_id != 0; /* ids are public from now on */
     h.loops = loops;
     at_wire_buf_reset(&srv->wbuf);
     if (at_wire_encode_hello(&srv->wbuf, &h) == 0)
