@@ -488,6 +488,174 @@ static void test_applier_bounds(void **state)
     Model_done(&m);
 }
 
+/* The loop table: hello lists the loops, updates bring their counters (rates between two),
+ * selection steps through the live ones in id order and wraps, a loop missing from a later
+ * list (or the update's loop_gone) is closed, closed loops are never revived, and switching
+ * loops keeps what is about the process. */
+static void test_loops_selection(void **state)
+{
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_HELLO;
+    at_wire_loop_info_t hl[] = {
+        {.id = 0, .name = "main", .tid = 100, .thread = "srv", .kind = "uv", .addr = 0x1000},
+        {.id = 7, .tid = 101, .thread = "worker\x01", .kind = "uv"},
+        {.id = 3, .tid = 102}};
+    msg.u.hello = (at_wire_hello_t){.version = 1,
+                                    .pid = 100,
+                                    .program = "srv",
+                                    .runtime_version = "0.1.0",
+                                    .config = {true, 100000000, true, false},
+                                    .n_loops = 3,
+                                    .loops = hl};
+    assert_int_equal(Applier_apply(&a, &msg, 1), 0);
+    assert_int_equal(m.nloops, 3);
+    /* kept in id order, whatever order they came in */
+    assert_int_equal(m.loops[0].id, 0);
+    assert_int_equal(m.loops[1].id, 3);
+    assert_int_equal(m.loops[2].id, 7);
+    assert_string_equal(Model_loop(&m, 7)->thread, "worker?"); /* control bytes made visible */
+    assert_int_equal(Model_liveLoops(&m), 3);
+    assert_int_equal(m.loops_seen, 3);
+    assert_int_equal(Model_loopPosition(&m, 0), 1);
+    assert_int_equal(Model_loopPosition(&m, 7), 3);
+    char d[160];
+    LoopInfo_describe(Model_loop(&m, 0), d, sizeof d);
+    assert_string_equal(d, "thread 100 'srv', uv loop 0x1000");
+    LoopInfo_describe(Model_loop(&m, 3), d, sizeof d);
+    assert_string_equal(d, "thread 102");
+
+    /* stepping: next/previous in id order, wrapping */
+    uint32_t id = 99;
+    assert_true(Model_nextLoop(&m, 0, 1, &id));
+    assert_int_equal(id, 3);
+    assert_true(Model_nextLoop(&m, 3, 1, &id));
+    assert_int_equal(id, 7);
+    assert_true(Model_nextLoop(&m, 7, 1, &id));
+    assert_int_equal(id, 0);
+    assert_true(Model_nextLoop(&m, 0, -1, &id));
+    assert_int_equal(id, 7);
+    assert_true(Model_nextLoop(&m, 5, -1, &id)); /* from an id it does not hold */
+    assert_int_equal(id, 3);
+
+    /* an update on loop 7 with every loop's counters; a second one gives rates */
+    at_wire_loop_info_t ul[] = {
+        {.id = 0, .tid = 100, .has_stats = true, .busy_ns = 100, .idle_ns = 900, .callbacks = 10},
+        {.id = 3, .tid = 102, .has_stats = true, .busy_ns = 0, .idle_ns = 0},
+        {.id = 7,
+         .tid = 101,
+         .thread = "worker",
+         .has_stats = true,
+         .busy_ns = 500,
+         .idle_ns = 500,
+         .callbacks = 1000,
+         .slow = 4,
+         .pending = 12}};
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->loop = 7;
+    u->ts_ns = 1000000000ull;
+    u->config = (at_wire_config_t){true, 100000000, true, false};
+    u->n_loops = 3;
+    u->loops = ul;
+    assert_int_equal(Applier_apply(&a, &msg, 2), 0);
+    assert_int_equal(m.loop_id, 7);
+    assert_false(m.loop_gone);
+    const LoopInfo *w = Model_loop(&m, 7);
+    assert_true(w->has_stats);
+    assert_int_equal(w->pending, 12);
+    assert_int_equal(w->slow, 4);
+    assert_true(w->utilisation > 0.49 && w->utilisation < 0.51); /* since start: 500/1000 */
+    ul[2].busy_ns = 1400; /* +900 busy, +100 idle in 0.5 s, +500 callbacks */
+    ul[2].idle_ns = 600;
+    ul[2].callbacks = 1500;
+    u->full = false;
+    u->seq = 1;
+    u->ts_ns = 1500000000ull;
+    assert_int_equal(Applier_apply(&a, &msg, 3), 0);
+    assert_true(w->utilisation > 0.89 && w->utilisation < 0.91);
+    assert_true(w->callbacks_per_s > 999 && w->callbacks_per_s < 1001);
+    assert_true(Model_loop(&m, 0)->utilisation < 0.11); /* each loop its own figures */
+
+    /* switching loops keeps the process and the loop table, drops the loop's own state */
+    TaskRow tr = row(5, "t", TS_WAITING);
+    assert_int_equal(Model_upsertTask(&m, &tr, 3), 0);
+    Model_resetLoop(&m);
+    assert_int_equal(m.ntasks, 0);
+    assert_int_equal(m.pid, 100);
+    assert_string_equal(m.program, "srv");
+    assert_int_equal(m.slow_threshold_ns, 100000000);
+    assert_int_equal(m.nloops, 3);
+    assert_int_equal(Model_loop(&m, 7)->pending, 12);
+    Applier_done(&a);
+    Applier_init(&a, &m);
+
+    /* loop 3 is no longer listed: closed; stepping skips it; it is never revived */
+    u->full = true;
+    u->loop = 7;
+    ul[1] = ul[2];
+    u->n_loops = 2;
+    assert_int_equal(Applier_apply(&a, &msg, 4), 0);
+    assert_true(Model_loop(&m, 3)->gone);
+    assert_int_equal(Model_liveLoops(&m), 2);
+    assert_int_equal(Model_loopPosition(&m, 3), 0);
+    assert_int_equal(Model_loopPosition(&m, 7), 2);
+    assert_true(Model_nextLoop(&m, 0, 1, &id));
+    assert_int_equal(id, 7);
+    assert_true(Model_nextLoop(&m, 7, 1, &id));
+    assert_int_equal(id, 0);
+    at_wire_loop_info_t back[] = {{.id = 0}, {.id = 3}, {.id = 7}};
+    u->loops = back;
+    u->n_loops = 3;
+    assert_int_equal(Applier_apply(&a, &msg, 5), 0);
+    assert_true(Model_loop(&m, 3)->gone);
+    assert_false(m.loop_gone);
+
+    /* the loop shown closes (the update says so): fall back to the main loop */
+    u->loop_gone = true;
+    u->n_loops = 1;
+    assert_int_equal(Applier_apply(&a, &msg, 6), 0);
+    assert_true(m.loop_gone);
+    assert_true(Model_loop(&m, 7)->gone);
+    assert_true(Model_fallbackLoop(&m, &id));
+    assert_int_equal(id, 0);
+    assert_false(Model_nextLoop(&m, 0, 1, &id)); /* no other loop left */
+    assert_int_equal(m.loops_seen, 3);           /* the header still names the loop */
+    /* ... and when the main loop is gone too, the oldest live one; none: false */
+    at_wire_loop_info_t late[] = {{.id = 9}};
+    u->loops = late;
+    assert_int_equal(Applier_apply(&a, &msg, 7), 0);
+    assert_true(Model_fallbackLoop(&m, &id));
+    assert_int_equal(id, 9);
+    Model_setLoops(&m, NULL, 0, 0);
+    assert_false(Model_fallbackLoop(&m, &id));
+    assert_int_equal(Model_liveLoops(&m), 0);
+
+    /* bounded: at most MODEL_MAX_LOOPS entries; closed ones make room (not the one shown) */
+    m.loop_id = 100;
+    LoopRow many[MODEL_MAX_LOOPS];
+    for (uint32_t i = 0; i < MODEL_MAX_LOOPS; i++)
+        many[i] = (LoopRow){.id = 100 + i};
+    Model_setLoops(&m, many, MODEL_MAX_LOOPS, 0);
+    assert_int_equal(m.nloops, MODEL_MAX_LOOPS);
+    assert_int_equal(Model_liveLoops(&m), MODEL_MAX_LOOPS);
+    uint64_t rejected = m.rejected;
+    LoopRow one = {.id = 5000};
+    Model_setLoops(&m, many, MODEL_MAX_LOOPS, 0); /* all live: nothing more fits */
+    Model_setLoops(&m, &one, 1, 0);               /* now they are all closed: room */
+    assert_int_equal(m.rejected, rejected);
+    assert_non_null(Model_loop(&m, 5000));
+    assert_int_equal(Model_liveLoops(&m), 1);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_applier_bounds),
         cmocka_unit_test(test_applier_blocked_utilisation),
         cmocka_unit_test(test_applier_wait_desc_and_running_task),
+        cmocka_unit_test(test_loops_selection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
