@@ -580,8 +580,13 @@ static void apply_update(Applier *this, const at_wire_update_t *u, uint64_t now_
         apply_task(this, &u->tasks_new[i], now_ms);
     for (uint32_t i = 0; i < u->n_tasks_changed; i++)
         apply_task(this, &u->tasks_changed[i], now_ms);
-    for (uint32_t i = 0; i < u->n_tasks_gone; i++)
-        Model_removeTask(m, u->tasks_gone[i], now_ms);
+    for (uint32_t i = 0; i < u->n_tasks_gone; i++) {
+        /* how it ended, when the process says (tasks_gone_state runs parallel) */
+        int final = -1;
+        if (u->n_tasks_gone_state == u->n_tasks_gone && u->tasks_gone_state[i] < TS_OTHER)
+            final = (int)u->tasks_gone_state[i];
+        Model_removeTask(m, u->tasks_gone[i], now_ms, final);
+    }
     if (u->has_stats)
         apply_stats(this, u);
     for (uint32_t i = 0; i < u->n_dropped; i++)

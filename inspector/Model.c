@@ -569,18 +569,23 @@ int Model_upsertTask(Model *this, const TaskRow *row, uint64_t now_ms)
     return 0;
 }
 
-void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms)
+void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms, int final_state)
 {
     Task *t = Model_findTask(this, id);
     if (!t || t->gone_ms)
         return;
     this->by_state[t->state]--;
     t->gone_ms = now_ms ? now_ms : 1;
-    /* Gone means ended and released: a task last seen pending ended normally (a failed or
-     * cancelled one is sent with that state first), so it lingers as done, waiting on
-     * nothing. */
-    if (t->state != TS_DONE && t->state != TS_CANCELLED && t->state != TS_FAILED) {
+    /* Gone means ended and released. How it ended, when the process says so (it may have
+     * been cancelled and released within one interval, never sent as cancelled); else a
+     * task last seen pending ended normally, so it lingers as done, waiting on nothing. */
+    bool finished =
+        final_state == TS_DONE || final_state == TS_CANCELLED || final_state == TS_FAILED;
+    if (finished)
+        t->state = (uint8_t)final_state;
+    if (t->state != TS_DONE && t->state != TS_CANCELLED && t->state != TS_FAILED)
         t->state = TS_DONE;
+    if (finished || t->state == TS_DONE) {
         Model_setString(&t->waits_on, "", 0);
         t->wait_since_ns = 0;
     }

@@ -294,9 +294,11 @@ void Model_setString(char **field, const char *s, size_t len);
  * whose state is finished starts lingering. now_ms is the local clock. */
 int Model_upsertTask(Model *this, const TaskRow *row, uint64_t now_ms);
 /* Marks task id as gone: it lingers MODEL_LINGER_MS then is purged, with its
- * final state (one last seen pending becomes done, waiting on nothing). Unknown
- * ids are ignored. */
-void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms);
+ * final state: final_state when that is a finished state (done, cancelled,
+ * failed: the process said how it ended), else the last one seen when finished,
+ * else done (one last seen pending ended normally), waiting on nothing. Pass -1
+ * when the process did not say. Unknown ids are ignored. */
+void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms, int final_state);
 /* Frees every task at once (a full snapshot replaces them). */
 void Model_dropTasks(Model *this);
 /* Frees tasks whose linger time is over. Returns how many. */

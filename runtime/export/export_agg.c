@@ -650,7 +650,7 @@ static void count_state(agg_loop_t *l, uint8_t state, int delta)
         l->by_state[state] += (uint64_t)(int64_t)delta;
 }
 
-static void gone_add(agg_t *a, agg_loop_t *l, uint64_t id)
+static void gone_add(agg_t *a, agg_loop_t *l, uint64_t id, uint8_t state)
 {
     if (l->ngone >= 65536) {
         /* Forget the older half: clients that have not seen it get a snapshot instead. */
@@ -662,6 +662,7 @@ static void gone_add(agg_t *a, agg_loop_t *l, uint64_t id)
     if (at__export_grow((void **)&l->gone_log, &l->capgone, l->ngone + 1, sizeof *l->gone_log))
         return;
     l->gone_log[l->ngone].id = id;
+    l->gone_log[l->ngone].state = state;
     l->gone_log[l->ngone].gen = ++a->gen;
     l->ngone++;
 }
@@ -679,9 +680,12 @@ static void task_apply(agg_t *a, agg_loop_t *l, const at_export_task_ev_t *ev)
     if (ev->kind == AT_EXPORT_TASK_REMOVED) {
         if (t == NULL)
             return;
-        count_state(l, t->row.state, -1);
+        uint8_t state = t->row.state;
+        count_state(l, state, -1);
         task_delete(l, t);
-        gone_add(a, l, ev->row.id);
+        /* its final state goes with its id: a task cancelled and released within one tick is
+         * never sent as a changed row, and a client would take it for done */
+        gone_add(a, l, ev->row.id, state);
         return;
     }
     if (t == NULL) {
@@ -860,7 +864,7 @@ void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
             continue;
         agg_task_t *t = task_find(l, old[i].row.id);
         if (t == NULL) {
-            gone_add(a, l, old[i].row.id);
+            gone_add(a, l, old[i].row.id, old[i].row.state);
             continue;
         }
         t->gen_added = old[i].gen_added;
@@ -1197,12 +1201,16 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
                 }
             }
             if (!full && l->ngone > 0) {
-                tgone = malloc(l->ngone * sizeof *tgone);
+                tgone = malloc(2 * l->ngone * sizeof *tgone); /* ids, then their states */
                 if (tgone == NULL)
                     goto out;
                 for (size_t i = 0; i < l->ngone; i++)
-                    if (l->gone_log[i].gen > seen)
+                    if (l->gone_log[i].gen > seen) {
+                        tgone[l->ngone + ng] = l->gone_log[i].state;
                         tgone[ng++] = l->gone_log[i].id;
+                    }
+                u.n_tasks_gone_state = (uint32_t)ng;
+                u.tasks_gone_state = tgone + l->ngone;
             }
             u.n_tasks_new = (uint32_t)nn;
             u.tasks_new = tnew;

@@ -202,6 +202,7 @@ typedef struct agg_task {
 
 typedef struct agg_gone {
     uint64_t id, gen;
+    uint8_t state; /* its last state (final, when it ended before it was released) */
 } agg_gone_t;
 
 /* The mirror of one loop (one loopmon monitor). */

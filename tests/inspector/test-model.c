@@ -45,7 +45,7 @@ static void test_upsert_find_remove(void **state)
     assert_int_equal(m.by_state[TS_WAITING], 4999);
     assert_int_equal(m.by_state[TS_RUNNING], 1);
     /* removal lingers, then purges */
-    Model_removeTask(&m, 14, 1000);
+    Model_removeTask(&m, 14, 1000, -1);
     assert_non_null(Model_findTask(&m, 14));
     assert_int_equal(m.by_state[TS_RUNNING], 0);
     /* it lingers with its final state, not the one it had while pending */
@@ -488,6 +488,55 @@ static void test_applier_bounds(void **state)
     Model_done(&m);
 }
 
+/* A task cancelled (or failed) and released within one exporter interval arrives only in
+ * tasks_gone, its final state in tasks_gone_state: it must linger as that, not as done. */
+static void test_applier_gone_final_state(void **state)
+{
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_task_t tasks[4] = {wtask(1, AT_WIRE_TASK_WAITING, 0), wtask(2, AT_WIRE_TASK_WAITING, 0),
+                               wtask(3, AT_WIRE_TASK_WAITING, 0),
+                               wtask(4, AT_WIRE_TASK_WAITING, 0)};
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->ts_ns = 1000000000ull;
+    u->n_tasks_new = 4;
+    u->tasks_new = tasks;
+    assert_int_equal(Applier_apply(&a, &msg, 10), 0);
+    assert_int_equal(m.by_state[TS_WAITING], 4);
+    const uint64_t gone[] = {1, 2, 3};
+    const uint64_t how[] = {AT_WIRE_TASK_CANCELLED, AT_WIRE_TASK_FAILED, AT_WIRE_TASK_WAITING};
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    u->ts_ns = 2000000000ull;
+    u->n_tasks_gone = 3;
+    u->tasks_gone = gone;
+    u->n_tasks_gone_state = 3;
+    u->tasks_gone_state = how;
+    assert_int_equal(Applier_apply(&a, &msg, 20), 0);
+    assert_int_equal(Model_findTask(&m, 1)->state, TS_CANCELLED);
+    assert_int_equal(Model_findTask(&m, 2)->state, TS_FAILED);
+    assert_int_equal(Model_findTask(&m, 3)->state, TS_DONE); /* released pending: ended normally */
+    for (uint64_t id = 1; id <= 3; id++) {
+        assert_true(Model_findTask(&m, id)->gone_ms != 0);
+        assert_string_equal(Model_findTask(&m, id)->waits_on, "");
+    }
+    /* no (or a mismatched) state list: as before, a pending task lingers as done */
+    const uint64_t gone4[] = {4};
+    u->tasks_gone = gone4;
+    u->n_tasks_gone = 1;
+    assert_int_equal(Applier_apply(&a, &msg, 30), 0);
+    assert_int_equal(Model_findTask(&m, 4)->state, TS_DONE);
+    assert_int_equal(m.by_state[TS_WAITING], 0);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
 /* The loop table: hello lists the loops, updates bring their counters (rates between two),
  * selection steps through the live ones in id order and wraps, a loop missing from a later
  * list (or the update's loop_gone) is closed, closed loops are never revived, and switching
@@ -668,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_applier_blocked_utilisation),
         cmocka_unit_test(test_applier_wait_desc_and_running_task),
         cmocka_unit_test(test_loops_selection),
+        cmocka_unit_test(test_applier_gone_final_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,6 +46,8 @@ static const at_wire_task_t tasks_changed[] = {
     {7, "", AT_WIRE_TASK_CANCELLED, 200, 1, 2, 3, 4, 5, 6, 7, 8, 9},
 };
 static const uint64_t tasks_gone[] = {5, 9, 100000};
+static const uint64_t tasks_gone_state[] = {AT_WIRE_TASK_CANCELLED, AT_WIRE_TASK_DONE,
+                                            AT_WIRE_TASK_FAILED};
 static const at_wire_site_stats_t site_stats[] = {
     {2, AT_WIRE_CB_TASK_STEP, 1000, 5000000, 120000000, 1, {5, site_hist}},
     {300, AT_WIRE_CB_TIMER, 1, 1, 1, 0, {0, NULL}},
@@ -139,8 +141,9 @@ static const wire_sample_t samples[] = {
         .config = {true, 50000000, true, false}, .n_tasks_changed = 1,
         .tasks_changed = tasks_changed),
     MSG("update_loops", AT_WIRE_UPDATE, update, .version = 1, .seq = 8, .ts_ns = 13000000000u,
-        .loop = 7, .config = {true, 50000000, true, false}, .n_loops = 4, .loops = loops_ext,
-        .loop_gone = true),
+        .loop = 7, .config = {true, 50000000, true, false}, .n_tasks_gone = 3,
+        .tasks_gone = tasks_gone, .n_loops = 4, .loops = loops_ext, .loop_gone = true,
+        .n_tasks_gone_state = 3, .tasks_gone_state = tasks_gone_state),
     MSG("request_task_detail", AT_WIRE_REQUEST, request, .version = 1, .id = 1,
         .op = AT_WIRE_OP_TASK_DETAIL, .task = 70000),
     MSG("request_set_config", AT_WIRE_REQUEST, request, .version = 1, .id = 2,
@@ -438,6 +441,8 @@ static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t
            "update.inflight_gone");
     eq_loops(q, a->n_loops, a->loops, b->n_loops, b->loops, "update.loops");
     EQ_NUM(q, a->loop_gone, b->loop_gone, "update.loop_gone");
+    eq_ids(q, a->n_tasks_gone_state, a->tasks_gone_state, b->n_tasks_gone_state,
+           b->tasks_gone_state, "update.tasks_gone_state");
 }
 
 int wire_msg_equal(const at_wire_msg_t *a, const at_wire_msg_t *b, char *why, size_t whylen)

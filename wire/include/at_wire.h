@@ -459,6 +459,11 @@ typedef struct at_wire_update {
     /* optional: the loop this connection watches has closed (its last events were sent);
      * the connection stays up, a client subscribes again (a new connection) for another */
     bool loop_gone;
+    /* optional: the final state (at_wire_task_state_t) of each task of tasks_gone, same order
+     * and count; a task may end and be released within one interval, and without this a
+     * client that last saw it waiting cannot tell cancelled or failed from done. 0 = absent */
+    uint32_t n_tasks_gone_state;
+    const uint64_t *tasks_gone_state;
 } at_wire_update_t;
 
 /* ---- request: client -> server, response: server -> client ---------------- */

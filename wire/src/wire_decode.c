@@ -1233,6 +1233,8 @@ static void dec_update(rd_t *r, uint32_t n, at_wire_update_t *m)
             m->loops = get_loops(r, &m->n_loops);
         } else if (IS(r, "loop_gone")) {
             m->loop_gone = get_bool(r, "loop_gone");
+        } else if (IS(r, "tasks_gone_state")) {
+            m->tasks_gone_state = get_ids(r, "tasks_gone_state", &m->n_tasks_gone_state);
         } else {
             skip(r, "update");
         }

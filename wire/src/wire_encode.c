@@ -646,6 +646,11 @@ int at_wire_encode_update(at_wire_buf_t *b, const at_wire_update_t *m)
     }
     if (m->loop_gone)
         KV_BOOL(&e, n, "loop_gone", true);
+    if (m->n_tasks_gone_state) {
+        put_key(&e, "tasks_gone_state");
+        put_ids(&e, m->n_tasks_gone_state, m->tasks_gone_state);
+        n++;
+    }
     map_end(&e, at, n);
     return frame_end(&e, start);
 }
