@@ -217,6 +217,9 @@ static void attach(App *app, uint64_t pid, const char *path, bool keep_loops)
     app->paused = false;
     app->loop_gone_seen = false;
     app->switching = app->switch_ready = false;
+    /* request ids are per connection: answers to the old one's must not match the new one's */
+    app->req_config = app->req_cancel = app->req_detail = app->req_pause = 0;
+    app->pending_slow_ns = 0;
     memset(&app->client, 0, sizeof app->client);
     app->client.loop_id = app->loop_id;
     app->client.data = app;
@@ -270,6 +273,13 @@ static void finish_switch(App *app)
 {
     app->switch_ready = false;
     app->loop_id = app->switch_to;
+    /* screens about one row of the old loop (a task, an event) and a pending "cancel task?"
+     * make no sense on the new one */
+    if (app->depth && app->stack[app->depth - 1] != SCR_HELP &&
+        app->stack[app->depth - 1] != SCR_LOOPS)
+        app->depth = 0;
+    if (app->prompt == PROMPT_CONFIRM_CANCEL)
+        app->prompt = PROMPT_NONE;
     attach(app, app->pid, app->path, true);
     const LoopInfo *l = Model_loop(&app->model, app->loop_id);
     char what[160] = "";

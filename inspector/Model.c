@@ -235,8 +235,12 @@ void Model_done(Model *this)
 
 void Model_reset(Model *this)
 {
+    /* gen never goes back: views built from the old tasks compare it to know they are stale */
+    uint64_t gen = this->gen, slow_gen = this->slow_gen;
     Model_done(this);
     Model_init(this);
+    this->gen = gen + 1;
+    this->slow_gen = slow_gen + 1;
 }
 
 void Model_resetLoop(Model *this)
@@ -248,6 +252,7 @@ void Model_resetLoop(Model *this)
     uint64_t pid = this->pid, start = this->start_wall_ns, thr = this->slow_threshold_ns;
     bool debug = this->debug;
     uint32_t proto = this->protocol;
+    uint64_t gen = this->gen, slow_gen = this->slow_gen; /* never back: see Model_reset */
     char *program = this->program, *argv = this->argv, *rt = this->runtime_version;
     this->program = this->argv = this->runtime_version = NULL;
     Model_done(this);
@@ -266,6 +271,8 @@ void Model_resetLoop(Model *this)
     memcpy(this->loops, loops, sizeof this->loops);
     this->nloops = nloops;
     this->loops_seen = seen;
+    this->gen = gen + 1;
+    this->slow_gen = slow_gen + 1;
     free(loops);
 }
 

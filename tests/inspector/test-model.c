@@ -635,7 +635,9 @@ static void test_loops_selection(void **state)
     /* switching loops keeps the process and the loop table, drops the loop's own state */
     TaskRow tr = row(5, "t", TS_WAITING);
     assert_int_equal(Model_upsertTask(&m, &tr, 3), 0);
+    uint64_t gen = m.gen;
     Model_resetLoop(&m);
+    assert_true(m.gen > gen); /* views built on the old tasks see they are stale */
     assert_int_equal(m.ntasks, 0);
     assert_int_equal(m.pid, 100);
     assert_string_equal(m.program, "srv");
