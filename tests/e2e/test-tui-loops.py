@@ -141,8 +141,12 @@ def test_picker_switch_and_close(env, target):
         tui.keys("1")
         s = tui.wait(r"start_beta_work")
         assert rows(s) == BETA_ROWS, s
-        tui.keys("6")  # the Loop screen: this loop's figures
-        tui.wait(r"Handles by type")
+        tui.keys("6")  # the Loop screen: this loop's figures, and both loops at a glance
+        s = tui.wait(r"Loops of the process")
+        assert re.search(r"^\*\s+%d  util\s+\d+%%  \S+ cb/s  slow \d+  pending 2  thread \d+ "
+                         r"'beta-worker'" % beta_id, s, re.M), s
+        assert re.search(r"^\s+0  util\s+\d+%%  \S+ cb/s  slow \d+  pending 2  thread %d "
+                         r"'loops_target'" % target.pid, s, re.M), s
 
         # [ goes back; the list (L) shows both loops with their load, Enter picks one
         tui.keys("[")
