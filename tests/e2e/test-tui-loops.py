@@ -191,6 +191,11 @@ def test_loop_option(env, target):
         tui.wait(r"^loop 2/2 \(thread \d+ 'beta-worker'")
         s = tui.wait(r"start_beta_work")
         assert rows(s) == BETA_ROWS, s
+        # a request (task detail) goes to the loop shown: the task is found there
+        tui.keys("Enter")
+        s = tui.wait(r"created at start_beta_work loops_target\.c:\d+")
+        assert "waits on   executor" in s, s
+        tui.keys("Escape")
         tui.keys("q")
         tui.wait(r"\[asynctop exited 0\]", 20)
     finally:
