@@ -4,8 +4,10 @@
  * main loop ("alpha") a 50 ms tick, a 120 ms slow callback every second and one work item in
  * flight (issued by start_alpha_work); the thread "beta-worker" ("beta") a 20 ms tick, a 150 ms
  * slow callback every 700 ms and two work items in flight (start_beta_work). Commands, one per
- * line on stdin: "close-b" closes the beta loop (its thread exits), "quit" ends the program.
- * Prints "READY pid" once both loops run, "OK cmd" after each command. */
+ * line on stdin: "close-b" closes the beta loop (its thread exits), "start-c" starts a third
+ * loop on the thread "gamma-worker" (a 30 ms tick, one work item in flight from
+ * start_gamma_work), "quit" ends the program. Prints "READY pid" once both loops run, "OK cmd"
+ * after each command (after start-c: once the new loop runs). */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +28,13 @@ static pthread_t thread_b;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int release_alpha, release_beta, b_running, b_closed, ready_said;
+/* gamma: the loop started on command */
+static uv_loop_t loop_c;
+static uv_timer_t gamma_tick_t;
+static uv_async_t stop_c;
+static uv_work_t gamma_work[1];
+static pthread_t thread_c;
+static int c_started, c_running, release_gamma;
 
 static void block_ms(unsigned ms)
 {
@@ -102,6 +111,78 @@ static void *run_b(void *arg)
     return NULL;
 }
 
+/* ---- gamma: a loop that appears while asynctop watches ----------------------------------------
+ */
+
+static void gamma_tick(uv_timer_t *t)
+{
+    (void)t;
+    pthread_mutex_lock(&mu);
+    c_running = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void gamma_waiting(uv_work_t *w)
+{
+    (void)w;
+    pthread_mutex_lock(&mu);
+    while (!release_gamma)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+__attribute__((noinline)) static void start_gamma_work(void)
+{
+    uv_queue_work(&loop_c, &gamma_work[0], gamma_waiting, beta_done);
+    g_sink++;
+}
+
+static void on_stop_c(uv_async_t *a)
+{
+    uv_close((uv_handle_t *)&gamma_tick_t, NULL);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *run_c(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "gamma-worker");
+    uv_loop_init(&loop_c);
+    uv_timer_init(&loop_c, &gamma_tick_t);
+    uv_timer_start(&gamma_tick_t, gamma_tick, 30, 30);
+    uv_async_init(&loop_c, &stop_c, on_stop_c);
+    start_gamma_work();
+    uv_run(&loop_c, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_c);
+    return NULL;
+}
+
+static void start_c(void)
+{
+    if (c_started)
+        return;
+    c_started = 1;
+    pthread_create(&thread_c, NULL, run_c, NULL);
+    pthread_mutex_lock(&mu);
+    while (!c_running)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static void close_c(void)
+{
+    if (!c_started)
+        return;
+    pthread_mutex_lock(&mu);
+    release_gamma = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    uv_async_send(&stop_c);
+    pthread_join(thread_c, NULL);
+    c_started = 0;
+}
+
 /* ---- alpha: the main loop ------------------------------------------------------------------- */
 
 static void alpha_tick(uv_timer_t *t)
@@ -170,8 +251,11 @@ static void command(const char *cmd)
 {
     if (strcmp(cmd, "close-b") == 0) {
         close_b();
+    } else if (strcmp(cmd, "start-c") == 0) {
+        start_c();
     } else if (strcmp(cmd, "quit") == 0) {
         close_b();
+        close_c();
         release(&release_alpha);
         uv_close((uv_handle_t *)&alpha_tick_t, NULL);
         uv_close((uv_handle_t *)&alpha_slow_t, NULL);

@@ -3,7 +3,8 @@ event loops on two threads (loops_target, a plain libuv program run under the pr
 the header names the loop shown and how many there are, ] [ and the Loops list (L, Enter)
 switch, every screen then shows that loop's rows only (its requests, its slow callbacks),
 --loop N picks the first loop, the subcommands take --loop, and a loop that closes while it
-is shown is said to have closed and the main loop is shown instead."""
+is shown is said to have closed and the main loop is shown instead, and one that appears
+while attached is counted, listed and reachable."""
 import json
 import os
 import re
@@ -162,19 +163,32 @@ def test_picker_switch_and_close(env, target):
         s = tui.wait(r"start_beta_work")
         assert rows(s) == BETA_ROWS, s
 
+        # a loop that appears while attached: counted, listed, reachable
+        target.send("start-c")
+        tui.wait(r"^loop 2/3 \(thread \d+ 'beta-worker'")
+        tui.keys("L")
+        s = tui.wait(r"^\s+\d+\s+\d+%\s+\S+\s+\d+\s+1 uv\s+\d+ 'gamma-worker'")
+        tui.keys("Escape")
+
         # the loop shown closes: said so, and the main loop is shown instead
         target.send("close-b")
         s = tui.wait(r"loop %d \(thread \d+ 'beta-worker'.*\) closed; now showing loop 0"
                      % beta_id)
-        s = tui.wait(r"^loop 1/1 \(thread %d 'loops_target'" % target.pid)
+        s = tui.wait(r"^loop 1/2 \(thread %d 'loops_target'" % target.pid)
+        tui.keys("1")
         s = tui.wait(r"start_alpha_work")
         assert rows(s) == ALPHA_ROWS, s
         # the list keeps it, closed
         tui.keys("L")
         tui.wait(r"'beta-worker'.*\(closed\)")
         tui.keys("Escape")
+        # ] skips the closed loop: the new one, then around to the main loop
         tui.keys("]")
-        tui.wait(r"the process has no other loop")
+        tui.wait(r"^loop 2/2 \(thread \d+ 'gamma-worker'")
+        s = tui.wait(r"start_gamma_work")
+        assert rows(s) == [("work", "start_gamma_work")], s
+        tui.keys("]")
+        tui.wait(r"^loop 1/2 \(thread %d 'loops_target'" % target.pid)
         tui.keys("q")
         tui.wait(r"\[asynctop exited 0\]", 20)
     finally:
