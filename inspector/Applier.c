@@ -551,7 +551,8 @@ static void apply_loops(Applier *this, const at_wire_loop_info_t *w, uint32_t n,
                             .idle_ns = w[i].idle_ns,
                             .callbacks = w[i].callbacks,
                             .slow = w[i].slow,
-                            .pending = w[i].pending};
+                            .pending = w[i].pending,
+                            .running_ns = w[i].running_ns};
     Model_setLoops(this->model, rows, n, ts);
 }
 

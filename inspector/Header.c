@@ -63,6 +63,14 @@ static void loop_line(App *app, int y, int w)
     else
         snprintf(buf, sizeof buf, "loop %u (%s)", m->loop_id, what);
     x += CRT_put(y, x, buf, w - x, CRT_colors[m->loop_gone ? C_WARN : C_HEADER], false);
+    /* another loop stuck in one callback: worth knowing whichever loop is shown */
+    for (uint32_t i = 0; i < m->nloops && x < w; i++) {
+        const LoopInfo *o = &m->loops[i];
+        if (o->id == m->loop_id || !LoopInfo_blocked(o, m))
+            continue;
+        snprintf(buf, sizeof buf, "  loop %u BLOCKED %.1f s", o->id, (double)o->running_ns / 1e9);
+        x += CRT_put(y, x, buf, w - x, CRT_colors[C_WARN], false);
+    }
     if (x < w) {
         snprintf(buf, sizeof buf, "  id %u   [ ] other loops  L list", m->loop_id);
         CRT_put(y, x, buf, w - x, CRT_colors[C_DIM], false);

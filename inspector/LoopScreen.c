@@ -92,10 +92,11 @@ static void loop_draw(Screen *s, App *app, int y, int h, int w)
                               li->id == m->loop_id ? "*" : " ", li->id, what,
                               li->gone ? "  (closed)" : "");
             else
-                TextLines_add(&t, CRT_colors[C_NORMAL],
-                              "%s %3u  util %3.0f%%  %s cb/s  slow %llu  pending %llu  %s",
+                TextLines_add(&t, CRT_colors[LoopInfo_blocked(li, m) ? C_WARN : C_NORMAL],
+                              "%s %3u  util %3.0f%%  %s cb/s  slow %llu  pending %llu  %s%s",
                               li->id == m->loop_id ? "*" : " ", li->id, li->utilisation * 100, cbs,
-                              (unsigned long long)li->slow, (unsigned long long)li->pending, what);
+                              (unsigned long long)li->slow, (unsigned long long)li->pending, what,
+                              LoopInfo_blocked(li, m) ? "  BLOCKED" : "");
         }
     }
     TextLines_add(&t, CRT_colors[C_HEADER], "Loop lag histogram (since start)");

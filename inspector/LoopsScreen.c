@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NCOLS 8
-static const char *const titles[NCOLS] = {"",     "LOOP",    "UTIL", "CB/S",
-                                          "SLOW", "PENDING", "KIND", "THREAD"};
-static const int widths[NCOLS] = {1, 5, 5, 7, 7, 8, 8, 0};
-static const bool right[NCOLS] = {false, true, true, true, true, true, false, false};
+#define NCOLS 9
+static const char *const titles[NCOLS] = {"",        "LOOP", "UTIL", "CB/S",  "SLOW",
+                                          "PENDING", "NOW",  "KIND", "THREAD"};
+static const int widths[NCOLS] = {1, 5, 5, 7, 7, 8, 14, 8, 0};
+static const bool right[NCOLS] = {false, true, true, true, true, true, false, false, false};
 
 typedef struct Ctx {
     App *app;
@@ -23,7 +23,10 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     Ctx *c = arg;
     const Model *m = &c->app->model;
     const LoopInfo *l = &m->loops[i];
-    char id[16], util[16], cbs[24], slow[24], pend[24], thread[128];
+    char id[16], util[16], cbs[24], slow[24], pend[24], thread[128], now[32] = "";
+    bool blocked = LoopInfo_blocked(l, m);
+    if (blocked) /* stuck in one callback for at least the threshold */
+        snprintf(now, sizeof now, "BLOCKED %.1f s", (double)l->running_ns / 1e9);
     snprintf(id, sizeof id, "%u", l->id);
     if (l->has_stats && !l->gone) {
         snprintf(util, sizeof util, "%.0f%%", l->utilisation * 100);
@@ -42,9 +45,12 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     snprintf(thread, sizeof thread, "%llu %s%s%s%s%s", (unsigned long long)l->tid,
              l->thread[0] ? "'" : "", l->thread, l->thread[0] ? "'" : "", addr,
              l->gone ? "  (closed)" : "");
-    const char *cells[NCOLS] = {l->id == m->loop_id ? "*" : " ", id,    util, cbs, slow, pend,
+    const char *cells[NCOLS] = {l->id == m->loop_id ? "*" : " ", id,    util, cbs, slow, pend, now,
                                 l->kind[0] ? l->kind : "?",      thread};
-    int attr = sel ? CRT_colors[C_SELECTED] : l->gone ? CRT_colors[C_DIM] : CRT_colors[C_NORMAL];
+    int attr = sel       ? CRT_colors[C_SELECTED]
+               : l->gone ? CRT_colors[C_DIM]
+               : blocked ? CRT_colors[C_WARN]
+                         : CRT_colors[C_NORMAL];
     Table_row(y, c->w, NCOLS, cells, widths, right, attr);
 }
 

@@ -335,26 +335,30 @@ static LoopInfo *loop_insert(Model *this, uint32_t id)
 
 static void loop_rates(LoopInfo *l, const LoopRow *r, uint64_t ts)
 {
+    /* busy_ns counts finished callbacks: the one running now counts too, so a stuck loop
+     * reads 100% (as the header's utilisation does, Applier.c) */
+    uint64_t busy = r->busy_ns + (r->running_ns < ts ? r->running_ns : 0);
     if (l->have_prev && ts > l->prev_ts) {
-        uint64_t db = r->busy_ns >= l->prev_busy ? r->busy_ns - l->prev_busy : 0;
+        uint64_t db = busy >= l->prev_busy ? busy - l->prev_busy : 0;
         uint64_t di = r->idle_ns >= l->prev_idle ? r->idle_ns - l->prev_idle : 0;
         uint64_t dc = r->callbacks >= l->prev_callbacks ? r->callbacks - l->prev_callbacks : 0;
         l->utilisation = db + di ? (double)db / (double)(db + di) : 0;
         l->callbacks_per_s = (double)dc * 1e9 / (double)(ts - l->prev_ts);
     } else if (!l->have_prev) {
-        uint64_t t = r->busy_ns + r->idle_ns;
-        l->utilisation = t ? (double)r->busy_ns / (double)t : 0;
+        uint64_t t = busy + r->idle_ns;
+        l->utilisation = t ? (double)busy / (double)t : 0;
         l->callbacks_per_s = ts ? (double)r->callbacks * 1e9 / (double)ts : 0;
     }
     if (l->utilisation > 1)
         l->utilisation = 1;
     l->have_prev = true;
     l->prev_ts = ts;
-    l->prev_busy = r->busy_ns;
+    l->prev_busy = busy;
     l->prev_idle = r->idle_ns;
     l->prev_callbacks = r->callbacks;
     l->slow = r->slow;
     l->pending = r->pending;
+    l->running_ns = r->running_ns;
     l->has_stats = true;
 }
 
@@ -451,6 +455,12 @@ bool Model_fallbackLoop(const Model *this, uint32_t *out)
             return true;
         }
     return false;
+}
+
+bool LoopInfo_blocked(const LoopInfo *l, const Model *m)
+{
+    return !l->gone && l->has_stats && m->slow_threshold_ns &&
+           l->running_ns >= m->slow_threshold_ns;
 }
 
 void LoopInfo_describe(const LoopInfo *l, char *buf, size_t len)

@@ -160,6 +160,7 @@ typedef struct LoopInfo {
     bool has_stats;  /* the figures below were reported at least once */
     double utilisation, callbacks_per_s;
     uint64_t slow, pending; /* slow callbacks since start; unfinished tasks/requests now */
+    uint64_t running_ns;    /* how long its current callback had run when reported, 0 none */
     /* previous cumulative counters, for the rates */
     bool have_prev;
     uint64_t prev_ts, prev_busy, prev_idle, prev_callbacks;
@@ -172,7 +173,7 @@ typedef struct LoopRow {
     uint64_t tid, addr;
     const char *name, *thread, *kind;
     bool has_stats;
-    uint64_t busy_ns, idle_ns, callbacks, slow, pending;
+    uint64_t busy_ns, idle_ns, callbacks, slow, pending, running_ns;
 } LoopRow;
 
 typedef enum ConnState {
@@ -281,6 +282,9 @@ bool Model_nextLoop(const Model *this, uint32_t from, int dir, uint32_t *out);
 /* Where to go when the loop shown closed: the main loop (0) if live, else the oldest live
  * one. false when no loop is live. */
 bool Model_fallbackLoop(const Model *this, uint32_t *out);
+/* True when loop l is stuck in one callback: its current one has run at least the slow
+ * threshold in force. */
+bool LoopInfo_blocked(const LoopInfo *l, const Model *m);
 /* "thread 12345 'worker', uv loop 0x7f..": what identifies loop l, for a person. */
 void LoopInfo_describe(const LoopInfo *l, char *buf, size_t len);
 

@@ -375,6 +375,10 @@ void at__agg_loop_info(at_export_srv_t *srv, agg_loop_t *l, bool stats, at_wire_
     out->slow = atomic_load_explicit(&m->slow_count, memory_order_relaxed);
     out->pending = l->by_state[AT_WIRE_TASK_READY] + l->by_state[AT_WIRE_TASK_RUNNING] +
                    l->by_state[AT_WIRE_TASK_WAITING];
+    at__running_snap_t snap;
+    uint64_t now = at__now_ns();
+    if (at__mon_running_read(m, &snap) == 1 && snap.site != NULL && now > snap.since_ns)
+        out->running_ns = now - snap.since_ns;
 }
 
 uint32_t at__agg_loop_infos(at_export_srv_t *srv, bool stats, at_wire_loop_info_t *out,

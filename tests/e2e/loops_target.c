@@ -6,7 +6,8 @@
  * slow callback every 700 ms and two work items in flight (start_beta_work). Commands, one per
  * line on stdin: "close-b" closes the beta loop (its thread exits), "start-c" starts a third
  * loop on the thread "gamma-worker" (a 30 ms tick, one work item in flight from
- * start_gamma_work), "quit" ends the program. Prints "READY pid" once both loops run, "OK cmd"
+ * start_gamma_work), "spin-b MS" makes the beta loop stuck MS ms in one callback (beta_stuck),
+ * "quit" ends the program. Prints "READY pid" once both loops run, "OK cmd"
  * after each command (after start-c: once the new loop runs). */
 #include <pthread.h>
 #include <stdint.h>
@@ -19,7 +20,8 @@
 
 static uv_loop_t loop_a, loop_b;
 static uv_timer_t alpha_tick_t, alpha_slow_t, beta_tick_t, beta_slow_t, start_t;
-static uv_async_t stop_b;
+static uv_async_t stop_b, spin_b;
+static unsigned spin_ms;
 static uv_fs_t stdin_req;
 static uv_work_t alpha_work[1], beta_work[2];
 static char buf[256], line[256];
@@ -89,7 +91,18 @@ static void on_stop_b(uv_async_t *a)
 {
     uv_close((uv_handle_t *)&beta_tick_t, NULL);
     uv_close((uv_handle_t *)&beta_slow_t, NULL);
+    uv_close((uv_handle_t *)&spin_b, NULL);
     uv_close((uv_handle_t *)a, NULL);
+}
+
+/* "spin-b MS": the beta loop stuck in one callback */
+__attribute__((noinline)) static void beta_stuck(uv_async_t *a)
+{
+    (void)a;
+    pthread_mutex_lock(&mu);
+    unsigned ms = spin_ms;
+    pthread_mutex_unlock(&mu);
+    block_ms(ms);
 }
 
 static void *run_b(void *arg)
@@ -102,6 +115,7 @@ static void *run_b(void *arg)
     uv_timer_init(&loop_b, &beta_slow_t);
     uv_timer_start(&beta_slow_t, beta_slow, 700, 700);
     uv_async_init(&loop_b, &stop_b, on_stop_b);
+    uv_async_init(&loop_b, &spin_b, beta_stuck);
     start_beta_work();
     uv_run(&loop_b, UV_RUN_DEFAULT);
     int r = uv_loop_close(&loop_b);
@@ -253,6 +267,11 @@ static void command(const char *cmd)
         close_b();
     } else if (strcmp(cmd, "start-c") == 0) {
         start_c();
+    } else if (strncmp(cmd, "spin-b ", 7) == 0) {
+        pthread_mutex_lock(&mu);
+        spin_ms = (unsigned)atoi(cmd + 7);
+        pthread_mutex_unlock(&mu);
+        uv_async_send(&spin_b);
     } else if (strcmp(cmd, "quit") == 0) {
         close_b();
         close_c();

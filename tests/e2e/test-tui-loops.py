@@ -91,6 +91,8 @@ def rows(screen):
 
 ALPHA_ROWS = [("fs.read", "read_command"), ("work", "start_alpha_work")]
 BETA_ROWS = [("work", "start_beta_work"), ("work", "start_beta_work")]
+# the NOW column of the Loops list: a loop caught in one of its slow callbacks reads BLOCKED
+BLOCKED = r"(?:\s+BLOCKED [\d.]+ s)?"
 
 
 def test_subcommands_take_loop(env, target):
@@ -153,21 +155,33 @@ def test_picker_switch_and_close(env, target):
         tui.keys("[")
         tui.wait(r"^loop 1/2 \(thread %d " % target.pid)
         tui.keys("L")
-        s = tui.wait(r"LOOP\s+UTIL\s+CB/S\s+SLOW\s+PENDING\s+KIND\s+THREAD")
-        s = tui.wait(r"^\s+%d\s+\d+%%\s+\S+\s+\d+\s+2 uv\s+\d+ 'beta-worker'" % beta_id)
-        assert re.search(r"^\*\s+0\s+\d+%%\s+\S+\s+\d+\s+2 uv\s+%d 'loops_target'" % target.pid,
-                         s, re.M), s
+        s = tui.wait(r"LOOP\s+UTIL\s+CB/S\s+SLOW\s+PENDING\s+NOW\s+KIND\s+THREAD")
+        s = tui.wait(r"^\s+%d\s+\d+%%\s+\S+\s+\d+\s+2%s\s+uv\s+\d+ 'beta-worker'"
+                     % (beta_id, BLOCKED))
+        assert re.search(r"^\*\s+0\s+\d+%%\s+\S+\s+\d+\s+2%s\s+uv\s+%d 'loops_target'"
+                         % (BLOCKED, target.pid), s, re.M), s
         tui.keys("Down", "Enter")
         tui.wait(r"^loop 2/2 \(thread \d+ 'beta-worker'")
         tui.keys("1")
         s = tui.wait(r"start_beta_work")
         assert rows(s) == BETA_ROWS, s
 
+        # another loop stuck in one callback: the header says so whichever loop is shown
+        tui.keys("[")
+        tui.wait(r"^loop 1/2 \(thread %d " % target.pid)
+        target.send("spin-b 4000")
+        s = tui.wait(r"^loop 1/2 \(thread %d .*  loop %d BLOCKED \d+\.\d s"
+                     % (target.pid, beta_id))
+        tui.keys("L")
+        tui.wait(r"^\s+%d\s+100%%\s+\S+\s+\d+\s+2\s+BLOCKED \d+\.\d s\s+uv" % beta_id)
+        tui.keys("Down", "Enter")
+        tui.wait(r"^loop 2/2 \(thread \d+ 'beta-worker'")
+
         # a loop that appears while attached: counted, listed, reachable
         target.send("start-c")
         tui.wait(r"^loop 2/3 \(thread \d+ 'beta-worker'")
         tui.keys("L")
-        s = tui.wait(r"^\s+\d+\s+\d+%\s+\S+\s+\d+\s+1 uv\s+\d+ 'gamma-worker'")
+        s = tui.wait(r"^\s+\d+\s+\d+%%\s+\S+\s+\d+\s+1%s\s+uv\s+\d+ 'gamma-worker'" % BLOCKED)
         tui.keys("Escape")
 
         # the loop shown closes: said so, and the main loop is shown instead

@@ -165,7 +165,7 @@ class ExportTest(unittest.TestCase):
         u = c.recv_type("update")
         self.assertEqual(len(u["loops"]), 1)
         lr = u["loops"][0]
-        self.assertEqual(len(lr), 11)
+        self.assertEqual(len(lr), 12)
         self.assertEqual(lr[:3], [0, "main", t.pid])
         self.assertEqual(lr[10], 50)
         self.assertGreater(lr[8], 0)  # callbacks

@@ -631,6 +631,18 @@ static void test_loops_selection(void **state)
     assert_true(w->utilisation > 0.89 && w->utilisation < 0.91);
     assert_true(w->callbacks_per_s > 999 && w->callbacks_per_s < 1001);
     assert_true(Model_loop(&m, 0)->utilisation < 0.11); /* each loop its own figures */
+    assert_false(LoopInfo_blocked(w, &m));
+    /* stuck 0.3 s in one callback since (running_ns): counted busy, and blocked past the
+     * threshold (100 ms) */
+    ul[2].running_ns = 300000000ull;
+    ul[2].idle_ns = 600;
+    u->seq = 2;
+    u->ts_ns = 2000000000ull;
+    assert_int_equal(Applier_apply(&a, &msg, 4), 0);
+    assert_true(w->utilisation > 0.99);
+    assert_true(LoopInfo_blocked(w, &m));
+    assert_int_equal(w->running_ns, 300000000ull);
+    ul[2].running_ns = 0;
 
     /* switching loops keeps the process and the loop table, drops the loop's own state */
     TaskRow tr = row(5, "t", TS_WAITING);

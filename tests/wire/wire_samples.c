@@ -78,7 +78,8 @@ static const uint64_t inflight_gone[] = {8};
 static const at_wire_loop_info_t loops_ext[] = {
     {0, "main", 4242, "server", "at_loop", 0x55d0c0de9000u, true, 4000000000u, 1000000000u, 2500000,
      3, 70002},
-    {7, NULL, 4250, "worker", "uv", 0x7f0012345678u, true, 250000000u, 4750000000u, 1200, 0, 2},
+    {7, NULL, 4250, "worker", "uv", 0x7f0012345678u, true, 250000000u, 4750000000u, 1200, 0, 2,
+     3100000000u},
     {9, NULL, 4251, NULL, NULL, 0, false, 0, 0, 0, 0, 0},
     {11, NULL, 0, NULL, "uv", 0, false, 0, 0, 0, 0, 0},
 };
@@ -342,6 +343,7 @@ static void eq_loops(eq_t *q, uint32_t na, const at_wire_loop_info_t *a, uint32_
         EQ_NUM(q, a[i].callbacks, b[i].callbacks, "loops.callbacks");
         EQ_NUM(q, a[i].slow, b[i].slow, "loops.slow");
         EQ_NUM(q, a[i].pending, b[i].pending, "loops.pending");
+        EQ_NUM(q, a[i].running_ns, b[i].running_ns, "loops.running_ns");
     }
 }
 

@@ -271,7 +271,8 @@ typedef struct at_wire_config {
  * update.loops. Wire: [id, name|null, tid] with optional trailing elements, each group sent
  * only when set (a receiver reads what is there):
  *   3..5  thread|null, kind|null, addr            (when thread, kind or addr is set, or stats)
- *   6..10 busy_ns, idle_ns, callbacks, slow, pending  (when has_stats)
+ *   6..11 busy_ns, idle_ns, callbacks, slow, pending, running_ns  (when has_stats; a row of 11
+ *         elements, without running_ns, is read too)
  * Older peers read the first three and ignore the rest. */
 typedef struct at_wire_loop_info {
     uint32_t id;        /* 0 = the main loop */
@@ -287,6 +288,8 @@ typedef struct at_wire_loop_info {
     uint64_t callbacks; /* cumulative, as stats.callbacks */
     uint64_t slow;      /* cumulative, as stats.slow */
     uint64_t pending;   /* now: tasks/in-flight requests not finished (ready+running+waiting) */
+    uint64_t running_ns; /* how long the callback running now has run (0: none), so a client
+                            sees another loop blocked and counts it as busy */
 } at_wire_loop_info_t;
 
 /* ---- hello: server -> client, the first frame ----------------------------- */

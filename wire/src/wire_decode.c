@@ -983,7 +983,7 @@ static void get_exc(rd_t *r, const char *key, at_wire_exc_t *x)
     }
 
 /* Loop info rows (hello.loops, update.loops): 3 elements required, then the optional groups
- * thread/kind/addr (3..5) and the counters (6..10); anything after is skipped. */
+ * thread/kind/addr (3..5) and the counters (6..10, then 11); anything after is skipped. */
 static const at_wire_loop_info_t *get_loops(rd_t *r, uint32_t *count)
 {
     uint32_t k = enter(r, "loops", K_ARRAY);
@@ -1010,6 +1010,10 @@ static const at_wire_loop_info_t *get_loops(rd_t *r, uint32_t *count)
             v[j].slow = get_uint(r, "loops");
             v[j].pending = get_uint(r, "loops");
             known = 11;
+        }
+        if (c >= 12) {
+            v[j].running_ns = get_uint(r, "loops");
+            known = 12;
         }
         skip_rest(r, (uint32_t)c, known, "loops");
         leave(r);

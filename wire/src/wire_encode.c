@@ -440,13 +440,13 @@ static int frame_end(enc_t *e, size_t start)
     return e->err;
 }
 
-/* Loop info rows: 3 elements, 6 with thread/kind/addr, 11 with the counters. */
+/* Loop info rows: 3 elements, 6 with thread/kind/addr, 12 with the counters. */
 static void put_loops(enc_t *e, uint32_t n, const at_wire_loop_info_t *l)
 {
     put_head(e, 4, n);
     for (uint32_t i = 0; i < n; i++) {
         bool ident = l[i].thread || l[i].kind || l[i].addr || l[i].has_stats;
-        put_head(e, 4, l[i].has_stats ? 11 : ident ? 6 : 3);
+        put_head(e, 4, l[i].has_stats ? 12 : ident ? 6 : 3);
         put_uint(e, l[i].id);
         put_text(e, l[i].name);
         put_uint(e, l[i].tid);
@@ -462,6 +462,7 @@ static void put_loops(enc_t *e, uint32_t n, const at_wire_loop_info_t *l)
         put_uint(e, l[i].callbacks);
         put_uint(e, l[i].slow);
         put_uint(e, l[i].pending);
+        put_uint(e, l[i].running_ns);
     }
 }
 
