@@ -143,7 +143,8 @@ static void on_msg(Client *c, const at_wire_msg_t *msg)
             LoopInfo_describe(n, nw, sizeof nw);
             App_status(app, "loop %u (%s) closed; now showing loop %u (%s)", m->loop_id, what, next,
                        nw);
-        } else {
+        } else if (m->loops_seen >= 2 || m->loop_id != 0) {
+            /* (a process's only loop closing is its exit: "EXITED" says it better) */
             App_status(app, "loop %u (%s) closed; the process has no other loop", m->loop_id, what);
         }
     }

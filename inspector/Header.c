@@ -35,7 +35,7 @@ uint64_t Header_blockedNs(App *app)
 bool Header_showsLoop(App *app)
 {
     const Model *m = &app->model;
-    return m->loops_seen >= 2 || m->loop_id != 0 || m->loop_gone;
+    return m->loops_seen >= 2 || m->loop_id != 0;
 }
 
 int Header_height(App *app)

@@ -7,7 +7,8 @@
 #include "App.h"
 
 /* Lines the header needs now: 2, one more naming the loop shown when the process has (had)
- * several loops or another than the main one is shown, one more while the loop is blocked. */
+ * several loops or another than the main one is shown (a single-loop program's header does not
+ * change), one more while the loop is blocked. */
 int Header_height(App *app);
 /* True when the header has the line naming the loop shown. */
 bool Header_showsLoop(App *app);

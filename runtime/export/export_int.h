@@ -394,8 +394,8 @@ agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id);
 uint32_t at__agg_wire_loop_id(at_export_srv_t *srv, const agg_loop_t *l);
 /* Fills a wire loop info row for l: id, name ("main" for 0), tid, thread name, kind ("at_loop",
  * "uv" or NULL, from the attached provider), the uv_loop_t address, and with `stats` its
- * cumulative counters, pending task count and how long its running callback has run. Strings point into *l or are static. Exporter
- * thread. */
+ * cumulative counters, pending task count and how long its running callback has run. Strings point
+ * into *l or are static. Exporter thread. */
 void at__agg_loop_info(at_export_srv_t *srv, agg_loop_t *l, bool stats, at_wire_loop_info_t *out);
 /* Fills out[] with the live loops (at most max), oldest first; returns how many. */
 uint32_t at__agg_loop_infos(at_export_srv_t *srv, bool stats, at_wire_loop_info_t *out,

@@ -275,19 +275,19 @@ typedef struct at_wire_config {
  *         elements, without running_ns, is read too)
  * Older peers read the first three and ignore the rest. */
 typedef struct at_wire_loop_info {
-    uint32_t id;        /* 0 = the main loop */
-    const char *name;   /* e.g. "main", "worker-2", NULL */
-    uint64_t tid;       /* Linux thread id running it, 0 unknown */
-    const char *thread; /* optional: the thread's name (/proc comm), NULL unknown */
-    const char *kind;   /* optional: "at_loop" (asynctop runtime), "uv" (a libuv loop under the
-                           preload shim), NULL unknown */
-    uint64_t addr;      /* optional: the uv_loop_t's address in the process, 0 unknown */
-    bool has_stats;     /* the five counters below are present (update.loops) */
-    uint64_t busy_ns;   /* cumulative, as stats.busy_ns of that loop */
-    uint64_t idle_ns;   /* cumulative, as stats.idle_ns */
-    uint64_t callbacks; /* cumulative, as stats.callbacks */
-    uint64_t slow;      /* cumulative, as stats.slow */
-    uint64_t pending;   /* now: tasks/in-flight requests not finished (ready+running+waiting) */
+    uint32_t id;         /* 0 = the main loop */
+    const char *name;    /* e.g. "main", "worker-2", NULL */
+    uint64_t tid;        /* Linux thread id running it, 0 unknown */
+    const char *thread;  /* optional: the thread's name (/proc comm), NULL unknown */
+    const char *kind;    /* optional: "at_loop" (asynctop runtime), "uv" (a libuv loop under the
+                            preload shim), NULL unknown */
+    uint64_t addr;       /* optional: the uv_loop_t's address in the process, 0 unknown */
+    bool has_stats;      /* the five counters below are present (update.loops) */
+    uint64_t busy_ns;    /* cumulative, as stats.busy_ns of that loop */
+    uint64_t idle_ns;    /* cumulative, as stats.idle_ns */
+    uint64_t callbacks;  /* cumulative, as stats.callbacks */
+    uint64_t slow;       /* cumulative, as stats.slow */
+    uint64_t pending;    /* now: tasks/in-flight requests not finished (ready+running+waiting) */
     uint64_t running_ns; /* how long the callback running now has run (0: none), so a client
                             sees another loop blocked and counts it as busy */
 } at_wire_loop_info_t;
