@@ -4,9 +4,11 @@
 
 #include <time.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <malloc.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "asynctop.h"
@@ -44,10 +46,26 @@ static int spawner(void *arg, void **result)
     return 0;
 }
 
-BENCH(task_spawn_yield_join_ns, "ns/task", "spawn + run (yields once) + join a task")
+/* Spawn + yield + join, in the environment as it is (the exporter runs unless ASYNCTOP_SOCKET
+ * says off), or with the exporter off. */
+static double spawn_yield_join(bool exporter_off)
 {
     at_loop_t *loop;
-    if (at_loop_new(&loop, NULL) != 0) {
+    const char *was = getenv("ASYNCTOP_SOCKET");
+    char *saved = was ? strdup(was) : NULL;
+    if (exporter_off) {
+        setenv("ASYNCTOP_SOCKET", "off", 1);
+    }
+    int lrc = at_loop_new(&loop, NULL);
+    if (exporter_off) {
+        if (saved) {
+            setenv("ASYNCTOP_SOCKET", saved, 1);
+        } else {
+            unsetenv("ASYNCTOP_SOCKET");
+        }
+    }
+    free(saved);
+    if (lrc != 0) {
         return -1;
     }
     at_task_t *t;
@@ -63,6 +81,18 @@ BENCH(task_spawn_yield_join_ns, "ns/task", "spawn + run (yields once) + join a t
         return -1;
     }
     return spawn_join_ns;
+}
+
+/* The issue's figure: a program as it runs, its exporter posting the task table. */
+BENCH(task_spawn_yield_join_ns, "ns/task", "spawn + run (yields once) + join a task")
+{
+    return spawn_yield_join(false);
+}
+
+BENCH(task_spawn_yield_join_noexport_ns, "ns/task",
+      "spawn + run (yields once) + join a task, ASYNCTOP_SOCKET=off")
+{
+    return spawn_yield_join(true);
 }
 
 #define PENDING 100000

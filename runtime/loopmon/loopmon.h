@@ -309,9 +309,11 @@ typedef struct at__mon {
     _Atomic uint64_t busy_ns;    /* time in callbacks (sum of exclusive times) */
     _Atomic uint64_t slow_count; /* callbacks at or over the slow threshold */
     _Atomic uint64_t iterations; /* loop iterations (prepare phase count) */
-    _Atomic uint64_t poll_ns;    /* time blocked polling (prepare->check minus callbacks) */
+    _Atomic uint64_t poll_ns;    /* time polling (prepare->check minus callbacks; external: see
+                                    at__mon_create_flags) */
     _Atomic uint64_t poll_max_ns;
-    _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled at most every 1 ms */
+    _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled at most every 1 ms (external:
+                                 unused, at__mon_stats reports poll_ns) */
     _Atomic uint64_t lag_max_ns;
     at__hist_t lag; /* loop lag: how late ready work / timers start */
     at__running_t running;
@@ -340,6 +342,8 @@ typedef struct at__mon {
     uint64_t idle_sampled_ns;              /* last uv_metrics_idle_time sample */
     int open_handles;
     int closing;
+    uint8_t external_poll; /* AT__MON_EXTERNAL_POLL: polls come from at__mon_poll_begin/end */
+    uint8_t poll_inside;   /* the current poll began inside a callback (not counted) */
     _Atomic int refs;
     struct at__mon *reg_next; /* registry list (under the registry lock) */
 } at__mon_t;
@@ -352,6 +356,20 @@ typedef struct at__mon {
  * is the caller's business; while two exist (a loop moving to another thread: create the
  * new monitor there, then close the old one), at__mon_find gives the newer. */
 int at__mon_create(uv_loop_t *loop, at__mon_t **out);
+
+/* As at__mon_create; with AT__MON_EXTERNAL_POLL the monitor installs no handles and does not
+ * enable UV_METRICS_IDLE_TIME: the caller, which sees the loop's poll itself (the preload shim
+ * interposes epoll_wait), calls at__mon_poll_begin right before the poll syscall and
+ * at__mon_poll_end right after it, on the loop thread (a poll begun while a callback runs, a
+ * uv_run nested in a callback, is left to that callback). Then iterations = completed polls,
+ * poll_ns = idle_ns = the time from the end of the last callback before each poll (a fresh
+ * clock read when there was none) to the poll's return, and the poll's end is the chained
+ * start of the next callback (see at__cb_begin_full). `interrupted`: the poll returned early
+ * (EINTR) and will be repeated (its time counts, the iteration does not). */
+#define AT__MON_EXTERNAL_POLL 1u
+int at__mon_create_flags(uv_loop_t *loop, unsigned flags, at__mon_t **out);
+void at__mon_poll_begin(at__mon_t *m);
+void at__mon_poll_end(at__mon_t *m, bool interrupted);
 
 /* Start closing a monitor: closes its handles (as uv_close does, the caller must let the
  * loop run once more, e.g. uv_run(loop, UV_RUN_DEFAULT), before uv_loop_close), unregisters
@@ -614,8 +632,9 @@ int at__mon_running_read(const at__mon_t *m, at__running_snap_t *out);
 typedef struct at__mon_stats {
     uint64_t iterations, callbacks, slow_count;
     uint64_t busy_ns; /* in callbacks */
-    uint64_t idle_ns; /* uv_metrics_idle_time (blocked in poll; <= 1 ms old) */
-    uint64_t poll_ns; /* prepare->check minus callbacks run in between */
+    uint64_t idle_ns; /* uv_metrics_idle_time (blocked in poll; <= 1 ms old); external: poll_ns */
+    uint64_t poll_ns; /* prepare->check minus callbacks run in between; external: see
+                         at__mon_create_flags */
     uint64_t poll_max_ns;
     uint64_t lag_max_ns;
     at__hist_snap_t lag;

@@ -142,7 +142,53 @@ static void on_check(uv_check_t *h)
 
 int at__mon_create(uv_loop_t *loop, at__mon_t **out)
 {
-    assert(loop && out);
+    return at__mon_create_flags(loop, 0, out);
+}
+
+/* ---- polls reported by the runner (AT__MON_EXTERNAL_POLL) ---------------------------------
+ * One clock read per poll: the poll starts where the last top-level callback ended (its end
+ * time is the chained timestamp, valid while no callback began and uv_now did not move), and
+ * its end is the next callback's start. Only what libuv does between that callback's end and
+ * the poll (its phase bookkeeping, epoll_ctl for changed watchers) is counted as polling too. */
+
+void at__mon_poll_begin(at__mon_t *m)
+{
+    if (AT__UNLIKELY(m->cur != NULL)) {
+        m->poll_inside = 1; /* uv_run inside a callback: that callback's time, not a poll */
+        return;
+    }
+    m->poll_inside = 0;
+    uint64_t start = m->chain_ns;
+    if (start == 0 || m->loop->time != m->chain_time)
+        start = at__now_ns();
+    m->prepare_ns = start;
+    m->chain_ns = 0;
+}
+
+void at__mon_poll_end(at__mon_t *m, bool interrupted)
+{
+    if (AT__UNLIKELY(m->poll_inside || m->cur != NULL))
+        return;
+    uint64_t now = at__now_ns();
+    uint64_t blocked = now > m->prepare_ns ? now - m->prepare_ns : 0;
+    if (!interrupted)
+        atomic_store_explicit(&m->iterations,
+                              atomic_load_explicit(&m->iterations, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    atomic_store_explicit(&m->poll_ns,
+                          atomic_load_explicit(&m->poll_ns, memory_order_relaxed) + blocked,
+                          memory_order_relaxed);
+    if (AT__UNLIKELY(blocked > atomic_load_explicit(&m->poll_max_ns, memory_order_relaxed)))
+        atomic_store_explicit(&m->poll_max_ns, blocked, memory_order_relaxed);
+    if (m->chain_enabled) {
+        m->chain_ns = now;
+        m->chain_time = m->loop->time; /* libuv updates it right after: a new ms breaks the chain */
+    }
+}
+
+int at__mon_create_flags(uv_loop_t *loop, unsigned flags, at__mon_t **out)
+{
+    assert(loop && out && (flags & ~AT__MON_EXTERNAL_POLL) == 0);
     at__mon_t *m = calloc(1, sizeof *m);
     if (!m)
         return -ENOMEM;
@@ -166,6 +212,17 @@ int at__mon_create(uv_loop_t *loop, at__mon_t **out)
     m->stack_lo = (void *)at__stack_bounds.lo;
     m->stack_hi = (void *)at__stack_bounds.hi;
 
+    if (flags & AT__MON_EXTERNAL_POLL) {
+        /* the caller reports every poll (at__mon_poll_begin/end): no handles, no metrics */
+        m->external_poll = 1;
+        m->prepare = NULL;
+        m->check = NULL;
+        m->chain_enabled = 1;
+        atomic_store(&m->refs, 1);
+        reg_add(m);
+        *out = m;
+        return 0;
+    }
     int rc = uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
     if (rc != 0 && rc != UV_ENOSYS)
         at__log(AT__LOG_WARNING, "loop idle-time metrics unavailable: %s", uv_strerror(rc));
@@ -390,8 +447,9 @@ void at__mon_stats(const at__mon_t *m, at__mon_stats_t *out)
     out->callbacks = atomic_load_explicit(&m->callbacks, memory_order_relaxed);
     out->slow_count = atomic_load_explicit(&m->slow_count, memory_order_relaxed);
     out->busy_ns = atomic_load_explicit(&m->busy_ns, memory_order_relaxed);
-    out->idle_ns = atomic_load_explicit(&m->idle_ns, memory_order_relaxed);
     out->poll_ns = atomic_load_explicit(&m->poll_ns, memory_order_relaxed);
+    out->idle_ns = m->external_poll ? out->poll_ns /* the reported polls are the idle time */
+                                    : atomic_load_explicit(&m->idle_ns, memory_order_relaxed);
     out->poll_max_ns = atomic_load_explicit(&m->poll_max_ns, memory_order_relaxed);
     out->lag_max_ns = atomic_load_explicit(&m->lag_max_ns, memory_order_relaxed);
     at__hist_read(&m->lag, &out->lag);

@@ -22,6 +22,11 @@ uint64_t at_preload_debug_slow(uv_loop_t *loop);
 size_t at_preload_debug_entries(void);
 /* Requests in flight on `loop` (the rows the pending view shows). */
 size_t at_preload_debug_inflight(uv_loop_t *loop);
+/* Loop metrics of `loop` as the exporter reads them: iterations (completed polls), poll_ns
+ * (time from the end of the last callback before each poll to the poll's return) and idle_ns
+ * (the same under the shim). 0 and the values, or -ENOENT (unwatched loop). */
+int at_preload_debug_loop(uv_loop_t *loop, uint64_t *iterations, uint64_t *poll_ns,
+                          uint64_t *idle_ns);
 /* uv_queue_work work functions timed on pool threads: how many ran, and the longest. */
 void at_preload_debug_work(uint64_t *count, uint64_t *max_ns);
 

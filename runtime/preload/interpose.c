@@ -6,9 +6,13 @@
  * uv_write -> uv_write2, both called through libuv's PLT with the trampoline, safe). */
 #include "preload_int.h"
 
-#include <stdarg.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define PL_EXTERN __attribute__((visibility("default")))
 
@@ -31,20 +35,88 @@ static int put_main(void *h, uv_loop_t *loop, void *cb, unsigned kind)
     return pl_tab_put(h, PL_SLOT_MAIN, &x);
 }
 
+/* ---- the handle fast path ---------------------------------------------------------------------
+ * A handle's callback fires again and again with nothing changed, so each thread keeps a small
+ * direct-mapped cache of what its trampolines looked up: per handle the callback, and when it
+ * is timed here the monitor and the call site. An entry is used only while the side-table
+ * entry it was filled from has the same version (every put, take and change bumps it: a
+ * handle closed and its address reused never hits) and no loop was watched or unwatched since
+ * (pl_gen: the monitor and its sites live as long as the loop is watched). */
+#define PL_FAST 64
+
+/* kind of the shim's own callbacks on a program's loop (the exporter's async): untimed, and
+ * the next callback reads the clock afresh (they may take milliseconds) */
+#define PL_KIND_SELF 0xffu
+
+typedef struct pl_fast {
+    const void *key; /* the handle */
+    const void *ref; /* its side-table entry, and the entry's version when filled */
+    unsigned ver;
+    unsigned kind;
+    uint64_t gen;     /* pl_gen when filled */
+    void *cb;         /* the program's callback */
+    at__mon_t *mon;   /* NULL: runs untimed (unwatched loop, or not its loop thread) */
+    at__site_t *site; /* with mon: the callback's site */
+} pl_fast_t;
+
+static __thread __attribute__((tls_model("initial-exec"))) pl_fast_t pl_fast[PL_FAST];
+
+static __attribute__((noinline)) pl_fast_t *fast_fill(pl_fast_t *f, const void *h, uint64_t gen)
+{
+    pl_hit_t x;
+    const void *ref;
+    unsigned ver;
+    if (!pl_tab_get_ref(h, PL_SLOT_MAIN, &x, &ref, &ver))
+        return NULL;
+    at__mon_t *m = NULL;
+    at__site_t *site = NULL;
+    pl_loop_t *st = pl_loop_for(x.loop);
+    if (st != NULL && st->mon != NULL && x.cb != NULL &&
+        pthread_equal(st->thread, pthread_self())) {
+        m = st->mon;
+        if (x.kind != PL_KIND_SELF && (site = at__mon_site(m, x.cb, NULL)) == NULL)
+            m = NULL; /* out of memory: untimed */
+    }
+    f->key = h;
+    f->ref = ref;
+    f->ver = ver;
+    f->kind = x.kind;
+    f->gen = gen;
+    f->cb = x.cb;
+    f->mon = m;
+    f->site = site;
+    return f;
+}
+
+/* What the trampoline of handle h needs: a cache entry (copy its fields before calling the
+ * program: a nested trampoline may refill it), or NULL when h has no entry (lost). */
+static inline pl_fast_t *fast_get(const void *h)
+{
+    uint64_t gen = atomic_load_explicit(&pl_gen, memory_order_acquire);
+    pl_fast_t *f = &pl_fast[(((uintptr_t)h >> 4) * 0x9E3779B97F4A7C15ull) >> 58];
+    if (AT__LIKELY(f->key == h && f->gen == gen && pl_tab_ver(f->ref) == f->ver))
+        return f;
+    return fast_fill(f, h, gen);
+}
+
 /* A trampoline for a handle's main callback: look it up (it stays: handles call again), time
  * it, call it. The handle is not touched after the call (the callback may free it). */
 #define HANDLE_TRAMP(tname, htype, cbtype, PARAMS, ARGS)                                           \
-    static void tname(htype *h PARAMS)                                                             \
+    static __attribute__((flatten)) void tname(htype *h PARAMS)                                    \
     {                                                                                              \
-        pl_hit_t x;                                                                                \
-        if (AT__UNLIKELY(!pl_tab_get(h, PL_SLOT_MAIN, &x))) {                                      \
+        pl_fast_t *f = fast_get(h);                                                                \
+        if (AT__UNLIKELY(f == NULL)) {                                                             \
             pl_lost(#tname, h);                                                                    \
             return;                                                                                \
         }                                                                                          \
+        cbtype cb = (cbtype)f->cb;                                                                 \
+        at__mon_t *m = f->mon;                                                                     \
         at__cb_t c;                                                                                \
-        at__mon_t *m = pl_begin(&x, &c);                                                           \
-        ((cbtype)x.cb)(h ARGS);                                                                    \
-        pl_end(m, &c);                                                                             \
+        if (m != NULL)                                                                             \
+            at__cb_begin(m, &c, f->site, f->kind);                                                 \
+        cb(h ARGS);                                                                                \
+        if (m != NULL)                                                                             \
+            at__cb_end(m, &c);                                                                     \
     }
 
 /* A trampoline for a request's callback: take the entry (the request is done; the program may
@@ -66,20 +138,126 @@ static int put_main(void *h, uv_loop_t *loop, void *cb, unsigned kind)
 
 /* ==== loops ================================================================================== */
 
+/* The watched loop this thread is running (inside uv_run), for the epoll_wait wrappers. */
+__thread __attribute__((tls_model("initial-exec"))) pl_loop_t *pl_running;
+
 PL_EXTERN int uv_run(uv_loop_t *loop, uv_run_mode mode)
 {
     REAL(uv_run);
-    if (!pl_off && !pl_from_self(CALLER)) {
-        pl_loop_t *st = pl_loop_for(loop);
-        if (st == NULL)
-            st = pl_loop_watch(loop);
-        else
-            pl_export_once(); /* a forked child's first run */
-        if (st != NULL && st->mon != NULL && st->mon->cur == NULL &&
-            pthread_equal(st->thread, pthread_self()))
-            at__mon_chain_break(st->mon);
+    if (pl_off || pl_from_self(CALLER))
+        return r_uv_run(loop, mode);
+    pl_loop_t *st = pl_loop_for(loop);
+    if (st == NULL)
+        st = pl_loop_watch(loop);
+    else
+        pl_export_once(); /* a forked child's first run */
+    if (st == NULL || st->mon == NULL || !pthread_equal(st->thread, pthread_self()))
+        return r_uv_run(loop, mode);
+    if (st->mon->cur == NULL)
+        at__mon_chain_break(st->mon);
+    pl_loop_t *prev = pl_running;
+    pl_running = st;
+    int rc = r_uv_run(loop, mode);
+    pl_running = prev;
+    return rc;
+}
+
+/* ==== the poll ================================================================================
+ * libuv (1.44, Linux) polls with epoll_wait, or epoll_pwait when it blocks a signal, called
+ * through its PLT: the wrappers time the poll of the loop the thread is running (loopmon's
+ * poll hooks: iterations, poll and idle time, and the poll's end is the next callback's
+ * start), which replaces loopmon's prepare and check handles and one of their two clock reads
+ * per iteration.
+ *
+ * They also make the syscall directly instead of through libc's wrapper: in a process with a
+ * second thread (the exporter's) libc brackets every cancellable syscall with the
+ * cancellation switches, which cost this poll more than its own timing. What the raw syscall
+ * skips is only cancellation, so it is used only until the first pthread_cancel in the
+ * process (the pthread_cancel wrapper below), which also wakes the watched loops of the target
+ * thread so that a poll already under way returns and is made again, cancellably. */
+
+static _Atomic int pl_cancel_seen;
+
+/* The poll syscall itself: -errno on failure. x86_64: inline (no libc wrapper, no errno
+ * round trip); elsewhere through syscall(2), which is not a cancellation point either. */
+static inline long poll_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+#if defined(__x86_64__)
+    long ret;
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "0"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+#else
+    long ret = syscall(nr, a1, a2, a3, a4, a5, a6);
+    return ret < 0 ? -errno : ret;
+#endif
+}
+
+PL_EXTERN int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+    pl_loop_t *st = pl_running;
+    if (st == NULL || st->loop->backend_fd != epfd) {
+        REAL(epoll_wait);
+        return r_epoll_wait(epfd, events, maxevents, timeout);
     }
-    return r_uv_run(loop, mode);
+    at__mon_poll_begin(st->mon);
+    if (AT__LIKELY(atomic_load_explicit(&pl_cancel_seen, memory_order_seq_cst) == 0)) {
+        long r = poll_syscall(SYS_epoll_wait, epfd, (long)events, maxevents, timeout, 0, 0);
+        at__mon_poll_end(st->mon, r == -EINTR);
+        if (AT__UNLIKELY(r < 0)) {
+            errno = (int)-r;
+            return -1;
+        }
+        return (int)r;
+    }
+    REAL(epoll_wait);
+    int n = r_epoll_wait(epfd, events, maxevents, timeout);
+    int e = errno;
+    at__mon_poll_end(st->mon, n < 0 && e == EINTR);
+    errno = e;
+    return n;
+}
+
+PL_EXTERN int epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int timeout,
+                          const sigset_t *sigmask)
+{
+    pl_loop_t *st = pl_running;
+    if (st == NULL || st->loop->backend_fd != epfd) {
+        REAL(epoll_pwait);
+        return r_epoll_pwait(epfd, events, maxevents, timeout, sigmask);
+    }
+    at__mon_poll_begin(st->mon);
+    if (AT__LIKELY(atomic_load_explicit(&pl_cancel_seen, memory_order_seq_cst) == 0)) {
+        long r = poll_syscall(SYS_epoll_pwait, epfd, (long)events, maxevents, timeout,
+                              (long)sigmask, _NSIG / 8);
+        at__mon_poll_end(st->mon, r == -EINTR);
+        if (AT__UNLIKELY(r < 0)) {
+            errno = (int)-r;
+            return -1;
+        }
+        return (int)r;
+    }
+    REAL(epoll_pwait);
+    int n = r_epoll_pwait(epfd, events, maxevents, timeout, sigmask);
+    int e = errno;
+    at__mon_poll_end(st->mon, n < 0 && e == EINTR);
+    errno = e;
+    return n;
+}
+
+PL_EXTERN int pthread_cancel(pthread_t thread)
+{
+    REAL(pthread_cancel);
+    atomic_store_explicit(&pl_cancel_seen, 1, memory_order_seq_cst);
+    int rc = r_pthread_cancel(thread);
+    if (rc == 0)
+        pl_wake_loops_of(thread);
+    return rc;
 }
 
 PL_EXTERN int uv_loop_close(uv_loop_t *loop)
@@ -92,22 +270,25 @@ PL_EXTERN int uv_loop_close(uv_loop_t *loop)
 
 /* ==== timers, idle, prepare, check, async ===================================================== */
 
-static void tr_timer(uv_timer_t *h)
+static __attribute__((flatten)) void tr_timer(uv_timer_t *h)
 {
-    pl_hit_t x;
-    if (AT__UNLIKELY(!pl_tab_get(h, PL_SLOT_MAIN, &x))) {
+    pl_fast_t *f = fast_get(h);
+    if (AT__UNLIKELY(f == NULL)) {
         pl_lost("timer", h);
         return;
     }
-    /* due time (ms, uv_now domain = CLOCK_MONOTONIC): a repeating timer has been re-armed
-     * before its callback runs, one repeat ahead */
-    uint64_t due_ms = h->repeat ? h->timeout - h->repeat : h->timeout;
+    uv_timer_cb cb = (uv_timer_cb)f->cb;
+    at__mon_t *m = f->mon;
     at__cb_t c;
-    at__mon_t *m = pl_begin(&x, &c);
+    if (m != NULL) {
+        /* due time (ms, uv_now domain = CLOCK_MONOTONIC): a repeating timer has been re-armed
+         * before its callback runs, one repeat ahead */
+        uint64_t due_ms = h->repeat ? h->timeout - h->repeat : h->timeout;
+        at__mon_lag(m, due_ms * 1000000u, at__cb_begin(m, &c, f->site, f->kind));
+    }
+    cb(h);
     if (m != NULL)
-        at__mon_lag(m, due_ms * 1000000u, c.start_ns);
-    ((uv_timer_cb)x.cb)(h);
-    pl_end(m, &c);
+        at__cb_end(m, &c);
 }
 
 PL_EXTERN int uv_timer_start(uv_timer_t *h, uv_timer_cb cb, uint64_t timeout, uint64_t repeat)
@@ -116,6 +297,21 @@ PL_EXTERN int uv_timer_start(uv_timer_t *h, uv_timer_cb cb, uint64_t timeout, ui
     if (pl_pass((void *)cb) || put_main(h, h->loop, (void *)cb, AT__CB_TIMER) != 0)
         return r_uv_timer_start(h, cb, timeout, repeat);
     return r_uv_timer_start(h, tr_timer, timeout, repeat);
+}
+
+/* The shim's own async callback on a program's loop (the exporter's mailbox): untimed, and
+ * the chain is broken after it, so that the next program callback does not absorb it. */
+static void tr_self_async(uv_async_t *h)
+{
+    pl_fast_t *f = fast_get(h);
+    if (AT__UNLIKELY(f == NULL)) {
+        pl_lost("self_async", h);
+        return;
+    }
+    at__mon_t *m = f->mon;
+    ((uv_async_cb)f->cb)(h);
+    if (m != NULL && m->cur == NULL)
+        at__mon_chain_break(m);
 }
 
 HANDLE_TRAMP(tr_idle, uv_idle_t, uv_idle_cb, , )
@@ -138,6 +334,9 @@ SIMPLE_START(UV_CHECK, check, tr_check, AT__CB_READY)
 PL_EXTERN int uv_async_init(uv_loop_t *loop, uv_async_t *h, uv_async_cb cb)
 {
     REAL(uv_async_init);
+    if (cb != NULL && loop == pl_watching && pl_from_self((void *)cb) && cb != tr_async &&
+        cb != tr_self_async && put_main(h, loop, (void *)cb, PL_KIND_SELF) == 0)
+        return r_uv_async_init(loop, h, tr_self_async);
     if (pl_pass((void *)cb) || put_main(h, loop, (void *)cb, AT__CB_OTHER) != 0)
         return r_uv_async_init(loop, h, cb);
     return r_uv_async_init(loop, h, tr_async);
@@ -493,25 +692,3 @@ FS(realpath, (const char *path), (path), path)
 FS(chown, (const char *path, uv_uid_t uid, uv_gid_t gid), (path, uid, gid), path)
 FS(fchown, (uv_file file, uv_uid_t uid, uv_gid_t gid), (file, uid, gid), NULL)
 FS(lchown, (const char *path, uv_uid_t uid, uv_gid_t gid), (path, uid, gid), path)
-
-/* ==== loop configuration =======================================================================
- */
-
-/* loopmon turns on UV_METRICS_IDLE_TIME for every loop it watches; in libuv 1.44 that costs a
- * mutex and an extra zero-timeout epoll_wait per iteration, which the program did not ask
- * for. Under the shim it stays off unless ASYNCTOP_PRELOAD_IDLE_METRICS=1 (the loop's poll
- * time still comes from loopmon's prepare/check handles). Calls from the program pass. */
-PL_EXTERN int uv_loop_configure(uv_loop_t *loop, uv_loop_option option, ...)
-{
-    REAL(uv_loop_configure);
-    if (option == UV_METRICS_IDLE_TIME && pl_from_self(CALLER) && !pl_idle_metrics)
-        return UV_ENOSYS;
-    if (option == UV_LOOP_BLOCK_SIGNAL) {
-        va_list ap;
-        va_start(ap, option);
-        int sig = va_arg(ap, int);
-        va_end(ap);
-        return r_uv_loop_configure(loop, option, sig);
-    }
-    return r_uv_loop_configure(loop, option);
-}

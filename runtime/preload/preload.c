@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PL_EXTERN __attribute__((visibility("default")))
 
@@ -22,13 +23,13 @@
 
 _Atomic int pl_ready;
 int pl_off;
-int pl_idle_metrics;
 uintptr_t pl_self_lo, pl_self_hi, pl_uv_lo, pl_uv_hi;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_loops_lock = PTHREAD_MUTEX_INITIALIZER;
 static pl_loop_t *g_loops;
-static _Atomic uint64_t g_gen = 1;
+_Atomic uint64_t pl_gen = 1;
+__thread __attribute__((tls_model("initial-exec"))) uv_loop_t *pl_watching;
 static _Atomic uint64_t g_next_id = 1;
 static _Atomic int g_export_started;
 static _Atomic uint64_t g_work_count, g_work_total_ns, g_work_max_ns;
@@ -113,10 +114,6 @@ static void init_once(void)
     if (e == NULL || at__parse_bool(e, &loud) != 0)
         loud = false;
     at__log_set_level(loud ? AT__LOG_INFO : AT__LOG_ERROR);
-    bool idle = false;
-    e = getenv("ASYNCTOP_PRELOAD_IDLE_METRICS");
-    if (e != NULL && at__parse_bool(e, &idle) == 0 && idle)
-        pl_idle_metrics = 1;
     at__export_set_log(export_log);
 
     code_range((const void *)pl_init, &pl_self_lo, &pl_self_hi);
@@ -173,7 +170,7 @@ static __thread __attribute__((tls_model("initial-exec"))) struct {
 
 pl_loop_t *pl_loop_for(uv_loop_t *loop)
 {
-    uint64_t gen = atomic_load_explicit(&g_gen, memory_order_acquire);
+    uint64_t gen = atomic_load_explicit(&pl_gen, memory_order_acquire);
     if (AT__LIKELY(tc.loop == loop && tc.gen == gen))
         return tc.st;
     pthread_mutex_lock(&g_loops_lock);
@@ -242,7 +239,8 @@ pl_loop_t *pl_loop_watch(uv_loop_t *loop)
         return NULL;
     st->loop = loop;
     st->thread = pthread_self();
-    if (at__mon_create(loop, &st->mon) != 0) {
+    /* no prepare/check handles: the epoll_wait wrappers report the loop's polls */
+    if (at__mon_create_flags(loop, AT__MON_EXTERNAL_POLL, &st->mon) != 0) {
         free(st);
         return NULL;
     }
@@ -255,14 +253,37 @@ pl_loop_t *pl_loop_watch(uv_loop_t *loop)
         .task_detail = provider_detail,
         .task_cancel = provider_cancel,
     };
+    pl_watching = loop;
     st->att = at__export_attach(loop, &st->prov);
+    pl_watching = NULL;
     uv_walk(loop, mark_internal, NULL);
     pthread_mutex_lock(&g_loops_lock);
     st->next = g_loops;
     g_loops = st;
-    atomic_fetch_add_explicit(&g_gen, 1, memory_order_release);
+    atomic_fetch_add_explicit(&pl_gen, 1, memory_order_release);
     pthread_mutex_unlock(&g_loops_lock);
     return st;
+}
+
+void pl_wake_loops_of(pthread_t thread)
+{
+    pthread_mutex_lock(&g_loops_lock);
+    for (pl_loop_t *st = g_loops; st != NULL; st = st->next) {
+        if (!pthread_equal(st->thread, thread))
+            continue;
+        /* what uv_async_send does (libuv 1.44, Linux: an eventfd, or a pipe's write end):
+         * the loop wakes, finds no async handle pending, and polls again */
+        uv_loop_t *l = st->loop;
+        int fd = l->async_wfd != -1 ? l->async_wfd : l->async_io_watcher.fd;
+        uint64_t one = 1;
+        if (fd >= 0) {
+            ssize_t w;
+            do
+                w = write(fd, &one, fd == l->async_wfd ? 1 : sizeof one);
+            while (w < 0 && errno == EINTR);
+        }
+    }
+    pthread_mutex_unlock(&g_loops_lock);
 }
 
 static void count_handle(uv_handle_t *h, void *arg)
@@ -286,8 +307,10 @@ void pl_loop_unwatch(uv_loop_t *loop)
             *pp = st->next;
             break;
         }
-    atomic_fetch_add_explicit(&g_gen, 1, memory_order_release);
+    atomic_fetch_add_explicit(&pl_gen, 1, memory_order_release);
     pthread_mutex_unlock(&g_loops_lock);
+    if (pl_running == st)
+        pl_running = NULL; /* closed from inside its own uv_run: no more polls of it are timed */
     at__export_detach(st->att);
     if (st->mon != NULL)
         at__mon_close(st->mon);
@@ -485,6 +508,21 @@ PL_EXTERN uint64_t at_preload_debug_slow(uv_loop_t *loop)
 {
     pl_loop_t *st = pl_loop_for(loop);
     return st && st->mon ? atomic_load_explicit(&st->mon->slow_count, memory_order_relaxed) : 0;
+}
+
+/* Loop metrics of `loop` (relaxed reads). */
+PL_EXTERN int at_preload_debug_loop(uv_loop_t *loop, uint64_t *iterations, uint64_t *poll_ns,
+                                    uint64_t *idle_ns)
+{
+    pl_loop_t *st = pl_loop_for(loop);
+    if (st == NULL || st->mon == NULL)
+        return -ENOENT;
+    at__mon_stats_t ms;
+    at__mon_stats(st->mon, &ms);
+    *iterations = ms.iterations;
+    *poll_ns = ms.poll_ns;
+    *idle_ns = ms.idle_ns;
+    return 0;
 }
 
 /* Side-table entries alive (handles with callbacks + requests in flight). */

@@ -65,7 +65,6 @@ typedef struct pl_loop {
 void pl_init(void);
 extern _Atomic int pl_ready; /* 1 once pl_init finished */
 extern int pl_off;           /* ASYNCTOP_PRELOAD=0: pass everything through */
-extern int pl_idle_metrics;  /* ASYNCTOP_PRELOAD_IDLE_METRICS=1: let loopmon enable them */
 
 /* The address ranges of executable code of the shim and of libuv (pl_init fills them). */
 extern uintptr_t pl_self_lo, pl_self_hi, pl_uv_lo, pl_uv_hi;
@@ -99,6 +98,14 @@ void *pl_real(const char *name);
 int pl_tab_put(const void *key, int slot, const pl_hit_t *h);
 /* Copy the entry into *out; false if there is none. Any thread. */
 bool pl_tab_get(const void *key, int slot, pl_hit_t *out);
+/* As pl_tab_get, and also a reference to the stored entry and its version: while
+ * pl_tab_ver(ref) == ver, the entry is unchanged (every put, take and change bumps the version;
+ * entries are recycled, never freed, so a reference stays readable forever). */
+bool pl_tab_get_ref(const void *key, int slot, pl_hit_t *out, const void **ref, unsigned *ver);
+static inline unsigned pl_tab_ver(const void *ref)
+{
+    return __atomic_load_n((const unsigned *)ref, __ATOMIC_ACQUIRE);
+}
 /* Remove the entry, copying it into *out (may be NULL); false if there was none. Any thread. */
 bool pl_tab_take(const void *key, int slot, pl_hit_t *out);
 /* Mark the entry as posted to the exporter. Any thread. */
@@ -113,6 +120,17 @@ void pl_tab_set_stack(const void *key, int slot, void *const *pcs, int n);
 int pl_tab_find_id(uv_loop_t *loop, uint64_t id, pl_hit_t *out, void **pcs, int *npcs);
 
 /* ---- loops (preload.c) ----------------------------------------------------------------------- */
+
+/* Bumped whenever a loop starts or stops being watched (caches of loop state compare it). */
+extern _Atomic uint64_t pl_gen;
+/* The watched loop the calling thread is running (set by the uv_run wrapper), or NULL. */
+extern __thread pl_loop_t *pl_running;
+/* The loop pl_loop_watch is attaching on this thread (its exporter async is the shim's). */
+extern __thread uv_loop_t *pl_watching;
+/* Wake every watched loop run by `thread` (its poll returns and is made again): after a
+ * pthread_cancel, so that a poll made with the raw syscall becomes a cancellation point. Any
+ * thread. */
+void pl_wake_loops_of(pthread_t thread);
 
 /* The state of `loop`, or NULL when it is not watched. Any thread; O(1) with a per-thread cache. */
 pl_loop_t *pl_loop_for(uv_loop_t *loop);

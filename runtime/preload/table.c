@@ -4,6 +4,7 @@
 #include "preload_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #define BUCKETS 256 /* per shard */
 
 typedef struct node {
+    _Atomic unsigned ver; /* first (pl_tab_ver): bumped by every change of the entry */
     const void *key;
     int slot;
     pl_hit_t h;
@@ -26,6 +28,8 @@ typedef struct shard {
     node_t *free;
     size_t n;
 } shard_t;
+
+_Static_assert(offsetof(node_t, ver) == 0, "pl_tab_ver reads the version at offset 0");
 
 static shard_t g_shards[SHARDS];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -77,8 +81,16 @@ static inline void w_end(shard_t *s)
     atomic_store_explicit(&s->seq, q + 1, memory_order_release);
 }
 
+/* Under s->lock, between w_begin and w_end. */
+static inline void bump(node_t *n)
+{
+    atomic_store_explicit(&n->ver, atomic_load_explicit(&n->ver, memory_order_relaxed) + 1,
+                          memory_order_release);
+}
+
 static void node_release(shard_t *s, node_t *n)
 {
+    bump(n);
     free(n->stack);
     n->stack = NULL;
     n->next = s->free;
@@ -117,12 +129,13 @@ int pl_tab_put(const void *key, int slot, const pl_hit_t *h)
         s->n++;
     }
     n->h = *h;
+    bump(n);
     w_end(s);
     pthread_mutex_unlock(&s->lock);
     return 0;
 }
 
-bool pl_tab_get(const void *key, int slot, pl_hit_t *out)
+bool pl_tab_get_ref(const void *key, int slot, pl_hit_t *out, const void **ref, unsigned *ver)
 {
     uint64_t x = mix(key, slot);
     shard_t *s = shard_of(x);
@@ -134,19 +147,37 @@ bool pl_tab_get(const void *key, int slot, pl_hit_t *out)
         while (n != NULL && !(__atomic_load_n(&n->key, __ATOMIC_RELAXED) == key &&
                               __atomic_load_n(&n->slot, __ATOMIC_RELAXED) == slot))
             n = __atomic_load_n(&n->next, __ATOMIC_RELAXED);
-        if (n != NULL)
+        unsigned v = 0;
+        if (n != NULL) {
+            v = atomic_load_explicit(&n->ver, memory_order_relaxed);
             memcpy(out, &n->h, sizeof *out);
+        }
         atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&s->seq, memory_order_relaxed) == q)
+        if (atomic_load_explicit(&s->seq, memory_order_relaxed) == q) {
+            if (ref != NULL) {
+                *ref = n;
+                *ver = v;
+            }
             return n != NULL;
+        }
     }
     pthread_once(&g_once, tab_init);
     pthread_mutex_lock(&s->lock);
     node_t **pp = find(bucket_of(s, x), key, slot);
-    if (pp != NULL)
+    if (pp != NULL) {
         *out = (*pp)->h;
+        if (ref != NULL) {
+            *ref = *pp;
+            *ver = atomic_load_explicit(&(*pp)->ver, memory_order_relaxed);
+        }
+    }
     pthread_mutex_unlock(&s->lock);
     return pp != NULL;
+}
+
+bool pl_tab_get(const void *key, int slot, pl_hit_t *out)
+{
+    return pl_tab_get_ref(key, slot, out, NULL, NULL);
 }
 
 bool pl_tab_take(const void *key, int slot, pl_hit_t *out)
@@ -178,6 +209,7 @@ void pl_tab_set_posted(const void *key, int slot)
     if (pp != NULL) {
         w_begin(s);
         (*pp)->h.posted = 1;
+        bump(*pp);
         w_end(s);
     }
     pthread_mutex_unlock(&s->lock);

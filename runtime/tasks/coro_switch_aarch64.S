@@ -58,7 +58,11 @@ at__coro_switch_asm:
     .section at_await_text, "ax", %progbits
 
 /* First code a new coroutine runs: x19 holds the coroutine pointer, x29 is 0
- * (which ends every frame-pointer walk here); at__coro_entry never returns. */
+ * (which ends every frame-pointer walk here); at__coro_entry never returns. It
+ * is entered with a branch and a zero link register, not a bl: a bl would push
+ * an entry on the CPU's return-address stack that no return ever takes, and
+ * every return of the resumer's frames after the coroutine's last switch back
+ * would then be predicted one frame off (see coro_switch_x86_64.S). */
     .globl at__coro_trampoline_asm
     .hidden at__coro_trampoline_asm
     .type at__coro_trampoline_asm, %function
@@ -67,7 +71,8 @@ at__coro_trampoline_asm:
     .cfi_startproc
     .cfi_undefined x30
     mov x0, x19
-    bl at__coro_entry
+    mov x30, xzr
+    b at__coro_entry
     brk #0
     .cfi_endproc
     .size at__coro_trampoline_asm, .-at__coro_trampoline_asm

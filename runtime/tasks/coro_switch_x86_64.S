@@ -69,7 +69,11 @@ at__coro_switch_asm:
 
 /* First code a new coroutine runs: the initial frame built by coro.c puts the
  * coroutine pointer in rbx and 0 in rbp (which ends every frame-pointer walk
- * here); at__coro_entry never returns. */
+ * here); at__coro_entry never returns. It is entered with a jump over a zero
+ * return address, not a call: a call would leave an entry on the CPU's return
+ * stack buffer that no return ever takes, and every return of the resumer's
+ * frames after the coroutine's last switch back would then be predicted one
+ * frame off (a mispredict each, several per task; the zero also ends walks). */
     .globl at__coro_trampoline_asm
     .hidden at__coro_trampoline_asm
     .type at__coro_trampoline_asm, @function
@@ -79,7 +83,8 @@ at__coro_trampoline_asm:
     .cfi_undefined rip
     AT_ENDBR
     movq %rbx, %rdi
-    call at__coro_entry
+    pushq $0
+    jmp at__coro_entry
     ud2
     .cfi_endproc
     .size at__coro_trampoline_asm, .-at__coro_trampoline_asm

@@ -296,6 +296,9 @@ static void unlink_task(at_task_t *t)
     } else {
         tl->tail = t->prev;
     }
+    if (AT__UNLIKELY(tl->unposted == t)) {
+        tl->unposted = t->next; /* the tasks after it are deferred too */
+    }
     t->prev = t->next = NULL;
     tl->ntasks--;
     at__task_stack_forget(t);
@@ -313,9 +316,12 @@ AT__AWAIT_TEXT static void task_main(void *arg)
     t->rc = t->fn(t->arg, &t->result);
 }
 
+static void step_name_detach(at_task_t *t);
+
 /* The task's function returned: complete its future, give its stack back. */
 static void task_finish(at_task_t *t)
 {
+    step_name_detach(t);
     at__coro_destroy(t->co);
     t->co = NULL;
     t->finishing = true;
@@ -369,9 +375,31 @@ static void task_finish(at_task_t *t)
     task_unref_internal(t); /* the reference the task held on itself while alive */
 }
 
-/* The task may end and be freed before its step's timing ends (which may
- * report it as slow): loopmon gets this copy of the name. */
+/* A timed step's callback names its task with a pointer to the task's own name (a copy per
+ * step cost more than a tenth of a spawn and join). The task may end, and be freed, before
+ * that callback ends (which may report it as slow): when it ends, the callbacks still naming
+ * it get this copy instead (see step_name_detach). */
 static __thread char step_name[48] __attribute__((tls_model("initial-exec")));
+
+/* The task join_inline runs: its step's callback goes on as the joiner's, which names the
+ * joiner right after (nothing reads the name between): its end needs no copy. */
+static __thread const at_task_t *inline_child __attribute__((tls_model("initial-exec")));
+
+/* `t` ends: the running callbacks that name it get step_name's copy of its name. Loop thread,
+ * while the loop lives. */
+static void step_name_detach(at_task_t *t)
+{
+    at__mon_t *m = t->loop->mon;
+    if (!m || t == inline_child) {
+        return;
+    }
+    for (at__cb_t *cb = m->cur; cb; cb = cb->parent) {
+        if (cb->task_name == t->name) {
+            memcpy(step_name, t->name, sizeof step_name);
+            cb->task_name = step_name;
+        }
+    }
+}
 
 void at__task_busy_settle(tloop_t *tl)
 {
@@ -404,22 +432,27 @@ static void open_step_drop(tloop_t *tl)
 }
 
 /* Runs one step of `t` on this thread's stack: switch in, until it awaits or
- * ends. Called from a loop callback (whose timing we attribute to the task). */
-static void task_run(at_task_t *t)
+ * ends. Called from a loop callback (whose timing we attribute to the task).
+ * Always inlined into its callers on the spawn/join path: every return from a frame that
+ * was live across a context switch is mispredicted (the return stack buffer holds the other
+ * stack's addresses), so each frame fewer between the switch and the application is a
+ * mispredict fewer per task. task_run is the out-of-line copy for the other callers. */
+static inline __attribute__((always_inline)) void task_run_inline(at_task_t *t)
 {
     at__mon_t *m = t->loop->mon;
     tloop_t *tl = t->tl;
-    at__task_busy_settle(tl);
+    if (tl->open_step.task) {
+        at__task_busy_settle(tl);
+    }
     bool timed = false; /* the step's time is its callback's (no clock read of our own) */
     if (m && m->cur) {
         /* This callback is the task's step: time it under the task's function
          * and name, so a slow step names the task. */
         at__cb_t *cb = m->cur;
         if (cb->task_id != t->id) { /* not begun as this task's step already */
-            memcpy(step_name, t->name, sizeof step_name);
             cb->kind = AT__CB_TASK_STEP;
             cb->task_id = t->id;
-            cb->task_name = step_name;
+            cb->task_name = t->name;
             if (t->site) {
                 cb->site = t->site;
             }
@@ -453,6 +486,14 @@ static void task_run(at_task_t *t)
     }
 }
 
+static __attribute__((noinline)) void task_run(at_task_t *t)
+{
+    if (AT__UNLIKELY(t->tl->unposted != NULL)) {
+        at__task_posts_flush(t->tl); /* a step from the ready queue: see at__task_post_slow */
+    }
+    task_run_inline(t);
+}
+
 /* A yield with nothing else ready (at__ready_next_inline said its step would run next):
  * ends the running step's callback and begins the next step's in the same record, on the
  * task's own stack. What the ready queue would have done, less a slot and two switches:
@@ -463,8 +504,7 @@ AT__AWAIT_TEXT static void step_restart(at_task_t *t, at__mon_t *m, at__site_t *
     at__cb_end(m, cb);
     at__task_busy_settle(t->tl);
     at__cb_begin_full(m, cb, site, AT__CB_TASK_STEP, t->id, NULL, NULL, 0);
-    memcpy(step_name, t->name, sizeof step_name);
-    cb->task_name = step_name;
+    cb->task_name = t->name;
     tloop_t *tl = t->tl;
     open_step_drop(tl);
     tl->open_step.task = t;
@@ -529,6 +569,12 @@ static void task_wake(at_task_t *t, int code)
  * so that a pending task costs as little as possible otherwise. */
 static void set_creation(at_task_t *t, void *const *st, size_t n, void *ra)
 {
+    if (AT__LIKELY(!st && !at__debug_enabled() && t->create == NULL)) {
+        t->create = &t->create1; /* what at__capture_site keeps outside debug mode */
+        t->create1 = ra;
+        t->ncreate = 1;
+        return;
+    }
     void *tmp[AT_STACK_MAX];
     uint8_t nt = 0;
     if (st) {
@@ -590,10 +636,11 @@ static void default_name(char *out, uint64_t id)
     }
     char digits[24];
     int n = 0;
+    uint64_t v = id;
     do {
-        digits[n++] = (char)('0' + id % 10);
-        id /= 10;
-    } while (id);
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
     memcpy(out, "task-", 5);
     for (int i = 0; i < n; i++) {
         out[5 + i] = digits[n - 1 - i];
@@ -886,7 +933,8 @@ static bool detach_join_inline(at_task_t *t)
  * (nested: its stack returns here when it ends or waits), and if it ended, the callback
  * goes on as the joiner's next step. Returns 1 if `task` ran (then `*code` is the joiner's
  * wake code: AT_ECANCELED if it was cancelled meanwhile), 0 if the fast path does not apply. */
-AT__AWAIT_TEXT static int join_inline(at_task_t *t, at_task_t *task, int *code)
+static inline __attribute__((always_inline)) int join_inline(at_task_t *t, at_task_t *task,
+                                                             int *code)
 {
     at__mon_t *m = t->loop->mon;
     at__slot_t *s = task->step.slot_;
@@ -910,7 +958,10 @@ AT__AWAIT_TEXT static int join_inline(at_task_t *t, at_task_t *task, int *code)
     t->wait_since_ms = at_loop_time(t->loop);
     t->wake_code = 0;
     t->detach = detach_join_inline;
-    task_run(task);
+    const at_task_t *outer_child = inline_child;
+    inline_child = task;
+    task_run_inline(task);
+    inline_child = outer_child;
     task_unref_internal(task); /* the scheduled step's reference (the joiner holds one) */
     t->wait_kind = AT_WAIT_NONE;
     t->wait_id = 0;
@@ -920,9 +971,8 @@ AT__AWAIT_TEXT static int join_inline(at_task_t *t, at_task_t *task, int *code)
     if (task->ended) {
         /* The joiner goes on in this callback, as task_wake's inline run would. */
         if (cb->task_id != t->id) {
-            memcpy(step_name, t->name, sizeof step_name);
             cb->task_id = t->id;
-            cb->task_name = step_name;
+            cb->task_name = t->name;
             if (t->site) {
                 cb->site = t->site;
             }
@@ -1203,11 +1253,10 @@ bool at__waitq_wake_one_now(at__waitq_t *q, void *value)
     at__cb_t cb;
     if (site) {
         at__mon_chain_break(m); /* libuv did work since the last callback */
-        memcpy(step_name, t->name, sizeof step_name);
         /* "now running" gets the task's id only (as task_run does); the slow-step event
          * takes the name from cb.task_name. */
         at__cb_begin_full(m, &cb, site, AT__CB_TASK_STEP, t->id, NULL, NULL, 0);
-        cb.task_name = step_name;
+        cb.task_name = t->name;
     }
     t->refs++;
     task_run(t);

@@ -146,6 +146,9 @@ static bool waits_really(const at_task_t *t)
 static void provider_stacks(void *ctx, at_export_stack_sink_t *sink)
 {
     tloop_t *tl = ctx;
+    if (tl->unposted) {
+        at__task_posts_flush(tl); /* a task spawned in a step that still runs is shown now */
+    }
     uint64_t t0 = at__now_ns();
     unsigned n_walked = 0;
     while (tl->stk_head) {
@@ -167,7 +170,8 @@ static void provider_stacks(void *ctx, at_export_stack_sink_t *sink)
     }
 }
 
-void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind)
+/* Posts `kind` for `t` now. */
+static void post_now(at_task_t *t, at_export_task_event_kind_t kind)
 {
     if (kind == AT_EXPORT_TASK_CHANGED && waits_really(t)) {
         stack_mark(t); /* a new wait: its stack is taken lazily */
@@ -185,6 +189,39 @@ void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind)
     at__export_task_commit(t->tl->att);
 }
 
+void at__task_posts_flush(tloop_t *tl)
+{
+    at_task_t *t = tl->unposted;
+    tl->unposted = NULL;
+    for (; t; t = t->next) {
+        if (t->unposted) {
+            t->unposted = false;
+            post_now(t, AT_EXPORT_TASK_ADDED);
+        }
+    }
+}
+
+void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind)
+{
+    tloop_t *tl = t->tl;
+    if (tl->unposted) {
+        at__task_posts_flush(tl); /* something else happens on the loop: they are shown now */
+    }
+    if (kind == AT_EXPORT_TASK_ADDED) {
+        t->unposted = true; /* it is the newest task: the rest of the list after it is empty */
+        tl->unposted = t;
+        return;
+    }
+    if (t->unposted) { /* ended before it was shown (unlinked: the flush did not see it) */
+        t->unposted = false;
+        if (kind == AT_EXPORT_TASK_REMOVED) {
+            return; /* never shown: nothing to take back */
+        }
+        post_now(t, AT_EXPORT_TASK_ADDED); /* shown from now on (a failed task stays) */
+    }
+    post_now(t, kind);
+}
+
 static void provider_resync(void *ctx, at_export_resync_sink_t *sink)
 {
     tloop_t *tl = ctx;
@@ -199,7 +236,9 @@ static void provider_resync(void *ctx, at_export_resync_sink_t *sink)
         if (at__export_resync_add(sink, &row) != 0) {
             return;
         }
+        t->unposted = false; /* the exporter knows it now (a flush skips it) */
     }
+    tl->unposted = NULL; /* every live task was sent */
     for (at_task_t *t = tl->failed; t; t = t->next) {
         fill_row(t, &row);
         if (at__export_resync_add(sink, &row) != 0) {

@@ -31,6 +31,9 @@ typedef struct tloop {
     /* tasks that began a wait since the exporter last took suspension stacks (task_export.c),
      * linked through stk_prev/stk_next */
     at_task_t *stk_head;
+    /* the oldest task whose ADDED post is still deferred (see at__task_post_slow): it and the
+     * tasks after it on the list may have t->unposted set; NULL: none */
+    at_task_t *unposted;
 } tloop_t;
 
 typedef bool (*detach_fn)(at_task_t *t);
@@ -46,6 +49,7 @@ struct at_task {
     bool in_failed; /* on tl->failed (linked through prev/next) */
     bool open_step; /* tl->open_step is this task's */
     bool stk_dirty; /* on tl->stk_head: its suspension stack is still to be taken */
+    bool unposted;  /* its ADDED post is deferred: the exporter does not know it yet */
     int rc;         /* what fn returned */
     int wake_code;  /* why the current wait ended: 0, AT_ECANCELED, AT_ETIMEDOUT */
     at_loop_t *loop;
@@ -153,8 +157,19 @@ void at__task_export_attach(tloop_t *tl);
 void at__task_export_detach(tloop_t *tl);
 
 /* Posts one lifecycle event of `t` (the row is built from the task now). Loop thread; only
- * through at__task_post, which skips it when no exporter consumes posts. */
+ * through at__task_post, which skips it when no exporter consumes posts.
+ *
+ * ADDED is deferred: the exporter learns of a new task when anything else happens on the loop
+ * (the next spawn, a step run from the ready queue or a wake-up, any other post, the
+ * exporter's periodic inventory call), with the row the task has then. A task that ends
+ * before that (spawned and joined at once: its whole life inside the spawner's step) was
+ * never shown and posts nothing, not even REMOVED: a mirror refreshed by the exporter's drains
+ * could not have shown it anyway. So at most one task per loop, the newest, spawned in the
+ * step that runs now, is missing from the exporter's table while that step runs. */
 void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind);
+
+/* Posts the deferred ADDED events of the loop (see at__task_post_slow). Loop thread. */
+void at__task_posts_flush(tloop_t *tl);
 
 /* Takes an ending task off the list of tasks whose suspension stack the exporter has still to
  * take (task_export.c). Loop thread. */
@@ -170,9 +185,19 @@ static inline void at__task_stack_forget(at_task_t *t)
  * otherwise. Loop thread. */
 static inline void at__task_post(at_task_t *t, at_export_task_event_kind_t kind)
 {
-    const _Atomic int *on = t->tl->export_on;
+    tloop_t *tl = t->tl;
+    const _Atomic int *on = tl->export_on;
     if (AT__UNLIKELY(on != NULL && atomic_load_explicit(on, memory_order_relaxed))) {
-        at__task_post_slow(t, kind);
+        /* at__task_post_slow's two commonest cases, when nothing else is deferred: a spawn
+         * defers its ADDED, and a task that ends unseen posts nothing */
+        if (kind == AT_EXPORT_TASK_ADDED && tl->unposted == NULL) {
+            t->unposted = true;
+            tl->unposted = t;
+        } else if (kind == AT_EXPORT_TASK_REMOVED && t->unposted && tl->unposted == NULL) {
+            t->unposted = false;
+        } else {
+            at__task_post_slow(t, kind);
+        }
     }
 }
 

@@ -7,6 +7,8 @@ import os
 import select
 import socket
 import struct
+import subprocess
+import threading
 import time
 
 import cbor2
@@ -142,6 +144,65 @@ class Client:
             m = self.recv(max(0.01, deadline - time.monotonic()))
             if m["t"] == "response" and m["id"] == rid:
                 return m
+
+
+class Program:
+    """A test program driven by line commands on stdin (tests/e2e/*_target.c): it prints
+    "READY ..." on stdout once it is up and answers each command with lines ending in
+    "OK <command word>"; "quit" makes it close its loop and exit. `ready` holds the words
+    after READY; stderr is collected in the background (`stderr`, a list of lines)."""
+
+    def __init__(self, argv, env):
+        self.p = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env)
+        line = self.p.stdout.readline().decode()
+        assert line.startswith("READY "), "target did not start: %r %r" % (
+            line, self.p.stderr.read().decode() if self.p.poll() is not None else "")
+        self.ready = line.split()[1:]
+        self.stderr = []
+        self._t = threading.Thread(target=self._drain, daemon=True)
+        self._t.start()
+
+    def _drain(self):
+        for line in self.p.stderr:
+            self.stderr.append(line.decode(errors="replace"))
+
+    def send(self, line):
+        self.p.stdin.write((line + "\n").encode())
+        self.p.stdin.flush()
+
+    def cmd(self, line, timeout=60):
+        """Sends a command; returns its output up to and including its "OK" line."""
+        self.send(line)
+        word = line.split()[0]
+        end = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < end:
+            out = self.p.stdout.readline().decode()
+            if out == "":
+                raise AssertionError("target died during %r: %s" % (line, "".join(self.stderr)))
+            lines.append(out)
+            if out.startswith("OK " + word):
+                return "".join(lines)
+        raise AssertionError("no answer to %r" % line)
+
+    def quit(self, timeout=60):
+        """Asks the program to exit; asserts it exited 0. Returns its whole stderr."""
+        if self.p.poll() is None:
+            self.send("quit")
+            self.p.stdin.close()
+            rest = threading.Thread(target=self.p.stdout.read, daemon=True)
+            rest.start()
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+                raise AssertionError("target did not exit after quit: %s" % "".join(self.stderr))
+            rest.join(timeout=10)
+        self._t.join(timeout=10)
+        assert self.p.returncode == 0, (self.p.returncode, "".join(self.stderr))
+        return "".join(self.stderr)
 
 
 def frame(obj):

@@ -11,7 +11,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -31,8 +30,8 @@ BAD_FRAME, TOO_LARGE, PERMISSION, TOO_MANY = 1, 2, 4, 5
 SLOW_CONSUMER, BAD_REQUEST, NO_SUCH_TASK, UNSUPPORTED = 9, 11, 12, 13
 
 
-class Target:
-    """The instrumented program, driven by commands on stdin."""
+class Target(atclient.Program):
+    """export_target.c: READY <socket path> <pid>."""
 
     def __init__(self, tmp, args=(), env=None, sock=None):
         e = dict(os.environ)
@@ -41,49 +40,17 @@ class Target:
         if sock is not None:
             e["ASYNCTOP_SOCKET"] = sock
         e.update(env or {})
-        self.p = subprocess.Popen([TARGET] + list(args), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
-        line = self.p.stdout.readline().decode()
-        assert line.startswith("READY "), "target did not start: %r %r" % (
-            line, self.p.stderr.read().decode() if self.p.poll() is not None else "")
-        _, self.path, pid = line.split()
+        super().__init__([TARGET] + list(args), e)
+        self.path, pid = self.ready
         self.pid = int(pid)
-        self.stderr = []
-        self._t = threading.Thread(target=self._drain, daemon=True)
-        self._t.start()
-
-    def _drain(self):
-        for line in self.p.stderr:
-            self.stderr.append(line.decode(errors="replace"))
-
-    def send(self, line):
-        self.p.stdin.write((line + "\n").encode())
-        self.p.stdin.flush()
 
     def cmd(self, line, timeout=30):
-        self.send(line)
-        word = line.split()[0]
-        end = time.monotonic() + timeout
-        lines = []
-        while time.monotonic() < end:
-            out = self.p.stdout.readline().decode()
-            lines.append(out)
-            if out.startswith("OK " + word):
-                return "".join(lines)
-            if out == "":
-                raise AssertionError("target died during %r" % line)
-        raise AssertionError("no answer to %r" % line)
+        return super().cmd(line, timeout)
 
-    def quit(self):
-        if self.p.poll() is None:
-            self.send("quit")
-            try:
-                out, _ = self.p.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                raise
-            assert self.p.returncode == 0, (self.p.returncode, out, "".join(self.stderr))
+    def quit(self, timeout=20):
+        err = super().quit(timeout)
         assert not os.path.exists(self.path), "socket left behind: " + self.path
+        return err
 
 
 class ExportTest(unittest.TestCase):

@@ -4,15 +4,14 @@ Run by meson with pytest under /usr/bin/python3; TASKS_TARGET names the program.
 """
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import atclient  # noqa: E402
 from atclient import Client  # noqa: E402
 
 TARGET = os.environ.get("TASKS_TARGET")
@@ -28,51 +27,16 @@ NAMED = ["sleeper", "event-waiter", "lock-holder", "lock-waiter", "sem-waiter", 
          "queue-getter", "parent", "child", "deep", "failing", "cancellable", "number-cruncher"]
 
 
-class Target:
+class Target(atclient.Program):
+    """tasks_target.c, on a socket of the test's own: READY <pid>."""
+
     def __init__(self, tmp, env=None):
         self.path = os.path.join(tmp, "t.sock")
         e = dict(os.environ)
         e["ASYNCTOP_SOCKET"] = self.path
         e.pop("ASYNCTOP_DEBUG", None)
         e.update(env or {})
-        self.p = subprocess.Popen([TARGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=e)
-        line = self.p.stdout.readline().decode()
-        assert line.startswith("READY "), (line, self.p.stderr.read().decode()
-                                           if self.p.poll() is not None else "")
-        self.stderr = []
-        self._t = threading.Thread(target=self._drain, daemon=True)
-        self._t.start()
-
-    def _drain(self):
-        for line in self.p.stderr:
-            self.stderr.append(line.decode(errors="replace"))
-
-    def send(self, line):
-        self.p.stdin.write((line + "\n").encode())
-        self.p.stdin.flush()
-
-    def cmd(self, line, timeout=60):
-        self.send(line)
-        word = line.split()[0]
-        end = time.monotonic() + timeout
-        lines = []
-        while time.monotonic() < end:
-            out = self.p.stdout.readline().decode()
-            if out == "":
-                raise AssertionError("target died during %r: %s" % (line, "".join(self.stderr)))
-            lines.append(out)
-            if out.startswith("OK " + word):
-                return "".join(lines)
-        raise AssertionError("no answer to %r" % line)
-
-    def quit(self):
-        self.send("quit")
-        self.p.stdin.close()
-        self.p.wait(timeout=60)
-        self._t.join(timeout=10)
-        assert self.p.returncode == 0, (self.p.returncode, "".join(self.stderr))
-        return "".join(self.stderr)
+        super().__init__([TARGET], e)
 
 
 @pytest.fixture

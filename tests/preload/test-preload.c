@@ -2,7 +2,9 @@
  * run with LD_PRELOAD=libasynctop-preload.so; one test per trap of issue 9 — slow timer,
  * uv_timer_again, uv_write -> uv_write2, nested completions counted exclusively, work on pool
  * threads, address reuse after close, uv_loop_close and loop reuse, two loops on two threads,
- * NULL callbacks, and every other callback family reaching the program. */
+ * NULL callbacks, every other callback family reaching the program, the poll timed by the
+ * epoll_wait wrappers (iterations, poll and idle time, durations exact across a poll, a
+ * handle's callback replaced on the fly), and pthread_cancel of a loop thread blocked in it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +35,7 @@ static struct {
     __typeof__(&at_preload_debug_entries) entries;
     __typeof__(&at_preload_debug_inflight) inflight;
     __typeof__(&at_preload_debug_work) work;
+    __typeof__(&at_preload_debug_loop) loop;
 } api;
 
 static void resolve_api(void)
@@ -42,6 +46,7 @@ static void resolve_api(void)
     api.entries = (__typeof__(api.entries))dlsym(RTLD_DEFAULT, "at_preload_debug_entries");
     api.inflight = (__typeof__(api.inflight))dlsym(RTLD_DEFAULT, "at_preload_debug_inflight");
     api.work = (__typeof__(api.work))dlsym(RTLD_DEFAULT, "at_preload_debug_work");
+    api.loop = (__typeof__(api.loop))dlsym(RTLD_DEFAULT, "at_preload_debug_loop");
 }
 
 static uint64_t now_ns(void)
@@ -653,6 +658,143 @@ static void test_families(void **state)
     finish_loop(&loop);
 }
 
+/* ---- the poll: iterations, poll and idle time, durations across a blocking poll ------------- */
+
+static int poll_a_calls, poll_b_calls, poll_spin_calls, own_epoll_fd = -1;
+static void poll_b_cb(uv_timer_t *t)
+{
+    /* a program's own epoll fd passes straight through the wrapper */
+    struct epoll_event ev;
+    assert_int_equal(epoll_wait(own_epoll_fd, &ev, 1, 0), 0);
+    if (++poll_b_calls == 3)
+        uv_close((uv_handle_t *)t, NULL);
+}
+static void poll_a_cb(uv_timer_t *t)
+{
+    /* the same handle gets another callback: the trampoline's cache must not call this again */
+    if (++poll_a_calls == 2)
+        uv_timer_start(t, poll_b_cb, 40, 40);
+}
+static void poll_spin_cb(uv_timer_t *t)
+{
+    poll_spin_calls++;
+    uint64_t end = now_ns() + 60 * MS; /* busy: the loop thread is in a callback, not polling */
+    while (now_ns() < end)
+        ;
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_poll_timing(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_timer_t t, spin;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    own_epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    assert_true(own_epoll_fd >= 0);
+    uv_timer_init(&loop, &t);
+    uv_timer_init(&loop, &spin);
+    uv_timer_start(&t, poll_a_cb, 40, 40);
+    uv_timer_start(&spin, poll_spin_cb, 1, 0);
+    uint64_t t0 = now_ns();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uint64_t wall = now_ns() - t0;
+    assert_int_equal(poll_a_calls, 2);
+    assert_int_equal(poll_b_calls, 3);
+    assert_int_equal(poll_spin_calls, 1);
+    uint64_t it = 0, poll = 0, idle = 0, max_a = 0, max_b = 0, max_spin = 0;
+    assert_int_equal(api.loop(&loop, &it, &poll, &idle), 0);
+    assert_int_equal(site_count(&loop, (void *)poll_a_cb, &max_a), 2);
+    assert_int_equal(site_count(&loop, (void *)poll_b_cb, &max_b), 3);
+    assert_int_equal(site_count(&loop, (void *)poll_spin_cb, &max_spin), 1);
+    printf("# iterations %llu poll %.1f ms idle %.1f ms wall %.1f ms; max a %.3f b %.3f spin "
+           "%.1f ms\n",
+           (unsigned long long)it, poll / 1e6, idle / 1e6, wall / 1e6, max_a / 1e6, max_b / 1e6,
+           max_spin / 1e6);
+    /* five timer expiries 40 ms apart, each after a blocking poll: at least 5 iterations */
+    assert_true(it >= 5);
+    /* the loop blocked ~5 x 40 ms minus the 60 ms spin: well over 100 ms of poll time ... */
+    assert_true(poll >= 100 * MS);
+    /* ... never the spinning callback's time, and never more than the run took */
+    assert_true(poll + 60 * MS <= wall + 1 * MS);
+    assert_int_equal(idle, poll);
+    /* the callbacks that follow a 40 ms poll do not absorb it (durations exact across a poll) */
+    assert_true(max_a < 20 * MS);
+    assert_true(max_b < 20 * MS);
+    assert_true(max_spin >= 60 * MS);
+    close(own_epoll_fd);
+    finish_loop(&loop);
+}
+
+/* libuv polls with epoll_pwait when it blocks a signal: the same timing through that wrapper */
+static int pwait_calls;
+static void pwait_cb(uv_timer_t *t)
+{
+    if (++pwait_calls == 2)
+        uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_poll_pwait(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_timer_t t;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(uv_loop_configure(&loop, UV_LOOP_BLOCK_SIGNAL, SIGPROF), 0);
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, pwait_cb, 30, 30);
+    uint64_t t0 = now_ns();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uint64_t wall = now_ns() - t0;
+    assert_int_equal(pwait_calls, 2);
+    uint64_t it = 0, poll = 0, idle = 0, max = 0;
+    assert_int_equal(api.loop(&loop, &it, &poll, &idle), 0);
+    assert_int_equal(site_count(&loop, (void *)pwait_cb, &max), 2);
+    assert_true(it >= 2);
+    assert_true(poll >= 40 * MS && poll <= wall + 1 * MS);
+    assert_true(max < 20 * MS);
+    finish_loop(&loop);
+}
+
+/* ---- pthread_cancel reaches a loop thread blocked in the (raw) poll ---------------------------
+ */
+
+static void never_cb(uv_timer_t *t)
+{
+    (void)t;
+    fail_msg("the timer fired: the thread was not cancelled in its poll");
+}
+
+static void *cancel_main(void *arg)
+{
+    uv_run((uv_loop_t *)arg, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void test_cancel_in_poll(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_timer_t t;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, never_cb, 20000, 0); /* the thread blocks in epoll_wait for 20 s */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, cancel_main, &loop), 0);
+    while (!api.watched(&loop))
+        usleep(1000);
+    usleep(50 * 1000); /* inside the poll by now */
+    assert_int_equal(pthread_cancel(th), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    void *ret = NULL;
+    assert_int_equal(pthread_timedjoin_np(th, &ret, &dl), 0);
+    assert_ptr_equal(ret, PTHREAD_CANCELED);
+    uv_timer_stop(&t);
+    finish_loop(&loop);
+}
+
 int main(void)
 {
     resolve_api();
@@ -666,6 +808,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loop_close_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_loops_two_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_families, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poll_timing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poll_pwait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_in_poll, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,11 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "export_int.h"
 #include "loopmon.h"
+#include "stack_pool.h"
+
+#include <inttypes.h>
 
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -995,6 +999,185 @@ static void test_join_unstarted(void **state)
     }
 }
 
+/* ---- recycled task objects and stacks --------------------------------------- */
+
+#define RECYCLE_ROUNDS 2100 /* past a block of 1024 ids and a digit carry in the default names */
+
+static int returns_arg(void *arg, void **result)
+{
+    assert_int_equal(at_yield(), 0);
+    *result = arg;
+    return 0;
+}
+
+typedef struct recycle_ctx {
+    at_loop_t *loop;
+    bool ran;
+} recycle_ctx_t;
+
+/* One call site for every spawn of the test (its creation site). */
+static __attribute__((noinline)) int spawn_one(at_loop_t *loop, uintptr_t i,
+                                               const at_task_opts_t *o, at_task_t **out)
+{
+    int rc = at_task_spawn(loop, returns_arg, (void *)i, o, out);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: the return address is in here */
+    return rc;
+}
+
+/* Spawns and joins one task after another (each reuses the last one's task object and stack
+ * where the runtime keeps them): every one starts fresh — its own id and default name, state,
+ * counters and creation site — and ends with its own result. */
+static int spawns_in_turn(void *arg, void **result)
+{
+    recycle_ctx_t *c = arg;
+    at_task_info_t me;
+    at_task_info(at_task_current(), &me);
+    uint64_t last_id = 0;
+    void *site = NULL;
+    for (uintptr_t i = 1; i <= RECYCLE_ROUNDS; i++) {
+        at_task_t *t;
+        at_task_opts_t named = {.name = "named-one"};
+        assert_int_equal(spawn_one(c->loop, i, i % 7 == 0 ? &named : NULL, &t), 0);
+        at_task_info_t info;
+        at_task_info(t, &info);
+        assert_true(info.id > last_id);
+        last_id = info.id;
+        char want[48];
+        if (i % 7 == 0) {
+            snprintf(want, sizeof want, "named-one");
+        } else {
+            snprintf(want, sizeof want, "task-%" PRIu64, info.id);
+        }
+        assert_string_equal(info.name, want);
+        assert_int_equal(info.state, AT_TASK_CREATED);
+        assert_int_equal(info.steps, 0);
+        assert_int_equal(info.busy_ns, 0);
+        assert_int_equal(info.wait_kind, AT_WAIT_NONE);
+        assert_int_equal(info.parent_id, me.id);
+        assert_true(info.ncreation >= 1);
+        if (!site) {
+            site = info.creation[0];
+        }
+        assert_ptr_equal(info.creation[0], site); /* this loop, not a former owner's spawner */
+        void *r = NULL;
+        assert_int_equal(at_task_join(t, &r), 0);
+        assert_ptr_equal(r, (void *)i);
+        at_task_info(t, &info);
+        assert_int_equal(info.state, AT_TASK_DONE);
+        assert_int_equal(info.steps, 2);
+        at_task_unref(t);
+    }
+    c->ran = true;
+    return 0;
+}
+
+static void test_spawn_recycled_fresh(void **state)
+{
+    recycle_ctx_t c = {.loop = loop_new()};
+    at__stack_pool_stats_t before, after;
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(c.loop, spawns_in_turn, &c, NULL, &t), 0);
+    at__stack_pool_stats(&before);
+    assert_int_equal(at_loop_run(c.loop, AT_RUN_DEFAULT), 0);
+    at__stack_pool_stats(&after);
+    assert_true(c.ran);
+    assert_int_equal(at_future_result(at_task_future(t), NULL), 0);
+    /* one stack for the spawner, the others taken back from the pool: a handful carved */
+    assert_true(after.slots_carved - before.slots_carved < 8);
+    at_task_unref(t);
+    loop_close_clean(c.loop);
+}
+
+/* ---- the task provider's posts: a task spawned and joined at once leaves none ---------------- */
+
+typedef struct posts_ctx {
+    at_loop_t *loop;
+    at_event_t *ev;
+    uint64_t at_once, waiter, plain, driver;
+} posts_ctx_t;
+
+static int returns_at_once(void *arg, void **result)
+{
+    return 0;
+}
+
+static int drives_posts(void *arg, void **result)
+{
+    posts_ctx_t *c = arg;
+    at_task_info_t info;
+    at_task_info(at_task_current(), &info);
+    c->driver = info.id;
+    at__export_attach_set_consumer(1); /* as a running exporter: the provider posts */
+    at_task_t *t;
+    assert_int_equal(at_task_spawn(c->loop, returns_arg, NULL, NULL, &t), 0);
+    at_task_info(t, &info);
+    c->at_once = info.id;
+    assert_int_equal(at_task_join(t, NULL), 0); /* its whole life in this step */
+    at_task_unref(t);
+    assert_int_equal(at_task_spawn(c->loop, wait_event, c->ev, NULL, &t), 0);
+    at_task_info(t, &info);
+    c->waiter = info.id;
+    at_task_unref(t);
+    assert_int_equal(at_task_spawn(c->loop, returns_at_once, NULL, NULL, &t), 0);
+    at_task_info(t, &info);
+    c->plain = info.id;
+    at_task_unref(t);
+    assert_int_equal(at_sleep(1), 0);
+    at_event_set(c->ev);
+    return 0;
+}
+
+static void test_export_posts_deferred(void **state)
+{
+    posts_ctx_t c = {.loop = loop_new()};
+    assert_int_equal(at_event_new(c.loop, &c.ev), 0);
+    assert_int_equal(at_task_spawn(c.loop, drives_posts, &c, NULL, NULL), 0);
+    assert_int_equal(at_loop_run(c.loop, AT_RUN_DEFAULT), 0);
+    at_export_attach_t *a = at__export_attach_first();
+    assert_non_null(a);
+    int n[4][4] = {{0}}; /* [driver, at_once, waiter, plain][kind] */
+    int order_ok = 1, waiter_added = 0;
+    at_export_task_ev_t ev;
+    uint64_t pos;
+    while (at__export_task_take(a, &ev, &pos) == 1) {
+        uint64_t id = ev.row.id;
+        int who = id == c.driver    ? 0
+                  : id == c.at_once ? 1
+                  : id == c.waiter  ? 2
+                  : id == c.plain   ? 3
+                                    : -1;
+        assert_true(who >= 0);
+        assert_true(ev.kind >= 1 && ev.kind <= 3);
+        n[who][ev.kind]++;
+        if (who == 2 && ev.kind == AT_EXPORT_TASK_ADDED) {
+            waiter_added = 1;
+            assert_int_equal(ev.row.state, AT_EXPORT_TASK_READY); /* shown before it ran */
+        }
+        if (who == 2 && ev.kind != AT_EXPORT_TASK_ADDED && !waiter_added) {
+            order_ok = 0;
+        }
+    }
+    at__export_attach_set_consumer(0);
+    /* spawned and joined at once: never shown, nothing posted */
+    assert_int_equal(n[1][AT_EXPORT_TASK_ADDED] + n[1][AT_EXPORT_TASK_CHANGED] +
+                         n[1][AT_EXPORT_TASK_REMOVED],
+                     0);
+    /* shown when the next spawn came, then its wait, then its end */
+    assert_true(order_ok);
+    assert_int_equal(n[2][AT_EXPORT_TASK_ADDED], 1);
+    assert_true(n[2][AT_EXPORT_TASK_CHANGED] >= 1);
+    assert_int_equal(n[2][AT_EXPORT_TASK_REMOVED], 1);
+    /* shown when the driver began its sleep (before it ran), then gone */
+    assert_int_equal(n[3][AT_EXPORT_TASK_ADDED], 1);
+    assert_int_equal(n[3][AT_EXPORT_TASK_REMOVED], 1);
+    /* spawned before anyone consumed (a new exporter would resync): its changes and its end */
+    assert_int_equal(n[0][AT_EXPORT_TASK_ADDED], 0);
+    assert_true(n[0][AT_EXPORT_TASK_CHANGED] >= 1);
+    assert_int_equal(n[0][AT_EXPORT_TASK_REMOVED], 1);
+    at_event_free(c.ev);
+    loop_close_clean(c.loop);
+}
+
 /* ---- stack overflow in a task (death test in a forked child) ---------------- */
 
 static volatile int overflow_limit = 1 << 30;
@@ -1010,6 +1193,71 @@ __attribute__((noinline)) static int recurse(int d)
 static int overflows(void *arg, void **result)
 {
     return recurse(0);
+}
+
+static int goes_deep(void *arg, void **result)
+{
+    overflow_limit = 64; /* 32 KiB of frames: the pool trims this stack when it comes back */
+    int r = recurse(0);
+    overflow_limit = 1 << 30;
+    return r == -1 ? AT_EINVAL : 0;
+}
+
+static int shallow(void *arg, void **result)
+{
+    return at_yield();
+}
+
+/* A stack that comes back from the pool (after a deep task and a shallow one used it) is still
+ * guarded: the task that overflows it is stopped and named. */
+static void test_stack_overflow_recycled_stack(void **state)
+{
+    if (RUNNING_ON_VALGRIND) {
+        skip();
+    }
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pipefd[0]);
+        dup2(pipefd[1], STDERR_FILENO);
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        at_loop_t *loop = loop_new();
+        at_task_opts_t o = {.stack_size = 64 * 1024};
+        at_task_spawn(loop, goes_deep, NULL, &o, NULL);
+        at_loop_run(loop, AT_RUN_DEFAULT);
+        at_task_spawn(loop, shallow, NULL, &o, NULL);
+        at_loop_run(loop, AT_RUN_DEFAULT);
+        at__stack_pool_stats_t before, after;
+        at__stack_pool_stats(&before);
+        o.name = "recycled-runaway";
+        at_task_spawn(loop, overflows, NULL, &o, NULL);
+        at__stack_pool_stats(&after);
+        if (after.slots_carved != before.slots_carved ||
+            after.slots_free + 1 != before.slots_free) {
+            fprintf(stderr, "not a recycled stack\n");
+            _exit(1);
+        }
+        at_loop_run(loop, AT_RUN_DEFAULT);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char out[2048];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(pipefd[0], out + n, sizeof out - 1 - n)) > 0) {
+        n += (size_t)r;
+    }
+    out[n] = '\0';
+    close(pipefd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_contains(out, "stack overflow in task 'recycled-runaway'");
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
 }
 
 static void test_stack_overflow_names_task(void **state)
@@ -1073,6 +1321,9 @@ int main(void)
         cmocka_unit_test(test_yield_alone_keeps_batches_fair),
         cmocka_unit_test(test_join_unstarted),
         cmocka_unit_test(test_stack_overflow_names_task),
+        cmocka_unit_test(test_spawn_recycled_fresh),
+        cmocka_unit_test(test_stack_overflow_recycled_stack),
+        cmocka_unit_test(test_export_posts_deferred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
