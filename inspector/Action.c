@@ -250,7 +250,38 @@ static Reaction act_reattach(App *app, int key)
     }
     char path[256];
     Discovery_path(app->reattach_pid, path, sizeof path);
+    app->loop_id = 0; /* a new process: its loop ids are its own */
     App_attach(app, app->reattach_pid, path);
+    return R_HANDLED | R_REDRAW;
+}
+
+static Reaction act_loop_step(App *app, int key)
+{
+    Model *m = &app->model;
+    uint32_t next;
+    uint32_t from = app->switching ? app->switch_to : m->loop_id;
+    if (!Model_nextLoop(m, from, key == '[' ? -1 : 1, &next)) {
+        App_status(app, Model_liveLoops(m) ? "the process has no other loop"
+                                           : "the process reports no loops to choose from");
+        return R_HANDLED | R_REDRAW;
+    }
+    App_switchLoop(app, next);
+    return R_HANDLED | R_REDRAW;
+}
+
+static Reaction act_loops(App *app, int key)
+{
+    if (App_currentId(app) == SCR_LOOPS) {
+        App_pop(app);
+        return R_HANDLED | R_REDRAW;
+    }
+    App_push(app, SCR_LOOPS);
+    /* the cursor starts on the loop shown */
+    Screen *s = &app->screens[SCR_LOOPS];
+    Panel_setCount(&s->panel, app->model.nloops);
+    for (uint32_t i = 0; i < app->model.nloops; i++)
+        if (app->model.loops[i].id == app->model.loop_id)
+            Panel_select(&s->panel, i);
     return R_HANDLED | R_REDRAW;
 }
 
@@ -305,6 +336,9 @@ const KeyBinding Action_bindings[] = {
     {'t', "t", SCOPE_ATTACHED, "type a slow threshold (50ms, 0.2s, 250, 500us)", act_threshold},
     {'d', "d", SCOPE_ATTACHED, "toggle debug mode in the process", act_debug},
     {' ', "Space", SCOPE_ATTACHED, "pause / resume updates", act_pause},
+    {']', "]", SCOPE_ATTACHED, "show the next event loop of the process", act_loop_step},
+    {'[', "[", SCOPE_ATTACHED, "show the previous event loop of the process", act_loop_step},
+    {'L', "L", SCOPE_ATTACHED, "list the process's loops to pick one (Enter)", act_loops},
     {'r', "r", SCOPE_ATTACHED, "reattach when the process came back", act_reattach},
     {'?', "?", SCOPE_ATTACHED, "this help", act_help},
     {KEY_F(1), "F1", SCOPE_ATTACHED, "this help", act_help},

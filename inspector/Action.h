@@ -13,7 +13,7 @@ typedef Reaction (*ActionFn)(App *app, int key);
 #define SCOPE_TASKS (SCOPE(SCR_TASKS) | SCOPE(SCR_GROUP_TASKS))
 #define SCOPE_LISTS                                                                                \
     (SCOPE_TABS | SCOPE(SCR_GROUP_TASKS) | SCOPE(SCR_DETAIL) | SCOPE(SCR_SLOW_DETAIL) |            \
-     SCOPE(SCR_EXC_DETAIL) | SCOPE(SCR_HELP) | SCOPE(SCR_PICK))
+     SCOPE(SCR_EXC_DETAIL) | SCOPE(SCR_HELP) | SCOPE(SCR_PICK) | SCOPE(SCR_LOOPS))
 #define SCOPE_ATTACHED (SCOPE_LISTS & ~SCOPE(SCR_PICK))
 #define SCOPE_ALL      ((1u << SCR_COUNT) - 1)
 

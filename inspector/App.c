@@ -26,6 +26,19 @@ uint64_t App_now(App *app)
     return uv_now(app->loop);
 }
 
+void App_printLoops(FILE *f, const Model *m, uint32_t wanted)
+{
+    fprintf(f, "asynctop: process %llu has no loop %u; its loops:\n", (unsigned long long)m->pid,
+            wanted);
+    if (!m->nloops)
+        fprintf(f, "  0  the main loop (the process lists no others)\n");
+    for (uint32_t i = 0; i < m->nloops; i++) {
+        char what[160];
+        LoopInfo_describe(&m->loops[i], what, sizeof what);
+        fprintf(f, "  %u  %s%s\n", m->loops[i].id, what, m->loops[i].gone ? " (closed)" : "");
+    }
+}
+
 int App_exitCode(ClientEnd end)
 {
     switch (end) {
@@ -113,6 +126,27 @@ static void on_msg(Client *c, const at_wire_msg_t *msg)
         } else if (r->id == app->req_pause && r->status != 0) {
             App_status(app, "pause/resume refused: %s", r->reason ? r->reason : "no reason");
         }
+    } else if (msg->type == AT_WIRE_UPDATE && m->loop_gone && !app->loop_gone_seen) {
+        /* the loop watched has closed: say so, and watch another one of the process */
+        app->loop_gone_seen = true;
+        const LoopInfo *l = Model_loop(m, m->loop_id);
+        char what[160];
+        if (l)
+            LoopInfo_describe(l, what, sizeof what);
+        else
+            snprintf(what, sizeof what, "loop");
+        uint32_t next;
+        if (Model_fallbackLoop(m, &next)) {
+            App_switchLoop(app, next);
+            const LoopInfo *n = Model_loop(m, next);
+            char nw[160];
+            LoopInfo_describe(n, nw, sizeof nw);
+            App_status(app, "loop %u (%s) closed; now showing loop %u (%s)", m->loop_id, what, next,
+                       nw);
+        } else if (m->loops_seen >= 2 || m->loop_id != 0) {
+            /* (a process's only loop closing is its exit: "EXITED" says it better) */
+            App_status(app, "loop %u (%s) closed; the process has no other loop", m->loop_id, what);
+        }
     }
     app->dirty = true;
 }
@@ -121,6 +155,11 @@ static void on_end(Client *c)
 {
     App *app = c->data;
     Model *m = &app->model;
+    if (app->switching) { /* our own close, to watch another loop */
+        m->conn = CONN_CONNECTING;
+        app->dirty = true;
+        return;
+    }
     snprintf(app->end_message, sizeof app->end_message, "%s", c->error);
     if (m->conn == CONN_LIVE || m->conn == CONN_PAUSED) {
         bool gone = !Discovery_alive(app->pid);
@@ -142,9 +181,14 @@ static void on_closed(Client *c)
 {
     App *app = c->data;
     app->client_open = false;
+    if (app->switching)
+        app->switch_ready = true; /* reconnect from the check handle, outside this callback */
+    app->dirty = true;
 }
 
-void App_attach(App *app, uint64_t pid, const char *path)
+/* Opens the connection to pid/path on loop app->loop_id; keep_loops: the same process, another
+ * loop (the loop table and config stay). */
+static void attach(App *app, uint64_t pid, const char *path, bool keep_loops)
 {
     if (app->client_open && app->client.state != CL_CLOSED) {
         if (app->client.state == CL_CLOSING) {
@@ -155,19 +199,30 @@ void App_attach(App *app, uint64_t pid, const char *path)
         App_status(app, "still closing the previous connection; try again");
         return;
     }
-    Model_reset(&app->model);
+    if (keep_loops)
+        Model_resetLoop(&app->model);
+    else
+        Model_reset(&app->model);
     Applier_done(&app->applier);
     Applier_init(&app->applier, &app->model);
     app->tasks.dirty = app->group_tasks.dirty = true;
     app->tree.built = app->groups.built = false;
     app->pid = pid;
-    snprintf(app->path, sizeof app->path, "%s", path);
+    if (path != app->path)
+        snprintf(app->path, sizeof app->path, "%s", path);
     app->model.pid = pid;
+    app->model.loop_id = app->loop_id;
     app->model.conn = CONN_CONNECTING;
     app->exited = false;
     app->reattach_pid = 0;
     app->paused = false;
+    app->loop_gone_seen = false;
+    app->switching = app->switch_ready = false;
+    /* request ids are per connection: answers to the old one's must not match the new one's */
+    app->req_config = app->req_cancel = app->req_detail = app->req_pause = 0;
+    app->pending_slow_ns = 0;
     memset(&app->client, 0, sizeof app->client);
+    app->client.loop_id = app->loop_id;
     app->client.data = app;
     app->client.on_msg = on_msg;
     app->client.on_end = on_end;
@@ -182,6 +237,57 @@ void App_attach(App *app, uint64_t pid, const char *path)
     if (app->depth && app->stack[app->depth - 1] == SCR_PICK)
         app->depth = 0;
     app->dirty = true;
+}
+
+void App_attach(App *app, uint64_t pid, const char *path)
+{
+    attach(app, pid, path, false);
+}
+
+void App_switchLoop(App *app, uint32_t id)
+{
+    Model *m = &app->model;
+    const LoopInfo *l = Model_loop(m, id);
+    if (app->switching) {
+        app->switch_to = id; /* the latest choice wins */
+        return;
+    }
+    if (app->client.state != CL_LIVE || app->exited) {
+        App_status(app, "not connected: cannot switch loops");
+        return;
+    }
+    if (!l || l->gone) {
+        App_status(app, "loop %u %s", id, l ? "has closed" : "is not one of this process's loops");
+        return;
+    }
+    if (id == m->loop_id && !m->loop_gone) {
+        App_status(app, "already showing loop %u", id);
+        return;
+    }
+    app->switching = true;
+    app->switch_to = id;
+    Client_close(&app->client);
+}
+
+/* The old connection is closed: open the one on the chosen loop. */
+static void finish_switch(App *app)
+{
+    app->switch_ready = false;
+    app->loop_id = app->switch_to;
+    /* screens about one row of the old loop (a task, an event) and a pending "cancel task?"
+     * make no sense on the new one */
+    if (app->depth && app->stack[app->depth - 1] != SCR_HELP &&
+        app->stack[app->depth - 1] != SCR_LOOPS)
+        app->depth = 0;
+    if (app->prompt == PROMPT_CONFIRM_CANCEL)
+        app->prompt = PROMPT_NONE;
+    attach(app, app->pid, app->path, true);
+    const LoopInfo *l = Model_loop(&app->model, app->loop_id);
+    char what[160] = "";
+    if (l)
+        LoopInfo_describe(l, what, sizeof what);
+    if (!app->status[0] || App_now(app) - app->status_ms > 200) /* keep a "closed" notice */
+        App_status(app, "showing loop %u (%s)", app->loop_id, what);
 }
 
 void App_setConfig(App *app, const at_wire_config_t *cfg)
@@ -245,6 +351,11 @@ static void pick_msg(Client *c, const at_wire_msg_t *msg)
                 e->tasks += u->stats.tasks_by_state[i];
         else
             e->tasks = u->n_tasks_new;
+        if (u->n_loops > 1) { /* every loop's, not only the main one's */
+            e->tasks = 0;
+            for (uint32_t i = 0; i < u->n_loops; i++)
+                e->tasks += u->loops[i].pending;
+        }
         e->probing = false;
         Client_close(c);
     }
@@ -389,6 +500,8 @@ static void on_check(uv_check_t *h)
         uv_stop(app->loop);
         return;
     }
+    if (app->switch_ready)
+        finish_switch(app);
     if (app->dirty && CRT_active) {
         app->dirty = false;
         ScreenManager_draw(app);
@@ -500,6 +613,7 @@ int App_run(const AppOptions *opt)
         rc = App_resolve(opt->pid, opt->path, path, sizeof path);
         if (rc != EXIT_OK)
             goto out;
+        app->loop_id = opt->loop;
         App_attach(app, opt->pid, path);
         /* wait for hello or failure before taking the terminal, so errors
          * are plain lines on stderr */
@@ -511,6 +625,11 @@ int App_run(const AppOptions *opt)
             rc = App_exitCode(app->client.end);
             if (rc == EXIT_OK)
                 rc = EXIT_FAIL;
+            goto out;
+        }
+        if (opt->loop != 0 && !Model_loop(&app->model, opt->loop)) {
+            App_printLoops(stderr, &app->model, opt->loop);
+            rc = EXIT_USAGE;
             goto out;
         }
     } else {

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "Applier.h"
@@ -38,6 +39,7 @@ typedef enum ScreenId {
     SCR_EXC_DETAIL,
     SCR_HELP,
     SCR_PICK,
+    SCR_LOOPS, /* the loop picker */
     SCR_COUNT
 } ScreenId;
 
@@ -91,6 +93,12 @@ struct App {
     uint64_t pid;
     char path[256];
     uint32_t interval_ms;
+    /* loops: the one watched (asked for; the model's loop_id is what the process says), and a
+     * switch in progress (the connection closes, then reopens on switch_to) */
+    uint32_t loop_id;
+    bool switching, switch_ready;
+    uint32_t switch_to;
+    bool loop_gone_seen; /* the watched loop's close was acted upon */
     /* screens */
     Screen screens[SCR_COUNT];
     int tab;           /* current tab screen */
@@ -158,12 +166,15 @@ typedef struct AppOptions {
     const char *path; /* -s PATH, or NULL */
     bool ascii, no_color;
     uint32_t interval_ms;
+    uint32_t loop; /* --loop N: the loop to watch first (0 = main) */
 } AppOptions;
 
 /* Runs the interactive inspector until the user quits. Errors before the
  * TUI starts (no such process, no runtime, permission, version) are printed
  * on stderr and returned as EXIT_* codes. Main thread only. */
 int App_run(const AppOptions *opt);
+/* "process P has no loop N; its loops: ..." on f (--loop with an unknown id). */
+void App_printLoops(FILE *f, const Model *m, uint32_t wanted);
 /* The EXIT_* code for how a connection ended. */
 int App_exitCode(ClientEnd end);
 /* Resolves pid/path to a socket path and checks what can be checked before
@@ -185,7 +196,12 @@ uint64_t App_now(App *app);
 void App_setConfig(App *app, const at_wire_config_t *cfg);
 /* Opens the detail of task id (requests it). */
 void App_openTask(App *app, uint64_t id);
-/* Starts attaching to the socket at path (pid for messages, 0 unknown). */
+/* Starts attaching to the socket at path (pid for messages, 0 unknown), watching loop
+ * app->loop_id. */
 void App_attach(App *app, uint64_t pid, const char *path);
+/* Watches loop id of the same process instead: closes the connection and opens one on that
+ * loop (the loop table and config are kept, the rest is the new loop's). Says why not in the
+ * status line when it cannot (not connected, no such loop, already watched). */
+void App_switchLoop(App *app, uint32_t id);
 
 #endif

@@ -531,9 +531,39 @@ static void apply_config(Model *m, const at_wire_config_t *c)
         m->debug = c->debug;
 }
 
+/* hello.loops and update.loops -> the model's loop table. */
+static void apply_loops(Applier *this, const at_wire_loop_info_t *w, uint32_t n, uint64_t ts)
+{
+    if (n > MODEL_MAX_LOOPS) {
+        this->model->rejected += n - MODEL_MAX_LOOPS;
+        n = MODEL_MAX_LOOPS;
+    }
+    LoopRow rows[MODEL_MAX_LOOPS];
+    for (uint32_t i = 0; i < n; i++)
+        rows[i] = (LoopRow){.id = w[i].id,
+                            .tid = w[i].tid,
+                            .addr = w[i].addr,
+                            .name = w[i].name,
+                            .thread = w[i].thread,
+                            .kind = w[i].kind,
+                            .has_stats = w[i].has_stats,
+                            .busy_ns = w[i].busy_ns,
+                            .idle_ns = w[i].idle_ns,
+                            .callbacks = w[i].callbacks,
+                            .slow = w[i].slow,
+                            .pending = w[i].pending,
+                            .running_ns = w[i].running_ns};
+    Model_setLoops(this->model, rows, n, ts);
+}
+
 static void apply_update(Applier *this, const at_wire_update_t *u, uint64_t now_ms)
 {
     Model *m = this->model;
+    m->loop_id = u->loop;
+    if (u->n_loops)
+        apply_loops(this, u->loops, u->n_loops, u->ts_ns);
+    if (u->loop_gone)
+        m->loop_gone = true;
     if (u->full) {
         tables_free(this);
         Model_dropTasks(m);
@@ -551,8 +581,13 @@ static void apply_update(Applier *this, const at_wire_update_t *u, uint64_t now_
         apply_task(this, &u->tasks_new[i], now_ms);
     for (uint32_t i = 0; i < u->n_tasks_changed; i++)
         apply_task(this, &u->tasks_changed[i], now_ms);
-    for (uint32_t i = 0; i < u->n_tasks_gone; i++)
-        Model_removeTask(m, u->tasks_gone[i], now_ms);
+    for (uint32_t i = 0; i < u->n_tasks_gone; i++) {
+        /* how it ended, when the process says (tasks_gone_state runs parallel) */
+        int final = -1;
+        if (u->n_tasks_gone_state == u->n_tasks_gone && u->tasks_gone_state[i] < TS_OTHER)
+            final = (int)u->tasks_gone_state[i];
+        Model_removeTask(m, u->tasks_gone[i], now_ms, final);
+    }
     if (u->has_stats)
         apply_stats(this, u);
     for (uint32_t i = 0; i < u->n_dropped; i++)
@@ -590,6 +625,8 @@ static void apply_hello(Applier *this, const at_wire_hello_t *h)
     if (h->now_ns < MAX_TIME_NS)
         m->now_ns = h->now_ns;
     apply_config(m, &h->config);
+    if (h->n_loops)
+        apply_loops(this, h->loops, h->n_loops, h->now_ns);
 }
 
 static void apply_response(Applier *this, const at_wire_response_t *r)

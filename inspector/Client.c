@@ -97,6 +97,7 @@ static void send_subscribe(Client *c)
     memset(&s, 0, sizeof s);
     s.version = AT_WIRE_VERSION;
     s.interval_ms = c->interval_ms;
+    s.loop = c->loop_id;
     at_wire_buf_init(&b);
     if (at_wire_encode_subscribe(&b, &s) == 0)
         send_buf(c, &b);

@@ -49,6 +49,7 @@ struct Client {
     char error[320]; /* the message for `end` */
     char path[256];
     uint32_t interval_ms;
+    uint32_t loop_id; /* the loop to subscribe to (0 = main); set before Client_connect */
     uint64_t next_id;
     bool subscribe; /* send subscribe after hello (false: probe only) */
     int open_handles;

@@ -32,9 +32,49 @@ uint64_t Header_blockedNs(App *app)
     return ns;
 }
 
+bool Header_showsLoop(App *app)
+{
+    const Model *m = &app->model;
+    return m->loops_seen >= 2 || m->loop_id != 0;
+}
+
 int Header_height(App *app)
 {
-    return app->model.blocked ? 3 : 2;
+    return 2 + Header_showsLoop(app) + app->model.blocked;
+}
+
+/* "loop 2/3 (thread 4251 'worker', uv loop 0x7f..)   [ ] other loops  L list": which loop
+ * the screens show, when the process has more than one. */
+static void loop_line(App *app, int y, int w)
+{
+    const Model *m = &app->model;
+    char buf[256], what[160];
+    const LoopInfo *l = Model_loop(m, m->loop_id);
+    if (l)
+        LoopInfo_describe(l, what, sizeof what);
+    else
+        snprintf(what, sizeof what, "%s", m->loop_id == 0 ? "main" : "?");
+    uint32_t pos = Model_loopPosition(m, m->loop_id), n = Model_liveLoops(m);
+    int x = 0;
+    if (m->loop_gone || (l && l->gone))
+        snprintf(buf, sizeof buf, "loop %u CLOSED (%s); %u left", m->loop_id, what, n);
+    else if (pos)
+        snprintf(buf, sizeof buf, "loop %u/%u (%s)", pos, n, what);
+    else
+        snprintf(buf, sizeof buf, "loop %u (%s)", m->loop_id, what);
+    x += CRT_put(y, x, buf, w - x, CRT_colors[m->loop_gone ? C_WARN : C_HEADER], false);
+    /* another loop stuck in one callback: worth knowing whichever loop is shown */
+    for (uint32_t i = 0; i < m->nloops && x < w; i++) {
+        const LoopInfo *o = &m->loops[i];
+        if (o->id == m->loop_id || !LoopInfo_blocked(o, m))
+            continue;
+        snprintf(buf, sizeof buf, "  loop %u BLOCKED %.1f s", o->id, (double)o->running_ns / 1e9);
+        x += CRT_put(y, x, buf, w - x, CRT_colors[C_WARN], false);
+    }
+    if (x < w) {
+        snprintf(buf, sizeof buf, "  id %u   [ ] other loops  L list", m->loop_id);
+        CRT_put(y, x, buf, w - x, CRT_colors[C_DIM], false);
+    }
 }
 
 /* Writes label then value, advancing *x; stops at w. */
@@ -143,6 +183,13 @@ void Header_draw(App *app, int w)
         field(1, &x, w, "rejected ", buf, CRT_colors[C_WARN]);
     }
     field(1, &x, w, "debug ", m->debug ? "on" : "off", CRT_colors[C_HEADER]);
+    int by = 2;
+    if (Header_showsLoop(app)) {
+        move(2, 0);
+        clrtoeol();
+        loop_line(app, 2, w);
+        by = 3;
+    }
     if (m->blocked) {
         uint64_t ns = Header_blockedNs(app);
         char secs[32];
@@ -152,6 +199,6 @@ void Header_draw(App *app, int w)
                      m->blocked_task);
         else
             snprintf(buf, sizeof buf, " BLOCKED %s in %s ", secs, m->blocked_callback);
-        CRT_put(2, 0, buf, w, CRT_colors[C_BANNER], true);
+        CRT_put(by, 0, buf, w, CRT_colors[C_BANNER], true);
     }
 }

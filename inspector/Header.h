@@ -1,13 +1,17 @@
 /* Header.h: the lines at the top of every screen: process, loop health,
- * tasks by state, threshold, debug, dropped counters, connection state, and
- * the live BLOCKED banner. */
+ * which of the process's loops is shown, tasks by state, threshold, debug, dropped counters,
+ * connection state, and the live BLOCKED banner. */
 #ifndef ASYNCTOP_HEADER_H
 #define ASYNCTOP_HEADER_H
 
 #include "App.h"
 
-/* Lines the header needs now (2, or 3 while the loop is blocked). */
+/* Lines the header needs now: 2, one more naming the loop shown when the process has (had)
+ * several loops or another than the main one is shown (a single-loop program's header does not
+ * change), one more while the loop is blocked. */
 int Header_height(App *app);
+/* True when the header has the line naming the loop shown. */
+bool Header_showsLoop(App *app);
 /* Draws the header from line 0 in width w. */
 void Header_draw(App *app, int w);
 /* How long the loop has been blocked as shown now: the reported time plus

@@ -1,4 +1,5 @@
-/* LoopScreen.c: utilisation and lag over time, lag histogram, handles, executor. */
+/* LoopScreen.c: utilisation and lag over time, lag histogram, handles, executor, and the
+ * process's other loops at a glance. */
 #include "CRT.h"
 #include "Duration.h"
 #include "Header.h"
@@ -77,6 +78,25 @@ static void loop_draw(Screen *s, App *app, int y, int h, int w)
             TextLines_add(&t, CRT_colors[C_NORMAL], "%s", line);
             o = 0;
             line[0] = '\0';
+        }
+    }
+    if (m->nloops >= 2) { /* the other loops at a glance; L to pick one */
+        TextLines_add(&t, CRT_colors[C_HEADER], "Loops of the process (L: pick one, ] [: step)");
+        for (uint32_t i = 0; i < m->nloops; i++) {
+            const LoopInfo *li = &m->loops[i];
+            char what[160], cbs[32];
+            LoopInfo_describe(li, what, sizeof what);
+            Header_rate(li->callbacks_per_s, cbs, sizeof cbs);
+            if (li->gone || !li->has_stats)
+                TextLines_add(&t, CRT_colors[C_DIM], "%s %3u  %s%s",
+                              li->id == m->loop_id ? "*" : " ", li->id, what,
+                              li->gone ? "  (closed)" : "");
+            else
+                TextLines_add(&t, CRT_colors[LoopInfo_blocked(li, m) ? C_WARN : C_NORMAL],
+                              "%s %3u  util %3.0f%%  %s cb/s  slow %llu  pending %llu  %s%s",
+                              li->id == m->loop_id ? "*" : " ", li->id, li->utilisation * 100, cbs,
+                              (unsigned long long)li->slow, (unsigned long long)li->pending, what,
+                              LoopInfo_blocked(li, m) ? "  BLOCKED" : "");
         }
     }
     TextLines_add(&t, CRT_colors[C_HEADER], "Loop lag histogram (since start)");

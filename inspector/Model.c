@@ -2,6 +2,7 @@
 #include "Model.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,8 +235,257 @@ void Model_done(Model *this)
 
 void Model_reset(Model *this)
 {
+    /* gen never goes back: views built from the old tasks compare it to know they are stale */
+    uint64_t gen = this->gen, slow_gen = this->slow_gen;
     Model_done(this);
     Model_init(this);
+    this->gen = gen + 1;
+    this->slow_gen = slow_gen + 1;
+}
+
+void Model_resetLoop(Model *this)
+{
+    /* what is about the process survives; the rest is the loop's */
+    LoopInfo *loops = xcalloc(MODEL_MAX_LOOPS, sizeof *loops);
+    memcpy(loops, this->loops, sizeof this->loops);
+    uint32_t nloops = this->nloops, seen = this->loops_seen;
+    uint64_t pid = this->pid, start = this->start_wall_ns, thr = this->slow_threshold_ns;
+    bool debug = this->debug;
+    uint32_t proto = this->protocol;
+    uint64_t gen = this->gen, slow_gen = this->slow_gen; /* never back: see Model_reset */
+    char *program = this->program, *argv = this->argv, *rt = this->runtime_version;
+    this->program = this->argv = this->runtime_version = NULL;
+    Model_done(this);
+    Model_init(this);
+    free(this->program);
+    free(this->argv);
+    free(this->runtime_version);
+    this->program = program;
+    this->argv = argv;
+    this->runtime_version = rt;
+    this->pid = pid;
+    this->start_wall_ns = start;
+    this->slow_threshold_ns = thr;
+    this->debug = debug;
+    this->protocol = proto;
+    memcpy(this->loops, loops, sizeof this->loops);
+    this->nloops = nloops;
+    this->loops_seen = seen;
+    this->gen = gen + 1;
+    this->slow_gen = slow_gen + 1;
+    free(loops);
+}
+
+/* ---- loops ----------------------------------------------------------------- */
+
+/* Copies s into a fixed buffer, sanitised as Model_setString does, cut on a character. */
+static void copy_fixed(char *dst, size_t cap, const char *s)
+{
+    char *tmp = NULL;
+    Model_setString(&tmp, s, SIZE_MAX);
+    size_t n = strlen(tmp);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)tmp[n] & 0xc0) == 0x80)
+            n--; /* do not split a UTF-8 sequence */
+    }
+    memcpy(dst, tmp, n);
+    dst[n] = '\0';
+    free(tmp);
+}
+
+static int loop_index(const Model *this, uint32_t id)
+{
+    for (uint32_t i = 0; i < this->nloops; i++)
+        if (this->loops[i].id == id)
+            return (int)i;
+    return -1;
+}
+
+const LoopInfo *Model_loop(const Model *this, uint32_t id)
+{
+    int i = loop_index(this, id);
+    return i < 0 ? NULL : &this->loops[i];
+}
+
+/* A new entry for id, kept in id order; NULL when the table is full of live loops. */
+static LoopInfo *loop_insert(Model *this, uint32_t id)
+{
+    if (this->nloops == MODEL_MAX_LOOPS) {
+        uint32_t victim = MODEL_MAX_LOOPS;
+        for (uint32_t i = 0; i < this->nloops && victim == MODEL_MAX_LOOPS; i++)
+            if (this->loops[i].gone && this->loops[i].id != this->loop_id)
+                victim = i;
+        if (victim == MODEL_MAX_LOOPS)
+            return NULL;
+        memmove(&this->loops[victim], &this->loops[victim + 1],
+                (this->nloops - victim - 1) * sizeof this->loops[0]);
+        this->nloops--;
+    }
+    uint32_t at = 0;
+    while (at < this->nloops && this->loops[at].id < id)
+        at++;
+    memmove(&this->loops[at + 1], &this->loops[at], (this->nloops - at) * sizeof this->loops[0]);
+    this->nloops++;
+    LoopInfo *l = &this->loops[at];
+    memset(l, 0, sizeof *l);
+    l->id = id;
+    return l;
+}
+
+static void loop_rates(LoopInfo *l, const LoopRow *r, uint64_t ts)
+{
+    /* busy_ns counts finished callbacks: the one running now counts too, so a stuck loop
+     * reads 100% (as the header's utilisation does, Applier.c) */
+    uint64_t busy = r->busy_ns + (r->running_ns < ts ? r->running_ns : 0);
+    if (l->have_prev && ts > l->prev_ts) {
+        uint64_t db = busy >= l->prev_busy ? busy - l->prev_busy : 0;
+        uint64_t di = r->idle_ns >= l->prev_idle ? r->idle_ns - l->prev_idle : 0;
+        uint64_t dc = r->callbacks >= l->prev_callbacks ? r->callbacks - l->prev_callbacks : 0;
+        l->utilisation = db + di ? (double)db / (double)(db + di) : 0;
+        l->callbacks_per_s = (double)dc * 1e9 / (double)(ts - l->prev_ts);
+    } else if (!l->have_prev) {
+        uint64_t t = busy + r->idle_ns;
+        l->utilisation = t ? (double)busy / (double)t : 0;
+        l->callbacks_per_s = ts ? (double)r->callbacks * 1e9 / (double)ts : 0;
+    }
+    if (l->utilisation > 1)
+        l->utilisation = 1;
+    l->have_prev = true;
+    l->prev_ts = ts;
+    l->prev_busy = busy;
+    l->prev_idle = r->idle_ns;
+    l->prev_callbacks = r->callbacks;
+    l->slow = r->slow;
+    l->pending = r->pending;
+    l->running_ns = r->running_ns;
+    l->has_stats = true;
+}
+
+void Model_setLoops(Model *this, const LoopRow *rows, uint32_t n, uint64_t ts_ns)
+{
+    /* first the loops no longer listed: closed (they may make room for new ones) */
+    for (uint32_t i = 0; i < this->nloops; i++) {
+        bool listed = false;
+        for (uint32_t k = 0; k < n && !listed; k++)
+            listed = rows[k].id == this->loops[i].id;
+        if (!listed)
+            this->loops[i].gone = true;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        const LoopRow *r = &rows[k];
+        int i = loop_index(this, r->id);
+        LoopInfo *l = i >= 0 ? &this->loops[i] : loop_insert(this, r->id);
+        if (!l) {
+            this->rejected++;
+            continue;
+        }
+        if (l->gone)
+            continue; /* ids are not reused: a closed loop stays closed */
+        l->tid = r->tid;
+        l->addr = r->addr;
+        copy_fixed(l->name, sizeof l->name, r->name);
+        copy_fixed(l->thread, sizeof l->thread, r->thread);
+        copy_fixed(l->kind, sizeof l->kind, r->kind);
+        if (r->has_stats)
+            loop_rates(l, r, ts_ns);
+    }
+    uint32_t live = Model_liveLoops(this);
+    if (live > this->loops_seen)
+        this->loops_seen = live;
+    const LoopInfo *cur = Model_loop(this, this->loop_id);
+    if (cur && cur->gone)
+        this->loop_gone = true;
+}
+
+uint32_t Model_liveLoops(const Model *this)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < this->nloops; i++)
+        n += !this->loops[i].gone;
+    return n;
+}
+
+uint32_t Model_loopPosition(const Model *this, uint32_t id)
+{
+    uint32_t pos = 0;
+    for (uint32_t i = 0; i < this->nloops; i++) {
+        if (this->loops[i].gone)
+            continue;
+        pos++;
+        if (this->loops[i].id == id)
+            return pos;
+    }
+    return 0;
+}
+
+bool Model_nextLoop(const Model *this, uint32_t from, int dir, uint32_t *out)
+{
+    assert(dir != 0);
+    const LoopInfo *best = NULL, *wrap = NULL;
+    for (uint32_t i = 0; i < this->nloops; i++) {
+        const LoopInfo *l = &this->loops[i];
+        if (l->gone || l->id == from)
+            continue;
+        if (dir > 0) {
+            if (l->id > from && (!best || l->id < best->id))
+                best = l;
+            if (!wrap || l->id < wrap->id)
+                wrap = l;
+        } else {
+            if (l->id < from && (!best || l->id > best->id))
+                best = l;
+            if (!wrap || l->id > wrap->id)
+                wrap = l;
+        }
+    }
+    if (!best)
+        best = wrap;
+    if (!best)
+        return false;
+    *out = best->id;
+    return true;
+}
+
+bool Model_fallbackLoop(const Model *this, uint32_t *out)
+{
+    for (uint32_t i = 0; i < this->nloops; i++)
+        if (!this->loops[i].gone) { /* id order: 0, the main loop, comes first */
+            *out = this->loops[i].id;
+            return true;
+        }
+    return false;
+}
+
+bool LoopInfo_blocked(const LoopInfo *l, const Model *m)
+{
+    return !l->gone && l->has_stats && m->slow_threshold_ns &&
+           l->running_ns >= m->slow_threshold_ns;
+}
+
+void LoopInfo_describe(const LoopInfo *l, char *buf, size_t len)
+{
+    size_t o = 0;
+    int k;
+    buf[0] = '\0';
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        k = snprintf(buf + o, len - o, __VA_ARGS__);                                               \
+        if (k > 0)                                                                                 \
+            o = o + (size_t)k < len ? o + (size_t)k : len - 1;                                     \
+    } while (0)
+    if (l->tid)
+        PUT("thread %llu", (unsigned long long)l->tid);
+    if (l->thread[0])
+        PUT("%s'%s'", o ? " " : "thread ", l->thread);
+    if (l->kind[0] || l->addr) {
+        PUT("%s%s%sloop", o ? ", " : "", l->kind[0] ? l->kind : "", l->kind[0] ? " " : "");
+        if (l->addr)
+            PUT(" 0x%llx", (unsigned long long)l->addr);
+    }
+    if (!o)
+        PUT("%s", l->name[0] ? l->name : "loop");
+#undef PUT
 }
 
 /* ---- the task table ------------------------------------------------------ */
@@ -336,18 +586,23 @@ int Model_upsertTask(Model *this, const TaskRow *row, uint64_t now_ms)
     return 0;
 }
 
-void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms)
+void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms, int final_state)
 {
     Task *t = Model_findTask(this, id);
     if (!t || t->gone_ms)
         return;
     this->by_state[t->state]--;
     t->gone_ms = now_ms ? now_ms : 1;
-    /* Gone means ended and released: a task last seen pending ended normally (a failed or
-     * cancelled one is sent with that state first), so it lingers as done, waiting on
-     * nothing. */
-    if (t->state != TS_DONE && t->state != TS_CANCELLED && t->state != TS_FAILED) {
+    /* Gone means ended and released. How it ended, when the process says so (it may have
+     * been cancelled and released within one interval, never sent as cancelled); else a
+     * task last seen pending ended normally, so it lingers as done, waiting on nothing. */
+    bool finished =
+        final_state == TS_DONE || final_state == TS_CANCELLED || final_state == TS_FAILED;
+    if (finished)
+        t->state = (uint8_t)final_state;
+    if (t->state != TS_DONE && t->state != TS_CANCELLED && t->state != TS_FAILED)
         t->state = TS_DONE;
+    if (finished || t->state == TS_DONE) {
         Model_setString(&t->waits_on, "", 0);
         t->wait_since_ns = 0;
     }

@@ -145,6 +145,37 @@ typedef struct LoopStats {
     uint64_t tasks_by_state[TS_COUNT]; /* as the runtime counts them */
 } LoopStats;
 
+/* One event loop of the target (a process may run several, each on its own thread: issue 9).
+ * The model keeps every loop the process reported, closed ones too (marked gone), ordered by
+ * id: 0 is the main loop, the others by age. Plain data: no pointers. */
+#define MODEL_MAX_LOOPS 64u
+typedef struct LoopInfo {
+    uint32_t id;     /* the wire's loop id: 0 = main */
+    uint64_t tid;    /* thread running it, 0 unknown */
+    uint64_t addr;   /* uv_loop_t address in the process, 0 unknown */
+    char name[32];   /* "main", or "" */
+    char thread[32]; /* the thread's name, "" unknown */
+    char kind[16];   /* "at_loop", "uv", "" unknown */
+    bool gone;       /* closed: no longer reported */
+    bool has_stats;  /* the figures below were reported at least once */
+    double utilisation, callbacks_per_s;
+    uint64_t slow, pending; /* slow callbacks since start; unfinished tasks/requests now */
+    uint64_t running_ns;    /* how long its current callback had run when reported, 0 none */
+    /* previous cumulative counters, for the rates */
+    bool have_prev;
+    uint64_t prev_ts, prev_busy, prev_idle, prev_callbacks;
+} LoopInfo;
+
+/* What the process says about one loop (hello.loops, update.loops); strings borrowed, any
+ * may be NULL; the counters are cumulative and read only when has_stats. */
+typedef struct LoopRow {
+    uint32_t id;
+    uint64_t tid, addr;
+    const char *name, *thread, *kind;
+    bool has_stats;
+    uint64_t busy_ns, idle_ns, callbacks, slow, pending, running_ns;
+} LoopRow;
+
 typedef enum ConnState {
     CONN_NONE,
     CONN_CONNECTING,
@@ -211,6 +242,12 @@ typedef struct Model {
     uint32_t detail_nchildren;
     uint64_t detail_hist[MODEL_HIST_BUCKETS]; /* step durations, log2(us) */
     char *detail_status;                      /* why the detail is missing (error response) */
+    /* loops of the process; the one shown is loop_id (all per-loop state above is its) */
+    LoopInfo loops[MODEL_MAX_LOOPS];
+    uint32_t nloops;     /* entries held, closed ones included */
+    uint32_t loops_seen; /* most live loops reported at once (>= 2: the header names the loop) */
+    uint32_t loop_id;    /* the loop this connection watches */
+    bool loop_gone;      /* ... and it has closed */
     ConnState conn;
     uint64_t rejected; /* items refused (over a limit or invalid) */
     uint64_t missed;   /* slow/exception events never received (gaps in their seq) */
@@ -222,6 +259,35 @@ void Model_done(Model *this);
 /* Drops all state about the target (on reconnect), keeps nothing. */
 void Model_reset(Model *this);
 
+/* Drops all state about the loop shown (tasks, events, statistics, detail) but keeps what
+ * is about the process: identity, config and the loop table. For switching loops. */
+void Model_resetLoop(Model *this);
+
+/* Records the loops the process reports now (n rows; authoritative: any loop held and not
+ * listed has closed and is marked gone; a listed one that was gone is not revived, ids are not
+ * reused). Rates are derived from the counters of rows with has_stats against the previous
+ * report, ts_ns apart (the process clock). Bounded: past MODEL_MAX_LOOPS the oldest closed
+ * entries make room, then rows are refused (counted in rejected). */
+void Model_setLoops(Model *this, const LoopRow *rows, uint32_t n, uint64_t ts_ns);
+/* The entry of loop id, or NULL. */
+const LoopInfo *Model_loop(const Model *this, uint32_t id);
+/* Live (not closed) loops held. */
+uint32_t Model_liveLoops(const Model *this);
+/* 1-based position of loop id among the live loops in id order (0 when not live). */
+uint32_t Model_loopPosition(const Model *this, uint32_t id);
+/* The live loop after (dir > 0) or before (dir < 0) loop `from` in id order, wrapping around;
+ * `from` need not be live (then the nearest in that direction). false when no live loop other
+ * than `from` exists. */
+bool Model_nextLoop(const Model *this, uint32_t from, int dir, uint32_t *out);
+/* Where to go when the loop shown closed: the main loop (0) if live, else the oldest live
+ * one. false when no loop is live. */
+bool Model_fallbackLoop(const Model *this, uint32_t *out);
+/* True when loop l is stuck in one callback: its current one has run at least the slow
+ * threshold in force. */
+bool LoopInfo_blocked(const LoopInfo *l, const Model *m);
+/* "thread 12345 'worker', uv loop 0x7f..": what identifies loop l, for a person. */
+void LoopInfo_describe(const LoopInfo *l, char *buf, size_t len);
+
 /* Sets an owned string field: copies at most MODEL_MAX_STR bytes of s
  * (len SIZE_MAX means strlen), replaces control characters and invalid
  * UTF-8 with '?', and frees the old value. s NULL stores "". */
@@ -232,9 +298,11 @@ void Model_setString(char **field, const char *s, size_t len);
  * whose state is finished starts lingering. now_ms is the local clock. */
 int Model_upsertTask(Model *this, const TaskRow *row, uint64_t now_ms);
 /* Marks task id as gone: it lingers MODEL_LINGER_MS then is purged, with its
- * final state (one last seen pending becomes done, waiting on nothing). Unknown
- * ids are ignored. */
-void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms);
+ * final state: final_state when that is a finished state (done, cancelled,
+ * failed: the process said how it ended), else the last one seen when finished,
+ * else done (one last seen pending ended normally), waiting on nothing. Pass -1
+ * when the process did not say. Unknown ids are ignored. */
+void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms, int final_state);
 /* Frees every task at once (a full snapshot replaces them). */
 void Model_dropTasks(Model *this);
 /* Frees tasks whose linger time is over. Returns how many. */

@@ -67,6 +67,7 @@ static Reaction pick_enter(Screen *s, App *app)
                    e->note[0] ? e->note : "does not answer");
         return R_HANDLED | R_REDRAW;
     }
+    app->loop_id = 0; /* another process: its main loop first */
     App_attach(app, e->target.pid, e->target.path);
     return R_HANDLED | R_REDRAW;
 }

@@ -115,9 +115,45 @@ void Report_json(FILE *f, Model *m)
     Json_bool(&j, m->debug);
     Json_end(&j, '}');
 
+    /* every loop of the process (the figures: since it started, from one update) */
+    Json_key(&j, "loops");
+    Json_array(&j);
+    for (uint32_t i = 0; i < m->nloops; i++) {
+        const LoopInfo *li = &m->loops[i];
+        Json_object(&j);
+        Json_key(&j, "id");
+        Json_u64(&j, li->id);
+        Json_key(&j, "name");
+        Json_str(&j, li->name);
+        Json_key(&j, "tid");
+        Json_u64(&j, li->tid);
+        Json_key(&j, "thread");
+        Json_str(&j, li->thread);
+        Json_key(&j, "kind");
+        Json_str(&j, li->kind);
+        Json_key(&j, "addr");
+        Json_u64(&j, li->addr);
+        Json_key(&j, "closed");
+        Json_bool(&j, li->gone);
+        if (li->has_stats) {
+            Json_key(&j, "utilisation");
+            Json_num(&j, li->utilisation);
+            Json_key(&j, "callbacks_per_s");
+            Json_num(&j, li->callbacks_per_s);
+            Json_key(&j, "slow_total");
+            Json_u64(&j, li->slow);
+            Json_key(&j, "pending");
+            Json_u64(&j, li->pending);
+        }
+        Json_end(&j, '}');
+    }
+    Json_end(&j, ']');
+
     const LoopStats *l = &m->loop;
     Json_key(&j, "loop");
     Json_object(&j);
+    Json_key(&j, "id");
+    Json_u64(&j, m->loop_id);
     Json_key(&j, "utilisation");
     Json_num(&j, l->utilisation);
     Json_key(&j, "callbacks_per_s");

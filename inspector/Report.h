@@ -14,8 +14,8 @@
 unsigned Report_ps(FILE *f, Model *m, TaskColumn sort, bool descending, const char *filter);
 /* Prints the task tree (cycle-safe), ascii lines when ascii. */
 unsigned Report_pstree(FILE *f, Model *m, bool ascii);
-/* Prints the JSON document described in asynctop(1) (process, config, loop,
- * tasks, slow_callbacks, exceptions). */
+/* Prints the JSON document described in asynctop(1) (process, config, loops, loop (the one
+ * watched, with its id), tasks, slow_callbacks, exceptions). */
 void Report_json(FILE *f, Model *m);
 
 #endif

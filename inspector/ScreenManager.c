@@ -24,6 +24,7 @@ const ScreenClass *const ScreenManager_classes[SCR_COUNT] = {
     [SCR_EXC_DETAIL] = &ExcDetailScreen_class,
     [SCR_HELP] = &HelpScreen_class,
     [SCR_PICK] = &PickScreen_class,
+    [SCR_LOOPS] = &LoopsScreen_class,
 };
 
 void ScreenManager_init(App *app)

@@ -17,6 +17,7 @@ extern const ScreenClass SlowDetailScreen_class;
 extern const ScreenClass ExcDetailScreen_class;
 extern const ScreenClass HelpScreen_class;
 extern const ScreenClass PickScreen_class;
+extern const ScreenClass LoopsScreen_class;
 
 /* After a key moved the cursor of a task list: remember the task under it so
  * the next rebuild (new data, new sort) keeps the cursor on that task. */

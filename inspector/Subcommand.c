@@ -53,7 +53,7 @@ static void noop_close(uv_handle_t *h)
 
 /* Connects to pid/path and runs until `until` holds, the connection ends or
  * the timeout. Returns EXIT_OK or an EXIT_* with a message on stderr. */
-static int fetch_open(Fetch *f, uint64_t pid, const char *path)
+static int fetch_open(Fetch *f, uint64_t pid, const char *path, uint32_t loop)
 {
     char sock[256];
     memset(f, 0, sizeof *f);
@@ -68,6 +68,7 @@ static int fetch_open(Fetch *f, uint64_t pid, const char *path)
     uv_timer_start(&f->timer, fetch_timeout, FETCH_TIMEOUT_MS, 0);
     f->client.data = f;
     f->client.on_msg = fetch_msg;
+    f->client.loop_id = loop;
     if (Client_connect(&f->client, &f->loop, sock, 100, true) != 0) {
         fprintf(stderr, "asynctop: %s\n", f->client.error);
         return EXIT_FAIL;
@@ -81,6 +82,10 @@ static int fetch_open(Fetch *f, uint64_t pid, const char *path)
             fprintf(stderr, "asynctop: %s\n", f->client.error);
         int code = f->timed_out ? EXIT_NOANSWER : App_exitCode(f->client.end);
         return code == EXIT_OK ? EXIT_FAIL : code;
+    }
+    if (loop != 0 && !Model_loop(&f->model, loop)) {
+        App_printLoops(stderr, &f->model, loop);
+        return EXIT_USAGE;
     }
     return EXIT_OK;
 }
@@ -158,7 +163,7 @@ static int cmd_ls(void)
         Fetch *f = calloc(1, sizeof *f);
         if (!f)
             break;
-        int rc = fetch_open(f, 0, t[i].path);
+        int rc = fetch_open(f, 0, t[i].path, 0);
         if (rc == EXIT_OK)
             rc = fetch_update(f);
         if (rc == EXIT_OK) {
@@ -180,7 +185,22 @@ static int cmd_ls(void)
     return EXIT_OK;
 }
 
-static int cmd_snapshot(int argc, char **argv, const char *socket_path)
+/* --loop N: 0 or EXIT_USAGE. */
+static int loop_arg(const char *cmd, const char *s, uint32_t *loop)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || end == s || v > UINT32_MAX) {
+        fprintf(stderr, "asynctop %s: --loop %s: a loop id (0 = main; see the Loops list, L)\n",
+                cmd, s);
+        return EXIT_USAGE;
+    }
+    *loop = (uint32_t)v;
+    return 0;
+}
+
+static int cmd_snapshot(int argc, char **argv, const char *socket_path, uint32_t loop)
 {
     const char *cmd = argv[0];
     const char *target = NULL, *filter = "";
@@ -205,7 +225,10 @@ static int cmd_snapshot(int argc, char **argv, const char *socket_path)
             }
         } else if ((!strcmp(argv[i], "-s") || !strcmp(argv[i], "--socket")) && i + 1 < argc)
             socket_path = argv[++i];
-        else if (argv[i][0] == '-') {
+        else if ((!strcmp(argv[i], "-l") || !strcmp(argv[i], "--loop")) && i + 1 < argc) {
+            if (loop_arg(cmd, argv[++i], &loop))
+                return EXIT_USAGE;
+        } else if (argv[i][0] == '-') {
             fprintf(stderr, "asynctop %s: unknown option '%s'\n", cmd, argv[i]);
             return EXIT_USAGE;
         } else if (!target)
@@ -227,7 +250,7 @@ static int cmd_snapshot(int argc, char **argv, const char *socket_path)
     Fetch *f = calloc(1, sizeof *f);
     if (!f)
         return EXIT_FAIL;
-    rc = fetch_open(f, pid, target ? NULL : socket_path);
+    rc = fetch_open(f, pid, target ? NULL : socket_path, loop);
     if (rc == EXIT_OK)
         rc = fetch_update(f);
     if (rc == EXIT_OK) {
@@ -295,7 +318,7 @@ static int cmd_set(int argc, char **argv, const char *socket_path)
     Fetch *f = calloc(1, sizeof *f);
     if (!f)
         return EXIT_FAIL;
-    rc = fetch_open(f, pid, target ? NULL : socket_path);
+    rc = fetch_open(f, pid, target ? NULL : socket_path, 0); /* settings are process-wide */
     if (rc == EXIT_OK) {
         at_wire_request_t req;
         memset(&req, 0, sizeof req);
@@ -322,13 +345,13 @@ static int cmd_set(int argc, char **argv, const char *socket_path)
     return rc;
 }
 
-int Subcommand_run(int argc, char **argv, const char *socket_path)
+int Subcommand_run(int argc, char **argv, const char *socket_path, uint32_t loop)
 {
     const char *cmd = argv[0];
     if (!strcmp(cmd, "ls"))
         return cmd_ls();
     if (!strcmp(cmd, "ps") || !strcmp(cmd, "pstree") || !strcmp(cmd, "dump"))
-        return cmd_snapshot(argc, argv, socket_path);
+        return cmd_snapshot(argc, argv, socket_path, loop);
     if (!strcmp(cmd, "set"))
         return cmd_set(argc, argv, socket_path);
     return -1;

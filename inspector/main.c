@@ -26,9 +26,9 @@ static void usage(FILE *f)
         "usage: asynctop [OPTIONS] [PID]          attach the TUI (no PID: pick a process)\n"
         "       asynctop [OPTIONS] -s PATH        attach to the socket at PATH\n"
         "       asynctop ls                        list attachable processes\n"
-        "       asynctop ps PID [--sort COL] [-r] [--filter TEXT]\n"
-        "       asynctop pstree PID [--ascii]\n"
-        "       asynctop dump PID --json\n"
+        "       asynctop ps PID [--sort COL] [-r] [--filter TEXT] [--loop N]\n"
+        "       asynctop pstree PID [--ascii] [--loop N]\n"
+        "       asynctop dump PID --json [--loop N]\n"
         "       asynctop set PID slow=DURATION | debug=on|off\n"
         "       asynctop --demo                    run the demo program and attach to it\n"
         "       asynctop run [--debug] [--keep] -- CMD [ARGS...]\n"
@@ -38,6 +38,8 @@ static void usage(FILE *f)
         "  -s, --socket PATH  the target's socket (default: $XDG_RUNTIME_DIR/asynctop/PID.sock,\n"
         "                     else /tmp/asynctop-UID/PID.sock; ASYNCTOP_SOCKET overrides)\n"
         "  -d, --delay MS     update interval asked of the process (default 1000, at least 100)\n"
+        "  -l, --loop N       watch event loop N of the process first (0 = main, the default;\n"
+        "                     ids as in the TUI's loop list, L, or `asynctop dump PID --json`)\n"
         "      --ascii        no line-drawing or block characters\n"
         "      --no-color     no colours (also when NO_COLOR is set)\n"
         "  -h, --help         this help;  -V, --version  the version\n"
@@ -50,6 +52,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* A write to a connection the process closed (it exited, or refused us) is an error to
+     * report, not a reason to die. */
+    signal(SIGPIPE, SIG_IGN);
     setlocale(LC_ALL, "");
     setlocale(LC_NUMERIC, "C"); /* "1.5s" everywhere */
     AppOptions opt;
@@ -73,6 +78,15 @@ int main(int argc, char **argv)
             demo = true;
         } else if ((!strcmp(a, "-s") || !strcmp(a, "--socket")) && i + 1 < argc) {
             opt.path = argv[++i];
+        } else if ((!strcmp(a, "-l") || !strcmp(a, "--loop")) && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (errno || *end || end == argv[i] || v > UINT32_MAX) {
+                fprintf(stderr, "asynctop: --loop %s: a loop id (0 = main)\n", argv[i]);
+                return EXIT_USAGE;
+            }
+            opt.loop = (uint32_t)v;
         } else if ((!strcmp(a, "-d") || !strcmp(a, "--delay")) && i + 1 < argc) {
             long v = strtol(argv[++i], NULL, 10);
             opt.interval_ms = v < 100 ? 100 : v > 60000 ? 60000 : (uint32_t)v;
@@ -87,7 +101,7 @@ int main(int argc, char **argv)
     if (i < argc && !strcmp(argv[i], "run"))
         return Run_main(argc - i, argv + i, &opt);
     if (i < argc) {
-        int rc = Subcommand_run(argc - i, argv + i, opt.path);
+        int rc = Subcommand_run(argc - i, argv + i, opt.path, opt.loop);
         if (rc >= 0)
             return rc;
         target = argv[i];

@@ -303,15 +303,101 @@ agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id)
     for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next) {
         if (id != 0 && l->id == id)
             return l;
+        if (id == 0 && !l->gone && l->id == srv->agg.main_id)
+            return l;
         if (id == 0 && !l->gone && (best == NULL || l->id < best->id))
             best = l;
     }
-    return best;
+    return best; /* id 0 after the main loop closed: the oldest live one */
 }
 
 uint32_t at__agg_wire_loop_id(at_export_srv_t *srv, const agg_loop_t *l)
 {
-    return l == at__agg_loop(srv, 0) ? 0 : (uint32_t)l->id;
+    return l->id == srv->agg.main_id ? 0 : (uint32_t)l->id;
+}
+
+/* What kind of loop l is, from the provider attached to it: the asynctop runtime's task layer
+ * or the preload shim (a plain libuv loop); NULL when no provider says. */
+static const char *loop_kind(const agg_loop_t *l)
+{
+    const char *kind = NULL;
+    at__export_attach_lock();
+    for (at_export_attach_t *a = at__export_attach_first(); a != NULL; a = a->next) {
+        if (a->detached || a->loop != l->mon->loop || a->p->name == NULL)
+            continue;
+        if (strncmp(a->p->name, "asynctop-preload", 16) == 0)
+            kind = "uv";
+        else if (strncmp(a->p->name, "asynctop-tasks", 14) == 0 ||
+                 strncmp(a->p->name, "asynctop-core", 13) == 0)
+            kind = "at_loop";
+    }
+    at__export_attach_unlock();
+    return kind;
+}
+
+/* Re-reads the loop thread's name at most once a second (a program may name it late). */
+static void loop_thread_name(agg_loop_t *l, uint64_t now)
+{
+    if (l->thread_read_ns != 0 && now - l->thread_read_ns < 1000000000u)
+        return;
+    l->thread_read_ns = now;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/comm", (long)l->mon->tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* the thread has exited: keep the name last read */
+    ssize_t n = read(fd, l->thread, sizeof l->thread - 1);
+    close(fd);
+    if (n < 0)
+        n = 0;
+    while (n > 0 && (l->thread[n - 1] == '\n' || l->thread[n - 1] == '\0'))
+        n--;
+    l->thread[n] = '\0';
+}
+
+void at__agg_loop_info(at_export_srv_t *srv, agg_loop_t *l, bool stats, at_wire_loop_info_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = at__agg_wire_loop_id(srv, l);
+    out->name = out->id == 0 ? "main" : NULL;
+    out->tid = (uint64_t)l->mon->tid;
+    loop_thread_name(l, at__now_ns());
+    out->thread = l->thread[0] ? l->thread : NULL;
+    out->kind = loop_kind(l);
+    out->addr = (uint64_t)(uintptr_t)l->mon->loop;
+    if (!stats)
+        return;
+    out->has_stats = true;
+    const at__mon_t *m = l->mon;
+    out->busy_ns = atomic_load_explicit(&m->busy_ns, memory_order_relaxed);
+    out->idle_ns = atomic_load_explicit(&m->idle_ns, memory_order_relaxed);
+    out->callbacks = atomic_load_explicit(&m->callbacks, memory_order_relaxed);
+    out->slow = atomic_load_explicit(&m->slow_count, memory_order_relaxed);
+    out->pending = l->by_state[AT_WIRE_TASK_READY] + l->by_state[AT_WIRE_TASK_RUNNING] +
+                   l->by_state[AT_WIRE_TASK_WAITING];
+    at__running_snap_t snap;
+    uint64_t now = at__now_ns();
+    if (at__mon_running_read(m, &snap) == 1 && snap.site != NULL && now > snap.since_ns)
+        out->running_ns = now - snap.since_ns;
+}
+
+uint32_t at__agg_loop_infos(at_export_srv_t *srv, bool stats, at_wire_loop_info_t *out,
+                            uint32_t max)
+{
+    uint32_t n = 0;
+    uint64_t after = 0;
+    /* oldest first (the list is newest first): pick the next larger id each time */
+    while (n < max) {
+        agg_loop_t *next = NULL;
+        for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next)
+            if (!l->gone && l->id > after && (next == NULL || l->id < next->id))
+                next = l;
+        if (next == NULL)
+            break;
+        at__agg_loop_info(srv, next, stats, &out[n++]);
+        after = next->id;
+    }
+    return n;
 }
 
 typedef struct {
@@ -363,6 +449,22 @@ void at__agg_sync_loops(at_export_srv_t *srv)
         l->ev_next = 1;
         l->next = srv->agg.loops;
         srv->agg.loops = l;
+    }
+    /* The main loop (wire id 0): the one on the process's main thread, else the oldest. It may
+     * be chosen again until a client has seen ids (loops start in any order: the preload shim
+     * meets a loop at its first uv_run), then it is 0 for good. */
+    if (!srv->agg.main_fixed) {
+        agg_loop_t *best = NULL;
+        for (agg_loop_t *l = srv->agg.loops; l != NULL; l = l->next) {
+            if (l->gone)
+                continue;
+            bool main_thread = l->mon->tid == srv->pid;
+            bool best_main = best != NULL && best->mon->tid == srv->pid;
+            if (best == NULL || (main_thread && !best_main) ||
+                (main_thread == best_main && l->id < best->id))
+                best = l;
+        }
+        srv->agg.main_id = best != NULL ? best->id : 0;
     }
     /* free loops that are gone and that no client looks at */
     for (agg_loop_t **pp = &srv->agg.loops; *pp != NULL;) {
@@ -552,7 +654,7 @@ static void count_state(agg_loop_t *l, uint8_t state, int delta)
         l->by_state[state] += (uint64_t)(int64_t)delta;
 }
 
-static void gone_add(agg_t *a, agg_loop_t *l, uint64_t id)
+static void gone_add(agg_t *a, agg_loop_t *l, uint64_t id, uint8_t state)
 {
     if (l->ngone >= 65536) {
         /* Forget the older half: clients that have not seen it get a snapshot instead. */
@@ -564,6 +666,7 @@ static void gone_add(agg_t *a, agg_loop_t *l, uint64_t id)
     if (at__export_grow((void **)&l->gone_log, &l->capgone, l->ngone + 1, sizeof *l->gone_log))
         return;
     l->gone_log[l->ngone].id = id;
+    l->gone_log[l->ngone].state = state;
     l->gone_log[l->ngone].gen = ++a->gen;
     l->ngone++;
 }
@@ -581,9 +684,12 @@ static void task_apply(agg_t *a, agg_loop_t *l, const at_export_task_ev_t *ev)
     if (ev->kind == AT_EXPORT_TASK_REMOVED) {
         if (t == NULL)
             return;
-        count_state(l, t->row.state, -1);
+        uint8_t state = t->row.state;
+        count_state(l, state, -1);
         task_delete(l, t);
-        gone_add(a, l, ev->row.id);
+        /* its final state goes with its id: a task cancelled and released within one tick is
+         * never sent as a changed row, and a client would take it for done */
+        gone_add(a, l, ev->row.id, state);
         return;
     }
     if (t == NULL) {
@@ -762,7 +868,7 @@ void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
             continue;
         agg_task_t *t = task_find(l, old[i].row.id);
         if (t == NULL) {
-            gone_add(a, l, old[i].row.id);
+            gone_add(a, l, old[i].row.id, old[i].row.state);
             continue;
         }
         t->gen_added = old[i].gen_added;
@@ -990,8 +1096,11 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
 {
     agg_t *a = &srv->agg;
     agg_loop_t *l = at__agg_loop(srv, c->loop_id);
+    if (l != NULL && c->loop_id == 0)
+        c->loop_id = l->id; /* subscribed before any loop existed: the first one it is */
     uint32_t what = c->what ? c->what : ~0u;
     at_wire_update_t u = {0};
+    at_wire_loop_info_t loops[64];
     char run_name[AT__SITE_NAME_MAX + 64];
     at_wire_count_t dropped[5];
     at__hist_snap_t lag;
@@ -1017,6 +1126,11 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
     u.seq = c->upd_seq;
     u.ts_ns = at__agg_proc_ns(a, at__now_ns());
     u.loop = l ? at__agg_wire_loop_id(srv, l) : 0;
+    u.loop_gone = l != NULL && l->gone;
+    /* every live loop with its counters: a client's loop picker, and how it learns of loops
+     * that appeared or closed */
+    u.n_loops = at__agg_loop_infos(srv, true, loops, 64);
+    u.loops = loops;
     u.full = full;
     u.config.has_slow_ns = u.config.has_debug = true;
     u.config.slow_ns = at__slow_threshold_ns();
@@ -1091,12 +1205,16 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
                 }
             }
             if (!full && l->ngone > 0) {
-                tgone = malloc(l->ngone * sizeof *tgone);
+                tgone = malloc(2 * l->ngone * sizeof *tgone); /* ids, then their states */
                 if (tgone == NULL)
                     goto out;
                 for (size_t i = 0; i < l->ngone; i++)
-                    if (l->gone_log[i].gen > seen)
+                    if (l->gone_log[i].gen > seen) {
+                        tgone[l->ngone + ng] = l->gone_log[i].state;
                         tgone[ng++] = l->gone_log[i].id;
+                    }
+                u.n_tasks_gone_state = (uint32_t)ng;
+                u.tasks_gone_state = tgone + l->ngone;
             }
             u.n_tasks_new = (uint32_t)nn;
             u.tasks_new = tnew;

@@ -37,6 +37,19 @@ void at__export_attach_set_consumer(int on)
         pthread_mutex_unlock(&g_reg_lock);
 }
 
+void at__export_attach_reset(void)
+{
+    pthread_mutex_lock(&g_reg_lock);
+    for (at_export_attach_t *a = g_atts; a != NULL; a = a->next) {
+        a->synced = false;
+        a->resync_inflight = false;
+        a->resync_at_ns = 0;
+        a->inventory_inflight = false;
+        a->inventory_at_ns = 0;
+    }
+    pthread_mutex_unlock(&g_reg_lock);
+}
+
 bool at__export_task_post(at_export_attach_t *a, at_export_task_event_kind_t kind,
                           const at_export_task_row_t *row)
 {

@@ -127,6 +127,11 @@ struct at_export_attach {
 void at__export_attach_lock(void);
 void at__export_attach_unlock(void);
 at_export_attach_t *at__export_attach_first(void);
+/* Forgets what a previous exporter instance knew of every attachment (its first resync, a
+ * resync or inventory request it had in flight), so that the next one starts with a resync
+ * of its own. Call before the new exporter thread starts (nothing else then touches these
+ * exporter-thread fields). Takes the registry lock. */
+void at__export_attach_reset(void);
 /* Sets the consumer flag of every attachment (an exporter started or stopped). */
 void at__export_attach_set_consumer(int on);
 /* Hands `r` to its attachment's loop thread. Exporter thread. Returns 0, or -ESHUTDOWN when
@@ -197,6 +202,7 @@ typedef struct agg_task {
 
 typedef struct agg_gone {
     uint64_t id, gen;
+    uint8_t state; /* its last state (final, when it ended before it was released) */
 } agg_gone_t;
 
 /* The mirror of one loop (one loopmon monitor). */
@@ -236,6 +242,8 @@ typedef struct agg_loop {
     bool has_exec;
     at_export_exec_stats_t exec;
     char running_task[AT__EV_TASK_MAX]; /* the running task's name (at__agg_running) */
+    char thread[16];                    /* the loop thread's name (/proc comm), "" unknown */
+    uint64_t thread_read_ns;            /* when `thread` was last read */
 } agg_loop_t;
 
 /* The interned tables, shared by every loop. */
@@ -264,6 +272,9 @@ typedef struct agg {
     uint64_t t0_ns;         /* CLOCK_MONOTONIC at process start: process time origin */
     uint64_t start_wall_ns; /* wall clock at process start */
     uint64_t epoch;         /* this exporter instance, unique in the process */
+    uint64_t main_id;       /* monitor id of the main loop (wire id 0): the one on the main
+                               thread, else the oldest; 0 until one was seen */
+    bool main_fixed;        /* a client has seen the loop ids: main_id stays */
     uint64_t *sh_key;       /* suspension stack hash (loop thread's) -> interned stack id */
     uint32_t *sh_id;
     size_t sh_cap, sh_n;
@@ -373,11 +384,22 @@ void at__agg_drain(at_export_srv_t *srv);
 void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l);
 /* Watches each loop's running callback; samples its stack once it passes the threshold. */
 void at__agg_watchdog(at_export_srv_t *srv);
-/* The loop a wire loop id names: 0 is the main loop (the live one created first), any other
- * id a monitor's id. NULL if none. */
+/* The loop a wire loop id names: 0 is the main loop (agg.main_id) while it lives, else the
+ * oldest live loop; any other id the loop of that monitor id, gone or not. NULL if none.
+ * Wire ids are stable: a loop keeps its id until it closes, and the main loop's 0 never
+ * passes to another loop of a connection (a client stores the resolved monitor id). */
 agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id);
-/* The wire id of a loop (the inverse of at__agg_loop). */
+/* The wire id of a loop (the inverse of at__agg_loop): 0 for the main loop, else its
+ * monitor id. */
 uint32_t at__agg_wire_loop_id(at_export_srv_t *srv, const agg_loop_t *l);
+/* Fills a wire loop info row for l: id, name ("main" for 0), tid, thread name, kind ("at_loop",
+ * "uv" or NULL, from the attached provider), the uv_loop_t address, and with `stats` its
+ * cumulative counters, pending task count and how long its running callback has run. Strings point
+ * into *l or are static. Exporter thread. */
+void at__agg_loop_info(at_export_srv_t *srv, agg_loop_t *l, bool stats, at_wire_loop_info_t *out);
+/* Fills out[] with the live loops (at most max), oldest first; returns how many. */
+uint32_t at__agg_loop_infos(at_export_srv_t *srv, bool stats, at_wire_loop_info_t *out,
+                            uint32_t max);
 /* Builds the client's next update (full when c->need_full) into srv->wbuf and sends it. */
 int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now);
 /* Interns a stack of raw return addresses, symbolising new frames; the wire stack id or 0. */

@@ -405,11 +405,15 @@ static void handle_subscribe(at_export_client_t *c, const at_wire_subscribe_t *s
         iv = AT_EXPORT_MIN_INTERVAL_MS;
     c->interval_ms = iv;
     c->what = s->what;
-    c->loop_id = s->loop;
-    if (c->loop_id != 0 && at__agg_loop(srv, c->loop_id) == NULL) {
+    agg_loop_t *sl = at__agg_loop(srv, s->loop);
+    if (s->loop != 0 && (sl == NULL || sl->gone)) {
         at__export_client_fail(c, AT_WIRE_ST_BAD_REQUEST, "subscribe: no such loop");
         return;
     }
+    /* The connection keeps this loop, by its monitor id, until it closes (then the updates say
+     * loop_gone): "0" never silently becomes another loop. No loop yet: the first one that
+     * appears (at__agg_send_update pins it). */
+    c->loop_id = sl != NULL ? sl->id : 0;
     c->state = CL_LIVE;
     c->need_full = true;
     c->next_update_ns = 0; /* the snapshot goes out on this tick */
@@ -572,16 +576,10 @@ static void send_hello(at_export_client_t *c)
             h.caps |= AT_WIRE_CAP_CANCEL;
     }
     at__export_attach_unlock();
-    /* every live loop: the main one (the first created) as 0, the others by monitor id */
+    /* every live loop, oldest first: the main one as 0, the others by monitor id */
     at_wire_loop_info_t loops[64];
-    uint32_t nloops = 0;
-    for (agg_loop_t *l = srv->agg.loops; l != NULL && nloops < 64; l = l->next) {
-        if (l->gone)
-            continue;
-        uint32_t id = at__agg_wire_loop_id(srv, l);
-        loops[nloops++] = (at_wire_loop_info_t){id, id == 0 ? "main" : NULL, (uint64_t)l->mon->tid};
-    }
-    h.n_loops = nloops;
+    h.n_loops = at__agg_loop_infos(srv, false, loops, 64);
+    srv->agg.main_fixed = srv->agg.main_id != 0; /* ids are public from now on */
     h.loops = loops;
     at_wire_buf_reset(&srv->wbuf);
     if (at_wire_encode_hello(&srv->wbuf, &h) == 0)
@@ -1176,6 +1174,8 @@ static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
     sigdelset(&all, SIGABRT);
     sigdelset(&all, SIGTRAP);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* what an earlier exporter in this process knew of the attachments is not ours */
+    at__export_attach_reset();
     r = -pthread_create(&srv->thread, NULL, thread_main, srv);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {

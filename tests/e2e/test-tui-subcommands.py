@@ -23,7 +23,7 @@ def test_subcommands(env):
     r = env.run("dump", t.pid, "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert set(d) == {"process", "loop", "tasks", "slow_callbacks", "exceptions"}
+    assert set(d) == {"process", "loops", "loop", "tasks", "slow_callbacks", "exceptions"}
     assert d["process"]["pid"] == t.pid and d["process"]["program"] == "fake-server"
     assert d["process"]["slow_threshold_ns"] == 100_000_000
     assert {x["id"] for x in d["tasks"]} >= {1, 2, 3, 10, 900, 901}

@@ -111,7 +111,11 @@ class ExportTest(unittest.TestCase):
         self.assertIn("slow_ns", h["config"])
         self.assertEqual(h["program"], "export_target")
         self.assertEqual(h["argv"][0], TARGET)
-        self.assertEqual(h["loops"], [[0, "main", t.pid]])  # the loop runs on the main thread
+        # the loop runs on the main thread; then (optional elements) the thread's name, what
+        # loop it is (no task provider here: unknown) and the uv_loop_t's address
+        self.assertEqual(len(h["loops"]), 1)
+        self.assertEqual(h["loops"][0][:5], [0, "main", t.pid, "export_target", None])
+        self.assertGreater(h["loops"][0][5], 0)
         for cap in ("tasks", "slow", "loop", "stacks", "set_config", "loop_stack", "cancel"):
             self.assertIn(cap, h["caps"])
         c.subscribe(100)
@@ -123,6 +127,17 @@ class ExportTest(unittest.TestCase):
         while len(c.tasks) < 50 and time.monotonic() < deadline:
             c.recv_type("update")
         self.assertEqual(len(c.tasks), 50)
+        # every update lists the process's loops with their counters (the loop picker's data):
+        # this loop's row agrees with its stats, and counts the 50 waiting tasks as pending
+        u = c.recv_type("update")
+        self.assertEqual(len(u["loops"]), 1)
+        lr = u["loops"][0]
+        self.assertEqual(len(lr), 12)
+        self.assertEqual(lr[:3], [0, "main", t.pid])
+        self.assertEqual(lr[10], 50)
+        self.assertGreater(lr[8], 0)  # callbacks
+        self.assertLessEqual(lr[8], u["stats"]["callbacks"] + 1000)
+        self.assertNotIn("loop_gone", u)
         row = next(iter(c.tasks.values()))
         self.assertEqual(len(row), 13)
         self.assertTrue(row[1].startswith("worker-"))

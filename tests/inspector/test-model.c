@@ -45,7 +45,7 @@ static void test_upsert_find_remove(void **state)
     assert_int_equal(m.by_state[TS_WAITING], 4999);
     assert_int_equal(m.by_state[TS_RUNNING], 1);
     /* removal lingers, then purges */
-    Model_removeTask(&m, 14, 1000);
+    Model_removeTask(&m, 14, 1000, -1);
     assert_non_null(Model_findTask(&m, 14));
     assert_int_equal(m.by_state[TS_RUNNING], 0);
     /* it lingers with its final state, not the one it had while pending */
@@ -488,6 +488,237 @@ static void test_applier_bounds(void **state)
     Model_done(&m);
 }
 
+/* A task cancelled (or failed) and released within one exporter interval arrives only in
+ * tasks_gone, its final state in tasks_gone_state: it must linger as that, not as done. */
+static void test_applier_gone_final_state(void **state)
+{
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_task_t tasks[4] = {wtask(1, AT_WIRE_TASK_WAITING, 0), wtask(2, AT_WIRE_TASK_WAITING, 0),
+                               wtask(3, AT_WIRE_TASK_WAITING, 0),
+                               wtask(4, AT_WIRE_TASK_WAITING, 0)};
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->ts_ns = 1000000000ull;
+    u->n_tasks_new = 4;
+    u->tasks_new = tasks;
+    assert_int_equal(Applier_apply(&a, &msg, 10), 0);
+    assert_int_equal(m.by_state[TS_WAITING], 4);
+    const uint64_t gone[] = {1, 2, 3};
+    const uint64_t how[] = {AT_WIRE_TASK_CANCELLED, AT_WIRE_TASK_FAILED, AT_WIRE_TASK_WAITING};
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    u->ts_ns = 2000000000ull;
+    u->n_tasks_gone = 3;
+    u->tasks_gone = gone;
+    u->n_tasks_gone_state = 3;
+    u->tasks_gone_state = how;
+    assert_int_equal(Applier_apply(&a, &msg, 20), 0);
+    assert_int_equal(Model_findTask(&m, 1)->state, TS_CANCELLED);
+    assert_int_equal(Model_findTask(&m, 2)->state, TS_FAILED);
+    assert_int_equal(Model_findTask(&m, 3)->state, TS_DONE); /* released pending: ended normally */
+    for (uint64_t id = 1; id <= 3; id++) {
+        assert_true(Model_findTask(&m, id)->gone_ms != 0);
+        assert_string_equal(Model_findTask(&m, id)->waits_on, "");
+    }
+    /* no (or a mismatched) state list: as before, a pending task lingers as done */
+    const uint64_t gone4[] = {4};
+    u->tasks_gone = gone4;
+    u->n_tasks_gone = 1;
+    assert_int_equal(Applier_apply(&a, &msg, 30), 0);
+    assert_int_equal(Model_findTask(&m, 4)->state, TS_DONE);
+    assert_int_equal(m.by_state[TS_WAITING], 0);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
+/* The loop table: hello lists the loops, updates bring their counters (rates between two),
+ * selection steps through the live ones in id order and wraps, a loop missing from a later
+ * list (or the update's loop_gone) is closed, closed loops are never revived, and switching
+ * loops keeps what is about the process. */
+static void test_loops_selection(void **state)
+{
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_HELLO;
+    at_wire_loop_info_t hl[] = {
+        {.id = 0, .name = "main", .tid = 100, .thread = "srv", .kind = "uv", .addr = 0x1000},
+        {.id = 7, .tid = 101, .thread = "worker\x01", .kind = "uv"},
+        {.id = 3, .tid = 102}};
+    msg.u.hello = (at_wire_hello_t){.version = 1,
+                                    .pid = 100,
+                                    .program = "srv",
+                                    .runtime_version = "0.1.0",
+                                    .config = {true, 100000000, true, false},
+                                    .n_loops = 3,
+                                    .loops = hl};
+    assert_int_equal(Applier_apply(&a, &msg, 1), 0);
+    assert_int_equal(m.nloops, 3);
+    /* kept in id order, whatever order they came in */
+    assert_int_equal(m.loops[0].id, 0);
+    assert_int_equal(m.loops[1].id, 3);
+    assert_int_equal(m.loops[2].id, 7);
+    assert_string_equal(Model_loop(&m, 7)->thread, "worker?"); /* control bytes made visible */
+    assert_int_equal(Model_liveLoops(&m), 3);
+    assert_int_equal(m.loops_seen, 3);
+    assert_int_equal(Model_loopPosition(&m, 0), 1);
+    assert_int_equal(Model_loopPosition(&m, 7), 3);
+    char d[160];
+    LoopInfo_describe(Model_loop(&m, 0), d, sizeof d);
+    assert_string_equal(d, "thread 100 'srv', uv loop 0x1000");
+    LoopInfo_describe(Model_loop(&m, 3), d, sizeof d);
+    assert_string_equal(d, "thread 102");
+
+    /* stepping: next/previous in id order, wrapping */
+    uint32_t id = 99;
+    assert_true(Model_nextLoop(&m, 0, 1, &id));
+    assert_int_equal(id, 3);
+    assert_true(Model_nextLoop(&m, 3, 1, &id));
+    assert_int_equal(id, 7);
+    assert_true(Model_nextLoop(&m, 7, 1, &id));
+    assert_int_equal(id, 0);
+    assert_true(Model_nextLoop(&m, 0, -1, &id));
+    assert_int_equal(id, 7);
+    assert_true(Model_nextLoop(&m, 5, -1, &id)); /* from an id it does not hold */
+    assert_int_equal(id, 3);
+
+    /* an update on loop 7 with every loop's counters; a second one gives rates */
+    at_wire_loop_info_t ul[] = {
+        {.id = 0, .tid = 100, .has_stats = true, .busy_ns = 100, .idle_ns = 900, .callbacks = 10},
+        {.id = 3, .tid = 102, .has_stats = true, .busy_ns = 0, .idle_ns = 0},
+        {.id = 7,
+         .tid = 101,
+         .thread = "worker",
+         .has_stats = true,
+         .busy_ns = 500,
+         .idle_ns = 500,
+         .callbacks = 1000,
+         .slow = 4,
+         .pending = 12}};
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->loop = 7;
+    u->ts_ns = 1000000000ull;
+    u->config = (at_wire_config_t){true, 100000000, true, false};
+    u->n_loops = 3;
+    u->loops = ul;
+    assert_int_equal(Applier_apply(&a, &msg, 2), 0);
+    assert_int_equal(m.loop_id, 7);
+    assert_false(m.loop_gone);
+    const LoopInfo *w = Model_loop(&m, 7);
+    assert_true(w->has_stats);
+    assert_int_equal(w->pending, 12);
+    assert_int_equal(w->slow, 4);
+    assert_true(w->utilisation > 0.49 && w->utilisation < 0.51); /* since start: 500/1000 */
+    ul[2].busy_ns = 1400; /* +900 busy, +100 idle in 0.5 s, +500 callbacks */
+    ul[2].idle_ns = 600;
+    ul[2].callbacks = 1500;
+    u->full = false;
+    u->seq = 1;
+    u->ts_ns = 1500000000ull;
+    assert_int_equal(Applier_apply(&a, &msg, 3), 0);
+    assert_true(w->utilisation > 0.89 && w->utilisation < 0.91);
+    assert_true(w->callbacks_per_s > 999 && w->callbacks_per_s < 1001);
+    assert_true(Model_loop(&m, 0)->utilisation < 0.11); /* each loop its own figures */
+    assert_false(LoopInfo_blocked(w, &m));
+    /* stuck 0.3 s in one callback since (running_ns): counted busy, and blocked past the
+     * threshold (100 ms) */
+    ul[2].running_ns = 300000000ull;
+    ul[2].idle_ns = 600;
+    u->seq = 2;
+    u->ts_ns = 2000000000ull;
+    assert_int_equal(Applier_apply(&a, &msg, 4), 0);
+    assert_true(w->utilisation > 0.99);
+    assert_true(LoopInfo_blocked(w, &m));
+    assert_int_equal(w->running_ns, 300000000ull);
+    ul[2].running_ns = 0;
+
+    /* switching loops keeps the process and the loop table, drops the loop's own state */
+    TaskRow tr = row(5, "t", TS_WAITING);
+    assert_int_equal(Model_upsertTask(&m, &tr, 3), 0);
+    uint64_t gen = m.gen;
+    Model_resetLoop(&m);
+    assert_true(m.gen > gen); /* views built on the old tasks see they are stale */
+    assert_int_equal(m.ntasks, 0);
+    assert_int_equal(m.pid, 100);
+    assert_string_equal(m.program, "srv");
+    assert_int_equal(m.slow_threshold_ns, 100000000);
+    assert_int_equal(m.nloops, 3);
+    assert_int_equal(Model_loop(&m, 7)->pending, 12);
+    Applier_done(&a);
+    Applier_init(&a, &m);
+
+    /* loop 3 is no longer listed: closed; stepping skips it; it is never revived */
+    u->full = true;
+    u->loop = 7;
+    ul[1] = ul[2];
+    u->n_loops = 2;
+    assert_int_equal(Applier_apply(&a, &msg, 4), 0);
+    assert_true(Model_loop(&m, 3)->gone);
+    assert_int_equal(Model_liveLoops(&m), 2);
+    assert_int_equal(Model_loopPosition(&m, 3), 0);
+    assert_int_equal(Model_loopPosition(&m, 7), 2);
+    assert_true(Model_nextLoop(&m, 0, 1, &id));
+    assert_int_equal(id, 7);
+    assert_true(Model_nextLoop(&m, 7, 1, &id));
+    assert_int_equal(id, 0);
+    at_wire_loop_info_t back[] = {{.id = 0}, {.id = 3}, {.id = 7}};
+    u->loops = back;
+    u->n_loops = 3;
+    assert_int_equal(Applier_apply(&a, &msg, 5), 0);
+    assert_true(Model_loop(&m, 3)->gone);
+    assert_false(m.loop_gone);
+
+    /* the loop shown closes (the update says so): fall back to the main loop */
+    u->loop_gone = true;
+    u->n_loops = 1;
+    assert_int_equal(Applier_apply(&a, &msg, 6), 0);
+    assert_true(m.loop_gone);
+    assert_true(Model_loop(&m, 7)->gone);
+    assert_true(Model_fallbackLoop(&m, &id));
+    assert_int_equal(id, 0);
+    assert_false(Model_nextLoop(&m, 0, 1, &id)); /* no other loop left */
+    assert_int_equal(m.loops_seen, 3);           /* the header still names the loop */
+    /* ... and when the main loop is gone too, the oldest live one; none: false */
+    at_wire_loop_info_t late[] = {{.id = 9}};
+    u->loops = late;
+    assert_int_equal(Applier_apply(&a, &msg, 7), 0);
+    assert_true(Model_fallbackLoop(&m, &id));
+    assert_int_equal(id, 9);
+    Model_setLoops(&m, NULL, 0, 0);
+    assert_false(Model_fallbackLoop(&m, &id));
+    assert_int_equal(Model_liveLoops(&m), 0);
+
+    /* bounded: at most MODEL_MAX_LOOPS entries; closed ones make room (not the one shown) */
+    m.loop_id = 100;
+    LoopRow many[MODEL_MAX_LOOPS];
+    for (uint32_t i = 0; i < MODEL_MAX_LOOPS; i++)
+        many[i] = (LoopRow){.id = 100 + i};
+    Model_setLoops(&m, many, MODEL_MAX_LOOPS, 0);
+    assert_int_equal(m.nloops, MODEL_MAX_LOOPS);
+    assert_int_equal(Model_liveLoops(&m), MODEL_MAX_LOOPS);
+    uint64_t rejected = m.rejected;
+    LoopRow one = {.id = 5000};
+    Model_setLoops(&m, many, MODEL_MAX_LOOPS, 0); /* all live: nothing more fits */
+    Model_setLoops(&m, &one, 1, 0);               /* now they are all closed: room */
+    assert_int_equal(m.rejected, rejected);
+    assert_non_null(Model_loop(&m, 5000));
+    assert_int_equal(Model_liveLoops(&m), 1);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +730,8 @@ int main(void)
         cmocka_unit_test(test_applier_bounds),
         cmocka_unit_test(test_applier_blocked_utilisation),
         cmocka_unit_test(test_applier_wait_desc_and_running_task),
+        cmocka_unit_test(test_loops_selection),
+        cmocka_unit_test(test_applier_gone_final_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -194,7 +194,7 @@ static void test_tree(void **state)
 static void test_groups(void **state)
 {
     Model *m = fixture();
-    Model_removeTask(m, 3, 5); /* lingering tasks are not grouped */
+    Model_removeTask(m, 3, 5, -1); /* lingering tasks are not grouped */
     TaskGroups g;
     TaskGroups_init(&g);
     TaskGroups_update(&g, m);
@@ -287,7 +287,7 @@ static void test_reports(void **state)
     Model_setString(&ev.callback, "cb\\1", SIZE_MAX);
     ev.duration_ns = 5;
     Model_addSlow(m, &ev);
-    Model_removeTask(m, 4, 1); /* gone tasks are not reported */
+    Model_removeTask(m, 4, 1, -1); /* gone tasks are not reported */
     char *ps = capture(ps_default, m);
     assert_non_null(strstr(ps, "ID NAME"));
     assert_non_null(strstr(ps, "echo-conn"));

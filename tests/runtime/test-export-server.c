@@ -281,6 +281,97 @@ static void test_ring_to_aggregator(void **state)
     assert_int_equal(access(g_path, F_OK), -1); /* socket removed on stop */
 }
 
+/* Tasks seen by a fresh client within `updates` updates (stops early at `want`). */
+static uint64_t tasks_after(client_t *c, uint64_t want, int updates)
+{
+    at_wire_msg_t m;
+    for (int i = 0; i < updates && c->tasks != want; i++) {
+        assert_int_equal(client_next(c, &m, 5000), 1);
+        at_wire_msg_free(&m);
+    }
+    return c->tasks;
+}
+
+/* An exporter stopped and started again in one process: the new one knows nothing of the
+ * tasks, so it must ask each provider for a resync of its own (the first exporter's "synced"
+ * must not carry over, else the new snapshot has no tasks at all). */
+static void test_restart_resyncs(void **state)
+{
+    at_export_config_t cfg = config();
+    assert_int_equal(at__export_start(&cfg), 0);
+    at_export_attach_t *a = at__export_attach(&g_loop, &g_prov);
+    assert_non_null(a);
+    for (uint64_t i = 1; i <= 50; i++)
+        add_task(a, i, AT_EXPORT_TASK_WAITING);
+    client_t c;
+    assert_int_equal(client_connect(&c), 0);
+    expect_type(&c, AT_WIRE_HELLO);
+    subscribe(&c);
+    assert_int_equal(tasks_after(&c, 50, 100), 50);
+    client_free(&c);
+    at__export_stop();
+
+    /* while no exporter runs, nothing is posted: the next one can only learn by a resync */
+    for (uint64_t i = 51; i <= 60; i++)
+        add_task(a, i, AT_EXPORT_TASK_WAITING);
+    int resyncs = g_resyncs;
+    assert_int_equal(at__export_start(&cfg), 0);
+    assert_int_equal(client_connect(&c), 0);
+    expect_type(&c, AT_WIRE_HELLO);
+    subscribe(&c);
+    assert_int_equal(tasks_after(&c, 60, 30), 60);
+    assert_true(g_resyncs > resyncs);
+    client_free(&c);
+    at__export_detach(a);
+    at__export_stop();
+}
+
+/* A task cancelled and released within one exporter tick is never sent as a changed row:
+ * its final state goes with its id in tasks_gone_state, so a client that last saw it waiting
+ * shows it cancelled, not done. */
+static void test_gone_final_state(void **state)
+{
+    at_export_config_t cfg = config();
+    assert_int_equal(at__export_start(&cfg), 0);
+    at_export_attach_t *a = at__export_attach(&g_loop, &g_prov);
+    assert_non_null(a);
+    for (uint64_t i = 1; i <= 3; i++)
+        add_task(a, i, AT_EXPORT_TASK_WAITING);
+    client_t c;
+    assert_int_equal(client_connect(&c), 0);
+    expect_type(&c, AT_WIRE_HELLO);
+    subscribe(&c);
+    assert_int_equal(tasks_after(&c, 3, 100), 3);
+
+    /* back to back on the loop thread: the exporter drains both in the same tick */
+    g_rows[1].state = AT_EXPORT_TASK_CANCELLED;
+    assert_true(at__export_task_post(a, AT_EXPORT_TASK_CHANGED, &g_rows[1]));
+    assert_true(at__export_task_post(a, AT_EXPORT_TASK_REMOVED, &g_rows[1]));
+    g_rows[1] = g_rows[--g_n];
+    int final = -1;
+    at_wire_msg_t m;
+    for (int i = 0; i < 100 && final < 0; i++) {
+        assert_int_equal(client_next(&c, &m, 5000), 1);
+        if (m.type == AT_WIRE_UPDATE) {
+            const at_wire_update_t *u = &m.u.update;
+            for (uint32_t j = 0; j < u->n_tasks_changed; j++)
+                if (u->tasks_changed[j].id == 2) /* an update went out between the two posts */
+                    final = u->tasks_changed[j].state;
+            for (uint32_t j = 0; j < u->n_tasks_gone; j++)
+                if (u->tasks_gone[j] == 2 && final < 0) {
+                    assert_int_equal(u->n_tasks_gone_state, u->n_tasks_gone);
+                    final = (int)u->tasks_gone_state[j];
+                }
+        }
+        at_wire_msg_free(&m);
+    }
+    assert_int_equal(final, AT_WIRE_TASK_CANCELLED);
+    assert_int_equal(c.tasks, 2);
+    client_free(&c);
+    at__export_detach(a);
+    at__export_stop();
+}
+
 static void test_client_limit(void **state)
 {
     at_export_config_t cfg = config();
@@ -497,6 +588,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_post_without_exporter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_to_aggregator, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_resyncs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_final_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_busy, setup, teardown),

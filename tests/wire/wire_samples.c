@@ -46,6 +46,8 @@ static const at_wire_task_t tasks_changed[] = {
     {7, "", AT_WIRE_TASK_CANCELLED, 200, 1, 2, 3, 4, 5, 6, 7, 8, 9},
 };
 static const uint64_t tasks_gone[] = {5, 9, 100000};
+static const uint64_t tasks_gone_state[] = {AT_WIRE_TASK_CANCELLED, AT_WIRE_TASK_DONE,
+                                            AT_WIRE_TASK_FAILED};
 static const at_wire_site_stats_t site_stats[] = {
     {2, AT_WIRE_CB_TASK_STEP, 1000, 5000000, 120000000, 1, {5, site_hist}},
     {300, AT_WIRE_CB_TIMER, 1, 1, 1, 0, {0, NULL}},
@@ -72,6 +74,15 @@ static const at_wire_inflight_t inflight[] = {
 };
 static const at_wire_loop_info_t loops[] = {{0, "main", 4242}, {1, NULL, 0}};
 static const uint64_t inflight_gone[] = {8};
+/* issue 9's loop picker: the optional elements (thread, kind, address; then the counters) */
+static const at_wire_loop_info_t loops_ext[] = {
+    {0, "main", 4242, "server", "at_loop", 0x55d0c0de9000u, true, 4000000000u, 1000000000u, 2500000,
+     3, 70002},
+    {7, NULL, 4250, "worker", "uv", 0x7f0012345678u, true, 250000000u, 4750000000u, 1200, 0, 2,
+     3100000000u},
+    {9, NULL, 4251, NULL, NULL, 0, false, 0, 0, 0, 0, 0},
+    {11, NULL, 0, NULL, "uv", 0, false, 0, 0, 0, 0, 0},
+};
 static const uint64_t children[] = {70001, 70002};
 static const char *const argv[] = {"./server", "--port", "8080", "--name=caf\xc3\xa9"};
 
@@ -130,6 +141,10 @@ static const wire_sample_t samples[] = {
     MSG("update_delta", AT_WIRE_UPDATE, update, .version = 1, .seq = 7, .ts_ns = 12000000000u,
         .config = {true, 50000000, true, false}, .n_tasks_changed = 1,
         .tasks_changed = tasks_changed),
+    MSG("update_loops", AT_WIRE_UPDATE, update, .version = 1, .seq = 8, .ts_ns = 13000000000u,
+        .loop = 7, .config = {true, 50000000, true, false}, .n_tasks_gone = 3,
+        .tasks_gone = tasks_gone, .n_loops = 4, .loops = loops_ext, .loop_gone = true,
+        .n_tasks_gone_state = 3, .tasks_gone_state = tasks_gone_state),
     MSG("request_task_detail", AT_WIRE_REQUEST, request, .version = 1, .id = 1,
         .op = AT_WIRE_OP_TASK_DETAIL, .task = 70000),
     MSG("request_set_config", AT_WIRE_REQUEST, request, .version = 1, .id = 2,
@@ -310,6 +325,28 @@ static void eq_running(eq_t *q, const at_wire_running_t *a, const at_wire_runnin
     eq_str(q, a->task_name, b->task_name, path);
 }
 
+/* Loop info rows, the optional elements included. */
+static void eq_loops(eq_t *q, uint32_t na, const at_wire_loop_info_t *a, uint32_t nb,
+                     const at_wire_loop_info_t *b, const char *what)
+{
+    EQ_NUM(q, na, nb, what);
+    for (uint32_t i = 0; q->ok && i < na; i++) {
+        EQ_NUM(q, a[i].id, b[i].id, "loops.id");
+        eq_str(q, a[i].name, b[i].name, "loops.name");
+        EQ_NUM(q, a[i].tid, b[i].tid, "loops.tid");
+        eq_str(q, a[i].thread, b[i].thread, "loops.thread");
+        eq_str(q, a[i].kind, b[i].kind, "loops.kind");
+        EQ_NUM(q, a[i].addr, b[i].addr, "loops.addr");
+        EQ_NUM(q, a[i].has_stats, b[i].has_stats, "loops.has_stats");
+        EQ_NUM(q, a[i].busy_ns, b[i].busy_ns, "loops.busy_ns");
+        EQ_NUM(q, a[i].idle_ns, b[i].idle_ns, "loops.idle_ns");
+        EQ_NUM(q, a[i].callbacks, b[i].callbacks, "loops.callbacks");
+        EQ_NUM(q, a[i].slow, b[i].slow, "loops.slow");
+        EQ_NUM(q, a[i].pending, b[i].pending, "loops.pending");
+        EQ_NUM(q, a[i].running_ns, b[i].running_ns, "loops.running_ns");
+    }
+}
+
 static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t *b)
 {
     EQ_NUM(q, a->seq, b->seq, "update.seq");
@@ -404,6 +441,10 @@ static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t
     }
     eq_ids(q, a->n_inflight_gone, a->inflight_gone, b->n_inflight_gone, b->inflight_gone,
            "update.inflight_gone");
+    eq_loops(q, a->n_loops, a->loops, b->n_loops, b->loops, "update.loops");
+    EQ_NUM(q, a->loop_gone, b->loop_gone, "update.loop_gone");
+    eq_ids(q, a->n_tasks_gone_state, a->tasks_gone_state, b->n_tasks_gone_state,
+           b->tasks_gone_state, "update.tasks_gone_state");
 }
 
 int wire_msg_equal(const at_wire_msg_t *a, const at_wire_msg_t *b, char *why, size_t whylen)
@@ -425,12 +466,7 @@ int wire_msg_equal(const at_wire_msg_t *a, const at_wire_msg_t *b, char *why, si
         EQ_NUM(&q, x->now_ns, y->now_ns, "hello.now_ns");
         eq_config(&q, &x->config, &y->config, "hello.config");
         EQ_NUM(&q, x->caps, y->caps, "hello.caps");
-        EQ_NUM(&q, x->n_loops, y->n_loops, "hello.loops");
-        for (uint32_t i = 0; q.ok && i < x->n_loops; i++) {
-            EQ_NUM(&q, x->loops[i].id, y->loops[i].id, "hello.loops.id");
-            eq_str(&q, x->loops[i].name, y->loops[i].name, "hello.loops.name");
-            EQ_NUM(&q, x->loops[i].tid, y->loops[i].tid, "hello.loops.tid");
-        }
+        eq_loops(&q, x->n_loops, x->loops, y->n_loops, y->loops, "hello.loops");
         break;
     }
     case AT_WIRE_SUBSCRIBE: {

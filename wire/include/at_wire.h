@@ -267,12 +267,29 @@ typedef struct at_wire_config {
     bool debug; /* debug mode (creation stacks, thread checks) */
 } at_wire_config_t;
 
-/* One event loop of the process (a process may export several, issue 9).
- * Wire: [id, name|null, tid]. */
+/* One event loop of the process (a process may export several, issue 9), in hello.loops and
+ * update.loops. Wire: [id, name|null, tid] with optional trailing elements, each group sent
+ * only when set (a receiver reads what is there):
+ *   3..5  thread|null, kind|null, addr            (when thread, kind or addr is set, or stats)
+ *   6..11 busy_ns, idle_ns, callbacks, slow, pending, running_ns  (when has_stats; a row of 11
+ *         elements, without running_ns, is read too)
+ * Older peers read the first three and ignore the rest. */
 typedef struct at_wire_loop_info {
-    uint32_t id;      /* 0 = the main loop */
-    const char *name; /* e.g. "main", "worker-2", NULL */
-    uint64_t tid;     /* Linux thread id running it, 0 unknown */
+    uint32_t id;         /* 0 = the main loop */
+    const char *name;    /* e.g. "main", "worker-2", NULL */
+    uint64_t tid;        /* Linux thread id running it, 0 unknown */
+    const char *thread;  /* optional: the thread's name (/proc comm), NULL unknown */
+    const char *kind;    /* optional: "at_loop" (asynctop runtime), "uv" (a libuv loop under the
+                            preload shim), NULL unknown */
+    uint64_t addr;       /* optional: the uv_loop_t's address in the process, 0 unknown */
+    bool has_stats;      /* the five counters below are present (update.loops) */
+    uint64_t busy_ns;    /* cumulative, as stats.busy_ns of that loop */
+    uint64_t idle_ns;    /* cumulative, as stats.idle_ns */
+    uint64_t callbacks;  /* cumulative, as stats.callbacks */
+    uint64_t slow;       /* cumulative, as stats.slow */
+    uint64_t pending;    /* now: tasks/in-flight requests not finished (ready+running+waiting) */
+    uint64_t running_ns; /* how long the callback running now has run (0: none), so a client
+                            sees another loop blocked and counts it as busy */
 } at_wire_loop_info_t;
 
 /* ---- hello: server -> client, the first frame ----------------------------- */
@@ -438,6 +455,18 @@ typedef struct at_wire_update {
     const at_wire_inflight_t *inflight;
     uint32_t n_inflight_gone;
     const uint64_t *inflight_gone;
+    /* optional: every loop the process exports now, with its counters (has_stats), so a
+     * client can offer a choice of loop and notice one that closed; 0 = not sent */
+    uint32_t n_loops;
+    const at_wire_loop_info_t *loops;
+    /* optional: the loop this connection watches has closed (its last events were sent);
+     * the connection stays up, a client subscribes again (a new connection) for another */
+    bool loop_gone;
+    /* optional: the final state (at_wire_task_state_t) of each task of tasks_gone, same order
+     * and count; a task may end and be released within one interval, and without this a
+     * client that last saw it waiting cannot tell cancelled or failed from done. 0 = absent */
+    uint32_t n_tasks_gone_state;
+    const uint64_t *tasks_gone_state;
 } at_wire_update_t;
 
 /* ---- request: client -> server, response: server -> client ---------------- */

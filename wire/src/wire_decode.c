@@ -982,6 +982,47 @@ static void get_exc(rd_t *r, const char *key, at_wire_exc_t *x)
         continue;                                                                                  \
     }
 
+/* Loop info rows (hello.loops, update.loops): 3 elements required, then the optional groups
+ * thread/kind/addr (3..5) and the counters (6..10, then 11); anything after is skipped. */
+static const at_wire_loop_info_t *get_loops(rd_t *r, uint32_t *count)
+{
+    uint32_t k = enter(r, "loops", K_ARRAY);
+    at_wire_loop_info_t *v = alloc_array(r, k, sizeof *v);
+    for (uint32_t j = 0; j < k && !r->code; j++) {
+        int c = row_open(r, "loops", 3);
+        if (c < 0)
+            break;
+        v[j].id = get_u32(r, "loops");
+        v[j].name = get_text_null(r, "loops");
+        v[j].tid = get_uint(r, "loops");
+        uint32_t known = 3;
+        if (c >= 6) {
+            v[j].thread = get_text_null(r, "loops");
+            v[j].kind = get_text_null(r, "loops");
+            v[j].addr = get_uint(r, "loops");
+            known = 6;
+        }
+        if (c >= 11) {
+            v[j].has_stats = true;
+            v[j].busy_ns = get_uint(r, "loops");
+            v[j].idle_ns = get_uint(r, "loops");
+            v[j].callbacks = get_uint(r, "loops");
+            v[j].slow = get_uint(r, "loops");
+            v[j].pending = get_uint(r, "loops");
+            known = 11;
+        }
+        if (c >= 12) {
+            v[j].running_ns = get_uint(r, "loops");
+            known = 12;
+        }
+        skip_rest(r, (uint32_t)c, known, "loops");
+        leave(r);
+    }
+    leave(r);
+    *count = r->code ? 0 : k;
+    return v;
+}
+
 static void dec_hello(rd_t *r, uint32_t n, at_wire_hello_t *m)
 {
     static const char *const names[] = {"pid",           "program", "argv",   "runtime",
@@ -1025,21 +1066,7 @@ static void dec_hello(rd_t *r, uint32_t n, at_wire_hello_t *m)
             m->caps = get_caps(r, "caps");
             seen |= 1u << 7;
         } else if (IS(r, "loops")) {
-            uint32_t k = enter(r, "loops", K_ARRAY);
-            at_wire_loop_info_t *v = alloc_array(r, k, sizeof *v);
-            for (uint32_t j = 0; j < k && !r->code; j++) {
-                int c = row_open(r, "loops", 3);
-                if (c < 0)
-                    break;
-                v[j].id = get_u32(r, "loops");
-                v[j].name = get_text_null(r, "loops");
-                v[j].tid = get_uint(r, "loops");
-                skip_rest(r, (uint32_t)c, 3, "loops");
-                leave(r);
-            }
-            leave(r);
-            m->n_loops = r->code ? 0 : k;
-            m->loops = v;
+            m->loops = get_loops(r, &m->n_loops);
         } else {
             skip(r, "hello");
         }
@@ -1206,6 +1233,12 @@ static void dec_update(rd_t *r, uint32_t n, at_wire_update_t *m)
             m->inflight = v;
         } else if (IS(r, "inflight_gone")) {
             m->inflight_gone = get_ids(r, "inflight_gone", &m->n_inflight_gone);
+        } else if (IS(r, "loops")) {
+            m->loops = get_loops(r, &m->n_loops);
+        } else if (IS(r, "loop_gone")) {
+            m->loop_gone = get_bool(r, "loop_gone");
+        } else if (IS(r, "tasks_gone_state")) {
+            m->tasks_gone_state = get_ids(r, "tasks_gone_state", &m->n_tasks_gone_state);
         } else {
             skip(r, "update");
         }

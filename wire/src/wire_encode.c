@@ -440,6 +440,32 @@ static int frame_end(enc_t *e, size_t start)
     return e->err;
 }
 
+/* Loop info rows: 3 elements, 6 with thread/kind/addr, 12 with the counters. */
+static void put_loops(enc_t *e, uint32_t n, const at_wire_loop_info_t *l)
+{
+    put_head(e, 4, n);
+    for (uint32_t i = 0; i < n; i++) {
+        bool ident = l[i].thread || l[i].kind || l[i].addr || l[i].has_stats;
+        put_head(e, 4, l[i].has_stats ? 12 : ident ? 6 : 3);
+        put_uint(e, l[i].id);
+        put_text(e, l[i].name);
+        put_uint(e, l[i].tid);
+        if (!ident)
+            continue;
+        put_text(e, l[i].thread);
+        put_text(e, l[i].kind);
+        put_uint(e, l[i].addr);
+        if (!l[i].has_stats)
+            continue;
+        put_uint(e, l[i].busy_ns);
+        put_uint(e, l[i].idle_ns);
+        put_uint(e, l[i].callbacks);
+        put_uint(e, l[i].slow);
+        put_uint(e, l[i].pending);
+        put_uint(e, l[i].running_ns);
+    }
+}
+
 int at_wire_encode_hello(at_wire_buf_t *b, const at_wire_hello_t *m)
 {
     enc_t e;
@@ -466,13 +492,7 @@ int at_wire_encode_hello(at_wire_buf_t *b, const at_wire_hello_t *m)
     n++;
     if (m->n_loops) {
         put_key(&e, "loops");
-        put_head(&e, 4, m->n_loops);
-        for (uint32_t i = 0; i < m->n_loops; i++) {
-            put_head(&e, 4, 3);
-            put_uint(&e, m->loops[i].id);
-            put_text(&e, m->loops[i].name);
-            put_uint(&e, m->loops[i].tid);
-        }
+        put_loops(&e, m->n_loops, m->loops);
         n++;
     }
     map_end(&e, at, n);
@@ -618,6 +638,18 @@ int at_wire_encode_update(at_wire_buf_t *b, const at_wire_update_t *m)
     if (m->n_inflight_gone) {
         put_key(&e, "inflight_gone");
         put_ids(&e, m->n_inflight_gone, m->inflight_gone);
+        n++;
+    }
+    if (m->n_loops) {
+        put_key(&e, "loops");
+        put_loops(&e, m->n_loops, m->loops);
+        n++;
+    }
+    if (m->loop_gone)
+        KV_BOOL(&e, n, "loop_gone", true);
+    if (m->n_tasks_gone_state) {
+        put_key(&e, "tasks_gone_state");
+        put_ids(&e, m->n_tasks_gone_state, m->tasks_gone_state);
         n++;
     }
     map_end(&e, at, n);
