@@ -451,7 +451,11 @@ at__mon_t *pl_begin(const pl_hit_t *h, at__cb_t *c)
     pl_loop_t *st = pl_loop_for(h->loop);
     if (st == NULL || st->mon == NULL || !pthread_equal(st->thread, pthread_self()))
         return NULL;
-    if (h->posted && st->att != NULL) {
+    /* Every finished request, posted or not: one issued before its loop was watched (before
+     * the loop's first uv_run, or on another thread) was never posted, but the exporter's
+     * resync listed it from the side table. Removing an id the exporter does not know is a
+     * no-op. */
+    if (h->rtype != PL_R_NONE && st->att != NULL) {
         at_export_task_row_t row = {.id = h->id};
         at__export_task_post(st->att, AT_EXPORT_TASK_REMOVED, &row);
     }

@@ -160,7 +160,8 @@ int pl_req_issued(const void *req, int rc);
 
 /* Begin timing the callback described by *h on the current thread; returns the monitor (pass
  * it to pl_end) or NULL when the callback runs untimed (unwatched loop, other thread). For
- * finished requests also posts the "removed" row. */
+ * finished requests also posts the "removed" row (whether or not their "added" row was posted:
+ * a resync may have listed them). */
 at__mon_t *pl_begin(const pl_hit_t *h, at__cb_t *c);
 static inline void pl_end(at__mon_t *m, at__cb_t *c)
 {

@@ -1,7 +1,9 @@
 /* preload_target.c: a plain libuv program for tests/preload/test_preload_programs.py — two
  * loops on two threads (the main one ticks quickly, the other has a 150 ms timer callback every
  * 300 ms) and requests left in flight (a read of stdin on the thread pool, a work item waiting
- * for it) until a line arrives on stdin, then everything is closed and it exits 0. */
+ * for it) until a line arrives on stdin, then everything is closed and it exits 0. A third
+ * request, a work item that sleeps 3 s, is issued with them before the first uv_run (before the
+ * shim watches the loop) and completes on its own. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +16,7 @@ static uv_loop_t loop_a, loop_b;
 static uv_timer_t tick_a, slow_t;
 static uv_async_t stop_b;
 static uv_fs_t stdin_req;
-static uv_work_t work;
+static uv_work_t work, sleepy;
 static char line[256];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -58,6 +60,14 @@ static void after_waiting_work(uv_work_t *w, int status)
     (void)status;
 }
 
+static void sleepy_work(uv_work_t *w)
+{
+    (void)w;
+    struct timespec d = {3, 0};
+    while (nanosleep(&d, &d) != 0)
+        ;
+}
+
 static void on_stdin(uv_fs_t *req)
 {
     uv_fs_req_cleanup(req);
@@ -88,6 +98,7 @@ int main(void)
     uv_buf_t b = uv_buf_init(line, sizeof line);
     uv_fs_read(&loop_a, &stdin_req, 0, &b, 1, -1, on_stdin);
     uv_queue_work(&loop_a, &work, waiting_work, after_waiting_work);
+    uv_queue_work(&loop_a, &sleepy, sleepy_work, after_waiting_work);
     pthread_t tb;
     pthread_create(&tb, NULL, run_b, NULL);
     uv_run(&loop_a, UV_RUN_DEFAULT);
