@@ -370,7 +370,7 @@ void at__agg_loop_info(at_export_srv_t *srv, agg_loop_t *l, bool stats, at_wire_
     out->has_stats = true;
     const at__mon_t *m = l->mon;
     out->busy_ns = atomic_load_explicit(&m->busy_ns, memory_order_relaxed);
-    out->idle_ns = atomic_load_explicit(&m->idle_ns, memory_order_relaxed);
+    out->idle_ns = at__mon_idle_ns(m); /* under the shim: its measured polls */
     out->callbacks = atomic_load_explicit(&m->callbacks, memory_order_relaxed);
     out->slow = atomic_load_explicit(&m->slow_count, memory_order_relaxed);
     out->pending = l->by_state[AT_WIRE_TASK_READY] + l->by_state[AT_WIRE_TASK_RUNNING] +

@@ -645,6 +645,14 @@ typedef struct at__mon_stats {
 /* Snapshot of the counters (each exact, not all from one instant). Any thread. */
 void at__mon_stats(const at__mon_t *m, at__mon_stats_t *out);
 
+/* The loop's idle time so far, as at__mon_stats reports it: libuv's idle-time metric, or for a
+ * monitor whose polls are reported from outside (AT__MON_EXTERNAL_POLL: the preload shim, which
+ * leaves libuv's metric off) the measured poll time. Any thread. */
+static inline uint64_t at__mon_idle_ns(const at__mon_t *m)
+{
+    return atomic_load_explicit(m->external_poll ? &m->poll_ns : &m->idle_ns, memory_order_relaxed);
+}
+
 /* Handle inventory by type (uv_walk), excluding loopmon's own handles: total[t] and
  * active[t] for each uv_handle_type t < UV_HANDLE_TYPE_MAX. Loop thread only. */
 typedef struct at__handle_counts {

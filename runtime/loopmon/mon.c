@@ -448,8 +448,7 @@ void at__mon_stats(const at__mon_t *m, at__mon_stats_t *out)
     out->slow_count = atomic_load_explicit(&m->slow_count, memory_order_relaxed);
     out->busy_ns = atomic_load_explicit(&m->busy_ns, memory_order_relaxed);
     out->poll_ns = atomic_load_explicit(&m->poll_ns, memory_order_relaxed);
-    out->idle_ns = m->external_poll ? out->poll_ns /* the reported polls are the idle time */
-                                    : atomic_load_explicit(&m->idle_ns, memory_order_relaxed);
+    out->idle_ns = at__mon_idle_ns(m);
     out->poll_max_ns = atomic_load_explicit(&m->poll_max_ns, memory_order_relaxed);
     out->lag_max_ns = atomic_load_explicit(&m->lag_max_ns, memory_order_relaxed);
     at__hist_read(&m->lag, &out->lag);
