@@ -151,10 +151,16 @@ void Header_draw(App *app, int w)
         if (i < TS_DONE || i == TS_OTHER)
             total += st[i];
     }
-    snprintf(buf, sizeof buf, "%llu: %llu run %llu ready %llu wait", (unsigned long long)total,
-             (unsigned long long)st[TS_RUNNING], (unsigned long long)st[TS_READY],
-             (unsigned long long)st[TS_WAITING]);
-    field(1, &x, w, "tasks ", buf, CRT_colors[C_HEADER]);
+    if (Model_showsRequests(m)) {
+        /* a libuv loop under the shim: its pending rows are requests, all waiting */
+        snprintf(buf, sizeof buf, "%llu in flight", (unsigned long long)total);
+        field(1, &x, w, "requests ", buf, CRT_colors[C_HEADER]);
+    } else {
+        snprintf(buf, sizeof buf, "%llu: %llu run %llu ready %llu wait", (unsigned long long)total,
+                 (unsigned long long)st[TS_RUNNING], (unsigned long long)st[TS_READY],
+                 (unsigned long long)st[TS_WAITING]);
+        field(1, &x, w, "tasks ", buf, CRT_colors[C_HEADER]);
+    }
     uint64_t slow = m->loop.slow_total > m->nslow ? m->loop.slow_total : m->nslow;
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)slow);
     field(1, &x, w, "slow ", buf, CRT_colors[slow ? C_WARN : C_HEADER]);

@@ -308,6 +308,12 @@ const LoopInfo *Model_loop(const Model *this, uint32_t id)
     return i < 0 ? NULL : &this->loops[i];
 }
 
+bool Model_showsRequests(const Model *this)
+{
+    const LoopInfo *l = Model_loop(this, this->loop_id);
+    return l != NULL && strcmp(l->kind, "uv") == 0;
+}
+
 /* A new entry for id, kept in id order; NULL when the table is full of live loops. */
 static LoopInfo *loop_insert(Model *this, uint32_t id)
 {

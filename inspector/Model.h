@@ -271,6 +271,9 @@ void Model_resetLoop(Model *this);
 void Model_setLoops(Model *this, const LoopRow *rows, uint32_t n, uint64_t ts_ns);
 /* The entry of loop id, or NULL. */
 const LoopInfo *Model_loop(const Model *this, uint32_t id);
+/* True when the loop shown is a plain libuv loop under the preload shim (kind "uv"): its
+ * pending rows are in-flight requests, not tasks, and the screens say so. */
+bool Model_showsRequests(const Model *this);
 /* Live (not closed) loops held. */
 uint32_t Model_liveLoops(const Model *this);
 /* 1-based position of loop id among the live loops in id order (0 when not live). */

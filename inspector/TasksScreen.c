@@ -95,8 +95,10 @@ static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, con
     c.w = w;
     layout(&c, v, w);
     char info[200];
-    snprintf(info, sizeof info, "%s%u task%s%s%s%s", title, v->n, v->n == 1 ? "" : "s",
-             v->filter[0] ? "  filter: " : "", v->filter,
+    bool req = Model_showsRequests(&app->model);
+    snprintf(info, sizeof info, "%s%u %s%s%s%s%s%s", title, v->n, req ? "request" : "task",
+             v->n == 1 ? "" : "s", req ? " in flight" : "", v->filter[0] ? "  filter: " : "",
+             v->filter,
              app->model.nlinger ? "  (finished tasks shown dimmed for a few seconds)" : "");
     CRT_put(y, 0, info, w, CRT_colors[C_DIM], true);
     const char *titles[TC_COUNT];
@@ -110,8 +112,9 @@ static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, con
     if (v->n == 0) {
         CRT_put(y + 2, 1,
                 v->filter[0]
-                    ? "no task matches the filter (Esc clears it)"
+                    ? "no row matches the filter (Esc clears it)"
                     : (app->model.conn == CONN_CONNECTING ? "waiting for the first update..."
+                       : req                              ? "no requests in flight"
                                                           : "no tasks"),
                 w - 1, CRT_colors[C_DIM], false);
         s->sel_id = 0;

@@ -130,6 +130,10 @@ def test_picker_switch_and_close(env, target):
         s = tui.wait(r"^loop 1/2 \(thread %d 'loops_target', uv loop 0x[0-9a-f]+\)" % target.pid)
         s = tui.wait(r"start_alpha_work")
         assert rows(s) == ALPHA_ROWS, s
+        # a libuv loop's pending rows are requests, and the header and the screen say so
+        assert re.search(r"^requests 2 in flight  slow", s, re.M), s
+        assert re.search(r"^2 requests in flight", s, re.M), s
+        assert "tasks" not in s.split("\n")[1], s
         # its slow callbacks only
         tui.keys("4")
         s = tui.wait(r"alpha_slow")
