@@ -17,40 +17,10 @@
 
 #include <cmocka.h>
 
-#include "at_tasks_config.h"
 #include "coro.h"
 #include "stack_pool.h"
 
-#if AT_HAVE_VALGRIND_H
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-/* ThreadSanitizer gives each coroutine (a TSan fiber) a 512 KiB shadow stack mapping of its own:
- * 100,000 of them would exceed vm.max_map_count. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#include "test-sanitizers.h"
 
 static at__coro_backend_t backend_asm = AT__CORO_ASM;
 static at__coro_backend_t backend_uc = AT__CORO_UCONTEXT;

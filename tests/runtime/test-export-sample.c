@@ -13,11 +13,7 @@
 #include "export_int.h"
 #include "loopmon.h"
 
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
+#include "test-sanitizers.h"
 
 #define VISIBLE __attribute__((visibility("default"), noinline))
 

@@ -15,25 +15,7 @@
 
 #include <inttypes.h>
 
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-/* ThreadSanitizer maps a 512 KiB shadow stack per task (a TSan fiber): 100,000 of them would
- * exceed vm.max_map_count. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#include "test-sanitizers.h"
 
 #define VISIBLE __attribute__((visibility("default"), noinline))
 
