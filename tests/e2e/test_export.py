@@ -53,20 +53,23 @@ class Target(atclient.Program):
         return err
 
 
-class ExportTest(unittest.TestCase):
+class TargetCase(unittest.TestCase):
+    """A test with its own private directory, the targets and clients it made (killed and
+    closed afterwards, as are the extra processes it lists in self.procs)."""
+    PREFIX = "at-e2e-"
+
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="at-e2e-")
+        self.tmp = tempfile.mkdtemp(prefix=self.PREFIX)
         os.chmod(self.tmp, 0o700)
-        self.targets = []
-        self.clients = []
+        self.targets, self.clients, self.procs = [], [], []
 
     def tearDown(self):
         for c in self.clients:
             c.close()
-        for t in self.targets:
-            if t.p.poll() is None:
-                t.p.kill()
-                t.p.wait()
+        for p in self.procs + [t.p for t in self.targets]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def target(self, *args, **kw):
@@ -80,12 +83,16 @@ class ExportTest(unittest.TestCase):
         return c
 
     def live_client(self, t, interval_ms=100):
+        """A client subscribed at interval_ms, and its first (full) snapshot."""
         c = self.client(t.path)
         c.hello()
         c.subscribe(interval_ms)
         snap = c.recv_type("update")
         self.assertTrue(snap["full"])
         return c, snap
+
+
+class ExportTest(TargetCase):
 
     # ---------------------------------------------------------------------------------------
     def test_socket_path_and_modes(self):

@@ -11,7 +11,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -41,38 +40,8 @@ def wait_for(what, fn, timeout=10.0):
         time.sleep(0.05)
 
 
-class FaultTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="at-faults-")
-        os.chmod(self.tmp, 0o700)
-        self.targets, self.clients, self.procs = [], [], []
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-        for p in self.procs + [t.p for t in self.targets]:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def target(self, *args, **kw):
-        t = test_export.Target(self.tmp, *args, **kw)
-        self.targets.append(t)
-        return t
-
-    def client(self, path, **kw):
-        c = Client(path, **kw)
-        self.clients.append(c)
-        return c
-
-    def live_client(self, t, interval_ms=100):
-        c = self.client(t.path)
-        c.hello()
-        c.subscribe(interval_ms)
-        snap = c.recv_type("update")
-        self.assertTrue(snap["full"])
-        return c
+class FaultTest(test_export.TargetCase):
+    PREFIX = "at-faults-"
 
     # ---- what "unharmed" means ----------------------------------------------------------------
     def count(self, t):
@@ -102,7 +71,7 @@ class FaultTest(unittest.TestCase):
             if ntasks:
                 wait_for("good client to hold all tasks", lambda: (
                     good.recv_type("update") and len(good.tasks) == ntasks))
-        fresh = self.live_client(t)
+        fresh, _ = self.live_client(t)
         wait_for("a new client's view of %d tasks" % ntasks,
                  lambda: len(fresh.tasks) == ntasks or (fresh.recv_type("update") and False))
         fresh.close()
@@ -115,7 +84,7 @@ class FaultTest(unittest.TestCase):
     def test_inspector_sigkill_mid_frame(self):
         t = self.target()
         t.cmd("tasks 100000")  # a snapshot of several MB: the inspector is mid-frame for a while
-        good = self.live_client(t, 200)
+        good, _ = self.live_client(t, 200)
         fds = self.nfds(t)
         env = dict(os.environ, XDG_RUNTIME_DIR=self.tmp)
         env.pop("ASYNCTOP_SOCKET", None)
@@ -277,7 +246,7 @@ class FaultTest(unittest.TestCase):
     def test_fd_exhaustion_backs_off_and_recovers(self):
         t = self.target(("--nofile", "48"), env={"ASYNCTOP_MAX_CLIENTS": "200"})
         t.cmd("tasks 50")
-        good = self.live_client(t)
+        good, _ = self.live_client(t)
 
         def cpu_ticks():
             with open("/proc/%d/stat" % t.pid) as f:
@@ -322,7 +291,7 @@ class FaultTest(unittest.TestCase):
     def test_silent_clients_dropped_at_handshake_timeout(self):
         t = self.target(("--handshake-ms", "500"))
         t.cmd("tasks 20")
-        good = self.live_client(t)
+        good, _ = self.live_client(t)
         fds = self.nfds(t)
         silent = [self.client(t.path) for _ in range(10)]  # connect, send nothing
         for c in silent:
@@ -347,7 +316,7 @@ class FaultTest(unittest.TestCase):
     def test_frame_length_4gib(self):
         t = self.target()
         t.cmd("tasks 20")
-        good = self.live_client(t)
+        good, _ = self.live_client(t)
         fds = self.nfds(t)
         for before in (False, True):  # as the first frame, and after subscribing
             bad = self.client(t.path)
@@ -372,8 +341,8 @@ class FaultTest(unittest.TestCase):
     def test_hostile_requests(self):
         t = self.target()
         t.cmd("tasks 20")
-        good = self.live_client(t)
-        c = self.live_client(t)
+        good, _ = self.live_client(t)
+        c, _ = self.live_client(t)
         wait_for("20 tasks", lambda: len(c.tasks) == 20 or (c.recv_type("update") and False))
         h = self.client(t.path).hello()
         slow_before = h["config"]["slow_ns"]
@@ -442,7 +411,7 @@ class FaultTest(unittest.TestCase):
         # no state lost or changed: the threshold as it was, no task cancelled, all present
         h = self.client(t.path).hello()
         self.assertEqual(h["config"]["slow_ns"], slow_before)
-        viewer = self.live_client(t)
+        viewer, _ = self.live_client(t)
         wait_for("20 tasks", lambda: len(viewer.tasks) == 20 or (viewer.recv_type("update") and False))
         self.assertTrue(all(row[2] != 4 for row in viewer.tasks.values()), viewer.tasks)
         self.assert_unharmed(t, good, 20)
@@ -452,8 +421,8 @@ class FaultTest(unittest.TestCase):
     def test_dropped_counters_tell_the_truth(self):
         t = self.target()
         t.cmd("threshold 60000")  # no slow events: only the warnings we post
-        fast = self.live_client(t, 100)
-        slow = self.live_client(t, 1000)  # falls more than the 1024-event log behind
+        fast, _ = self.live_client(t, 100)
+        slow, _ = self.live_client(t, 1000)  # falls more than the 1024-event log behind
         seen = {fast: [], slow: []}
         last = {}
 
