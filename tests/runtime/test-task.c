@@ -1281,6 +1281,59 @@ static int shallow(void *arg, void **result)
     return at_yield();
 }
 
+/* Runs child() in a forked process with its stderr captured (default SIGSEGV/SIGABRT
+ * dispositions) and asserts that it died of SIGABRT after writing `expect` to stderr. */
+static void assert_child_aborts_with(void (*child)(void), const char *expect)
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pipefd[0]);
+        dup2(pipefd[1], STDERR_FILENO);
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        child();
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char out[2048];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(pipefd[0], out + n, sizeof out - 1 - n)) > 0) {
+        n += (size_t)r;
+    }
+    out[n] = '\0';
+    close(pipefd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_contains(out, expect);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+static void overflow_recycled_child(void)
+{
+    at_loop_t *loop = loop_new();
+    at_task_opts_t o = {.stack_size = 64 * 1024};
+    at_task_spawn(loop, goes_deep, NULL, &o, NULL);
+    at_loop_run(loop, AT_RUN_DEFAULT);
+    at_task_spawn(loop, shallow, NULL, &o, NULL);
+    at_loop_run(loop, AT_RUN_DEFAULT);
+    at__stack_pool_stats_t before, after;
+    at__stack_pool_stats(&before);
+    o.name = "recycled-runaway";
+    at_task_spawn(loop, overflows, NULL, &o, NULL);
+    at__stack_pool_stats(&after);
+    if (after.slots_carved != before.slots_carved || after.slots_free + 1 != before.slots_free) {
+        fprintf(stderr, "not a recycled stack\n");
+        _exit(1);
+    }
+    at_loop_run(loop, AT_RUN_DEFAULT);
+}
+
 /* A stack that comes back from the pool (after a deep task and a shallow one used it) is still
  * guarded: the task that overflows it is stopped and named. */
 static void test_stack_overflow_recycled_stack(void **state)
@@ -1288,49 +1341,15 @@ static void test_stack_overflow_recycled_stack(void **state)
     if (RUNNING_ON_VALGRIND) {
         skip();
     }
-    int pipefd[2];
-    assert_int_equal(pipe(pipefd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(pipefd[0]);
-        dup2(pipefd[1], STDERR_FILENO);
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGABRT, SIG_DFL);
-        at_loop_t *loop = loop_new();
-        at_task_opts_t o = {.stack_size = 64 * 1024};
-        at_task_spawn(loop, goes_deep, NULL, &o, NULL);
-        at_loop_run(loop, AT_RUN_DEFAULT);
-        at_task_spawn(loop, shallow, NULL, &o, NULL);
-        at_loop_run(loop, AT_RUN_DEFAULT);
-        at__stack_pool_stats_t before, after;
-        at__stack_pool_stats(&before);
-        o.name = "recycled-runaway";
-        at_task_spawn(loop, overflows, NULL, &o, NULL);
-        at__stack_pool_stats(&after);
-        if (after.slots_carved != before.slots_carved ||
-            after.slots_free + 1 != before.slots_free) {
-            fprintf(stderr, "not a recycled stack\n");
-            _exit(1);
-        }
-        at_loop_run(loop, AT_RUN_DEFAULT);
-        _exit(0);
-    }
-    close(pipefd[1]);
-    char out[2048];
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(pipefd[0], out + n, sizeof out - 1 - n)) > 0) {
-        n += (size_t)r;
-    }
-    out[n] = '\0';
-    close(pipefd[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_contains(out, "stack overflow in task 'recycled-runaway'");
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_child_aborts_with(overflow_recycled_child, "stack overflow in task 'recycled-runaway'");
+}
+
+static void overflow_child(void)
+{
+    at_loop_t *loop = loop_new();
+    at_task_opts_t o = {.name = "runaway-parser", .stack_size = 64 * 1024};
+    at_task_spawn(loop, overflows, NULL, &o, NULL);
+    at_loop_run(loop, AT_RUN_DEFAULT);
 }
 
 static void test_stack_overflow_names_task(void **state)
@@ -1338,36 +1357,7 @@ static void test_stack_overflow_names_task(void **state)
     if (RUNNING_ON_VALGRIND) {
         skip();
     }
-    int pipefd[2];
-    assert_int_equal(pipe(pipefd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(pipefd[0]);
-        dup2(pipefd[1], STDERR_FILENO);
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGABRT, SIG_DFL);
-        at_loop_t *loop = loop_new();
-        at_task_opts_t o = {.name = "runaway-parser", .stack_size = 64 * 1024};
-        at_task_spawn(loop, overflows, NULL, &o, NULL);
-        at_loop_run(loop, AT_RUN_DEFAULT);
-        _exit(0);
-    }
-    close(pipefd[1]);
-    char out[2048];
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(pipefd[0], out + n, sizeof out - 1 - n)) > 0) {
-        n += (size_t)r;
-    }
-    out[n] = '\0';
-    close(pipefd[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_contains(out, "stack overflow in task 'runaway-parser'");
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_child_aborts_with(overflow_child, "stack overflow in task 'runaway-parser'");
 }
 
 int main(void)
