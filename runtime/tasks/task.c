@@ -433,6 +433,20 @@ static void open_step_drop(tloop_t *tl)
     }
 }
 
+/* Makes `t` the task whose step is its loop's callback still running (billed to it when that
+ * callback ends, from `site`'s counters as they are now); the previous open step, if any, is
+ * dropped. */
+static inline void open_step_set(at_task_t *t, at__site_t *site)
+{
+    tloop_t *tl = t->tl;
+    open_step_drop(tl);
+    tl->open_step.task = t;
+    tl->open_step.site = site;
+    tl->open_step.count = atomic_load_explicit(&site->count, memory_order_relaxed);
+    tl->open_step.total_ns = atomic_load_explicit(&site->total_ns, memory_order_relaxed);
+    t->open_step = true;
+}
+
 /* Runs one step of `t` on this thread's stack: switch in, until it awaits or
  * ends. Called from a loop callback (whose timing we attribute to the task).
  * Always inlined into its callers on the spawn/join path: every return from a frame that
@@ -464,12 +478,7 @@ static inline __attribute__((always_inline)) void task_run_inline(at_task_t *t)
         }
         /* The callback is still running (the step of another task that ended in it, or of
          * this one): its time is this step's, billed when it ends. */
-        open_step_drop(tl);
-        tl->open_step.task = t;
-        tl->open_step.site = cb->site;
-        tl->open_step.count = atomic_load_explicit(&cb->site->count, memory_order_relaxed);
-        tl->open_step.total_ns = atomic_load_explicit(&cb->site->total_ns, memory_order_relaxed);
-        t->open_step = true;
+        open_step_set(t, cb->site);
         timed = true;
     }
     t->state = AT_TASK_RUNNING;
@@ -507,13 +516,7 @@ AT__AWAIT_TEXT static void step_restart(at_task_t *t, at__mon_t *m, at__site_t *
     at__task_busy_settle(t->tl);
     at__cb_begin_full(m, cb, site, AT__CB_TASK_STEP, t->id, NULL, NULL, 0);
     cb->task_name = t->name;
-    tloop_t *tl = t->tl;
-    open_step_drop(tl);
-    tl->open_step.task = t;
-    tl->open_step.site = site;
-    tl->open_step.count = atomic_load_explicit(&site->count, memory_order_relaxed);
-    tl->open_step.total_ns = atomic_load_explicit(&site->total_ns, memory_order_relaxed);
-    t->open_step = true;
+    open_step_set(t, site);
     t->steps++;
 }
 
@@ -980,13 +983,7 @@ static inline __attribute__((always_inline)) int join_inline(at_task_t *t, at_ta
             }
             at__running_publish(&m->running, cb->site, cb->start_ns, t->id, NULL, AT__CB_TASK_STEP);
         }
-        tloop_t *tl = t->tl;
-        open_step_drop(tl);
-        tl->open_step.task = t;
-        tl->open_step.site = cb->site;
-        tl->open_step.count = atomic_load_explicit(&cb->site->count, memory_order_relaxed);
-        tl->open_step.total_ns = atomic_load_explicit(&cb->site->total_ns, memory_order_relaxed);
-        t->open_step = true;
+        open_step_set(t, cb->site);
         t->steps++;
     } else if (*code != 0) {
         /* The joiner was cancelled and goes on while the task waits: a step of its own. */
