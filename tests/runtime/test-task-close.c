@@ -18,18 +18,6 @@ static at_loop_t *loop_new(void)
     return loop;
 }
 
-/* close_clean, for a test that still holds `held` futures (tasks) it releases after the close. */
-static void close_clean_holding(at_loop_t *loop, size_t held)
-{
-    at_close_report_t rep;
-    assert_int_equal(at_loop_close(loop, &rep), 0);
-    assert_int_equal(rep.unclosed_handles, 0);
-    assert_int_equal(rep.unretrieved_errors, 0);
-    assert_int_equal(rep.dropped_callbacks, 0);
-    assert_int_equal(rep.pending_work, 0);
-    assert_int_equal(rep.live_futures, held);
-}
-
 /* Runs the loop until `n` tasks are pending and none is ready (every one waits). */
 static void run_until_all_wait(at_loop_t *loop, size_t n)
 {
