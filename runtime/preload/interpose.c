@@ -198,6 +198,28 @@ static inline long poll_syscall(long nr, long a1, long a2, long a3, long a4, lon
 #endif
 }
 
+/* The end of a timed poll made with the raw syscall (r: its result or -errno): reports it to
+ * loopmon (interrupted or not) and returns what libc's wrapper would, errno set on failure. */
+static inline int poll_end_raw(pl_loop_t *st, long r)
+{
+    at__mon_poll_end(st->mon, r == -EINTR);
+    if (AT__UNLIKELY(r < 0)) {
+        errno = (int)-r;
+        return -1;
+    }
+    return (int)r;
+}
+
+/* The end of a timed poll made through libc's wrapper (n: its result): reports it to loopmon
+ * and returns n with the wrapper's errno. */
+static inline int poll_end_libc(pl_loop_t *st, int n)
+{
+    int e = errno;
+    at__mon_poll_end(st->mon, n < 0 && e == EINTR);
+    errno = e;
+    return n;
+}
+
 PL_EXTERN int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
     pl_loop_t *st = pl_running;
@@ -206,21 +228,11 @@ PL_EXTERN int epoll_wait(int epfd, struct epoll_event *events, int maxevents, in
         return r_epoll_wait(epfd, events, maxevents, timeout);
     }
     at__mon_poll_begin(st->mon);
-    if (AT__LIKELY(atomic_load_explicit(&pl_cancel_seen, memory_order_seq_cst) == 0)) {
-        long r = poll_syscall(SYS_epoll_wait, epfd, (long)events, maxevents, timeout, 0, 0);
-        at__mon_poll_end(st->mon, r == -EINTR);
-        if (AT__UNLIKELY(r < 0)) {
-            errno = (int)-r;
-            return -1;
-        }
-        return (int)r;
-    }
+    if (AT__LIKELY(atomic_load_explicit(&pl_cancel_seen, memory_order_seq_cst) == 0))
+        return poll_end_raw(
+            st, poll_syscall(SYS_epoll_wait, epfd, (long)events, maxevents, timeout, 0, 0));
     REAL(epoll_wait);
-    int n = r_epoll_wait(epfd, events, maxevents, timeout);
-    int e = errno;
-    at__mon_poll_end(st->mon, n < 0 && e == EINTR);
-    errno = e;
-    return n;
+    return poll_end_libc(st, r_epoll_wait(epfd, events, maxevents, timeout));
 }
 
 PL_EXTERN int epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int timeout,
@@ -232,22 +244,11 @@ PL_EXTERN int epoll_pwait(int epfd, struct epoll_event *events, int maxevents, i
         return r_epoll_pwait(epfd, events, maxevents, timeout, sigmask);
     }
     at__mon_poll_begin(st->mon);
-    if (AT__LIKELY(atomic_load_explicit(&pl_cancel_seen, memory_order_seq_cst) == 0)) {
-        long r = poll_syscall(SYS_epoll_pwait, epfd, (long)events, maxevents, timeout,
-                              (long)sigmask, _NSIG / 8);
-        at__mon_poll_end(st->mon, r == -EINTR);
-        if (AT__UNLIKELY(r < 0)) {
-            errno = (int)-r;
-            return -1;
-        }
-        return (int)r;
-    }
+    if (AT__LIKELY(atomic_load_explicit(&pl_cancel_seen, memory_order_seq_cst) == 0))
+        return poll_end_raw(st, poll_syscall(SYS_epoll_pwait, epfd, (long)events, maxevents,
+                                             timeout, (long)sigmask, _NSIG / 8));
     REAL(epoll_pwait);
-    int n = r_epoll_pwait(epfd, events, maxevents, timeout, sigmask);
-    int e = errno;
-    at__mon_poll_end(st->mon, n < 0 && e == EINTR);
-    errno = e;
-    return n;
+    return poll_end_libc(st, r_epoll_pwait(epfd, events, maxevents, timeout, sigmask));
 }
 
 PL_EXTERN int pthread_cancel(pthread_t thread)
