@@ -576,6 +576,8 @@ void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l)
         as->st.count = st.count;
         as->st.total_ns = st.total_ns;
         as->st.max_ns = st.max_ns;
+        as->st.has_min = true;
+        as->st.min_ns = st.min_ns;
         as->st.hist.n = hist_to_wire(&st.hist, as->hist);
         as->st.hist.counts = as->hist;
         as->gen = ++srv->agg.gen;

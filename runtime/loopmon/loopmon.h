@@ -177,6 +177,7 @@ typedef struct at__site {
     _Atomic uint64_t count;
     _Atomic uint64_t total_ns; /* exclusive time: nested callbacks are not counted twice */
     _Atomic uint64_t max_ns;
+    _Atomic uint64_t min_ns; /* meaningful once count > 0 */
     at__hist_t hist;
     struct at__site *_Atomic next_all; /* list of all sites of the monitor (readers) */
     struct at__site *hnext;            /* hash chain (loop thread only) */
@@ -184,7 +185,7 @@ typedef struct at__site {
 } at__site_t;
 
 typedef struct at__site_stats {
-    uint64_t count, total_ns, max_ns;
+    uint64_t count, total_ns, max_ns, min_ns; /* min_ns: 0 while count is 0 */
     at__hist_snap_t hist;
 } at__site_stats_t;
 
@@ -194,8 +195,10 @@ void at__site_read(const at__site_t *s, at__site_stats_t *out);
 /* Record one callback of `ns` exclusive nanoseconds. Loop thread (single writer). */
 static inline void at__site_record(at__site_t *s, uint64_t ns)
 {
-    atomic_store_explicit(&s->count, atomic_load_explicit(&s->count, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    uint64_t count = atomic_load_explicit(&s->count, memory_order_relaxed);
+    if (count == 0 || ns < atomic_load_explicit(&s->min_ns, memory_order_relaxed))
+        atomic_store_explicit(&s->min_ns, ns, memory_order_relaxed);
+    atomic_store_explicit(&s->count, count + 1, memory_order_relaxed);
     atomic_store_explicit(&s->total_ns,
                           atomic_load_explicit(&s->total_ns, memory_order_relaxed) + ns,
                           memory_order_relaxed);

@@ -360,6 +360,7 @@ void at__site_read(const at__site_t *s, at__site_stats_t *out)
     out->count = atomic_load_explicit(&s->count, memory_order_relaxed);
     out->total_ns = atomic_load_explicit(&s->total_ns, memory_order_relaxed);
     out->max_ns = atomic_load_explicit(&s->max_ns, memory_order_relaxed);
+    out->min_ns = out->count ? atomic_load_explicit(&s->min_ns, memory_order_relaxed) : 0;
     at__hist_read(&s->hist, &out->hist);
 }
 

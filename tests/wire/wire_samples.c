@@ -49,7 +49,7 @@ static const uint64_t tasks_gone[] = {5, 9, 100000};
 static const uint64_t tasks_gone_state[] = {AT_WIRE_TASK_CANCELLED, AT_WIRE_TASK_DONE,
                                             AT_WIRE_TASK_FAILED};
 static const at_wire_site_stats_t site_stats[] = {
-    {2, AT_WIRE_CB_TASK_STEP, 1000, 5000000, 120000000, 1, {5, site_hist}},
+    {2, AT_WIRE_CB_TASK_STEP, 1000, 5000000, 120000000, 1, {5, site_hist}, true, 1500},
     {300, AT_WIRE_CB_TIMER, 1, 1, 1, 0, {0, NULL}},
 };
 static const at_wire_slow_t slow[] = {
@@ -399,6 +399,8 @@ static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t
         EQ_NUM(q, s->count, t->count, "site_stats.count");
         EQ_NUM(q, s->total_ns, t->total_ns, "site_stats.total_ns");
         EQ_NUM(q, s->max_ns, t->max_ns, "site_stats.max_ns");
+        EQ_NUM(q, s->has_min, t->has_min, "site_stats.has_min");
+        EQ_NUM(q, s->min_ns, t->min_ns, "site_stats.min_ns");
         EQ_NUM(q, s->slow, t->slow, "site_stats.slow");
         eq_hist(q, &s->hist, &t->hist, "site_stats.hist");
     }

@@ -1190,7 +1190,10 @@ static void dec_update(rd_t *r, uint32_t n, at_wire_update_t *m)
                 v[j].max_ns = get_uint(r, "site_stats");
                 v[j].slow = get_uint(r, "site_stats");
                 get_hist(r, "site_stats", &v[j].hist);
-                skip_rest(r, (uint32_t)c, 7, "site_stats");
+                v[j].has_min = c > 7;
+                if (c > 7)
+                    v[j].min_ns = get_uint(r, "site_stats");
+                skip_rest(r, (uint32_t)c, c > 7 ? 8 : 7, "site_stats");
                 leave(r);
             }
             leave(r);
