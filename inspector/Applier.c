@@ -315,10 +315,11 @@ static void apply_stats(Applier *this, const at_wire_update_t *u)
         in.callbacks_per_s = u->ts_ns ? (double)s->callbacks * 1e9 / (double)u->ts_ns : 0;
     }
     if (ndiff) {
-        /* the interval's samples: their min and max are not on the wire, so no clamp */
+        /* the interval's samples: none exceeds the largest since start (when sent) */
         at_wire_hist_t h = {nlag, diff};
-        in.lag_p50_ns = at_wire_hist_quantile(&h, 0.5, 0, UINT64_MAX);
-        in.lag_p99_ns = at_wire_hist_quantile(&h, 0.99, 0, UINT64_MAX);
+        uint64_t max = s->lag_max_ns ? s->lag_max_ns : UINT64_MAX;
+        in.lag_p50_ns = at_wire_hist_quantile(&h, 0.5, 0, max);
+        in.lag_p99_ns = at_wire_hist_quantile(&h, 0.99, 0, max);
     } else if (this->have_prev) {
         in.lag_p50_ns = m->loop.lag_p50_ns;
         in.lag_p99_ns = m->loop.lag_p99_ns;

@@ -1162,6 +1162,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             lag = ms.lag;
             u.stats.lag.n = hist_to_wire(&lag, lag_w);
             u.stats.lag.counts = lag_w;
+            u.stats.lag_max_ns = ms.lag_max_ns;
             memcpy(u.stats.tasks_by_state, l->by_state, sizeof u.stats.tasks_by_state);
             at__agg_inventory_fill(l, &u.stats);
             at__agg_running(srv, l, &u.running, run_name, sizeof run_name);

@@ -122,6 +122,7 @@ static const wire_sample_t samples[] = {
                   .slow = 3,
                   .errors = 6,
                   .lag = {11, lag_counts},
+                  .lag_max_ns = 45,
                   .tasks_by_state = {1, 1, 70000, 2, 3, 4},
                   .n_handles = 3,
                   .handles = handles,
@@ -364,6 +365,7 @@ static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t
         EQ_NUM(q, s->slow, t->slow, "stats.slow");
         EQ_NUM(q, s->errors, t->errors, "stats.errors");
         eq_hist(q, &s->lag, &t->lag, "stats.lag");
+        EQ_NUM(q, s->lag_max_ns, t->lag_max_ns, "stats.lag_max_ns");
         for (int i = 0; i < AT_WIRE_TASK_NSTATES; i++)
             EQ_NUM(q, s->tasks_by_state[i], t->tasks_by_state[i], "stats.tasks");
         eq_counts(q, s->n_handles, s->handles, t->n_handles, t->handles, "stats.handles");

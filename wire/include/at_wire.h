@@ -411,7 +411,8 @@ typedef struct at_wire_loop_stats {
     uint64_t callbacks;  /* callbacks run */
     uint64_t slow;       /* slow callbacks */
     uint64_t errors;     /* exception/warning events */
-    at_wire_hist_t lag;  /* loop lag samples (ns) */
+    at_wire_hist_t lag;  /* loop lag samples (ns), one per loop iteration */
+    uint64_t lag_max_ns; /* optional: the largest lag sample since start; 0 = not sent */
     /* tasks the server currently reports, by at_wire_task_state_t; a
      * finished task counts under its final state until it is in tasks_gone */
     uint64_t tasks_by_state[AT_WIRE_TASK_NSTATES];

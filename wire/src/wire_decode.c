@@ -844,6 +844,8 @@ static void get_stats(rd_t *r, const char *key, at_wire_loop_stats_t *s)
         } else if (IS(r, "lag")) {
             get_hist(r, "lag", &s->lag);
             seen |= 1u << 6;
+        } else if (IS(r, "lag_max_ns")) {
+            s->lag_max_ns = get_uint(r, "lag_max_ns");
         } else if (IS(r, "tasks")) {
             int k = row_open(r, "tasks", AT_WIRE_TASK_NSTATES);
             if (k < 0)

@@ -347,6 +347,7 @@ static void put_stats(enc_t *e, const at_wire_loop_stats_t *s)
     put_key(e, "lag");
     put_hist(e, &s->lag);
     n++;
+    KV_UINT0(e, n, "lag_max_ns", s->lag_max_ns);
     put_key(e, "tasks");
     put_head(e, 4, AT_WIRE_TASK_NSTATES);
     for (unsigned i = 0; i < AT_WIRE_TASK_NSTATES; i++)
