@@ -68,6 +68,13 @@ def test_screens(env):
         d = tui.wait(r"fetch_level_one")
         assert re.search(r"#\d+\s+fetch_level_two\s+tui_target.c:\d+", d), d
         assert "Created from" in d and "spawn_named" in d, d
+        # issue 14: its step durations (were always "(no samples)"): one count per step the
+        # task's row reports (the task waits, so neither changes meanwhile)
+        d = tui.wait(r"Step durations\n\s+< ")
+        hist = d.split("Step durations", 1)[1]
+        counts = [int(x) for x in re.findall(r"^\s+< \S+\s+\S+\s+(\d+)\s*$", hist, re.M)]
+        steps = int(re.search(r"steps (\d+)", d).group(1))
+        assert sum(counts) == steps >= 1, (steps, hist)
         tui.keys("Escape")
         tui.wait(r"^\s+\d+ fetcher\s", 5)
         # End / Home / k / PgDn / PgUp move the cursor without losing it

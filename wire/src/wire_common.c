@@ -94,14 +94,6 @@ const char *at_wire_op_name(int op)
     return at__wire_op_names[op];
 }
 
-unsigned at_wire_hist_index(uint64_t v)
-{
-    if (v < 4)
-        return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v);
-    return 4u * (e - 1u) + (unsigned)((v >> (e - 2u)) & 3u);
-}
-
 uint64_t at_wire_hist_lower(unsigned i)
 {
     assert(i < AT_WIRE_HIST_BUCKETS);
