@@ -244,7 +244,7 @@ static void test_applier_snapshot_delta(void **state)
     assert_int_equal(m.loop.nhandles, 1);
     assert_string_equal(m.loop.handles[0].name, "tcp");
     assert_int_equal(Model_droppedTotal(&m), 4);
-    /* 10 samples in bucket 60 ([2^15*4, 2^15*5)): p99 interpolated near the bucket's top, not
+    /* 10 samples in bucket 60 ([4 * 2^14, 5 * 2^14)): p99 interpolated near the bucket's top, not
      * its lower bound (a power of two, below every sample) */
     assert_true(m.loop.lag_p99_ns > at_wire_hist_lower(60) &&
                 m.loop.lag_p99_ns < at_wire_hist_upper(60));
