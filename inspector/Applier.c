@@ -25,35 +25,6 @@ const char *Applier_cbKindName(unsigned kind)
     return kind < sizeof cb_names / sizeof cb_names[0] ? cb_names[kind] : "callback";
 }
 
-uint64_t Applier_histLower(unsigned i)
-{
-    if (i < 4)
-        return i;
-    unsigned shift = i / 4 - 1;
-    if (shift > 61)
-        return UINT64_MAX;
-    return (uint64_t)(4 + i % 4) << shift;
-}
-
-uint64_t Applier_histQuantile(const uint64_t *counts, uint32_t n, double q)
-{
-    uint64_t total = 0;
-    if (n > AT_WIRE_HIST_BUCKETS)
-        n = AT_WIRE_HIST_BUCKETS;
-    for (uint32_t i = 0; i < n; i++)
-        total += counts[i];
-    if (!total)
-        return 0;
-    double want = q * (double)total;
-    uint64_t seen = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        seen += counts[i];
-        if ((double)seen >= want && counts[i])
-            return Applier_histLower(i);
-    }
-    return Applier_histLower(n - 1);
-}
-
 void Applier_init(Applier *this, Model *model)
 {
     memset(this, 0, sizeof *this);
@@ -324,7 +295,7 @@ static void apply_stats(Applier *this, const at_wire_update_t *u)
         uint64_t c = s->lag.counts[i];
         diff[i] = this->have_prev && c >= this->prev_lag[i] ? c - this->prev_lag[i] : c;
         ndiff += diff[i];
-        in.lag_hist[Hist_bucket(Applier_histLower(i))] += c;
+        in.lag_hist[Hist_bucket(at_wire_hist_lower(i))] += c;
     }
     /* busy_ns counts finished callbacks only: add the one running now, so a blocked loop
      * reads 100% while it is blocked, not 0% (the running time is counted once: when the
@@ -344,8 +315,11 @@ static void apply_stats(Applier *this, const at_wire_update_t *u)
         in.callbacks_per_s = u->ts_ns ? (double)s->callbacks * 1e9 / (double)u->ts_ns : 0;
     }
     if (ndiff) {
-        in.lag_p50_ns = Applier_histQuantile(diff, nlag, 0.5);
-        in.lag_p99_ns = Applier_histQuantile(diff, nlag, 0.99);
+        /* the interval's samples: none exceeds the largest since start (when sent) */
+        at_wire_hist_t h = {nlag, diff};
+        uint64_t max = s->lag_max_ns ? s->lag_max_ns : UINT64_MAX;
+        in.lag_p50_ns = at_wire_hist_quantile(&h, 0.5, 0, max);
+        in.lag_p99_ns = at_wire_hist_quantile(&h, 0.99, 0, max);
     } else if (this->have_prev) {
         in.lag_p50_ns = m->loop.lag_p50_ns;
         in.lag_p99_ns = m->loop.lag_p99_ns;
@@ -467,8 +441,7 @@ static void apply_site_stats(Applier *this, const at_wire_site_stats_t *w)
     s->calls = w->count;
     s->slow = w->slow;
     s->rt_max_ns = w->max_ns;
-    uint32_t n = w->hist.n < AT_WIRE_HIST_BUCKETS ? w->hist.n : AT_WIRE_HIST_BUCKETS;
-    s->rt_p99_ns = Applier_histQuantile(w->hist.counts, n, 0.99);
+    s->rt_p99_ns = at_wire_hist_quantile(&w->hist, 0.99, w->has_min ? w->min_ns : 0, w->max_ns);
     this->model->slow_gen++;
 }
 
@@ -661,7 +634,7 @@ static void apply_response(Applier *this, const at_wire_response_t *r)
         m->detail_nchildren = nc;
         uint32_t nh = d->step_hist.n < AT_WIRE_HIST_BUCKETS ? d->step_hist.n : AT_WIRE_HIST_BUCKETS;
         for (uint32_t i = 0; i < nh; i++)
-            m->detail_hist[Hist_bucket(Applier_histLower(i))] += d->step_hist.counts[i];
+            m->detail_hist[Hist_bucket(at_wire_hist_lower(i))] += d->step_hist.counts[i];
         m->detail_ready = true;
     }
 }

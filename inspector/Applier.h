@@ -60,10 +60,4 @@ void Applier_stack(const Applier *this, uint32_t stack, Stack *out);
 const char *Applier_waitKindName(unsigned kind);
 const char *Applier_cbKindName(unsigned kind);
 
-/* Quantile q (0..1] of a wire histogram (lower bound of the bucket); 0 when
- * empty. Independent of the wire library's implementation. */
-uint64_t Applier_histQuantile(const uint64_t *counts, uint32_t n, double q);
-/* Lower bound (ns) of wire histogram bucket i. */
-uint64_t Applier_histLower(unsigned i);
-
 #endif

@@ -670,20 +670,8 @@ uint64_t Hist_bucketMax(unsigned b)
 
 uint64_t SlowSite_percentile(const SlowSite *s, double p)
 {
-    if (!s->count)
-        return 0;
-    uint64_t want = (uint64_t)((double)s->count * p / 100.0 + 0.999999);
-    if (want < 1)
-        want = 1;
-    uint64_t seen = 0;
-    for (unsigned b = 0; b < MODEL_HIST_BUCKETS; b++) {
-        seen += s->hist[b];
-        if (seen >= want) {
-            uint64_t v = Hist_bucketMax(b);
-            return v < s->max_ns ? v : s->max_ns;
-        }
-    }
-    return s->max_ns;
+    at_wire_hist_t h = {AT_WIRE_HIST_BUCKETS, s->hist};
+    return at_wire_hist_quantile(&h, p / 100.0, s->min_ns, s->max_ns);
 }
 
 /* ---- slow callbacks and exceptions --------------------------------------- */
@@ -735,11 +723,13 @@ void Model_addSlow(Model *this, SlowEvent *ev)
     SlowSite *site = Model_site(this, slot->site);
     if (!site)
         return;
+    if (site->count == 0 || slot->duration_ns < site->min_ns)
+        site->min_ns = slot->duration_ns;
     site->count++;
     site->total_ns += slot->duration_ns;
     if (slot->duration_ns > site->max_ns)
         site->max_ns = slot->duration_ns;
-    site->hist[Hist_bucket(slot->duration_ns)]++;
+    site->hist[at_wire_hist_index(slot->duration_ns)]++;
 }
 
 uint64_t Model_slowCount(const Model *this)

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "at_wire.h"
+
 /* Limits on what one target can make us hold. Everything past them is
  * dropped and counted in Model.rejected. */
 #define MODEL_MAX_TASKS    1000000u /* tasks mirrored at once */
@@ -90,12 +92,12 @@ typedef struct SlowEvent {
 
 typedef struct SlowSite {
     char *site;
-    uint64_t count, max_ns, total_ns;  /* slow events seen since we attached */
-    uint32_t hist[MODEL_HIST_BUCKETS]; /* log2(us) buckets of those, for p99 */
-    bool runtime;                      /* the runtime sent cumulative figures (below) */
-    uint64_t calls;                    /* all callbacks at this site since start */
-    uint64_t slow;                     /* of which slow */
-    uint64_t rt_max_ns, rt_p99_ns;
+    uint64_t count, max_ns, total_ns, min_ns; /* slow events seen since we attached */
+    uint64_t hist[AT_WIRE_HIST_BUCKETS];      /* their durations, wire buckets, for p99 */
+    bool runtime;                             /* the runtime sent cumulative figures (below) */
+    uint64_t calls;                           /* all callbacks at this site since start */
+    uint64_t slow;                            /* of which slow */
+    uint64_t rt_max_ns, rt_p99_ns;            /* p99 by at_wire_hist_quantile, within min..max */
 } SlowSite;
 
 typedef enum ExcKind { /* same numbers as the wire's exception kinds */
@@ -323,8 +325,9 @@ SlowSite *Model_site(Model *this, const char *name);
 const SlowEvent *Model_slowAt(const Model *this, uint64_t i);
 /* Number of slow events held (at most MODEL_MAX_SLOW). */
 uint64_t Model_slowCount(const Model *this);
-/* p-th percentile (0..100) of a site's durations from its histogram (upper
- * bucket bound, capped at max). */
+/* p-th percentile (0..100) of a site's slow durations seen since attach, by
+ * at_wire_hist_quantile: interpolated within its bucket, within the site's min..max;
+ * 0 when none was seen. */
 uint64_t SlowSite_percentile(const SlowSite *s, double p);
 
 void Model_addException(Model *this, ExcEvent *ev);

@@ -114,10 +114,9 @@ struct at_loop {
     at__slot_t *ready_head, *ready_tail;
     size_t nready;
     bool ready_active;
-    uint64_t ready_since_ns; /* when the queue last became non-empty (loop lag) */
-    size_t ready_budget;     /* callbacks the running ready batch may still start (0: none) */
-    uv_idle_t idle;          /* makes the poll not block while work is ready */
-    uv_check_t check;        /* runs the ready batch right after the poll phase */
+    size_t ready_budget; /* callbacks the running ready batch may still start (0: none) */
+    uv_idle_t idle;      /* makes the poll not block while work is ready */
+    uv_check_t check;    /* runs the ready batch right after the poll phase */
     /* recycled slots */
     at__slot_t *free_slots;
     /* timers: binary min-heap on (when, seq), one uv timer armed at the top */

@@ -61,7 +61,6 @@ static void check_cb(uv_check_t *h);
 static void ready_activate(at_loop_t *loop)
 {
     loop->ready_active = true;
-    loop->ready_since_ns = at__now_ns();
     uv_idle_start(&loop->idle, idle_cb);
     uv_check_start(&loop->check, check_cb);
 }
@@ -137,9 +136,8 @@ static void check_cb(uv_check_t *h)
     /* In the loop (not a local): a task's yield may take one to continue in place. */
     loop->ready_budget = loop->nready > AT__READY_BUDGET ? loop->nready : AT__READY_BUDGET;
     /* The poll happened since the last callback: do not bill it to the next
-     * one. Loop lag: how long the oldest ready work waited for this batch. */
+     * one. (Loop lag is loopmon's: poll to poll, whatever ran in between.) */
     at__mon_chain_break(loop->mon);
-    at__mon_lag(loop->mon, loop->ready_since_ns, at__now_ns());
     uintptr_t prev_stop = at__walk_stop;
     at__walk_stop = (uintptr_t)__builtin_frame_address(0);
     at__mon_batch_begin(loop->mon);
@@ -159,8 +157,6 @@ static void check_cb(uv_check_t *h)
     at__walk_stop = prev_stop;
     if (!loop->ready_head)
         ready_deactivate(loop);
-    else
-        loop->ready_since_ns = at__now_ns(); /* the rest waits for the next batch */
 }
 
 /* ---- the thread check ------------------------------------------------------- */
@@ -301,13 +297,10 @@ static void timer_cb(uv_timer_t *h)
     at_loop_t *loop = h->data;
     if (AT__UNLIKELY(atomic_load_explicit(&loop->closing, memory_order_relaxed)))
         return; /* at_loop_close drops the timers */
-    uint64_t now = uv_now(loop->uv), now_ns = 0;
+    uint64_t now = uv_now(loop->uv);
     while (loop->heap_len > 0 && loop->heap[0]->when <= now) {
         at__slot_t *s = loop->heap[0];
         heap_remove(loop, s);
-        if (!now_ns)
-            now_ns = at__now_ns();
-        at__mon_lag(loop->mon, s->when * 1000000u, now_ns); /* how late the timer fired */
         at__ready_push(loop, s);
     }
     timer_rearm(loop);

@@ -109,13 +109,20 @@ typedef struct at_export_stack {
     void *pc[AT_EXPORT_MAX_FRAMES];
 } at_export_stack_t;
 
+/* A task's step durations: counts of the wire histogram's buckets (docs/protocol.md
+ * "Histogram") AT_EXPORT_STEP_HIST_LO .. LO + N - 1, i.e. 256 ns up to ~60 s; shorter steps
+ * count in the first bucket, longer ones in the last. */
+#define AT_EXPORT_STEP_HIST_LO 28u
+#define AT_EXPORT_STEP_HIST_N  112u
+
 /* Task detail, filled by the provider on its loop thread. */
 typedef struct at_export_task_detail {
     at_export_task_row_t row;
-    at_export_stack_t creation;   /* debug mode; depth 0 when not recorded */
-    at_export_stack_t suspension; /* depth 0 when running or not suspended */
-    char wait_desc[96];           /* "sleep 5.000 s", "" */
-    char error[160];              /* failed tasks: the error message, "" */
+    uint32_t step_hist[AT_EXPORT_STEP_HIST_N]; /* see AT_EXPORT_STEP_HIST_LO */
+    at_export_stack_t creation;                /* debug mode; depth 0 when not recorded */
+    at_export_stack_t suspension;              /* depth 0 when running or not suspended */
+    char wait_desc[96];                        /* "sleep 5.000 s", "" */
+    char error[160];                           /* failed tasks: the error message, "" */
 } at_export_task_detail_t;
 
 /* Capability bits a provider advertises (the hello lists the union). */

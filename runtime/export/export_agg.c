@@ -576,6 +576,8 @@ void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l)
         as->st.count = st.count;
         as->st.total_ns = st.total_ns;
         as->st.max_ns = st.max_ns;
+        as->st.has_min = true;
+        as->st.min_ns = st.min_ns;
         as->st.hist.n = hist_to_wire(&st.hist, as->hist);
         as->st.hist.counts = as->hist;
         as->gen = ++srv->agg.gen;
@@ -1160,6 +1162,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             lag = ms.lag;
             u.stats.lag.n = hist_to_wire(&lag, lag_w);
             u.stats.lag.counts = lag_w;
+            u.stats.lag_max_ns = ms.lag_max_ns;
             memcpy(u.stats.tasks_by_state, l->by_state, sizeof u.stats.tasks_by_state);
             at__agg_inventory_fill(l, &u.stats);
             at__agg_running(srv, l, &u.running, run_name, sizeof run_name);

@@ -719,6 +719,12 @@ static void answer_detail(at_export_srv_t *srv, at_export_client_t *c, at_export
     resp.detail.create = cl;
     resp.detail.n_suspend = sl ? ns : 0;
     resp.detail.suspend = sl;
+    uint64_t steps[AT_EXPORT_STEP_HIST_LO + AT_EXPORT_STEP_HIST_N] = {0};
+    uint32_t nsteps = 0;
+    for (unsigned i = 0; i < AT_EXPORT_STEP_HIST_N; i++)
+        if ((steps[AT_EXPORT_STEP_HIST_LO + i] = d->step_hist[i]) != 0)
+            nsteps = AT_EXPORT_STEP_HIST_LO + i + 1;
+    resp.detail.step_hist = (at_wire_hist_t){nsteps, steps};
     send_response(c, &resp);
     at__agg_locs_free(cl, nc);
     at__agg_locs_free(sl, ns);

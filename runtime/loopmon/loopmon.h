@@ -177,6 +177,7 @@ typedef struct at__site {
     _Atomic uint64_t count;
     _Atomic uint64_t total_ns; /* exclusive time: nested callbacks are not counted twice */
     _Atomic uint64_t max_ns;
+    _Atomic uint64_t min_ns; /* meaningful once count > 0 */
     at__hist_t hist;
     struct at__site *_Atomic next_all; /* list of all sites of the monitor (readers) */
     struct at__site *hnext;            /* hash chain (loop thread only) */
@@ -184,7 +185,7 @@ typedef struct at__site {
 } at__site_t;
 
 typedef struct at__site_stats {
-    uint64_t count, total_ns, max_ns;
+    uint64_t count, total_ns, max_ns, min_ns; /* min_ns: 0 while count is 0 */
     at__hist_snap_t hist;
 } at__site_stats_t;
 
@@ -194,8 +195,10 @@ void at__site_read(const at__site_t *s, at__site_stats_t *out);
 /* Record one callback of `ns` exclusive nanoseconds. Loop thread (single writer). */
 static inline void at__site_record(at__site_t *s, uint64_t ns)
 {
-    atomic_store_explicit(&s->count, atomic_load_explicit(&s->count, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    uint64_t count = atomic_load_explicit(&s->count, memory_order_relaxed);
+    if (count == 0 || ns < atomic_load_explicit(&s->min_ns, memory_order_relaxed))
+        atomic_store_explicit(&s->min_ns, ns, memory_order_relaxed);
+    atomic_store_explicit(&s->count, count + 1, memory_order_relaxed);
     atomic_store_explicit(&s->total_ns,
                           atomic_load_explicit(&s->total_ns, memory_order_relaxed) + ns,
                           memory_order_relaxed);
@@ -315,7 +318,11 @@ typedef struct at__mon {
     _Atomic uint64_t idle_ns; /* uv_metrics_idle_time, sampled at most every 1 ms (external:
                                  unused, at__mon_stats reports poll_ns) */
     _Atomic uint64_t lag_max_ns;
-    at__hist_t lag; /* loop lag: how late ready work / timers start */
+    /* loop lag, one sample per iteration: from the poll's return to the next poll's start,
+     * i.e. the longest any work that became ready meanwhile (I/O, a due timer, call_soon,
+     * idle/check/prepare callbacks) waited before the loop looked for it again; an idle
+     * loop reads microseconds, one spinning 200 ms reads 200 ms for that iteration */
+    at__hist_t lag;
     at__running_t running;
     /* --- events (multi-producer, single consumer bounded ring) --- */
     _Atomic uint64_t ring_head; /* consumer position */
@@ -339,7 +346,8 @@ typedef struct at__mon {
     uv_prepare_t prepare_h;
     uv_check_t check_h;
     uint64_t prepare_ns, cb_at_prepare_ns; /* last prepare time, busy_ns then */
-    uint64_t idle_sampled_ns;              /* last uv_metrics_idle_time sample */
+    uint64_t poll_end_ns;     /* when the last poll returned (loop lag's start), 0 = none */
+    uint64_t idle_sampled_ns; /* last uv_metrics_idle_time sample */
     int open_handles;
     int closing;
     uint8_t external_poll; /* AT__MON_EXTERNAL_POLL: polls come from at__mon_poll_begin/end */
@@ -478,7 +486,7 @@ static inline void at__running_publish(at__running_t *r, at__site_t *site, uint6
  * (0/NULL = none; the name is copied for "now running", so it need only live until end);
  * `sched`/`sched_n` an optional raw stack of where the callback was scheduled (debug mode;
  * must live until end). Publishes "now running". Returns the start time (at__now_ns domain),
- * which the runner may use for loop lag (at__mon_lag). No allocation, lock or syscall.
+ * No allocation, lock or syscall.
  *
  * Chained timestamps: to read the clock once per callback, the start of a top-level
  * callback is the end of the previous top-level one, unless the chain was broken: by the
@@ -601,16 +609,6 @@ static inline void at__mon_pending_flush(at__mon_t *m)
 static inline void at__mon_chain_break(at__mon_t *m)
 {
     m->chain_ns = 0;
-}
-
-/* Record loop lag: work that was ready (or a timer that was due) at `ready_ns` started at
- * `started_ns` (both at__now_ns domain; started before ready counts as 0). Loop thread. */
-static inline void at__mon_lag(at__mon_t *m, uint64_t ready_ns, uint64_t started_ns)
-{
-    uint64_t lag = started_ns > ready_ns ? started_ns - ready_ns : 0;
-    at__hist_add(&m->lag, lag);
-    if (lag > atomic_load_explicit(&m->lag_max_ns, memory_order_relaxed))
-        atomic_store_explicit(&m->lag_max_ns, lag, memory_order_relaxed);
 }
 
 /* What the loop is running now. Consistent triple (site, task, since), read lock-free with

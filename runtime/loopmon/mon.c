@@ -97,10 +97,24 @@ static void handle_closed(uv_handle_t *h)
     at__mon_unref(m);
 }
 
+/* Loop lag: the loop is about to poll at `now`; everything that became ready since the last
+ * poll returned has waited at most this long for the loop to look (see at__mon_t.lag). */
+static void lag_record(at__mon_t *m, uint64_t now)
+{
+    if (m->poll_end_ns == 0)
+        return;
+    uint64_t lag = now > m->poll_end_ns ? now - m->poll_end_ns : 0;
+    m->poll_end_ns = 0;
+    at__hist_add(&m->lag, lag);
+    if (lag > atomic_load_explicit(&m->lag_max_ns, memory_order_relaxed))
+        atomic_store_explicit(&m->lag_max_ns, lag, memory_order_relaxed);
+}
+
 static void on_prepare(uv_prepare_t *h)
 {
     at__mon_t *m = h->data;
     uint64_t now = at__now_ns();
+    lag_record(m, now);
     atomic_store_explicit(&m->iterations,
                           atomic_load_explicit(&m->iterations, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -119,6 +133,9 @@ static void on_check(uv_check_t *h)
         uint64_t cbs =
             atomic_load_explicit(&m->busy_ns, memory_order_relaxed) - m->cb_at_prepare_ns;
         uint64_t blocked = dt > cbs ? dt - cbs : 0;
+        /* the callbacks between prepare and here ran before or after the poll: the poll
+         * ended about `blocked` after prepare (exact when they all ran after it) */
+        m->poll_end_ns = m->prepare_ns + blocked;
         atomic_store_explicit(&m->poll_ns,
                               atomic_load_explicit(&m->poll_ns, memory_order_relaxed) + blocked,
                               memory_order_relaxed);
@@ -161,6 +178,7 @@ void at__mon_poll_begin(at__mon_t *m)
     uint64_t start = m->chain_ns;
     if (start == 0 || m->loop->time != m->chain_time)
         start = at__now_ns();
+    lag_record(m, start);
     m->prepare_ns = start;
     m->chain_ns = 0;
 }
@@ -171,6 +189,7 @@ void at__mon_poll_end(at__mon_t *m, bool interrupted)
         return;
     uint64_t now = at__now_ns();
     uint64_t blocked = now > m->prepare_ns ? now - m->prepare_ns : 0;
+    m->poll_end_ns = interrupted ? 0 : now; /* EINTR: libuv polls again at once, no sample */
     if (!interrupted)
         atomic_store_explicit(&m->iterations,
                               atomic_load_explicit(&m->iterations, memory_order_relaxed) + 1,
@@ -360,6 +379,7 @@ void at__site_read(const at__site_t *s, at__site_stats_t *out)
     out->count = atomic_load_explicit(&s->count, memory_order_relaxed);
     out->total_ns = atomic_load_explicit(&s->total_ns, memory_order_relaxed);
     out->max_ns = atomic_load_explicit(&s->max_ns, memory_order_relaxed);
+    out->min_ns = out->count ? atomic_load_explicit(&s->min_ns, memory_order_relaxed) : 0;
     at__hist_read(&s->hist, &out->hist);
 }
 

@@ -281,12 +281,8 @@ static __attribute__((flatten)) void tr_timer(uv_timer_t *h)
     uv_timer_cb cb = (uv_timer_cb)f->cb;
     at__mon_t *m = f->mon;
     at__cb_t c;
-    if (m != NULL) {
-        /* due time (ms, uv_now domain = CLOCK_MONOTONIC): a repeating timer has been re-armed
-         * before its callback runs, one repeat ahead */
-        uint64_t due_ms = h->repeat ? h->timeout - h->repeat : h->timeout;
-        at__mon_lag(m, due_ms * 1000000u, at__cb_begin(m, &c, f->site, f->kind));
-    }
+    if (m != NULL)
+        at__cb_begin(m, &c, f->site, f->kind);
     cb(h);
     if (m != NULL)
         at__cb_end(m, &c);

@@ -1,6 +1,7 @@
 /* task.c: tasks — coroutines scheduled on an at_loop_t, completing a future,
  * with cancellation, await points, per-task state and asyncio's reports. */
 #include "tasks.h"
+#include "at_wire.h" /* at_wire_hist_index: the step histogram's buckets are the wire's */
 #include "stack_pool.h"
 
 #include <assert.h>
@@ -403,6 +404,40 @@ static void step_name_detach(at_task_t *t)
     }
 }
 
+/* Adds the task's run of equal-bucket steps to its step histogram (see at_task_t.step_hist):
+ * the buckets up to the run's are set to 0 on first use; a bucket that would pass UINT16_MAX
+ * halves every bucket and the run (the shape stays). Loop thread. */
+void at__task_steps_flush(at_task_t *t)
+{
+    unsigned i = t->step_run_bucket;
+    uint32_t n = t->step_run_n;
+    t->step_run_n = 0;
+    while (t->step_hist_n <= i)
+        t->step_hist[t->step_hist_n++] = 0;
+    while (t->step_hist[i] + n > UINT16_MAX) {
+        for (unsigned j = 0; j < t->step_hist_n; j++)
+            t->step_hist[j] = (uint16_t)((t->step_hist[j] + 1u) / 2u); /* non-empty stays so */
+        n = (n + 1) / 2;
+    }
+    t->step_hist[i] = (uint16_t)(t->step_hist[i] + n);
+}
+
+/* Counts one step of `ns`. A task's steps mostly fall in one bucket: they are counted as a
+ * run in the task's first cache line, and the histogram at the struct's end is touched only
+ * when the bucket changes. No allocation. Loop thread. */
+_Static_assert(AT_EXPORT_STEP_HIST_N <= UINT8_MAX, "step_run_bucket is a uint8_t");
+static inline void step_record(at_task_t *t, uint64_t ns)
+{
+    unsigned i = at_wire_hist_index(ns);
+    i = i < AT_EXPORT_STEP_HIST_LO ? 0 : i - AT_EXPORT_STEP_HIST_LO;
+    if (i >= AT_EXPORT_STEP_HIST_N)
+        i = AT_EXPORT_STEP_HIST_N - 1;
+    if (t->step_run_n != 0 && (i != t->step_run_bucket || t->step_run_n == UINT16_MAX))
+        at__task_steps_flush(t);
+    t->step_run_bucket = (uint8_t)i;
+    t->step_run_n++;
+}
+
 void at__task_busy_settle(tloop_t *tl)
 {
     at_task_t *t = tl->open_step.task;
@@ -417,8 +452,10 @@ void at__task_busy_settle(tloop_t *tl)
         return; /* its callback has not ended yet */
     }
     if (n == tl->open_step.count + 1) {
-        t->busy_ns +=
+        uint64_t ns =
             atomic_load_explicit(&site->total_ns, memory_order_relaxed) - tl->open_step.total_ns;
+        t->busy_ns += ns;
+        step_record(t, ns);
     }
     t->open_step = false;
     tl->open_step.task = NULL;
@@ -488,8 +525,9 @@ static inline __attribute__((always_inline)) void task_run_inline(at_task_t *t)
     uint64_t t0 = timed ? 0 : at__now_ns();
     at__coro_resume(t->co);
     if (!timed) {
-        uint64_t t1 = at__now_ns();
-        t->busy_ns += t1 > t0 ? t1 - t0 : 0;
+        uint64_t t1 = at__now_ns(), ns = t1 > t0 ? t1 - t0 : 0;
+        t->busy_ns += ns;
+        step_record(t, ns);
     }
     current_task = prev;
     if (at__coro_state(t->co) == AT__CORO_DONE) {

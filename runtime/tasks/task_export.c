@@ -322,7 +322,10 @@ static int provider_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
     if (!t) {
         return -ESRCH;
     }
-    fill_row(t, &out->row);
+    fill_row(t, &out->row); /* settles the open step: its duration is counted below */
+    at__task_steps_flush(t);
+    for (unsigned i = 0; i < AT_EXPORT_STEP_HIST_N; i++)
+        out->step_hist[i] = i < t->step_hist_n ? t->step_hist[i] : 0;
     unsigned nc = t->ncreate < AT_EXPORT_MAX_FRAMES ? t->ncreate : AT_EXPORT_MAX_FRAMES;
     memcpy(out->creation.pc, t->create, nc * sizeof(void *));
     out->creation.depth = nc;

@@ -66,6 +66,9 @@ struct at_task {
     uint64_t wait_arg; /* sleep: its duration in ms (task detail) */
     uint64_t created_ns;
     uint64_t busy_ns, steps;
+    uint8_t step_hist_n;     /* step_hist[0 .. step_hist_n) are set; the rest reads as 0 */
+    uint8_t step_run_bucket; /* the last steps' bucket, ... */
+    uint16_t step_run_n;     /* ... and how many in a row, not yet in step_hist */
     at__site_t *site;
     /* the current wait */
     detach_fn detach;
@@ -81,6 +84,13 @@ struct at_task {
     char name[48];
     void **create; /* &create1, or a heap array in debug mode */
     void *create1;
+    /* Each step's duration (the time billed to busy_ns), in the wire histogram's buckets from
+     * AT_EXPORT_STEP_HIST_LO (see step_record in task.c), plus the run step_run_n. Past the
+     * part spawn zeroes: only the buckets up to the highest one used are ever written
+     * (step_hist_n). A bucket that
+     * would pass UINT16_MAX halves them all (the shape stays, the counts become relative;
+     * `steps` stays exact). */
+    uint16_t step_hist[AT_EXPORT_STEP_HIST_N];
 };
 
 /* A task waiting in a primitive's FIFO of waiters. */
@@ -145,6 +155,9 @@ at_loop_t *at__task_loop(const at_task_t *t);
  * callback of that site has ended. Called before busy_ns is read, and by every step. Loop
  * thread. */
 void at__task_busy_settle(tloop_t *tl);
+/* Moves the task's pending run of step counts into t->step_hist (read it after this). Loop
+ * thread. */
+void at__task_steps_flush(at_task_t *t);
 
 /* ---- the task provider (task_export.c) ---------------------------------------------------- */
 

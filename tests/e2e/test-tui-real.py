@@ -9,6 +9,7 @@ import signal
 
 import pytest
 
+import atclient  # noqa: E402
 from tui_harness import Env, Tui, header, wait_until
 
 ROW = re.compile(r"^\s*\d+ \S+\s+(waiting|ready|running|done|cancelled|failed)\b")
@@ -68,6 +69,13 @@ def test_screens(env):
         d = tui.wait(r"fetch_level_one")
         assert re.search(r"#\d+\s+fetch_level_two\s+tui_target.c:\d+", d), d
         assert "Created from" in d and "spawn_named" in d, d
+        # issue 14: its step durations (were always "(no samples)"): one count per step the
+        # task's row reports (the task waits, so neither changes meanwhile)
+        d = tui.wait(r"Step durations\n\s+< ")
+        hist = d.split("Step durations", 1)[1]
+        counts = [int(x) for x in re.findall(r"^\s+< \S+\s+\S+\s+(\d+)\s*$", hist, re.M)]
+        steps = int(re.search(r"steps (\d+)", d).group(1))
+        assert sum(counts) == steps >= 1, (steps, hist)
         tui.keys("Escape")
         tui.wait(r"^\s+\d+ fetcher\s", 5)
         # End / Home / k / PgDn / PgUp move the cursor without losing it
@@ -239,6 +247,51 @@ def test_blocked_banner_and_utilisation(env):
 def shown_threshold(tui):
     m = re.search(r"threshold (\S+)", header(tui.screen()))
     return m and m.group(1)
+
+
+def parse_duration(text):
+    """ns of a duration as the inspector prints it ("200ms", "1.2s", "163us", "12ns")."""
+    m = re.fullmatch(r"([\d.]+)(ns|us|ms|s)", text)
+    assert m, text
+    return float(m.group(1)) * {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[m.group(2)]
+
+
+def test_slow_site_p99_lies_within_its_samples(env):
+    """Issue 14: ten 200 ms callbacks read "MAX 200ms P99 167ms" (the bucket's lower bound,
+    below every sample). The by-site P99 now lies within the samples the process measured:
+    its own min..max for the site, read by a second client (atclient) from site_stats.
+    190 ms: high in the bucket 168..201 ms, whose lower bound P99 read before."""
+    t = env.real_target()
+    tui = Tui(env, [t.pid], 130, 35)
+    try:
+        tui.wait(r"tui_target\[%d\]\s+live" % t.pid)
+        for _ in range(10):
+            t.send("spincb 190")
+        tui.keys("4")
+        s = tui.wait(r"^\s*10\s+\d+\s+\S+\s+\S+\s+on_command\b", 10)
+        row = re.search(r"^\s*10\s+(\d+)\s+(\S+)\s+(\S+)\s+on_command\b", s, re.M)
+        calls, mx, p99 = int(row.group(1)), parse_duration(row.group(2)), parse_duration(
+            row.group(3))
+        c = atclient.Client(t.path)
+        try:
+            c.hello()
+            c.subscribe(100)
+            u = c.recv_type("update", timeout=20)
+            funcs = {sid: d["func"] for sid, d in c.sites.items()}
+            rows = [r for r in u.get("site_stats", []) if funcs.get(r[0]) == "on_command"]
+        finally:
+            c.close()
+        assert len(rows) == 1, u.get("site_stats")
+        count, pmax = rows[0][2], rows[0][4]
+        pmin = rows[0][7] if len(rows[0]) > 7 else 0  # min_ns: optional on the wire
+        assert count == calls >= 10, (count, calls)
+        assert pmax >= 190e6 and pmin <= pmax
+        # printed with at most 3 significant digits: within 1% of the process's figures
+        assert abs(mx - pmax) <= pmax * 0.01, (mx, pmax)
+        assert p99 >= max(pmin, 190e6) * 0.99 and p99 <= pmax * 1.01, (p99, pmin, pmax, s)
+        quit_ok(tui)
+    finally:
+        tui.close()
 
 
 def test_threshold_round_trip(env):

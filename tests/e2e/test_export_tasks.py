@@ -279,6 +279,40 @@ def test_spinning_task_reported_blocked_with_its_name(env):
 MANY = 10000 if os.environ.get("AT_E2E_TSAN") else 100000
 
 
+def hist_lower(i):
+    """Lower bound (ns) of wire histogram bucket i (docs/protocol.md "Histogram")."""
+    return i if i < 4 else (4 + i % 4) << (i // 4 - 1)
+
+
+def test_task_detail_has_its_step_durations(env):
+    """Issue 14: the detail's step_hist was always empty. The spinner runs one step per
+    "spin N" (woken, spins N ms, waits again): after 5 x 30 ms its histogram counts every step
+    the task's own counter counts, the 5 long ones in buckets that hold 30 ms or a little more
+    (the spin ends on the clock, it cannot be shorter; a loaded machine may stretch it), and
+    the buckets bracket the task's own busy time."""
+    target, client = env
+    t = target()
+    c, _ = client(t)
+    wait_for(c, lambda: settled(c), what="the named tasks to settle")
+    tid = by_name(c)["number-cruncher"][ID]
+    for _ in range(5):
+        t.send("spin 30")
+        t.cmd("status")  # the step has ended: the loop answers again
+    r = c.response(c.request("task_detail", task=tid), timeout=20)
+    assert r["status"] == 0, r
+    d = r["detail"]
+    hist, row = d["step_hist"], d["task"]
+    assert sum(hist) == row[STEPS] >= 6, (hist, row)  # the first step, then one per spin
+    long_steps = [(i, n) for i, n in enumerate(hist) if n and hist_lower(i) >= 20_000_000]
+    assert sum(n for _, n in long_steps) == 5, hist
+    for i, _ in long_steps:
+        assert hist_lower(i + 1) > 30_000_000 and hist_lower(i) < 200_000_000, (i, hist)
+    lo = sum(hist_lower(i) * n for i, n in enumerate(hist) if i > 28)  # 28: "256 ns or less"
+    hi = sum(hist_lower(i + 1) * n for i, n in enumerate(hist))
+    assert lo <= row[BUSY] <= hi, (lo, row[BUSY], hi)
+    t.quit()
+
+
 def test_100k_tasks_snapshot_complete(env):
     target, client = env
     t = target()

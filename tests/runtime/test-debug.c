@@ -47,7 +47,7 @@ static void test_every_callback_timed(void **state)
     at__mon_stats_t ms;
     at__mon_stats(loop->mon, &ms);
     assert_true(ms.callbacks >= 5000);
-    assert_true(ms.lag.n >= 1); /* the batch recorded how late ready work started */
+    assert_true(ms.lag.n >= 1); /* the iterations recorded their poll-to-poll lag */
     close_clean(loop);
 }
 

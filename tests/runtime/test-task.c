@@ -12,6 +12,7 @@
 #include "export_int.h"
 #include "loopmon.h"
 #include "stack_pool.h"
+#include "tasks.h"
 
 #include <inttypes.h>
 
@@ -1360,6 +1361,35 @@ static void test_stack_overflow_names_task(void **state)
     assert_child_aborts_with(overflow_child, "stack overflow in task 'runaway-parser'");
 }
 
+/* Issue 14: a task's step histogram keeps a run of equal-bucket steps aside and adds it on a
+ * change of bucket (or before a read); buckets up to the highest used start at 0; a bucket
+ * that would pass UINT16_MAX halves them all, and the run, keeping the shape. */
+static void test_step_hist_runs_and_halving(void **state)
+{
+    (void)state;
+    at_task_t *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->step_run_bucket = 3;
+    t->step_run_n = 60000;
+    at__task_steps_flush(t);
+    assert_int_equal(t->step_run_n, 0);
+    assert_int_equal(t->step_hist_n, 4);
+    assert_int_equal(t->step_hist[0] + t->step_hist[1] + t->step_hist[2], 0);
+    assert_int_equal(t->step_hist[3], 60000);
+    t->step_run_bucket = 1;
+    t->step_run_n = 7;
+    at__task_steps_flush(t);
+    assert_int_equal(t->step_hist_n, 4);
+    assert_int_equal(t->step_hist[1], 7);
+    t->step_run_bucket = 3;
+    t->step_run_n = 10000; /* 70000 would not fit: everything halves once */
+    at__task_steps_flush(t);
+    assert_int_equal(t->step_hist[3], 30000 + 5000);
+    assert_int_equal(t->step_hist[1], 4);
+    assert_int_equal(t->step_hist[0], 0);
+    free(t);
+}
+
 int main(void)
 {
     /* These tests read the monitor's event ring themselves: keep the exporter (its only
@@ -1367,6 +1397,7 @@ int main(void)
     setenv("ASYNCTOP_SOCKET", "off", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spawn_join),
+        cmocka_unit_test(test_step_hist_runs_and_halving),
         cmocka_unit_test(test_errors_join_gather),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_cancel_every_await_point),

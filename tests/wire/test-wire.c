@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1024,12 +1025,77 @@ static void test_hist_scheme(void **state)
     counts[at_wire_hist_index(1000000)] = 99;
     counts[at_wire_hist_index(1000000000)] = 1;
     at_wire_hist_t h = {AT_WIRE_HIST_BUCKETS, counts};
-    uint64_t p50 = at_wire_hist_quantile(&h, 0.5), p100 = at_wire_hist_quantile(&h, 1.0);
-    assert_true(p50 <= 1000000 && p50 * 5 >= 4000000);
-    assert_true(at_wire_hist_quantile(&h, 0.99) == p50);
-    assert_true(p100 <= 1000000000 && p100 * 5 >= 4000000000u);
+    uint64_t p50 = at_wire_hist_quantile(&h, 0.5, 0, UINT64_MAX);
+    uint64_t p99 = at_wire_hist_quantile(&h, 0.99, 0, UINT64_MAX);
+    uint64_t p100 = at_wire_hist_quantile(&h, 1.0, 0, UINT64_MAX);
+    unsigned b1ms = at_wire_hist_index(1000000), b1s = at_wire_hist_index(1000000000);
+    assert_true(p50 >= at_wire_hist_lower(b1ms) && p50 < at_wire_hist_upper(b1ms));
+    assert_true(p99 >= p50 && p99 < at_wire_hist_upper(b1ms));
+    assert_true(p100 >= at_wire_hist_lower(b1s) && p100 < at_wire_hist_upper(b1s));
+    /* with the recorded extremes known, p100 is the max and nothing is below the min */
+    assert_int_equal(at_wire_hist_quantile(&h, 1.0, 1000000, 1000000000), 1000000000);
+    assert_int_equal(at_wire_hist_quantile(&h, 0.01, 1000000, 1000000000), 1000000);
     at_wire_hist_t empty = {0, NULL};
-    assert_int_equal(at_wire_hist_quantile(&empty, 0.5), 0);
+    assert_int_equal(at_wire_hist_quantile(&empty, 0.5, 0, UINT64_MAX), 0);
+    assert_int_equal(at_wire_hist_upper(AT_WIRE_HIST_BUCKETS - 1), UINT64_MAX);
+}
+
+/* Issue 14: ten callbacks of exactly 200 ms read "MAX 200ms P99 167ms" (the bucket's lower
+ * bound, below every sample). Within the recorded min..max they read 200 ms exactly. */
+static void test_hist_quantile_equal_samples(void **state)
+{
+    uint64_t counts[AT_WIRE_HIST_BUCKETS] = {0};
+    counts[at_wire_hist_index(200000000)] = 10;
+    at_wire_hist_t h = {AT_WIRE_HIST_BUCKETS, counts};
+    assert_int_equal(at_wire_hist_quantile(&h, 0.5, 200000000, 200000000), 200000000);
+    assert_int_equal(at_wire_hist_quantile(&h, 0.99, 200000000, 200000000), 200000000);
+    /* with only the max known, p99 is still within 1% of it (rank 9.9 of 10 in the bucket) */
+    uint64_t p99 = at_wire_hist_quantile(&h, 0.99, 0, 200000000);
+    assert_true(p99 <= 200000000 && p99 >= 198000000);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A uniform spread over several octaves against the exact quantile of the samples: the
+ * interpolation is exact for evenly spread samples up to discreteness, so the error must
+ * stay below 1% (the bucket's width, 25%, is the bound for arbitrary samples, and the lower
+ * bound alone was off by up to that). Also on a spread of random samples: within the
+ * width of the exact value's bucket. */
+static void test_hist_quantile_vs_exact(void **state)
+{
+    enum { N = 20000 };
+    static uint64_t v[N];
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t counts[AT_WIRE_HIST_BUCKETS] = {0};
+        uint64_t seed = 12345;
+        for (int k = 0; k < N; k++) {
+            if (pass == 0) {
+                v[k] = 1000000 + (uint64_t)k * 5000; /* 1 ms .. 101 ms evenly */
+            } else {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                v[k] = 1000 + (seed >> 33) % 50000000; /* 1 us .. 50 ms at random */
+            }
+            counts[at_wire_hist_index(v[k])]++;
+        }
+        qsort(v, N, sizeof v[0], cmp_u64);
+        at_wire_hist_t h = {AT_WIRE_HIST_BUCKETS, counts};
+        const double qs[] = {0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999};
+        for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+            size_t rank = (size_t)(qs[i] * N + 0.999999); /* ceil, 1-based */
+            double exact = (double)v[rank - 1];
+            double got = (double)at_wire_hist_quantile(&h, qs[i], v[0], v[N - 1]);
+            unsigned b = at_wire_hist_index(v[rank - 1]);
+            double width = (double)(at_wire_hist_upper(b) - at_wire_hist_lower(b));
+            assert_true(got >= (double)v[0] && got <= (double)v[N - 1]);
+            assert_true(fabs(got - exact) <= width);
+            if (pass == 0)
+                assert_true(fabs(got - exact) <= exact * 0.01);
+        }
+    }
 }
 
 static void test_names(void **state)
@@ -1083,6 +1149,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reader_every_split),
         cmocka_unit_test(test_reader_oversize_and_zero),
         cmocka_unit_test(test_hist_scheme),
+        cmocka_unit_test(test_hist_quantile_equal_samples),
+        cmocka_unit_test(test_hist_quantile_vs_exact),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);

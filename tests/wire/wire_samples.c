@@ -49,7 +49,7 @@ static const uint64_t tasks_gone[] = {5, 9, 100000};
 static const uint64_t tasks_gone_state[] = {AT_WIRE_TASK_CANCELLED, AT_WIRE_TASK_DONE,
                                             AT_WIRE_TASK_FAILED};
 static const at_wire_site_stats_t site_stats[] = {
-    {2, AT_WIRE_CB_TASK_STEP, 1000, 5000000, 120000000, 1, {5, site_hist}},
+    {2, AT_WIRE_CB_TASK_STEP, 1000, 5000000, 120000000, 1, {5, site_hist}, true, 1500},
     {300, AT_WIRE_CB_TIMER, 1, 1, 1, 0, {0, NULL}},
 };
 static const at_wire_slow_t slow[] = {
@@ -122,6 +122,7 @@ static const wire_sample_t samples[] = {
                   .slow = 3,
                   .errors = 6,
                   .lag = {11, lag_counts},
+                  .lag_max_ns = 45,
                   .tasks_by_state = {1, 1, 70000, 2, 3, 4},
                   .n_handles = 3,
                   .handles = handles,
@@ -364,6 +365,7 @@ static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t
         EQ_NUM(q, s->slow, t->slow, "stats.slow");
         EQ_NUM(q, s->errors, t->errors, "stats.errors");
         eq_hist(q, &s->lag, &t->lag, "stats.lag");
+        EQ_NUM(q, s->lag_max_ns, t->lag_max_ns, "stats.lag_max_ns");
         for (int i = 0; i < AT_WIRE_TASK_NSTATES; i++)
             EQ_NUM(q, s->tasks_by_state[i], t->tasks_by_state[i], "stats.tasks");
         eq_counts(q, s->n_handles, s->handles, t->n_handles, t->handles, "stats.handles");
@@ -399,6 +401,8 @@ static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t
         EQ_NUM(q, s->count, t->count, "site_stats.count");
         EQ_NUM(q, s->total_ns, t->total_ns, "site_stats.total_ns");
         EQ_NUM(q, s->max_ns, t->max_ns, "site_stats.max_ns");
+        EQ_NUM(q, s->has_min, t->has_min, "site_stats.has_min");
+        EQ_NUM(q, s->min_ns, t->min_ns, "site_stats.min_ns");
         EQ_NUM(q, s->slow, t->slow, "site_stats.slow");
         eq_hist(q, &s->hist, &t->hist, "site_stats.hist");
     }

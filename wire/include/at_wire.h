@@ -244,12 +244,27 @@ typedef struct at_wire_hist {
  * ns. Values 0..3 have their own buckets; for v >= 4 with e = floor(log2 v),
  * bucket = 4*(e-1) + ((v >> (e-2)) & 3). Relative width <= 25%. */
 #define AT_WIRE_HIST_BUCKETS 252
-unsigned at_wire_hist_index(uint64_t v);
+/* The bucket of value v. Inline: the runtime counts task steps with it on its hot path. */
+static inline unsigned at_wire_hist_index(uint64_t v)
+{
+    if (v < 4)
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v);
+    return 4u * (e - 1u) + (unsigned)((v >> (e - 2u)) & 3u);
+}
 /* Smallest value that falls in bucket i (i < AT_WIRE_HIST_BUCKETS). */
 uint64_t at_wire_hist_lower(unsigned i);
-/* The q-quantile (0 < q <= 1) of a histogram as the lower bound of the
- * bucket holding it; 0 when the histogram is empty. */
-uint64_t at_wire_hist_quantile(const at_wire_hist_t *h, double q);
+/* One past the largest value that falls in bucket i (i < AT_WIRE_HIST_BUCKETS);
+ * UINT64_MAX for the last bucket. */
+uint64_t at_wire_hist_upper(unsigned i);
+/* The q-quantile (0 < q <= 1, clamped into that range) of a histogram; 0 when it is empty.
+ * The sample of rank q*total is found in its bucket and the value is interpolated
+ * linearly across the bucket's range by the rank's position among the bucket's count
+ * (samples assumed spread evenly inside a bucket), so the error is at most the bucket's
+ * width (25% of its lower bound). The result is then clamped to [min_ns, max_ns], the
+ * smallest and largest samples recorded, where the caller knows them: pass 0 and
+ * UINT64_MAX when it does not. Buckets past AT_WIRE_HIST_BUCKETS are ignored. Pure. */
+uint64_t at_wire_hist_quantile(const at_wire_hist_t *h, double q, uint64_t min_ns, uint64_t max_ns);
 
 /* A named counter (handles by type, dropped events by kind).
  * Wire: [name, count]. */
@@ -349,6 +364,10 @@ typedef struct at_wire_site_stats {
     uint64_t max_ns;
     uint64_t slow; /* how many were over the threshold in force then */
     at_wire_hist_t hist;
+    /* Optional trailing element 8: the shortest callback; false = not sent (a row of 7,
+     * as before; quantiles are then clamped to max_ns only). */
+    bool has_min;
+    uint64_t min_ns;
 } at_wire_site_stats_t;
 
 /* One slow callback (ran longer than the threshold). */
@@ -399,7 +418,8 @@ typedef struct at_wire_loop_stats {
     uint64_t callbacks;  /* callbacks run */
     uint64_t slow;       /* slow callbacks */
     uint64_t errors;     /* exception/warning events */
-    at_wire_hist_t lag;  /* loop lag samples (ns) */
+    at_wire_hist_t lag;  /* loop lag samples (ns), one per loop iteration */
+    uint64_t lag_max_ns; /* optional: the largest lag sample since start; 0 = not sent */
     /* tasks the server currently reports, by at_wire_task_state_t; a
      * finished task counts under its final state until it is in tasks_gone */
     uint64_t tasks_by_state[AT_WIRE_TASK_NSTATES];

@@ -94,14 +94,6 @@ const char *at_wire_op_name(int op)
     return at__wire_op_names[op];
 }
 
-unsigned at_wire_hist_index(uint64_t v)
-{
-    if (v < 4)
-        return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v);
-    return 4u * (e - 1u) + (unsigned)((v >> (e - 2u)) & 3u);
-}
-
 uint64_t at_wire_hist_lower(unsigned i)
 {
     assert(i < AT_WIRE_HIST_BUCKETS);
@@ -110,21 +102,55 @@ uint64_t at_wire_hist_lower(unsigned i)
     return (uint64_t)(4u + (i & 3u)) << (i / 4u - 1u);
 }
 
-uint64_t at_wire_hist_quantile(const at_wire_hist_t *h, double q)
+uint64_t at_wire_hist_upper(unsigned i)
 {
+    assert(i < AT_WIRE_HIST_BUCKETS);
+    return i + 1 < AT_WIRE_HIST_BUCKETS ? at_wire_hist_lower(i + 1) : UINT64_MAX;
+}
+
+uint64_t at_wire_hist_quantile(const at_wire_hist_t *h, double q, uint64_t min_ns, uint64_t max_ns)
+{
+    uint32_t n = h->n < AT_WIRE_HIST_BUCKETS ? h->n : AT_WIRE_HIST_BUCKETS;
     uint64_t total = 0;
-    for (uint32_t i = 0; i < h->n; i++)
+    for (uint32_t i = 0; i < n; i++)
         total += h->counts[i];
     if (total == 0)
         return 0;
-    double want = q * (double)total;
-    uint64_t acc = 0;
-    for (uint32_t i = 0; i < h->n && i < AT_WIRE_HIST_BUCKETS; i++) {
-        acc += h->counts[i];
-        if ((double)acc >= want && h->counts[i] > 0)
-            return at_wire_hist_lower(i);
+    if (!(q > 0)) /* also NaN */
+        q = 0;
+    if (q > 1)
+        q = 1;
+    /* the rank (1-based, continuous) of the wanted sample; at least the first one */
+    double rank = q * (double)total;
+    if (rank < 1)
+        rank = 1;
+    uint64_t before = 0;
+    uint32_t i = 0;
+    for (; i < n; i++) {
+        if (h->counts[i] > 0 && (double)(before + h->counts[i]) >= rank)
+            break;
+        before += h->counts[i];
     }
-    return at_wire_hist_lower(h->n < AT_WIRE_HIST_BUCKETS ? h->n - 1 : AT_WIRE_HIST_BUCKETS - 1);
+    if (i == n) /* rounding at q = 1: the last non-empty bucket */
+        for (i = n; i-- > 0 && h->counts[i] == 0;)
+            ;
+    uint64_t lo = at_wire_hist_lower(i), hi = at_wire_hist_upper(i);
+    if (hi == UINT64_MAX) /* the open-ended last bucket: no width to spread over */
+        hi = lo;
+    double frac = (rank - (double)before) / (double)h->counts[i];
+    if (frac > 1)
+        frac = 1;
+    double v = (double)lo + frac * (double)(hi - lo);
+    uint64_t out = v >= (double)hi ? hi : (uint64_t)v;
+    if (out > lo && out == hi) /* stay inside the bucket: [lo, hi) */
+        out = hi - 1;
+    if (min_ns > max_ns)
+        min_ns = max_ns;
+    if (out < min_ns)
+        out = min_ns;
+    if (out > max_ns)
+        out = max_ns;
+    return out;
 }
 
 int at__wire_utf8_ok(const uint8_t *s, size_t n)

@@ -844,6 +844,8 @@ static void get_stats(rd_t *r, const char *key, at_wire_loop_stats_t *s)
         } else if (IS(r, "lag")) {
             get_hist(r, "lag", &s->lag);
             seen |= 1u << 6;
+        } else if (IS(r, "lag_max_ns")) {
+            s->lag_max_ns = get_uint(r, "lag_max_ns");
         } else if (IS(r, "tasks")) {
             int k = row_open(r, "tasks", AT_WIRE_TASK_NSTATES);
             if (k < 0)
@@ -1190,7 +1192,10 @@ static void dec_update(rd_t *r, uint32_t n, at_wire_update_t *m)
                 v[j].max_ns = get_uint(r, "site_stats");
                 v[j].slow = get_uint(r, "site_stats");
                 get_hist(r, "site_stats", &v[j].hist);
-                skip_rest(r, (uint32_t)c, 7, "site_stats");
+                v[j].has_min = c > 7;
+                if (c > 7)
+                    v[j].min_ns = get_uint(r, "site_stats");
+                skip_rest(r, (uint32_t)c, c > 7 ? 8 : 7, "site_stats");
                 leave(r);
             }
             leave(r);

@@ -347,6 +347,7 @@ static void put_stats(enc_t *e, const at_wire_loop_stats_t *s)
     put_key(e, "lag");
     put_hist(e, &s->lag);
     n++;
+    KV_UINT0(e, n, "lag_max_ns", s->lag_max_ns);
     put_key(e, "tasks");
     put_head(e, 4, AT_WIRE_TASK_NSTATES);
     for (unsigned i = 0; i < AT_WIRE_TASK_NSTATES; i++)
@@ -595,7 +596,7 @@ int at_wire_encode_update(at_wire_buf_t *b, const at_wire_update_t *m)
         put_head(&e, 4, m->n_site_stats);
         for (uint32_t i = 0; i < m->n_site_stats; i++) {
             const at_wire_site_stats_t *s = &m->site_stats[i];
-            put_head(&e, 4, 7);
+            put_head(&e, 4, s->has_min ? 8 : 7);
             put_uint(&e, s->site);
             put_uint(&e, s->kind);
             put_uint(&e, s->count);
@@ -603,6 +604,8 @@ int at_wire_encode_update(at_wire_buf_t *b, const at_wire_update_t *m)
             put_uint(&e, s->max_ns);
             put_uint(&e, s->slow);
             put_hist(&e, &s->hist);
+            if (s->has_min)
+                put_uint(&e, s->min_ns);
         }
         n++;
     }
