@@ -500,26 +500,42 @@ static void apply_running(Applier *this, const at_wire_update_t *u, uint64_t now
     Model_setBlocked(m, true, dur, cb, task, &st, now_ms);
 }
 
+/* True when an event numbered seq is new on this connection: not one an earlier update
+ * already delivered. A snapshot (the one after resume, or after the process found us slow)
+ * resends the runtime's event log, so events seen before come again; they are recognised by
+ * their seq (one sequence per loop for slow and exception events, docs/protocol.md). */
+static bool event_new(const Applier *this, uint64_t seq)
+{
+    return !this->have_seq || seq > this->last_seq;
+}
+
 /* Slow and exception events share one sequence (docs/protocol.md): the numbers between the
  * newest seen before and the newest now that did not arrive were dropped on the way (the
  * runtime's event log overflowed between two updates). The first update only sets the
- * start: what happened before we attached is not missing. */
+ * start: what happened before we attached is not missing. Called after the events of u
+ * were applied (event_new compares with the newest of the earlier updates). */
 static void count_gaps(Applier *this, const at_wire_update_t *u)
 {
     uint64_t newest = this->last_seq, got = 0;
+    bool any = false;
     for (uint32_t i = 0; i < u->n_slow; i++)
-        if (u->slow[i].seq > this->last_seq) {
+        if (event_new(this, u->slow[i].seq)) {
             got++;
+            any = true;
             newest = u->slow[i].seq > newest ? u->slow[i].seq : newest;
         }
     for (uint32_t i = 0; i < u->n_exc; i++)
-        if (u->exc[i].seq > this->last_seq) {
+        if (event_new(this, u->exc[i].seq)) {
             got++;
+            any = true;
             newest = u->exc[i].seq > newest ? u->exc[i].seq : newest;
         }
-    if (this->last_seq && newest - this->last_seq > got)
+    if (this->have_seq && newest - this->last_seq > got)
         this->gaps += newest - this->last_seq - got;
-    this->last_seq = newest;
+    if (any) {
+        this->last_seq = newest;
+        this->have_seq = true;
+    }
     this->model->missed = this->gaps;
 }
 
@@ -595,10 +611,14 @@ static void apply_update(Applier *this, const at_wire_update_t *u, uint64_t now_
                          u->dropped[i].n);
     for (uint32_t i = 0; i < u->n_site_stats; i++)
         apply_site_stats(this, &u->site_stats[i]);
+    /* events already delivered by an earlier update (a snapshot resends the event log) are
+     * not added again */
     for (uint32_t i = 0; i < u->n_slow; i++)
-        apply_slow(this, &u->slow[i]);
+        if (event_new(this, u->slow[i].seq))
+            apply_slow(this, &u->slow[i]);
     for (uint32_t i = 0; i < u->n_exc; i++)
-        apply_exc(this, &u->exc[i]);
+        if (event_new(this, u->exc[i].seq))
+            apply_exc(this, &u->exc[i]);
     count_gaps(this, u);
     apply_running(this, u, now_ms);
 }

@@ -39,6 +39,7 @@ typedef struct Applier {
     uint64_t prev_lag[AT_WIRE_HIST_BUCKETS];
     uint64_t updates;  /* updates applied */
     uint64_t last_seq; /* newest slow/exception event seq seen (one sequence for both) */
+    bool have_seq;     /* last_seq is set (an event arrived on this connection) */
     uint64_t gaps;     /* slow/exception events missing by seq (also in Model.missed) */
 } Applier;
 

@@ -112,6 +112,7 @@ class Program:
         self.slow_ns = int(os.environ.get("ASYNCTOP_SLOW_MS", "100")) * MS
         self.debug = os.environ.get("ASYNCTOP_DEBUG") == "1"
         self.slow_events, self.exc_events = [], []
+        self.slow_log, self.exc_log = [], []  # --event-log: every event (the exporter's log)
         self.slow_seq = self.exc_seq = 0
         self.ev_seq = 0  # slow and exception events share one sequence, as in the exporter
         self.gap = 0     # --gap: event numbers skipped once (events the runtime lost)
@@ -155,6 +156,7 @@ class Program:
         if self.debug:
             e["create_stack"] = 6
         self.exc_events.append(e)
+        self.exc_log.append(e)
 
     def add_slow(self, dur_ns, name="slow_handler", site=11, stack=5):
         self.slow_total += 1
@@ -162,11 +164,12 @@ class Program:
         self.ev_seq += 1
         if self.slow_seq == 2 and self.gap:  # the second slow event comes after a gap
             self.ev_seq += self.gap
-        ev = {"seq": self.ev_seq, "start_ns": now_ns() - dur_ns, "dur_ns": dur_ns, "kind": 1,
+        ev = {"seq": self.ev_seq, "start_ns": max(0, now_ns() - dur_ns), "dur_ns": dur_ns, "kind": 1,
               "site": site, "name": name, "task": 3, "stack": stack}
         if self.debug:
             ev["sched_stack"] = 6
         self.slow_events.append(ev)
+        self.slow_log.append(ev)
 
     def tick(self, step):
         """One second of program life: callbacks, a slow callback, a short task."""
@@ -215,6 +218,7 @@ class Conn:
     def __init__(self, sock):
         self.sock, self.buf, self.out = sock, b"", b""
         self.subscribed, self.paused = False, False
+        self.ev_sent = 0  # --event-log: newest event seq sent to this client
         self.interval_ms, self.next_at, self.seq = 1000, 0.0, 0
         self.need_full = True
         self.sent_sites, self.sent_stacks = set(), set()
@@ -225,12 +229,15 @@ class Server:
         self.args = args
         self.prog = Program(args.tasks)
         self.prog.gap = args.gap
+        for i in range(args.slow_events):  # slow events that happened before anyone attached
+            self.prog.add_slow((300 + 10 * i) * MS, "startup_%d" % i)
         self.sel = selectors.DefaultSelector()
         self.conns = {}
         self.path = socket_path(os.getpid())
         self.log = open(args.log, "a", buffering=1) if args.log else None
         self.blocked_since = None
         self.step = 0
+        self.resumes = 0
 
     def bind(self):
         d = os.path.dirname(self.path)
@@ -325,10 +332,21 @@ class Server:
                 u["tasks_changed"] = ch
             if p.gone:
                 u["tasks_gone"] = list(p.gone)
-        if p.slow_events:
-            u["slow"] = list(p.slow_events)
-        if p.exc_events:
-            u["exc"] = list(p.exc_events)
+        if self.args.event_log:
+            # like the exporter: a snapshot resends the event log, a delta what is new to c
+            since = -1 if full else c.ev_sent
+            slow = [e for e in p.slow_log if e["seq"] > since]
+            exc = [e for e in p.exc_log if e["seq"] > since]
+            if slow:
+                u["slow"] = slow
+            if exc:
+                u["exc"] = exc
+            c.ev_sent = p.ev_seq
+        else:
+            if p.slow_events:
+                u["slow"] = list(p.slow_events)
+            if p.exc_events:
+                u["exc"] = list(p.exc_events)
         if self.args.dropped:
             u["dropped"] = [["slow", self.args.dropped], ["exc", 0]]
         r = self.running()
@@ -388,6 +406,9 @@ class Server:
         elif op == "resume":
             c.paused = False
             c.need_full = True
+            if self.args.event_log:  # a mark: a test knows the snapshot after it has come
+                self.resumes += 1
+                p.add_slow(500 * MS, "resumed_%d" % self.resumes)
         else:
             resp.update(status=13, reason="unsupported op %r" % op)
         self.send(c, resp)
@@ -502,6 +523,12 @@ def main():
     ap.add_argument("--dropped", type=int, default=0, help="report this many dropped slow events")
     ap.add_argument("--gap", type=int, default=0,
                     help="skip this many event numbers before the second slow event")
+    ap.add_argument("--event-log", action="store_true",
+                    help="keep every event and resend them all in each snapshot (full update), "
+                    "as the exporter resends its event log; each resume adds a slow event "
+                    "resumed_N")
+    ap.add_argument("--slow-events", type=int, default=0,
+                    help="slow callbacks that happened before anyone attached")
     ap.add_argument("--log", help="append every request received as a JSON line")
     args = ap.parse_args()
     # like a real program, /proc/<pid>/comm is the program's name (PR_SET_NAME)

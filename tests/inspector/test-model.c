@@ -719,6 +719,74 @@ static void test_loops_selection(void **state)
     Model_done(&m);
 }
 
+/* Issue 14: a snapshot (after resume, or a resync) resends the runtime's event log; events
+ * already delivered on this connection are recognised by seq and not added again, so the
+ * count of slow events held matches the process's own count however often it is paused. */
+static void test_applier_events_dedup(void **state)
+{
+    (void)state;
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    /* the log: slow events 1, 2, 4 and exception 3 (one sequence for both) */
+    at_wire_slow_t slow[4];
+    memset(slow, 0, sizeof slow);
+    uint64_t slow_seq[] = {1, 2, 4, 5};
+    for (int i = 0; i < 4; i++) {
+        slow[i].seq = slow_seq[i];
+        slow[i].dur_ns = 200000000ull;
+        slow[i].name = "slow_cb";
+    }
+    at_wire_exc_t exc[2];
+    memset(exc, 0, sizeof exc);
+    exc[0].seq = 3;
+    exc[0].message = "boom";
+    exc[1].seq = 6;
+    exc[1].message = "bang";
+    at_wire_msg_t msg;
+    for (int round = 0; round < 3; round++) { /* attach, then two pause/resume snapshots */
+        memset(&msg, 0, sizeof msg);
+        msg.type = AT_WIRE_UPDATE;
+        at_wire_update_t *u = &msg.u.update;
+        u->full = true;
+        u->ts_ns = 1000000000ull * (uint64_t)(round + 1);
+        u->config = (at_wire_config_t){true, 100000000, true, false};
+        u->has_stats = true;
+        u->stats.slow = 3;
+        u->stats.errors = 1;
+        u->n_slow = 3;
+        u->slow = slow;
+        u->n_exc = 1;
+        u->exc = exc;
+        assert_int_equal(Applier_apply(&a, &msg, 10 + (uint64_t)round), 0);
+        assert_int_equal(m.nslow, 3);
+        assert_int_equal(m.nexc, 1);
+        assert_int_equal(Model_site(&m, "slow_cb")->count, 3);
+        assert_int_equal(m.missed, 0);
+    }
+    /* a delta, then a snapshot resending the whole log with the new ones: only those count */
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    msg.u.update.ts_ns = 5000000000ull;
+    msg.u.update.n_slow = 1;
+    msg.u.update.slow = &slow[3];
+    assert_int_equal(Applier_apply(&a, &msg, 20), 0);
+    assert_int_equal(m.nslow, 4);
+    msg.u.update.full = true;
+    msg.u.update.n_slow = 4;
+    msg.u.update.slow = slow;
+    msg.u.update.n_exc = 2;
+    msg.u.update.exc = exc;
+    assert_int_equal(Applier_apply(&a, &msg, 21), 0);
+    assert_int_equal(m.nslow, 4);
+    assert_int_equal(m.nexc, 2);
+    assert_string_equal(Model_excAt(&m, 0)->message, "bang");
+    assert_int_equal(m.missed, 0);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_applier_wait_desc_and_running_task),
         cmocka_unit_test(test_loops_selection),
         cmocka_unit_test(test_applier_gone_final_state),
+        cmocka_unit_test(test_applier_events_dedup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
