@@ -20,16 +20,15 @@ void Header_rate(double v, char *buf, size_t len)
 
 uint64_t Header_blockedNs(App *app)
 {
-    Model *m = &app->model;
-    if (!m->blocked)
-        return 0;
-    uint64_t ns = m->blocked_for_ns;
-    if (m->conn == CONN_LIVE) {
-        uint64_t now = App_now(app);
-        if (now > m->blocked_local_ms)
-            ns += (now - m->blocked_local_ms) * 1000000ull;
-    }
-    return ns;
+    const Model *m = &app->model;
+    return m->blocked ? m->blocked_for_ns : 0;
+}
+
+uint64_t Header_blockedAgeMs(App *app)
+{
+    const Model *m = &app->model;
+    uint64_t now = App_now(app);
+    return m->blocked && now > m->blocked_local_ms ? now - m->blocked_local_ms : 0;
 }
 
 bool Header_showsLoop(App *app)
@@ -40,7 +39,7 @@ bool Header_showsLoop(App *app)
 
 int Header_height(App *app)
 {
-    return 2 + Header_showsLoop(app) + app->model.blocked;
+    return 3 + Header_showsLoop(app); /* the banner's line is always there: rows never move */
 }
 
 /* "loop 2/3 (thread 4251 'worker', uv loop 0x7f..)   [ ] other loops  L list": which loop
@@ -196,15 +195,24 @@ void Header_draw(App *app, int w)
         loop_line(app, 2, w);
         by = 3;
     }
+    move(by, 0);
+    clrtoeol();
     if (m->blocked) {
-        uint64_t ns = Header_blockedNs(app);
-        char secs[32];
-        snprintf(secs, sizeof secs, "%.1f s", (double)ns / 1e9);
+        /* what the process reported, cut (not rounded) to 0.1 s so it never reads more than
+         * was true then, and how old that report is */
+        uint64_t ns = Header_blockedNs(app), age = Header_blockedAgeMs(app);
+        char secs[32], as_of[48];
+        snprintf(secs, sizeof secs, "%llu.%llu s", (unsigned long long)(ns / 1000000000ull),
+                 (unsigned long long)(ns / 100000000ull % 10));
         if (m->blocked_task && m->blocked_task[0])
             snprintf(buf, sizeof buf, " BLOCKED %s in %s (task %s) ", secs, m->blocked_callback,
                      m->blocked_task);
         else
             snprintf(buf, sizeof buf, " BLOCKED %s in %s ", secs, m->blocked_callback);
-        CRT_put(by, 0, buf, w, CRT_colors[C_BANNER], true);
+        x = CRT_put(by, 0, buf, w, CRT_colors[C_BANNER], false);
+        snprintf(as_of, sizeof as_of, "  as of %llu.%llu s ago", (unsigned long long)(age / 1000),
+                 (unsigned long long)(age / 100 % 10));
+        if (x < w)
+            CRT_put(by, x, as_of, w - x, CRT_colors[C_DIM], false);
     }
 }

@@ -235,6 +235,7 @@ class Server:
         self.conns = {}
         self.path = socket_path(os.getpid())
         self.log = open(args.log, "a", buffering=1) if args.log else None
+        self.running_log = open(args.running_log, "a", buffering=1) if args.running_log else None
         self.blocked_since = None
         self.step = 0
         self.resumes = 0
@@ -352,6 +353,8 @@ class Server:
         r = self.running()
         if r:
             u["running"] = r
+        if self.running_log:  # what this update says the running callback has taken so far
+            self.running_log.write("%d\n" % (u["ts_ns"] - r["since_ns"] if r else -1))
         self.send(c, u)
 
     # ---- input ------------------------------------------------------------------
@@ -529,6 +532,9 @@ def main():
                     "resumed_N")
     ap.add_argument("--slow-events", type=int, default=0,
                     help="slow callbacks that happened before anyone attached")
+    ap.add_argument("--running-log",
+                    help="append, per update sent, how long the running callback had run then "
+                    "(ns; -1: none running)")
     ap.add_argument("--log", help="append every request received as a JSON line")
     args = ap.parse_args()
     # like a real program, /proc/<pid>/comm is the program's name (PR_SET_NAME)

@@ -45,3 +45,46 @@ def test_pause_resume_does_not_count_events_twice(env):
             assert len(names) == 4 + k, names
     finally:
         tui.close()
+
+
+def tab_line(screen):
+    """Index of the tab bar's line: where the rows below the header start."""
+    for i, l in enumerate(screen.split("\n")):
+        if re.match(r"^\s*1 Tasks\s+2 Tree", l):
+            return i
+    raise AssertionError(screen)
+
+
+def test_blocked_banner_is_what_the_process_reported(env):
+    """The banner shows the running time the last update reported (cut to 0.1 s), never more
+    (it used to count on locally between updates), with its age; its line is always there, so
+    the rows never move when it appears or goes."""
+    runlog = env.dir + "/running.log"
+    t = env.target("--block-at", "3", "--block-for", "9", "--running-log", runlog)
+    # updates every 2 s: between two, a banner counting locally would read values never sent
+    tui = Tui(env, ["-d", "2000", t.pid], 120, 40)
+    try:
+        s = tui.wait(r"^\s+10 conn-0 ")
+        before = tab_line(s)
+        seen = set()
+
+        def reported():
+            with open(runlog) as f:
+                return {int(x) for x in f.read().split()}
+
+        def banner():
+            s = tui.screen()
+            m = re.search(r"BLOCKED (\d+)\.(\d) s in parse_request \(task server\)\s+"
+                          r"as of \d+\.\d s ago", s)
+            if m:
+                assert tab_line(s) == before, s  # rows did not move
+                seen.add(int(m.group(1)) * 10 + int(m.group(2)))
+            return len(seen) >= 3 and seen
+        wait_until("three banner values", banner, 20, 0.1)
+        # every value shown is one the process sent, cut to 0.1 s
+        sent = {ns // 100_000_000 for ns in reported() if ns >= 0}
+        assert seen <= sent, (seen, sent)
+        s = tui.wait_not(r"BLOCKED", 20)
+        assert tab_line(s) == before, s
+    finally:
+        tui.close()
