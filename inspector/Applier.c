@@ -267,6 +267,39 @@ static uint64_t us_to_ns(uint64_t us)
     return us > MAX_TIME_NS / 1000 ? 0 : us * 1000;
 }
 
+static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* A stack by content: the frames as the screens show them (function, file, line; the address
+ * when there is no file), so equal stacks are equal whatever ids the process gave them. 0 when
+ * the stack is unknown. */
+static uint64_t stack_content_key(const Applier *this, const StackDef *sd)
+{
+    if (!sd || !sd->n)
+        return 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint32_t i = 0; i < sd->n; i++) {
+        const SiteDef *s = site_get(this, sd->sites[i]);
+        if (!s) {
+            h = fnv_bytes(h, "?", 2);
+            continue;
+        }
+        h = fnv_bytes(h, s->func, strlen(s->func) + 1);
+        if (s->file) {
+            h = fnv_bytes(h, s->file, strlen(s->file) + 1);
+            h = fnv_bytes(h, &s->line, sizeof s->line);
+        } else {
+            h = fnv_bytes(h, &s->addr, sizeof s->addr);
+        }
+    }
+    return h ? h : 1;
+}
+
 static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
 {
     char waits[160], created[MODEL_MAX_STR], where[MODEL_MAX_STR], name[MODEL_MAX_STR];
@@ -304,6 +337,7 @@ static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
     r.where = where;
     r.where_len = SIZE_MAX;
     r.stack_key = w->stack;
+    r.group_key = stack_content_key(this, sd);
     r.created_ns = us_to_ns(w->created_us);
     r.wait_since_ns = us_to_ns(w->wait_since_us);
     r.busy_ns = w->busy_ns;

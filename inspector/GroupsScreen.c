@@ -22,12 +22,10 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     char count[24], wait[32], where[MODEL_MAX_STR + 40];
     snprintf(count, sizeof count, "%u", g->count);
     Duration_format(g->longest_wait_ns, wait, sizeof wait);
-    /* what the group waits on, without the object number of its example task */
+    /* what the group waits on: the kind (the part all its tasks share when they have no
+     * stack), not its example task's object number or time left */
     char waits[64];
-    snprintf(waits, sizeof waits, "%s", g->example->waits_on);
-    char *hash = strstr(waits, " #");
-    if (hash)
-        *hash = '\0';
+    snprintf(waits, sizeof waits, "%.*s", (int)Task_waitKindLen(g->example), g->example->waits_on);
     snprintf(where, sizeof where, "%s%s%s",
              g->example->where[0] ? g->example->where : "(stack unknown)",
              waits[0] ? "  waits on " : "", waits);

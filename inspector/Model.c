@@ -572,6 +572,7 @@ int Model_upsertTask(Model *this, const TaskRow *row, uint64_t now_ms)
     Model_setString(&t->created_at, row->created_at, row->created_at ? row->created_at_len : 0);
     Model_setString(&t->where, row->where, row->where ? row->where_len : 0);
     t->stack_key = row->stack_key;
+    t->group_key = row->group_key;
     t->state = (uint8_t)row->state;
     t->created_ns = row->created_ns;
     t->wait_since_ns = row->wait_since_ns;

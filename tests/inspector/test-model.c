@@ -13,6 +13,8 @@
 #include "Applier.h"
 #include "Model.h"
 #include "TaskColumn.h"
+#include "TaskTree.h"
+#include "TaskView.h"
 
 static TaskRow row(uint64_t id, const char *name, int state)
 {
@@ -787,6 +789,81 @@ static void test_applier_events_dedup(void **state)
     Model_done(&m);
 }
 
+/* Issue 14: one group is one row with the right count, and a group's task list keeps showing
+ * its tasks across updates: groups are by stack content (not the stack's id, which may change
+ * for the same frames), and tasks with no stack are grouped by where and the kind of wait
+ * (not "read #100" vs "read #101", nor "sleep 0.603 s" vs "sleep 0.531 s"). */
+static void test_applier_groups_stable(void **state)
+{
+    (void)state;
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    static const at_wire_stack_t two[] = {{7, 2, stack1_sites}, {8, 2, stack1_sites}};
+    at_wire_task_t rows[9];
+    for (int i = 0; i < 3; i++) /* three sleepers on stack 7 */
+        rows[i] = wtask(1 + (uint64_t)i, AT_WIRE_TASK_WAITING, 0);
+    for (int i = 3; i < 7; i++) { /* four readers with no stack yet, each on its own socket */
+        rows[i] = wtask(10 + (uint64_t)i, AT_WIRE_TASK_WAITING, 0);
+        rows[i].stack = 0;
+        rows[i].wait_obj = 100 + (uint64_t)i;
+    }
+    for (int i = 7; i < 9; i++) { /* two sleepers whose description says the time left */
+        rows[i] = wtask(20 + (uint64_t)i, AT_WIRE_TASK_WAITING, 0);
+        rows[i].stack = 0;
+        rows[i].wait_kind = AT_WIRE_WAIT_SLEEP;
+        rows[i].wait_desc = i == 7 ? "sleep 0.603 s" : "sleep 0.531 s";
+    }
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->ts_ns = 5000000000ull;
+    u->n_sites = 3;
+    u->sites = sites;
+    u->n_stacks = 2;
+    u->stacks = two;
+    u->n_tasks_new = 9;
+    u->tasks_new = rows;
+    assert_int_equal(Applier_apply(&a, &msg, 10), 0);
+    TaskGroups g;
+    TaskGroups_init(&g);
+    TaskGroups_update(&g, &m);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.g[0].count, 4);
+    assert_int_equal(g.g[1].count, 3);
+    assert_int_equal(g.g[2].count, 2);
+    /* Enter on the group of three */
+    TaskView v;
+    TaskView_init(&v);
+    v.by_group = true;
+    v.group_key = g.g[1].key;
+    TaskView_update(&v, &m);
+    assert_int_equal(v.n, 3);
+    /* the next update: the same frames under another stack id, new times left */
+    for (int i = 0; i < 3; i++)
+        rows[i].stack = 8;
+    rows[7].wait_desc = "sleep 0.402 s";
+    rows[8].wait_desc = "sleep 0.330 s";
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    u->ts_ns = 6000000000ull;
+    u->n_tasks_changed = 9;
+    u->tasks_changed = rows;
+    assert_int_equal(Applier_apply(&a, &msg, 20), 0);
+    TaskView_update(&v, &m);
+    assert_int_equal(v.n, 3);
+    TaskGroups_update(&g, &m);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.g[2].count, 2);
+    TaskView_done(&v);
+    TaskGroups_done(&g);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -801,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_loops_selection),
         cmocka_unit_test(test_applier_gone_final_state),
         cmocka_unit_test(test_applier_events_dedup),
+        cmocka_unit_test(test_applier_groups_stable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
