@@ -316,7 +316,8 @@ static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
         r.name = name;
     }
     r.name_len = SIZE_MAX;
-    if (w->wait_desc && w->wait_desc[0]) /* the runtime's own words, e.g. "sleep 5.000 s" */
+    r.waits_described = w->wait_desc && w->wait_desc[0];
+    if (r.waits_described) /* the runtime's own words, e.g. "sleep 5.000 s" */
         snprintf(waits, sizeof waits, "%s", w->wait_desc);
     else if (w->wait_kind == AT_WIRE_WAIT_NONE)
         waits[0] = '\0';

@@ -22,10 +22,15 @@ static void task_lines(App *app, TextLines *t, int w)
     }
     TextLines_add(t, CRT_colors[C_HEADER], "Task %llu  %s  [%s]%s", (unsigned long long)task->id,
                   task->name, TaskState_name(task->state), task->gone_ms ? "  (finished)" : "");
-    TextLines_add(
-        t, CRT_colors[C_NORMAL], "  waits on   %s%s%s%s", task->waits_on[0] ? task->waits_on : "-",
-        m->detail_wait && m->detail_wait[0] ? "  (" : "", m->detail_wait ? m->detail_wait : "",
-        m->detail_wait && m->detail_wait[0] ? ")" : "");
+    /* The line is the latest update's. The detail's description (an older answer, refreshed
+     * less often) is added only when the update carries no words of the runtime's own (just
+     * "kind #obj") and the task still waits: a description such as "sleep 0.603 s" changes
+     * with every update, and an older copy beside it would contradict it. */
+    bool add_detail = !task->waits_described && task->waits_on[0] && m->detail_wait &&
+                      m->detail_wait[0] && strcmp(m->detail_wait, task->waits_on) != 0;
+    TextLines_add(t, CRT_colors[C_NORMAL], "  waits on   %s%s%s%s",
+                  task->waits_on[0] ? task->waits_on : "-", add_detail ? "  (" : "",
+                  add_detail ? m->detail_wait : "", add_detail ? ")" : "");
     TextLines_add(t, CRT_colors[C_NORMAL], "  waiting    %-10s age %-10s busy %-10s steps %llu",
                   Duration_format(Task_waitingNs(task, m), d1, sizeof d1),
                   Duration_format(Task_ageNs(task, m), d2, sizeof d2),

@@ -116,6 +116,7 @@ class Program:
         self.slow_seq = self.exc_seq = 0
         self.ev_seq = 0  # slow and exception events share one sequence, as in the exporter
         self.gap = 0     # --gap: event numbers skipped once (events the runtime lost)
+        self.sleep_desc = False  # --sleep-desc
         self.callbacks = self.busy = self.iterations = 0
         self.slow_total = 0
         self.lag = [0] * 90
@@ -193,6 +194,11 @@ class Program:
             self.changed.add(old.id)
             del self.tasks[old.id]
             self.gone.append(old.id)
+        # --sleep-desc: the producer's description counts down the time left of its sleep,
+        # as the runtime's does ("sleep 0.603 s")
+        if self.sleep_desc and 3 in self.tasks:
+            self.tasks[3].wait_desc = "sleep %.3f s" % (9.5 - step % 9 - 0.001 * step)
+            self.changed.add(3)
         # the ticker wakes up
         tk = self.tasks.get(5)
         if tk:
@@ -229,6 +235,7 @@ class Server:
         self.args = args
         self.prog = Program(args.tasks)
         self.prog.gap = args.gap
+        self.prog.sleep_desc = args.sleep_desc
         for i in range(args.slow_events):  # slow events that happened before anyone attached
             self.prog.add_slow((300 + 10 * i) * MS, "startup_%d" % i)
         self.sel = selectors.DefaultSelector()
@@ -383,7 +390,8 @@ class Server:
             else:
                 def locs(stack_id):
                     return [SITES[s][1:] for s in STACKS[stack_id][1]]
-                d = {"task": t.row(), "wait_desc": "read tcp fd %d" % (t.wait_obj % 1000),
+                desc = t.wait_desc or "read tcp fd %d" % (t.wait_obj % 1000)
+                d = {"task": t.row(), "wait_desc": desc,
                      "suspend": locs(t.stack),
                      "children": [x.id for x in p.tasks.values() if x.parent == t.id][:100],
                      "step_hist": [0] * 40 + [5, 9, 3, 1]}
@@ -532,6 +540,9 @@ def main():
                     "resumed_N")
     ap.add_argument("--slow-events", type=int, default=0,
                     help="slow callbacks that happened before anyone attached")
+    ap.add_argument("--sleep-desc", action="store_true",
+                    help="the producer (task 3) describes its sleep with the time left, "
+                    "changing every second")
     ap.add_argument("--running-log",
                     help="append, per update sent, how long the running callback had run then "
                     "(ns; -1: none running)")

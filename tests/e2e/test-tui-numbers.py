@@ -88,3 +88,26 @@ def test_blocked_banner_is_what_the_process_reported(env):
         assert tab_line(s) == before, s
     finally:
         tui.close()
+
+
+def test_task_detail_wait_line_is_from_one_update(env):
+    """The task detail's "waits on" line is the latest update's: with a description that
+    changes every update ("sleep 8.497 s"), no older copy from the detail answer beside it
+    (it read "sleep 0.603 s (sleep 0.531 s)")."""
+    t = env.target("--sleep-desc")
+    tui = Tui(env, [t.pid], 120, 40)
+    try:
+        s = tui.wait(r"^\s+3 producer\s+waiting\s+sleep \d+\.\d{3} s")
+        tui.keys("j", "j", "Enter")
+        tui.wait(r"Suspended at")
+        for _ in range(3):  # over a few updates (each changes the description)
+            prev = re.search(r"waits on\s+(.*)$", tui.screen(), re.M).group(1)
+            s = wait_until("the description to change", lambda: (lambda m: m and m.group(1) != prev and tui.screen())(
+                re.search(r"waits on\s+(.*)$", tui.screen(), re.M)), 10)
+            line = re.search(r"waits on\s+(.*)$", s, re.M).group(1).rstrip()
+            assert re.fullmatch(r"sleep \d+\.\d{3} s", line), line
+        # a row without words of its own still gets the detail's description
+        tui.keys("Escape", "g", "j", "Enter")  # task 2, server: "accept #3"
+        s = tui.wait(r"waits on\s+accept #3  \(read tcp fd 3\)")
+    finally:
+        tui.close()
