@@ -80,7 +80,10 @@ static void task_lines(App *app, TextLines *t, int w)
     TextLines_add(t, CRT_colors[C_HEADER], "Suspended at (innermost first)");
     TextLines_stack(t, &m->detail_suspend, "(not suspended, or no stack available)");
     TextLines_add(t, CRT_colors[C_HEADER], "Created from");
-    TextLines_stack(t, &m->detail_create, "(no creation stack: turn debug mode on with d)");
+    TextLines_stack(t, &m->detail_create,
+                    m->debug ? "(none recorded: debug mode records creation stacks only of "
+                               "tasks created after it was turned on)"
+                             : "(no creation stack: turn debug mode on with d)");
     TextLines_add(t, CRT_colors[C_HEADER], "Step durations");
     TextLines_hist(t, m->detail_hist, MODEL_HIST_BUCKETS, w);
     TextLines_add(t, CRT_colors[C_DIM], "c: cancel this task   Esc: back");
@@ -119,7 +122,10 @@ static void slow_draw(Screen *s, App *app, int y, int h, int w)
         TextLines_add(&t, CRT_colors[C_HEADER], "Stack sampled while it was blocking");
         TextLines_stack(&t, &e->stack, "(no sample: it finished before the watchdog looked)");
         TextLines_add(&t, CRT_colors[C_HEADER], "Scheduled from");
-        TextLines_stack(&t, &e->scheduled_from, "(unknown: turn debug mode on with d)");
+        TextLines_stack(&t, &e->scheduled_from,
+                        m->debug ? "(none recorded: debug mode records this only for "
+                                   "callbacks scheduled after it was turned on)"
+                                 : "(unknown: turn debug mode on with d)");
     }
     TextLines_draw(&t, s, y, h, w);
     TextLines_free(&t);

@@ -112,11 +112,49 @@ static const char *conn_text(App *app, int *attr)
     return "-";
 }
 
+/* The header while picking a process: no process is attached, so nothing of the model (it
+ * holds only placeholders); what is known of the highlighted process instead. */
+static void pick_header(App *app, int w)
+{
+    char buf[200], up[32];
+    int x = 0;
+    for (int y = 0; y < Header_height(app); y++) {
+        move(y, 0);
+        clrtoeol();
+    }
+    snprintf(buf, sizeof buf, "asynctop  %zu process%s to attach to", app->npick,
+             app->npick == 1 ? "" : "es");
+    CRT_put(0, 0, buf, w, CRT_colors[C_HEADER], false);
+    const Panel *p = &app->screens[SCR_PICK].panel;
+    if (p->selected >= app->npick)
+        return;
+    const PickEntry *e = &app->pick[p->selected];
+    if (!e->answered) {
+        snprintf(buf, sizeof buf, "pid %llu (%s): %s", (unsigned long long)e->target.pid,
+                 e->target.comm[0] ? e->target.comm : "?",
+                 e->probing   ? "asking..."
+                 : e->note[0] ? e->note
+                              : "no answer");
+        CRT_put(1, 0, buf, w, CRT_colors[C_DIM], false);
+        return;
+    }
+    snprintf(buf, sizeof buf, "%s[%llu]", e->program[0] ? e->program : e->target.comm,
+             (unsigned long long)e->target.pid);
+    x += CRT_put(1, x, buf, w - x, CRT_colors[C_HEADER], false);
+    field(1, &x, w, "  up ", Duration_format(e->uptime_ns, up, sizeof up), CRT_colors[C_HEADER]);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)e->tasks);
+    field(1, &x, w, "tasks ", buf, CRT_colors[C_HEADER]);
+}
+
 void Header_draw(App *app, int w)
 {
     Model *m = &app->model;
     char buf[160], d1[32], d2[32];
     int x = 0, attr;
+    if (App_currentId(app) == SCR_PICK) {
+        pick_header(app, w);
+        return;
+    }
     move(0, 0);
     clrtoeol();
     move(1, 0);

@@ -29,7 +29,7 @@ static void layout(RowCtx *c, TaskView *v, int w)
         for (int i = 0; i < TC_COUNT; i++)
             if (shown[i] && TaskColumn_info[i].width)
                 need += TaskColumn_info[i].width + 1;
-        if (need <= w - 12 || d >= sizeof drop_order / sizeof drop_order[0])
+        if (need <= w - TASKCOLUMN_CREATED_MIN || d >= sizeof drop_order / sizeof drop_order[0])
             break;
         if (drop_order[d] != v->sort)
             shown[drop_order[d]] = false;
@@ -51,9 +51,15 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     Task *t = c->v->rows[i];
     char buf[TC_COUNT][MODEL_MAX_STR + 8];
     const char *cells[TC_COUNT];
+    int x = 0;
     for (int k = 0; k < c->n; k++) {
-        TaskColumn_format(c->cols[k], t, &c->app->model, buf[k], sizeof buf[k]);
+        if (c->cols[k] == TC_CREATED_AT && !c->widths[k]) /* the rest of the line */
+            TaskColumn_fitCreatedAt(t->created_at, (size_t)(c->w > x ? c->w - x : 0), buf[k],
+                                    sizeof buf[k]);
+        else
+            TaskColumn_format(c->cols[k], t, &c->app->model, buf[k], sizeof buf[k]);
         cells[k] = buf[k];
+        x += c->widths[k] + 1;
     }
     int attr = sel ? CRT_colors[C_SELECTED] : t->gone_ms ? CRT_colors[C_DIM] : CRT_colors[C_NORMAL];
     if (!sel && t->state == TS_FAILED)

@@ -111,3 +111,123 @@ def test_task_detail_wait_line_is_from_one_update(env):
         s = tui.wait(r"waits on\s+accept #3  \(read tcp fd 3\)")
     finally:
         tui.close()
+
+
+# ---- the smaller items of issue 14 ------------------------------------------------------
+
+def test_delay_is_validated(env):
+    for bad in ("abc", "50", "99", "60001", "100x", "", "-5"):
+        r = env.run("-d", bad, "ls")
+        assert r.returncode == 2, (bad, r.returncode, r.stderr)
+        assert "--delay %s: the update interval in milliseconds, a whole number from 100 to 60000" \
+            % bad in r.stderr, r.stderr
+    for good in ("100", "60000", "1000"):  # accepted: ls then runs (and finds nothing)
+        r = env.run("--delay", good, "ls")
+        assert r.returncode != 2 and "--delay" not in r.stderr, (good, r.stderr)
+
+
+def test_loop_screen_pages(env):
+    t = env.target()
+    tui = Tui(env, [t.pid], 100, 20)  # the Loop page is longer than the 15 lines it gets
+    try:
+        tui.wait(r"^\s+10 conn-0 ")
+        tui.keys("6")
+        s = tui.wait(r"< 2\.0ms")
+        assert "< 4.1ms" not in s  # below the screen
+        first = tab_line(s) + 1
+        assert s.split("\n")[first].startswith("utilisation"), s
+        tui.keys("NPage")
+        s = wait_until("the page to scroll", lambda: (lambda s: not s.split("\n")[first].startswith(
+            "utilisation") and s)(tui.screen()), 5)
+        assert "< 4.1ms" in s  # the last line is in view
+        tui.keys("PPage")
+        wait_until("back at the top", lambda: tui.screen().split("\n")[first].startswith(
+            "utilisation"), 5)
+    finally:
+        tui.close()
+
+
+def test_slow_screen_filter(env):
+    env.env["ASYNCTOP_SLOW_MS"] = "1000"  # only the startup events are slow
+    t = env.target("--slow-events", "3")
+    tui = Tui(env, [t.pid], 120, 40)
+    try:
+        tui.wait(r"^\s+10 conn-0 ")
+        tui.keys("4")
+        s = tui.wait(r"startup_2")
+        assert "startup_0" in s and "startup_1" in s
+        tui.keys("/")
+        tui.wait(r"^Filter:\s*$")
+        tui.text("startup_1")  # letters that are also commands (s, t, a, r, u, p)
+        s = tui.wait(r"^Filter: startup_1")
+        s = tui.wait_not(r"startup_0")
+        assert "startup_1" in s and "startup_2" not in s
+        assert "Slow threshold" not in s  # t did not open the threshold prompt
+        tui.keys("Enter")
+        s = tui.wait(r"1 of 3 slow callbacks match \"startup_1\"")
+        tui.keys("Enter")  # the detail of the one event shown
+        tui.wait(r"Slow callback startup_1 ")
+        tui.keys("Escape", "Escape")  # back, then the filter goes
+        s = tui.wait(r"filter cleared")
+        assert "startup_0" in s and "startup_2" in s
+    finally:
+        tui.close()
+
+
+def test_picker_header_has_no_placeholders(env):
+    t = env.target(program="pick-me")
+    tui = Tui(env, [], 110, 30)
+    try:
+        s = tui.wait(r"%d pick-me\s+\S+\s+\d+ answers" % t.pid)
+        s = tui.wait(r"^pick-me\[%d\]\s+up \S+\s+tasks \d+" % t.pid)
+        h = header(s)
+        assert "?[0]" not in h and "threshold 0ns" not in h and "up 0ns" not in h, h
+        assert re.search(r"^asynctop  1 process to attach to", h, re.M), h
+    finally:
+        tui.close()
+
+
+def test_reattach_status(env):
+    t = env.target("--tasks", "12", "--exit-after", "3")
+    tui = Tui(env, [t.pid], 100, 30)
+    try:
+        tui.wait(r"EXITED", 10)
+        t.proc.wait(5)
+        t2 = env.target("--tasks", "5")
+        tui.wait(r"press r to reattach", 10)
+        tui.keys("r")
+        s = tui.wait(r"reattached to fake-server, pid %d" % t2.pid)
+        assert "press r to reattach" not in s
+        assert re.search(r"fake-server\[%d\]\s+live" % t2.pid, s)
+    finally:
+        tui.close()
+
+
+def test_scheduled_from_says_what_debug_mode_does(env):
+    t = env.target("--slow-events", "1")  # debug off: no scheduling stack recorded
+    tui = Tui(env, [t.pid], 120, 40)
+    try:
+        tui.wait(r"^\s+10 conn-0 ")
+        tui.keys("4")
+        tui.wait(r"startup_0")
+        tui.keys("G", "Enter")
+        tui.wait(r"Slow callback startup_0 ")
+        tui.wait(r"\(unknown: turn debug mode on with d\)")
+        tui.keys("d")
+        s = tui.wait(r"debug on")
+        s = tui.wait(r"\(none recorded: debug mode records this only for callbacks scheduled "
+                     r"after it was turned on\)")
+        assert "turn debug mode on with d" not in s
+    finally:
+        tui.close()
+
+
+def test_created_at_shows_file_and_line_at_100x30(env):
+    t = env.target()
+    tui = Tui(env, [t.pid], 100, 30)
+    try:
+        s = tui.wait(r"^\s+10 conn-0 ")
+        row = [l for l in s.split("\n") if re.match(r"^\s+10 conn-0 ", l)][0]
+        assert re.search(r" at_spawn task\.c:90\s*$", row), row
+    finally:
+        tui.close()

@@ -12,6 +12,7 @@
 
 #include "Applier.h"
 #include "Model.h"
+#include "Report.h"
 #include "TaskColumn.h"
 #include "TaskTree.h"
 #include "TaskView.h"
@@ -864,6 +865,46 @@ static void test_applier_groups_stable(void **state)
     Model_done(&m);
 }
 
+/* Issue 14: dump --json's task rows carry stack_id; the document has the table those ids
+ * refer to, with symbolised frames (innermost first). */
+static void test_json_stacks_table(void **state)
+{
+    (void)state;
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_task_t rows[3] = {wtask(1, AT_WIRE_TASK_WAITING, 0), wtask(2, AT_WIRE_TASK_WAITING, 0),
+                              wtask(3, AT_WIRE_TASK_READY, 0)};
+    rows[2].stack = 0;
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->ts_ns = 5000000000ull;
+    u->n_sites = 3;
+    u->sites = sites;
+    u->n_stacks = 1;
+    u->stacks = stacks;
+    u->n_tasks_new = 3;
+    u->tasks_new = rows;
+    assert_int_equal(Applier_apply(&a, &msg, 10), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    Report_json(f, &m, &a);
+    fclose(f);
+    assert_non_null(strstr(buf, "\"stack_id\":7}"));
+    assert_non_null(strstr(buf, "\"stacks\":{\"7\":[{\"func\":\"at_stream_read\",\"file\":"
+                                "\"io.c\",\"line\":31,\"addr\":32},{\"func\":\"handle_conn\","
+                                "\"file\":\"/src/server.c\",\"line\":120,\"addr\":16}]}"));
+    free(buf);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -879,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_applier_gone_final_state),
         cmocka_unit_test(test_applier_events_dedup),
         cmocka_unit_test(test_applier_groups_stable),
+        cmocka_unit_test(test_json_stacks_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
