@@ -38,8 +38,10 @@ int TaskColumn_compare(TaskColumn c, const Task *a, const Task *b, const Model *
 
 /* Writes the cell text of t in column c into buf (NUL-terminated). */
 void TaskColumn_format(TaskColumn c, const Task *t, const Model *m, char *buf, size_t len);
-/* Columns the CREATED AT column gets at least: the others give way (drop) first. */
-#define TASKCOLUMN_CREATED_MIN 24
+/* Columns the CREATED AT column gets when the cheap columns (STEPS, BUSY) can make room, and
+ * at least (AGE, WAITS ON, STATE give way for this much only). */
+#define TASKCOLUMN_CREATED_MIN   24
+#define TASKCOLUMN_CREATED_FLOOR 12
 /* A "func file:line" creation site fitted into width columns (one per byte: the text is
  * sanitised, multi-byte characters only make it shorter on screen): whole when it fits, else
  * "file:line" (the location matters more than the function, which the detail shows), else the

@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Columns dropped first when the terminal is narrow (never the sorted one). */
+/* Columns dropped first when the terminal is narrow (never the sorted one). The first
+ * CHEAP_DROPS give way so that CREATED AT keeps TASKCOLUMN_CREATED_MIN columns (enough for a
+ * file:line); the others only so that it keeps TASKCOLUMN_CREATED_FLOOR. */
 static const TaskColumn drop_order[] = {TC_STEPS, TC_BUSY, TC_AGE, TC_WAITS_ON, TC_STATE};
+#define CHEAP_DROPS 2
 
 typedef struct RowCtx {
     App *app;
@@ -29,7 +32,8 @@ static void layout(RowCtx *c, TaskView *v, int w)
         for (int i = 0; i < TC_COUNT; i++)
             if (shown[i] && TaskColumn_info[i].width)
                 need += TaskColumn_info[i].width + 1;
-        if (need <= w - TASKCOLUMN_CREATED_MIN || d >= sizeof drop_order / sizeof drop_order[0])
+        int created = d < CHEAP_DROPS ? TASKCOLUMN_CREATED_MIN : TASKCOLUMN_CREATED_FLOOR;
+        if (need <= w - created || d >= sizeof drop_order / sizeof drop_order[0])
             break;
         if (drop_order[d] != v->sort)
             shown[drop_order[d]] = false;
