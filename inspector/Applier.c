@@ -239,6 +239,18 @@ static const char *site_func(const Applier *this, uint32_t site)
     return d ? d->func : NULL;
 }
 
+uint32_t Applier_stackDepth(const Applier *this, uint32_t stack)
+{
+    const StackDef *d = stack_get(this, stack);
+    return d ? d->n : 0;
+}
+
+uint32_t Applier_stackSite(const Applier *this, uint32_t stack, uint32_t i)
+{
+    const StackDef *d = stack_get(this, stack);
+    return d && i < d->n ? d->sites[i] : 0;
+}
+
 void Applier_stack(const Applier *this, uint32_t stack, Stack *out)
 {
     const StackDef *d = stack_get(this, stack);

@@ -248,7 +248,7 @@ void Header_draw(App *app, int w)
         else
             snprintf(buf, sizeof buf, " BLOCKED %s in %s ", secs, m->blocked_callback);
         x = CRT_put(by, 0, buf, w, CRT_colors[C_BANNER], false);
-        snprintf(as_of, sizeof as_of, "  as of %llu.%llu s ago", (unsigned long long)(age / 1000),
+        snprintf(as_of, sizeof as_of, " as of %llu.%llu s ago", (unsigned long long)(age / 1000),
                  (unsigned long long)(age / 100 % 10));
         if (x < w)
             CRT_put(by, x, as_of, w - x, CRT_colors[C_DIM], false);

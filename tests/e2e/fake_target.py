@@ -78,6 +78,7 @@ STACKS = {  # id: [id, [site ids innermost first]]
     6: [6, [12, 2, 1]],     # a spawn site stack (creation)
     7: [7, [13, 3]],        # raise site
     8: [8, [8, 14]],        # cycle tasks
+    9: [9, [4, 10, 1]],     # --split-stack: a read from another caller (same top frame)
 }
 
 
@@ -133,6 +134,7 @@ class Program:
         for i in range(max(0, ntasks - 7)):
             tid = 10 + i if 10 + i < 900 else 1_000_000 + i  # 900/901 are the cycle
             self.add(Task(tid, "conn-%d" % i, 2, 4, 100 + i, 1, 3))
+        self.split_stack = False  # --split-stack (set by Server before the first update)
         self.new = list(self.tasks.values())
         for kind, msg, code, dom in ((1, "connection reset by peer", -104, "uv"),
                                      (2, "coroutine fetch_user was never awaited", 0, None),
@@ -236,6 +238,8 @@ class Server:
         self.prog = Program(args.tasks)
         self.prog.gap = args.gap
         self.prog.sleep_desc = args.sleep_desc
+        if args.split_stack and 10 in self.prog.tasks:
+            self.prog.tasks[10].stack = 9  # conn-0 reads from parse_request, not handle_conn
         for i in range(args.slow_events):  # slow events that happened before anyone attached
             self.prog.add_slow((300 + 10 * i) * MS, "startup_%d" % i)
         self.sel = selectors.DefaultSelector()
@@ -540,6 +544,9 @@ def main():
                     "resumed_N")
     ap.add_argument("--slow-events", type=int, default=0,
                     help="slow callbacks that happened before anyone attached")
+    ap.add_argument("--split-stack", action="store_true",
+                    help="conn-0 waits in at_stream_read like the other conns, but called "
+                    "from another function (stack 9)")
     ap.add_argument("--sleep-desc", action="store_true",
                     help="the producer (task 3) describes its sleep with the time left, "
                     "changing every second")

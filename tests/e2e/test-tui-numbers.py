@@ -231,3 +231,49 @@ def test_created_at_shows_file_and_line_at_100x30(env):
         assert re.search(r" at_spawn task\.c:90\s*$", row), row
     finally:
         tui.close()
+
+
+def updates_sent(runlog):
+    with open(runlog) as f:
+        return len(f.read().split())
+
+
+def group_rows(screen):
+    return [l for l in screen.split("\n") if re.match(r"^\s+\d+\s+\S+ \S", l)]
+
+
+def test_groups_sizes_and_rows(env):
+    """Groups of known sizes (fake_target --tasks 12 --split-stack: conn-1..4 wait on stack 1,
+    conn-0 in the same top frame from another caller): one row per group with its count,
+    rows that share a top frame are told apart by their callers, and Enter lists the group's
+    tasks and keeps listing them across updates."""
+    runlog = env.dir + "/running.log"  # one line per update sent
+    t = env.target("--tasks", "12", "--split-stack", "--running-log", runlog)
+    tui = Tui(env, [t.pid], 120, 40)
+    try:
+        tui.wait(r"^\s+10 conn-0 ")
+        tui.keys("3")
+        s = tui.wait(r"at_stream_read io\.c:310 < parse_request server\.c:201  waits on read")
+        rows = group_rows(s)
+        reads = [r for r in rows if "at_stream_read io.c:310" in r]
+        assert len(reads) == 2, rows
+        assert re.match(r"^\s+4\s+\S+ at_stream_read io\.c:310 < handle_conn server\.c:120  "
+                        r"waits on read$", reads[0].rstrip()), reads
+        assert re.match(r"^\s+1\s+\S+ at_stream_read io\.c:310 < parse_request", reads[1]), reads
+        # rows with a top frame of their own are not given callers
+        assert any(re.match(r"^\s+2\s+\S+ at_sleep timer\.c:77  waits on sleep$", r.rstrip())
+                   or re.match(r"^\s+\d+\s+\S+ at_queue_get sync\.c:200  waits on queue$",
+                               r.rstrip()) for r in rows), rows
+        assert len(set(r.split(None, 2)[2] for r in rows)) == len(rows), rows  # no look-alikes
+        # Enter on the group of four: its tasks, still after two more updates
+        idx = rows.index(reads[0])
+        tui.keys("g", *(["j"] * idx), "Enter")
+        s = tui.wait(r"tasks of one stack group: 4 tasks")
+        names = sorted(re.findall(r"\bconn-\d\b", s))
+        assert names == ["conn-1", "conn-2", "conn-3", "conn-4"], names
+        sent = updates_sent(runlog)
+        wait_until("two more updates", lambda: updates_sent(runlog) >= sent + 2, 10)
+        s = tui.wait(r"tasks of one stack group: 4 tasks")
+        assert sorted(re.findall(r"\bconn-\d\b", s)) == names
+    finally:
+        tui.close()
