@@ -18,6 +18,12 @@ void Header_rate(double v, char *buf, size_t len)
         snprintf(buf, len, "%.1fM", v / 1e6);
 }
 
+void Header_seconds(uint64_t ns, char *buf, size_t len)
+{
+    snprintf(buf, len, "%llu.%llu s", (unsigned long long)(ns / 1000000000ull),
+             (unsigned long long)(ns / 100000000ull % 10));
+}
+
 uint64_t Header_blockedNs(App *app)
 {
     const Model *m = &app->model;
@@ -67,7 +73,9 @@ static void loop_line(App *app, int y, int w)
         const LoopInfo *o = &m->loops[i];
         if (o->id == m->loop_id || !LoopInfo_blocked(o, m))
             continue;
-        snprintf(buf, sizeof buf, "  loop %u BLOCKED %.1f s", o->id, (double)o->running_ns / 1e9);
+        char secs[32];
+        Header_seconds(o->running_ns, secs, sizeof secs);
+        snprintf(buf, sizeof buf, "  loop %u BLOCKED %s", o->id, secs);
         x += CRT_put(y, x, buf, w - x, CRT_colors[C_WARN], false);
     }
     if (x < w) {
@@ -240,8 +248,7 @@ void Header_draw(App *app, int w)
          * was true then, and how old that report is */
         uint64_t ns = Header_blockedNs(app), age = Header_blockedAgeMs(app);
         char secs[32], as_of[48];
-        snprintf(secs, sizeof secs, "%llu.%llu s", (unsigned long long)(ns / 1000000000ull),
-                 (unsigned long long)(ns / 100000000ull % 10));
+        Header_seconds(ns, secs, sizeof secs);
         if (m->blocked_task && m->blocked_task[0])
             snprintf(buf, sizeof buf, " BLOCKED %s in %s (task %s) ", secs, m->blocked_callback,
                      m->blocked_task);

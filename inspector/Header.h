@@ -20,6 +20,9 @@ void Header_draw(App *app, int w);
 uint64_t Header_blockedNs(App *app);
 /* How long ago (local ms) that report arrived; 0 when not blocked. */
 uint64_t Header_blockedAgeMs(App *app);
+/* "1.3 s": ns in seconds cut (not rounded) to 0.1 s, so a running time reads no more than
+ * was reported (the BLOCKED banner, the loop line, the Loops list). */
+void Header_seconds(uint64_t ns, char *buf, size_t len);
 /* "12.3k" style for rates. */
 void Header_rate(double v, char *buf, size_t len);
 

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "Action.h"
+#include "Header.h"
 #include "Model.h"
 #include "Panel.h"
 #include "Report.h"
@@ -340,6 +341,14 @@ static void test_created_at_fit_and_paging(void **state)
     assert_string_equal(out, "..\xc3\xa9.c:7");
     TaskColumn_fitCreatedAt("f \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9.c:7", 7, out, sizeof out);
     assert_string_equal(out, "...c:7"); /* not cut inside a character */
+
+    /* running times are cut, never rounded up past what was reported */
+    Header_seconds(349000000ull, out, sizeof out);
+    assert_string_equal(out, "0.3 s");
+    Header_seconds(360000000ull, out, sizeof out);
+    assert_string_equal(out, "0.3 s");
+    Header_seconds(1999999999ull, out, sizeof out);
+    assert_string_equal(out, "1.9 s");
 
     Panel p;
     Panel_init(&p);
