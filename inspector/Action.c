@@ -49,13 +49,13 @@ static Reaction act_down(App *app, int key)
 
 static Reaction act_pgup(App *app, int key)
 {
-    Panel_move(panel(app), -Panel_page(panel(app)));
+    Panel_movePage(panel(app), -1);
     return R_HANDLED | R_REDRAW;
 }
 
 static Reaction act_pgdn(App *app, int key)
 {
-    Panel_move(panel(app), Panel_page(panel(app)));
+    Panel_movePage(panel(app), 1);
     return R_HANDLED | R_REDRAW;
 }
 
@@ -82,10 +82,31 @@ static TaskView *view_of(App *app)
     return App_currentId(app) == SCR_GROUP_TASKS ? &app->group_tasks : &app->tasks;
 }
 
+/* The filter text of the current screen's list: the Slow screen's own, else the task view's. */
+static const char *filter_text(App *app)
+{
+    return App_currentId(app) == SCR_SLOW ? app->slow_filter : view_of(app)->filter;
+}
+
+static void set_filter(App *app, const char *text)
+{
+    if (App_currentId(app) == SCR_SLOW) {
+        snprintf(app->slow_filter, sizeof app->slow_filter, "%s", text);
+        Panel_home(panel(app));
+    } else {
+        TaskView_setFilter(view_of(app), text);
+    }
+}
+
 static Reaction act_back(App *app, int key)
 {
     if (app->depth > 0 && App_currentId(app) != SCR_PICK) {
         App_pop(app);
+        return R_HANDLED | R_REDRAW;
+    }
+    if (App_currentId(app) == SCR_SLOW && app->slow_filter[0]) {
+        set_filter(app, "");
+        App_status(app, "filter cleared");
         return R_HANDLED | R_REDRAW;
     }
     if (App_currentId(app) == SCR_TASKS && app->tasks.filter[0]) {
@@ -116,9 +137,8 @@ static Reaction act_tab_n(App *app, int key)
 
 static Reaction act_filter(App *app, int key)
 {
-    TaskView *v = view_of(app);
     app->prompt = PROMPT_FILTER;
-    snprintf(app->input, sizeof app->input, "%s", v->filter);
+    snprintf(app->input, sizeof app->input, "%s", filter_text(app));
     app->input_len = strlen(app->input);
     app->prompt_error[0] = '\0';
     return R_HANDLED | R_REDRAW;
@@ -249,9 +269,14 @@ static Reaction act_reattach(App *app, int key)
         return R_HANDLED | R_REDRAW;
     }
     char path[256];
-    Discovery_path(app->reattach_pid, path, sizeof path);
+    uint64_t pid = app->reattach_pid;
+    Discovery_path(pid, path, sizeof path);
     app->loop_id = 0; /* a new process: its loop ids are its own */
-    App_attach(app, app->reattach_pid, path);
+    /* the "press r to reattach" offer is answered: say what happens now (the hello says when
+     * it is done; App_attach says why not) */
+    App_status(app, "reattaching to pid %llu...", (unsigned long long)pid);
+    App_attach(app, pid, path);
+    app->reattaching = app->model.conn == CONN_CONNECTING; /* attach started */
     return R_HANDLED | R_REDRAW;
 }
 
@@ -320,9 +345,10 @@ const KeyBinding Action_bindings[] = {
     {'4', "4", SCOPE_ATTACHED, "Slow callbacks screen", act_tab_n},
     {'5', "5", SCOPE_ATTACHED, "Exceptions screen", act_tab_n},
     {'6', "6", SCOPE_ATTACHED, "Loop screen", act_tab_n},
-    {'/', "/", SCOPE_TASKS, "filter tasks by text (id, name, state, waits on, where)", act_filter},
-    {KEY_F(4), "F4", SCOPE_TASKS, "filter tasks by text (id, name, state, waits on, where)",
-     act_filter},
+    {'/', "/", SCOPE_TASKS | SCOPE(SCR_SLOW),
+     "filter tasks (id, name, state, waits on, where) / slow (callback, task, site)", act_filter},
+    {KEY_F(4), "F4", SCOPE_TASKS | SCOPE(SCR_SLOW),
+     "filter tasks (id, name, state, waits on, where) / slow (callback, task, site)", act_filter},
     {'>', ">", SCOPE_TASKS, "sort by the next column", act_sort_next},
     {'.', ".", SCOPE_TASKS, "sort by the next column", act_sort_next},
     {KEY_F(6), "F6", SCOPE_TASKS, "sort by the next column", act_sort_next},
@@ -404,9 +430,8 @@ static Reaction prompt_key(App *app, int key)
         return R_HANDLED | R_REDRAW;
     }
     if (key == KEY_ESC) {
-        if (app->prompt == PROMPT_FILTER) {
-            TaskView_setFilter(view_of(app), "");
-        }
+        if (app->prompt == PROMPT_FILTER)
+            set_filter(app, "");
         app->prompt = PROMPT_NONE;
         return R_HANDLED | R_REDRAW;
     }
@@ -452,7 +477,7 @@ static Reaction prompt_key(App *app, int key)
     }
     app->prompt_error[0] = '\0';
     if (app->prompt == PROMPT_FILTER)
-        TaskView_setFilter(view_of(app), app->input); /* live filtering */
+        set_filter(app, app->input); /* live filtering */
     return R_HANDLED | R_REDRAW;
 }
 

@@ -104,6 +104,9 @@ static void on_msg(Client *c, const at_wire_msg_t *msg)
     if (msg->type == AT_WIRE_HELLO) {
         m->conn = CONN_LIVE;
         app->pending_slow_ns = 0;
+        if (app->reattaching) /* replaces "reattaching..." */
+            App_status(app, "reattached to %s, pid %llu", m->program, (unsigned long long)m->pid);
+        app->reattaching = false;
         app->exited = false;
         app->reattach_pid = 0;
     } else if (msg->type == AT_WIRE_RESPONSE) {

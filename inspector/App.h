@@ -108,7 +108,9 @@ struct App {
     TaskView group_tasks; /* a group's tasks */
     TaskTree tree;
     TaskGroups groups;
-    uint64_t slow_index; /* slow event shown in detail (0 newest) */
+    uint64_t slow_index;             /* slow event shown in detail (0 newest) */
+    char slow_filter[APP_INPUT_MAX]; /* Slow screen: only events whose callback, task or call
+                                      * site contain this (case-insensitive); "" all */
     uint64_t exc_index;
     /* prompt and status line */
     PromptMode prompt;
@@ -129,6 +131,7 @@ struct App {
     bool exited;
     char end_message[320];
     uint64_t reattach_pid;
+    bool reattaching; /* r was pressed: the next hello says "reattached" */
     uint64_t last_scan_ms;
     uint64_t last_detail_ms;
     /* picker */

@@ -210,6 +210,18 @@ static const char *site_func(const Applier *this, uint32_t site)
     return d ? d->func : NULL;
 }
 
+uint32_t Applier_stackDepth(const Applier *this, uint32_t stack)
+{
+    const StackDef *d = stack_get(this, stack);
+    return d ? d->n : 0;
+}
+
+uint32_t Applier_stackSite(const Applier *this, uint32_t stack, uint32_t i)
+{
+    const StackDef *d = stack_get(this, stack);
+    return d && i < d->n ? d->sites[i] : 0;
+}
+
 void Applier_stack(const Applier *this, uint32_t stack, Stack *out)
 {
     const StackDef *d = stack_get(this, stack);
@@ -238,6 +250,39 @@ static uint64_t us_to_ns(uint64_t us)
     return us > MAX_TIME_NS / 1000 ? 0 : us * 1000;
 }
 
+static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* A stack by content: the frames as the screens show them (function, file, line; the address
+ * when there is no file), so equal stacks are equal whatever ids the process gave them. 0 when
+ * the stack is unknown. */
+static uint64_t stack_content_key(const Applier *this, const StackDef *sd)
+{
+    if (!sd || !sd->n)
+        return 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint32_t i = 0; i < sd->n; i++) {
+        const SiteDef *s = site_get(this, sd->sites[i]);
+        if (!s) {
+            h = fnv_bytes(h, "?", 2);
+            continue;
+        }
+        h = fnv_bytes(h, s->func, strlen(s->func) + 1);
+        if (s->file) {
+            h = fnv_bytes(h, s->file, strlen(s->file) + 1);
+            h = fnv_bytes(h, &s->line, sizeof s->line);
+        } else {
+            h = fnv_bytes(h, &s->addr, sizeof s->addr);
+        }
+    }
+    return h ? h : 1;
+}
+
 static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
 {
     char waits[160], created[MODEL_MAX_STR], where[MODEL_MAX_STR], name[MODEL_MAX_STR];
@@ -254,7 +299,8 @@ static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
         r.name = name;
     }
     r.name_len = SIZE_MAX;
-    if (w->wait_desc && w->wait_desc[0]) /* the runtime's own words, e.g. "sleep 5.000 s" */
+    r.waits_described = w->wait_desc && w->wait_desc[0];
+    if (r.waits_described) /* the runtime's own words, e.g. "sleep 5.000 s" */
         snprintf(waits, sizeof waits, "%s", w->wait_desc);
     else if (w->wait_kind == AT_WIRE_WAIT_NONE)
         waits[0] = '\0';
@@ -275,6 +321,7 @@ static void apply_task(Applier *this, const at_wire_task_t *w, uint64_t now_ms)
     r.where = where;
     r.where_len = SIZE_MAX;
     r.stack_key = w->stack;
+    r.group_key = stack_content_key(this, sd);
     r.created_ns = us_to_ns(w->created_us);
     r.wait_since_ns = us_to_ns(w->wait_since_us);
     r.busy_ns = w->busy_ns;
@@ -473,26 +520,42 @@ static void apply_running(Applier *this, const at_wire_update_t *u, uint64_t now
     Model_setBlocked(m, true, dur, cb, task, &st, now_ms);
 }
 
+/* True when an event numbered seq is new on this connection: not one an earlier update
+ * already delivered. A snapshot (the one after resume, or after the process found us slow)
+ * resends the runtime's event log, so events seen before come again; they are recognised by
+ * their seq (one sequence per loop for slow and exception events, docs/protocol.md). */
+static bool event_new(const Applier *this, uint64_t seq)
+{
+    return !this->have_seq || seq > this->last_seq;
+}
+
 /* Slow and exception events share one sequence (docs/protocol.md): the numbers between the
  * newest seen before and the newest now that did not arrive were dropped on the way (the
  * runtime's event log overflowed between two updates). The first update only sets the
- * start: what happened before we attached is not missing. */
+ * start: what happened before we attached is not missing. Called after the events of u
+ * were applied (event_new compares with the newest of the earlier updates). */
 static void count_gaps(Applier *this, const at_wire_update_t *u)
 {
     uint64_t newest = this->last_seq, got = 0;
+    bool any = false;
     for (uint32_t i = 0; i < u->n_slow; i++)
-        if (u->slow[i].seq > this->last_seq) {
+        if (event_new(this, u->slow[i].seq)) {
             got++;
+            any = true;
             newest = u->slow[i].seq > newest ? u->slow[i].seq : newest;
         }
     for (uint32_t i = 0; i < u->n_exc; i++)
-        if (u->exc[i].seq > this->last_seq) {
+        if (event_new(this, u->exc[i].seq)) {
             got++;
+            any = true;
             newest = u->exc[i].seq > newest ? u->exc[i].seq : newest;
         }
-    if (this->last_seq && newest - this->last_seq > got)
+    if (this->have_seq && newest - this->last_seq > got)
         this->gaps += newest - this->last_seq - got;
-    this->last_seq = newest;
+    if (any) {
+        this->last_seq = newest;
+        this->have_seq = true;
+    }
     this->model->missed = this->gaps;
 }
 
@@ -568,10 +631,14 @@ static void apply_update(Applier *this, const at_wire_update_t *u, uint64_t now_
                          u->dropped[i].n);
     for (uint32_t i = 0; i < u->n_site_stats; i++)
         apply_site_stats(this, &u->site_stats[i]);
+    /* events already delivered by an earlier update (a snapshot resends the event log) are
+     * not added again */
     for (uint32_t i = 0; i < u->n_slow; i++)
-        apply_slow(this, &u->slow[i]);
+        if (event_new(this, u->slow[i].seq))
+            apply_slow(this, &u->slow[i]);
     for (uint32_t i = 0; i < u->n_exc; i++)
-        apply_exc(this, &u->exc[i]);
+        if (event_new(this, u->exc[i].seq))
+            apply_exc(this, &u->exc[i]);
     count_gaps(this, u);
     apply_running(this, u, now_ms);
 }

@@ -39,6 +39,7 @@ typedef struct Applier {
     uint64_t prev_lag[AT_WIRE_HIST_BUCKETS];
     uint64_t updates;  /* updates applied */
     uint64_t last_seq; /* newest slow/exception event seq seen (one sequence for both) */
+    bool have_seq;     /* last_seq is set (an event arrived on this connection) */
     uint64_t gaps;     /* slow/exception events missing by seq (also in Model.missed) */
 } Applier;
 
@@ -53,6 +54,10 @@ int Applier_apply(Applier *this, const at_wire_msg_t *msg, uint64_t now_ms);
 
 /* The text shown for a site id ("func file:line", or "?" / "site #N"). */
 void Applier_siteText(const Applier *this, uint32_t site, char *buf, size_t len);
+/* Frames of interned stack `stack` (0 when unknown), and the site id of frame i (innermost
+ * first; 0 when out of range). */
+uint32_t Applier_stackDepth(const Applier *this, uint32_t stack);
+uint32_t Applier_stackSite(const Applier *this, uint32_t stack, uint32_t i);
 /* Fills a model stack from an interned stack id (no-op when unknown). */
 void Applier_stack(const Applier *this, uint32_t stack, Stack *out);
 

@@ -22,10 +22,15 @@ static void task_lines(App *app, TextLines *t, int w)
     }
     TextLines_add(t, CRT_colors[C_HEADER], "Task %llu  %s  [%s]%s", (unsigned long long)task->id,
                   task->name, TaskState_name(task->state), task->gone_ms ? "  (finished)" : "");
-    TextLines_add(
-        t, CRT_colors[C_NORMAL], "  waits on   %s%s%s%s", task->waits_on[0] ? task->waits_on : "-",
-        m->detail_wait && m->detail_wait[0] ? "  (" : "", m->detail_wait ? m->detail_wait : "",
-        m->detail_wait && m->detail_wait[0] ? ")" : "");
+    /* The line is the latest update's. The detail's description (an older answer, refreshed
+     * less often) is added only when the update carries no words of the runtime's own (just
+     * "kind #obj") and the task still waits: a description such as "sleep 0.603 s" changes
+     * with every update, and an older copy beside it would contradict it. */
+    bool add_detail = !task->waits_described && task->waits_on[0] && m->detail_wait &&
+                      m->detail_wait[0] && strcmp(m->detail_wait, task->waits_on) != 0;
+    TextLines_add(t, CRT_colors[C_NORMAL], "  waits on   %s%s%s%s",
+                  task->waits_on[0] ? task->waits_on : "-", add_detail ? "  (" : "",
+                  add_detail ? m->detail_wait : "", add_detail ? ")" : "");
     TextLines_add(t, CRT_colors[C_NORMAL], "  waiting    %-10s age %-10s busy %-10s steps %llu",
                   Duration_format(Task_waitingNs(task, m), d1, sizeof d1),
                   Duration_format(Task_ageNs(task, m), d2, sizeof d2),
@@ -75,7 +80,10 @@ static void task_lines(App *app, TextLines *t, int w)
     TextLines_add(t, CRT_colors[C_HEADER], "Suspended at (innermost first)");
     TextLines_stack(t, &m->detail_suspend, "(not suspended, or no stack available)");
     TextLines_add(t, CRT_colors[C_HEADER], "Created from");
-    TextLines_stack(t, &m->detail_create, "(no creation stack: turn debug mode on with d)");
+    TextLines_stack(t, &m->detail_create,
+                    m->debug ? "(none recorded: debug mode records creation stacks only of "
+                               "tasks created after it was turned on)"
+                             : "(no creation stack: turn debug mode on with d)");
     TextLines_add(t, CRT_colors[C_HEADER], "Step durations");
     TextLines_hist(t, m->detail_hist, MODEL_HIST_BUCKETS, w);
     TextLines_add(t, CRT_colors[C_DIM], "c: cancel this task   Esc: back");
@@ -114,7 +122,10 @@ static void slow_draw(Screen *s, App *app, int y, int h, int w)
         TextLines_add(&t, CRT_colors[C_HEADER], "Stack sampled while it was blocking");
         TextLines_stack(&t, &e->stack, "(no sample: it finished before the watchdog looked)");
         TextLines_add(&t, CRT_colors[C_HEADER], "Scheduled from");
-        TextLines_stack(&t, &e->scheduled_from, "(unknown: turn debug mode on with d)");
+        TextLines_stack(&t, &e->scheduled_from,
+                        m->debug ? "(none recorded: debug mode records this only for "
+                                   "callbacks scheduled after it was turned on)"
+                                 : "(unknown: turn debug mode on with d)");
     }
     TextLines_draw(&t, s, y, h, w);
     TextLines_free(&t);

@@ -15,21 +15,77 @@ typedef struct Ctx {
     int w;
 } Ctx;
 
+/* Callers named after the top frame, at most. */
+#define LABEL_CALLERS 3
+/* Groups compared with one row to tell it apart, at most (bounds the work of a draw). */
+#define LABEL_PEERS 256
+
+/* Text of frame i of group g's stack, "" past its end. */
+static void frame_text(const App *app, const TaskGroup *g, uint32_t i, char *buf, size_t len)
+{
+    uint32_t site = Applier_stackSite(&app->applier, (uint32_t)g->example->stack_key, i);
+    if (site)
+        Applier_siteText(&app->applier, site, buf, len);
+    else
+        buf[0] = '\0';
+}
+
+/* How many caller frames row i needs so that it does not read like another group's row with
+ * the same top frame and kind of wait (different stacks below it): the first depth where its
+ * stack and theirs differ, at most LABEL_CALLERS. */
+static uint32_t callers_needed(const App *app, uint32_t i)
+{
+    const TaskGroups *gs = &app->groups;
+    const TaskGroup *g = &gs->g[i];
+    size_t kind = Task_waitKindLen(g->example);
+    uint32_t need = 0, peers = 0;
+    for (uint32_t j = 0; j < gs->n && peers < LABEL_PEERS && need < LABEL_CALLERS; j++) {
+        const TaskGroup *o = &gs->g[j];
+        if (j == i || strcmp(o->example->where, g->example->where) != 0 ||
+            Task_waitKindLen(o->example) != kind ||
+            strncmp(o->example->waits_on, g->example->waits_on, kind) != 0)
+            continue;
+        peers++;
+        for (uint32_t d = 1; d <= LABEL_CALLERS; d++) {
+            char a[MODEL_MAX_STR], b[MODEL_MAX_STR];
+            frame_text(app, g, d, a, sizeof a);
+            frame_text(app, o, d, b, sizeof b);
+            if (strcmp(a, b) != 0) {
+                if (d > need)
+                    need = d;
+                break;
+            }
+            if (!a[0])
+                break; /* both ended: they differ in nothing shown */
+        }
+    }
+    return need;
+}
+
 static void draw_row(void *arg, uint32_t i, int y, bool sel)
 {
     Ctx *c = arg;
     const TaskGroup *g = &c->app->groups.g[i];
-    char count[24], wait[32], where[MODEL_MAX_STR + 40];
+    char count[24], wait[32], where[2 * MODEL_MAX_STR + 80];
     snprintf(count, sizeof count, "%u", g->count);
     Duration_format(g->longest_wait_ns, wait, sizeof wait);
-    /* what the group waits on, without the object number of its example task */
+    /* what the group waits on: the kind (the part all its tasks share when they have no
+     * stack), not its example task's object number or time left */
     char waits[64];
-    snprintf(waits, sizeof waits, "%s", g->example->waits_on);
-    char *hash = strstr(waits, " #");
-    if (hash)
-        *hash = '\0';
-    snprintf(where, sizeof where, "%s%s%s",
-             g->example->where[0] ? g->example->where : "(stack unknown)",
+    snprintf(waits, sizeof waits, "%.*s", (int)Task_waitKindLen(g->example), g->example->waits_on);
+    /* the top frame, and the callers that tell this group from others with the same top */
+    char callers[MODEL_MAX_STR] = "";
+    size_t o = 0;
+    for (uint32_t d = 1, n = callers_needed(c->app, i); d <= n && o < sizeof callers; d++) {
+        char f[MODEL_MAX_STR];
+        frame_text(c->app, g, d, f, sizeof f);
+        int k = snprintf(callers + o, sizeof callers - o, " < %s", f[0] ? f : "?");
+        if (k < 0)
+            break;
+        o += (size_t)k;
+    }
+    snprintf(where, sizeof where, "%s%s%s%s",
+             g->example->where[0] ? g->example->where : "(stack unknown)", callers,
              waits[0] ? "  waits on " : "", waits);
     const char *cells[] = {count, wait, where};
     int widths[] = {7, 9, 0};

@@ -18,18 +18,23 @@ void Header_rate(double v, char *buf, size_t len)
         snprintf(buf, len, "%.1fM", v / 1e6);
 }
 
+void Header_seconds(uint64_t ns, char *buf, size_t len)
+{
+    snprintf(buf, len, "%llu.%llu s", (unsigned long long)(ns / 1000000000ull),
+             (unsigned long long)(ns / 100000000ull % 10));
+}
+
 uint64_t Header_blockedNs(App *app)
 {
-    Model *m = &app->model;
-    if (!m->blocked)
-        return 0;
-    uint64_t ns = m->blocked_for_ns;
-    if (m->conn == CONN_LIVE) {
-        uint64_t now = App_now(app);
-        if (now > m->blocked_local_ms)
-            ns += (now - m->blocked_local_ms) * 1000000ull;
-    }
-    return ns;
+    const Model *m = &app->model;
+    return m->blocked ? m->blocked_for_ns : 0;
+}
+
+uint64_t Header_blockedAgeMs(App *app)
+{
+    const Model *m = &app->model;
+    uint64_t now = App_now(app);
+    return m->blocked && now > m->blocked_local_ms ? now - m->blocked_local_ms : 0;
 }
 
 bool Header_showsLoop(App *app)
@@ -40,7 +45,7 @@ bool Header_showsLoop(App *app)
 
 int Header_height(App *app)
 {
-    return 2 + Header_showsLoop(app) + app->model.blocked;
+    return 3 + Header_showsLoop(app); /* the banner's line is always there: rows never move */
 }
 
 /* "loop 2/3 (thread 4251 'worker', uv loop 0x7f..)   [ ] other loops  L list": which loop
@@ -68,7 +73,9 @@ static void loop_line(App *app, int y, int w)
         const LoopInfo *o = &m->loops[i];
         if (o->id == m->loop_id || !LoopInfo_blocked(o, m))
             continue;
-        snprintf(buf, sizeof buf, "  loop %u BLOCKED %.1f s", o->id, (double)o->running_ns / 1e9);
+        char secs[32];
+        Header_seconds(o->running_ns, secs, sizeof secs);
+        snprintf(buf, sizeof buf, "  loop %u BLOCKED %s", o->id, secs);
         x += CRT_put(y, x, buf, w - x, CRT_colors[C_WARN], false);
     }
     if (x < w) {
@@ -113,11 +120,49 @@ static const char *conn_text(App *app, int *attr)
     return "-";
 }
 
+/* The header while picking a process: no process is attached, so nothing of the model (it
+ * holds only placeholders); what is known of the highlighted process instead. */
+static void pick_header(App *app, int w)
+{
+    char buf[200], up[32];
+    int x = 0;
+    for (int y = 0; y < Header_height(app); y++) {
+        move(y, 0);
+        clrtoeol();
+    }
+    snprintf(buf, sizeof buf, "asynctop  %zu process%s to attach to", app->npick,
+             app->npick == 1 ? "" : "es");
+    CRT_put(0, 0, buf, w, CRT_colors[C_HEADER], false);
+    const Panel *p = &app->screens[SCR_PICK].panel;
+    if (p->selected >= app->npick)
+        return;
+    const PickEntry *e = &app->pick[p->selected];
+    if (!e->answered) {
+        snprintf(buf, sizeof buf, "pid %llu (%s): %s", (unsigned long long)e->target.pid,
+                 e->target.comm[0] ? e->target.comm : "?",
+                 e->probing   ? "asking..."
+                 : e->note[0] ? e->note
+                              : "no answer");
+        CRT_put(1, 0, buf, w, CRT_colors[C_DIM], false);
+        return;
+    }
+    snprintf(buf, sizeof buf, "%s[%llu]", e->program[0] ? e->program : e->target.comm,
+             (unsigned long long)e->target.pid);
+    x += CRT_put(1, x, buf, w - x, CRT_colors[C_HEADER], false);
+    field(1, &x, w, "  up ", Duration_format(e->uptime_ns, up, sizeof up), CRT_colors[C_HEADER]);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)e->tasks);
+    field(1, &x, w, "tasks ", buf, CRT_colors[C_HEADER]);
+}
+
 void Header_draw(App *app, int w)
 {
     Model *m = &app->model;
     char buf[160], d1[32], d2[32];
     int x = 0, attr;
+    if (App_currentId(app) == SCR_PICK) {
+        pick_header(app, w);
+        return;
+    }
     move(0, 0);
     clrtoeol();
     move(1, 0);
@@ -196,15 +241,23 @@ void Header_draw(App *app, int w)
         loop_line(app, 2, w);
         by = 3;
     }
+    move(by, 0);
+    clrtoeol();
     if (m->blocked) {
-        uint64_t ns = Header_blockedNs(app);
-        char secs[32];
-        snprintf(secs, sizeof secs, "%.1f s", (double)ns / 1e9);
+        /* what the process reported, cut (not rounded) to 0.1 s so it never reads more than
+         * was true then, and how old that report is */
+        uint64_t ns = Header_blockedNs(app), age = Header_blockedAgeMs(app);
+        char secs[32], as_of[48];
+        Header_seconds(ns, secs, sizeof secs);
         if (m->blocked_task && m->blocked_task[0])
             snprintf(buf, sizeof buf, " BLOCKED %s in %s (task %s) ", secs, m->blocked_callback,
                      m->blocked_task);
         else
             snprintf(buf, sizeof buf, " BLOCKED %s in %s ", secs, m->blocked_callback);
-        CRT_put(by, 0, buf, w, CRT_colors[C_BANNER], true);
+        x = CRT_put(by, 0, buf, w, CRT_colors[C_BANNER], false);
+        snprintf(as_of, sizeof as_of, " as of %llu.%llu s ago", (unsigned long long)(age / 1000),
+                 (unsigned long long)(age / 100 % 10));
+        if (x < w)
+            CRT_put(by, x, as_of, w - x, CRT_colors[C_DIM], false);
     }
 }

@@ -25,8 +25,11 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     const LoopInfo *l = &m->loops[i];
     char id[16], util[16], cbs[24], slow[24], pend[24], thread[128], now[32] = "";
     bool blocked = LoopInfo_blocked(l, m);
-    if (blocked) /* stuck in one callback for at least the threshold */
-        snprintf(now, sizeof now, "BLOCKED %.1f s", (double)l->running_ns / 1e9);
+    if (blocked) { /* stuck in one callback for at least the threshold */
+        char secs[24];
+        Header_seconds(l->running_ns, secs, sizeof secs);
+        snprintf(now, sizeof now, "BLOCKED %s", secs);
+    }
     snprintf(id, sizeof id, "%u", l->id);
     if (l->has_stats && !l->gone) {
         snprintf(util, sizeof util, "%.0f%%", l->utilisation * 100);

@@ -572,6 +572,8 @@ int Model_upsertTask(Model *this, const TaskRow *row, uint64_t now_ms)
     Model_setString(&t->created_at, row->created_at, row->created_at ? row->created_at_len : 0);
     Model_setString(&t->where, row->where, row->where ? row->where_len : 0);
     t->stack_key = row->stack_key;
+    t->group_key = row->group_key;
+    t->waits_described = row->waits_described;
     t->state = (uint8_t)row->state;
     t->created_ns = row->created_ns;
     t->wait_since_ns = row->wait_since_ns;
@@ -610,6 +612,7 @@ void Model_removeTask(Model *this, uint64_t id, uint64_t now_ms, int final_state
         t->state = TS_DONE;
     if (finished || t->state == TS_DONE) {
         Model_setString(&t->waits_on, "", 0);
+        t->waits_described = false;
         t->wait_since_ns = 0;
     }
     this->nlinger++;

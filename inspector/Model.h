@@ -54,12 +54,16 @@ int TaskState_parse(const char *name);
 
 typedef struct Task {
     uint64_t id;
-    uint64_t parent;    /* 0: none */
-    char *name;         /* never NULL */
-    char *waits_on;     /* never NULL ("" when not waiting) */
-    char *created_at;   /* "func file:line", never NULL */
-    char *where;        /* top of the suspension stack, never NULL */
-    uint64_t stack_key; /* identifies the suspension stack; 0 unknown */
+    uint64_t parent;      /* 0: none */
+    char *name;           /* never NULL */
+    char *waits_on;       /* never NULL ("" when not waiting) */
+    char *created_at;     /* "func file:line", never NULL */
+    char *where;          /* top of the suspension stack, never NULL */
+    uint64_t stack_key;   /* the wire's id of the suspension stack (valid until the next full
+                           * update); 0 unknown */
+    uint64_t group_key;   /* the suspension stack by content (its frames as shown), the same
+                           * whatever id the stack has; 0 unknown */
+    bool waits_described; /* waits_on is the runtime's own description (not "kind #obj") */
     uint8_t state;
     uint64_t created_ns;    /* target clock */
     uint64_t wait_since_ns; /* target clock; 0 not waiting */
@@ -74,8 +78,10 @@ typedef struct TaskRow {
     uint64_t id, parent;
     const char *name, *waits_on, *created_at, *where;
     size_t name_len, waits_on_len, created_at_len, where_len; /* SIZE_MAX: use strlen */
-    uint64_t stack_key;
-    int state; /* TaskState, validated */
+    uint64_t stack_key;                                       /* the wire's stack id */
+    uint64_t group_key;   /* the stack by content, 0 unknown (see Task) */
+    bool waits_described; /* waits_on is the runtime's own words (see Task) */
+    int state;            /* TaskState, validated */
     uint64_t created_ns, wait_since_ns, busy_ns, steps;
 } TaskRow;
 

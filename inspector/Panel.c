@@ -46,6 +46,21 @@ void Panel_select(Panel *this, uint32_t row)
     Panel_setCount(this, this->count);
 }
 
+void Panel_movePage(Panel *this, int dir)
+{
+    if (this->count == 0)
+        return;
+    int64_t page = Panel_page(this) * (int64_t)(dir < 0 ? -1 : 1);
+    int64_t h = this->height > 0 ? this->height : 1;
+    int64_t top = (int64_t)this->top + page, max_top = (int64_t)this->count - h;
+    if (top > max_top)
+        top = max_top;
+    if (top < 0)
+        top = 0;
+    this->top = (uint32_t)top;
+    Panel_move(this, page);
+}
+
 int Panel_page(const Panel *this)
 {
     return this->height > 2 ? this->height - 1 : 1;

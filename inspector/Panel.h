@@ -27,6 +27,11 @@ void Panel_end(Panel *this);
 void Panel_select(Panel *this, uint32_t row);
 /* Page size for PgUp/PgDn (height - 1, at least 1). */
 int Panel_page(const Panel *this);
+/* PgDn (dir > 0) / PgUp (dir < 0): scrolls the view one page (the last page shows full, the
+ * first starts at row 0) and moves the cursor one page with it, clamped at both ends; so a
+ * page of text longer than the screen scrolls at once, not only once the cursor has reached
+ * its bottom. */
+void Panel_movePage(Panel *this, int dir);
 /* Draws the rows visible in h lines from line y (scrolling so the cursor is
  * visible); calls draw only for those rows. Lines past the last row are
  * left to the caller (cleared by the screen). */

@@ -6,6 +6,7 @@
 #include "TaskTree.h"
 #include "TaskView.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 unsigned Report_ps(FILE *f, Model *m, TaskColumn sort, bool descending, const char *filter)
@@ -89,7 +90,42 @@ static void json_stack(Json *j, const char *key, const Stack *s)
     Json_end(j, ']');
 }
 
-void Report_json(FILE *f, Model *m)
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* "stacks": {"<stack_id>": [frames]} for every stack_id the live tasks of v refer to, in id
+ * order; frames resolved through the applier's tables (empty without one). */
+static void json_stacks(Json *j, const TaskView *v, const Applier *a)
+{
+    uint64_t *ids = calloc(v->n ? v->n : 1, sizeof *ids);
+    if (!ids)
+        abort();
+    uint32_t n = 0;
+    for (uint32_t i = 0; a && i < v->n; i++)
+        if (!v->rows[i]->gone_ms && v->rows[i]->stack_key)
+            ids[n++] = v->rows[i]->stack_key;
+    qsort(ids, n, sizeof *ids, cmp_u64);
+    Json_key(j, "stacks");
+    Json_object(j);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i && ids[i] == ids[i - 1])
+            continue;
+        char key[24];
+        snprintf(key, sizeof key, "%llu", (unsigned long long)ids[i]);
+        Stack st = {0, NULL};
+        if (ids[i] <= UINT32_MAX)
+            Applier_stack(a, (uint32_t)ids[i], &st);
+        json_stack(j, key, &st);
+        Stack_free(&st);
+    }
+    Json_end(j, '}');
+    free(ids);
+}
+
+void Report_json(FILE *f, Model *m, const Applier *a)
 {
     Json j;
     Json_init(&j, f);
@@ -246,6 +282,7 @@ void Report_json(FILE *f, Model *m)
         Json_end(&j, '}');
     }
     Json_end(&j, ']');
+    json_stacks(&j, &v, a);
     TaskView_done(&v);
 
     Json_key(&j, "slow_callbacks");

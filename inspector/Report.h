@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "Applier.h"
 #include "Model.h"
 #include "TaskColumn.h"
 
@@ -15,7 +16,9 @@ unsigned Report_ps(FILE *f, Model *m, TaskColumn sort, bool descending, const ch
 /* Prints the task tree (cycle-safe), ascii lines when ascii. */
 unsigned Report_pstree(FILE *f, Model *m, bool ascii);
 /* Prints the JSON document described in asynctop(1) (process, config, loops, loop (the one
- * watched, with its id), tasks, slow_callbacks, exceptions). */
-void Report_json(FILE *f, Model *m);
+ * watched, with its id), tasks, stacks (the frames of every stack_id the tasks refer to,
+ * resolved through a's tables; an empty object when a is NULL), slow_callbacks,
+ * exceptions). */
+void Report_json(FILE *f, Model *m, const Applier *a);
 
 #endif

@@ -13,10 +13,27 @@ typedef struct Ctx {
     int w;
 } Ctx;
 
+static bool event_matches(const SlowEvent *e, const char *f)
+{
+    return !f[0] || strcasestr(e->callback, f) || strcasestr(e->task_name, f) ||
+           strcasestr(e->site, f);
+}
+
+/* Index (0 newest, as Model_slowAt) of the row-th event that matches the filter, or -1. */
+static int64_t nth_match(const App *app, uint32_t row)
+{
+    uint64_t n = Model_slowCount(&app->model);
+    for (uint64_t i = 0; i < n; i++)
+        if (event_matches(Model_slowAt(&app->model, i), app->slow_filter) && row-- == 0)
+            return (int64_t)i;
+    return -1;
+}
+
 static void draw_row(void *arg, uint32_t i, int y, bool sel)
 {
     Ctx *c = arg;
-    const SlowEvent *e = Model_slowAt(&c->app->model, i);
+    int64_t k = nth_match(c->app, i);
+    const SlowEvent *e = k < 0 ? NULL : Model_slowAt(&c->app->model, (uint64_t)k);
     if (!e)
         return;
     char when[32], dur[32];
@@ -39,7 +56,9 @@ static int cmp_site(const void *a, const void *b)
 static void slow_draw(Screen *s, App *app, int y, int h, int w)
 {
     Model *m = &app->model;
-    uint64_t n = Model_slowCount(m);
+    uint64_t held = Model_slowCount(m), n = 0;
+    for (uint64_t i = 0; i < held; i++)
+        n += event_matches(Model_slowAt(m, i), app->slow_filter);
     Panel_setCount(&s->panel, (uint32_t)n);
     int sites_h =
         m->nsites ? (int)(m->nsites + 2 < (uint32_t)h / 3 ? m->nsites + 2 : (uint32_t)h / 3) : 0;
@@ -47,14 +66,23 @@ static void slow_draw(Screen *s, App *app, int y, int h, int w)
         sites_h = h > 8 ? 3 : 0;
     int list_h = h - 1 - sites_h;
     char info[160], d[32];
-    snprintf(info, sizeof info, "%llu slow callbacks (threshold %s); newest first; Enter: stack",
-             (unsigned long long)n, Duration_format(m->slow_threshold_ns, d, sizeof d));
+    if (app->slow_filter[0])
+        snprintf(info, sizeof info,
+                 "%llu of %llu slow callbacks match \"%.40s\" (Esc clears); Enter: stack",
+                 (unsigned long long)n, (unsigned long long)held, app->slow_filter);
+    else
+        snprintf(info, sizeof info,
+                 "%llu slow callbacks (threshold %s); newest first; Enter: stack",
+                 (unsigned long long)n, Duration_format(m->slow_threshold_ns, d, sizeof d));
     const char *titles[] = {"TIME", "DURATION", "CALLBACK", "TASK", "CALL SITE"};
     int widths[] = {8, 8, 24, 14, 0};
     bool right[] = {false, true, false, false, false};
     Table_head(y, w, 5, titles, widths, right, -1, false);
     if (!n)
-        CRT_put(y + 1, 1, "no slow callbacks yet", w - 1, CRT_colors[C_DIM], false);
+        CRT_put(y + 1, 1,
+                held ? "no slow callback matches the filter (Esc clears it)"
+                     : "no slow callbacks yet",
+                w - 1, CRT_colors[C_DIM], false);
     else {
         Ctx c = {app, w};
         Panel_draw(&s->panel, y + 1, list_h, draw_row, &c);
@@ -92,10 +120,11 @@ static void slow_draw(Screen *s, App *app, int y, int h, int w)
 
 static Reaction slow_enter(Screen *s, App *app)
 {
-    if (s->panel.selected >= Model_slowCount(&app->model))
+    int64_t k = nth_match(app, s->panel.selected);
+    if (k < 0)
         return R_HANDLED;
     /* remember the event by its absolute number so new events do not move it */
-    app->slow_index = app->model.nslow - 1 - s->panel.selected;
+    app->slow_index = app->model.nslow - 1 - (uint64_t)k;
     App_push(app, SCR_SLOW_DETAIL);
     return R_HANDLED | R_REDRAW;
 }

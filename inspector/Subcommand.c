@@ -260,7 +260,7 @@ static int cmd_snapshot(int argc, char **argv, const char *socket_path, uint32_t
         else if (!strcmp(cmd, "pstree"))
             Report_pstree(stdout, &f->model, ascii);
         else
-            Report_json(stdout, &f->model);
+            Report_json(stdout, &f->model, &f->applier);
         if (fflush(stdout) != 0)
             rc = EXIT_FAIL;
     }

@@ -127,3 +127,25 @@ void TaskColumn_format(TaskColumn c, const Task *t, const Model *m, char *buf, s
         break;
     }
 }
+
+void TaskColumn_fitCreatedAt(const char *s, size_t width, char *out, size_t len)
+{
+    if (!len)
+        return;
+    size_t n = strlen(s);
+    if (n <= width) {
+        snprintf(out, len, "%s", s);
+        return;
+    }
+    const char *sp = strrchr(s, ' ');
+    const char *loc = sp ? sp + 1 : s;
+    size_t ln = strlen(loc);
+    if (ln <= width || width < 3) {
+        snprintf(out, len, "%s", loc);
+        return;
+    }
+    const char *tail = loc + ln - (width - 2);
+    while (*tail && ((unsigned char)*tail & 0xc0) == 0x80)
+        tail++; /* do not start inside a UTF-8 sequence */
+    snprintf(out, len, "..%s", tail);
+}

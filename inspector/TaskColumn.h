@@ -38,6 +38,15 @@ int TaskColumn_compare(TaskColumn c, const Task *a, const Task *b, const Model *
 
 /* Writes the cell text of t in column c into buf (NUL-terminated). */
 void TaskColumn_format(TaskColumn c, const Task *t, const Model *m, char *buf, size_t len);
+/* Columns the CREATED AT column gets when the cheap columns (STEPS, BUSY) can make room, and
+ * at least (AGE, WAITS ON, STATE give way for this much only). */
+#define TASKCOLUMN_CREATED_MIN   24
+#define TASKCOLUMN_CREATED_FLOOR 12
+/* A "func file:line" creation site fitted into width columns (one per byte: the text is
+ * sanitised, multi-byte characters only make it shorter on screen): whole when it fits, else
+ * "file:line" (the location matters more than the function, which the detail shows), else the
+ * end of it after "..", so the line number always shows. */
+void TaskColumn_fitCreatedAt(const char *created_at, size_t width, char *out, size_t len);
 
 /* How long t has waited / lived on the target clock (0 when unknown). */
 uint64_t Task_waitingNs(const Task *t, const Model *m);

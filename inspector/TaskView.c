@@ -50,12 +50,24 @@ static uint64_t fnv(uint64_t h, const char *s)
     return h;
 }
 
+size_t Task_waitKindLen(const Task *t)
+{
+    return strcspn(t->waits_on, " ");
+}
+
 uint64_t Task_groupKey(const Task *t)
 {
+    if (t->group_key)
+        return t->group_key;
     if (t->stack_key)
         return t->stack_key;
+    /* no stack (yet): where it waits and the kind of wait (the first word: "read" of
+     * "read #100", "sleep" of "sleep 0.603 s"), not the object or the time left, which
+     * differ from task to task and from update to update */
     uint64_t h = fnv(0xcbf29ce484222325ull, t->where);
-    h = fnv(h ^ 0xff, t->waits_on);
+    h ^= 0xff;
+    for (size_t i = 0, n = Task_waitKindLen(t); i < n; i++)
+        h = (h ^ (unsigned char)t->waits_on[i]) * 0x100000001b3ull;
     return h ? h : 1;
 }
 

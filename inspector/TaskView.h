@@ -31,8 +31,13 @@ void TaskView_setFilter(TaskView *this, const char *text);
 bool TaskView_matches(const Task *t, const char *filter);
 /* Index of task id in rows, -1 if absent. */
 int64_t TaskView_find(const TaskView *this, uint64_t id);
-/* The grouping key of a task: its suspension stack key, or a hash of where
- * and what it waits on when the runtime sends no key. Never 0. */
+/* The grouping key of a task: its suspension stack by content (group_key; else the stack id
+ * for tasks that have no content key), or, when the runtime sent no stack, a hash of where it
+ * waits and the kind of wait (the first word of waits_on: not the object number or the time
+ * left, which differ per task and per update). Stable across updates while the stack is the
+ * same. Never 0. */
 uint64_t Task_groupKey(const Task *t);
+/* Length of the first word of t->waits_on ("read" of "read #100"): the kind of wait. */
+size_t Task_waitKindLen(const Task *t);
 
 #endif

@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Columns dropped first when the terminal is narrow (never the sorted one). */
+/* Columns dropped first when the terminal is narrow (never the sorted one). The first
+ * CHEAP_DROPS give way so that CREATED AT keeps TASKCOLUMN_CREATED_MIN columns (enough for a
+ * file:line); the others only so that it keeps TASKCOLUMN_CREATED_FLOOR. */
 static const TaskColumn drop_order[] = {TC_STEPS, TC_BUSY, TC_AGE, TC_WAITS_ON, TC_STATE};
+#define CHEAP_DROPS 2
 
 typedef struct RowCtx {
     App *app;
@@ -29,7 +32,8 @@ static void layout(RowCtx *c, TaskView *v, int w)
         for (int i = 0; i < TC_COUNT; i++)
             if (shown[i] && TaskColumn_info[i].width)
                 need += TaskColumn_info[i].width + 1;
-        if (need <= w - 12 || d >= sizeof drop_order / sizeof drop_order[0])
+        int created = d < CHEAP_DROPS ? TASKCOLUMN_CREATED_MIN : TASKCOLUMN_CREATED_FLOOR;
+        if (need <= w - created || d >= sizeof drop_order / sizeof drop_order[0])
             break;
         if (drop_order[d] != v->sort)
             shown[drop_order[d]] = false;
@@ -51,9 +55,15 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     Task *t = c->v->rows[i];
     char buf[TC_COUNT][MODEL_MAX_STR + 8];
     const char *cells[TC_COUNT];
+    int x = 0;
     for (int k = 0; k < c->n; k++) {
-        TaskColumn_format(c->cols[k], t, &c->app->model, buf[k], sizeof buf[k]);
+        if (c->cols[k] == TC_CREATED_AT && !c->widths[k]) /* the rest of the line */
+            TaskColumn_fitCreatedAt(t->created_at, (size_t)(c->w > x ? c->w - x : 0), buf[k],
+                                    sizeof buf[k]);
+        else
+            TaskColumn_format(c->cols[k], t, &c->app->model, buf[k], sizeof buf[k]);
         cells[k] = buf[k];
+        x += c->widths[k] + 1;
     }
     int attr = sel ? CRT_colors[C_SELECTED] : t->gone_ms ? CRT_colors[C_DIM] : CRT_colors[C_NORMAL];
     if (!sel && t->state == TS_FAILED)

@@ -37,7 +37,7 @@ static void usage(FILE *f)
         "options:\n"
         "  -s, --socket PATH  the target's socket (default: $XDG_RUNTIME_DIR/asynctop/PID.sock,\n"
         "                     else /tmp/asynctop-UID/PID.sock; ASYNCTOP_SOCKET overrides)\n"
-        "  -d, --delay MS     update interval asked of the process (default 1000, at least 100)\n"
+        "  -d, --delay MS     update interval asked of the process, 100 to 60000 (default 1000)\n"
         "  -l, --loop N       watch event loop N of the process first (0 = main, the default;\n"
         "                     ids as in the TUI's loop list, L, or `asynctop dump PID --json`)\n"
         "      --ascii        no line-drawing or block characters\n"
@@ -88,8 +88,17 @@ int main(int argc, char **argv)
             }
             opt.loop = (uint32_t)v;
         } else if ((!strcmp(a, "-d") || !strcmp(a, "--delay")) && i + 1 < argc) {
-            long v = strtol(argv[++i], NULL, 10);
-            opt.interval_ms = v < 100 ? 100 : v > 60000 ? 60000 : (uint32_t)v;
+            char *end;
+            errno = 0;
+            long v = strtol(argv[++i], &end, 10);
+            if (errno || *end || end == argv[i] || v < 100 || v > 60000) {
+                fprintf(stderr,
+                        "asynctop: --delay %s: the update interval in milliseconds, a whole "
+                        "number from 100 to 60000\n",
+                        argv[i]);
+                return EXIT_USAGE;
+            }
+            opt.interval_ms = (uint32_t)v;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "asynctop: unknown option '%s'\n", a);
             usage(stderr);

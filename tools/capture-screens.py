@@ -144,8 +144,10 @@ def capture(build, width, height, settle):
         tmux.keys("?")
         shot("Help (?)", "every key binding", tmux.wait(r"[Hh]elp|[Kk]eys"))
         tmux.keys("Escape", "1")
-        shot("While the loop is stuck", "the BLOCKED banner counts up while a callback holds "
-             "the loop (here flush_journal_sync, a synchronous fsync every 20 s in the demo)",
+        shot("While the loop is stuck", "the BLOCKED banner shows how long a callback had "
+             "held the loop when the process last reported it, and how old that report is (here "
+             "flush_journal_sync, a synchronous fsync every 20 s in the demo); it grows with each "
+             "update, and its line stays (blank) when the loop is not stuck, so rows never move",
              tmux.wait(r"BLOCKED [1-9](\.\d)? s in flush_journal_sync", 20))
         tmux.keys("q")
     finally:

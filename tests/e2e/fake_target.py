@@ -78,6 +78,7 @@ STACKS = {  # id: [id, [site ids innermost first]]
     6: [6, [12, 2, 1]],     # a spawn site stack (creation)
     7: [7, [13, 3]],        # raise site
     8: [8, [8, 14]],        # cycle tasks
+    9: [9, [4, 10, 1]],     # --split-stack: a read from another caller (same top frame)
 }
 
 
@@ -112,9 +113,11 @@ class Program:
         self.slow_ns = int(os.environ.get("ASYNCTOP_SLOW_MS", "100")) * MS
         self.debug = os.environ.get("ASYNCTOP_DEBUG") == "1"
         self.slow_events, self.exc_events = [], []
+        self.slow_log, self.exc_log = [], []  # --event-log: every event (the exporter's log)
         self.slow_seq = self.exc_seq = 0
         self.ev_seq = 0  # slow and exception events share one sequence, as in the exporter
         self.gap = 0     # --gap: event numbers skipped once (events the runtime lost)
+        self.sleep_desc = False  # --sleep-desc
         self.callbacks = self.busy = self.iterations = 0
         self.slow_total = 0
         self.lag = [0] * 90
@@ -131,6 +134,7 @@ class Program:
         for i in range(max(0, ntasks - 7)):
             tid = 10 + i if 10 + i < 900 else 1_000_000 + i  # 900/901 are the cycle
             self.add(Task(tid, "conn-%d" % i, 2, 4, 100 + i, 1, 3))
+        self.split_stack = False  # --split-stack (set by Server before the first update)
         self.new = list(self.tasks.values())
         for kind, msg, code, dom in ((1, "connection reset by peer", -104, "uv"),
                                      (2, "coroutine fetch_user was never awaited", 0, None),
@@ -155,6 +159,7 @@ class Program:
         if self.debug:
             e["create_stack"] = 6
         self.exc_events.append(e)
+        self.exc_log.append(e)
 
     def add_slow(self, dur_ns, name="slow_handler", site=11, stack=5):
         self.slow_total += 1
@@ -162,11 +167,12 @@ class Program:
         self.ev_seq += 1
         if self.slow_seq == 2 and self.gap:  # the second slow event comes after a gap
             self.ev_seq += self.gap
-        ev = {"seq": self.ev_seq, "start_ns": now_ns() - dur_ns, "dur_ns": dur_ns, "kind": 1,
+        ev = {"seq": self.ev_seq, "start_ns": max(0, now_ns() - dur_ns), "dur_ns": dur_ns, "kind": 1,
               "site": site, "name": name, "task": 3, "stack": stack}
         if self.debug:
             ev["sched_stack"] = 6
         self.slow_events.append(ev)
+        self.slow_log.append(ev)
 
     def tick(self, step):
         """One second of program life: callbacks, a slow callback, a short task."""
@@ -190,6 +196,11 @@ class Program:
             self.changed.add(old.id)
             del self.tasks[old.id]
             self.gone.append(old.id)
+        # --sleep-desc: the producer's description counts down the time left of its sleep,
+        # as the runtime's does ("sleep 0.603 s")
+        if self.sleep_desc and 3 in self.tasks:
+            self.tasks[3].wait_desc = "sleep %.3f s" % (9.5 - step % 9 - 0.001 * step)
+            self.changed.add(3)
         # the ticker wakes up
         tk = self.tasks.get(5)
         if tk:
@@ -215,6 +226,7 @@ class Conn:
     def __init__(self, sock):
         self.sock, self.buf, self.out = sock, b"", b""
         self.subscribed, self.paused = False, False
+        self.ev_sent = 0  # --event-log: newest event seq sent to this client
         self.interval_ms, self.next_at, self.seq = 1000, 0.0, 0
         self.need_full = True
         self.sent_sites, self.sent_stacks = set(), set()
@@ -225,12 +237,19 @@ class Server:
         self.args = args
         self.prog = Program(args.tasks)
         self.prog.gap = args.gap
+        self.prog.sleep_desc = args.sleep_desc
+        if args.split_stack and 10 in self.prog.tasks:
+            self.prog.tasks[10].stack = 9  # conn-0 reads from parse_request, not handle_conn
+        for i in range(args.slow_events):  # slow events that happened before anyone attached
+            self.prog.add_slow((300 + 10 * i) * MS, "startup_%d" % i)
         self.sel = selectors.DefaultSelector()
         self.conns = {}
         self.path = socket_path(os.getpid())
         self.log = open(args.log, "a", buffering=1) if args.log else None
+        self.running_log = open(args.running_log, "a", buffering=1) if args.running_log else None
         self.blocked_since = None
         self.step = 0
+        self.resumes = 0
 
     def bind(self):
         d = os.path.dirname(self.path)
@@ -325,15 +344,28 @@ class Server:
                 u["tasks_changed"] = ch
             if p.gone:
                 u["tasks_gone"] = list(p.gone)
-        if p.slow_events:
-            u["slow"] = list(p.slow_events)
-        if p.exc_events:
-            u["exc"] = list(p.exc_events)
+        if self.args.event_log:
+            # like the exporter: a snapshot resends the event log, a delta what is new to c
+            since = -1 if full else c.ev_sent
+            slow = [e for e in p.slow_log if e["seq"] > since]
+            exc = [e for e in p.exc_log if e["seq"] > since]
+            if slow:
+                u["slow"] = slow
+            if exc:
+                u["exc"] = exc
+            c.ev_sent = p.ev_seq
+        else:
+            if p.slow_events:
+                u["slow"] = list(p.slow_events)
+            if p.exc_events:
+                u["exc"] = list(p.exc_events)
         if self.args.dropped:
             u["dropped"] = [["slow", self.args.dropped], ["exc", 0]]
         r = self.running()
         if r:
             u["running"] = r
+        if self.running_log:  # what this update says the running callback has taken so far
+            self.running_log.write("%d\n" % (u["ts_ns"] - r["since_ns"] if r else -1))
         self.send(c, u)
 
     # ---- input ------------------------------------------------------------------
@@ -362,7 +394,8 @@ class Server:
             else:
                 def locs(stack_id):
                     return [SITES[s][1:] for s in STACKS[stack_id][1]]
-                d = {"task": t.row(), "wait_desc": "read tcp fd %d" % (t.wait_obj % 1000),
+                desc = t.wait_desc or "read tcp fd %d" % (t.wait_obj % 1000)
+                d = {"task": t.row(), "wait_desc": desc,
                      "suspend": locs(t.stack),
                      "children": [x.id for x in p.tasks.values() if x.parent == t.id][:100],
                      "step_hist": [0] * 40 + [5, 9, 3, 1]}
@@ -388,6 +421,9 @@ class Server:
         elif op == "resume":
             c.paused = False
             c.need_full = True
+            if self.args.event_log:  # a mark: a test knows the snapshot after it has come
+                self.resumes += 1
+                p.add_slow(500 * MS, "resumed_%d" % self.resumes)
         else:
             resp.update(status=13, reason="unsupported op %r" % op)
         self.send(c, resp)
@@ -502,6 +538,21 @@ def main():
     ap.add_argument("--dropped", type=int, default=0, help="report this many dropped slow events")
     ap.add_argument("--gap", type=int, default=0,
                     help="skip this many event numbers before the second slow event")
+    ap.add_argument("--event-log", action="store_true",
+                    help="keep every event and resend them all in each snapshot (full update), "
+                    "as the exporter resends its event log; each resume adds a slow event "
+                    "resumed_N")
+    ap.add_argument("--slow-events", type=int, default=0,
+                    help="slow callbacks that happened before anyone attached")
+    ap.add_argument("--split-stack", action="store_true",
+                    help="conn-0 waits in at_stream_read like the other conns, but called "
+                    "from another function (stack 9)")
+    ap.add_argument("--sleep-desc", action="store_true",
+                    help="the producer (task 3) describes its sleep with the time left, "
+                    "changing every second")
+    ap.add_argument("--running-log",
+                    help="append, per update sent, how long the running callback had run then "
+                    "(ns; -1: none running)")
     ap.add_argument("--log", help="append every request received as a JSON line")
     args = ap.parse_args()
     # like a real program, /proc/<pid>/comm is the program's name (PR_SET_NAME)

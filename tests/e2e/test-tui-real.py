@@ -360,7 +360,8 @@ def test_resize(env):
         tui.wait(r"tasks 69: ")
         for w, h in ((80, 24), (60, 20), (132, 50), (80, 24)):
             tui.resize(w, h)
-            want = h - 2 - 1 - 2 - 1  # header (2), tabs, info + titles, rows, footer
+            # header (2 + the BLOCKED banner's line), tabs, info + titles, rows, footer
+            want = h - 3 - 1 - 2 - 1
 
             def laid_out():
                 s = tui.screen()

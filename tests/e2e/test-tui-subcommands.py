@@ -23,12 +23,19 @@ def test_subcommands(env):
     r = env.run("dump", t.pid, "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert set(d) == {"process", "loops", "loop", "tasks", "slow_callbacks", "exceptions"}
+    assert set(d) == {"process", "loops", "loop", "tasks", "stacks", "slow_callbacks",
+                      "exceptions"}
     assert d["process"]["pid"] == t.pid and d["process"]["program"] == "fake-server"
     assert d["process"]["slow_threshold_ns"] == 100_000_000
     assert {x["id"] for x in d["tasks"]} >= {1, 2, 3, 10, 900, 901}
     task2 = [x for x in d["tasks"] if x["id"] == 2][0]
     assert task2["state"] == "waiting" and task2["parent"] == 1 and task2["waits_on"] == "accept #3"
+    # every stack_id of the rows is in the stacks table, symbolised as the process sent it
+    # (fake_target: task 2 waits on stack 6 = sites 12, 2, 1)
+    assert {str(x["stack_id"]) for x in d["tasks"] if x["stack_id"]} <= set(d["stacks"])
+    assert [(f["func"], f["file"], f["line"]) for f in d["stacks"][str(task2["stack_id"])]] == [
+        ("at_spawn", "runtime/task.c", 90), ("server_run", "demo/server.c", 88),
+        ("main", "demo/main.c", 40)]
     assert {e["kind"] for e in d["exceptions"]} == {"never_retrieved", "never_awaited",
                                                    "destroyed_pending", "unclosed_resource",
                                                    "wrong_thread"}

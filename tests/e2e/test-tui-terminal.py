@@ -33,8 +33,8 @@ def test_resize(env):
             lines = s.split("\n")
             assert len(lines) >= h and all(len(l) <= w for l in lines), (w, h)
             # header, tabs, titles and rows laid out for the new size
-            # header (2), tabs, info + titles, rows, footer
-            want = h - 2 - 1 - 2 - 1
+            # header (2 + the BLOCKED banner's line), tabs, info + titles, rows, footer
+            want = h - 3 - 1 - 2 - 1
 
             def laid_out():
                 s = tui.screen()

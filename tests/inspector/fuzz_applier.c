@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     TaskGroups_done(&g);
     FILE *f = fopen("/dev/null", "w");
     if (f) {
-        Report_json(f, &model);
+        Report_json(f, &model, &applier);
         fclose(f);
     }
     return 0;

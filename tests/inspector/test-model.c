@@ -12,7 +12,10 @@
 
 #include "Applier.h"
 #include "Model.h"
+#include "Report.h"
 #include "TaskColumn.h"
+#include "TaskTree.h"
+#include "TaskView.h"
 
 static TaskRow row(uint64_t id, const char *name, int state)
 {
@@ -713,6 +716,189 @@ static void test_loops_selection(void **state)
     Model_done(&m);
 }
 
+/* Issue 14: a snapshot (after resume, or a resync) resends the runtime's event log; events
+ * already delivered on this connection are recognised by seq and not added again, so the
+ * count of slow events held matches the process's own count however often it is paused. */
+static void test_applier_events_dedup(void **state)
+{
+    (void)state;
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    /* the log: slow events 1, 2, 4 and exception 3 (one sequence for both) */
+    at_wire_slow_t slow[4];
+    memset(slow, 0, sizeof slow);
+    uint64_t slow_seq[] = {1, 2, 4, 5};
+    for (int i = 0; i < 4; i++) {
+        slow[i].seq = slow_seq[i];
+        slow[i].dur_ns = 200000000ull;
+        slow[i].name = "slow_cb";
+    }
+    at_wire_exc_t exc[2];
+    memset(exc, 0, sizeof exc);
+    exc[0].seq = 3;
+    exc[0].message = "boom";
+    exc[1].seq = 6;
+    exc[1].message = "bang";
+    at_wire_msg_t msg;
+    for (int round = 0; round < 3; round++) { /* attach, then two pause/resume snapshots */
+        memset(&msg, 0, sizeof msg);
+        msg.type = AT_WIRE_UPDATE;
+        at_wire_update_t *u = &msg.u.update;
+        u->full = true;
+        u->ts_ns = 1000000000ull * (uint64_t)(round + 1);
+        u->config = (at_wire_config_t){true, 100000000, true, false};
+        u->has_stats = true;
+        u->stats.slow = 3;
+        u->stats.errors = 1;
+        u->n_slow = 3;
+        u->slow = slow;
+        u->n_exc = 1;
+        u->exc = exc;
+        assert_int_equal(Applier_apply(&a, &msg, 10 + (uint64_t)round), 0);
+        assert_int_equal(m.nslow, 3);
+        assert_int_equal(m.nexc, 1);
+        assert_int_equal(Model_site(&m, "slow_cb")->count, 3);
+        assert_int_equal(m.missed, 0);
+    }
+    /* a delta, then a snapshot resending the whole log with the new ones: only those count */
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    msg.u.update.ts_ns = 5000000000ull;
+    msg.u.update.n_slow = 1;
+    msg.u.update.slow = &slow[3];
+    assert_int_equal(Applier_apply(&a, &msg, 20), 0);
+    assert_int_equal(m.nslow, 4);
+    msg.u.update.full = true;
+    msg.u.update.n_slow = 4;
+    msg.u.update.slow = slow;
+    msg.u.update.n_exc = 2;
+    msg.u.update.exc = exc;
+    assert_int_equal(Applier_apply(&a, &msg, 21), 0);
+    assert_int_equal(m.nslow, 4);
+    assert_int_equal(m.nexc, 2);
+    assert_string_equal(Model_excAt(&m, 0)->message, "bang");
+    assert_int_equal(m.missed, 0);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
+/* Issue 14: one group is one row with the right count, and a group's task list keeps showing
+ * its tasks across updates: groups are by stack content (not the stack's id, which may change
+ * for the same frames), and tasks with no stack are grouped by where and the kind of wait
+ * (not "read #100" vs "read #101", nor "sleep 0.603 s" vs "sleep 0.531 s"). */
+static void test_applier_groups_stable(void **state)
+{
+    (void)state;
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    static const at_wire_stack_t two[] = {{7, 2, stack1_sites}, {8, 2, stack1_sites}};
+    at_wire_task_t rows[9];
+    for (int i = 0; i < 3; i++) /* three sleepers on stack 7 */
+        rows[i] = wtask(1 + (uint64_t)i, AT_WIRE_TASK_WAITING, 0);
+    for (int i = 3; i < 7; i++) { /* four readers with no stack yet, each on its own socket */
+        rows[i] = wtask(10 + (uint64_t)i, AT_WIRE_TASK_WAITING, 0);
+        rows[i].stack = 0;
+        rows[i].wait_obj = 100 + (uint64_t)i;
+    }
+    for (int i = 7; i < 9; i++) { /* two sleepers whose description says the time left */
+        rows[i] = wtask(20 + (uint64_t)i, AT_WIRE_TASK_WAITING, 0);
+        rows[i].stack = 0;
+        rows[i].wait_kind = AT_WIRE_WAIT_SLEEP;
+        rows[i].wait_desc = i == 7 ? "sleep 0.603 s" : "sleep 0.531 s";
+    }
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->ts_ns = 5000000000ull;
+    u->n_sites = 3;
+    u->sites = sites;
+    u->n_stacks = 2;
+    u->stacks = two;
+    u->n_tasks_new = 9;
+    u->tasks_new = rows;
+    assert_int_equal(Applier_apply(&a, &msg, 10), 0);
+    TaskGroups g;
+    TaskGroups_init(&g);
+    TaskGroups_update(&g, &m);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.g[0].count, 4);
+    assert_int_equal(g.g[1].count, 3);
+    assert_int_equal(g.g[2].count, 2);
+    /* Enter on the group of three */
+    TaskView v;
+    TaskView_init(&v);
+    v.by_group = true;
+    v.group_key = g.g[1].key;
+    TaskView_update(&v, &m);
+    assert_int_equal(v.n, 3);
+    /* the next update: the same frames under another stack id, new times left */
+    for (int i = 0; i < 3; i++)
+        rows[i].stack = 8;
+    rows[7].wait_desc = "sleep 0.402 s";
+    rows[8].wait_desc = "sleep 0.330 s";
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    u->ts_ns = 6000000000ull;
+    u->n_tasks_changed = 9;
+    u->tasks_changed = rows;
+    assert_int_equal(Applier_apply(&a, &msg, 20), 0);
+    TaskView_update(&v, &m);
+    assert_int_equal(v.n, 3);
+    TaskGroups_update(&g, &m);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.g[2].count, 2);
+    TaskView_done(&v);
+    TaskGroups_done(&g);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
+/* Issue 14: dump --json's task rows carry stack_id; the document has the table those ids
+ * refer to, with symbolised frames (innermost first). */
+static void test_json_stacks_table(void **state)
+{
+    (void)state;
+    Model m;
+    Applier a;
+    Model_init(&m);
+    Applier_init(&a, &m);
+    at_wire_task_t rows[3] = {wtask(1, AT_WIRE_TASK_WAITING, 0), wtask(2, AT_WIRE_TASK_WAITING, 0),
+                              wtask(3, AT_WIRE_TASK_READY, 0)};
+    rows[2].stack = 0;
+    at_wire_msg_t msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = AT_WIRE_UPDATE;
+    at_wire_update_t *u = &msg.u.update;
+    u->full = true;
+    u->ts_ns = 5000000000ull;
+    u->n_sites = 3;
+    u->sites = sites;
+    u->n_stacks = 1;
+    u->stacks = stacks;
+    u->n_tasks_new = 3;
+    u->tasks_new = rows;
+    assert_int_equal(Applier_apply(&a, &msg, 10), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    Report_json(f, &m, &a);
+    fclose(f);
+    assert_non_null(strstr(buf, "\"stack_id\":7}"));
+    assert_non_null(strstr(buf, "\"stacks\":{\"7\":[{\"func\":\"at_stream_read\",\"file\":"
+                                "\"io.c\",\"line\":31,\"addr\":32},{\"func\":\"handle_conn\","
+                                "\"file\":\"/src/server.c\",\"line\":120,\"addr\":16}]}"));
+    free(buf);
+    Applier_done(&a);
+    Model_done(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +912,9 @@ int main(void)
         cmocka_unit_test(test_applier_wait_desc_and_running_task),
         cmocka_unit_test(test_loops_selection),
         cmocka_unit_test(test_applier_gone_final_state),
+        cmocka_unit_test(test_applier_events_dedup),
+        cmocka_unit_test(test_applier_groups_stable),
+        cmocka_unit_test(test_json_stacks_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

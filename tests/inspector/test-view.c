@@ -11,7 +11,9 @@
 #include <cmocka.h>
 
 #include "Action.h"
+#include "Header.h"
 #include "Model.h"
+#include "Panel.h"
 #include "Report.h"
 #include "TaskColumn.h"
 #include "TaskTree.h"
@@ -272,6 +274,11 @@ static void ps_default(FILE *f, Model *m)
     Report_ps(f, m, TC_ID, false, "");
 }
 
+static void json_no_applier(FILE *f, Model *m)
+{
+    Report_json(f, m, NULL);
+}
+
 static void pstree_ascii(FILE *f, Model *m)
 {
     Report_pstree(f, m, true);
@@ -304,7 +311,7 @@ static void test_reports(void **state)
                               "|  `- echo-conn(5) waiting on read #9\n"
                               "charlie(3) waiting on read #1\n");
     free(tree);
-    char *json = capture(Report_json, m);
+    char *json = capture(json_no_applier, m);
     assert_non_null(strstr(json, "{\"process\":{\"pid\":77,\"program\":\"srv\\\"x\""));
     assert_non_null(strstr(json, "\"tasks\":[{\"id\":1,"));
     assert_non_null(strstr(
@@ -317,12 +324,64 @@ static void test_reports(void **state)
     fixture_free(m);
 }
 
+/* Issue 14: the CREATED AT cell keeps the file:line when it is narrow; PgDn/PgUp scroll a
+ * page of text at once. */
+static void test_created_at_fit_and_paging(void **state)
+{
+    (void)state;
+    char out[64];
+    TaskColumn_fitCreatedAt("at_spawn task.c:90", 24, out, sizeof out);
+    assert_string_equal(out, "at_spawn task.c:90");
+    TaskColumn_fitCreatedAt("at_spawn task.c:90", 17, out, sizeof out);
+    assert_string_equal(out, "task.c:90");
+    TaskColumn_fitCreatedAt("config asynctop-demo.c:123", 12, out, sizeof out);
+    assert_string_equal(out, "..demo.c:123");
+    assert_true(strlen(out) <= 12);
+    TaskColumn_fitCreatedAt("f \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9.c:7", 8, out, sizeof out);
+    assert_string_equal(out, "..\xc3\xa9.c:7");
+    TaskColumn_fitCreatedAt("f \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9.c:7", 7, out, sizeof out);
+    assert_string_equal(out, "...c:7"); /* not cut inside a character */
+
+    /* running times are cut, never rounded up past what was reported */
+    Header_seconds(349000000ull, out, sizeof out);
+    assert_string_equal(out, "0.3 s");
+    Header_seconds(360000000ull, out, sizeof out);
+    assert_string_equal(out, "0.3 s");
+    Header_seconds(1999999999ull, out, sizeof out);
+    assert_string_equal(out, "1.9 s");
+
+    Panel p;
+    Panel_init(&p);
+    Panel_setCount(&p, 40);
+    p.height = 15;
+    Panel_movePage(&p, 1);
+    assert_int_equal(p.top, 14);
+    assert_int_equal(p.selected, 14);
+    Panel_movePage(&p, 1);
+    assert_int_equal(p.top, 25); /* the last page shows full */
+    assert_int_equal(p.selected, 28);
+    Panel_movePage(&p, 1);
+    assert_int_equal(p.top, 25);
+    assert_int_equal(p.selected, 39);
+    Panel_movePage(&p, -1);
+    assert_int_equal(p.top, 11);
+    assert_int_equal(p.selected, 25);
+    Panel_movePage(&p, -1);
+    Panel_movePage(&p, -1);
+    assert_int_equal(p.top, 0);
+    assert_int_equal(p.selected, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sort), cmocka_unit_test(test_filter),
-        cmocka_unit_test(test_tree), cmocka_unit_test(test_groups),
-        cmocka_unit_test(test_keys), cmocka_unit_test(test_reports),
+        cmocka_unit_test(test_sort),
+        cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_tree),
+        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_reports),
+        cmocka_unit_test(test_created_at_fit_and_paging),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
