@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,10 +287,25 @@ void pl_wake_loops_of(pthread_t thread)
     pthread_mutex_unlock(&g_loops_lock);
 }
 
-static void count_handle(uv_handle_t *h, void *arg)
+/* Whether the real uv_loop_close will fail with UV_EBUSY: what libuv 1.44 checks
+ * (src/uv-common.c), read the way it reads it — a request in flight, or a handle that is not
+ * internal (open or closing) found walking the loop's handle queue, stopping at the first one.
+ * It must read nothing more: a program may leave handles in the queue whose memory it has
+ * already freed (kresd frees its handles after uv_close without running the loop again), and
+ * the real call, which stops at the first program handle, never reaches them. uv_walk would:
+ * it visits every handle and relinks each one. */
+static bool loop_close_busy(const uv_loop_t *loop)
 {
-    (void)h;
-    ++*(int *)arg;
+    if (loop->active_reqs.count > 0)
+        return true;
+    void *const *head = loop->handle_queue; /* libuv's QUEUE: void *[2], next then prev */
+    for (void *const *q = head[0]; q != head; q = q[0]) {
+        const uv_handle_t *h =
+            (const uv_handle_t *)((const char *)q - offsetof(uv_handle_t, handle_queue));
+        if (!(h->flags & PL_UV_HANDLE_INTERNAL))
+            return true;
+    }
+    return false;
 }
 
 void pl_loop_unwatch(uv_loop_t *loop)
@@ -297,10 +313,8 @@ void pl_loop_unwatch(uv_loop_t *loop)
     pl_loop_t *st = pl_loop_for(loop);
     if (st == NULL)
         return;
-    int n = 0;
-    uv_walk(loop, count_handle, &n); /* the program's handles only: ours are internal */
-    if (n > 0 || loop->active_reqs.count > 0)
-        return; /* uv_loop_close fails with UV_EBUSY, as without the shim */
+    if (loop_close_busy(loop))
+        return; /* uv_loop_close fails with UV_EBUSY, as without the shim; nothing was touched */
     pthread_mutex_lock(&g_loops_lock);
     for (pl_loop_t **pp = &g_loops; *pp != NULL; pp = &(*pp)->next)
         if (*pp == st) {

@@ -138,9 +138,11 @@ pl_loop_t *pl_loop_for(uv_loop_t *loop);
  * loop) and attachment. Returns the state or NULL (then the loop simply runs unwatched). */
 pl_loop_t *pl_loop_watch(uv_loop_t *loop);
 /* Stop watching before the real uv_loop_close: closes the monitor's and the attachment's
- * handles and lets the loop run their close callbacks, only if the program left nothing else
- * open (otherwise the real uv_loop_close fails with UV_EBUSY as it would without the shim, and
- * the loop stays watched). Thread that may close the loop. */
+ * handles and lets the loop run their close callbacks, only if the real call is going to
+ * succeed (no request in flight, no handle of the program's open or closing). Otherwise it
+ * touches nothing, reading no more of the loop than the real call does (not even uv_walk),
+ * so the real uv_loop_close fails with UV_EBUSY exactly as without the shim and the loop
+ * stays watched. Thread that may close the loop. */
 void pl_loop_unwatch(uv_loop_t *loop);
 
 /* Start the process's exporter once (first watched loop; again in a forked child). Loop

@@ -1,6 +1,7 @@
 """test_preload_programs.py: real libuv programs run under libasynctop-preload.so and watched
 through the socket with the independent client (tests/e2e/atclient.py): a C program with two
-loops on two threads and requests in flight, Python on uvloop, Lua on luv, nvim --headless.
+loops on two threads and requests in flight, Python on uvloop, Lua on luv, nvim --headless,
+and kresd (knot-resolver, on loopback only) ending on SIGTERM as it does without the shim.
 
 Run by meson (suite e2e) with ASYNCTOP_PRELOAD_SO and PRELOAD_TARGET set; under
 /usr/bin/python3 with python3-pytest, python3-cbor2, python3-uvloop.
@@ -8,6 +9,8 @@ Run by meson (suite e2e) with ASYNCTOP_PRELOAD_SO and PRELOAD_TARGET set; under
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -379,6 +382,75 @@ def test_asynctop_run_shows_slow_callbacks_and_stops_cmd(tmp):
         assert pids_running(app) == []  # CMD was stopped
     finally:
         tmux("kill-session", "-t", session)
+
+
+# ---- the shim never changes how a program ends: kresd on SIGTERM -------------------------------
+
+KRESD = shutil.which("kresd") or ("/usr/sbin/kresd" if os.path.exists("/usr/sbin/kresd") else None)
+
+# Loopback only, and nothing that would query the Internet (priming, trust-anchor refresh,
+# time-skew checks): the resolver just listens until SIGTERM.
+KRESD_CONFIG = """
+net.listen('127.0.0.1', %d)
+modules.unload('ta_update')
+modules.unload('priming')
+modules.unload('detect_time_skew')
+modules.unload('detect_time_jump')
+trust_anchors.remove('.')
+cache.size = 10*MB
+"""
+
+
+def free_loopback_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kresd_exit_on_sigterm(rundir, env, sock=None):
+    """Runs kresd in rundir until it answers on its port (and, given sock, until the shim's
+    socket is there: its loop is watched), sends SIGTERM, returns its exit status (negative:
+    the signal that killed it) and its output."""
+    os.makedirs(rundir)
+    port = free_loopback_port()
+    with open(os.path.join(rundir, "config"), "w") as f:
+        f.write(KRESD_CONFIG % port)
+    p = subprocess.Popen([KRESD, "-n", "-c", "config", "."], cwd=rundir, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert p.poll() is None, "kresd exited early: %s" % p.stdout.read()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "kresd never listened on port %d" % port
+                time.sleep(0.05)
+        if sock is not None:
+            wait_socket(sock, p)
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=30)
+        return p.returncode, out.decode(errors="replace")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@pytest.mark.skipif(KRESD is None, reason="kresd not installed (Debian package knot-resolver)")
+def test_kresd_ends_on_sigterm_as_without_the_shim(tmp):
+    """kresd closes its loop with handles still queued whose memory it freed; the real
+    uv_loop_close returns UV_EBUSY at the first one, the shim must not touch the rest."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    plain, plain_out = kresd_exit_on_sigterm(os.path.join(tmp, "plain"), env)
+    assert plain == 0, plain_out
+    sock = os.path.join(tmp, "s")
+    shimmed, out = kresd_exit_on_sigterm(os.path.join(tmp, "shim"), shim_env(sock), sock)
+    assert shimmed == plain, "under the shim kresd ended with %d, without it %d:\n%s" % (
+        shimmed, plain, out)
 
 
 # ---- statically linked libuv cannot be interposed: the shim says so -------------------------------
