@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 import atclient  # noqa: E402
+import tui_harness  # noqa: E402
 
 SHIM = os.environ.get("ASYNCTOP_PRELOAD_SO", "")
 TARGET = os.environ.get("PRELOAD_TARGET", "")
@@ -337,51 +338,100 @@ asyncio.run(main())
 """
 
 
-def tmux(*args, env=None):
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, env=env)
-
-
-def wait_screen(session, pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = tmux("capture-pane", "-p", "-t", session).stdout
-        if pred(screen):
-            return screen
-        time.sleep(0.1)
-    raise AssertionError("screen never matched:\n" + screen)
-
-
 def pids_running(marker):
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [l for l in out.splitlines() if marker in l and "tmux" not in l and "ps -eo" not in l]
 
 
-@pytest.mark.skipif(not have_uvloop() or shutil.which("tmux") is None or not os.environ.get("ASYNCTOP"),
-                    reason="needs python3-uvloop, tmux and ASYNCTOP")
-def test_asynctop_run_shows_slow_callbacks_and_stops_cmd(tmp):
-    app = os.path.join(tmp, "loopy_%d.py" % os.getpid())
+# ---- asynctop run: attaches, then says how CMD ended and exits with CMD's status ------------------
+# Under tmux through tests/e2e/tui_harness.py (a tmux server of the test's own, never the
+# default one other tests and the user share).
+
+RUN_TARGET = os.environ.get("RUN_TARGET", "")
+NEEDS_TUI = not os.environ.get("ASYNCTOP") or shutil.which("tmux") is None
+
+
+@pytest.fixture
+def tenv():
+    e = tui_harness.Env()
+    yield e
+    e.close()
+
+
+def run_tui(tenv, *argv):
+    """`asynctop run -- argv` in tmux, 200 columns wide (the final messages name paths)."""
+    return tui_harness.Tui(tenv, ["run", "--"] + list(argv), 200, 40)
+
+
+@pytest.mark.skipif(not have_uvloop() or NEEDS_TUI, reason="needs python3-uvloop, tmux and ASYNCTOP")
+def test_asynctop_run_shows_slow_callbacks_and_stops_cmd(tenv):
+    app = os.path.join(tenv.dir, "loopy_%d.py" % os.getpid())
     with open(app, "w") as f:
         f.write(LOOPY_APP)
-    env = dict(os.environ, XDG_RUNTIME_DIR=tmp, LANG="C.UTF-8", LC_ALL="C.UTF-8", TERM="xterm")
-    env.pop("ASYNCTOP_SOCKET", None)
-    session = "atrun%d" % os.getpid()
-    cmd = "%s run -- %s %s; echo EXIT=$?; sleep 60" % (os.environ["ASYNCTOP"], PY, app)
-    r = tmux("new-session", "-d", "-s", session, "-x", "150", "-y", "40", cmd, env=env)
-    assert r.returncode == 0, r.stderr
+    tui = run_tui(tenv, PY, app)
     try:
-        wait_screen(session, lambda s: "python3[" in s and " live " in s)
+        tui.wait(r"python3\[\d+\].* live ", 20)
         assert pids_running(app)
-        tmux("send-keys", "-t", session, "4")  # the slow-callbacks screen
-        screen = wait_screen(session, lambda s: "150ms" in s or "151ms" in s)
+        tui.keys("4")  # the slow-callbacks screen
+        screen = tui.wait(r"15[01]ms", 20)
         assert "loop.cpython" in screen  # uvloop's callback, named library+offset
-        tmux("send-keys", "-t", session, "q")
-        screen = wait_screen(session, lambda s: "EXIT=" in s)
-        assert "EXIT=0" in screen, screen
-        assert "stopped; its output is in" in screen
+        tui.keys("q")
+        # python dies of the SIGTERM sent on quitting: the end asked for, status 0
+        screen = tui.wait(r"\[asynctop exited \d+\]", 20)
+        assert "[asynctop exited 0]" in screen, screen
+        assert re.search(r"stopped \S+python3 with SIGTERM: it was killed by signal SIGTERM; its "
+                         r"output is in \S+/output\.log", screen), screen
         assert pids_running(app) == []  # CMD was stopped
     finally:
-        tmux("kill-session", "-t", session)
+        tui.close()
+
+
+def run_until_cmd_ends(tenv, how, n):
+    """asynctop run of run_target `how n`, ended through its trigger file while the TUI is
+    attached; returns the screen once asynctop has exited (q pressed)."""
+    trigger = os.path.join(tenv.dir, "end-now")
+    tui = run_tui(tenv, RUN_TARGET, trigger, how, str(n))
+    try:
+        tui.wait(r"run_target\[\d+\]\s+live", 20)
+        open(trigger, "w").close()
+        # the header's state once the TUI saw the end: EXITED, or DISCONNECTED when the
+        # connection ended with an error rather than EOF (CMD is a zombie until run reaps it)
+        tui.wait(r"run_target\[\d+\]\s+(EXITED|DISCONNECTED)", 20)
+        tui.keys("q")
+        return tui.wait(r"\[asynctop exited \d+\]", 20)
+    finally:
+        tui.close()
+
+
+@pytest.mark.skipif(not RUN_TARGET or NEEDS_TUI, reason="needs RUN_TARGET, tmux and ASYNCTOP")
+def test_asynctop_run_reports_cmd_exit_status(tenv):
+    screen = run_until_cmd_ends(tenv, "exit", 3)
+    assert re.search(r"run_target exited with status 3; its output is in \S+/output\.log",
+                     screen), screen
+    assert "[asynctop exited 3]" in screen, screen  # CMD's status, mirrored
+    assert "stopped" not in screen
+
+
+@pytest.mark.skipif(not RUN_TARGET or NEEDS_TUI, reason="needs RUN_TARGET, tmux and ASYNCTOP")
+def test_asynctop_run_reports_the_signal_that_killed_cmd(tenv):
+    screen = run_until_cmd_ends(tenv, "signal", int(signal.SIGUSR1))
+    assert "run_target was killed by signal SIGUSR1; its output is in" in screen, screen
+    assert "[asynctop exited %d]" % (128 + signal.SIGUSR1) in screen, screen
+
+
+@pytest.mark.skipif(not RUN_TARGET or NEEDS_TUI, reason="needs RUN_TARGET, tmux and ASYNCTOP")
+def test_asynctop_run_reports_how_cmd_answered_its_sigterm(tenv):
+    """On quit CMD gets SIGTERM; one that exits with a status of its own (as kresd does) has
+    that status reported and mirrored."""
+    tui = run_tui(tenv, RUN_TARGET, "-", "term", "7")
+    try:
+        tui.wait(r"run_target\[\d+\]\s+live", 20)
+        tui.keys("q")
+        screen = tui.wait(r"\[asynctop exited \d+\]", 20)
+    finally:
+        tui.close()
+    assert "stopped %s with SIGTERM: it exited with status 7" % RUN_TARGET in screen, screen
+    assert "[asynctop exited 7]" in screen, screen
 
 
 # ---- the shim never changes how a program ends: kresd on SIGTERM -------------------------------
@@ -467,6 +517,23 @@ def test_static_libuv_is_detected_and_reported(tmp):
     assert not os.path.exists(os.path.join(tmp, "s"))  # and the shim stays out of the way
 
 
+@pytest.mark.skipif(not os.environ.get("STATIC_UV_TARGET") or not os.environ.get("ASYNCTOP"),
+                    reason="STATIC_UV_TARGET or ASYNCTOP not set")
+def test_asynctop_run_fails_at_once_on_static_libuv(tmp):
+    """The shim has said that libuv is linked statically: asynctop run says so and stops,
+    instead of waiting 10 s for a socket that cannot come (no terminal needed: the TUI is
+    never reached)."""
+    exe = os.environ["STATIC_UV_TARGET"]
+    r = subprocess.run([os.environ["ASYNCTOP"], "run", "--", exe, "forever"],
+                       env=dict(os.environ, XDG_RUNTIME_DIR=tmp), capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 4, r  # no loop can be watched
+    assert "asynctop-preload: libuv is linked statically into %s" % exe in r.stderr, r.stderr
+    assert "asynctop run: %s has libuv linked statically" % exe in r.stderr, r.stderr
+    assert "within 10 s" not in r.stderr, r.stderr
+    assert "stopped %s with SIGTERM: it was killed by signal SIGTERM" % exe in r.stderr, r.stderr
+
+
 # ---- debug mode: where an in-flight request was issued ---------------------------------------------
 
 @pytest.mark.skipif(not TARGET, reason="PRELOAD_TARGET not set")
@@ -505,10 +572,11 @@ def test_asynctop_run_without_a_loop_says_why(tmp):
     r = subprocess.run([at, "run", "--", "/bin/true"], env=env, capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 4  # no runtime to attach to
-    assert "/bin/true exited (status 0) before a libuv loop ran" in r.stderr
+    assert "/bin/true exited with status 0 before a libuv loop ran" in r.stderr
     r = subprocess.run([at, "run", "--", os.path.join(tmp, "missing")], env=env,
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 4 and "cannot run" in r.stderr and "status 127" in r.stderr
+    assert r.returncode == 4 and "cannot run" in r.stderr
+    assert "exited with status 127 before a libuv loop ran" in r.stderr
     r = subprocess.run([at, "run"], env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "usage" in r.stderr
     r = subprocess.run([at, "run", "--", "/bin/true"], capture_output=True, text=True, timeout=30,
