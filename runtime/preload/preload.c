@@ -118,6 +118,9 @@ static void init_once(void)
     at__export_set_log(export_log);
 
     code_range((const void *)pl_init, &pl_self_lo, &pl_self_hi);
+    /* the shim's frames (trampolines, wrappers, the timing they call) are not the program's:
+     * sampled stacks leave them out */
+    at__export_hide_code((const void *)pl_self_lo, (const void *)pl_self_hi);
     void *real_run = dlsym(RTLD_NEXT, "uv_run");
     if (real_run != NULL)
         code_range(real_run, &pl_uv_lo, &pl_uv_hi);
@@ -367,6 +370,17 @@ static void row_of(const pl_hit_t *h, at_export_task_row_t *row)
     row->name[sizeof row->name - 1] = '\0';
 }
 
+/* Drops the shim's own frames from pcs[0..n) (as at__export_hide_code does for sampled
+ * stacks); returns how many are left, in order. */
+static int pl_strip_self(void **pcs, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!pl_from_self(pcs[i]))
+            pcs[k++] = pcs[i];
+    return k;
+}
+
 int pl_req_put(const void *req, uv_loop_t *loop, pl_rtype_t rtype, unsigned kind, void *cb,
                void *cb2, const char *name, const char *detail, void *create_pc)
 {
@@ -393,6 +407,7 @@ int pl_req_put(const void *req, uv_loop_t *loop, pl_rtype_t rtype, unsigned kind
     if (AT__UNLIKELY(at__debug_enabled())) {
         void *pcs[PL_STACK_MAX];
         int n = at__stack_capture(pcs, PL_STACK_MAX, 2);
+        n = pl_strip_self(pcs, n); /* issued from a callback: its trampoline is below */
         if (n > 0)
             pl_tab_set_stack(req, PL_SLOT_REQ, pcs, n);
     }

@@ -534,6 +534,50 @@ def test_asynctop_run_fails_at_once_on_static_libuv(tmp):
     assert "stopped %s with SIGTERM: it was killed by signal SIGTERM" % exe in r.stderr, r.stderr
 
 
+# ---- stacks under the shim: the program's frames, never the shim's trampolines -------------------
+
+SHIM_FILES = ("interpose.c", "preload.c", "table.c")
+
+
+@pytest.mark.skipif(not RUN_TARGET, reason="RUN_TARGET not set")
+def test_stacks_under_the_shim_hide_its_trampolines(tmp):
+    """Issue 14: `tr_timer interpose.c:NNN` showed between libuv and the program's callback.
+    The stacks sampled while the loop is stuck (the live blocked state, and a loop_stack
+    answer) have the program's frames in order and none of the shim's."""
+    sock = os.path.join(tmp, "s")
+    trigger = os.path.join(tmp, "go")
+    p = subprocess.Popen([RUN_TARGET, trigger, "stuck", "0"], stdout=subprocess.DEVNULL,
+                         env=shim_env(sock))
+    try:
+        wait_socket(sock, p)
+        c = atclient.Client(sock)
+        c.hello()
+        c.subscribe(100)
+        run = None
+        deadline = time.monotonic() + 30
+        while run is None and time.monotonic() < deadline:
+            r = c.recv_type("update").get("running")
+            if r and r.get("stack"):
+                run = r
+        assert run is not None, "no blocked state with a stack"
+        blocked = [(c.sites[s]["func"], c.sites[s].get("file") or "")
+                   for s in c.stacks[run["stack"]]]
+        r = c.response(c.request("loop_stack"))
+        assert r["status"] == 0, r
+        answered = [(f[1], f[2] or "") for f in r["stack"]]
+        for frames in (blocked, answered):
+            assert not [f for f in frames if f[0].startswith("tr_") or
+                        f[1].endswith(SHIM_FILES)], frames
+            assert "on_tick" in [f[0] for f in frames], frames  # the program's callback
+        c.close()
+        open(trigger, "w").close()
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 # ---- debug mode: where an in-flight request was issued ---------------------------------------------
 
 @pytest.mark.skipif(not TARGET, reason="PRELOAD_TARGET not set")
