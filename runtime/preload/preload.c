@@ -218,21 +218,7 @@ static int provider_cancel(void *ctx, uint64_t id)
 static void mark_internal(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    void *cb = NULL;
-    switch (h->type) {
-    case UV_PREPARE:
-        cb = (void *)((uv_prepare_t *)h)->prepare_cb;
-        break;
-    case UV_CHECK:
-        cb = (void *)((uv_check_t *)h)->check_cb;
-        break;
-    case UV_ASYNC:
-        cb = (void *)((uv_async_t *)h)->async_cb;
-        break;
-    default:
-        break;
-    }
-    if (cb != NULL && pl_from_self(cb))
+    if (pl_handle_is_self(h))
         h->flags |= PL_UV_HANDLE_INTERNAL;
 }
 

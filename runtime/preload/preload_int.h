@@ -87,6 +87,12 @@ static inline bool pl_from_self(const void *ra)
     return a >= pl_self_lo && a < pl_self_hi;
 }
 
+/* True if `h` is one of the shim's own handles on a program's loop (the exporter's async,
+ * loopmon's prepare and check): its callback is the shim's, and not one of the trampolines
+ * that call the program's own (tr_prepare, tr_check, tr_async). Such handles get libuv's
+ * internal flag when the loop is first watched. Loop thread. (interpose.c) */
+bool pl_handle_is_self(const uv_handle_t *h);
+
 /* The real libuv function `name` (dlsym RTLD_NEXT), aborting with a message if absent. */
 void *pl_real(const char *name);
 

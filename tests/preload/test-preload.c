@@ -386,6 +386,47 @@ static void test_loop_close_reuse(void **state)
     assert_int_equal(reuse_calls, 2);
 }
 
+/* ---- the program's async, prepare and check handles stay the program's ----------------------
+ * Their callbacks are the shim's trampolines; the shim marks its own handles internal when it
+ * starts watching a loop, and must not take these for its own (they would vanish from
+ * uv_walk, from the handles by type, and from uv_loop_close's count). */
+
+static void async_noop(uv_async_t *h)
+{
+    (void)h;
+}
+static void prepare_noop(uv_prepare_t *h)
+{
+    (void)h;
+}
+static void check_noop(uv_check_t *h)
+{
+    (void)h;
+}
+
+static void test_program_handles_stay_visible(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_async_t a;
+    uv_prepare_t p;
+    uv_check_t c;
+    uv_loop_init(&loop);
+    uv_async_init(&loop, &a, async_noop);
+    uv_prepare_init(&loop, &p);
+    uv_prepare_start(&p, prepare_noop);
+    uv_check_init(&loop, &c);
+    uv_check_start(&c, check_noop);
+    uv_run(&loop, UV_RUN_NOWAIT); /* watched from here on */
+    assert_true(api.watched(&loop));
+    walk_n = 0;
+    uv_walk(&loop, count_cb, NULL);
+    assert_int_equal(walk_n, 3);
+    assert_int_equal(uv_loop_close(&loop), UV_EBUSY); /* as without the shim */
+    assert_true(api.watched(&loop));
+    finish_loop(&loop);
+}
+
 /* ---- uv_loop_close on a busy loop: UV_EBUSY, as without the shim, nothing else changed ------
  * Issue 14: kresd, on SIGTERM, closes its loop while handles it already freed are still in the
  * loop's handle queue; the real uv_loop_close stops at the first program handle and returns
@@ -868,6 +909,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_work_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_address_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_close_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_program_handles_stay_visible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_close_busy_closing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_close_busy_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_loops_two_threads, setup, teardown),

@@ -81,6 +81,18 @@ def collect(c, until, timeout=15.0):
     raise AssertionError("condition not met; got %r" % acc)
 
 
+def handles_by_type(c, timeout=15.0):
+    """The loop's handles by type ({type: count}) from the first update that has them (the
+    exporter takes the inventory once a second)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        u = c.recv_type("update", timeout=max(0.1, deadline - time.monotonic()))
+        h = u.get("stats", {}).get("handles")
+        if h:
+            return dict(h)
+    raise AssertionError("no handles by type within %.0f s" % timeout)
+
+
 def site_name(c, ev):
     s = c.sites.get(ev.get("site", 0), {})
     return ev.get("name") or s.get("func") or ""
@@ -114,6 +126,9 @@ def test_two_loops_and_inflight_requests(tmp):
         # first uv_run) show as pending rows
         c.subscribe(100, loop=main_id)
         assert c.recv_type("update").get("loop", 0) == main_id  # updates say which loop
+        # handles by type: what the program opened on this loop (its 50 ms timer), nothing of
+        # the shim's (the exporter's async is internal)
+        assert handles_by_type(c) == {"timer": 1}
 
         def entries(a):
             return sorted(c.sites[r[11]]["func"] for r in a["tasks"].values() if r[11] in c.sites)
@@ -139,6 +154,8 @@ def test_two_loops_and_inflight_requests(tmp):
         c.hello()
         c.subscribe(100, loop=other_id)
         assert c.recv_type("update").get("loop", 0) == other_id
+        # the slow timer and the stop async: a program's async stays the program's
+        assert handles_by_type(c) == {"timer": 1, "async": 1}
         acc = collect(c, lambda a: len(a["slow"]) >= 1)
         ev = acc["slow"][0]
         assert site_name(c, ev) == "slow_on_b", ev
