@@ -1,6 +1,6 @@
 /* Run.c: `asynctop run [--debug] [--keep] -- CMD ARGS...` — starts an unmodified libuv program
  * with the LD_PRELOAD shim (libasynctop-preload.so) and a known socket path, waits for its first
- * loop to open the socket, and attaches the TUI. */
+ * loop to open the socket, attaches the TUI, and reports how CMD ended. */
 #include "Run.h"
 
 #include <errno.h>
@@ -20,6 +20,11 @@
 #endif
 
 #define RUN_WAIT_MS 10000 /* how long CMD may take to start its first libuv loop */
+#define RUN_STOP_MS 5000  /* how long CMD has to end after SIGTERM before SIGKILL */
+
+/* The start of the line the shim writes to CMD's standard error (the log) when libuv is
+ * linked statically into CMD (runtime/preload/preload.c, init_once): nothing can be seen. */
+#define SHIM_STATIC_LINE "asynctop-preload: libuv is linked statically"
 
 static void run_usage(FILE *f)
 {
@@ -28,7 +33,9 @@ static void run_usage(FILE *f)
                "  --debug  debug mode in CMD from the start (ASYNCTOP_DEBUG=1: creation stacks)\n"
                "  --keep   leave CMD running when the TUI quits (default: SIGTERM, then SIGKILL)\n"
                "  CMD's standard output and error go to a log file named at exit; its standard\n"
-               "  input is /dev/null. ASYNCTOP_PRELOAD_SO overrides where the shim is found.\n");
+               "  input is /dev/null. ASYNCTOP_PRELOAD_SO overrides where the shim is found.\n"
+               "  Says how CMD ended and exits with CMD's status (128+N if signal N killed it;\n"
+               "  0 if the SIGTERM sent on quitting did); 4 if no libuv loop could be watched.\n");
 }
 
 /* The shim: $ASYNCTOP_PRELOAD_SO, else next to us in a build tree (build/inspector/asynctop ->
@@ -73,16 +80,103 @@ static void show_shim_lines(const char *log)
     fclose(f);
 }
 
-static void stop_child(pid_t pid)
+/* Whether CMD's log (fd) holds a line starting with SHIM_STATIC_LINE. Reads only what was
+ * added since the last call (from *scanned, which advances; at most 64 KiB a call), re-reading
+ * the few bytes before it so that a line split between two calls is still found. The log is
+ * CMD's output: only the exact line start is trusted, and only to stop waiting early. */
+static bool log_says_static(int fd, off_t *scanned)
 {
+    static char buf[65536];
+    const size_t len = sizeof SHIM_STATIC_LINE - 1;
+    off_t from = *scanned > (off_t)len ? *scanned - (off_t)len : 0;
+    ssize_t n = pread(fd, buf, sizeof buf, from);
+    if (n <= 0)
+        return false;
+    *scanned = from + n;
+    for (const char *p = buf, *end = buf + n;
+         (p = memmem(p, (size_t)(end - p), SHIM_STATIC_LINE, len)) != NULL; p++)
+        if ((p == buf && from == 0) || (p > buf && p[-1] == '\n'))
+            return true;
+    return false;
+}
+
+/* How a process ended (a waitpid status), for "CMD <this>". */
+static void describe_end(int status, char *out, size_t len)
+{
+    if (WIFEXITED(status)) {
+        snprintf(out, len, "exited with status %d", WEXITSTATUS(status));
+        return;
+    }
+    int sig = WTERMSIG(status);
+    const char *abbrev = sigabbrev_np(sig);
+    if (abbrev != NULL)
+        snprintf(out, len, "was killed by signal SIG%s%s", abbrev,
+                 WCOREDUMP(status) ? " (core dumped)" : "");
+    else
+        snprintf(out, len, "was killed by signal %d%s", sig,
+                 WCOREDUMP(status) ? " (core dumped)" : "");
+}
+
+/* The exit status that mirrors a process's end: its exit status, or 128+N for signal N (as
+ * a shell reports it). */
+static int mirror_end(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Stops CMD: SIGTERM, then SIGKILL after RUN_STOP_MS. Returns its waitpid status; *killed
+ * tells whether SIGKILL was needed. */
+static int stop_child(pid_t pid, bool *killed)
+{
+    int status = 0;
+    *killed = false;
     kill(pid, SIGTERM);
-    for (int i = 0; i < 100; i++) { /* 5 s */
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return;
+    for (int waited = 0; waited < RUN_STOP_MS; waited += 50) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return status;
         usleep(50000);
     }
     kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    *killed = true;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return status;
+}
+
+/* After the TUI (or the wait for a loop) ended with `rc`: reaps or stops CMD (unless --keep
+ * leaves it running), says how it ended, and returns asynctop run's exit status — rc when it
+ * is a failure of asynctop's own, else CMD's mirrored end. CMD stopped by the SIGTERM sent
+ * here counts as a normal end when it dies of that signal (0); it still mirrors an exit status
+ * it chose itself on SIGTERM, and 128+9 when SIGKILL was needed. */
+static int finish_child(pid_t pid, const char *cmd, const char *log, const char *sock, bool keep,
+                        int rc)
+{
+    char end[96];
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) { /* it ended on its own */
+        describe_end(status, end, sizeof end);
+        fprintf(stderr, "asynctop run: %s %s; its output is in %s\n", cmd, end, log);
+        return rc != EXIT_OK ? rc : mirror_end(status);
+    }
+    if (keep) {
+        fprintf(stderr, "asynctop run: %s (pid %d) keeps running; socket %s, output %s\n", cmd,
+                (int)pid, sock, log);
+        return rc;
+    }
+    bool killed;
+    status = stop_child(pid, &killed);
+    describe_end(status, end, sizeof end);
+    if (killed)
+        fprintf(stderr,
+                "asynctop run: %s did not end within %d s of SIGTERM and %s; its output is in "
+                "%s\n",
+                cmd, RUN_STOP_MS / 1000, end, log);
+    else
+        fprintf(stderr, "asynctop run: stopped %s with SIGTERM: it %s; its output is in %s\n", cmd,
+                end, log);
+    if (rc != EXIT_OK)
+        return rc;
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM ? EXIT_OK : mirror_end(status);
 }
 
 int Run_main(int argc, char **argv, AppOptions *opt)
@@ -137,9 +231,17 @@ int Run_main(int argc, char **argv, AppOptions *opt)
     if (opt->path != NULL)
         snprintf(sock, sizeof sock, "%s", opt->path);
 
+    /* the log exists before CMD starts, so that it can be read from the first poll on */
+    int logfd = open(log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (logfd < 0) {
+        fprintf(stderr, "asynctop run: cannot create %s: %s\n", log, strerror(errno));
+        return EXIT_FAIL;
+    }
+
     pid_t pid = fork();
     if (pid < 0) {
         perror("asynctop run: fork");
+        close(logfd);
         return EXIT_FAIL;
     }
     if (pid == 0) {
@@ -164,7 +266,8 @@ int Run_main(int argc, char **argv, AppOptions *opt)
     }
 
     int rc = EXIT_NORUNTIME;
-    bool attached = false;
+    bool attached = false, is_static = false;
+    off_t scanned = 0;
     for (int waited = 0; waited < RUN_WAIT_MS; waited += 50) {
         struct stat st;
         int status;
@@ -175,32 +278,37 @@ int Run_main(int argc, char **argv, AppOptions *opt)
             break;
         }
         if (waitpid(pid, &status, WNOHANG) == pid) {
+            char end[96];
             show_shim_lines(log);
-            fprintf(stderr,
-                    "asynctop run: %s exited (%s %d) before a libuv loop ran; its output "
-                    "is in %s\n",
-                    argv[i], WIFEXITED(status) ? "status" : "signal",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), log);
+            describe_end(status, end, sizeof end);
+            fprintf(stderr, "asynctop run: %s %s before a libuv loop ran; its output is in %s\n",
+                    argv[i], end, log);
+            close(logfd);
             return EXIT_NORUNTIME;
+        }
+        if (log_says_static(logfd, &scanned)) {
+            is_static = true; /* the shim is off in CMD: no socket will come */
+            break;
         }
         usleep(50000);
     }
-    if (!attached) {
+    close(logfd);
+    if (is_static) {
+        show_shim_lines(log);
+        fprintf(stderr,
+                "asynctop run: %s has libuv linked statically: the shim cannot see its loops "
+                "(see docs/preload.md)\n",
+                argv[i]);
+    } else if (!attached) {
         show_shim_lines(log);
         fprintf(stderr,
                 "asynctop run: no libuv loop ran in %s within %d s: it may not use libuv, not "
-                "have started its loop yet, or link libuv statically (then the shim cannot see "
-                "it; see docs/preload.md)\n",
+                "have started its loop yet, or link libuv statically with its symbols hidden "
+                "(then the shim cannot see it; see docs/preload.md)\n",
                 argv[i], RUN_WAIT_MS / 1000);
     }
-    if (keep && waitpid(pid, NULL, WNOHANG) == 0) {
-        fprintf(stderr, "asynctop run: %s (pid %d) keeps running; socket %s, output %s\n", argv[i],
-                (int)pid, sock, log);
-        return rc;
-    }
-    stop_child(pid);
-    if (strncmp(sock, dir, strlen(dir)) == 0)
-        unlink(sock); /* ours: a killed CMD could not remove it */
-    fprintf(stderr, "asynctop run: %s stopped; its output is in %s\n", argv[i], log);
+    rc = finish_child(pid, argv[i], log, sock, keep, rc);
+    if (strncmp(sock, dir, strlen(dir)) == 0 && (!keep || waitpid(pid, NULL, WNOHANG) != 0))
+        unlink(sock); /* ours, and CMD is gone: a killed CMD could not remove it */
     return rc;
 }

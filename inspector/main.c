@@ -47,7 +47,8 @@ static void usage(FILE *f)
         "DURATION: 50ms, 0.2s, 250 (ms), 1.5s, 500us.  Keys: press ? in the TUI.\n"
         "exit codes: 0 ok, 1 failure, 2 usage, 3 no such process, 4 not running the asynctop\n"
         "runtime, 5 permission refused, 6 protocol version/error, 7 no answer, 8 request refused.\n"
-        "See asynctop(1).\n");
+        "asynctop run exits with CMD's status (128+N for signal N, 0 if the SIGTERM sent on\n"
+        "quitting ended it). See asynctop(1).\n");
 }
 
 int main(int argc, char **argv)

@@ -54,6 +54,13 @@ typedef void (*at_export_log_fn)(int level, const char *msg);
 enum { AT_EXPORT_LOG_ERROR = 0, AT_EXPORT_LOG_WARN = 1, AT_EXPORT_LOG_INFO = 2 };
 void at__export_set_log(at_export_log_fn fn);
 
+/* Leaves the code in [lo, hi) out of every stack the exporter samples from a loop thread (the
+ * slow-callback and blocked-loop stacks, loop_stack answers): frames whose pc lies there are
+ * dropped, the others kept in order. For the preload shim, whose trampolines and wrappers sit
+ * between libuv and every callback of the program but are not the program's code. One range
+ * per process (a later call replaces it; lo == hi hides nothing). Any thread, any time. */
+void at__export_hide_code(const void *lo, const void *hi);
+
 /* ---- the provider interface --------------------------------------------------------------
  * Upper layers (core, tasks) describe tasks to the exporter without it including their headers.
  * A provider is attached to one uv_loop_t, on that loop's thread; its functions are called on

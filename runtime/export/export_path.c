@@ -192,6 +192,20 @@ int at__export_listen(const char *path, int backlog, at_export_sockid_t *id, cha
             return fail(err, errsize, "cannot remove stale socket %s: %s", path, strerror(errno));
     }
 
+    /* Bound and listening under a temporary name next to `path`, then linked to `path`: whoever
+     * finds the path finds a socket that accepts. (Bound at `path` directly, it existed for a
+     * moment before listen(), and a client connecting then got ECONNREFUSED and took it for a
+     * stale socket: asynctop --demo and asynctop run connect as soon as the path appears.)
+     * link() fails if `path` appeared meanwhile, as bind() would. A path too long for the
+     * temporary name is bound directly. */
+    char tmp[sizeof sa.sun_path];
+    int tn = snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    bool direct = tn < 0 || (size_t)tn >= sizeof tmp;
+    if (!direct) {
+        strcpy(sa.sun_path, tmp);
+        (void)unlink(tmp); /* left by a process of ours, same pid, that died here */
+    }
+    const char *bound = direct ? path : tmp;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return fail(err, errsize, "socket: %s", strerror(errno));
@@ -199,18 +213,32 @@ int at__export_listen(const char *path, int backlog, at_export_sockid_t *id, cha
      * setting it here binds at 0600 at most without touching the process-wide umask, which
      * other threads of the program may be relying on. */
     if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        int r = fail(err, errsize, "cannot bind %s: %s", path, strerror(errno));
+        int r = fail(err, errsize, "cannot bind %s: %s", bound, strerror(errno));
         close(fd);
         return r;
     }
-    if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode) ||
-        ((st.st_mode & 0777) != 0600 && chmod(path, 0600) != 0) || listen(fd, backlog) != 0) {
-        int r = fail(err, errsize, "cannot set up %s: %s", path, strerror(errno));
-        unlink(path);
+    if (lstat(bound, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+        ((st.st_mode & 0777) != 0600 && chmod(bound, 0600) != 0) || listen(fd, backlog) != 0) {
+        int r = fail(err, errsize, "cannot set up %s: %s", bound, strerror(errno));
+        unlink(bound);
         close(fd);
         return r;
     }
-    if ((st.st_mode & 0777) != 0600 && lstat(path, &st) != 0) {
+    if (!direct) {
+        int r = 0;
+        if (link(tmp, path) != 0) {
+            int e = errno;
+            errno = e == EEXIST ? EADDRINUSE : e;
+            r = e == EEXIST ? fail(err, errsize, "%s is in use by another process", path)
+                            : fail(err, errsize, "cannot link %s: %s", path, strerror(e));
+        }
+        unlink(tmp);
+        if (r != 0) {
+            close(fd);
+            return r;
+        }
+    }
+    if (lstat(path, &st) != 0) {
         int r = fail(err, errsize, "cannot stat %s: %s", path, strerror(errno));
         unlink(path);
         close(fd);

@@ -49,8 +49,11 @@ typedef struct at_export_sockid {
 /* Binds and listens on `path`: a stale socket there (nobody accepts on it) is replaced; a live
  * one or a non-socket refuses with -EADDRINUSE / -EEXIST. The socket is created 0600 — its mode
  * is set before bind, so it never exists with wider permissions and the process-wide umask is
- * not touched. Returns the listening fd (non-blocking, close-on-exec) and the bound file's
- * identity in *id, or a negative errno with a reason in `err`. */
+ * not touched. `path` appears only once the socket listens (bound as `path.PID.tmp`, then
+ * linked), so a client never finds it refusing connections while it starts; a path within 16
+ * bytes of the sun_path limit is bound directly. Returns the listening fd (non-blocking,
+ * close-on-exec) and the bound file's identity in *id, or a negative errno with a reason in
+ * `err`. */
 int at__export_listen(const char *path, int backlog, at_export_sockid_t *id, char *err,
                       size_t errsize);
 

@@ -481,12 +481,26 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi)
     return 0;
 }
 
+/* The code at__export_hide_code leaves out of samples ([lo, hi), empty by default). */
+static _Atomic uintptr_t g_hide_lo, g_hide_hi;
+
+void at__export_hide_code(const void *lo, const void *hi)
+{
+    atomic_store_explicit(&g_hide_lo, (uintptr_t)lo, memory_order_relaxed);
+    atomic_store_explicit(&g_hide_hi, (uintptr_t)hi, memory_order_relaxed);
+}
+
 int at__export_sample_poll(uint64_t now_ns, uint64_t timeout_ns, at_export_stack_t *out)
 {
     int st = atomic_load_explicit(&g_state, memory_order_acquire);
     if (st == S_DONE) {
-        out->depth = (uint32_t)g_n;
-        memcpy(out->pc, g_pcs, sizeof(void *) * (size_t)g_n);
+        uintptr_t lo = atomic_load_explicit(&g_hide_lo, memory_order_relaxed);
+        uintptr_t hi = atomic_load_explicit(&g_hide_hi, memory_order_relaxed);
+        uint32_t n = 0;
+        for (int i = 0; i < g_n; i++)
+            if ((uintptr_t)g_pcs[i] < lo || (uintptr_t)g_pcs[i] >= hi)
+                out->pc[n++] = g_pcs[i];
+        out->depth = n;
         atomic_store(&g_state, S_IDLE);
         return 1;
     }

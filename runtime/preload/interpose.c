@@ -339,6 +339,24 @@ PL_EXTERN int uv_async_init(uv_loop_t *loop, uv_async_t *h, uv_async_cb cb)
     return r_uv_async_init(loop, h, tr_async);
 }
 
+bool pl_handle_is_self(const uv_handle_t *h)
+{
+    const void *cb;
+    switch (h->type) {
+    case UV_PREPARE:
+        cb = (const void *)((const uv_prepare_t *)h)->prepare_cb;
+        return cb != NULL && cb != (const void *)tr_prepare && pl_from_self(cb);
+    case UV_CHECK:
+        cb = (const void *)((const uv_check_t *)h)->check_cb;
+        return cb != NULL && cb != (const void *)tr_check && pl_from_self(cb);
+    case UV_ASYNC:
+        cb = (const void *)((const uv_async_t *)h)->async_cb;
+        return cb != NULL && cb != (const void *)tr_async && pl_from_self(cb);
+    default:
+        return false;
+    }
+}
+
 /* ==== poll, signal, fs events, fs polls, processes =============================================
  */
 

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,9 @@ static void init_once(void)
     at__export_set_log(export_log);
 
     code_range((const void *)pl_init, &pl_self_lo, &pl_self_hi);
+    /* the shim's frames (trampolines, wrappers, the timing they call) are not the program's:
+     * sampled stacks leave them out */
+    at__export_hide_code((const void *)pl_self_lo, (const void *)pl_self_hi);
     void *real_run = dlsym(RTLD_NEXT, "uv_run");
     if (real_run != NULL)
         code_range(real_run, &pl_uv_lo, &pl_uv_hi);
@@ -214,21 +218,7 @@ static int provider_cancel(void *ctx, uint64_t id)
 static void mark_internal(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    void *cb = NULL;
-    switch (h->type) {
-    case UV_PREPARE:
-        cb = (void *)((uv_prepare_t *)h)->prepare_cb;
-        break;
-    case UV_CHECK:
-        cb = (void *)((uv_check_t *)h)->check_cb;
-        break;
-    case UV_ASYNC:
-        cb = (void *)((uv_async_t *)h)->async_cb;
-        break;
-    default:
-        break;
-    }
-    if (cb != NULL && pl_from_self(cb))
+    if (pl_handle_is_self(h))
         h->flags |= PL_UV_HANDLE_INTERNAL;
 }
 
@@ -286,10 +276,25 @@ void pl_wake_loops_of(pthread_t thread)
     pthread_mutex_unlock(&g_loops_lock);
 }
 
-static void count_handle(uv_handle_t *h, void *arg)
+/* Whether the real uv_loop_close will fail with UV_EBUSY: what libuv 1.44 checks
+ * (src/uv-common.c), read the way it reads it — a request in flight, or a handle that is not
+ * internal (open or closing) found walking the loop's handle queue, stopping at the first one.
+ * It must read nothing more: a program may leave handles in the queue whose memory it has
+ * already freed (kresd frees its handles after uv_close without running the loop again), and
+ * the real call, which stops at the first program handle, never reaches them. uv_walk would:
+ * it visits every handle and relinks each one. */
+static bool loop_close_busy(const uv_loop_t *loop)
 {
-    (void)h;
-    ++*(int *)arg;
+    if (loop->active_reqs.count > 0)
+        return true;
+    void *const *head = loop->handle_queue; /* libuv's QUEUE: void *[2], next then prev */
+    for (void *const *q = head[0]; q != head; q = q[0]) {
+        const uv_handle_t *h =
+            (const uv_handle_t *)((const char *)q - offsetof(uv_handle_t, handle_queue));
+        if (!(h->flags & PL_UV_HANDLE_INTERNAL))
+            return true;
+    }
+    return false;
 }
 
 void pl_loop_unwatch(uv_loop_t *loop)
@@ -297,10 +302,8 @@ void pl_loop_unwatch(uv_loop_t *loop)
     pl_loop_t *st = pl_loop_for(loop);
     if (st == NULL)
         return;
-    int n = 0;
-    uv_walk(loop, count_handle, &n); /* the program's handles only: ours are internal */
-    if (n > 0 || loop->active_reqs.count > 0)
-        return; /* uv_loop_close fails with UV_EBUSY, as without the shim */
+    if (loop_close_busy(loop))
+        return; /* uv_loop_close fails with UV_EBUSY, as without the shim; nothing was touched */
     pthread_mutex_lock(&g_loops_lock);
     for (pl_loop_t **pp = &g_loops; *pp != NULL; pp = &(*pp)->next)
         if (*pp == st) {
@@ -353,6 +356,17 @@ static void row_of(const pl_hit_t *h, at_export_task_row_t *row)
     row->name[sizeof row->name - 1] = '\0';
 }
 
+/* Drops the shim's own frames from pcs[0..n) (as at__export_hide_code does for sampled
+ * stacks); returns how many are left, in order. */
+static int pl_strip_self(void **pcs, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!pl_from_self(pcs[i]))
+            pcs[k++] = pcs[i];
+    return k;
+}
+
 int pl_req_put(const void *req, uv_loop_t *loop, pl_rtype_t rtype, unsigned kind, void *cb,
                void *cb2, const char *name, const char *detail, void *create_pc)
 {
@@ -379,6 +393,7 @@ int pl_req_put(const void *req, uv_loop_t *loop, pl_rtype_t rtype, unsigned kind
     if (AT__UNLIKELY(at__debug_enabled())) {
         void *pcs[PL_STACK_MAX];
         int n = at__stack_capture(pcs, PL_STACK_MAX, 2);
+        n = pl_strip_self(pcs, n); /* issued from a callback: its trampoline is below */
         if (n > 0)
             pl_tab_set_stack(req, PL_SLOT_REQ, pcs, n);
     }

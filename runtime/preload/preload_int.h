@@ -87,6 +87,12 @@ static inline bool pl_from_self(const void *ra)
     return a >= pl_self_lo && a < pl_self_hi;
 }
 
+/* True if `h` is one of the shim's own handles on a program's loop (the exporter's async,
+ * loopmon's prepare and check): its callback is the shim's, and not one of the trampolines
+ * that call the program's own (tr_prepare, tr_check, tr_async). Such handles get libuv's
+ * internal flag when the loop is first watched. Loop thread. (interpose.c) */
+bool pl_handle_is_self(const uv_handle_t *h);
+
 /* The real libuv function `name` (dlsym RTLD_NEXT), aborting with a message if absent. */
 void *pl_real(const char *name);
 
@@ -138,9 +144,11 @@ pl_loop_t *pl_loop_for(uv_loop_t *loop);
  * loop) and attachment. Returns the state or NULL (then the loop simply runs unwatched). */
 pl_loop_t *pl_loop_watch(uv_loop_t *loop);
 /* Stop watching before the real uv_loop_close: closes the monitor's and the attachment's
- * handles and lets the loop run their close callbacks, only if the program left nothing else
- * open (otherwise the real uv_loop_close fails with UV_EBUSY as it would without the shim, and
- * the loop stays watched). Thread that may close the loop. */
+ * handles and lets the loop run their close callbacks, only if the real call is going to
+ * succeed (no request in flight, no handle of the program's open or closing). Otherwise it
+ * touches nothing, reading no more of the loop than the real call does (not even uv_walk),
+ * so the real uv_loop_close fails with UV_EBUSY exactly as without the shim and the loop
+ * stays watched. Thread that may close the loop. */
 void pl_loop_unwatch(uv_loop_t *loop);
 
 /* Start the process's exporter once (first watched loop; again in a forked child). Loop

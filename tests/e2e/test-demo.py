@@ -303,3 +303,20 @@ def test_demo_port_in_use(env):
                            timeout=30, env=env.env, stdin=subprocess.DEVNULL)
     assert r.returncode == 1, r
     assert "cannot listen on 127.0.0.1:%d: address already in use" % port in r.stderr, r.stderr
+
+
+def one_tui_session(env):
+    """A Tui opened, used and closed; nothing refers to it afterwards (as at a test's end)."""
+    tui = Tui(env, ["--version"], 80, 10)  # raises CalledProcessError if new-session fails
+    try:
+        tui.wait(r"\[asynctop exited 0\]")
+    finally:
+        tui.close()
+
+
+def test_tui_sessions_back_to_back(env):
+    """Issue 14's flake: `tmux new-session` exited 1 in the test after one that closed its Tui
+    ("server exited unexpectedly"). Each Tui must get a tmux server of its own, never one
+    that is still shutting down: open and close many in a row, as consecutive tests do."""
+    for _ in range(40):
+        one_tui_session(env)

@@ -9,6 +9,7 @@ version we do not speak, parent cycles, every exception kind, dropped-event coun
 
 ASYNCTOP_E2E_WRAPPER (e.g. "valgrind --error-exitcode=99 ...") runs every asynctop the
 tests start under that command; the tests then see its exit status."""
+import itertools
 import json
 import os
 import re
@@ -184,11 +185,21 @@ class RealTarget:
             raise AssertionError("tui_target exited %d:\n%s" % (self.proc.returncode, log[-4000:]))
 
 
+# Numbers the tmux servers of this process: a server's socket is never reused (see Tui).
+_tui_serial = itertools.count()
+
+
 class Tui:
-    """asynctop running in a detached tmux session on a private tmux server."""
+    """asynctop running in a detached tmux session on a private tmux server.
+
+    The server's socket is a path in the test's private directory, numbered: never the name of
+    a server that existed before. (It was "-L asynctop-e2e-PID-id(self)": the next Tui often
+    has the address of the last one closed, and `kill-server` returns before that server has
+    gone, so new-session could reach the dying server and fail with "server exited
+    unexpectedly".)"""
 
     def __init__(self, env, args, width=120, height=40, extra_env=None):
-        self.sock = "asynctop-e2e-%d-%d" % (os.getpid(), id(self) % 100000)
+        self.sock = os.path.join(env.dir, "tmux-%d" % next(_tui_serial))
         self.env = env
         envs = ["XDG_RUNTIME_DIR=%s" % env.dir, "LANG=C.UTF-8", "LC_ALL=C.UTF-8"]
         for k, v in (extra_env or {}).items():
@@ -196,7 +207,7 @@ class Tui:
         argv = " ".join("'%s'" % a for a in WRAPPER + [ASYNCTOP] + [str(a) for a in args])
         # after asynctop exits, the shell reports its status and keeps the pane
         cmd = "env -u NO_COLOR %s %s; echo \"[asynctop exited $?]\"; sleep 600" % (" ".join(envs), argv)
-        subprocess.run([TMUX, "-L", self.sock, "-f", "/dev/null", "new-session", "-d", "-x",
+        subprocess.run([TMUX, "-S", self.sock, "-f", "/dev/null", "new-session", "-d", "-x",
                         str(width), "-y", str(height), cmd], check=True, env=self._tmux_env())
 
     def _tmux_env(self):
@@ -206,7 +217,7 @@ class Tui:
         return e
 
     def tmux(self, *args, check=True):
-        return subprocess.run([TMUX, "-L", self.sock] + list(args), capture_output=True,
+        return subprocess.run([TMUX, "-S", self.sock] + list(args), capture_output=True,
                               text=True, check=check, env=self._tmux_env())
 
     def screen(self, escapes=False):

@@ -1,7 +1,8 @@
 /* test-preload.c: a plain libuv program (no asynctop headers beyond the shim's test query API)
  * run with LD_PRELOAD=libasynctop-preload.so; one test per trap of issue 9 — slow timer,
  * uv_timer_again, uv_write -> uv_write2, nested completions counted exclusively, work on pool
- * threads, address reuse after close, uv_loop_close and loop reuse, two loops on two threads,
+ * threads, address reuse after close, uv_loop_close and loop reuse, uv_loop_close of a busy loop
+ * (UV_EBUSY, nothing else touched), two loops on two threads,
  * NULL callbacks, every other callback family reaching the program, the poll timed by the
  * epoll_wait wrappers (iterations, poll and idle time, durations exact across a poll, a
  * handle's callback replaced on the fly), and pthread_cancel of a loop thread blocked in it. */
@@ -19,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -381,6 +384,106 @@ static void test_loop_close_reuse(void **state)
         free(loop);
     }
     assert_int_equal(reuse_calls, 2);
+}
+
+/* ---- the program's async, prepare and check handles stay the program's ----------------------
+ * Their callbacks are the shim's trampolines; the shim marks its own handles internal when it
+ * starts watching a loop, and must not take these for its own (they would vanish from
+ * uv_walk, from the handles by type, and from uv_loop_close's count). */
+
+static void async_noop(uv_async_t *h)
+{
+    (void)h;
+}
+static void prepare_noop(uv_prepare_t *h)
+{
+    (void)h;
+}
+static void check_noop(uv_check_t *h)
+{
+    (void)h;
+}
+
+static void test_program_handles_stay_visible(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_async_t a;
+    uv_prepare_t p;
+    uv_check_t c;
+    uv_loop_init(&loop);
+    uv_async_init(&loop, &a, async_noop);
+    uv_prepare_init(&loop, &p);
+    uv_prepare_start(&p, prepare_noop);
+    uv_check_init(&loop, &c);
+    uv_check_start(&c, check_noop);
+    uv_run(&loop, UV_RUN_NOWAIT); /* watched from here on */
+    assert_true(api.watched(&loop));
+    walk_n = 0;
+    uv_walk(&loop, count_cb, NULL);
+    assert_int_equal(walk_n, 3);
+    assert_int_equal(uv_loop_close(&loop), UV_EBUSY); /* as without the shim */
+    assert_true(api.watched(&loop));
+    finish_loop(&loop);
+}
+
+/* ---- uv_loop_close on a busy loop: UV_EBUSY, as without the shim, nothing else changed ------
+ * Issue 14: kresd, on SIGTERM, closes its loop while handles it already freed are still in the
+ * loop's handle queue; the real uv_loop_close stops at the first program handle and returns
+ * UV_EBUSY, the shim walked them all and crashed. */
+
+static int busy_close_calls;
+static void busy_close_cb(uv_handle_t *h)
+{
+    (void)h;
+    busy_close_calls++;
+}
+
+static void test_loop_close_busy_closing(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_timer_t t;
+    uv_loop_init(&loop);
+    uv_timer_init(&loop, &t);
+    uv_run(&loop, UV_RUN_NOWAIT); /* watched */
+    assert_true(api.watched(&loop));
+    uv_close((uv_handle_t *)&t, busy_close_cb);       /* closing: its callback has not run yet */
+    assert_int_equal(uv_loop_close(&loop), UV_EBUSY); /* the real libuv counts closing handles */
+    assert_int_equal(busy_close_calls, 0);            /* and the shim ran no callback of ours */
+    assert_true(api.watched(&loop));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(busy_close_calls, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_false(api.watched(&loop));
+}
+
+static void test_loop_close_busy_freed(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL); /* not cmocka's handler: a crash must end this child */
+        uv_loop_t loop;
+        uv_timer_t first;
+        uv_loop_init(&loop);
+        uv_timer_init(&loop, &first); /* open: the real uv_loop_close stops here */
+        uv_run(&loop, UV_RUN_NOWAIT); /* watched */
+        long pg = sysconf(_SC_PAGESIZE);
+        void *page =
+            mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (page == MAP_FAILED)
+            _exit(3);
+        uv_timer_init(&loop, (uv_timer_t *)page); /* queued after `first` */
+        munmap(page, (size_t)pg);                 /* freed without closing, as kresd does */
+        int rc = uv_loop_close(&loop);
+        _exit(rc == UV_EBUSY ? 0 : 2); /* the program goes on and ends as it would */
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st)); /* not killed by SIGSEGV */
+    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 /* ---- two loops on two threads: both watched, never confused ---------------------------------- */
@@ -806,6 +909,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_work_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_address_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_close_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_program_handles_stay_visible, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_close_busy_closing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_close_busy_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_loops_two_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_families, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poll_timing, setup, teardown),

@@ -1,6 +1,7 @@
 """test_preload_programs.py: real libuv programs run under libasynctop-preload.so and watched
 through the socket with the independent client (tests/e2e/atclient.py): a C program with two
-loops on two threads and requests in flight, Python on uvloop, Lua on luv, nvim --headless.
+loops on two threads and requests in flight, Python on uvloop, Lua on luv, nvim --headless,
+and kresd (knot-resolver, on loopback only) ending on SIGTERM as it does without the shim.
 
 Run by meson (suite e2e) with ASYNCTOP_PRELOAD_SO and PRELOAD_TARGET set; under
 /usr/bin/python3 with python3-pytest, python3-cbor2, python3-uvloop.
@@ -9,6 +10,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 import atclient  # noqa: E402
+import tui_harness  # noqa: E402
 
 SHIM = os.environ.get("ASYNCTOP_PRELOAD_SO", "")
 TARGET = os.environ.get("PRELOAD_TARGET", "")
@@ -78,6 +82,18 @@ def collect(c, until, timeout=15.0):
     raise AssertionError("condition not met; got %r" % acc)
 
 
+def handles_by_type(c, timeout=15.0):
+    """The loop's handles by type ({type: count}) from the first update that has them (the
+    exporter takes the inventory once a second)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        u = c.recv_type("update", timeout=max(0.1, deadline - time.monotonic()))
+        h = u.get("stats", {}).get("handles")
+        if h:
+            return dict(h)
+    raise AssertionError("no handles by type within %.0f s" % timeout)
+
+
 def site_name(c, ev):
     s = c.sites.get(ev.get("site", 0), {})
     return ev.get("name") or s.get("func") or ""
@@ -111,6 +127,9 @@ def test_two_loops_and_inflight_requests(tmp):
         # first uv_run) show as pending rows
         c.subscribe(100, loop=main_id)
         assert c.recv_type("update").get("loop", 0) == main_id  # updates say which loop
+        # handles by type: what the program opened on this loop (its 50 ms timer), nothing of
+        # the shim's (the exporter's async is internal)
+        assert handles_by_type(c) == {"timer": 1}
 
         def entries(a):
             return sorted(c.sites[r[11]]["func"] for r in a["tasks"].values() if r[11] in c.sites)
@@ -136,6 +155,8 @@ def test_two_loops_and_inflight_requests(tmp):
         c.hello()
         c.subscribe(100, loop=other_id)
         assert c.recv_type("update").get("loop", 0) == other_id
+        # the slow timer and the stop async: a program's async stays the program's
+        assert handles_by_type(c) == {"timer": 1, "async": 1}
         acc = collect(c, lambda a: len(a["slow"]) >= 1)
         ev = acc["slow"][0]
         assert site_name(c, ev) == "slow_on_b", ev
@@ -401,51 +422,169 @@ asyncio.run(main())
 """
 
 
-def tmux(*args, env=None):
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, env=env)
-
-
-def wait_screen(session, pred, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = tmux("capture-pane", "-p", "-t", session).stdout
-        if pred(screen):
-            return screen
-        time.sleep(0.1)
-    raise AssertionError("screen never matched:\n" + screen)
-
-
 def pids_running(marker):
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [l for l in out.splitlines() if marker in l and "tmux" not in l and "ps -eo" not in l]
 
 
-@pytest.mark.skipif(not have_uvloop() or shutil.which("tmux") is None or not os.environ.get("ASYNCTOP"),
-                    reason="needs python3-uvloop, tmux and ASYNCTOP")
-def test_asynctop_run_shows_slow_callbacks_and_stops_cmd(tmp):
-    app = os.path.join(tmp, "loopy_%d.py" % os.getpid())
+# ---- asynctop run: attaches, then says how CMD ended and exits with CMD's status ------------------
+# Under tmux through tests/e2e/tui_harness.py (a tmux server of the test's own, never the
+# default one other tests and the user share).
+
+RUN_TARGET = os.environ.get("RUN_TARGET", "")
+NEEDS_TUI = not os.environ.get("ASYNCTOP") or shutil.which("tmux") is None
+
+
+@pytest.fixture
+def tenv():
+    e = tui_harness.Env()
+    yield e
+    e.close()
+
+
+def run_tui(tenv, *argv):
+    """`asynctop run -- argv` in tmux, 200 columns wide (the final messages name paths)."""
+    return tui_harness.Tui(tenv, ["run", "--"] + list(argv), 200, 40)
+
+
+@pytest.mark.skipif(not have_uvloop() or NEEDS_TUI, reason="needs python3-uvloop, tmux and ASYNCTOP")
+def test_asynctop_run_shows_slow_callbacks_and_stops_cmd(tenv):
+    app = os.path.join(tenv.dir, "loopy_%d.py" % os.getpid())
     with open(app, "w") as f:
         f.write(LOOPY_APP)
-    env = dict(os.environ, XDG_RUNTIME_DIR=tmp, LANG="C.UTF-8", LC_ALL="C.UTF-8", TERM="xterm")
-    env.pop("ASYNCTOP_SOCKET", None)
-    session = "atrun%d" % os.getpid()
-    cmd = "%s run -- %s %s; echo EXIT=$?; sleep 60" % (os.environ["ASYNCTOP"], PY, app)
-    r = tmux("new-session", "-d", "-s", session, "-x", "150", "-y", "40", cmd, env=env)
-    assert r.returncode == 0, r.stderr
+    tui = run_tui(tenv, PY, app)
     try:
-        wait_screen(session, lambda s: "python3[" in s and " live " in s)
+        tui.wait(r"python3\[\d+\].* live ", 20)
         assert pids_running(app)
-        tmux("send-keys", "-t", session, "4")  # the slow-callbacks screen
-        screen = wait_screen(session, lambda s: "150ms" in s or "151ms" in s)
+        tui.keys("4")  # the slow-callbacks screen
+        screen = tui.wait(r"15[01]ms", 20)
         assert "loop.cpython" in screen  # uvloop's callback, named library+offset
-        tmux("send-keys", "-t", session, "q")
-        screen = wait_screen(session, lambda s: "EXIT=" in s)
-        assert "EXIT=0" in screen, screen
-        assert "stopped; its output is in" in screen
+        tui.keys("q")
+        # python dies of the SIGTERM sent on quitting: the end asked for, status 0
+        screen = tui.wait(r"\[asynctop exited \d+\]", 20)
+        assert "[asynctop exited 0]" in screen, screen
+        assert re.search(r"stopped \S+python3 with SIGTERM: it was killed by signal SIGTERM; its "
+                         r"output is in \S+/output\.log", screen), screen
         assert pids_running(app) == []  # CMD was stopped
     finally:
-        tmux("kill-session", "-t", session)
+        tui.close()
+
+
+def run_until_cmd_ends(tenv, how, n):
+    """asynctop run of run_target `how n`, ended through its trigger file while the TUI is
+    attached; returns the screen once asynctop has exited (q pressed)."""
+    trigger = os.path.join(tenv.dir, "end-now")
+    tui = run_tui(tenv, RUN_TARGET, trigger, how, str(n))
+    try:
+        tui.wait(r"run_target\[\d+\]\s+live", 20)
+        open(trigger, "w").close()
+        # the header's state once the TUI saw the end: EXITED, or DISCONNECTED when the
+        # connection ended with an error rather than EOF (CMD is a zombie until run reaps it)
+        tui.wait(r"run_target\[\d+\]\s+(EXITED|DISCONNECTED)", 20)
+        tui.keys("q")
+        return tui.wait(r"\[asynctop exited \d+\]", 20)
+    finally:
+        tui.close()
+
+
+@pytest.mark.skipif(not RUN_TARGET or NEEDS_TUI, reason="needs RUN_TARGET, tmux and ASYNCTOP")
+def test_asynctop_run_reports_cmd_exit_status(tenv):
+    screen = run_until_cmd_ends(tenv, "exit", 3)
+    assert re.search(r"run_target exited with status 3; its output is in \S+/output\.log",
+                     screen), screen
+    assert "[asynctop exited 3]" in screen, screen  # CMD's status, mirrored
+    assert "stopped" not in screen
+
+
+@pytest.mark.skipif(not RUN_TARGET or NEEDS_TUI, reason="needs RUN_TARGET, tmux and ASYNCTOP")
+def test_asynctop_run_reports_the_signal_that_killed_cmd(tenv):
+    screen = run_until_cmd_ends(tenv, "signal", int(signal.SIGUSR1))
+    assert "run_target was killed by signal SIGUSR1; its output is in" in screen, screen
+    assert "[asynctop exited %d]" % (128 + signal.SIGUSR1) in screen, screen
+
+
+@pytest.mark.skipif(not RUN_TARGET or NEEDS_TUI, reason="needs RUN_TARGET, tmux and ASYNCTOP")
+def test_asynctop_run_reports_how_cmd_answered_its_sigterm(tenv):
+    """On quit CMD gets SIGTERM; one that exits with a status of its own (as kresd does) has
+    that status reported and mirrored."""
+    tui = run_tui(tenv, RUN_TARGET, "-", "term", "7")
+    try:
+        tui.wait(r"run_target\[\d+\]\s+live", 20)
+        tui.keys("q")
+        screen = tui.wait(r"\[asynctop exited \d+\]", 20)
+    finally:
+        tui.close()
+    assert "stopped %s with SIGTERM: it exited with status 7" % RUN_TARGET in screen, screen
+    assert "[asynctop exited 7]" in screen, screen
+
+
+# ---- the shim never changes how a program ends: kresd on SIGTERM -------------------------------
+
+KRESD = shutil.which("kresd") or ("/usr/sbin/kresd" if os.path.exists("/usr/sbin/kresd") else None)
+
+# Loopback only, and nothing that would query the Internet (priming, trust-anchor refresh,
+# time-skew checks): the resolver just listens until SIGTERM.
+KRESD_CONFIG = """
+net.listen('127.0.0.1', %d)
+modules.unload('ta_update')
+modules.unload('priming')
+modules.unload('detect_time_skew')
+modules.unload('detect_time_jump')
+trust_anchors.remove('.')
+cache.size = 10*MB
+"""
+
+
+def free_loopback_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kresd_exit_on_sigterm(rundir, env, sock=None):
+    """Runs kresd in rundir until it answers on its port (and, given sock, until the shim's
+    socket is there: its loop is watched), sends SIGTERM, returns its exit status (negative:
+    the signal that killed it) and its output."""
+    os.makedirs(rundir)
+    port = free_loopback_port()
+    with open(os.path.join(rundir, "config"), "w") as f:
+        f.write(KRESD_CONFIG % port)
+    p = subprocess.Popen([KRESD, "-n", "-c", "config", "."], cwd=rundir, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60  # a hang guard only
+        while True:
+            assert p.poll() is None, "kresd exited early: %s" % p.stdout.read()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "kresd never listened on port %d" % port
+                time.sleep(0.05)
+        if sock is not None:
+            wait_socket(sock, p)
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=30)
+        return p.returncode, out.decode(errors="replace")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@pytest.mark.skipif(KRESD is None, reason="kresd not installed (Debian package knot-resolver)")
+def test_kresd_ends_on_sigterm_as_without_the_shim(tmp):
+    """kresd closes its loop with handles still queued whose memory it freed; the real
+    uv_loop_close returns UV_EBUSY at the first one, the shim must not touch the rest."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    plain, plain_out = kresd_exit_on_sigterm(os.path.join(tmp, "plain"), env)
+    assert plain == 0, plain_out
+    sock = os.path.join(tmp, "s")
+    shimmed, out = kresd_exit_on_sigterm(os.path.join(tmp, "shim"), shim_env(sock), sock)
+    assert shimmed == plain, "under the shim kresd ended with %d, without it %d:\n%s" % (
+        shimmed, plain, out)
 
 
 # ---- statically linked libuv cannot be interposed: the shim says so -------------------------------
@@ -460,6 +599,67 @@ def test_static_libuv_is_detected_and_reported(tmp):
     assert "libuv is linked statically into %s" % exe in err, err
     assert "cannot be interposed" in err
     assert not os.path.exists(os.path.join(tmp, "s"))  # and the shim stays out of the way
+
+
+@pytest.mark.skipif(not os.environ.get("STATIC_UV_TARGET") or not os.environ.get("ASYNCTOP"),
+                    reason="STATIC_UV_TARGET or ASYNCTOP not set")
+def test_asynctop_run_fails_at_once_on_static_libuv(tmp):
+    """The shim has said that libuv is linked statically: asynctop run says so and stops,
+    instead of waiting 10 s for a socket that cannot come (no terminal needed: the TUI is
+    never reached)."""
+    exe = os.environ["STATIC_UV_TARGET"]
+    r = subprocess.run([os.environ["ASYNCTOP"], "run", "--", exe, "forever"],
+                       env=dict(os.environ, XDG_RUNTIME_DIR=tmp), capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 4, r  # no loop can be watched
+    assert "asynctop-preload: libuv is linked statically into %s" % exe in r.stderr, r.stderr
+    assert "asynctop run: %s has libuv linked statically" % exe in r.stderr, r.stderr
+    assert "within 10 s" not in r.stderr, r.stderr
+    assert "stopped %s with SIGTERM: it was killed by signal SIGTERM" % exe in r.stderr, r.stderr
+
+
+# ---- stacks under the shim: the program's frames, never the shim's trampolines -------------------
+
+SHIM_FILES = ("interpose.c", "preload.c", "table.c")
+
+
+@pytest.mark.skipif(not RUN_TARGET, reason="RUN_TARGET not set")
+def test_stacks_under_the_shim_hide_its_trampolines(tmp):
+    """Issue 14: `tr_timer interpose.c:NNN` showed between libuv and the program's callback.
+    The stacks sampled while the loop is stuck (the live blocked state, and a loop_stack
+    answer) have the program's frames in order and none of the shim's."""
+    sock = os.path.join(tmp, "s")
+    trigger = os.path.join(tmp, "go")
+    p = subprocess.Popen([RUN_TARGET, trigger, "stuck", "0"], stdout=subprocess.DEVNULL,
+                         env=shim_env(sock))
+    try:
+        wait_socket(sock, p)
+        c = atclient.Client(sock)
+        c.hello()
+        c.subscribe(100)
+        run = None
+        deadline = time.monotonic() + 30
+        while run is None and time.monotonic() < deadline:
+            r = c.recv_type("update").get("running")
+            if r and r.get("stack"):
+                run = r
+        assert run is not None, "no blocked state with a stack"
+        blocked = [(c.sites[s]["func"], c.sites[s].get("file") or "")
+                   for s in c.stacks[run["stack"]]]
+        r = c.response(c.request("loop_stack"))
+        assert r["status"] == 0, r
+        answered = [(f[1], f[2] or "") for f in r["stack"]]
+        for frames in (blocked, answered):
+            assert not [f for f in frames if f[0].startswith("tr_") or
+                        f[1].endswith(SHIM_FILES)], frames
+            assert "on_tick" in [f[0] for f in frames], frames  # the program's callback
+        c.close()
+        open(trigger, "w").close()
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 # ---- debug mode: where an in-flight request was issued ---------------------------------------------
@@ -500,10 +700,11 @@ def test_asynctop_run_without_a_loop_says_why(tmp):
     r = subprocess.run([at, "run", "--", "/bin/true"], env=env, capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 4  # no runtime to attach to
-    assert "/bin/true exited (status 0) before a libuv loop ran" in r.stderr
+    assert "/bin/true exited with status 0 before a libuv loop ran" in r.stderr
     r = subprocess.run([at, "run", "--", os.path.join(tmp, "missing")], env=env,
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 4 and "cannot run" in r.stderr and "status 127" in r.stderr
+    assert r.returncode == 4 and "cannot run" in r.stderr
+    assert "exited with status 127 before a libuv loop ran" in r.stderr
     r = subprocess.run([at, "run"], env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "usage" in r.stderr
     r = subprocess.run([at, "run", "--", "/bin/true"], capture_output=True, text=True, timeout=30,

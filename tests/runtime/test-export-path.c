@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,7 +156,8 @@ static void test_dir_other_owner(void **state)
 static void make_stale_socket(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    assert_true(strlen(path) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
@@ -239,6 +242,54 @@ static void test_listen(void **state)
     assert_true(S_ISREG(st.st_mode));
 }
 
+/* listen(2) as the code under test calls it, noting whether the socket's final path existed
+ * already (a client could then have found it and been refused). */
+static const char *g_listen_path;
+static int g_listen_saw_path = -1;
+
+int listen(int fd, int backlog)
+{
+    if (g_listen_path != NULL)
+        g_listen_saw_path = access(g_listen_path, F_OK) == 0;
+    return (int)syscall(SYS_listen, fd, backlog);
+}
+
+/* Issue 14 (test-demo's "nobody answers ... stale socket" flake): the path must not exist
+ * before the socket listens, and nothing else is left in the directory. */
+static void test_listen_path_appears_listening(void **state)
+{
+    (void)state;
+    char path[192], err[256];
+    at_export_sockid_t id;
+    snprintf(path, sizeof path, "%s/s.sock", g_tmp);
+    g_listen_path = path;
+    g_listen_saw_path = -1;
+    int fd = at__export_listen(path, 16, &id, err, sizeof err);
+    g_listen_path = NULL;
+    assert_true(fd >= 0);
+    assert_int_equal(g_listen_saw_path, 0); /* listen() ran before the path appeared */
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_ino, id.ino);
+    /* a client connects at once */
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(path) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(c);
+    DIR *d = opendir(g_tmp);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(n, 1); /* the socket only: no temporary name left */
+    close(fd);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -251,6 +302,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dir_other_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listen_path_appears_listening, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
