@@ -3,6 +3,7 @@
 
 #include "Duration.h"
 #include "Json.h"
+#include "Sanitise.h"
 #include "TaskTree.h"
 #include "TaskView.h"
 
@@ -32,10 +33,9 @@ unsigned Report_ps(FILE *f, Model *m, TaskColumn sort, bool descending, const ch
             char buf[MODEL_MAX_STR + 8];
             const ColumnInfo *ci = &TaskColumn_info[c];
             TaskColumn_format((TaskColumn)c, t, m, buf, sizeof buf);
+            Sanitise_fput(f, buf, ci->right ? -ci->width : ci->width); /* the process's text */
             if (ci->width)
-                fprintf(f, ci->right ? "%*s " : "%-*s ", ci->width, buf);
-            else
-                fprintf(f, "%s", buf);
+                fputc(' ', f);
         }
         fputc('\n', f);
         n++;
@@ -61,9 +61,11 @@ unsigned Report_pstree(FILE *f, Model *m, bool ascii)
             fputs(r->more & (1u << (d - 1)) ? bar : "   ", f);
         if (depth)
             fputs(r->last ? last : mid, f);
-        fprintf(f, "%s(%llu) %s%s%s%s\n", r->task->name, (unsigned long long)r->task->id,
-                TaskState_name(r->task->state), r->task->waits_on[0] ? " on " : "",
-                r->task->waits_on, r->cycle ? " [parent cycle]" : "");
+        Sanitise_fput(f, r->task->name, 0); /* the process's text */
+        fprintf(f, "(%llu) %s%s", (unsigned long long)r->task->id, TaskState_name(r->task->state),
+                r->task->waits_on[0] ? " on " : "");
+        Sanitise_fput(f, r->task->waits_on, 0);
+        fprintf(f, "%s\n", r->cycle ? " [parent cycle]" : "");
         n++;
     }
     TaskTree_done(&tree);
