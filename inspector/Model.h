@@ -116,12 +116,13 @@ typedef struct ExcEvent {
     uint64_t when_ns;
     uint8_t kind;
     uint64_t task_id;
-    char *error;   /* error name, never NULL */
-    char *message; /* never NULL */
-    char *site;    /* raise site / where detected, never NULL */
-    char *object;  /* "future #12", may be "" */
-    Stack raised;  /* where it was raised / detected */
-    Stack stack;   /* creation traceback (debug mode) */
+    const char *severity; /* "error" or "warning" (static), never NULL after Model_addException */
+    char *code;           /* the error's domain and code ("uv -104"), "" when none was sent */
+    char *message;        /* never NULL; may hold line breaks (the process's own text) */
+    char *site;           /* raise site / where detected, never NULL */
+    char *object;         /* "future #12", may be "" */
+    Stack raised;         /* where it was raised / detected */
+    Stack stack;          /* creation traceback (debug mode) */
 } ExcEvent;
 
 typedef struct Counter {

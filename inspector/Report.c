@@ -282,8 +282,10 @@ void Report_json(FILE *f, Model *m)
         Json_u64(&j, e->when_ns);
         Json_key(&j, "kind");
         Json_str(&j, ExcKind_name(e->kind));
-        Json_key(&j, "error");
-        Json_str(&j, e->error);
+        Json_key(&j, "severity");
+        Json_str(&j, e->severity);
+        Json_key(&j, "code"); /* the error's domain and code, null when none was sent */
+        Json_str(&j, e->code[0] ? e->code : NULL);
         Json_key(&j, "message");
         Json_str(&j, e->message);
         Json_key(&j, "object");
