@@ -95,6 +95,21 @@ def test_tui_hostile(env):
         tui.close()
 
 
+def test_bye_reason_keeps_title(env):
+    # the shortest way a reason reached the terminal raw: printed on stderr as asynctop quits
+    t = env.target("--hostile", "--tasks", "10", "--exit-after", "4")
+    tui = Tui(env, [t.pid])
+    try:
+        before = title(tui)
+        tui.wait(r"process exiting", 15)
+        tui.keys("q")
+        s = tui.wait(r"\[asynctop exited \d+\]", 10)
+        assert title(tui) == before, (before, title(tui))
+        assert "bye: process exiting" + SHOWN in s, s
+    finally:
+        tui.close()
+
+
 def test_subcommands_hostile(env):
     t = env.target("--hostile", "--tasks", "10", program="prog\x1b]0;pwned\x07")
     r = env.run("dump", t.pid, "--json")
