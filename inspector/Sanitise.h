@@ -8,10 +8,12 @@
  * bytes (raw 0x80-0x9F are C1 controls to a non-UTF-8 terminal), bidi controls (U+061C,
  * U+200E/F, U+202A-U+202E, U+2066-U+2069), other invisible format characters and line or
  * paragraph separators, and code points the locale cannot print. Each is shown as a visible
- * marker: a control picture for C0 and DEL ("␛" for ESC, "␇" for BEL), "⏎" for a line break in
- * one line, "�" for the rest; "?" (and "|" for a line break) when the locale is not UTF-8, where
- * only ASCII is written. Widths are screen columns (wcwidth), so wide and zero-width
- * characters keep columns aligned. */
+ * marker: a control picture for C0 and DEL ("␛" for ESC, "␇" for BEL, "␉" for a TAB in one
+ * line), "⏎" for a line break in one line, "�" for the rest; "?" (and "|" for a line break)
+ * when the locale is not UTF-8, where only ASCII is written. A page that shows a message's
+ * lines (the exception detail) splits it at its line breaks first (TextLines_wrap); streams
+ * (Sanitise_printf) keep line breaks and TABs. Widths are screen columns (wcwidth), so wide
+ * and zero-width characters keep columns aligned. */
 #ifndef ASYNCTOP_SANITISE_H
 #define ASYNCTOP_SANITISE_H
 
@@ -53,7 +55,9 @@ size_t Sanitise_decode(const char *s, size_t len, SanChar *c);
  * SAN_MULTILINE; with SAN_ASCII only ASCII). */
 bool Sanitise_passes(const SanChar *c, unsigned flags);
 /* The bytes to write for c under flags (its own bytes `in` when it passes, else its marker),
- * NUL-terminated in out (at least 8 bytes); *width gets its columns. Returns out. */
+ * NUL-terminated in out (at least 8 bytes); *width gets its columns (every marker 1; a kept
+ * '\n' 0 and a kept '\t' 8, though where a tab ends depends on where it starts). Returns
+ * out. */
 const char *Sanitise_show(const SanChar *c, const char *in, unsigned flags, char out[8],
                           int *width);
 /* SAN_ASCII when the locale's character set is not UTF-8, else 0. */
