@@ -52,6 +52,11 @@ def test_tui_hostile(env):
         assert "pwned" not in before
         s = tui.wait(r"evil\u241b\]0;pwned\u2407", 8)  # task name in the task table
         assert "prog\u241b]0;pwned\u2407" in s  # program name in the header
+        # wide (2 columns) and combining (0) characters keep the table's columns aligned
+        lines = s.split("\n")
+        head = [l for l in lines if "STATE" in l][0]
+        wide = [l for l in lines if "wide\u6f22\u5b57e\u0301" in l][0]
+        assert columns(wide[:wide.index("waiting")]) == columns(head[:head.index("STATE")]), s
         assert_clean(tui.screen(escapes=True).replace("\x1b[", ""))  # only curses' own CSI
         assert title(tui) == before
 
