@@ -220,8 +220,11 @@ void Sanitise_printf(FILE *f, const char *fmt, ...)
     else if (!buf)
         buf = small; /* out of memory: the message cut */
     va_end(ap2);
-    if (n > 0)
-        put(f, buf, strlen(buf), Sanitise_localeFlags() | SAN_MULTILINE);
+    size_t len = n > 0 ? strlen(buf) : 0;
+    bool nl = len && buf[len - 1] == '\n';
+    put(f, buf, len - nl, Sanitise_localeFlags()); /* one line: a process's '\n' gets a marker */
+    if (nl)
+        fputc('\n', f);
     if (buf != small)
         free(buf);
 }

@@ -11,9 +11,8 @@
  * marker: a control picture for C0 and DEL ("␛" for ESC, "␇" for BEL, "␉" for a TAB in one
  * line), "⏎" for a line break in one line, "�" for the rest; "?" (and "|" for a line break)
  * when the locale is not UTF-8, where only ASCII is written. A page that shows a message's
- * lines (the exception detail) splits it at its line breaks first (TextLines_wrap); streams
- * (Sanitise_printf) keep line breaks and TABs. Widths are screen columns (wcwidth), so wide
- * and zero-width characters keep columns aligned. */
+ * lines (the exception detail) splits it at its line breaks first (TextLines_wrap). Widths are
+ * screen columns (wcwidth), so wide and zero-width characters keep columns aligned. */
 #ifndef ASYNCTOP_SANITISE_H
 #define ASYNCTOP_SANITISE_H
 
@@ -72,8 +71,10 @@ char *Sanitise_copy(char *out, size_t outlen, const char *s, unsigned flags);
  * flags, padded with blanks to `width` columns (left-aligned; negative: right-aligned in
  * -width; 0: no padding; never cut). Returns the columns written. */
 int Sanitise_fput(FILE *f, const char *s, int width);
-/* fprintf whose whole output is sanitised under the locale's flags with SAN_MULTILINE: for
- * messages that carry a process's text (reasons, names). Line breaks and tabs are kept. */
+/* fprintf of one message line whose whole output is sanitised as one line under the locale's
+ * flags: for messages that carry a process's text (reasons, names). Line breaks and TABs
+ * inside get markers (a process cannot start a line of its own); a final '\n' is written as
+ * it is. */
 void Sanitise_printf(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -202,7 +202,7 @@ static void test_c_locale(void **state)
     FILE *f = open_memstream(&buf, &len);
     Sanitise_printf(f, "reason: %s\n", hostile);
     fclose(f);
-    assert_string_equal(buf, "reason: n?]0;x?????\n\n");
+    assert_string_equal(buf, "reason: n?]0;x?????|\n");
     free(buf);
 }
 
@@ -215,7 +215,8 @@ static void test_utf8_locale_flags(void **state)
     FILE *f = open_memstream(&buf, &len);
     Sanitise_printf(f, "the process said bye: %s\n", "x\033]0;pwned\007\nline 2\u202e");
     fclose(f);
-    assert_string_equal(buf, "the process said bye: x\u241b]0;pwned\u2407\nline 2\ufffd\n");
+    /* one line: the process's line break gets a marker, the message's own final one stays */
+    assert_string_equal(buf, "the process said bye: x\u241b]0;pwned\u2407\u23celine 2\ufffd\n");
     free(buf);
 }
 
