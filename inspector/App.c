@@ -2,6 +2,8 @@
  * signals, the redraw timer, reattaching, and the process picker. */
 #include "App.h"
 
+#include "Sanitise.h"
+
 #include "Action.h"
 #include "CRT.h"
 #include "Duration.h"
@@ -35,7 +37,8 @@ void App_printLoops(FILE *f, const Model *m, uint32_t wanted)
     for (uint32_t i = 0; i < m->nloops; i++) {
         char what[160];
         LoopInfo_describe(&m->loops[i], what, sizeof what);
-        fprintf(f, "  %u  %s%s\n", m->loops[i].id, what, m->loops[i].gone ? " (closed)" : "");
+        Sanitise_printf(f, "  %u  %s%s\n", m->loops[i].id, what,
+                        m->loops[i].gone ? " (closed)" : "");
     }
 }
 
@@ -623,8 +626,8 @@ int App_run(const AppOptions *opt)
         while (app->client.state == CL_CONNECTING || app->client.state == CL_HELLO)
             uv_run(&loop, UV_RUN_ONCE);
         if (app->client.state != CL_LIVE) {
-            fprintf(stderr, "asynctop: %s\n",
-                    app->client.error[0] ? app->client.error : "cannot attach");
+            Sanitise_printf(stderr, "asynctop: %s\n",
+                            app->client.error[0] ? app->client.error : "cannot attach");
             rc = App_exitCode(app->client.end);
             if (rc == EXIT_OK)
                 rc = EXIT_FAIL;
@@ -664,7 +667,7 @@ int App_run(const AppOptions *opt)
         rc = app->exit_code;
     CRT_done();
     if (app->exited && app->end_message[0])
-        fprintf(stderr, "asynctop: %s\n", app->end_message);
+        Sanitise_printf(stderr, "asynctop: %s\n", app->end_message);
 out:
     close_all(app);
     app_free(app);

@@ -1,6 +1,8 @@
 /* CRT.c: terminal ownership: curses lifecycle, colours, glyphs, stderr, signals. */
 #include "CRT.h"
 
+#include "Sanitise.h"
+
 #include <curses.h>
 #include <fcntl.h>
 #include <langinfo.h>
@@ -193,25 +195,7 @@ void CRT_resize(void)
 
 int CRT_width(const char *s)
 {
-    mbstate_t st;
-    memset(&st, 0, sizeof st);
-    int w = 0;
-    size_t len = strlen(s);
-    while (len) {
-        wchar_t wc;
-        size_t k = mbrtowc(&wc, s, len, &st);
-        if (k == (size_t)-1 || k == (size_t)-2 || k == 0) {
-            memset(&st, 0, sizeof st);
-            k = 1;
-            w++;
-        } else {
-            int cw = wcwidth(wc);
-            w += cw > 0 ? cw : 0;
-        }
-        s += k;
-        len -= k;
-    }
-    return w;
+    return Sanitise_width(s, Sanitise_localeFlags());
 }
 
 int CRT_put(int y, int x, const char *s, int width, int attr, bool pad)
@@ -220,35 +204,18 @@ int CRT_put(int y, int x, const char *s, int width, int attr, bool pad)
         return 0;
     attrset(attr);
     move(y, x);
-    mbstate_t st;
-    memset(&st, 0, sizeof st);
+    unsigned flags = Sanitise_localeFlags(); /* one line: \n and \t get markers */
     int w = 0;
     size_t len = s ? strlen(s) : 0;
     while (len && w < width) {
-        wchar_t wc;
-        size_t k = mbrtowc(&wc, s, len, &st);
+        SanChar c;
+        char buf[8];
         int cw;
-        if (k == (size_t)-1 || k == (size_t)-2 || k == 0) {
-            memset(&st, 0, sizeof st);
-            if (w + 1 > width)
-                break;
-            addch('?');
-            w++;
-            s++;
-            len--;
-            continue;
-        }
-        cw = wcwidth(wc);
-        if (cw < 0) {
-            cw = 1;
-            if (w + cw > width)
-                break;
-            addch('?');
-        } else {
-            if (w + cw > width)
-                break;
-            addnstr(s, (int)k);
-        }
+        size_t k = Sanitise_decode(s, len, &c);
+        const char *show = Sanitise_show(&c, s, flags, buf, &cw);
+        if (w + cw > width)
+            break;
+        addstr(show);
         w += cw;
         s += k;
         len -= k;

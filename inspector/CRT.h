@@ -69,10 +69,12 @@ const char *CRT_glyph(Glyph g);
 const char *CRT_spark(unsigned level);
 
 /* Writes at most `width` screen columns of UTF-8 text s at (y, x) with attr;
- * pads with blanks to width when pad. Returns columns written. Invalid
- * sequences are shown as '?'. */
+ * pads with blanks to width when pad. Returns columns written. The TUI's one
+ * way to the screen: s passes the sanitiser as one line (Sanitise.h), so a
+ * process's text can be drawn as it came (controls, line breaks, bidi
+ * characters and invalid bytes show as visible markers). */
 int CRT_put(int y, int x, const char *s, int width, int attr, bool pad);
-/* Display width of UTF-8 text (invalid bytes count 1). */
+/* Display width of UTF-8 text as CRT_put draws it (markers included). */
 int CRT_width(const char *s);
 
 #endif

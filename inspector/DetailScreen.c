@@ -146,9 +146,10 @@ static void exc_draw(Screen *s, App *app, int y, int h, int w)
     } else {
         char when[32];
         Screens_clock(m, e->when_ns, when, sizeof when);
-        TextLines_add(&t, CRT_colors[C_ERROR], "%s: %s", ExceptionsScreen_kindTitle(e->kind),
-                      e->error);
-        TextLines_add(&t, CRT_colors[C_NORMAL], "  message    %s", e->message);
+        TextLines_add(&t, CRT_colors[C_ERROR], "%s%s%s  [%s]", ExceptionsScreen_kindTitle(e->kind),
+                      e->code[0] ? ": " : "", e->code, e->severity);
+        /* every line of the message, wrapped to the screen */
+        TextLines_wrap(&t, CRT_colors[C_NORMAL], "  message    ", e->message, w);
         TextLines_add(&t, CRT_colors[C_NORMAL], "  at         %s", when);
         TextLines_add(&t, CRT_colors[C_NORMAL], "  object     %s", e->object[0] ? e->object : "-");
         if (e->task_id) {

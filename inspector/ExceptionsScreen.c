@@ -4,6 +4,7 @@
 #include "Duration.h"
 #include "Screens.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,10 +18,59 @@ const char *ExceptionsScreen_kindTitle(unsigned k)
     return k < EXC_COUNT ? kind_titles[k] : "?";
 }
 
+/* The start of the line after the one at s, or NULL. */
+static const char *next_line(const char *s)
+{
+    const char *nl = strchr(s, '\n');
+    return nl ? nl + 1 : NULL;
+}
+
+void ExceptionsScreen_summary(const char *message, char *buf, size_t len)
+{
+    assert(len > 0);
+    /* the error's own line: "error: ECONNREFUSED (...): ..." in the runtime's task reports */
+    const char *own = NULL;
+    for (const char *l = message; l && *l; l = next_line(l))
+        if (!strncmp(l, "error: ", 7)) {
+            own = l;
+            break;
+        }
+    size_t o = 0;
+    buf[0] = '\0';
+    if (own) {
+        size_t n = strcspn(own + 7, "\n");
+        o = (size_t)snprintf(buf, len, "%.*s", (int)n, own + 7);
+    }
+    /* then every other non-empty line, in order; a title that restates the KIND column
+     * ("Future exception was never retrieved: ") is left out of the first */
+    for (const char *l = message; l && *l && o < len; l = next_line(l)) {
+        size_t n = strcspn(l, "\n");
+        if (l == own || n == 0)
+            continue;
+        const char *t = l == message ? strstr(l, " was never retrieved: ") : NULL;
+        if (t && (size_t)(t - l) < n) {
+            size_t skip = (size_t)(t - l) + strlen(" was never retrieved: ");
+            l += skip;
+            n -= skip;
+        }
+        /* a line break, shown by the sanitiser as a visible separator */
+        o += (size_t)snprintf(buf + o, len - o, "%s%.*s", o ? " \n " : "", (int)n, l);
+    }
+}
+
 typedef struct Ctx {
     App *app;
     int w;
 } Ctx;
+
+/* MESSAGE takes what AGE, KIND and SEVERITY leave, but a third of it (at most 40 columns) for
+ * RAISED AT. */
+static int message_width(int w)
+{
+    int rest = w - (7 + 1 + 17 + 1 + 8 + 1);
+    int raised = rest / 3 < 40 ? rest / 3 : 40;
+    return rest - raised - 1 > 20 ? rest - raised - 1 : 20;
+}
 
 static void draw_row(void *arg, uint32_t i, int y, bool sel)
 {
@@ -31,8 +81,15 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
         return;
     char age[32];
     Duration_format(m->now_ns > e->when_ns ? m->now_ns - e->when_ns : 0, age, sizeof age);
-    const char *cells[] = {age, kind_titles[e->kind], e->error, e->message, e->site};
-    int widths[] = {7, 17, 10, 34, 0};
+    char msg[MODEL_MAX_STR + 64];
+    ExceptionsScreen_summary(e->message, msg, sizeof msg);
+    if (e->code[0]) { /* the error's domain and code lead its message */
+        char with[sizeof msg + MODEL_MAX_STR];
+        snprintf(with, sizeof with, "%s: %s", e->code, msg);
+        snprintf(msg, sizeof msg, "%s", with);
+    }
+    const char *cells[] = {age, kind_titles[e->kind], e->severity, msg, e->site};
+    int widths[] = {7, 17, 8, message_width(c->w), 0};
     bool right[] = {true, false, false, false, false};
     Table_row(y, c->w, 5, cells, widths, right,
               sel ? CRT_colors[C_SELECTED]
@@ -51,8 +108,8 @@ static void exc_draw(Screen *s, App *app, int y, int h, int w)
             o += (size_t)snprintf(info + o, sizeof info - o, "  %s %llu", kind_titles[k],
                                   (unsigned long long)m->exc_by_kind[k]);
     CRT_put(y, 0, info, w, CRT_colors[C_DIM], true);
-    const char *titles[] = {"AGE", "KIND", "ERROR", "MESSAGE", "RAISED AT"};
-    int widths[] = {7, 17, 10, 34, 0};
+    const char *titles[] = {"AGE", "KIND", "SEVERITY", "MESSAGE", "RAISED AT"};
+    int widths[] = {7, 17, 8, message_width(w), 0};
     bool right[] = {true, false, false, false, false};
     Table_head(y + 1, w, 5, titles, widths, right, -1, false);
     if (!n) {

@@ -1,9 +1,12 @@
 /* Json.c: the JSON writer behind `asynctop dump --json` (see Json.h). */
 #include "Json.h"
 
+#include "Sanitise.h"
+
 #include <assert.h>
 #include <inttypes.h>
 #include <math.h>
+#include <string.h>
 
 void Json_init(Json *j, FILE *f)
 {
@@ -51,32 +54,37 @@ void Json_end(Json *j, char close)
         fputc('\n', j->f);
 }
 
+/* A JSON string: valid UTF-8 only, and nothing a terminal would act on: what the sanitiser
+ * would not write as it is (controls, C1, bidi and format characters, code points the locale
+ * cannot print, non-ASCII in a non-UTF-8 locale) is a \u escape, invalid bytes are \ufffd. */
 static void write_str(FILE *f, const char *s)
 {
+    unsigned flags = Sanitise_localeFlags();
+    size_t len = strlen(s);
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            fputs("\\\"", f);
-            break;
-        case '\\':
-            fputs("\\\\", f);
-            break;
-        case '\n':
+    while (len) {
+        SanChar c;
+        size_t k = Sanitise_decode(s, len, &c);
+        if (c.cls == SAN_PRINT &&
+            (c.cp >= 0x80 ? !(flags & SAN_ASCII) : c.cp != '"' && c.cp != '\\'))
+            fwrite(s, 1, k, f);
+        else if (c.cp == '"' || c.cp == '\\')
+            fprintf(f, "\\%c", (char)c.cp);
+        else if (c.cls == SAN_NEWLINE)
             fputs("\\n", f);
-            break;
-        case '\r':
-            fputs("\\r", f);
-            break;
-        case '\t':
+        else if (c.cls == SAN_TAB)
             fputs("\\t", f);
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                fprintf(f, "\\u%04x", *p);
-            else
-                fputc(*p, f);
-        }
+        else if (c.cp == '\r')
+            fputs("\\r", f);
+        else if (c.cls == SAN_INVALID)
+            fputs("\\ufffd", f);
+        else if (c.cp >= 0x10000) /* a surrogate pair */
+            fprintf(f, "\\u%04x\\u%04x", 0xd800 + ((c.cp - 0x10000) >> 10),
+                    0xdc00 + ((c.cp - 0x10000) & 0x3ff));
+        else
+            fprintf(f, "\\u%04x", c.cp);
+        s += k;
+        len -= k;
     }
     fputc('"', f);
 }

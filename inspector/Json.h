@@ -1,5 +1,6 @@
-/* Json.h: a minimal streaming JSON writer (strings escaped, UTF-8 passed
- * through, numbers as integers or finite doubles). */
+/* Json.h: a minimal streaming JSON writer (strings escaped: printable UTF-8
+ * passed through, everything the sanitiser would not print as \u escapes, see
+ * Sanitise.h; numbers as integers or finite doubles). */
 #ifndef ASYNCTOP_JSON_H
 #define ASYNCTOP_JSON_H
 

@@ -97,21 +97,17 @@ void Model_setString(char **field, const char *s, size_t len)
     if (len > MODEL_MAX_STR)
         len = MODEL_MAX_STR;
     if (*field && strlen(*field) == len && !memcmp(*field, s, len))
-        return; /* unchanged: common for deltas */
-    char *out = xcalloc(len + 1, 1);
+        return;                          /* unchanged: common for deltas */
+    char *out = xcalloc(3 * len + 1, 1); /* each invalid byte may become U+FFFD */
     size_t i = 0, o = 0;
     while (i < len) {
         unsigned char c = (unsigned char)s[i];
         if (c == 0)
             break;
-        if (c < 0x20 || c == 0x7f) {
-            out[o++] = '?';
-            i++;
-            continue;
-        }
-        size_t l = utf8_len((const unsigned char *)s + i, len - i);
+        size_t l = c < 0x80 ? 1 : utf8_len((const unsigned char *)s + i, len - i);
         if (l == 0) {
-            out[o++] = '?';
+            memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD */
+            o += 3;
             i++;
             continue;
         }
@@ -181,7 +177,7 @@ void SlowEvent_free(SlowEvent *ev)
 
 void ExcEvent_free(ExcEvent *ev)
 {
-    free(ev->error);
+    free(ev->code);
     free(ev->message);
     free(ev->site);
     free(ev->object);
@@ -751,7 +747,9 @@ void Model_addException(Model *this, ExcEvent *ev)
 {
     if (ev->kind >= EXC_COUNT)
         ev->kind = EXC_WARNING;
-    ensure_str(&ev->error);
+    ensure_str(&ev->code);
+    if (!ev->severity)
+        ev->severity = ev->kind == EXC_WARNING ? "warning" : "error";
     ensure_str(&ev->object);
     ensure_str(&ev->message);
     ensure_str(&ev->site);

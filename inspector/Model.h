@@ -124,12 +124,13 @@ typedef struct ExcEvent {
     uint64_t when_ns;
     uint8_t kind;
     uint64_t task_id;
-    char *error;   /* error name, never NULL */
-    char *message; /* never NULL */
-    char *site;    /* raise site / where detected, never NULL */
-    char *object;  /* "future #12", may be "" */
-    Stack raised;  /* where it was raised / detected */
-    Stack stack;   /* creation traceback (debug mode) */
+    const char *severity; /* "error" or "warning" (static), never NULL after Model_addException */
+    char *code;           /* the error's domain and code ("uv -104"), "" when none was sent */
+    char *message;        /* never NULL; may hold line breaks (the process's own text) */
+    char *site;           /* raise site / where detected, never NULL */
+    char *object;         /* "future #12", may be "" */
+    Stack raised;         /* where it was raised / detected */
+    Stack stack;          /* creation traceback (debug mode) */
 } ExcEvent;
 
 typedef struct Counter {
@@ -300,8 +301,10 @@ bool LoopInfo_blocked(const LoopInfo *l, const Model *m);
 void LoopInfo_describe(const LoopInfo *l, char *buf, size_t len);
 
 /* Sets an owned string field: copies at most MODEL_MAX_STR bytes of s
- * (len SIZE_MAX means strlen), replaces control characters and invalid
- * UTF-8 with '?', and frees the old value. s NULL stores "". */
+ * (len SIZE_MAX means strlen; a NUL ends it), replaces invalid UTF-8 bytes
+ * with U+FFFD, and frees the old value. s NULL stores "". The text is kept as
+ * the process sent it otherwise (line breaks, controls): it is untrusted, and
+ * every output sanitises it (Sanitise.h). */
 void Model_setString(char **field, const char *s, size_t len);
 
 /* Inserts or replaces the task row->id. Validates: id 0, an unknown state,

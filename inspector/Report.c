@@ -3,6 +3,7 @@
 
 #include "Duration.h"
 #include "Json.h"
+#include "Sanitise.h"
 #include "TaskTree.h"
 #include "TaskView.h"
 
@@ -33,10 +34,9 @@ unsigned Report_ps(FILE *f, Model *m, TaskColumn sort, bool descending, const ch
             char buf[MODEL_MAX_STR + 8];
             const ColumnInfo *ci = &TaskColumn_info[c];
             TaskColumn_format((TaskColumn)c, t, m, buf, sizeof buf);
+            Sanitise_fput(f, buf, ci->right ? -ci->width : ci->width); /* the process's text */
             if (ci->width)
-                fprintf(f, ci->right ? "%*s " : "%-*s ", ci->width, buf);
-            else
-                fprintf(f, "%s", buf);
+                fputc(' ', f);
         }
         fputc('\n', f);
         n++;
@@ -62,9 +62,11 @@ unsigned Report_pstree(FILE *f, Model *m, bool ascii)
             fputs(r->more & (1u << (d - 1)) ? bar : "   ", f);
         if (depth)
             fputs(r->last ? last : mid, f);
-        fprintf(f, "%s(%llu) %s%s%s%s\n", r->task->name, (unsigned long long)r->task->id,
-                TaskState_name(r->task->state), r->task->waits_on[0] ? " on " : "",
-                r->task->waits_on, r->cycle ? " [parent cycle]" : "");
+        Sanitise_fput(f, r->task->name, 0); /* the process's text */
+        fprintf(f, "(%llu) %s%s", (unsigned long long)r->task->id, TaskState_name(r->task->state),
+                r->task->waits_on[0] ? " on " : "");
+        Sanitise_fput(f, r->task->waits_on, 0);
+        fprintf(f, "%s\n", r->cycle ? " [parent cycle]" : "");
         n++;
     }
     TaskTree_done(&tree);
@@ -317,8 +319,10 @@ void Report_json(FILE *f, Model *m, const Applier *a)
         Json_u64(&j, e->when_ns);
         Json_key(&j, "kind");
         Json_str(&j, ExcKind_name(e->kind));
-        Json_key(&j, "error");
-        Json_str(&j, e->error);
+        Json_key(&j, "severity");
+        Json_str(&j, e->severity);
+        Json_key(&j, "code"); /* the error's domain and code, null when none was sent */
+        Json_str(&j, e->code[0] ? e->code : NULL);
         Json_key(&j, "message");
         Json_str(&j, e->message);
         Json_key(&j, "object");

@@ -3,6 +3,8 @@
  * loop to open the socket, attaches the TUI, and reports how CMD ended. */
 #include "Run.h"
 
+#include "Sanitise.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -76,7 +78,7 @@ static void show_shim_lines(const char *log)
     char line[512];
     while (fgets(line, sizeof line, f) != NULL)
         if (strncmp(line, "asynctop", 8) == 0)
-            fputs(line, stderr);
+            Sanitise_printf(stderr, "%s", line); /* CMD's output: untrusted */
     fclose(f);
 }
 

@@ -37,6 +37,10 @@ typedef struct TextLines {
 
 void TextLines_add(TextLines *t, int attr, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Adds text (the process's, possibly several lines) as lines of at most width columns: the
+ * first after label, the next indented as far; each of its lines on lines of its own, a line
+ * too long broken at its last blank that fits (else anywhere). Never cuts text off. */
+void TextLines_wrap(TextLines *t, int attr, const char *label, const char *text, int width);
 /* Adds "  #i func file:line" lines, or `none` when the stack is empty. */
 void TextLines_stack(TextLines *t, const Stack *s, const char *none);
 /* Adds a horizontal log2 histogram (one line per non-empty bucket). */
@@ -52,6 +56,13 @@ void Table_head(int y, int w, int n, const char *const *titles, const int *width
 /* Draws one row of cells the same way, in attr. */
 void Table_row(int y, int w, int n, const char *const *cells, const int *widths, const bool *right,
                int attr);
+
+/* The Exceptions list's MESSAGE cell of a message (which may hold several lines): the error's
+ * own words first (the text after "error: " on the line that starts with it), then the other
+ * non-empty lines in order, the first without a "... was never retrieved: " title that restates
+ * the KIND column, joined by " \n " (the sanitiser shows a visible separator). Always
+ * NUL-terminated in buf (len > 0), cut when longer. */
+void ExceptionsScreen_summary(const char *message, char *buf, size_t len);
 
 /* Wall-clock "HH:MM:SS" of process time ns, from the model's start time. */
 void Screens_clock(const Model *m, uint64_t ns, char *buf, size_t len);

@@ -4,6 +4,7 @@
 #include "App.h"
 #include "Duration.h"
 #include "Report.h"
+#include "Sanitise.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -70,7 +71,7 @@ static int fetch_open(Fetch *f, uint64_t pid, const char *path, uint32_t loop)
     f->client.on_msg = fetch_msg;
     f->client.loop_id = loop;
     if (Client_connect(&f->client, &f->loop, sock, 100, true) != 0) {
-        fprintf(stderr, "asynctop: %s\n", f->client.error);
+        Sanitise_printf(stderr, "asynctop: %s\n", f->client.error);
         return EXIT_FAIL;
     }
     while (!f->timed_out && (f->client.state == CL_CONNECTING || f->client.state == CL_HELLO))
@@ -79,7 +80,7 @@ static int fetch_open(Fetch *f, uint64_t pid, const char *path, uint32_t loop)
         if (f->timed_out)
             fprintf(stderr, "asynctop: no answer from %s within %d ms\n", sock, FETCH_TIMEOUT_MS);
         else
-            fprintf(stderr, "asynctop: %s\n", f->client.error);
+            Sanitise_printf(stderr, "asynctop: %s\n", f->client.error);
         int code = f->timed_out ? EXIT_NOANSWER : App_exitCode(f->client.end);
         return code == EXIT_OK ? EXIT_FAIL : code;
     }
@@ -101,7 +102,7 @@ static int fetch_update(Fetch *f)
         fprintf(stderr, "asynctop: the process sent no update within %d ms\n", FETCH_TIMEOUT_MS);
         return EXIT_NOANSWER;
     }
-    fprintf(stderr, "asynctop: %s\n", f->client.error);
+    Sanitise_printf(stderr, "asynctop: %s\n", f->client.error);
     return EXIT_FAIL;
 }
 
@@ -172,10 +173,14 @@ static int cmd_ls(void)
             for (int s = 0; s < TS_DONE; s++)
                 tasks += f->model.loop.has_tasks_by_state ? f->model.loop.tasks_by_state[s]
                                                           : f->model.by_state[s];
-            printf("%8" PRIu64 " %-20s %9s %8" PRIu64 " %s\n", t[i].pid, f->model.program,
-                   Duration_format(f->model.now_ns, up, sizeof up), tasks, "answers");
+            printf("%8" PRIu64 " ", t[i].pid);
+            Sanitise_fput(stdout, f->model.program, 20); /* the process's own word */
+            printf(" %9s %8" PRIu64 " %s\n", Duration_format(f->model.now_ns, up, sizeof up), tasks,
+                   "answers");
         } else {
-            printf("%8" PRIu64 " %-20s %9s %8s %s\n", t[i].pid, t[i].comm, "-", "-",
+            printf("%8" PRIu64 " ", t[i].pid);
+            Sanitise_fput(stdout, t[i].comm, 20); /* /proc/PID/comm: any bytes */
+            printf(" %9s %8s %s\n", "-", "-",
                    f->client.end ? Client_endName(f->client.end) : "no answer");
         }
         fetch_close(f);
@@ -328,11 +333,11 @@ static int cmd_set(int argc, char **argv, const char *socket_path)
         while (!f->timed_out && !f->got_response && f->client.state == CL_LIVE)
             uv_run(&f->loop, UV_RUN_ONCE);
         if (!f->got_response) {
-            fprintf(stderr, "asynctop set: %s\n",
-                    f->timed_out ? "no answer from the process" : f->client.error);
+            Sanitise_printf(stderr, "asynctop set: %s\n",
+                            f->timed_out ? "no answer from the process" : f->client.error);
             rc = f->timed_out ? EXIT_NOANSWER : EXIT_FAIL;
         } else if (f->status != 0) {
-            fprintf(stderr, "asynctop set: the process refused: %s\n", f->reason);
+            Sanitise_printf(stderr, "asynctop set: the process refused: %s\n", f->reason);
             rc = EXIT_REFUSED;
         } else {
             char d[32];

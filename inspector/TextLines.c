@@ -1,6 +1,7 @@
 /* TextLines.c: shared drawing helpers of the screens: text pages and tables. */
 #include "CRT.h"
 #include "Duration.h"
+#include "Sanitise.h"
 #include "Screens.h"
 
 #include <curses.h>
@@ -10,7 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-void TextLines_add(TextLines *t, int attr, const char *fmt, ...)
+/* Appends an owned line. */
+static void push(TextLines *t, int attr, char *owned)
 {
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 64;
@@ -19,15 +21,67 @@ void TextLines_add(TextLines *t, int attr, const char *fmt, ...)
         if (!t->text || !t->attr)
             abort();
     }
+    if (!owned)
+        abort();
+    t->text[t->n] = owned;
+    t->attr[t->n++] = attr;
+}
+
+void TextLines_add(TextLines *t, int attr, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    t->text[t->n] = strdup(buf);
-    if (!t->text[t->n])
-        abort();
-    t->attr[t->n++] = attr;
+    push(t, attr, strdup(buf));
+}
+
+void TextLines_wrap(TextLines *t, int attr, const char *label, const char *text, int width)
+{
+    unsigned flags = Sanitise_localeFlags();
+    int indent = CRT_width(label);
+    int room = width - indent > 10 ? width - indent : 10;
+    size_t ll = strlen(label);
+    bool first = true;
+    const char *line = text;
+    do {
+        const char *p = line, *end = line + strcspn(line, "\n");
+        do {
+            /* the longest piece of at most room columns; back to its last blank if any */
+            const char *q = p, *blank = NULL;
+            int w = 0;
+            while (q < end) {
+                SanChar c;
+                char buf[8];
+                int cw;
+                size_t k = Sanitise_decode(q, (size_t)(end - q), &c);
+                Sanitise_show(&c, q, flags, buf, &cw);
+                if (w + cw > room && q > p)
+                    break;
+                if (c.cp == ' ' && q > p)
+                    blank = q;
+                w += cw;
+                q += k;
+            }
+            if (q < end && blank)
+                q = blank + 1;
+            size_t pre = first ? ll : (size_t)indent, n = (size_t)(q - p);
+            char *l = malloc(pre + n + 1);
+            if (!l)
+                abort();
+            if (first)
+                memcpy(l, label, ll);
+            else
+                memset(l, ' ', pre);
+            memcpy(l + pre, p, n);
+            l[pre + n] = '\0';
+            push(t, attr, l);
+            first = false;
+            p = q;
+        } while (p < end);
+        line = *end ? end + 1 : NULL;
+    } while (line && *line);
 }
 
 static const char *base_name(const char *path)

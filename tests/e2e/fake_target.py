@@ -6,7 +6,9 @@ target would ($ASYNCTOP_SOCKET, else $XDG_RUNTIME_DIR/asynctop/<pid>.sock, else
 /tmp/asynctop-<uid>/<pid>.sock; directory 0700, socket 0600), says hello, sends a snapshot
 then deltas at the subscribed interval, and answers task_detail, set_config, cancel,
 loop_stack, pause and resume. Options simulate a blocked loop, many tasks, an exit in the
-middle of a session, and a protocol version the inspector does not speak.
+middle of a session, a protocol version the inspector does not speak, and a hostile program
+(--hostile: terminal escapes, C1 and bidi controls in every text it sends; --refuse: an error
+instead of hello; --comm: any bytes as /proc/<pid>/comm).
 
 Every request it receives is appended as one JSON line to --log (if given), so a test can
 check what the inspector asked for; what the inspector shows is what this sends back."""
@@ -69,6 +71,11 @@ SITES = {  # id: [id, addr, func, file, line]
     14: [14, 0x401d00, "looper", "demo/cycle.c", 9],
     15: [15, 0x401e00, "short_job", "demo/jobs.c", 15],
 }
+# --hostile: what a program could put in any text it sends: a title-setting OSC (ESC ] 0 ; ..
+# BEL), CSI as a C1 control (U+009B, UTF-8), bidi overrides/isolates/marks. The '|' between
+# them stay visible, so a test can see each one's replacement.
+HOSTILE = "\x1b]0;pwned\x07|\u009b31m|\u202e|\u2066|\u200f|"
+HOSTILE_SITE = [16, 0x402000, "evil_fn" + HOSTILE, "demo/evil" + HOSTILE + ".c", 66]
 STACKS = {  # id: [id, [site ids innermost first]]
     1: [1, [4, 3, 2]],      # conn tasks waiting in read
     2: [2, [7, 6]],         # consumer waiting on the queue
@@ -106,7 +113,7 @@ class Task:
 
 
 class Program:
-    def __init__(self, ntasks):
+    def __init__(self, ntasks, hostile=False):
         self.tasks = {}
         self.changed, self.gone = set(), []
         self.new = []
@@ -142,16 +149,28 @@ class Program:
                                      (4, "tcp handle never closed", 0, None),
                                      (5, "at_call_soon called from thread worker-2", 0, None)):
             self.add_exc(kind, msg, code, dom)
+        if hostile:
+            SITES[16] = HOSTILE_SITE
+            STACKS[9] = [9, [16, 3]]
+            evil = Task(6, "evil" + HOSTILE, 1, 3, 15, 9, 16)
+            evil.wait_desc = "desc" + HOSTILE
+            self.add(evil)
+            self.new.append(evil)
+            wide = Task(7, "wide\u6f22\u5b57e\u0301", 1, 3, 16, 3, 9)  # 2+2 and 0 columns
+            self.add(wide)
+            self.new.append(wide)
+            self.add_exc(6, "hostile" + HOSTILE + "\nsecond line" + HOSTILE, -111, "dom" + HOSTILE,
+                         raise_stack=9)
 
     def add(self, t):
         self.tasks[t.id] = t
 
-    def add_exc(self, kind, message, code=0, domain=None):
+    def add_exc(self, kind, message, code=0, domain=None, raise_stack=7):
         self.exc_seq += 1
         self.ev_seq += 1
         e = {"seq": self.ev_seq, "time_ns": now_ns(), "kind": kind, "message": message,
              "object": 40 + self.exc_seq, "obj_type": "future", "task": 10,
-             "raise_stack": 7}
+             "raise_stack": raise_stack}
         if code:
             e["code"] = code
         if domain:
@@ -235,7 +254,8 @@ class Conn:
 class Server:
     def __init__(self, args):
         self.args = args
-        self.prog = Program(args.tasks)
+        self.prog = Program(args.tasks, args.hostile)
+        self.hostile = HOSTILE if args.hostile else ""
         self.prog.gap = args.gap
         self.prog.sleep_desc = args.sleep_desc
         if args.split_stack and 10 in self.prog.tasks:
@@ -303,6 +323,12 @@ class Server:
 
     def hello(self, c):
         p = self.prog
+        if self.args.refuse:
+            self.send(c, {"t": "error", "v": VERSION, "code": 4, "fatal": True,
+                          "reason": "not you" + self.hostile})
+            self.flush(c)
+            self.drop(c)
+            return
         self.send(c, {"t": "hello", "v": self.args.protocol, "pid": os.getpid(),
                       "program": self.args.program, "argv": [self.args.program, "--fake"],
                       "runtime": "0.1.0-fake", "start_time_ns": time.time_ns() - now_ns(),
@@ -376,7 +402,9 @@ class Server:
                                        "config": m.get("config")}) + "\n")
         rid, op = m.get("id"), m.get("op")
         resp = {"t": "response", "v": VERSION, "id": rid, "op": op, "status": 0}
-        if op == "set_config":
+        if op == "set_config" and self.hostile:
+            resp.update(status=11, reason="refused" + self.hostile)
+        elif op == "set_config":
             cfg = m.get("config") or {}
             if "slow_ns" in cfg:
                 if not isinstance(cfg["slow_ns"], int) or cfg["slow_ns"] <= 0:
@@ -405,7 +433,9 @@ class Server:
         elif op == "cancel":
             t = p.tasks.get(m.get("task"))
             if not t:
-                resp.update(status=12, reason="no task %s" % m.get("task"))
+                resp.update(status=12, reason="no task %s%s" % (m.get("task"), self.hostile))
+            elif self.hostile:
+                resp.update(status=13, reason="not cancelling" + self.hostile)
             else:
                 t.state = 4
                 p.changed.add(t.id)
@@ -484,7 +514,8 @@ class Server:
             el = now - t0
             if self.args.exit_after and el >= self.args.exit_after:
                 for c in list(self.conns.values()):
-                    self.send(c, {"t": "bye", "v": VERSION, "reason": "process exiting"})
+                    self.send(c, {"t": "bye", "v": VERSION,
+                                  "reason": "process exiting" + self.hostile})
                     self.flush(c)
                 self.cleanup()
             if self.args.block_at and self.blocked_since is None and el >= self.args.block_at \
@@ -554,11 +585,16 @@ def main():
                     help="append, per update sent, how long the running callback had run then "
                     "(ns; -1: none running)")
     ap.add_argument("--log", help="append every request received as a JSON line")
+    ap.add_argument("--hostile", action="store_true",
+                    help="escapes, C1 and bidi controls in names, messages and reasons")
+    ap.add_argument("--refuse", action="store_true", help="answer hello with a fatal error")
+    ap.add_argument("--comm", help="/proc/<pid>/comm (any bytes but NUL), default: --program")
     args = ap.parse_args()
     # like a real program, /proc/<pid>/comm is the program's name (PR_SET_NAME)
     try:
         import ctypes
-        ctypes.CDLL(None).prctl(15, args.program.encode()[:15], 0, 0, 0)
+        comm = os.fsencode(args.comm if args.comm is not None else args.program)
+        ctypes.CDLL(None).prctl(15, comm[:15], 0, 0, 0)
     except (OSError, AttributeError):
         pass
     srv = Server(args)

@@ -154,7 +154,8 @@ def test_screens(env):
         # an error nobody retrieved
         t.send("fail")
         tui.keys("5")
-        s = tui.wait(r"Task exception was never retrieved\s+failing tui_target.c:\d+", 10)
+        s = tui.wait(r"never retrieved\s+error\s+EIO \(asynctop\): disk on fire \(tui test\).*"
+                     r"\s+failing tui_target.c:\d+", 10)
         tui.keys("G", "Enter")
         s = tui.wait(r"disk on fire")
         assert re.search(r"#0\s+failing\s+tui_target.c:\d+", s), s

@@ -148,6 +148,13 @@ static int failing(void *arg, void **result)
     return at_task_raise(AT_EIO, "disk on fire (tui test)");
 }
 
+/* A refused connection whose message has two lines (the Exceptions screen must show both). */
+static int connecting(void *arg, void **result)
+{
+    return at_task_raise(AT_ECONNREFUSED,
+                         "connect 127.0.0.1:9 (backend db)\nretried 3 times, giving up");
+}
+
 /* An executor job: sleeps on a pool thread. */
 static void *pool_job(void *arg, at_error_t **err)
 {
@@ -211,6 +218,8 @@ static void on_command(at_loop_t *loop, void *arg)
             spawn_named(bulk, "bulk", false);
     } else if (strcmp(cmd, "fail") == 0) { /* an error nobody retrieves */
         spawn_named(failing, "failing", false);
+    } else if (strcmp(cmd, "refused") == 0) { /* the same, with a two-line message */
+        spawn_named(connecting, "connecting", false);
     } else if (strcmp(cmd, "work") == 0) { /* n executor jobs of 1.5 s */
         for (long i = 0; i < n; i++) {
             at_future_t *f = NULL;
