@@ -463,7 +463,7 @@ def test_fork_storm_children_run_loops_and_never_hang(tmp):
         c.hello()
         c.subscribe(100)
         assert c.recv_type("update")["full"]
-        p.stdin.write(b"forks 1000 10\n")
+        p.stdin.write(b"forks 1000 30\n")  # 30 s: a hang guard, never reached by a live child
         p.stdin.flush()
         line = p.stdout.readline().decode()
         assert line.startswith("FORKS n=1000 ok=1000 hung=0 failed=0 "), line
