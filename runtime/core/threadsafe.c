@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Shared by the waiting thread and the loop: two references, the last one
  * frees it (and an outcome nobody claimed: the waiter timed out). */
@@ -12,6 +13,7 @@ typedef struct at__waiter {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     _Atomic int refs;
+    pid_t pid; /* the waiting thread's process: a fork child has a copy, not the thread */
     bool done;
     bool claimed; /* the waiter took the outcome */
     int rc;
@@ -40,6 +42,10 @@ static void waiter_release(at__waiter_t *w)
 /* Loop side: publish the outcome, wake the waiter, drop the loop's reference. */
 static void waiter_complete(at__waiter_t *w, int rc)
 {
+    /* In a fork child, a waiter of the parent has nobody waiting, and its mutex may have been
+     * held by that thread at the fork: it is left alone (the child's copy leaks). */
+    if (w->pid != getpid())
+        return;
     pthread_mutex_lock(&w->mu);
     w->rc = rc;
     w->done = true;
@@ -103,6 +109,7 @@ static int wait_for(at_loop_t *loop, at__waiter_t *w, uint64_t timeout_ms, void 
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&w->mu, NULL);
     atomic_init(&w->refs, 2);
+    w->pid = getpid();
     int rc = at_call_soon_threadsafe(loop, at__waiter_run, w, "at_loop_run_and_wait", NULL);
     if (rc < 0) {
         atomic_store(&w->refs, 1);

@@ -29,12 +29,36 @@ at_export_attach_t *at__export_attach_first(void)
 
 void at__export_attach_set_consumer(int on)
 {
-    /* Called from a fork child too, where the lock may be held by a thread that is gone. */
-    int locked = pthread_mutex_trylock(&g_reg_lock) == 0;
+    pthread_mutex_lock(&g_reg_lock);
     for (at_export_attach_t *a = g_atts; a != NULL; a = a->next)
         atomic_store(&a->consumer, on);
-    if (locked)
-        pthread_mutex_unlock(&g_reg_lock);
+    pthread_mutex_unlock(&g_reg_lock);
+}
+
+/* fork() (rank AT__FORK_EXPORT_ATTACH, loopmon.h): the registry's lock, then the mailbox lock
+ * of every attachment in it (the exporter thread takes a mailbox lock under the registry's,
+ * a loop thread takes its own alone). An attachment already taken out of the registry is
+ * touched by its detaching thread only. The list cannot change while the registry's lock is
+ * held, so release walks what prepare walked. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&g_reg_lock);
+    for (at_export_attach_t *a = g_atts; a != NULL; a = a->next)
+        pthread_mutex_lock(&a->mbox_lock);
+}
+
+static void atfork_release(void)
+{
+    for (at_export_attach_t *a = g_atts; a != NULL; a = a->next)
+        pthread_mutex_unlock(&a->mbox_lock);
+    pthread_mutex_unlock(&g_reg_lock);
+}
+
+static const at__fork_handlers_t fork_handlers = {atfork_prepare, atfork_release, atfork_release};
+
+__attribute__((constructor)) static void fork_register(void)
+{
+    at__fork_register(AT__FORK_EXPORT_ATTACH, &fork_handlers);
 }
 
 void at__export_attach_reset(void)

@@ -165,6 +165,9 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi);
 int at__export_sample_poll(uint64_t now_ns, uint64_t timeout_ns, at_export_stack_t *out);
 /* True while a request is outstanding. */
 bool at__export_sample_busy(void);
+/* In a fork child: forgets a request the parent's exporter had in flight (the thread that made
+ * it is not in the child, whose own exporter must find the slot free). */
+void at__export_sample_atfork_child(void);
 
 /* ---- the aggregator ------------------------------------------------------------------------ */
 

@@ -99,6 +99,14 @@ bool at__export_sample_busy(void)
     return atomic_load(&g_state) != S_IDLE;
 }
 
+void at__export_sample_atfork_child(void)
+{
+    /* signals pending for the parent's threads are not the child's (fork(2)): no handler can
+     * be writing into the slot */
+    atomic_store(&g_tid, 0);
+    atomic_store(&g_state, S_IDLE);
+}
+
 /* ---- a blocked thread, sampled from outside --------------------------------------------------
  * Everything below runs on the exporter thread only, and reads the other thread's stack, which
  * may wake and change under us, with process_vm_readv on our own pid: an unmapped or guard

@@ -991,6 +991,8 @@ static void on_exit_unlink(void)
         at__export_unlink_if_ours(g_exit_path, &g_exit_id);
 }
 
+/* fork(): g_lock is taken before the fork (rank AT__FORK_EXPORT_SERVER, loopmon.h), so the
+ * exporter cannot be started or stopped across it. */
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&g_lock);
@@ -1002,9 +1004,10 @@ static void atfork_parent(void)
 }
 
 /* The child has no exporter thread. Its copy of the exporter is abandoned (never touched: the
- * thread may have been anywhere when the parent forked); the descriptors it shares with the
- * parent are closed so that clients see the parent's closes, and the child may start its own
- * exporter on its own pid's socket. */
+ * thread may have been anywhere when the parent forked, short of holding a lock of the
+ * runtime); the descriptors it shares with the parent are closed so that clients see the
+ * parent's closes, and the child may start its own exporter on its own pid's socket. Runs
+ * after the later ranks' child handlers: the attachment registry's lock is free again. */
 static void atfork_child(void)
 {
     int *slots = atomic_load(&g_fd_slots);
@@ -1016,12 +1019,19 @@ static void atfork_child(void)
     g_srv = NULL;
     g_refs = 0;
     at__export_attach_set_consumer(0);
-    pthread_mutex_init(&g_lock, NULL);
+    at__export_sample_atfork_child();
+    pthread_mutex_unlock(&g_lock);
+}
+
+static const at__fork_handlers_t fork_handlers = {atfork_prepare, atfork_parent, atfork_child};
+
+__attribute__((constructor)) static void fork_register(void)
+{
+    at__fork_register(AT__FORK_EXPORT_SERVER, &fork_handlers);
 }
 
 static void once_init(void)
 {
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     atexit(on_exit_unlink);
 }
 

@@ -173,10 +173,11 @@ static void ring_init_once(void)
 
 static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
 
-/* fork(): the forking thread holds the sink lock across the fork so that the child never
- * inherits it locked by the logger thread. The child has no logger thread and must not print
- * what the parent had queued (the parent will): it starts with an empty queue and starts a
- * new logger on its next message. */
+/* fork() (rank AT__FORK_LOG): the forking thread holds the sink lock across the fork so that
+ * the child never inherits it locked by the logger thread. The child has no logger thread and
+ * must not print what the parent had queued (the parent will): it starts with an empty queue
+ * and starts a new logger on its next message (also when another thread of the parent was
+ * starting one at the fork). */
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&sink_lock);
@@ -189,7 +190,6 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
-    pthread_mutex_unlock(&sink_lock);
     for (uint64_t i = 0; i < LOG_CAP; i++)
         atomic_store_explicit(&log_ring[i].seq, i, memory_order_relaxed);
     atomic_store_explicit(&log_tail, 0, memory_order_relaxed);
@@ -197,15 +197,18 @@ static void atfork_child(void)
     atomic_store_explicit(&log_enqueued, 0, memory_order_relaxed);
     atomic_store_explicit(&log_done, 0, memory_order_relaxed);
     atomic_store_explicit(&log_stop, 0, memory_order_relaxed);
-    if (atomic_load_explicit(&log_state, memory_order_relaxed) == 2)
+    int st = atomic_load_explicit(&log_state, memory_order_relaxed);
+    if (st == 1 || st == 2)
         atomic_store_explicit(&log_state, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&sink_lock);
 }
 
-static void register_atfork(void)
+static const at__fork_handlers_t fork_handlers = {atfork_prepare, atfork_parent, atfork_child};
+
+__attribute__((constructor)) static void fork_register(void)
 {
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    at__fork_register(AT__FORK_LOG, &fork_handlers);
 }
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* Starts the logger thread if nobody did; returns the state (2 running, 3 failed). */
 static int logger_start(void)
@@ -215,7 +218,6 @@ static int logger_start(void)
         return st;
     int zero = 0;
     if (atomic_compare_exchange_strong(&log_state, &zero, 1)) {
-        pthread_once(&atfork_once, register_atfork);
         atomic_store(&log_stop, 0);
         sem_init(&log_sem, 0, 0);
         /* The logger must not take signals meant for the program. */

@@ -809,4 +809,38 @@ uint64_t at__log_dropped(void);
  * the next log. For tests and library teardown. Not concurrently with at__log calls. */
 void at__loopmon_shutdown(void);
 
+/* ==== fork() ============================================================================= */
+
+/* The runtime's lock order, outermost first. A thread that holds a lock of one rank only ever
+ * waits for locks of later ranks; a lock of a later rank is never held while one of an earlier
+ * rank is taken. Just before fork() the forking thread takes every registered rank's locks in
+ * this order (so no other thread — the exporter, the logger, a pool thread — holds one across
+ * the fork), and releases them after it, in the parent and in the child, latest rank first.
+ * A child therefore finds every lock free and the data behind it consistent. */
+typedef enum {
+    AT__FORK_EXPORT_SERVER, /* export_server.c: g_lock (start, stop, the one exporter) */
+    AT__FORK_EXPORT_ATTACH, /* export_attach.c: g_reg_lock, then each attachment's mbox_lock */
+    AT__FORK_MON_REGISTRY,  /* mon.c: reg_lock (the monitors) */
+    AT__FORK_PRELOAD_LOOPS, /* preload.c: g_loops_lock (the shim's watched loops) */
+    AT__FORK_PRELOAD_TABLE, /* table.c: the side table's 64 shard locks, in index order */
+    AT__FORK_STACK_POOL,    /* stack_pool.c: chunks_lock */
+    AT__FORK_CORO_SIGNAL,   /* coro.c: segv_lock (the SIGSEGV handler's installation) */
+    AT__FORK_SYM,           /* sym.c: sym_lock (the symbol cache and libdw) */
+    AT__FORK_LOG,           /* log.c: sink_lock (the log sink) */
+    AT__FORK_NRANKS
+} at__fork_rank_t;
+
+typedef struct at__fork_handlers {
+    void (*prepare)(void); /* takes the rank's locks (the thread will fork) */
+    void (*parent)(void);  /* releases them in the parent */
+    void (*child)(void);   /* releases them in the child, and resets what the child must not
+                              inherit (another thread's state: that thread is not there) */
+} at__fork_handlers_t;
+
+/* Registers the handlers of `rank` (once per rank; `h` lives forever). Meant for constructors,
+ * so that every rank is registered before the program's first thread; a rank registered while
+ * another thread forks is simply not part of that fork. The first call installs the one
+ * pthread_atfork triple that runs every rank in order. Any thread. */
+void at__fork_register(at__fork_rank_t rank, const at__fork_handlers_t *h);
+
 #endif

@@ -192,7 +192,8 @@ static int resolve(const void *addr, bool is_return, at__sym_t *out)
     return found ? 0 : -ENOENT;
 }
 
-/* fork(): the child must not inherit sym_lock held by another thread. */
+/* fork() (rank AT__FORK_SYM): the child must not inherit sym_lock held by another thread (the
+ * logger symbolises slow callbacks' sites). */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&sym_lock);
@@ -201,15 +202,15 @@ static void fork_release(void)
 {
     pthread_mutex_unlock(&sym_lock);
 }
-static void register_atfork(void)
+static const at__fork_handlers_t fork_handlers = {fork_prepare, fork_release, fork_release};
+
+__attribute__((constructor)) static void fork_register(void)
 {
-    pthread_atfork(fork_prepare, fork_release, fork_release);
+    at__fork_register(AT__FORK_SYM, &fork_handlers);
 }
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 int at__sym_lookup(const void *addr, bool is_return, at__sym_t *out)
 {
-    pthread_once(&atfork_once, register_atfork);
     size_t b = (size_t)(((uintptr_t)addr * 0x9E3779B97F4A7C15ull) >> 52) & (CACHE_BUCKETS - 1);
     pthread_mutex_lock(&sym_lock);
     if (!cache)

@@ -100,8 +100,6 @@ static void export_log(int level, const char *msg)
             "%s", msg);
 }
 
-static void atfork_child(void);
-
 static void init_once(void)
 {
     bool on = true;
@@ -139,7 +137,6 @@ static void init_once(void)
                 f);
         pl_off = 1;
     }
-    pthread_atfork(NULL, NULL, atfork_child);
     atomic_store_explicit(&pl_ready, 1, memory_order_release);
 }
 
@@ -195,15 +192,31 @@ void pl_export_once(void)
         (void)at__export_start(NULL); /* errors are logged; loops are still monitored */
 }
 
-/* A forked child has no exporter thread (runtime/export abandons its copy): the child's next
- * uv_run starts its own, on its own pid's socket. Locks a parent thread held at the fork are
- * made usable again (the data they guard is the parent's last consistent state or close to
- * it; a child that never runs a loop never looks). */
+/* fork() (rank AT__FORK_PRELOAD_LOOPS, loopmon.h): the watched loops' list is consistent and
+ * its lock free in the child. A forked child has no exporter thread (runtime/export abandons
+ * its copy): the child's next uv_run starts its own, on its own pid's socket. */
+static void loops_lock_take(void)
+{
+    pthread_mutex_lock(&g_loops_lock);
+}
+
+static void loops_lock_release(void)
+{
+    pthread_mutex_unlock(&g_loops_lock);
+}
+
 static void atfork_child(void)
 {
     atomic_store(&g_export_started, 0);
-    pthread_mutex_init(&g_loops_lock, NULL);
-    pl_tab_atfork_child();
+    pthread_mutex_unlock(&g_loops_lock);
+}
+
+static const at__fork_handlers_t loops_fork_handlers = {loops_lock_take, loops_lock_release,
+                                                        atfork_child};
+
+__attribute__((constructor)) static void loops_fork_register(void)
+{
+    at__fork_register(AT__FORK_PRELOAD_LOOPS, &loops_fork_handlers);
 }
 
 static void provider_resync(void *ctx, at_export_resync_sink_t *sink);

@@ -154,8 +154,6 @@ void pl_loop_unwatch(uv_loop_t *loop);
 /* Start the process's exporter once (first watched loop; again in a forked child). Loop
  * thread of a watched loop. */
 void pl_export_once(void);
-/* Re-initialise the table's locks in a forked child. */
-void pl_tab_atfork_child(void);
 
 /* ---- requests and timing (preload.c) ------------------------------------------------------- */
 

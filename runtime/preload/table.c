@@ -235,12 +235,28 @@ void pl_tab_set_stack(const void *key, int slot, void *const *pcs, int n)
     free(copy);
 }
 
-void pl_tab_atfork_child(void)
+/* fork() (rank AT__FORK_PRELOAD_TABLE, loopmon.h): every shard's lock, in index order (nobody
+ * holds two), so that no writer — a pool thread, another loop thread, the exporter closing a
+ * handle — is inside a shard (its seqlock odd) across the fork. */
+static void tab_fork_prepare(void)
 {
-    for (int i = 0; i < SHARDS; i++) {
-        pthread_mutex_init(&g_shards[i].lock, NULL);
-        atomic_store(&g_shards[i].seq, atomic_load(&g_shards[i].seq) & ~1u);
-    }
+    pthread_once(&g_once, tab_init);
+    for (int i = 0; i < SHARDS; i++)
+        pthread_mutex_lock(&g_shards[i].lock);
+}
+
+static void tab_fork_release(void)
+{
+    for (int i = SHARDS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&g_shards[i].lock);
+}
+
+static const at__fork_handlers_t tab_fork_handlers = {tab_fork_prepare, tab_fork_release,
+                                                      tab_fork_release};
+
+__attribute__((constructor)) static void tab_fork_register(void)
+{
+    at__fork_register(AT__FORK_PRELOAD_TABLE, &tab_fork_handlers);
 }
 
 size_t pl_tab_count(void)

@@ -3,6 +3,7 @@
 #include "at_tasks_config.h"
 #include "coro.h"
 #include "stack_pool.h"
+#include "loopmon.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -212,6 +213,28 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
     sigaction(SIGSEGV, &dfl, NULL);
 }
 
+/* Serialises the check-and-install of the SIGSEGV handler. fork() (rank AT__FORK_CORO_SIGNAL,
+ * loopmon.h): a child's first coroutine takes it. */
+static pthread_mutex_t segv_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void segv_lock_take(void)
+{
+    pthread_mutex_lock(&segv_lock);
+}
+
+static void segv_lock_release(void)
+{
+    pthread_mutex_unlock(&segv_lock);
+}
+
+static const at__fork_handlers_t segv_fork_handlers = {segv_lock_take, segv_lock_release,
+                                                       segv_lock_release};
+
+__attribute__((constructor)) static void segv_fork_register(void)
+{
+    at__fork_register(AT__FORK_CORO_SIGNAL, &segv_fork_handlers);
+}
+
 /* Makes sure this thread can take SIGSEGV on a stack that is not the
  * overflowed one, and that the handler is installed. The handler is checked
  * (and put back if someone replaced it) on a thread's first coroutine and
@@ -241,8 +264,7 @@ static void overflow_reporter_init(void)
         }
         altstack_done = true;
     }
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&segv_lock);
     struct sigaction cur;
     if (sigaction(SIGSEGV, NULL, &cur) == 0 &&
         !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == segv_handler)) {
@@ -253,7 +275,7 @@ static void overflow_reporter_init(void)
         sigemptyset(&sa.sa_mask);
         sigaction(SIGSEGV, &sa, &old_segv);
     }
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&segv_lock);
 }
 
 /* ---- switching ---------------------------------------------------------- */

@@ -149,11 +149,108 @@ __attribute__((noinline)) static void wait_for_peer(long ms)
     printf("POLL rc=%d errno=%d elapsed_ns=%lld\n", rc, e, ns);
 }
 
+/* ---- fork storm: children of a busy, watched process create and watch a loop of their own ---- */
+
+/* What a forked child does: its own exporter, a loop with a monitor and an attachment (the
+ * locks a parent thread may have held at the fork: the exporter's, the attachment registry's,
+ * loopmon's registry), one turn of the loop, then everything closed. 0 or the failing step. */
+static int fork_child_loop(void)
+{
+    uv_loop_t loop;
+    at__mon_t *mon;
+    if (uv_loop_init(&loop) != 0)
+        return 10;
+    if (at__mon_create(&loop, &mon) != 0)
+        return 11;
+    int started = at__export_start(NULL);
+    at_export_attach_t *att = at__export_attach(&loop, &g_provider);
+    if (att == NULL)
+        return 12;
+    uv_run(&loop, UV_RUN_NOWAIT);
+    at__export_detach(att);
+    if (started == 0)
+        at__export_stop();
+    at__mon_close(mon);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return uv_loop_close(&loop) == 0 ? 0 : 13;
+}
+
+/* Forks n children (at most 8 at once) from this loop callback while the exporter runs; a
+ * child still there guard_s seconds after its fork is hung: killed and counted. Prints
+ * "FORKS n=N ok=O hung=H failed=F" (failed: a child that exited non-zero or by a signal). */
+static void fork_storm(long n, long guard_s)
+{
+    enum { INFLIGHT = 8 };
+    struct {
+        pid_t pid;
+        uint64_t t0;
+    } kids[INFLIGHT] = {{0, 0}};
+    long started = 0, live = 0, ok = 0, hung = 0, failed = 0;
+    int first_bad = -1;
+    uint64_t guard_ns = (uint64_t)guard_s * 1000000000u;
+    fflush(stdout);
+    fflush(stderr);
+    size_t busy = 0;
+    while (started < n || live > 0) {
+        /* the loop's own work goes on between forks: task changes the exporter drains (fewer
+         * than its ring holds per tick, so that none is dropped) */
+        for (int k = 0; k < 40 && g_ntasks > 0; k++, busy++) {
+            at_export_task_row_t *row = &g_tasks[busy % g_ntasks];
+            row->steps++;
+            at__export_task_post(g_att, AT_EXPORT_TASK_CHANGED, row);
+        }
+        for (int i = 0; i < INFLIGHT && started < n; i++) {
+            if (kids[i].pid != 0)
+                continue;
+            pid_t p = fork();
+            if (p == 0)
+                _exit(fork_child_loop());
+            started++;
+            if (p < 0) {
+                failed++;
+                continue;
+            }
+            kids[i].pid = p;
+            kids[i].t0 = uv_hrtime();
+            live++;
+        }
+        int reaped = 0;
+        for (int i = 0; i < INFLIGHT; i++) {
+            if (kids[i].pid == 0)
+                continue;
+            int st;
+            pid_t r = waitpid(kids[i].pid, &st, WNOHANG);
+            if (r == 0 && uv_hrtime() - kids[i].t0 > guard_ns) {
+                kill(kids[i].pid, SIGKILL);
+                waitpid(kids[i].pid, &st, 0);
+                hung++;
+            } else if (r == 0) {
+                continue;
+            } else if (r == kids[i].pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+                ok++;
+            } else {
+                failed++;
+                if (first_bad < 0)
+                    first_bad = st;
+            }
+            kids[i].pid = 0;
+            live--;
+            reaped++;
+        }
+        if (reaped == 0 && (started == n || live == INFLIGHT)) {
+            struct timespec d = {0, 1000000};
+            nanosleep(&d, NULL);
+        }
+    }
+    printf("FORKS n=%ld ok=%ld hung=%ld failed=%ld first_bad_status=%d\n", n, ok, hung, failed,
+           first_bad);
+}
+
 __attribute__((noinline)) static void handle_command(char *line)
 {
     char cmd[32] = "";
-    long arg = 0;
-    sscanf(line, "%31s %ld", cmd, &arg);
+    long arg = 0, arg2 = 0;
+    sscanf(line, "%31s %ld %ld", cmd, &arg, &arg2);
     if (strcmp(cmd, "spin") == 0 || strcmp(cmd, "slow") == 0) {
         parse_request(arg);
     } else if (strcmp(cmd, "nap") == 0) {
@@ -208,6 +305,8 @@ __attribute__((noinline)) static void handle_command(char *line)
         }
         int st;
         waitpid(p, &st, 0);
+    } else if (strcmp(cmd, "forks") == 0) {
+        fork_storm(arg, arg2 > 0 ? arg2 : 10);
     } else if (strcmp(cmd, "exit") == 0) {
         printf("OK exit\n");
         fflush(stdout);

@@ -40,7 +40,10 @@ typedef enum at_log_level {
  * that logs, into a bounded lock-free queue, and handed to the sink in order
  * by a logger thread: logging never blocks the loop (a full queue drops the
  * message and counts it). The default sink writes
- * "asynctop: LEVEL: message" lines to stderr. */
+ * "asynctop: LEVEL: message" lines to stderr. A fork() in any thread waits
+ * until a running sink returns (docs/exporter.md, "fork()"), so a sink must
+ * not fork, create or close a loop: the locks those take come before the
+ * sink's in the runtime's lock order. */
 typedef void (*at_log_sink_fn)(int level, const char *msg, void *arg);
 
 /* Replaces the sink (NULL restores the default stderr sink). Any thread. */
