@@ -52,7 +52,10 @@ def test_exception_message(env):
                                    "<Task failed name='connecting'"), s
         assert lines[i + 1].rstrip() == " " * 13 + "error: " + OWN, s
         assert lines[i + 2].rstrip() == " " * 13 + SECOND, s
-        assert "never retrieved" in lines[3] and "[error]" in lines[3], lines[3]
+        # the detail's title is the line under the tab bar
+        tabs = [k for k, l in enumerate(lines) if "> Exception" in l][0]
+        title = lines[tabs + 1]
+        assert "never retrieved" in title and "[error]" in title, title
 
         # narrow: long lines wrap (indented under the text), nothing is cut
         tui.resize(50, 40)
