@@ -56,7 +56,10 @@ typedef struct at_export_loopreq {
     uint64_t req_id;    /* the client's request id */
     uint64_t task_id;
     uint64_t deadline_ns; /* answer "loop busy" after this */
-    bool abandoned;       /* timed out: discard the answer */
+    bool abandoned;       /* answered "loop busy": discard what comes back */
+    /* Who owns the running of it: AT_EXPORT_REQ_QUEUED until the loop thread claims it
+     * (TAKEN) or the exporter withdraws it (WITHDRAWN, then it is never run). */
+    _Atomic int claim;
     struct at_export_attach *att;
     int result;          /* 0 or negative errno, set on the loop thread */
     uint64_t resync_pos; /* resync: the ring position at the time of the resync */
@@ -76,12 +79,20 @@ typedef struct at_export_loopreq {
     size_t nstk_new, capstk_new;
 } at_export_loopreq_t;
 
+enum { AT_EXPORT_REQ_QUEUED = 0, AT_EXPORT_REQ_TAKEN = 1, AT_EXPORT_REQ_WITHDRAWN = 2 };
+
 /* Frees a request and everything it owns. Any thread. */
 void at__export_loopreq_free(at_export_loopreq_t *r);
 
 #define AT_EXPORT_LOOPREQ_RESYNC    100
 #define AT_EXPORT_LOOPREQ_INVENTORY 101        /* handles by type and executor figures */
 #define AT_EXPORT_RESYNC_MAX        (1u << 21) /* rows per resync */
+/* Client requests (detail, cancel) queued for one loop at once, from all clients: more are
+ * refused "rate_limited" at once, so a blocked loop cannot make the queue grow. */
+#define AT_EXPORT_LOOP_QUEUE_MAX 32u
+/* Client requests outstanding per connection, answered "loop busy" or not: a request counts
+ * until the loop thread has given it back or it was taken out of the mailbox. */
+#define AT_EXPORT_CLIENT_INFLIGHT_MAX 8
 
 struct at_export_resync_sink {
     at_export_loopreq_t *req;
@@ -137,6 +148,12 @@ void at__export_attach_set_consumer(int on);
 /* Hands `r` to its attachment's loop thread. Exporter thread. Returns 0, or -ESHUTDOWN when
  * the attachment is detaching (then `r` is not taken). Caller holds the registry lock. */
 int at__export_loopreq_send(at_export_loopreq_t *r);
+/* Withdraws a request the exporter is about to refuse ("loop busy"), so that it is never run.
+ * 1: it was still in the mailbox and is taken out (the caller owns it again); 0: withdrawn,
+ * but the loop thread holds it and gives it back unrun (result -ECANCELED); -EINPROGRESS: the
+ * loop thread is running it or ran it (its answer comes; refuse nothing). Exporter thread;
+ * takes the registry lock and the mailbox lock (in that order). */
+int at__export_loopreq_withdraw(at_export_loopreq_t *r);
 /* Hands an answered request back to the exporter (or frees it when none runs). The loop
  * thread that ran it, or the detaching one; takes the exporter lock briefly. */
 void at__export_loopreq_done(at_export_loopreq_t *r);

@@ -262,9 +262,10 @@ static void loop_request(at_export_client_t *c, const at_wire_request_t *rq)
     at__agg_sync_loops(srv);
     agg_loop_t *l = at__agg_loop(srv, c->loop_id);
     uint32_t need = rq->op == AT_WIRE_OP_CANCEL ? AT_EXPORT_CAP_CANCEL : AT_EXPORT_CAP_TASK_DETAIL;
-    if (c->inflight >= 8) {
+    if (c->inflight >= AT_EXPORT_CLIENT_INFLIGHT_MAX) {
         at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_RATE_LIMITED,
-                                 "too many requests in flight on this connection (8)");
+                                 "too many requests in flight on this connection (8, counting "
+                                 "those answered \"loop busy\" until the loop takes them back)");
         return;
     }
     at__export_attach_lock();
@@ -277,6 +278,16 @@ static void loop_request(at_export_client_t *c, const at_wire_request_t *rq)
         at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_UNSUPPORTED,
                                  "not supported by this runtime: no task provider is attached "
                                  "to this loop");
+        return;
+    }
+    unsigned queued = 0;
+    for (at_export_loopreq_t *p = srv->pending; p != NULL; p = p->pnext)
+        if (p->att_id == a->id && p->client_id != 0)
+            queued++;
+    if (queued >= AT_EXPORT_LOOP_QUEUE_MAX) {
+        at__export_attach_unlock();
+        at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_RATE_LIMITED,
+                                 "too many requests wait for this loop (32; it may be blocked)");
         return;
     }
     at_export_loopreq_t *r = calloc(1, sizeof *r);
@@ -294,6 +305,7 @@ static void loop_request(at_export_client_t *c, const at_wire_request_t *rq)
     r->req_id = rq->id;
     r->task_id = rq->task;
     r->att = a;
+    r->att_id = a->id;
     r->deadline_ns = now_ns() + (uint64_t)srv->cfg.loop_request_ms * 1000000u;
     int err = at__export_loopreq_send(r);
     at__export_attach_unlock();
@@ -702,6 +714,19 @@ static void loopreq_free(at_export_loopreq_t *r)
     at__export_loopreq_free(r);
 }
 
+/* A client's request is back from the loop thread (or out of its mailbox): it no longer
+ * counts against the client's in-flight limit. */
+static void client_request_back(at_export_srv_t *srv, const at_export_loopreq_t *r)
+{
+    if (r->client_id == 0)
+        return;
+    for (at_export_client_t *c = srv->clients; c != NULL; c = c->next)
+        if (c->id == r->client_id) {
+            c->inflight--;
+            return;
+        }
+}
+
 static void answer_detail(at_export_srv_t *srv, at_export_client_t *c, at_export_loopreq_t *r)
 {
     at_export_task_detail_t *d = r->detail;
@@ -737,7 +762,6 @@ static void answer(at_export_srv_t *srv, at_export_loopreq_t *r)
     at_export_client_t *c = at__export_client_find(srv, r->client_id);
     if (c == NULL)
         return;
-    c->inflight--;
     if (r->result == -ESRCH) {
         at__export_respond_error(c, r->req_id, (uint8_t)r->op, AT_WIRE_ST_NO_SUCH_TASK,
                                  "no such task");
@@ -777,6 +801,7 @@ static void process_done(at_export_srv_t *srv)
         at_export_loopreq_t *r = rev;
         rev = r->next;
         remove_pending(srv, r);
+        client_request_back(srv, r);
         if (!r->abandoned)
             answer(srv, r);
         loopreq_free(r);
@@ -785,22 +810,35 @@ static void process_done(at_export_srv_t *srv)
 
 static void expire_pending(at_export_srv_t *srv, uint64_t now)
 {
-    for (at_export_loopreq_t *r = srv->pending; r != NULL; r = r->pnext) {
+    at_export_loopreq_t *next;
+    for (at_export_loopreq_t *r = srv->pending; r != NULL; r = next) {
+        next = r->pnext;
         /* A resync is never abandoned: however late, its rows are right as of its ring
          * position, and the next resync waits for it. */
         if (r->abandoned || now < r->deadline_ns || r->op == AT_EXPORT_LOOPREQ_RESYNC ||
             r->op == AT_EXPORT_LOOPREQ_INVENTORY)
             continue;
-        r->abandoned = true; /* stays pending until the loop thread gives it back */
+        /* "Loop busy" is an answer: what it refuses must never run. A request the loop thread
+         * has already taken is being carried out; its real answer comes. */
+        int w = at__export_loopreq_withdraw(r);
+        if (w < 0)
+            continue;
+        r->abandoned = true;
         at_export_client_t *c = at__export_client_find(srv, r->client_id);
+        uint64_t req_id = r->req_id;
+        uint8_t op = (uint8_t)r->op;
+        if (w == 1) { /* out of the mailbox: ours again, nothing holds it any more */
+            remove_pending(srv, r);
+            client_request_back(srv, r);
+            loopreq_free(r);
+        } /* else it counts against the client until the loop thread gives it back */
         if (c == NULL)
             continue;
-        c->inflight--;
         char reason[128];
         snprintf(reason, sizeof reason,
                  "loop busy: the loop thread did not answer within %u ms (it may be blocked)",
                  srv->cfg.loop_request_ms);
-        at__export_respond_error(c, r->req_id, (uint8_t)r->op, AT_WIRE_ST_TIMEOUT, reason);
+        at__export_respond_error(c, req_id, op, AT_WIRE_ST_TIMEOUT, reason);
     }
 }
 

@@ -57,11 +57,20 @@ static int p_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
     return -ESRCH;
 }
 
+static int g_cancels; /* task_cancel calls carried out */
+
+static int p_cancel(void *ctx, uint64_t id)
+{
+    g_cancels++;
+    return 0;
+}
+
 static const at_export_provider_t g_prov = {
     .name = "test",
-    .caps = AT_EXPORT_CAP_TASKS | AT_EXPORT_CAP_TASK_DETAIL,
+    .caps = AT_EXPORT_CAP_TASKS | AT_EXPORT_CAP_TASK_DETAIL | AT_EXPORT_CAP_CANCEL,
     .resync = p_resync,
     .task_detail = p_detail,
+    .task_cancel = p_cancel,
 };
 
 static void add_task(at_export_attach_t *a, uint64_t id, uint8_t state)
@@ -181,6 +190,7 @@ static int setup(void **state)
     uv_timer_start(&g_keepalive, keepalive_cb, 1000, 1000);
     g_n = 0;
     g_resyncs = 0;
+    g_cancels = 0;
     return 0;
 }
 
@@ -540,6 +550,160 @@ static void test_loop_busy(void **state)
     at__export_stop();
 }
 
+/* The response to request `id`, read without running the application loop (it is "blocked"). */
+static void response_unpumped(client_t *c, uint64_t id, at_wire_msg_t *m)
+{
+    uint8_t buf[65536];
+    for (int i = 0; i < 1000; i++) {
+        const uint8_t *body;
+        size_t len;
+        while (at_wire_reader_next(&c->rd, &body, &len) == 1) {
+            at_wire_err_t err;
+            assert_int_equal(at_wire_decode(body, len, &at_wire_limits_s2c, m, &err), 0);
+            if (m->type == AT_WIRE_RESPONSE && m->u.response.id == id)
+                return;
+            at_wire_msg_free(m);
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 10) == 1) {
+            ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+            assert_true(n > 0);
+            at_wire_reader_push(&c->rd, buf, (size_t)n);
+        }
+    }
+    fail_msg("no response to request %llu", (unsigned long long)id);
+}
+
+/* Client requests in a's mailbox (the exporter's own inventory requests left out). */
+static size_t mailbox_len(at_export_attach_t *a)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&a->mbox_lock);
+    for (at_export_loopreq_t *r = a->mbox; r != NULL; r = r->next)
+        n += r->client_id != 0;
+    pthread_mutex_unlock(&a->mbox_lock);
+    return n;
+}
+
+/* What a client was told was refused ("loop busy") is never carried out, and leaves the
+ * blocked loop's queue at once: a client asking again and again makes nothing pile up. */
+static void test_refused_never_runs(void **state)
+{
+    at_export_config_t cfg = config();
+    cfg.loop_request_ms = 100;
+    assert_int_equal(at__export_start(&cfg), 0);
+    at_export_attach_t *a = at__export_attach(&g_loop, &g_prov);
+    add_task(a, 7, AT_EXPORT_TASK_READY);
+    client_t c;
+    assert_int_equal(client_connect(&c), 0);
+    subscribe(&c);
+    expect_type(&c, AT_WIRE_UPDATE);
+    at_wire_buf_t b;
+    at_wire_buf_init(&b);
+    at_wire_msg_t m;
+    /* the loop is blocked from here on (not run): 40 cancels, each answered "loop busy" */
+    for (uint64_t id = 100; id < 140; id++) {
+        at_wire_request_t rq = {.id = id, .op = AT_WIRE_OP_CANCEL, .task = 7};
+        assert_int_equal(at_wire_encode_request(&b, &rq), 0);
+        client_send(&c, &b);
+        response_unpumped(&c, id, &m);
+        assert_int_equal(m.u.response.status, AT_WIRE_ST_TIMEOUT);
+        assert_non_null(strstr(m.u.response.reason, "busy"));
+        at_wire_msg_free(&m);
+    }
+    assert_int_equal(mailbox_len(a), 0); /* nothing queued for the blocked loop */
+    /* the loop returns: a detail request is answered, and no cancel ever ran */
+    at_wire_request_t rq = {.id = 200, .op = AT_WIRE_OP_TASK_DETAIL, .task = 7};
+    assert_int_equal(at_wire_encode_request(&b, &rq), 0);
+    client_send(&c, &b);
+    for (;;) {
+        assert_int_equal(client_next(&c, &m, 5000), 1);
+        bool done = m.type == AT_WIRE_RESPONSE && m.u.response.id == 200;
+        if (done)
+            assert_int_equal(m.u.response.status, 0);
+        at_wire_msg_free(&m);
+        if (done)
+            break;
+    }
+    assert_int_equal(g_cancels, 0);
+    /* and a cancel the loop answers in time is carried out */
+    rq = (at_wire_request_t){.id = 201, .op = AT_WIRE_OP_CANCEL, .task = 7};
+    assert_int_equal(at_wire_encode_request(&b, &rq), 0);
+    client_send(&c, &b);
+    for (;;) {
+        assert_int_equal(client_next(&c, &m, 5000), 1);
+        bool done = m.type == AT_WIRE_RESPONSE && m.u.response.id == 201;
+        if (done)
+            assert_int_equal(m.u.response.status, 0);
+        at_wire_msg_free(&m);
+        if (done)
+            break;
+    }
+    assert_int_equal(g_cancels, 1);
+    at_wire_buf_free(&b);
+    client_free(&c);
+    at__export_detach(a);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    at__export_stop();
+}
+
+/* Requests to a blocked loop are capped per loop (32), whoever sends them. */
+static void test_loop_queue_capped(void **state)
+{
+    at_export_config_t cfg = config();
+    cfg.loop_request_ms = 60000; /* never "busy" here: the queue itself is the bound */
+    assert_int_equal(at__export_start(&cfg), 0);
+    at_export_attach_t *a = at__export_attach(&g_loop, &g_prov);
+    add_task(a, 7, AT_EXPORT_TASK_READY);
+    enum { NCL = 5 };
+    client_t c[NCL];
+    for (int i = 0; i < NCL; i++) {
+        assert_int_equal(client_connect(&c[i]), 0);
+        subscribe(&c[i]);
+        expect_type(&c[i], AT_WIRE_UPDATE);
+    }
+    at_wire_buf_t b;
+    at_wire_buf_init(&b);
+    at_wire_msg_t m;
+    int limited = 0;
+    for (int i = 0; i < NCL; i++)
+        for (uint64_t id = 1; id <= 8; id++) { /* 8 each: within the per-client limit */
+            at_wire_request_t rq = {.id = id, .op = AT_WIRE_OP_TASK_DETAIL, .task = 7};
+            assert_int_equal(at_wire_encode_request(&b, &rq), 0);
+            client_send(&c[i], &b);
+        }
+    /* 40 sent, 32 queued: the other 8 are refused at once, the loop still blocked */
+    uint8_t buf[65536];
+    for (int round = 0; round < 1000 && limited < 8; round++) {
+        for (int i = 0; i < NCL; i++) {
+            const uint8_t *body;
+            size_t len;
+            while (at_wire_reader_next(&c[i].rd, &body, &len) == 1) {
+                at_wire_err_t err;
+                assert_int_equal(at_wire_decode(body, len, &at_wire_limits_s2c, &m, &err), 0);
+                if (m.type == AT_WIRE_RESPONSE) {
+                    assert_int_equal(m.u.response.status, AT_WIRE_ST_RATE_LIMITED);
+                    assert_non_null(strstr(m.u.response.reason, "wait for this loop"));
+                    limited++;
+                }
+                at_wire_msg_free(&m);
+            }
+            ssize_t n = recv(c[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0)
+                at_wire_reader_push(&c[i].rd, buf, (size_t)n);
+        }
+        usleep(10000);
+    }
+    assert_int_equal(limited, 8);
+    assert_int_equal(mailbox_len(a), 32);
+    at_wire_buf_free(&b);
+    for (int i = 0; i < NCL; i++)
+        client_free(&c[i]);
+    at__export_detach(a);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    at__export_stop();
+}
+
 static void test_no_provider_unsupported(void **state)
 {
     at_export_config_t cfg = config();
@@ -593,6 +757,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_never_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_queue_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_provider_unsupported, setup, teardown),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
