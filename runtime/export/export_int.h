@@ -299,11 +299,22 @@ typedef struct agg {
 
 /* ---- the server ----------------------------------------------------------------------------- */
 
+/* Queued output: page-aligned mappings of their own (at least AT_EXPORT_OUTCHUNK bytes, small
+ * messages share one), so that what a client's queue holds is exactly what is counted against
+ * its bound, header included, and a drained queue goes back to the system at once (munmap)
+ * instead of staying in the allocator's heap. */
 typedef struct outchunk {
     struct outchunk *next;
-    size_t len, off;
+    size_t size;     /* the mapping's length (this header included) */
+    size_t len, off; /* bytes written into data[], bytes of them sent */
     uint8_t data[];
 } outchunk_t;
+
+#define AT_EXPORT_OUTCHUNK (16u * 1024u)
+/* The server reads no more requests from a client while this much of its output (as counted
+ * in obytes) is queued; it reads again once the queue is below. Requests alone therefore make
+ * a client hold at most this plus one response (docs/security.md). */
+#define AT_EXPORT_READ_PAUSE (64u * 1024u)
 
 enum { CL_HANDSHAKE = 0, CL_LIVE = 1, CL_CLOSING = 2 };
 
@@ -323,7 +334,7 @@ typedef struct at_export_client {
     uint64_t t_closing;
     at_wire_reader_t rd;
     outchunk_t *oh, *ot;
-    size_t obytes;
+    size_t obytes; /* memory the queue holds: the sum of its chunks' mappings */
     uint32_t interval_ms;
     uint32_t what;
     uint64_t loop_id;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -103,6 +104,33 @@ static void client_poll_close_cb(uv_handle_t *h)
     free(c);
 }
 
+static void outchunk_free(outchunk_t *o)
+{
+    munmap(o, o->size);
+}
+
+/* The mapping size of a chunk holding `len` bytes. */
+static size_t outchunk_size(size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t want = sizeof(outchunk_t) + (len > AT_EXPORT_OUTCHUNK ? len : AT_EXPORT_OUTCHUNK);
+    return (want + page - 1) / page * page;
+}
+
+/* A chunk with room for at least `len` bytes, or NULL. */
+static outchunk_t *outchunk_new(size_t len)
+{
+    size_t size = outchunk_size(len);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    outchunk_t *o = p;
+    o->next = NULL;
+    o->size = size;
+    o->len = o->off = 0;
+    return o;
+}
+
 /* Frees the client. Closes its fd at once (peers see EOF now), the poll handle later. */
 static void client_close(at_export_client_t *c)
 {
@@ -119,7 +147,7 @@ static void client_close(at_export_client_t *c)
     srv->nclients--;
     for (outchunk_t *o = c->oh, *n; o != NULL; o = n) {
         n = o->next;
-        free(o);
+        outchunk_free(o);
     }
     c->oh = c->ot = NULL;
     c->obytes = 0;
@@ -134,27 +162,48 @@ static void client_close(at_export_client_t *c)
         listen_start(srv);
 }
 
+/* True while so much of c's output is queued that its requests are not read. */
+static bool client_backed_up(const at_export_client_t *c)
+{
+    return c->obytes >= AT_EXPORT_READ_PAUSE;
+}
+
+/* Sends what the socket takes of buf; the count sent, or -1 when the peer is gone (c is then
+ * closed). */
+static ssize_t client_write(at_export_client_t *c, const uint8_t *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            if (n > 0)
+                c->t_progress = now_ns();
+            return n;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        client_close(c); /* EPIPE, ECONNRESET: the peer is gone */
+        return -1;
+    }
+}
+
 static void client_flush(at_export_client_t *c)
 {
     while (c->oh != NULL) {
         outchunk_t *o = c->oh;
-        ssize_t n = send(c->fd, o->data + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            client_close(c); /* EPIPE, ECONNRESET: the peer is gone */
+        ssize_t n = client_write(c, o->data + o->off, o->len - o->off);
+        if (n < 0)
             return;
-        }
+        if (n == 0)
+            break;
         o->off += (size_t)n;
-        c->obytes -= (size_t)n;
-        c->t_progress = now_ns();
         if (o->off == o->len) {
             c->oh = o->next;
             if (c->oh == NULL)
                 c->ot = NULL;
-            free(o);
+            c->obytes -= o->size;
+            outchunk_free(o);
         }
     }
     if (c->oh == NULL && c->state == CL_CLOSING) {
@@ -169,32 +218,48 @@ int at__export_client_send(at_export_client_t *c, const at_wire_buf_t *b)
     at_export_srv_t *srv = c->srv;
     if (c->poll_closed || b->len == 0)
         return 0;
+    const uint8_t *data = b->data;
+    size_t len = b->len;
+    if (c->oh == NULL) {
+        /* nothing queued: most messages go straight out and are never copied */
+        ssize_t n = client_write(c, data, len);
+        if (n < 0)
+            return 0;
+        data += n;
+        len -= (size_t)n;
+        if (len == 0)
+            return 0;
+    }
+    outchunk_t *t = c->ot;
+    if (t != NULL && t->size - sizeof *t - t->len >= len) {
+        memcpy(t->data + t->len, data, len); /* room in the last chunk: no new memory */
+        t->len += len;
+        return 0;
+    }
     /* One message may always be queued (a snapshot can be bigger than the bound; updates
-     * are not built while one is still queued); beyond it the backlog is bounded. */
-    if (c->obytes != 0 && c->obytes + b->len > srv->cfg.client_out_max) {
+     * are not built while one is still queued); beyond it, what the queue holds (its
+     * mappings, headers included) is bounded. */
+    if (c->oh != NULL && c->obytes + outchunk_size(len) > srv->cfg.client_out_max) {
         at__export_log(AT_EXPORT_LOG_WARN,
                        "client %llu (pid %ld) is not reading: %zu bytes queued; disconnecting",
                        (unsigned long long)c->id, (long)c->pid, c->obytes);
         client_close(c);
         return -ENOBUFS;
     }
-    outchunk_t *o = malloc(sizeof *o + b->len);
+    outchunk_t *o = outchunk_new(len);
     if (o == NULL) {
         client_close(c);
         return -ENOMEM;
     }
-    o->next = NULL;
-    o->len = b->len;
-    o->off = 0;
-    memcpy(o->data, b->data, b->len);
+    memcpy(o->data, data, len);
+    o->len = len;
     if (c->ot)
         c->ot->next = o;
     else
         c->oh = o;
     c->ot = o;
-    c->obytes += b->len;
-    if (c->obytes == b->len)
-        client_flush(c);
+    c->obytes += o->size;
+    client_update_poll(c);
     return 0;
 }
 
@@ -492,7 +557,10 @@ static void client_update_poll(at_export_client_t *c)
 {
     if (c->poll_closed)
         return;
-    int ev = (c->state != CL_CLOSING ? UV_READABLE : 0) | (c->oh != NULL ? UV_WRITABLE : 0);
+    /* A client whose output is backed up is not read: its requests wait in its socket (and
+     * its sends block) until it reads what it was sent. */
+    int ev = (c->state != CL_CLOSING && !client_backed_up(c) ? UV_READABLE : 0) |
+             (c->oh != NULL ? UV_WRITABLE : 0);
     if (ev == c->poll_events)
         return;
     c->poll_events = ev;
@@ -502,9 +570,35 @@ static void client_update_poll(at_export_client_t *c)
         uv_poll_start(&c->poll, ev, client_poll_cb);
 }
 
+/* Handles the whole frames already read, until none is left or c's output is backed up.
+ * False when c is closed or closing, or stopped (backed up) with frames left. */
+static bool client_take_frames(at_export_client_t *c)
+{
+    while (!client_backed_up(c)) {
+        const uint8_t *body;
+        size_t len;
+        int r = at_wire_reader_next(&c->rd, &body, &len);
+        if (r == 0)
+            return true;
+        if (r < 0) {
+            at__export_client_fail(
+                c, r == AT_WIRE_ELIMIT ? AT_WIRE_ST_TOO_LARGE : AT_WIRE_ST_BAD_FRAME, c->rd.msg);
+            return false;
+        }
+        handle_frame(c, body, len);
+        if (c->poll_closed || c->state == CL_CLOSING)
+            return false;
+    }
+    return false;
+}
+
+/* Reads and handles c's requests: first the frames read before (left while its output was
+ * backed up), then more from the socket, and none while its output is backed up. */
 static void client_read(at_export_client_t *c)
 {
-    for (int rounds = 0; rounds < 4 && !c->poll_closed && c->state != CL_CLOSING; rounds++) {
+    for (int rounds = 0; !c->poll_closed && c->state != CL_CLOSING; rounds++) {
+        if (!client_take_frames(c) || rounds == 4)
+            break;
         size_t avail = 0;
         uint8_t *p = at_wire_reader_space(&c->rd, 16384, &avail);
         if (p == NULL) {
@@ -516,7 +610,7 @@ static void client_read(at_export_client_t *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+                break;
             client_close(c);
             return;
         }
@@ -529,23 +623,15 @@ static void client_read(at_export_client_t *c)
             return;
         }
         at_wire_reader_commit(&c->rd, (size_t)n);
-        for (;;) {
-            const uint8_t *body;
-            size_t len;
-            int r = at_wire_reader_next(&c->rd, &body, &len);
-            if (r == 0)
-                break;
-            if (r < 0) {
-                at__export_client_fail(
-                    c, r == AT_WIRE_ELIMIT ? AT_WIRE_ST_TOO_LARGE : AT_WIRE_ST_BAD_FRAME,
-                    c->rd.msg);
-                return;
-            }
-            handle_frame(c, body, len);
-            if (c->poll_closed || c->state == CL_CLOSING)
-                return;
-        }
     }
+    client_update_poll(c);
+}
+
+/* True when c has whole frames read but not handled, and may handle them now. */
+static bool client_frames_waiting(const at_export_client_t *c)
+{
+    return !c->poll_closed && c->state != CL_CLOSING && !client_backed_up(c) &&
+           c->rd.start != c->rd.scan;
 }
 
 static void client_poll_cb(uv_poll_t *h, int status, int events)
@@ -557,7 +643,8 @@ static void client_poll_cb(uv_poll_t *h, int status, int events)
     }
     if (events & UV_WRITABLE)
         client_flush(c);
-    if (!c->poll_closed && (events & UV_READABLE))
+    /* readable, or drained enough to handle the requests left waiting */
+    if (!c->poll_closed && ((events & UV_READABLE) || client_frames_waiting(c)))
         client_read(c);
 }
 
@@ -929,6 +1016,9 @@ static void tick_cb(uv_timer_t *t)
     at_export_client_t *next;
     for (at_export_client_t *c = srv->clients; c != NULL; c = next) {
         next = c->next;
+        /* requests left unread while its output was backed up, now that it has drained */
+        if (client_frames_waiting(c))
+            client_read(c);
         if (c->poll_closed)
             continue;
         switch (c->state) {

@@ -417,6 +417,70 @@ class FaultTest(test_export.TargetCase):
         self.assert_unharmed(t, good, 20)
         t.quit()
 
+    # ---- memory: clients that pipeline requests and never read ----------------------------------
+    def rss_kb(self, t):
+        with open("/proc/%d/status" % t.pid) as f:
+            return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+
+    def test_pipelining_clients_that_never_read_cost_bounded_memory(self):
+        """15 clients pipeline requests (1-byte and 4000-byte unknown ops, each answered with a
+        response as large) and never read. docs/security.md's bound for requests: the server
+        reads nothing more from a client while 64 KiB of its output is queued, so each holds at
+        most 64 KiB + one response of output plus its 128 KiB input buffer (256 KiB in all);
+        and what they held is given back once they are gone."""
+        t = self.target()
+        t.cmd("tasks 20")
+        good, _ = self.live_client(t)
+        time.sleep(0.5)
+        base = self.rss_kb(t)
+        n, per_client = 15, 256
+        blobs = [b"".join(frame({"v": 1, "t": "request", "id": k, "op": op})
+                          for k in range(1, count))
+                 for op, count in (("x", 40000), ("x" * 4000, 250))]
+        conns = []
+        for i in range(n):
+            c = self.client(t.path)
+            c.hello()
+            c.subscribe(1000)
+            c.sock.setblocking(False)
+            conns.append({"c": c, "blob": blobs[i % 2], "off": 0, "sent": 0, "done": False,
+                          "progress": time.monotonic()})
+        peak = base
+        hang_guard = time.monotonic() + 120
+        while not all(k["done"] for k in conns) and time.monotonic() < hang_guard:
+            for k in conns:
+                if k["done"]:
+                    continue
+                try:
+                    m = k["c"].sock.send(k["blob"][k["off"]:k["off"] + 262144])
+                    k["off"] = (k["off"] + m) % len(k["blob"])
+                    k["sent"] += m
+                    k["progress"] = time.monotonic()
+                except BlockingIOError:
+                    pass
+                except OSError:  # the server cut it off
+                    k["done"] = True
+                # done: 48 MiB pushed (enough for any queue bound), or the server stopped
+                # reading it for 2 s
+                if k["sent"] > 48 << 20 or time.monotonic() - k["progress"] > 2:
+                    k["done"] = True
+            peak = max(peak, self.rss_kb(t))
+            time.sleep(0.01)
+        peak = max(peak, self.rss_kb(t))
+        growth = peak - base
+        sys.stderr.write("pipelining clients: RSS %d KiB before, peak +%d KiB; sent %s KiB\n"
+                         % (base, growth, [k["sent"] >> 10 for k in conns]))
+        # the bound for n clients, plus 4 MiB for the exporter's own bookkeeping and noise
+        self.assertLess(growth, n * per_client + 4096)
+        for k in conns:
+            k["c"].close()
+            self.clients.remove(k["c"])
+        wait_for("RSS back near %d KiB (peak %d KiB)" % (base, peak),
+                 lambda: self.rss_kb(t) < base + 4096)
+        sys.stderr.write("after they left: RSS %d KiB\n" % self.rss_kb(t))
+        self.assert_unharmed(t, good, 20)
+        t.quit()
+
     # ---- the dropped counters tell the truth ---------------------------------------------------
     def test_dropped_counters_tell_the_truth(self):
         t = self.target()

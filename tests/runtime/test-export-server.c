@@ -443,7 +443,8 @@ static void test_bounded_output(void **state)
             usleep(1000);
         }
     }
-    assert_true(cut); /* disconnected, not buffered without bound */
+    assert_true(cut); /* not read while backed up, then cut off as stalled: never buffered
+                       * without bound */
     client_free(&f);
 
     /* 2: a subscriber that never reads is dropped after the stall time */
