@@ -687,6 +687,32 @@ static void send_hello(at_export_client_t *c)
 
 /* ---- accepting ---------------------------------------------------------------------------- */
 
+/* The server is full: closes the connection that has been in the handshake longest (not
+ * `keep`, the newcomer), telling it why, so that connections that never subscribe (or
+ * subscribe slowly) cannot lock new clients out. Nothing when every other one is live. */
+static void evict_oldest_handshake(at_export_srv_t *srv, at_export_client_t *keep)
+{
+    at_export_client_t *old = NULL;
+    for (at_export_client_t *c = srv->clients; c != NULL; c = c->next)
+        if (c != keep && !c->poll_closed && c->state == CL_HANDSHAKE &&
+            (old == NULL || c->t_accept < old->t_accept))
+            old = c;
+    if (old == NULL)
+        return;
+    at__export_log(AT_EXPORT_LOG_INFO,
+                   "client %llu (pid %ld) had not subscribed when the server was full; closed "
+                   "to make room",
+                   (unsigned long long)old->id, (long)old->pid);
+    at_wire_error_t e = {.code = AT_WIRE_ST_TOO_MANY_CLIENTS,
+                         .reason = "too many clients: this connection had not subscribed and "
+                                   "a new one took its place",
+                         .fatal = true};
+    at_wire_buf_reset(&srv->wbuf);
+    if (old->oh == NULL && at_wire_encode_error(&srv->wbuf, &e) == 0)
+        (void)!send(old->fd, srv->wbuf.data, srv->wbuf.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    client_close(old); /* at once: its slot is the newcomer's */
+}
+
 static void accept_one(at_export_srv_t *srv, int fd)
 {
     struct ucred cred;
@@ -727,6 +753,8 @@ static void accept_one(at_export_srv_t *srv, int fd)
         at__export_client_fail(c, AT_WIRE_ST_PERMISSION, reason);
         return;
     }
+    if (srv->nclients > srv->cfg.max_clients)
+        evict_oldest_handshake(srv, c);
     if (srv->nclients > srv->cfg.max_clients) {
         char reason[128];
         snprintf(reason, sizeof reason, "too many clients (at most %u; ASYNCTOP_MAX_CLIENTS)",
@@ -1023,7 +1051,12 @@ static void tick_cb(uv_timer_t *t)
             continue;
         switch (c->state) {
         case CL_HANDSHAKE:
-            if (now - c->t_accept > (uint64_t)srv->cfg.handshake_ms * 1000000u)
+            if (now - c->t_accept <= (uint64_t)srv->cfg.handshake_ms * 1000000u)
+                break;
+            /* What arrived before the deadline counts, even when this thread could not read
+             * it in time (the process was stopped): read first, then judge. */
+            client_read(c);
+            if (!c->poll_closed && c->state == CL_HANDSHAKE)
                 at__export_client_fail(c, AT_WIRE_ST_TIMEOUT,
                                        "no subscribe within the handshake timeout");
             break;
@@ -1032,6 +1065,10 @@ static void tick_cb(uv_timer_t *t)
                 client_close(c);
             break;
         case CL_LIVE:
+            if (c->oh != NULL && now - c->t_progress > (uint64_t)srv->cfg.stall_ms * 1000000u)
+                client_flush(c); /* what it read while this thread could not run counts */
+            if (c->poll_closed)
+                break;
             if (c->oh != NULL && now - c->t_progress > (uint64_t)srv->cfg.stall_ms * 1000000u) {
                 at__export_log(AT_EXPORT_LOG_WARN,
                                "client %llu (pid %ld) read nothing for %u ms; disconnecting",

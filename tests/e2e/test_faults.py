@@ -313,6 +313,29 @@ class FaultTest(test_export.TargetCase):
         self.assert_unharmed(t, good, 20, fds)
         t.quit()
 
+    def test_subscribe_sent_while_stopped_is_served_on_sigcont(self):
+        """A subscribe that arrived in time, while the whole process was stopped (SIGSTOP) past
+        the handshake timeout, is read and served on SIGCONT, not dropped as late."""
+        t = self.target(("--handshake-ms", "500"))
+        t.cmd("tasks 20")
+        good, _ = self.live_client(t)
+        c = self.client(t.path)
+        c.hello()
+        os.kill(t.pid, signal.SIGSTOP)
+        try:
+            wait_for("the target stopped", lambda: open("/proc/%d/stat" % t.pid).read()
+                     .rsplit(")", 1)[1].split()[0] == "T")
+            c.subscribe(100)
+            time.sleep(1.5)  # three handshake timeouts
+        finally:
+            os.kill(t.pid, signal.SIGCONT)
+        m = c.recv()
+        self.assertEqual(m["t"], "update", m)
+        self.assertTrue(m["full"])
+        self.assertEqual(c.recv_type("update")["seq"], m["seq"] + 1)
+        self.assert_unharmed(t, good, 20)
+        t.quit()
+
     def test_frame_length_4gib(self):
         t = self.target()
         t.cmd("tasks 20")

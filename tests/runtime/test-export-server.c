@@ -388,9 +388,11 @@ static void test_client_limit(void **state)
     cfg.max_clients = 2;
     assert_int_equal(at__export_start(&cfg), 0);
     client_t c[3];
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++) { /* two live clients: the server is full */
         assert_int_equal(client_connect(&c[i]), 0);
         expect_type(&c[i], AT_WIRE_HELLO);
+        subscribe(&c[i]);
+        expect_type(&c[i], AT_WIRE_UPDATE);
     }
     assert_int_equal(client_connect(&c[2]), 0);
     at_wire_msg_t m;
@@ -409,6 +411,58 @@ static void test_client_limit(void **state)
     expect_type(&c[0], AT_WIRE_HELLO);
     client_free(&c[0]);
     client_free(&c[1]);
+    at__export_stop();
+}
+
+/* Connections that never subscribe cannot lock new clients out: when the server is full,
+ * the oldest one still in the handshake makes room (told why); live clients are never
+ * evicted. */
+static void test_handshakers_do_not_lock_out(void **state)
+{
+    at_export_config_t cfg = config();
+    cfg.max_clients = 3;
+    cfg.handshake_ms = 60000; /* the handshake timeout is not what frees the slots here */
+    assert_int_equal(at__export_start(&cfg), 0);
+    client_t live, silent[2], fresh[2];
+    assert_int_equal(client_connect(&live), 0);
+    expect_type(&live, AT_WIRE_HELLO);
+    subscribe(&live);
+    expect_type(&live, AT_WIRE_UPDATE);
+    for (int i = 0; i < 2; i++) { /* connect, read the hello, never subscribe */
+        assert_int_equal(client_connect(&silent[i]), 0);
+        expect_type(&silent[i], AT_WIRE_HELLO);
+        usleep(20000); /* silent[0] is the older */
+    }
+    /* the server is full; two newcomers get in, each in place of the oldest silent one */
+    at_wire_msg_t m;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(client_connect(&fresh[i]), 0);
+        expect_type(&fresh[i], AT_WIRE_HELLO);
+        assert_int_equal(client_next(&silent[i], &m, 5000), 1);
+        assert_int_equal(m.type, AT_WIRE_ERROR);
+        assert_int_equal(m.u.error.code, AT_WIRE_ST_TOO_MANY_CLIENTS);
+        assert_true(m.u.error.fatal);
+        assert_non_null(strstr(m.u.error.reason, "had not subscribed"));
+        at_wire_msg_free(&m);
+        assert_int_equal(client_next(&silent[i], &m, 5000), 0); /* closed */
+        client_free(&silent[i]);
+        subscribe(&fresh[i]);
+        expect_type(&fresh[i], AT_WIRE_UPDATE);
+    }
+    /* now all three are live: a fourth is refused, and no live client was evicted */
+    client_t extra;
+    assert_int_equal(client_connect(&extra), 0);
+    assert_int_equal(client_next(&extra, &m, 5000), 1);
+    assert_int_equal(m.type, AT_WIRE_ERROR);
+    assert_int_equal(m.u.error.code, AT_WIRE_ST_TOO_MANY_CLIENTS);
+    at_wire_msg_free(&m);
+    client_free(&extra);
+    expect_type(&live, AT_WIRE_UPDATE);
+    for (int i = 0; i < 2; i++) {
+        expect_type(&fresh[i], AT_WIRE_UPDATE);
+        client_free(&fresh[i]);
+    }
+    client_free(&live);
     at__export_stop();
 }
 
@@ -756,6 +810,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_resyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_final_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshakers_do_not_lock_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_never_runs, setup, teardown),
