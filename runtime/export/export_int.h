@@ -172,8 +172,9 @@ int at__export_sample_install(void);
 /* Asks thread `tid` (whose own stack is [lo, hi)) for its stack. A running thread gets the
  * signal; a thread blocked in a system call is never signalled (its sleep or poll would end
  * early with EINTR): its stack is read at once from its user sp and pc
- * (/proc/self/task/TID/syscall) and the answer is ready for the next poll. 0 (the answer comes
- * later: at__export_sample_poll), -EBUSY when a sample is already in flight, -ENOENT when a
+ * (/proc/self/task/TID/syscall) and the answer is ready for the next poll; one that wakes
+ * between the reads is read again. 0 (the answer comes later: at__export_sample_poll), -EBUSY
+ * when a sample is already in flight or the thread kept waking (ask again later), -ENOENT when a
  * blocked thread's sp is on no known stack, -EAGAIN for a stopped thread, -ENOTSUP for a
  * running one when the handler is not installed, or a negative errno. Exporter thread. */
 int at__export_sample_request(pid_t tid, const void *lo, const void *hi);
