@@ -47,8 +47,14 @@ static void p_resync(void *ctx, at_export_resync_sink_t *sink)
         at__export_resync_add(sink, &g_rows[i]);
 }
 
+#define SLOW_TASK 99 /* its detail keeps the loop thread busy for 600 ms */
+
 static int p_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
 {
+    if (id == SLOW_TASK) {
+        usleep(600000);
+        return -ESRCH;
+    }
     for (size_t i = 0; i < g_n; i++)
         if (g_rows[i].id == id) {
             out->row = g_rows[i];
@@ -702,6 +708,54 @@ static void test_refused_never_runs(void **state)
     at__export_stop();
 }
 
+/* The loop thread has taken a batch from its mailbox and is busy with the first request
+ * past the second one's deadline: the second, answered "loop busy", is handed back unrun;
+ * the first, already running, is not refused (its real answer comes). */
+static void test_refused_after_taken_never_runs(void **state)
+{
+    at_export_config_t cfg = config();
+    cfg.loop_request_ms = 100;
+    assert_int_equal(at__export_start(&cfg), 0);
+    at_export_attach_t *a = at__export_attach(&g_loop, &g_prov);
+    add_task(a, 7, AT_EXPORT_TASK_READY);
+    client_t c;
+    assert_int_equal(client_connect(&c), 0);
+    subscribe(&c);
+    expect_type(&c, AT_WIRE_UPDATE);
+    at_wire_buf_t b;
+    at_wire_buf_init(&b);
+    at_wire_request_t slow = {.id = 1, .op = AT_WIRE_OP_TASK_DETAIL, .task = SLOW_TASK};
+    at_wire_request_t cancel = {.id = 2, .op = AT_WIRE_OP_CANCEL, .task = 7};
+    assert_int_equal(at_wire_encode_request(&b, &slow), 0);
+    client_send(&c, &b);
+    assert_int_equal(at_wire_encode_request(&b, &cancel), 0);
+    client_send(&c, &b);
+    while (mailbox_len(a) < 2) /* both queued, the loop not run yet */
+        usleep(1000);
+    /* one turn of the loop: it takes both and spends 600 ms in the first */
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    at_wire_msg_t m;
+    bool busy2 = false, real1 = false;
+    while (!(busy2 && real1)) {
+        assert_int_equal(client_next(&c, &m, 5000), 1);
+        if (m.type == AT_WIRE_RESPONSE && m.u.response.id == 2) {
+            assert_int_equal(m.u.response.status, AT_WIRE_ST_TIMEOUT);
+            busy2 = true;
+        }
+        if (m.type == AT_WIRE_RESPONSE && m.u.response.id == 1) {
+            assert_int_equal(m.u.response.status, AT_WIRE_ST_NO_SUCH_TASK); /* its own answer */
+            real1 = true;
+        }
+        at_wire_msg_free(&m);
+    }
+    assert_int_equal(g_cancels, 0);
+    at_wire_buf_free(&b);
+    client_free(&c);
+    at__export_detach(a);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    at__export_stop();
+}
+
 /* Requests to a blocked loop are capped per loop (32), whoever sends them. */
 static void test_loop_queue_capped(void **state)
 {
@@ -814,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounded_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_never_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_after_taken_never_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_queue_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_provider_unsupported, setup, teardown),
     };
