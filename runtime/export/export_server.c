@@ -152,11 +152,12 @@ static void client_close(at_export_client_t *c)
     c->oh = c->ot = NULL;
     c->obytes = 0;
     at_wire_reader_free(&c->rd);
-    uv_poll_stop(&c->poll);
+    /* uv_close takes the fd out of the epoll set (EPOLL_CTL_DEL) at once: before close(),
+     * while the number is still ours, not after, when another thread may have reused it. */
+    uv_close((uv_handle_t *)&c->poll, client_poll_close_cb);
     fd_slot_set(srv, c->fd, false);
     close(c->fd);
     c->fd = -1;
-    uv_close((uv_handle_t *)&c->poll, client_poll_close_cb);
     /* a listener paused at the client limit may accept again */
     if (!srv->accepting && !uv_is_active((uv_handle_t *)&srv->backoff))
         listen_start(srv);
