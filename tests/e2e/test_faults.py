@@ -316,17 +316,17 @@ class FaultTest(test_export.TargetCase):
     def test_subscribe_sent_while_stopped_is_served_on_sigcont(self):
         """A subscribe that arrived in time, while the whole process was stopped (SIGSTOP) past
         the handshake timeout, is read and served on SIGCONT, not dropped as late."""
-        t = self.target(("--handshake-ms", "500"))
+        t = self.target(("--handshake-ms", "2000"))
         t.cmd("tasks 20")
         good, _ = self.live_client(t)
         c = self.client(t.path)
         c.hello()
-        os.kill(t.pid, signal.SIGSTOP)
+        os.kill(t.pid, signal.SIGSTOP)  # well within the handshake time
         try:
             wait_for("the target stopped", lambda: open("/proc/%d/stat" % t.pid).read()
                      .rsplit(")", 1)[1].split()[0] == "T")
             c.subscribe(100)
-            time.sleep(1.5)  # three handshake timeouts
+            time.sleep(3)  # past the handshake timeout
         finally:
             os.kill(t.pid, signal.SIGCONT)
         m = c.recv()
