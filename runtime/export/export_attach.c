@@ -308,7 +308,12 @@ static void async_cb(uv_async_t *h)
     at_export_loopreq_t *r = mbox_take_all(a);
     while (r) {
         at_export_loopreq_t *n = r->next;
-        run_request(a, r);
+        /* A request the client was told was refused ("loop busy") is never carried out. */
+        int expect = AT_EXPORT_REQ_QUEUED;
+        if (atomic_compare_exchange_strong(&r->claim, &expect, AT_EXPORT_REQ_TAKEN))
+            run_request(a, r);
+        else
+            r->result = -ECANCELED;
         at__export_loopreq_done(r);
         r = n;
     }
@@ -327,6 +332,32 @@ int at__export_loopreq_send(at_export_loopreq_t *r)
     pthread_mutex_unlock(&a->mbox_lock);
     uv_async_send(a->async);
     return 0;
+}
+
+int at__export_loopreq_withdraw(at_export_loopreq_t *r)
+{
+    int expect = AT_EXPORT_REQ_QUEUED;
+    if (!atomic_compare_exchange_strong(&r->claim, &expect, AT_EXPORT_REQ_WITHDRAWN))
+        return -EINPROGRESS;
+    /* Still in the mailbox of a live attachment (a blocked loop): take it out, so that it
+     * holds no memory there. Not found: the loop thread took it and hands it back unrun. */
+    int removed = 0;
+    pthread_mutex_lock(&g_reg_lock);
+    at_export_attach_t *a = g_atts;
+    while (a != NULL && a->id != r->att_id)
+        a = a->next;
+    if (a != NULL) {
+        pthread_mutex_lock(&a->mbox_lock);
+        for (at_export_loopreq_t **pp = &a->mbox; *pp != NULL; pp = &(*pp)->next)
+            if (*pp == r) {
+                *pp = r->next;
+                removed = 1;
+                break;
+            }
+        pthread_mutex_unlock(&a->mbox_lock);
+    }
+    pthread_mutex_unlock(&g_reg_lock);
+    return removed;
 }
 
 at_export_attach_t *at__export_attach(uv_loop_t *loop, const at_export_provider_t *p)

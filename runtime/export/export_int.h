@@ -56,7 +56,10 @@ typedef struct at_export_loopreq {
     uint64_t req_id;    /* the client's request id */
     uint64_t task_id;
     uint64_t deadline_ns; /* answer "loop busy" after this */
-    bool abandoned;       /* timed out: discard the answer */
+    bool abandoned;       /* answered "loop busy": discard what comes back */
+    /* Who owns the running of it: AT_EXPORT_REQ_QUEUED until the loop thread claims it
+     * (TAKEN) or the exporter withdraws it (WITHDRAWN, then it is never run). */
+    _Atomic int claim;
     struct at_export_attach *att;
     int result;          /* 0 or negative errno, set on the loop thread */
     uint64_t resync_pos; /* resync: the ring position at the time of the resync */
@@ -76,12 +79,20 @@ typedef struct at_export_loopreq {
     size_t nstk_new, capstk_new;
 } at_export_loopreq_t;
 
+enum { AT_EXPORT_REQ_QUEUED = 0, AT_EXPORT_REQ_TAKEN = 1, AT_EXPORT_REQ_WITHDRAWN = 2 };
+
 /* Frees a request and everything it owns. Any thread. */
 void at__export_loopreq_free(at_export_loopreq_t *r);
 
 #define AT_EXPORT_LOOPREQ_RESYNC    100
 #define AT_EXPORT_LOOPREQ_INVENTORY 101        /* handles by type and executor figures */
 #define AT_EXPORT_RESYNC_MAX        (1u << 21) /* rows per resync */
+/* Client requests (detail, cancel) queued for one loop at once, from all clients: more are
+ * refused "rate_limited" at once, so a blocked loop cannot make the queue grow. */
+#define AT_EXPORT_LOOP_QUEUE_MAX 32u
+/* Client requests outstanding per connection, answered "loop busy" or not: a request counts
+ * until the loop thread has given it back or it was taken out of the mailbox. */
+#define AT_EXPORT_CLIENT_INFLIGHT_MAX 8
 
 struct at_export_resync_sink {
     at_export_loopreq_t *req;
@@ -137,6 +148,12 @@ void at__export_attach_set_consumer(int on);
 /* Hands `r` to its attachment's loop thread. Exporter thread. Returns 0, or -ESHUTDOWN when
  * the attachment is detaching (then `r` is not taken). Caller holds the registry lock. */
 int at__export_loopreq_send(at_export_loopreq_t *r);
+/* Withdraws a request the exporter is about to refuse ("loop busy"), so that it is never run.
+ * 1: it was still in the mailbox and is taken out (the caller owns it again); 0: withdrawn,
+ * but the loop thread holds it and gives it back unrun (result -ECANCELED); -EINPROGRESS: the
+ * loop thread is running it or ran it (its answer comes; refuse nothing). Exporter thread;
+ * takes the registry lock and the mailbox lock (in that order). */
+int at__export_loopreq_withdraw(at_export_loopreq_t *r);
 /* Hands an answered request back to the exporter (or frees it when none runs). The loop
  * thread that ran it, or the detaching one; takes the exporter lock briefly. */
 void at__export_loopreq_done(at_export_loopreq_t *r);
@@ -155,8 +172,9 @@ int at__export_sample_install(void);
 /* Asks thread `tid` (whose own stack is [lo, hi)) for its stack. A running thread gets the
  * signal; a thread blocked in a system call is never signalled (its sleep or poll would end
  * early with EINTR): its stack is read at once from its user sp and pc
- * (/proc/self/task/TID/syscall) and the answer is ready for the next poll. 0 (the answer comes
- * later: at__export_sample_poll), -EBUSY when a sample is already in flight, -ENOENT when a
+ * (/proc/self/task/TID/syscall) and the answer is ready for the next poll; one that wakes
+ * between the reads is read again. 0 (the answer comes later: at__export_sample_poll), -EBUSY
+ * when a sample is already in flight or the thread kept waking (ask again later), -ENOENT when a
  * blocked thread's sp is on no known stack, -EAGAIN for a stopped thread, -ENOTSUP for a
  * running one when the handler is not installed, or a negative errno. Exporter thread. */
 int at__export_sample_request(pid_t tid, const void *lo, const void *hi);
@@ -285,11 +303,22 @@ typedef struct agg {
 
 /* ---- the server ----------------------------------------------------------------------------- */
 
+/* Queued output: page-aligned mappings of their own (at least AT_EXPORT_OUTCHUNK bytes, small
+ * messages share one), so that what a client's queue holds is exactly what is counted against
+ * its bound, header included, and a drained queue goes back to the system at once (munmap)
+ * instead of staying in the allocator's heap. */
 typedef struct outchunk {
     struct outchunk *next;
-    size_t len, off;
+    size_t size;     /* the mapping's length (this header included) */
+    size_t len, off; /* bytes written into data[], bytes of them sent */
     uint8_t data[];
 } outchunk_t;
+
+#define AT_EXPORT_OUTCHUNK (16u * 1024u)
+/* The server reads no more requests from a client while this much of its output (as counted
+ * in obytes) is queued; it reads again once the queue is below. Requests alone therefore make
+ * a client hold at most this plus one response (docs/security.md). */
+#define AT_EXPORT_READ_PAUSE (64u * 1024u)
 
 enum { CL_HANDSHAKE = 0, CL_LIVE = 1, CL_CLOSING = 2 };
 
@@ -309,7 +338,7 @@ typedef struct at_export_client {
     uint64_t t_closing;
     at_wire_reader_t rd;
     outchunk_t *oh, *ot;
-    size_t obytes;
+    size_t obytes; /* memory the queue holds: the sum of its chunks' mappings */
     uint32_t interval_ms;
     uint32_t what;
     uint64_t loop_id;

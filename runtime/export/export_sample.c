@@ -456,19 +456,21 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi)
      * may enter such a call before the signal lands. The window is from the kernel's answer
      * to the read of its state to tgkill: two atomic stores, a few microseconds. */
     char st = thread_state(tid);
-    if (st == 'S' || st == 'D') {
+    for (int tries = 0; st == 'S' || st == 'D'; tries++) {
         int n = sample_blocked(tid, g_lo, g_hi, g_pcs, AT_EXPORT_MAX_FRAMES);
         if (n >= 0) {
             g_n = n;
             atomic_store_explicit(&g_state, S_DONE, memory_order_release);
             return 0;
         }
-        /* it woke between the two reads: sample it the usual way if it still runs */
-        st = n == -EAGAIN ? thread_state(tid) : 0;
-        if (n != -EAGAIN) {
+        if (n != -EAGAIN || tries == 8) {
             atomic_store(&g_state, S_IDLE);
-            return n;
+            return n == -EAGAIN ? -EBUSY : n; /* woke every time: try again later */
         }
+        /* It woke between the two reads (the kernel's syscall file says "running" when the
+         * thread ran in between): look again. Running now: sampled the usual way below.
+         * Asleep again (a loop thread woken by its timer for a moment): read it again. */
+        st = thread_state(tid);
     }
     int err = 0;
     if (st != 'R')

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -103,6 +104,33 @@ static void client_poll_close_cb(uv_handle_t *h)
     free(c);
 }
 
+static void outchunk_free(outchunk_t *o)
+{
+    munmap(o, o->size);
+}
+
+/* The mapping size of a chunk holding `len` bytes. */
+static size_t outchunk_size(size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t want = sizeof(outchunk_t) + (len > AT_EXPORT_OUTCHUNK ? len : AT_EXPORT_OUTCHUNK);
+    return (want + page - 1) / page * page;
+}
+
+/* A chunk with room for at least `len` bytes, or NULL. */
+static outchunk_t *outchunk_new(size_t len)
+{
+    size_t size = outchunk_size(len);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    outchunk_t *o = p;
+    o->next = NULL;
+    o->size = size;
+    o->len = o->off = 0;
+    return o;
+}
+
 /* Frees the client. Closes its fd at once (peers see EOF now), the poll handle later. */
 static void client_close(at_export_client_t *c)
 {
@@ -119,42 +147,64 @@ static void client_close(at_export_client_t *c)
     srv->nclients--;
     for (outchunk_t *o = c->oh, *n; o != NULL; o = n) {
         n = o->next;
-        free(o);
+        outchunk_free(o);
     }
     c->oh = c->ot = NULL;
     c->obytes = 0;
     at_wire_reader_free(&c->rd);
-    uv_poll_stop(&c->poll);
+    /* uv_close takes the fd out of the epoll set (EPOLL_CTL_DEL) at once: before close(),
+     * while the number is still ours, not after, when another thread may have reused it. */
+    uv_close((uv_handle_t *)&c->poll, client_poll_close_cb);
     fd_slot_set(srv, c->fd, false);
     close(c->fd);
     c->fd = -1;
-    uv_close((uv_handle_t *)&c->poll, client_poll_close_cb);
     /* a listener paused at the client limit may accept again */
     if (!srv->accepting && !uv_is_active((uv_handle_t *)&srv->backoff))
         listen_start(srv);
+}
+
+/* True while so much of c's output is queued that its requests are not read. */
+static bool client_backed_up(const at_export_client_t *c)
+{
+    return c->obytes >= AT_EXPORT_READ_PAUSE;
+}
+
+/* Sends what the socket takes of buf; the count sent, or -1 when the peer is gone (c is then
+ * closed). */
+static ssize_t client_write(at_export_client_t *c, const uint8_t *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            if (n > 0)
+                c->t_progress = now_ns();
+            return n;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        client_close(c); /* EPIPE, ECONNRESET: the peer is gone */
+        return -1;
+    }
 }
 
 static void client_flush(at_export_client_t *c)
 {
     while (c->oh != NULL) {
         outchunk_t *o = c->oh;
-        ssize_t n = send(c->fd, o->data + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            client_close(c); /* EPIPE, ECONNRESET: the peer is gone */
+        ssize_t n = client_write(c, o->data + o->off, o->len - o->off);
+        if (n < 0)
             return;
-        }
+        if (n == 0)
+            break;
         o->off += (size_t)n;
-        c->obytes -= (size_t)n;
-        c->t_progress = now_ns();
         if (o->off == o->len) {
             c->oh = o->next;
             if (c->oh == NULL)
                 c->ot = NULL;
-            free(o);
+            c->obytes -= o->size;
+            outchunk_free(o);
         }
     }
     if (c->oh == NULL && c->state == CL_CLOSING) {
@@ -169,32 +219,48 @@ int at__export_client_send(at_export_client_t *c, const at_wire_buf_t *b)
     at_export_srv_t *srv = c->srv;
     if (c->poll_closed || b->len == 0)
         return 0;
+    const uint8_t *data = b->data;
+    size_t len = b->len;
+    if (c->oh == NULL) {
+        /* nothing queued: most messages go straight out and are never copied */
+        ssize_t n = client_write(c, data, len);
+        if (n < 0)
+            return 0;
+        data += n;
+        len -= (size_t)n;
+        if (len == 0)
+            return 0;
+    }
+    outchunk_t *t = c->ot;
+    if (t != NULL && t->size - sizeof *t - t->len >= len) {
+        memcpy(t->data + t->len, data, len); /* room in the last chunk: no new memory */
+        t->len += len;
+        return 0;
+    }
     /* One message may always be queued (a snapshot can be bigger than the bound; updates
-     * are not built while one is still queued); beyond it the backlog is bounded. */
-    if (c->obytes != 0 && c->obytes + b->len > srv->cfg.client_out_max) {
+     * are not built while one is still queued); beyond it, what the queue holds (its
+     * mappings, headers included) is bounded. */
+    if (c->oh != NULL && c->obytes + outchunk_size(len) > srv->cfg.client_out_max) {
         at__export_log(AT_EXPORT_LOG_WARN,
                        "client %llu (pid %ld) is not reading: %zu bytes queued; disconnecting",
                        (unsigned long long)c->id, (long)c->pid, c->obytes);
         client_close(c);
         return -ENOBUFS;
     }
-    outchunk_t *o = malloc(sizeof *o + b->len);
+    outchunk_t *o = outchunk_new(len);
     if (o == NULL) {
         client_close(c);
         return -ENOMEM;
     }
-    o->next = NULL;
-    o->len = b->len;
-    o->off = 0;
-    memcpy(o->data, b->data, b->len);
+    memcpy(o->data, data, len);
+    o->len = len;
     if (c->ot)
         c->ot->next = o;
     else
         c->oh = o;
     c->ot = o;
-    c->obytes += b->len;
-    if (c->obytes == b->len)
-        client_flush(c);
+    c->obytes += o->size;
+    client_update_poll(c);
     return 0;
 }
 
@@ -262,9 +328,10 @@ static void loop_request(at_export_client_t *c, const at_wire_request_t *rq)
     at__agg_sync_loops(srv);
     agg_loop_t *l = at__agg_loop(srv, c->loop_id);
     uint32_t need = rq->op == AT_WIRE_OP_CANCEL ? AT_EXPORT_CAP_CANCEL : AT_EXPORT_CAP_TASK_DETAIL;
-    if (c->inflight >= 8) {
+    if (c->inflight >= AT_EXPORT_CLIENT_INFLIGHT_MAX) {
         at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_RATE_LIMITED,
-                                 "too many requests in flight on this connection (8)");
+                                 "too many requests in flight on this connection (8, counting "
+                                 "those answered \"loop busy\" until the loop takes them back)");
         return;
     }
     at__export_attach_lock();
@@ -277,6 +344,16 @@ static void loop_request(at_export_client_t *c, const at_wire_request_t *rq)
         at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_UNSUPPORTED,
                                  "not supported by this runtime: no task provider is attached "
                                  "to this loop");
+        return;
+    }
+    unsigned queued = 0;
+    for (at_export_loopreq_t *p = srv->pending; p != NULL; p = p->pnext)
+        if (p->att_id == a->id && p->client_id != 0)
+            queued++;
+    if (queued >= AT_EXPORT_LOOP_QUEUE_MAX) {
+        at__export_attach_unlock();
+        at__export_respond_error(c, rq->id, rq->op, AT_WIRE_ST_RATE_LIMITED,
+                                 "too many requests wait for this loop (32; it may be blocked)");
         return;
     }
     at_export_loopreq_t *r = calloc(1, sizeof *r);
@@ -294,6 +371,7 @@ static void loop_request(at_export_client_t *c, const at_wire_request_t *rq)
     r->req_id = rq->id;
     r->task_id = rq->task;
     r->att = a;
+    r->att_id = a->id;
     r->deadline_ns = now_ns() + (uint64_t)srv->cfg.loop_request_ms * 1000000u;
     int err = at__export_loopreq_send(r);
     at__export_attach_unlock();
@@ -480,7 +558,10 @@ static void client_update_poll(at_export_client_t *c)
 {
     if (c->poll_closed)
         return;
-    int ev = (c->state != CL_CLOSING ? UV_READABLE : 0) | (c->oh != NULL ? UV_WRITABLE : 0);
+    /* A client whose output is backed up is not read: its requests wait in its socket (and
+     * its sends block) until it reads what it was sent. */
+    int ev = (c->state != CL_CLOSING && !client_backed_up(c) ? UV_READABLE : 0) |
+             (c->oh != NULL ? UV_WRITABLE : 0);
     if (ev == c->poll_events)
         return;
     c->poll_events = ev;
@@ -490,9 +571,35 @@ static void client_update_poll(at_export_client_t *c)
         uv_poll_start(&c->poll, ev, client_poll_cb);
 }
 
+/* Handles the whole frames already read, until none is left or c's output is backed up.
+ * False when c is closed or closing, or stopped (backed up) with frames left. */
+static bool client_take_frames(at_export_client_t *c)
+{
+    while (!client_backed_up(c)) {
+        const uint8_t *body;
+        size_t len;
+        int r = at_wire_reader_next(&c->rd, &body, &len);
+        if (r == 0)
+            return true;
+        if (r < 0) {
+            at__export_client_fail(
+                c, r == AT_WIRE_ELIMIT ? AT_WIRE_ST_TOO_LARGE : AT_WIRE_ST_BAD_FRAME, c->rd.msg);
+            return false;
+        }
+        handle_frame(c, body, len);
+        if (c->poll_closed || c->state == CL_CLOSING)
+            return false;
+    }
+    return false;
+}
+
+/* Reads and handles c's requests: first the frames read before (left while its output was
+ * backed up), then more from the socket, and none while its output is backed up. */
 static void client_read(at_export_client_t *c)
 {
-    for (int rounds = 0; rounds < 4 && !c->poll_closed && c->state != CL_CLOSING; rounds++) {
+    for (int rounds = 0; !c->poll_closed && c->state != CL_CLOSING; rounds++) {
+        if (!client_take_frames(c) || rounds == 4)
+            break;
         size_t avail = 0;
         uint8_t *p = at_wire_reader_space(&c->rd, 16384, &avail);
         if (p == NULL) {
@@ -504,7 +611,7 @@ static void client_read(at_export_client_t *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+                break;
             client_close(c);
             return;
         }
@@ -517,23 +624,15 @@ static void client_read(at_export_client_t *c)
             return;
         }
         at_wire_reader_commit(&c->rd, (size_t)n);
-        for (;;) {
-            const uint8_t *body;
-            size_t len;
-            int r = at_wire_reader_next(&c->rd, &body, &len);
-            if (r == 0)
-                break;
-            if (r < 0) {
-                at__export_client_fail(
-                    c, r == AT_WIRE_ELIMIT ? AT_WIRE_ST_TOO_LARGE : AT_WIRE_ST_BAD_FRAME,
-                    c->rd.msg);
-                return;
-            }
-            handle_frame(c, body, len);
-            if (c->poll_closed || c->state == CL_CLOSING)
-                return;
-        }
     }
+    client_update_poll(c);
+}
+
+/* True when c has whole frames read but not handled, and may handle them now. */
+static bool client_frames_waiting(const at_export_client_t *c)
+{
+    return !c->poll_closed && c->state != CL_CLOSING && !client_backed_up(c) &&
+           c->rd.start != c->rd.scan;
 }
 
 static void client_poll_cb(uv_poll_t *h, int status, int events)
@@ -545,7 +644,8 @@ static void client_poll_cb(uv_poll_t *h, int status, int events)
     }
     if (events & UV_WRITABLE)
         client_flush(c);
-    if (!c->poll_closed && (events & UV_READABLE))
+    /* readable, or drained enough to handle the requests left waiting */
+    if (!c->poll_closed && ((events & UV_READABLE) || client_frames_waiting(c)))
         client_read(c);
 }
 
@@ -588,6 +688,32 @@ static void send_hello(at_export_client_t *c)
 
 /* ---- accepting ---------------------------------------------------------------------------- */
 
+/* The server is full: closes the connection that has been in the handshake longest (not
+ * `keep`, the newcomer), telling it why, so that connections that never subscribe (or
+ * subscribe slowly) cannot lock new clients out. Nothing when every other one is live. */
+static void evict_oldest_handshake(at_export_srv_t *srv, at_export_client_t *keep)
+{
+    at_export_client_t *old = NULL;
+    for (at_export_client_t *c = srv->clients; c != NULL; c = c->next)
+        if (c != keep && !c->poll_closed && c->state == CL_HANDSHAKE &&
+            (old == NULL || c->t_accept < old->t_accept))
+            old = c;
+    if (old == NULL)
+        return;
+    at__export_log(AT_EXPORT_LOG_INFO,
+                   "client %llu (pid %ld) had not subscribed when the server was full; closed "
+                   "to make room",
+                   (unsigned long long)old->id, (long)old->pid);
+    at_wire_error_t e = {.code = AT_WIRE_ST_TOO_MANY_CLIENTS,
+                         .reason = "too many clients: this connection had not subscribed and "
+                                   "a new one took its place",
+                         .fatal = true};
+    at_wire_buf_reset(&srv->wbuf);
+    if (old->oh == NULL && at_wire_encode_error(&srv->wbuf, &e) == 0)
+        (void)!send(old->fd, srv->wbuf.data, srv->wbuf.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    client_close(old); /* at once: its slot is the newcomer's */
+}
+
 static void accept_one(at_export_srv_t *srv, int fd)
 {
     struct ucred cred;
@@ -628,6 +754,8 @@ static void accept_one(at_export_srv_t *srv, int fd)
         at__export_client_fail(c, AT_WIRE_ST_PERMISSION, reason);
         return;
     }
+    if (srv->nclients > srv->cfg.max_clients)
+        evict_oldest_handshake(srv, c);
     if (srv->nclients > srv->cfg.max_clients) {
         char reason[128];
         snprintf(reason, sizeof reason, "too many clients (at most %u; ASYNCTOP_MAX_CLIENTS)",
@@ -702,6 +830,19 @@ static void loopreq_free(at_export_loopreq_t *r)
     at__export_loopreq_free(r);
 }
 
+/* A client's request is back from the loop thread (or out of its mailbox): it no longer
+ * counts against the client's in-flight limit. */
+static void client_request_back(at_export_srv_t *srv, const at_export_loopreq_t *r)
+{
+    if (r->client_id == 0)
+        return;
+    for (at_export_client_t *c = srv->clients; c != NULL; c = c->next)
+        if (c->id == r->client_id) {
+            c->inflight--;
+            return;
+        }
+}
+
 static void answer_detail(at_export_srv_t *srv, at_export_client_t *c, at_export_loopreq_t *r)
 {
     at_export_task_detail_t *d = r->detail;
@@ -743,7 +884,6 @@ static void answer(at_export_srv_t *srv, at_export_loopreq_t *r)
     at_export_client_t *c = at__export_client_find(srv, r->client_id);
     if (c == NULL)
         return;
-    c->inflight--;
     if (r->result == -ESRCH) {
         at__export_respond_error(c, r->req_id, (uint8_t)r->op, AT_WIRE_ST_NO_SUCH_TASK,
                                  "no such task");
@@ -783,6 +923,7 @@ static void process_done(at_export_srv_t *srv)
         at_export_loopreq_t *r = rev;
         rev = r->next;
         remove_pending(srv, r);
+        client_request_back(srv, r);
         if (!r->abandoned)
             answer(srv, r);
         loopreq_free(r);
@@ -791,22 +932,35 @@ static void process_done(at_export_srv_t *srv)
 
 static void expire_pending(at_export_srv_t *srv, uint64_t now)
 {
-    for (at_export_loopreq_t *r = srv->pending; r != NULL; r = r->pnext) {
+    at_export_loopreq_t *next;
+    for (at_export_loopreq_t *r = srv->pending; r != NULL; r = next) {
+        next = r->pnext;
         /* A resync is never abandoned: however late, its rows are right as of its ring
          * position, and the next resync waits for it. */
         if (r->abandoned || now < r->deadline_ns || r->op == AT_EXPORT_LOOPREQ_RESYNC ||
             r->op == AT_EXPORT_LOOPREQ_INVENTORY)
             continue;
-        r->abandoned = true; /* stays pending until the loop thread gives it back */
+        /* "Loop busy" is an answer: what it refuses must never run. A request the loop thread
+         * has already taken is being carried out; its real answer comes. */
+        int w = at__export_loopreq_withdraw(r);
+        if (w < 0)
+            continue;
+        r->abandoned = true;
         at_export_client_t *c = at__export_client_find(srv, r->client_id);
+        uint64_t req_id = r->req_id;
+        uint8_t op = (uint8_t)r->op;
+        if (w == 1) { /* out of the mailbox: ours again, nothing holds it any more */
+            remove_pending(srv, r);
+            client_request_back(srv, r);
+            loopreq_free(r);
+        } /* else it counts against the client until the loop thread gives it back */
         if (c == NULL)
             continue;
-        c->inflight--;
         char reason[128];
         snprintf(reason, sizeof reason,
                  "loop busy: the loop thread did not answer within %u ms (it may be blocked)",
                  srv->cfg.loop_request_ms);
-        at__export_respond_error(c, r->req_id, (uint8_t)r->op, AT_WIRE_ST_TIMEOUT, reason);
+        at__export_respond_error(c, req_id, op, AT_WIRE_ST_TIMEOUT, reason);
     }
 }
 
@@ -897,11 +1051,19 @@ static void tick_cb(uv_timer_t *t)
     at_export_client_t *next;
     for (at_export_client_t *c = srv->clients; c != NULL; c = next) {
         next = c->next;
+        /* requests left unread while its output was backed up, now that it has drained */
+        if (client_frames_waiting(c))
+            client_read(c);
         if (c->poll_closed)
             continue;
         switch (c->state) {
         case CL_HANDSHAKE:
-            if (now - c->t_accept > (uint64_t)srv->cfg.handshake_ms * 1000000u)
+            if (now - c->t_accept <= (uint64_t)srv->cfg.handshake_ms * 1000000u)
+                break;
+            /* What arrived before the deadline counts, even when this thread could not read
+             * it in time (the process was stopped): read first, then judge. */
+            client_read(c);
+            if (!c->poll_closed && c->state == CL_HANDSHAKE)
                 at__export_client_fail(c, AT_WIRE_ST_TIMEOUT,
                                        "no subscribe within the handshake timeout");
             break;
@@ -910,6 +1072,10 @@ static void tick_cb(uv_timer_t *t)
                 client_close(c);
             break;
         case CL_LIVE:
+            if (c->oh != NULL && now - c->t_progress > (uint64_t)srv->cfg.stall_ms * 1000000u)
+                client_flush(c); /* what it read while this thread could not run counts */
+            if (c->poll_closed)
+                break;
             if (c->oh != NULL && now - c->t_progress > (uint64_t)srv->cfg.stall_ms * 1000000u) {
                 at__export_log(AT_EXPORT_LOG_WARN,
                                "client %llu (pid %ld) read nothing for %u ms; disconnecting",

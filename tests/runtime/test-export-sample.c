@@ -242,6 +242,37 @@ static void test_sampling_a_thread_that_keeps_changing(void **state)
         assert_true(got > 0);
 }
 
+/* A thread that wakes briefly and sleeps again, as a loop thread with a timer does, is caught
+ * now and then between two reads of /proc (asleep, then "running" in its syscall file, then
+ * asleep again). That is no reason to refuse: the sampler reads again. With the handler not
+ * installed, a thread caught running answers -ENOTSUP; never -EAGAIN (a stopped thread's). */
+static void test_thread_waking_between_reads_is_sampled(void **state)
+{
+    churn_t c = {0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, churn_thread, &c), 0);
+    while (atomic_load(&c.tid) == 0)
+        usleep(1000);
+    int got = 0, eagain = 0;
+    for (int i = 0; i < 4000; i++) {
+        at_export_stack_t st;
+        int r = at__export_sample_request(atomic_load(&c.tid), (void *)atomic_load(&c.lo),
+                                          (void *)atomic_load(&c.hi));
+        if (r == 0) {
+            assert_int_equal(at__export_sample_poll(at__now_ns(), 500000000u, &st), 1);
+            got++;
+        }
+        eagain += r == -EAGAIN;
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(th, NULL);
+    if (getenv("AT_TEST_VERBOSE"))
+        fprintf(stderr, "%d of 4000 sampled, %d -EAGAIN\n", got, eagain);
+    assert_int_equal(eagain, 0);
+    if (!RUNNING_ON_VALGRIND)
+        assert_true(got > 0);
+}
+
 /* A thread that is not ours, gone or bogus: an error, never a crash. */
 static void test_unknown_thread(void **state)
 {
@@ -258,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_blocked_callback_sampled_without_signal),
         cmocka_unit_test(test_blocked_task_sampled_without_signal),
         cmocka_unit_test(test_sampling_a_thread_that_keeps_changing),
+        cmocka_unit_test(test_thread_waking_between_reads_is_sampled),
         cmocka_unit_test(test_unknown_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,8 +47,15 @@ static void p_resync(void *ctx, at_export_resync_sink_t *sink)
         at__export_resync_add(sink, &g_rows[i]);
 }
 
+#define SLOW_TASK 99              /* its detail keeps the loop thread busy in g_slow_hook */
+static void (*g_slow_hook)(void); /* runs on the loop thread inside that request */
+
 static int p_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
 {
+    if (id == SLOW_TASK) {
+        g_slow_hook();
+        return -ESRCH;
+    }
     for (size_t i = 0; i < g_n; i++)
         if (g_rows[i].id == id) {
             out->row = g_rows[i];
@@ -57,11 +64,20 @@ static int p_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
     return -ESRCH;
 }
 
+static int g_cancels; /* task_cancel calls carried out */
+
+static int p_cancel(void *ctx, uint64_t id)
+{
+    g_cancels++;
+    return 0;
+}
+
 static const at_export_provider_t g_prov = {
     .name = "test",
-    .caps = AT_EXPORT_CAP_TASKS | AT_EXPORT_CAP_TASK_DETAIL,
+    .caps = AT_EXPORT_CAP_TASKS | AT_EXPORT_CAP_TASK_DETAIL | AT_EXPORT_CAP_CANCEL,
     .resync = p_resync,
     .task_detail = p_detail,
+    .task_cancel = p_cancel,
 };
 
 static void add_task(at_export_attach_t *a, uint64_t id, uint8_t state)
@@ -181,6 +197,7 @@ static int setup(void **state)
     uv_timer_start(&g_keepalive, keepalive_cb, 1000, 1000);
     g_n = 0;
     g_resyncs = 0;
+    g_cancels = 0;
     return 0;
 }
 
@@ -378,9 +395,11 @@ static void test_client_limit(void **state)
     cfg.max_clients = 2;
     assert_int_equal(at__export_start(&cfg), 0);
     client_t c[3];
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++) { /* two live clients: the server is full */
         assert_int_equal(client_connect(&c[i]), 0);
         expect_type(&c[i], AT_WIRE_HELLO);
+        subscribe(&c[i]);
+        expect_type(&c[i], AT_WIRE_UPDATE);
     }
     assert_int_equal(client_connect(&c[2]), 0);
     at_wire_msg_t m;
@@ -399,6 +418,58 @@ static void test_client_limit(void **state)
     expect_type(&c[0], AT_WIRE_HELLO);
     client_free(&c[0]);
     client_free(&c[1]);
+    at__export_stop();
+}
+
+/* Connections that never subscribe cannot lock new clients out: when the server is full,
+ * the oldest one still in the handshake makes room (told why); live clients are never
+ * evicted. */
+static void test_handshakers_do_not_lock_out(void **state)
+{
+    at_export_config_t cfg = config();
+    cfg.max_clients = 3;
+    cfg.handshake_ms = 60000; /* the handshake timeout is not what frees the slots here */
+    assert_int_equal(at__export_start(&cfg), 0);
+    client_t live, silent[2], fresh[2];
+    assert_int_equal(client_connect(&live), 0);
+    expect_type(&live, AT_WIRE_HELLO);
+    subscribe(&live);
+    expect_type(&live, AT_WIRE_UPDATE);
+    for (int i = 0; i < 2; i++) { /* connect, read the hello, never subscribe */
+        assert_int_equal(client_connect(&silent[i]), 0);
+        expect_type(&silent[i], AT_WIRE_HELLO);
+        usleep(20000); /* silent[0] is the older */
+    }
+    /* the server is full; two newcomers get in, each in place of the oldest silent one */
+    at_wire_msg_t m;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(client_connect(&fresh[i]), 0);
+        expect_type(&fresh[i], AT_WIRE_HELLO);
+        assert_int_equal(client_next(&silent[i], &m, 5000), 1);
+        assert_int_equal(m.type, AT_WIRE_ERROR);
+        assert_int_equal(m.u.error.code, AT_WIRE_ST_TOO_MANY_CLIENTS);
+        assert_true(m.u.error.fatal);
+        assert_non_null(strstr(m.u.error.reason, "had not subscribed"));
+        at_wire_msg_free(&m);
+        assert_int_equal(client_next(&silent[i], &m, 5000), 0); /* closed */
+        client_free(&silent[i]);
+        subscribe(&fresh[i]);
+        expect_type(&fresh[i], AT_WIRE_UPDATE);
+    }
+    /* now all three are live: a fourth is refused, and no live client was evicted */
+    client_t extra;
+    assert_int_equal(client_connect(&extra), 0);
+    assert_int_equal(client_next(&extra, &m, 5000), 1);
+    assert_int_equal(m.type, AT_WIRE_ERROR);
+    assert_int_equal(m.u.error.code, AT_WIRE_ST_TOO_MANY_CLIENTS);
+    at_wire_msg_free(&m);
+    client_free(&extra);
+    expect_type(&live, AT_WIRE_UPDATE);
+    for (int i = 0; i < 2; i++) {
+        expect_type(&fresh[i], AT_WIRE_UPDATE);
+        client_free(&fresh[i]);
+    }
+    client_free(&live);
     at__export_stop();
 }
 
@@ -433,7 +504,8 @@ static void test_bounded_output(void **state)
             usleep(1000);
         }
     }
-    assert_true(cut); /* disconnected, not buffered without bound */
+    assert_true(cut); /* not read while backed up, then cut off as stalled: never buffered
+                       * without bound */
     client_free(&f);
 
     /* 2: a subscriber that never reads is dropped after the stall time */
@@ -540,6 +612,225 @@ static void test_loop_busy(void **state)
     at__export_stop();
 }
 
+/* The response to request `id`, read without running the application loop (it is "blocked"). */
+static void response_unpumped(client_t *c, uint64_t id, at_wire_msg_t *m)
+{
+    uint8_t buf[65536];
+    for (int i = 0; i < 1000; i++) {
+        const uint8_t *body;
+        size_t len;
+        while (at_wire_reader_next(&c->rd, &body, &len) == 1) {
+            at_wire_err_t err;
+            assert_int_equal(at_wire_decode(body, len, &at_wire_limits_s2c, m, &err), 0);
+            if (m->type == AT_WIRE_RESPONSE && m->u.response.id == id)
+                return;
+            at_wire_msg_free(m);
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 10) == 1) {
+            ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+            assert_true(n > 0);
+            at_wire_reader_push(&c->rd, buf, (size_t)n);
+        }
+    }
+    fail_msg("no response to request %llu", (unsigned long long)id);
+}
+
+/* Client requests in a's mailbox (the exporter's own inventory requests left out). */
+static size_t mailbox_len(at_export_attach_t *a)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&a->mbox_lock);
+    for (at_export_loopreq_t *r = a->mbox; r != NULL; r = r->next)
+        n += r->client_id != 0;
+    pthread_mutex_unlock(&a->mbox_lock);
+    return n;
+}
+
+/* What a client was told was refused ("loop busy") is never carried out, and leaves the
+ * blocked loop's queue at once: a client asking again and again makes nothing pile up. */
+static void test_refused_never_runs(void **state)
+{
+    at_export_config_t cfg = config();
+    cfg.loop_request_ms = 100;
+    assert_int_equal(at__export_start(&cfg), 0);
+    at_export_attach_t *a = at__export_attach(&g_loop, &g_prov);
+    add_task(a, 7, AT_EXPORT_TASK_READY);
+    client_t c;
+    assert_int_equal(client_connect(&c), 0);
+    subscribe(&c);
+    expect_type(&c, AT_WIRE_UPDATE);
+    at_wire_buf_t b;
+    at_wire_buf_init(&b);
+    at_wire_msg_t m;
+    /* the loop is blocked from here on (not run): 40 cancels, each answered "loop busy" */
+    for (uint64_t id = 100; id < 140; id++) {
+        at_wire_request_t rq = {.id = id, .op = AT_WIRE_OP_CANCEL, .task = 7};
+        assert_int_equal(at_wire_encode_request(&b, &rq), 0);
+        client_send(&c, &b);
+        response_unpumped(&c, id, &m);
+        assert_int_equal(m.u.response.status, AT_WIRE_ST_TIMEOUT);
+        assert_non_null(strstr(m.u.response.reason, "busy"));
+        at_wire_msg_free(&m);
+    }
+    assert_int_equal(mailbox_len(a), 0); /* nothing queued for the blocked loop */
+    /* the loop returns: once it has answered a request sent after them, no cancel ran */
+    at_wire_request_t rq = {.id = 200, .op = AT_WIRE_OP_TASK_DETAIL, .task = 7};
+    assert_int_equal(at_wire_encode_request(&b, &rq), 0);
+    client_send(&c, &b);
+    for (;;) {
+        assert_int_equal(client_next(&c, &m, 5000), 1);
+        bool done = m.type == AT_WIRE_RESPONSE && m.u.response.id == 200;
+        at_wire_msg_free(&m);
+        if (done)
+            break;
+    }
+    while (mailbox_len(a) != 0)
+        uv_run(&g_loop, UV_RUN_NOWAIT);
+    assert_int_equal(g_cancels, 0);
+    /* a cancel the loop answers is carried out, one answered "loop busy" is not (which of
+     * the two depends on the machine's speed; either way the answer tells the truth) */
+    rq = (at_wire_request_t){.id = 201, .op = AT_WIRE_OP_CANCEL, .task = 7};
+    assert_int_equal(at_wire_encode_request(&b, &rq), 0);
+    client_send(&c, &b);
+    uint32_t status;
+    for (;;) {
+        assert_int_equal(client_next(&c, &m, 5000), 1);
+        bool done = m.type == AT_WIRE_RESPONSE && m.u.response.id == 201;
+        status = done ? m.u.response.status : 0;
+        at_wire_msg_free(&m);
+        if (done)
+            break;
+    }
+    while (mailbox_len(a) != 0)
+        uv_run(&g_loop, UV_RUN_NOWAIT);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    assert_true(status == 0 || status == AT_WIRE_ST_TIMEOUT);
+    assert_int_equal(g_cancels, status == 0 ? 1 : 0);
+    at_wire_buf_free(&b);
+    client_free(&c);
+    at__export_detach(a);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    at__export_stop();
+}
+
+static client_t *g_slow_client;
+
+/* The loop thread stays in the slow request until the exporter has answered the cancel
+ * queued behind it "loop busy" (read from the client meanwhile). */
+static void slow_until_cancel_refused(void)
+{
+    at_wire_msg_t m;
+    response_unpumped(g_slow_client, 2, &m);
+    assert_int_equal(m.u.response.status, AT_WIRE_ST_TIMEOUT);
+    at_wire_msg_free(&m);
+}
+
+/* The loop thread has taken a batch from its mailbox and is busy with the first request
+ * past the second one's deadline: the second, answered "loop busy", is handed back unrun;
+ * the first, already running, is not refused (its real answer comes). */
+static void test_refused_after_taken_never_runs(void **state)
+{
+    at_export_config_t cfg = config();
+    cfg.loop_request_ms = 2000; /* far more than the loop's turn that takes both needs */
+    assert_int_equal(at__export_start(&cfg), 0);
+    at_export_attach_t *a = at__export_attach(&g_loop, &g_prov);
+    add_task(a, 7, AT_EXPORT_TASK_READY);
+    client_t c;
+    assert_int_equal(client_connect(&c), 0);
+    subscribe(&c);
+    expect_type(&c, AT_WIRE_UPDATE);
+    at_wire_buf_t b;
+    at_wire_buf_init(&b);
+    at_wire_request_t slow = {.id = 1, .op = AT_WIRE_OP_TASK_DETAIL, .task = SLOW_TASK};
+    at_wire_request_t cancel = {.id = 2, .op = AT_WIRE_OP_CANCEL, .task = 7};
+    assert_int_equal(at_wire_encode_request(&b, &slow), 0);
+    client_send(&c, &b);
+    assert_int_equal(at_wire_encode_request(&b, &cancel), 0);
+    client_send(&c, &b);
+    while (mailbox_len(a) < 2) /* both queued, the loop not run yet */
+        usleep(1000);
+    /* one turn of the loop: it takes both, and stays in the first until the second was
+     * answered "loop busy" */
+    g_slow_client = &c;
+    g_slow_hook = slow_until_cancel_refused;
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    at_wire_msg_t m;
+    for (;;) {
+        assert_int_equal(client_next(&c, &m, 5000), 1);
+        assert_false(m.type == AT_WIRE_RESPONSE && m.u.response.id == 2); /* answered once */
+        bool real1 = m.type == AT_WIRE_RESPONSE && m.u.response.id == 1;
+        if (real1) /* its own answer, not "loop busy" */
+            assert_int_equal(m.u.response.status, AT_WIRE_ST_NO_SUCH_TASK);
+        at_wire_msg_free(&m);
+        if (real1)
+            break;
+    }
+    assert_int_equal(g_cancels, 0);
+    at_wire_buf_free(&b);
+    client_free(&c);
+    at__export_detach(a);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    at__export_stop();
+}
+
+/* Requests to a blocked loop are capped per loop (32), whoever sends them. */
+static void test_loop_queue_capped(void **state)
+{
+    at_export_config_t cfg = config();
+    cfg.loop_request_ms = 60000; /* never "busy" here: the queue itself is the bound */
+    assert_int_equal(at__export_start(&cfg), 0);
+    at_export_attach_t *a = at__export_attach(&g_loop, &g_prov);
+    add_task(a, 7, AT_EXPORT_TASK_READY);
+    enum { NCL = 5 };
+    client_t c[NCL];
+    for (int i = 0; i < NCL; i++) {
+        assert_int_equal(client_connect(&c[i]), 0);
+        subscribe(&c[i]);
+        expect_type(&c[i], AT_WIRE_UPDATE);
+    }
+    at_wire_buf_t b;
+    at_wire_buf_init(&b);
+    at_wire_msg_t m;
+    int limited = 0;
+    for (int i = 0; i < NCL; i++)
+        for (uint64_t id = 1; id <= 8; id++) { /* 8 each: within the per-client limit */
+            at_wire_request_t rq = {.id = id, .op = AT_WIRE_OP_TASK_DETAIL, .task = 7};
+            assert_int_equal(at_wire_encode_request(&b, &rq), 0);
+            client_send(&c[i], &b);
+        }
+    /* 40 sent, 32 queued: the other 8 are refused at once, the loop still blocked */
+    uint8_t buf[65536];
+    for (int round = 0; round < 1000 && limited < 8; round++) {
+        for (int i = 0; i < NCL; i++) {
+            const uint8_t *body;
+            size_t len;
+            while (at_wire_reader_next(&c[i].rd, &body, &len) == 1) {
+                at_wire_err_t err;
+                assert_int_equal(at_wire_decode(body, len, &at_wire_limits_s2c, &m, &err), 0);
+                if (m.type == AT_WIRE_RESPONSE) {
+                    assert_int_equal(m.u.response.status, AT_WIRE_ST_RATE_LIMITED);
+                    assert_non_null(strstr(m.u.response.reason, "wait for this loop"));
+                    limited++;
+                }
+                at_wire_msg_free(&m);
+            }
+            ssize_t n = recv(c[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0)
+                at_wire_reader_push(&c[i].rd, buf, (size_t)n);
+        }
+        usleep(10000);
+    }
+    assert_int_equal(limited, 8);
+    assert_int_equal(mailbox_len(a), 32);
+    at_wire_buf_free(&b);
+    for (int i = 0; i < NCL; i++)
+        client_free(&c[i]);
+    at__export_detach(a);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    at__export_stop();
+}
+
 static void test_no_provider_unsupported(void **state)
 {
     at_export_config_t cfg = config();
@@ -591,8 +882,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_resyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_final_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshakers_do_not_lock_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_never_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_after_taken_never_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_queue_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_provider_unsupported, setup, teardown),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
