@@ -447,23 +447,17 @@ static void apply_exc(Applier *this, const at_wire_exc_t *w)
     ev.when_ns = w->time_ns;
     ev.kind = w->kind < EXC_COUNT ? w->kind : EXC_WARNING;
     ev.task_id = w->task;
-    /* The runtime's exporter sends the severity, "error" or "warning", as the domain (and no
-     * code); any other domain, or a code, names the error itself (protocol.md). */
-    bool severity_only =
-        w->domain && !w->code && (!strcmp(w->domain, "error") || !strcmp(w->domain, "warning"));
-    if (severity_only)
-        ev.severity = !strcmp(w->domain, "error") ? "error" : "warning";
-    else
-        ev.severity = w->kind == AT_WIRE_EXC_WARNING ? "warning" : "error";
-    if (severity_only || (!w->domain && !w->code))
-        buf[0] = '\0';
-    else if (w->domain && w->code)
-        snprintf(buf, sizeof buf, "%s %" PRId64, w->domain, w->code);
-    else if (w->domain)
-        snprintf(buf, sizeof buf, "%s", w->domain);
-    else
-        snprintf(buf, sizeof buf, "code %" PRId64, w->code);
-    Model_setString(&ev.code, buf, SIZE_MAX);
+    /* The severity has a key of its own; code and domain are the error's own (protocol.md).
+     * Servers before the `severity` key sent the severity as the domain, "error" or
+     * "warning", with no code: read that as the severity, not as an error domain. */
+    bool old_severity = !w->severity && w->domain && !w->code &&
+                        (!strcmp(w->domain, "error") || !strcmp(w->domain, "warning"));
+    const char *sev = w->severity ? w->severity : old_severity ? w->domain : NULL;
+    if (sev)
+        ev.severity = !strcmp(sev, "error") ? "error" : !strcmp(sev, "warning") ? "warning" : "?";
+    /* else Model_addException takes it from the kind */
+    ev.code = w->code;
+    Model_setString(&ev.domain, old_severity ? NULL : w->domain, SIZE_MAX);
     Model_setString(&ev.message, w->message, SIZE_MAX);
     if (w->object)
         snprintf(buf, sizeof buf, "%s #%" PRIu64, w->obj_type ? w->obj_type : "object", w->object);

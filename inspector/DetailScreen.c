@@ -146,8 +146,10 @@ static void exc_draw(Screen *s, App *app, int y, int h, int w)
     } else {
         char when[32];
         Screens_clock(m, e->when_ns, when, sizeof when);
+        char err[MODEL_MAX_STR + 96];
+        ExceptionsScreen_errorText(e, err, sizeof err);
         TextLines_add(&t, CRT_colors[C_ERROR], "%s%s%s  [%s]", ExceptionsScreen_kindTitle(e->kind),
-                      e->code[0] ? ": " : "", e->code, e->severity);
+                      err[0] ? ": " : "", err, e->severity);
         /* every line of the message, wrapped to the screen */
         TextLines_wrap(&t, CRT_colors[C_NORMAL], "  message    ", e->message, w);
         TextLines_add(&t, CRT_colors[C_NORMAL], "  at         %s", when);

@@ -5,8 +5,11 @@
 #include "Screens.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 static const char *const kind_titles[EXC_COUNT] = {
     "warning",  "never retrieved", "never awaited", "destroyed pending",
@@ -58,6 +61,37 @@ void ExceptionsScreen_summary(const char *message, char *buf, size_t len)
     }
 }
 
+void ExceptionsScreen_codeName(const ExcEvent *e, char *buf, size_t len)
+{
+    assert(len > 0);
+    const char *d = e->domain;
+    buf[0] = '\0';
+    if (e->code < 0 && e->code > INT_MIN &&
+        (!strcmp(d, "asynctop") || !strcmp(d, "uv") || !strcmp(d, "errno"))) {
+        uv_err_name_r((int)e->code, buf, len);
+        if (!strncmp(buf, "Unknown", 7)) /* "Unknown system error -5001" */
+            buf[0] = '\0';
+    }
+}
+
+void ExceptionsScreen_errorText(const ExcEvent *e, char *buf, size_t len)
+{
+    assert(len > 0);
+    const char *d = e->domain;
+    char name[64];
+    ExceptionsScreen_codeName(e, name, sizeof name);
+    if (d[0] && e->code && name[0])
+        snprintf(buf, len, "%s %s (%" PRId64 ")", d, name, e->code);
+    else if (d[0] && e->code)
+        snprintf(buf, len, "%s %" PRId64, d, e->code);
+    else if (d[0])
+        snprintf(buf, len, "%s", d);
+    else if (e->code)
+        snprintf(buf, len, "code %" PRId64, e->code);
+    else
+        buf[0] = '\0';
+}
+
 typedef struct Ctx {
     App *app;
     int w;
@@ -81,11 +115,16 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
         return;
     char age[32];
     Duration_format(m->now_ns > e->when_ns ? m->now_ns - e->when_ns : 0, age, sizeof age);
-    char msg[MODEL_MAX_STR + 64];
+    char msg[MODEL_MAX_STR + 64], err[MODEL_MAX_STR + 96], name[64];
     ExceptionsScreen_summary(e->message, msg, sizeof msg);
-    if (e->code[0]) { /* the error's domain and code lead its message */
-        char with[sizeof msg + MODEL_MAX_STR];
-        snprintf(with, sizeof with, "%s: %s", e->code, msg);
+    ExceptionsScreen_errorText(e, err, sizeof err);
+    ExceptionsScreen_codeName(e, name, sizeof name);
+    /* the error's domain and code lead its message, unless the message's first words already
+     * name it (the runtime's "ECONNREFUSED (asynctop): ...") */
+    size_t nl = strlen(name);
+    if (err[0] && !(nl && !strncmp(msg, name, nl) && (msg[nl] == ' ' || msg[nl] == '\0'))) {
+        char with[sizeof msg + sizeof err];
+        snprintf(with, sizeof with, "%s: %s", err, msg);
         snprintf(msg, sizeof msg, "%s", with);
     }
     const char *cells[] = {age, kind_titles[e->kind], e->severity, msg, e->site};

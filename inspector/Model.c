@@ -177,7 +177,7 @@ void SlowEvent_free(SlowEvent *ev)
 
 void ExcEvent_free(ExcEvent *ev)
 {
-    free(ev->code);
+    free(ev->domain);
     free(ev->message);
     free(ev->site);
     free(ev->object);
@@ -747,7 +747,7 @@ void Model_addException(Model *this, ExcEvent *ev)
 {
     if (ev->kind >= EXC_COUNT)
         ev->kind = EXC_WARNING;
-    ensure_str(&ev->code);
+    ensure_str(&ev->domain);
     if (!ev->severity)
         ev->severity = ev->kind == EXC_WARNING ? "warning" : "error";
     ensure_str(&ev->object);

@@ -124,8 +124,10 @@ typedef struct ExcEvent {
     uint64_t when_ns;
     uint8_t kind;
     uint64_t task_id;
-    const char *severity; /* "error" or "warning" (static), never NULL after Model_addException */
-    char *code;           /* the error's domain and code ("uv -104"), "" when none was sent */
+    const char *severity; /* "error", "warning", or "?" for a word this inspector does not know
+                             (static), never NULL after Model_addException */
+    int64_t code;         /* the error's own code (e.g. -111), 0 when none was sent */
+    char *domain;         /* the error's own domain ("asynctop", "uv"), "" when none was sent */
     char *message;        /* never NULL; may hold line breaks (the process's own text) */
     char *site;           /* raise site / where detected, never NULL */
     char *object;         /* "future #12", may be "" */

@@ -321,8 +321,13 @@ void Report_json(FILE *f, Model *m, const Applier *a)
         Json_str(&j, ExcKind_name(e->kind));
         Json_key(&j, "severity");
         Json_str(&j, e->severity);
-        Json_key(&j, "code"); /* the error's domain and code, null when none was sent */
-        Json_str(&j, e->code[0] ? e->code : NULL);
+        Json_key(&j, "code"); /* the error's own code and domain, null when none was sent */
+        if (e->code)
+            Json_i64(&j, e->code);
+        else
+            Json_null(&j);
+        Json_key(&j, "domain");
+        Json_str(&j, e->domain[0] ? e->domain : NULL);
         Json_key(&j, "message");
         Json_str(&j, e->message);
         Json_key(&j, "object");

@@ -64,6 +64,18 @@ void Table_row(int y, int w, int n, const char *const *cells, const int *widths,
  * NUL-terminated in buf (len > 0), cut when longer. */
 void ExceptionsScreen_summary(const char *message, char *buf, size_t len);
 
+/* The name of an exception event's error code ("ECONNREFUSED"), when its domain is one whose
+ * codes are libuv's (negated errno) values — asynctop (error.h keeps libuv's values), uv,
+ * errno — and libuv knows the code; else "" (another domain's codes are its own). Always
+ * NUL-terminated in buf (len > 0). */
+void ExceptionsScreen_codeName(const ExcEvent *e, char *buf, size_t len);
+
+/* The error an exception event is about, from the wire's domain and code: "asynctop
+ * ECONNREFUSED (-111)" (with the code's name when ExceptionsScreen_codeName knows it), "myapp
+ * -4242", "myapp", "code -4242", or "" when the process sent neither. Always NUL-terminated in
+ * buf (len > 0). */
+void ExceptionsScreen_errorText(const ExcEvent *e, char *buf, size_t len);
+
 /* Wall-clock "HH:MM:SS" of process time ns, from the model's start time. */
 void Screens_clock(const Model *m, uint64_t ns, char *buf, size_t len);
 

@@ -95,6 +95,7 @@ static void report_never_retrieved(at_loop_t *loop, at_future_t *f, const char *
         at__event_t ev;
         at__event_init(&ev, AT__EV_ERROR);
         snprintf(ev.code, sizeof ev.code, "never_retrieved");
+        at__event_set_error(&ev, e->code, e->domain);
         snprintf(ev.name, sizeof ev.name, "future %" PRIu64, f->id);
         snprintf(ev.text, sizeof ev.text, "Future exception was never retrieved: %s (%s): %s",
                  at_err_name(e->code), e->domain, at_error_message(e));

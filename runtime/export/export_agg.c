@@ -942,7 +942,11 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
     e->exc.seq = e->seq;
     e->exc.time_ns = at__agg_proc_ns(a, ev->when_ns);
     e->exc.task = ev->task_id;
-    e->exc.domain = ev->kind == AT__EV_ERROR ? "error" : "warning";
+    /* the severity in a key of its own; code and domain are the error's own (protocol.md) */
+    e->exc.severity = ev->kind == AT__EV_ERROR ? "error" : "warning";
+    e->exc.code = ev->err_code;
+    memcpy(e->domain, ev->err_domain, sizeof e->domain);
+    e->domain[sizeof e->domain - 1] = '\0';
     if (ev->nstack > 0)
         e->exc.create_stack = at__agg_intern_stack(a, ev->stack, ev->nstack);
     if (ev->nstack2 > 0)
@@ -1261,6 +1265,7 @@ int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t no
             } else if (!e->is_slow && (what & AT_WIRE_CAP_EXCEPTIONS)) {
                 exc[nex] = e->exc;
                 exc[nex].message = e->text;
+                exc[nex].domain = e->domain[0] ? e->domain : NULL;
                 nex++;
             }
         }

@@ -199,6 +199,7 @@ typedef struct agg_event {
     at_wire_exc_t exc;
     char name[AT__EV_NAME_MAX];
     char text[AT__EV_TEXT_MAX];
+    char domain[AT__EV_DOMAIN_MAX]; /* exception: the error's domain, "" none */
 } agg_event_t;
 
 typedef struct agg_site {

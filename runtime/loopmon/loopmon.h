@@ -222,21 +222,22 @@ typedef enum at__event_kind {
     AT__EV_KIND_MAX
 } at__event_kind_t;
 
-#define AT__EV_STACK_MAX 16
-#define AT__EV_NAME_MAX  64
-#define AT__EV_TASK_MAX  48
-#define AT__EV_TEXT_MAX  200
-#define AT__EV_CODE_MAX  32
+#define AT__EV_STACK_MAX  16
+#define AT__EV_NAME_MAX   64
+#define AT__EV_TASK_MAX   48
+#define AT__EV_TEXT_MAX   200
+#define AT__EV_CODE_MAX   32
+#define AT__EV_DOMAIN_MAX 24
 
 /* One fixed-size event record (no pointers to memory whose lifetime the consumer cannot
  * know, except `site`, valid as long as the monitor). Strings are NUL-terminated and
  * truncated to fit. Fields a kind does not use are zero. */
 typedef struct at__event {
-    uint8_t kind;    /* at__event_kind_t */
-    uint8_t cb_kind; /* AT__EV_SLOW: at__cb_kind_t of the callback */
-    uint8_t nstack;  /* frames in stack[] */
-    uint8_t nstack2; /* frames in stack2[] */
-    uint32_t pad_;
+    uint8_t kind;               /* at__event_kind_t */
+    uint8_t cb_kind;            /* AT__EV_SLOW: at__cb_kind_t of the callback */
+    uint8_t nstack;             /* frames in stack[] */
+    uint8_t nstack2;            /* frames in stack2[] */
+    int32_t err_code;           /* errors: the error's own code (at_error_code), 0 none */
     uint64_t when_ns;           /* at__now_ns() when it happened (AT__EV_SLOW: when it ended) */
     uint64_t duration_ns;       /* AT__EV_SLOW: exclusive duration; others: an age if any, or 0 */
     uint64_t task_id;           /* 0 = none */
@@ -247,6 +248,10 @@ typedef struct at__event {
     char code[AT__EV_CODE_MAX];      /* errors/warnings: short machine word, e.g.
                                         "never_retrieved", "unclosed", "wrong_thread" */
     char text[AT__EV_TEXT_MAX];      /* errors/warnings: the message */
+    /* errors: the error's own domain (at_error_domain, e.g. "asynctop"), "" none. A copy, not
+       the caller's pointer: domains are static strings, but one may live in a module that is
+       dlclose'd while the event still waits in the ring or in the exporter's event log. */
+    char err_domain[AT__EV_DOMAIN_MAX];
     /* raw return addresses, innermost first. AT__EV_SLOW: where the callback was scheduled
        from (debug mode). Errors: creation site in stack[], raise/detection site in stack2[]. */
     void *stack[AT__EV_STACK_MAX];
@@ -663,6 +668,11 @@ void at__mon_handles(at__mon_t *m, at__handle_counts_t *out);
 
 /* Zero *ev and set its kind and when_ns. Any thread. */
 void at__event_init(at__event_t *ev, at__event_kind_t kind);
+
+/* Set the event's error identity: err_code = code, err_domain = a copy of domain (NULL or ""
+ * leaves it empty; a domain longer than AT__EV_DOMAIN_MAX - 1 bytes is cut). No allocation.
+ * Any thread. */
+void at__event_set_error(at__event_t *ev, int code, const char *domain);
 
 /* Post a copy of *ev to the monitor's bounded ring (AT__RING_CAP records). Lock-free and
  * allocation-free; safe from any thread (the loop thread, or a wrong thread reporting

@@ -531,6 +531,14 @@ void at__event_init(at__event_t *ev, at__event_kind_t kind)
     ev->when_ns = at__now_ns();
 }
 
+void at__event_set_error(at__event_t *ev, int code, const char *domain)
+{
+    ev->err_code = code;
+    size_t n = domain ? strnlen(domain, sizeof ev->err_domain - 1) : 0;
+    memcpy(ev->err_domain, domain ? domain : "", n);
+    ev->err_domain[n] = '\0';
+}
+
 /* Vyukov's bounded queue, as in log.c: producers claim cells with a CAS on ring_tail; cell
  * seq == pos means free for the producer at pos, pos + 1 means full for the consumer. */
 int at__mon_post(at__mon_t *m, const at__event_t *ev)

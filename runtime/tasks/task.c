@@ -122,15 +122,19 @@ static tloop_t *tloop_find(at_loop_t *loop, bool create)
 
 /* ---- reports ------------------------------------------------------------------ */
 
-/* Logs a multi-line report and posts it as an event of `kind`. */
-static void report(at_loop_t *loop, at__event_kind_t kind, const char *code, const char *title,
-                   const char *detail, const char *obj_name, uint64_t task_id, const char *label1,
-                   void *const *st1, size_t n1, const char *label2, void *const *st2, size_t n2)
+/* Logs a multi-line report and posts it as an event of `kind`; `err` (NULL: none) is the error
+ * reported, whose code and domain the event carries. */
+static void report(at_loop_t *loop, at__event_kind_t kind, const char *code, const at_error_t *err,
+                   const char *title, const char *detail, const char *obj_name, uint64_t task_id,
+                   const char *label1, void *const *st1, size_t n1, const char *label2,
+                   void *const *st2, size_t n2)
 {
     if (loop->mon) {
         at__event_t ev;
         at__event_init(&ev, kind);
         snprintf(ev.code, sizeof ev.code, "%s", code);
+        if (err)
+            at__event_set_error(&ev, at_error_code(err), at_error_domain(err));
         snprintf(ev.name, sizeof ev.name, "%s", obj_name);
         snprintf(ev.task_name, sizeof ev.task_name, "%s", obj_name);
         snprintf(ev.text, sizeof ev.text, "%s%s%s", title, detail ? ": " : "",
@@ -172,7 +176,7 @@ static void report_never_retrieved(at_task_t *t)
     snprintf(detail, sizeof detail,
              "task: <Task failed name='%s' id=%" PRIu64 ">\nerror: %s (%s): %s", t->name, t->id,
              at_err_name(e->code), e->domain, at_error_message(e));
-    report(t->loop, AT__EV_ERROR, "task_never_retrieved", "Task exception was never retrieved",
+    report(t->loop, AT__EV_ERROR, "task_never_retrieved", e, "Task exception was never retrieved",
            detail, t->name, t->id, "Task created at (most recent call first)", t->create,
            t->ncreate, "Error raised at (most recent call first)", e->stack, e->nstack);
     atomic_fetch_add_explicit(&at__count_never_retrieved, 1, memory_order_relaxed);
@@ -1460,7 +1464,7 @@ static void report_never_awaited(at_coro_t *c, const char *when)
 {
     char title[128];
     snprintf(title, sizeof title, "coroutine '%s' was never awaited", c->name);
-    report(c->loop, AT__EV_WARNING, "never_awaited", title, when, c->name, 0,
+    report(c->loop, AT__EV_WARNING, "never_awaited", NULL, title, when, c->name, 0,
            "Coroutine created at (most recent call first)", c->create, c->ncreate, NULL, NULL, 0);
 }
 
@@ -1565,7 +1569,7 @@ static void report_failed_at_close(at_task_t *t)
         snprintf(detail, sizeof detail,
                  "task: <Task failed name='%s' id=%" PRIu64 ">\nerror: %s (%s): %s", t->name, t->id,
                  at_err_name(e->code), e->domain, at_error_message(e));
-        report(t->loop, AT__EV_ERROR, "unhandled",
+        report(t->loop, AT__EV_ERROR, "unhandled", e,
                "unhandled exception during at_loop_close() shutdown", detail, t->name, t->id,
                "Task created at (most recent call first)", t->create, t->ncreate,
                "Error raised at (most recent call first)", e->stack, e->nstack);
@@ -1648,7 +1652,7 @@ static void tasks_close(at_loop_t *loop)
         char detail[200];
         snprintf(detail, sizeof detail, "task: <Task pending name='%s' id=%" PRIu64 ">", t->name,
                  t->id);
-        report(loop, AT__EV_WARNING, "task_destroyed_pending",
+        report(loop, AT__EV_WARNING, "task_destroyed_pending", NULL,
                "Task was destroyed but it is pending!", detail, t->name, t->id,
                "Task created at (most recent call first)", t->create, t->ncreate,
                ns ? "Task suspended at (most recent call first)" : NULL, susp, ns);

@@ -321,10 +321,16 @@ static void on_command(at_loop_t *loop, void *arg)
     } else if (strcmp(cmd, "many") == 0) {
         for (long i = 0; i < n; i++)
             spawn_named(bulk, "bulk", false);
-    } else if (strcmp(cmd, "futfail") == 0) { /* a future's error nobody reads */
+    } else if (strcmp(cmd, "futfail") == 0 || strcmp(cmd, "appfail") == 0) {
+        /* a future's error nobody reads: the runtime's own (AT_EIO in its domain), or one in an
+         * application's domain; ERROR <code> <domain> says what the error object holds */
         at_future_t *f;
         if (at_future_new(loop, &f) == 0) {
-            at_future_set_error(f, at_error_new(AT_EIO, NULL, "lost future error (test)"));
+            at_error_t *e = strcmp(cmd, "futfail") == 0
+                                ? at_error_new(AT_EIO, NULL, "lost future error (test)")
+                                : at_error_new(-4242, "myapp", "lost app error (test)");
+            say("ERROR %d %s\n", at_error_code(e), at_error_domain(e));
+            at_future_set_error(f, e);
             at_future_unref(f);
         }
     } else if (strcmp(cmd, "lostfail") == 0) { /* a failing task nobody holds */

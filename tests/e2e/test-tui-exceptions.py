@@ -3,12 +3,17 @@
 nobody retrieves it. The list's MESSAGE column leads with the error's own words (not the
 "Task exception was never retrieved" boilerplate, not a '?' for the line break), the column
 holding "error"/"warning" is SEVERITY, the detail view shows every line, wrapped to the screen,
-and dump --json names the severity "severity"."""
+and dump --json names the severity "severity". The error's own code and domain travel in the
+wire's `code` and `domain` keys (issue 14: `domain` held the severity, no code was sent): checked
+on the wire with the independent client (atclient.py), in the detail view and in dump --json,
+against the code the target says it raised and Python's own errno."""
+import errno
 import json
 import re
 
 import pytest
 
+from atclient import Client
 from tui_harness import Env, Tui
 
 OWN = "ECONNREFUSED (asynctop): connect 127.0.0.1:9 (backend db)"
@@ -32,7 +37,11 @@ def test_exception_message(env):
     tui = Tui(env, [t.pid], width=140, height=40)
     try:
         tui.wait(r"Tasks", 10)
-        t.send("refused")
+        said = [l for l in t.send("refused") if l.startswith("ERROR ")]
+        assert said, "the target did not say what it raises"
+        code, domain = int(said[0].split()[1]), said[0].split()[2]
+        # AT_ECONNREFUSED keeps libuv's value, the negated errno, in the runtime's domain
+        assert (code, domain) == (-errno.ECONNREFUSED, "asynctop"), said
         tui.keys("5")
         s = tui.wait(r"never retrieved\s+error\s+" + re.escape(OWN), 10)
         head = [l for l in s.split("\n") if "MESSAGE" in l][0]
@@ -52,10 +61,12 @@ def test_exception_message(env):
                                    "<Task failed name='connecting'"), s
         assert lines[i + 1].rstrip() == " " * 13 + "error: " + OWN, s
         assert lines[i + 2].rstrip() == " " * 13 + SECOND, s
-        # the detail's title is the line under the tab bar
+        # the detail's title, under the tab bar: the error's domain, name and code as the wire
+        # carries them, its severity
         tabs = [k for k, l in enumerate(lines) if "> Exception" in l][0]
         title = lines[tabs + 1]
-        assert "never retrieved" in title and "[error]" in title, title
+        assert ("never retrieved: asynctop %s (%d)  [error]" % (errno.errorcode[-code], code)
+                in title), title
 
         # narrow: long lines wrap (indented under the text), nothing is cut
         tui.resize(50, 40)
@@ -79,4 +90,21 @@ def test_exception_message(env):
     exc = [e for e in json.loads(r.stdout)["exceptions"] if OWN in e["message"]]
     assert exc, r.stdout
     assert exc[0]["severity"] == "error" and "error" not in exc[0], exc[0]
+    assert exc[0]["code"] == code and exc[0]["domain"] == domain, exc[0]
     assert exc[0]["message"].endswith("\nerror: " + OWN + "\n" + SECOND), exc[0]
+
+    # the wire itself, read by the independent client: the error's code and domain in their
+    # keys, the severity in its own (a new client gets the event from the exporter's log)
+    c = Client(t.path, timeout=30)
+    try:
+        c.hello()
+        c.subscribe(100)
+        u = c.recv_type("update", timeout=30)
+        assert u["full"], u
+        evs = [e for e in u.get("exc", []) if OWN in e["message"]]
+        assert len(evs) == 1, u.get("exc")
+        e = evs[0]
+        assert e["code"] == code and e["domain"] == domain, e
+        assert e.get("severity") == "error" and e["kind"] == 1, e  # 1: never retrieved
+    finally:
+        c.close()

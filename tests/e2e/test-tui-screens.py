@@ -126,10 +126,10 @@ def test_screens(env):
         tui.keys("5")
         s = tui.wait(r"never retrieved")
         for want in ("never awaited", "destroyed pending", "unclosed", "wrong thread",
-                     "connection reset by peer", "uv -104"):
+                     "connection reset by peer", "uv ECONNRESET (-104)"):
             assert want in s, want
         tui.keys("G", "Enter")
-        s = tui.wait(r"never retrieved: uv -104")
+        s = tui.wait(r"never retrieved: uv ECONNRESET \(-104\)")
         assert "Raised at" in s and "at_future_set_error" in s
         tui.keys("Escape")
 

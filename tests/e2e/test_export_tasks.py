@@ -2,6 +2,7 @@
 (tasks_target), its exporter's real socket, and the independent CBOR client (atclient.py).
 Run by meson with pytest under /usr/bin/python3; TASKS_TARGET names the program.
 """
+import errno
 import os
 import shutil
 import sys
@@ -389,20 +390,35 @@ def test_exception_kinds_end_to_end(env):
     t = target()
     c, _ = client(t)
     wait_for(c, lambda: settled(c), what="the named tasks to settle")
-    t.cmd("futfail")  # core: a failed future dropped unread
-    t.cmd("lostfail")  # tasks: a failed task nobody holds
+    # core: failed futures dropped unread; the target says what each error object holds
+    said = {}
+    for cmd in ("futfail", "appfail"):
+        out = [l for l in t.cmd(cmd).split("\n") if l.startswith("ERROR ")]
+        assert out, cmd
+        said[cmd] = (int(out[0].split()[1]), out[0].split()[2])
+    # the runtime's own error: AT_EIO keeps libuv's value, the negated errno, in its domain
+    assert said["futfail"] == (-errno.EIO, "asynctop"), said
+    assert said["appfail"] == (-4242, "myapp"), said
+    t.cmd("lostfail")  # tasks: a failed task nobody holds (at_task_raise(AT_EIO, ...))
     exc = []
 
     def have(text, evs):
         return [e for e in evs if text in e.get("message", "")]
 
     deadline = time.monotonic() + 20
-    while not (have("Future exception", exc) and have("Task exception", exc)):
+    while not (have("lost future error", exc) and have("lost app error", exc) and
+               have("Task exception", exc)):
         assert time.monotonic() < deadline, [(e["kind"], e["message"][:70]) for e in exc]
         exc += c.recv_type("update").get("exc", [])
-    for e in have("Future exception", exc) + have("Task exception", exc):
+    # each event carries its error's own code and domain, and its severity in a key of its own
+    # (issue 14: the domain used to hold the severity, and no code was sent)
+    for text, (code, domain) in (("lost future error", said["futfail"]),
+                                 ("lost app error", said["appfail"]),
+                                 ("Task exception", said["futfail"])):
+        e = have(text, exc)[0]
         assert e["kind"] == EXC_NEVER_RETRIEVED, e
-        assert e["domain"] == "error", e
+        assert e.get("code") == code and e.get("domain") == domain, e
+        assert e.get("severity") == "error", e
     assert "lost future error (test)" in have("Future exception", exc)[0]["message"]
     assert "lost-failing" in have("Task exception", exc)[0]["message"]
 
@@ -426,6 +442,8 @@ def test_exception_kinds_end_to_end(env):
             dexc += d.recv_type("update").get("exc", [])
         e = have("destroyed", dexc)[0]
         assert e["kind"] == EXC_DESTROYED_PENDING, e
+        # a warning: its severity says so, and it is about no error object (no code, no domain)
+        assert e.get("severity") == "warning" and "code" not in e and "domain" not in e, e
         assert "doomed" in e["message"], e
     finally:
         d.close()

@@ -220,7 +220,8 @@ static void on_command(at_loop_t *loop, void *arg)
         spawn_named(failing, "failing", false);
     } else if (strcmp(cmd, "refused") == 0) { /* the same, with a two-line message */
         spawn_named(connecting, "connecting", false);
-    } else if (strcmp(cmd, "work") == 0) { /* n executor jobs of 1.5 s */
+        say("ERROR %d %s\n", AT_ECONNREFUSED, AT_DOMAIN); /* the error's code and domain */
+    } else if (strcmp(cmd, "work") == 0) {                /* n executor jobs of 1.5 s */
         for (long i = 0; i < n; i++) {
             at_future_t *f = NULL;
             if (at_executor_submit(loop, pool_job, (void *)(uintptr_t)1500, NULL, "pool_job", &f) ==

@@ -1,6 +1,7 @@
 /* test-exceptions.c: what the Exceptions screen makes of a message: the list's one-line
  * summary (the error's own words first) and the detail's wrapped lines; and the severity and
  * code the applier reads from an exception event. */
+#include <errno.h>
 #include <locale.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,37 +82,83 @@ static void test_severity(void **state)
     Applier a;
     Applier_init(&a, &m);
     at_wire_exc_t exc[] = {
-        /* what the runtime's exporter sends: the severity as the domain */
+        /* what older runtimes' exporters sent: the severity as the domain, no code */
         {.seq = 1, .kind = AT_WIRE_EXC_WRONG_THREAD, .domain = "warning", .message = "w"},
         {.seq = 2, .kind = AT_WIRE_EXC_NEVER_RETRIEVED, .domain = "error", .message = "e"},
-        /* a real error domain and code */
+        /* a real error domain and code, no severity key: the kind says */
         {.seq = 3,
          .kind = AT_WIRE_EXC_NEVER_RETRIEVED,
          .domain = "uv",
          .code = -104,
          .message = "reset"},
         {.seq = 4, .kind = AT_WIRE_EXC_WARNING, .message = "nothing else"},
+        /* what the runtime sends now: the severity in its key, the error's code and domain */
+        {.seq = 5,
+         .kind = AT_WIRE_EXC_NEVER_RETRIEVED,
+         .domain = "asynctop",
+         .code = -ECONNREFUSED,
+         .severity = "error",
+         .message = "Task exception was never retrieved: x\nerror: ECONNREFUSED (asynctop): no"},
+        /* a warning about no error; a severity that says warning whatever the kind */
+        {.seq = 6, .kind = AT_WIRE_EXC_NEVER_AWAITED, .severity = "warning", .message = "c"},
+        /* an application's domain: its code is its own, not named; "error" is a domain when a
+         * severity key is there; an unknown severity word */
+        {.seq = 7,
+         .kind = AT_WIRE_EXC_UNHANDLED,
+         .domain = "myapp",
+         .code = -4242,
+         .severity = "fatal",
+         .message = "boom"},
+        {.seq = 8,
+         .kind = AT_WIRE_EXC_UNHANDLED,
+         .domain = "error",
+         .severity = "warning",
+         .message = "x"},
     };
     at_wire_msg_t msg;
     memset(&msg, 0, sizeof msg);
     msg.type = AT_WIRE_UPDATE;
     msg.u.update.full = true;
     msg.u.update.exc = exc;
-    msg.u.update.n_exc = 4;
+    msg.u.update.n_exc = 8;
     Applier_apply(&a, &msg, 1);
-    assert_int_equal(Model_excCount(&m), 4);
-    const ExcEvent *e = Model_excAt(&m, 3); /* oldest */
+    assert_int_equal(Model_excCount(&m), 8);
+    char buf[200];
+    const ExcEvent *e = Model_excAt(&m, 7); /* oldest */
     assert_string_equal(e->severity, "warning");
-    assert_string_equal(e->code, "");
+    assert_string_equal(e->domain, "");
+    assert_int_equal(e->code, 0);
+    ExceptionsScreen_errorText(e, buf, sizeof buf);
+    assert_string_equal(buf, "");
+    e = Model_excAt(&m, 6);
+    assert_string_equal(e->severity, "error");
+    assert_string_equal(e->domain, "");
+    e = Model_excAt(&m, 5);
+    assert_string_equal(e->severity, "error");
+    assert_string_equal(e->domain, "uv");
+    assert_int_equal(e->code, -104);
+    ExceptionsScreen_errorText(e, buf, sizeof buf);
+    assert_string_equal(buf, "uv ECONNRESET (-104)");
+    e = Model_excAt(&m, 4);
+    assert_string_equal(e->severity, "warning");
+    assert_string_equal(e->domain, "");
+    e = Model_excAt(&m, 3);
+    assert_string_equal(e->severity, "error");
+    assert_string_equal(e->domain, "asynctop");
+    assert_int_equal(e->code, -ECONNREFUSED);
+    ExceptionsScreen_errorText(e, buf, sizeof buf);
+    assert_string_equal(buf, "asynctop ECONNREFUSED (-111)");
     e = Model_excAt(&m, 2);
-    assert_string_equal(e->severity, "error");
-    assert_string_equal(e->code, "");
+    assert_string_equal(e->severity, "warning");
     e = Model_excAt(&m, 1);
-    assert_string_equal(e->severity, "error");
-    assert_string_equal(e->code, "uv -104");
+    assert_string_equal(e->severity, "?");
+    ExceptionsScreen_errorText(e, buf, sizeof buf);
+    assert_string_equal(buf, "myapp -4242");
     e = Model_excAt(&m, 0);
     assert_string_equal(e->severity, "warning");
-    assert_string_equal(e->code, "");
+    assert_string_equal(e->domain, "error");
+    ExceptionsScreen_errorText(e, buf, sizeof buf);
+    assert_string_equal(buf, "error");
     Applier_done(&a);
     Model_done(&m);
 }

@@ -206,6 +206,9 @@ static void check_never_retrieved(bool debug)
     memset(&ev, 0, sizeof ev);
     assert_true(take_event(loop, "never_retrieved", &ev));
     assert_int_equal(ev.kind, AT__EV_ERROR);
+    /* the error's own code and domain, for the wire's code and domain (issue 14) */
+    assert_int_equal(ev.err_code, AT_ECONNRESET);
+    assert_string_equal(ev.err_domain, AT_DOMAIN);
     assert_true(ev.nstack >= 1);
     assert_true(ev.nstack2 >= 1);
     if (debug) {
@@ -253,6 +256,29 @@ static void test_never_retrieved_at_close(void **state)
     at_future_unref(fut); /* after close: not reported twice; frees the loop too */
     assert_not_contains(capture_text(), "never retrieved");
     capture_end();
+}
+
+/* An application's error: its own code and domain go into the event, the domain copied (cut to
+ * AT__EV_DOMAIN_MAX - 1 bytes), so the event does not point into the caller's storage. */
+static void test_never_retrieved_app_domain(void **state)
+{
+    (void)state;
+    static const char domain[] = "an-application-domain-longer-than-the-event";
+    at_loop_t *loop;
+    assert_int_equal(at_loop_new(&loop, NULL), 0);
+    capture_begin();
+    at_future_t *fut;
+    assert_int_equal(at_future_new(loop, &fut), 0);
+    assert_int_equal(at_future_set_error(fut, at_error_new(-4242, domain, "app")), 0);
+    at_future_unref(fut);
+    at__event_t ev;
+    assert_true(take_event(loop, "never_retrieved", &ev));
+    assert_int_equal(ev.err_code, -4242);
+    assert_int_equal(strlen(ev.err_domain), AT__EV_DOMAIN_MAX - 1);
+    assert_memory_equal(ev.err_domain, domain, AT__EV_DOMAIN_MAX - 1);
+    assert_true((void *)ev.err_domain != (void *)domain);
+    capture_end();
+    close_clean(loop);
 }
 
 static void test_retrieved_not_reported(void **state)
@@ -369,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_remove_done_callback),
         cmocka_unit_test(test_refcounts),
         cmocka_unit_test(test_never_retrieved_on_last_unref),
+        cmocka_unit_test(test_never_retrieved_app_domain),
         cmocka_unit_test(test_never_retrieved_on_last_unref_debug),
         cmocka_unit_test(test_never_retrieved_at_close),
         cmocka_unit_test(test_retrieved_not_reported),

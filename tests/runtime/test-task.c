@@ -537,6 +537,9 @@ static void test_report_never_retrieved(void **state)
             found = true;
             assert_string_equal(ev.task_name, "bug");
             assert_true(ev.nstack >= 1 && ev.nstack2 >= 1);
+            /* the error's own code and domain, for the wire's code and domain (issue 14) */
+            assert_int_equal(ev.err_code, AT_EPROTO);
+            assert_string_equal(ev.err_domain, AT_DOMAIN);
         }
     }
     assert_true(found);

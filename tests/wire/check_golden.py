@@ -139,7 +139,7 @@ NESTED = {
     "exception event": lambda w, v: check_map(
         w, v, {"seq": "uint", "time_ns": "uint", "kind": "uint", "message": "text"},
         {"code": "int", "domain": "text/null", "object": "uint", "obj_type": "text/null",
-         "task": "uint", "raise_stack": "uint", "create_stack": "uint"}),
+         "task": "uint", "raise_stack": "uint", "create_stack": "uint", "severity": "text"}),
     "running": lambda w, v: None if v is None else check_map(w, v, *RUNNING),
     "stats": lambda w, v: check_map(
         w, v, {"busy_ns": "uint", "idle_ns": "uint", "iterations": "uint", "callbacks": "uint",

@@ -58,9 +58,9 @@ static const at_wire_slow_t slow[] = {
 };
 static const at_wire_exc_t exc[] = {
     {1, 3000000000u, AT_WIRE_EXC_NEVER_RETRIEVED, -104, "errno", "connection reset by peer", 0x1234,
-     "future", 70000, 2, 1},
+     "future", 70000, 2, 1, "error"},
     {2, 3000000001u, AT_WIRE_EXC_NEVER_AWAITED, 0, NULL, "coroutine fetch() was never awaited", 0,
-     NULL, 0, 0, 1},
+     NULL, 0, 0, 1, "warning"},
     {3, 4, AT_WIRE_EXC_DESTROYED_PENDING, 0, NULL, "task destroyed but it is pending", 70001,
      "task", 70001, 0, 2},
     {4, 5, AT_WIRE_EXC_UNCLOSED, 0, NULL, "unclosed tcp handle", 99, "tcp", 0, 0, 1},
@@ -433,6 +433,7 @@ static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t
         EQ_NUM(q, s->task, t->task, "exc.task");
         EQ_NUM(q, s->raise_stack, t->raise_stack, "exc.raise_stack");
         EQ_NUM(q, s->create_stack, t->create_stack, "exc.create_stack");
+        eq_str(q, s->severity, t->severity, "exc.severity");
     }
     EQ_NUM(q, a->n_inflight, b->n_inflight, "update.inflight");
     for (uint32_t i = 0; q->ok && i < a->n_inflight; i++) {

@@ -388,14 +388,15 @@ typedef struct at_wire_exc {
     uint64_t seq;
     uint64_t time_ns;      /* process time it was detected */
     uint8_t kind;          /* at_wire_exc_kind_t */
-    int64_t code;          /* error code (e.g. -errno), 0 none */
-    const char *domain;    /* error domain ("uv", "errno", "app"), NULL none */
+    int64_t code;          /* the error's own code (e.g. -errno), 0 none */
+    const char *domain;    /* the error's domain ("asynctop", "uv", "errno", "app"), NULL none */
     const char *message;   /* human-readable */
     uint64_t object;       /* future / task / handle id concerned, 0 none */
     const char *obj_type;  /* "future", "task", "tcp", ... NULL none */
     uint64_t task;         /* task involved, 0 none */
     uint32_t raise_stack;  /* where the error was set/raised, 0 none */
     uint32_t create_stack; /* where the object was created (debug), 0 none */
+    const char *severity;  /* "error" or "warning" (another word from a newer peer), NULL none */
 } at_wire_exc_t;
 
 /* The callback running on the loop thread when the update was built. */

@@ -967,6 +967,8 @@ static void get_exc(rd_t *r, const char *key, at_wire_exc_t *x)
             x->raise_stack = get_u32(r, "raise_stack");
         } else if (IS(r, "create_stack")) {
             x->create_stack = get_u32(r, "create_stack");
+        } else if (IS(r, "severity")) {
+            x->severity = get_text_null(r, "severity");
         } else {
             skip(r, key);
         }

@@ -406,6 +406,7 @@ static void put_exc(enc_t *e, const at_wire_exc_t *x)
     KV_UINT0(e, n, "task", x->task);
     KV_UINT0(e, n, "raise_stack", x->raise_stack);
     KV_UINT0(e, n, "create_stack", x->create_stack);
+    KV_TEXT0(e, n, "severity", x->severity);
     map_end(e, at, n);
 }
 
