@@ -853,4 +853,8 @@ typedef struct at__fork_handlers {
  * pthread_atfork triple that runs every rank in order. Any thread. */
 void at__fork_register(at__fork_rank_t rank, const at__fork_handlers_t *h);
 
+/* The common case of at__fork_register: a rank that is one mutex, locked before the fork and
+ * unlocked after it in parent and child (`m` lives forever). Same rules as above. */
+void at__fork_register_mutex(at__fork_rank_t rank, pthread_mutex_t *m);
+
 #endif

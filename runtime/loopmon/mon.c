@@ -16,22 +16,9 @@ static uint64_t reg_next_id = 1;
 
 /* fork() (rank AT__FORK_MON_REGISTRY): the exporter thread walks the registry every tick, and
  * a child that creates a loop adds to it. */
-static void reg_lock_take(void)
-{
-    pthread_mutex_lock(&reg_lock);
-}
-
-static void reg_lock_release(void)
-{
-    pthread_mutex_unlock(&reg_lock);
-}
-
-static const at__fork_handlers_t reg_fork_handlers = {reg_lock_take, reg_lock_release,
-                                                      reg_lock_release};
-
 __attribute__((constructor)) static void reg_fork_register(void)
 {
-    at__fork_register(AT__FORK_MON_REGISTRY, &reg_fork_handlers);
+    at__fork_register_mutex(AT__FORK_MON_REGISTRY, &reg_lock);
 }
 
 static void reg_add(at__mon_t *m)

@@ -194,19 +194,9 @@ static int resolve(const void *addr, bool is_return, at__sym_t *out)
 
 /* fork() (rank AT__FORK_SYM): the child must not inherit sym_lock held by another thread (the
  * logger symbolises slow callbacks' sites). */
-static void fork_prepare(void)
-{
-    pthread_mutex_lock(&sym_lock);
-}
-static void fork_release(void)
-{
-    pthread_mutex_unlock(&sym_lock);
-}
-static const at__fork_handlers_t fork_handlers = {fork_prepare, fork_release, fork_release};
-
 __attribute__((constructor)) static void fork_register(void)
 {
-    at__fork_register(AT__FORK_SYM, &fork_handlers);
+    at__fork_register_mutex(AT__FORK_SYM, &sym_lock);
 }
 
 int at__sym_lookup(const void *addr, bool is_return, at__sym_t *out)

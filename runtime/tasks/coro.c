@@ -217,22 +217,9 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
  * loopmon.h): a child's first coroutine takes it. */
 static pthread_mutex_t segv_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void segv_lock_take(void)
-{
-    pthread_mutex_lock(&segv_lock);
-}
-
-static void segv_lock_release(void)
-{
-    pthread_mutex_unlock(&segv_lock);
-}
-
-static const at__fork_handlers_t segv_fork_handlers = {segv_lock_take, segv_lock_release,
-                                                       segv_lock_release};
-
 __attribute__((constructor)) static void segv_fork_register(void)
 {
-    at__fork_register(AT__FORK_CORO_SIGNAL, &segv_fork_handlers);
+    at__fork_register_mutex(AT__FORK_CORO_SIGNAL, &segv_lock);
 }
 
 /* Makes sure this thread can take SIGSEGV on a stack that is not the

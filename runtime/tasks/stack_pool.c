@@ -80,22 +80,9 @@ static pthread_mutex_t chunks_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* fork() (rank AT__FORK_STACK_POOL, loopmon.h): another loop thread may be adding a chunk when
  * a thread forks; the child's first new chunk takes the lock. */
-static void chunks_lock_take(void)
-{
-    pthread_mutex_lock(&chunks_lock);
-}
-
-static void chunks_lock_release(void)
-{
-    pthread_mutex_unlock(&chunks_lock);
-}
-
-static const at__fork_handlers_t chunks_fork_handlers = {chunks_lock_take, chunks_lock_release,
-                                                         chunks_lock_release};
-
 __attribute__((constructor)) static void chunks_fork_register(void)
 {
-    at__fork_register(AT__FORK_STACK_POOL, &chunks_fork_handlers);
+    at__fork_register_mutex(AT__FORK_STACK_POOL, &chunks_lock);
 }
 
 typedef struct size_class_pool {
