@@ -11,6 +11,21 @@
 
 const char *ExceptionsScreen_kindTitle(unsigned k);
 
+/* A stack that only debug mode records (creation, scheduling): when there is none, says
+ * what is true now: debug mode is off, or it is on but records this only for `what` after it
+ * was turned on. */
+static void debug_stack(TextLines *t, const Model *m, const Stack *st, const char *what)
+{
+    char none[160];
+    if (m->debug)
+        snprintf(none, sizeof none,
+                 "(none recorded: debug mode records this only for %s after it was turned on)",
+                 what);
+    else
+        snprintf(none, sizeof none, "(unknown: turn debug mode on with d)");
+    TextLines_stack(t, st, none);
+}
+
 static void task_lines(App *app, TextLines *t, int w)
 {
     Model *m = &app->model;
@@ -80,10 +95,7 @@ static void task_lines(App *app, TextLines *t, int w)
     TextLines_add(t, CRT_colors[C_HEADER], "Suspended at (innermost first)");
     TextLines_stack(t, &m->detail_suspend, "(not suspended, or no stack available)");
     TextLines_add(t, CRT_colors[C_HEADER], "Created from");
-    TextLines_stack(t, &m->detail_create,
-                    m->debug ? "(none recorded: debug mode records creation stacks only of "
-                               "tasks created after it was turned on)"
-                             : "(no creation stack: turn debug mode on with d)");
+    debug_stack(t, m, &m->detail_create, "tasks created");
     TextLines_add(t, CRT_colors[C_HEADER], "Step durations");
     TextLines_hist(t, m->detail_hist, MODEL_HIST_BUCKETS, w);
     TextLines_add(t, CRT_colors[C_DIM], "c: cancel this task   Esc: back");
@@ -122,10 +134,7 @@ static void slow_draw(Screen *s, App *app, int y, int h, int w)
         TextLines_add(&t, CRT_colors[C_HEADER], "Stack sampled while it was blocking");
         TextLines_stack(&t, &e->stack, "(no sample: it finished before the watchdog looked)");
         TextLines_add(&t, CRT_colors[C_HEADER], "Scheduled from");
-        TextLines_stack(&t, &e->scheduled_from,
-                        m->debug ? "(none recorded: debug mode records this only for "
-                                   "callbacks scheduled after it was turned on)"
-                                 : "(unknown: turn debug mode on with d)");
+        debug_stack(&t, m, &e->scheduled_from, "callbacks scheduled");
     }
     TextLines_draw(&t, s, y, h, w);
     TextLines_free(&t);
@@ -162,7 +171,7 @@ static void exc_draw(Screen *s, App *app, int y, int h, int w)
         TextLines_add(&t, CRT_colors[C_HEADER], "Raised at");
         TextLines_stack(&t, &e->raised, "(no stack)");
         TextLines_add(&t, CRT_colors[C_HEADER], "Created from");
-        TextLines_stack(&t, &e->stack, "(no creation stack: turn debug mode on with d)");
+        debug_stack(&t, m, &e->stack, "objects created");
     }
     TextLines_draw(&t, s, y, h, w);
     TextLines_free(&t);

@@ -222,6 +222,24 @@ def test_scheduled_from_says_what_debug_mode_does(env):
         tui.close()
 
 
+def test_exception_created_from_says_what_debug_mode_does(env):
+    t = env.target()  # debug off: the exceptions carry no creation stack
+    tui = Tui(env, [t.pid], 120, 40)
+    try:
+        tui.wait(r"^\s+10 conn-0 ")
+        tui.keys("5")
+        tui.wait(r"connection reset by peer")
+        tui.keys("Home", "Enter")
+        s = tui.wait(r"Created from\s+\(unknown: turn debug mode on with d\)")
+        tui.keys("d")
+        tui.wait(r"debug on")
+        s = tui.wait(r"Created from\s+\(none recorded: debug mode records this only for objects "
+                     r"created after it was turned on\)")
+        assert "turn debug mode on with d" not in s
+    finally:
+        tui.close()
+
+
 def test_created_at_shows_file_and_line_at_100x30(env):
     t = env.target()
     tui = Tui(env, [t.pid], 100, 30)
