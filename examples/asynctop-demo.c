@@ -647,7 +647,7 @@ STEP static uint64_t hash_prefixes(unsigned ms)
         for (int i = 0; i < 10000; i++)
             h = (h ^ (uint64_t)i) * 1099511628211u;
         clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+        if ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) >= ms * 1000000LL)
             return h;
     }
 }

@@ -129,7 +129,7 @@ __attribute__((noinline)) static void crunch_numbers(long ms)
         for (int i = 0; i < 200000; i++) /* mostly here, not in the vDSO (no frame pointer) */
             g_sink++;
         clock_gettime(CLOCK_MONOTONIC, &t);
-    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+    } while ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) < ms * 1000000LL);
 }
 
 static int cruncher(void *arg, void **result)
