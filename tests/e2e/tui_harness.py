@@ -221,8 +221,20 @@ class Tui:
                               text=True, check=check, env=self._tmux_env())
 
     def screen(self, escapes=False):
+        """The pane as one whole frame. tmux may be captured while the inspector is still
+        writing a frame (the top of the new screen drawn, the rest still the old one), so the
+        pane is read until two reads in a row agree; a pane that never settles for 2 s (times
+        SLOW) gives its last read."""
         args = ["capture-pane", "-p"] + (["-e"] if escapes else [])
-        return self.tmux(*args).stdout
+        prev = self.tmux(*args).stdout
+        deadline = time.monotonic() + 2.0 * SLOW
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            cur = self.tmux(*args).stdout
+            if cur == prev:
+                return cur
+            prev = cur
+        return prev
 
     def lines(self):
         return self.screen().split("\n")
@@ -240,13 +252,8 @@ class Tui:
         last = [""]
 
         def check():
-            # A match must also be a whole frame: tmux may be captured while the inspector is
-            # still writing one (the title drawn, the body not yet), so the screen must read
-            # the same twice in a row.
-            s = self.screen()
-            stable = s == last[0]
-            last[0] = s
-            return s if stable and rx.search(s) else None
+            last[0] = self.screen()  # a whole frame (see screen())
+            return last[0] if rx.search(last[0]) else None
         try:
             return wait_until("screen to match %r" % pattern, check, timeout)
         except AssertionError as e:
