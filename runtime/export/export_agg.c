@@ -364,6 +364,11 @@ void at__agg_loop_info(at_export_srv_t *srv, agg_loop_t *l, bool stats, at_wire_
     loop_thread_name(l, at__now_ns());
     out->thread = l->thread[0] ? l->thread : NULL;
     out->kind = loop_kind(l);
+    /* Under the shim the wire's loop 0 is merely the first loop watched (BIND's runs on
+     * thread isc-net-0002): a plain libuv loop is named after its thread, "main" only when
+     * it runs on the process's main thread. */
+    if (out->kind != NULL && strcmp(out->kind, "uv") == 0)
+        out->name = l->mon->tid == (pid_t)getpid() ? "main" : out->thread;
     out->addr = (uint64_t)(uintptr_t)l->mon->loop;
     if (!stats)
         return;
