@@ -1,4 +1,4 @@
-/* sym-lib: a library for sym-prog, built with -fno-toplevel-reorder so that its code is laid
+/* sym-lib: a library for sym-prog, built so that its code is laid (gcc: -fno-toplevel-reorder)
  * out in source order. symlib_exported and symlib_hidden_addr are in .dynsym with their
  * sizes; symlib_marker is an exported label without a size (as hand-written assembly or
  * _init have); symlib_hidden is static and comes last, so once the library is stripped no
