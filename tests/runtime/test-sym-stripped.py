@@ -2,6 +2,7 @@
 """Symbols of programs built the usual way (-O2, stripped): sym-prog symbolises addresses in
 its own functions and in a dlopen'ed library; checked against nm/readelf of the unstripped
 files.  Usage: test-sym-stripped.py SYM_PROG SYM_LIB"""
+import lzma
 import os
 import re
 import shutil
@@ -121,6 +122,33 @@ try:
         check(row["file"].endswith("sym-prog.c") and row["line"] > 0,
               "debug dir: %s has file:line" % fn)
         check(row["offset"] == syms["sym_" + fn] + 4, "debug dir: %s offset unchanged" % fn)
+
+    # 5. MiniDebugInfo (Fedora's recipe, gdb manual "MiniDebugInfo"): the stripped program
+    # with an xz-compressed symbol table of its functions in .gnu_debugdata: names, no lines
+    mini = os.path.join(tmp, "sym-prog-mini")
+    funcs = sorted(n for n, t in ((l.split()[0], l.split()[1]) for l in subprocess.run(
+        ["nm", "--format=posix", "--defined-only", PROG], check=True, capture_output=True,
+        text=True).stdout.splitlines()) if t in ("T", "t"))
+    keep = os.path.join(tmp, "keep_symbols")
+    with open(keep, "w") as f:
+        f.write("\n".join(funcs) + "\n")
+    full, minidbg = os.path.join(tmp, "full.debug"), os.path.join(tmp, "mini.debug")
+    subprocess.run(["objcopy", "--only-keep-debug", PROG, full], check=True)
+    subprocess.run(["objcopy", "-S", "--remove-section", ".gdb_index", "--remove-section",
+                    ".comment", "--keep-symbols=" + keep, full, minidbg], check=True)
+    with open(minidbg, "rb") as f, open(minidbg + ".xz", "wb") as g:
+        g.write(lzma.compress(f.read(), format=lzma.FORMAT_XZ))
+    subprocess.run(["objcopy", "--strip-all", "-R", ".comment", PROG, mini], check=True)
+    subprocess.run(["objcopy", "--add-section", ".gnu_debugdata=" + minidbg + ".xz", mini],
+                   check=True)
+    nm_out = subprocess.run(["nm", mini], capture_output=True, text=True).stdout
+    check("sym_alpha" not in nm_out, "the MiniDebugInfo program has no .symtab")
+    r = run(mini, slib, {})
+    for fn in ("alpha", "beta"):
+        row = r[fn]
+        check(row["func"] == "sym_" + fn and row["lib"] == "sym-prog-mini",
+              "MiniDebugInfo: %s named sym_%s (%s)" % (fn, fn, row))
+        check(row["offset"] == syms["sym_" + fn] + 4, "MiniDebugInfo: %s offset" % fn)
 finally:
     shutil.rmtree(tmp)
 
