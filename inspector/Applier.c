@@ -36,6 +36,7 @@ static void tables_free(Applier *this)
     for (uint32_t i = 0; i < this->site_cap; i++) {
         free(this->sites[i].func);
         free(this->sites[i].file);
+        free(this->sites[i].build_id);
     }
     free(this->sites);
     for (uint32_t i = 0; i < this->stack_cap; i++)
@@ -151,6 +152,8 @@ static void site_put(Applier *this, const at_wire_site_t *s)
     }
     d->line = s->loc.line;
     d->addr = s->loc.addr;
+    free(d->build_id);
+    d->build_id = BuildId_dup(s->loc.build_id);
 }
 
 static void stack_put(Applier *this, const at_wire_stack_t *s)
@@ -229,17 +232,20 @@ void Applier_stack(const Applier *this, uint32_t stack, Stack *out)
         return;
     for (uint32_t i = 0; i < d->n; i++) {
         const SiteDef *s = site_get(this, d->sites[i]);
-        if (s)
+        if (s) {
             Stack_push(out, s->func, SIZE_MAX, s->file, SIZE_MAX, s->line, s->addr);
-        else
+            Stack_setBuildId(out, s->build_id);
+        } else
             Stack_push(out, "?", 1, NULL, 0, 0, 0);
     }
 }
 
 static void stack_from_locs(Stack *out, const at_wire_loc_t *locs, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         Stack_push(out, locs[i].func, SIZE_MAX, locs[i].file, SIZE_MAX, locs[i].line, locs[i].addr);
+        Stack_setBuildId(out, locs[i].build_id);
+    }
 }
 
 /* Sanity bound on process-time values: 100 years in ns. */

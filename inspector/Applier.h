@@ -19,6 +19,7 @@ typedef struct SiteDef {
     char *file; /* may be NULL */
     uint32_t line;
     uint64_t addr;
+    char *build_id; /* hex (BuildId_dup), NULL when not sent */
 } SiteDef;
 
 typedef struct StackDef {

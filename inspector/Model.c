@@ -142,6 +142,7 @@ void Stack_free(Stack *s)
     for (uint32_t i = 0; i < s->n; i++) {
         free(s->f[i].func);
         free(s->f[i].file);
+        free(s->f[i].build_id);
     }
     free(s->f);
     s->f = NULL;
@@ -163,6 +164,29 @@ int Stack_push(Stack *s, const char *func, size_t func_len, const char *file, si
     f->line = line;
     f->addr = addr;
     return 0;
+}
+
+char *BuildId_dup(const char *hex)
+{
+    if (hex == NULL)
+        return NULL;
+    size_t n = 0;
+    while (n <= 80 && ((hex[n] >= '0' && hex[n] <= '9') || (hex[n] >= 'a' && hex[n] <= 'f')))
+        n++;
+    if (hex[n] != '\0' || n < 2 || n > 80)
+        return NULL;
+    char *c = xcalloc(n + 1, 1);
+    memcpy(c, hex, n);
+    return c;
+}
+
+void Stack_setBuildId(Stack *s, const char *hex)
+{
+    if (s->n == 0)
+        return;
+    StackFrame *f = &s->f[s->n - 1];
+    free(f->build_id);
+    f->build_id = BuildId_dup(hex);
 }
 
 void SlowEvent_free(SlowEvent *ev)

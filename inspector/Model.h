@@ -29,6 +29,7 @@ typedef struct StackFrame {
     char *file; /* may be NULL */
     uint32_t line;
     uint64_t addr;
+    char *build_id; /* the module's GNU build-id, lowercase hex; NULL when not sent */
 } StackFrame;
 
 typedef struct Stack {
@@ -363,6 +364,11 @@ void Stack_free(Stack *s);
 /* Appends a frame (strings copied, bounded); refuses past MODEL_MAX_FRAMES. */
 int Stack_push(Stack *s, const char *func, size_t func_len, const char *file, size_t file_len,
                uint32_t line, uint64_t addr);
+/* A build-id as the process sent it (untrusted), copied when it is 2..80 lowercase hex
+ * digits, else NULL. The result is malloc'ed (free it). */
+char *BuildId_dup(const char *hex);
+/* Sets the last frame's build-id (BuildId_dup's rules; NULL clears it). No frame: nothing. */
+void Stack_setBuildId(Stack *s, const char *hex);
 void SlowEvent_free(SlowEvent *ev);
 void ExcEvent_free(ExcEvent *ev);
 

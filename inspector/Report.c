@@ -87,6 +87,8 @@ static void json_stack(Json *j, const char *key, const Stack *s)
         Json_u64(j, s->f[i].line);
         Json_key(j, "addr");
         Json_u64(j, s->f[i].addr);
+        Json_key(j, "build_id");
+        Json_str(j, s->f[i].build_id);
         Json_end(j, '}');
     }
     Json_end(j, ']');

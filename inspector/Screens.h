@@ -41,7 +41,8 @@ void TextLines_add(TextLines *t, int attr, const char *fmt, ...)
  * first after label, the next indented as far; each of its lines on lines of its own, a line
  * too long broken at its last blank that fits (else anywhere). Never cuts text off. */
 void TextLines_wrap(TextLines *t, int attr, const char *label, const char *text, int width);
-/* Adds "  #i func file:line" lines, or `none` when the stack is empty. */
+/* Adds "  #i func file:line" lines ("  #i func 0xaddr build-id HEX" for a frame without a
+ * file whose module's build-id is known), or `none` when the stack is empty. */
 void TextLines_stack(TextLines *t, const Stack *s, const char *none);
 /* Adds a horizontal log2 histogram (one line per non-empty bucket). */
 void TextLines_hist(TextLines *t, const uint64_t *buckets, unsigned n, int width);

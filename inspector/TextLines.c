@@ -104,6 +104,9 @@ void TextLines_stack(TextLines *t, const Stack *s, const char *none)
         else if (f->file)
             TextLines_add(t, CRT_colors[C_NORMAL], "  #%-2u %s  %s", i, f->func,
                           base_name(f->file));
+        else if (f->build_id) /* module+0xoffset: the build to symbolise it against later */
+            TextLines_add(t, CRT_colors[C_NORMAL], "  #%-2u %s  0x%llx  build-id %s", i, f->func,
+                          (unsigned long long)f->addr, f->build_id);
         else
             TextLines_add(t, CRT_colors[C_NORMAL], "  #%-2u %s  0x%llx", i, f->func,
                           (unsigned long long)f->addr);

@@ -164,6 +164,7 @@ static uint32_t intern_site(agg_t *a, uintptr_t addr, const char *name, bool is_
     }
     s->ws.loc.file = dup_or_null(sym.file);
     s->ws.loc.line = sym.line;
+    s->ws.loc.build_id = dup_or_null(sym.build_id);
     a->nisites++;
     size_t h = (size_t)k & (a->isite_idx_cap - 1);
     while (a->isite_idx[h] != 0)
@@ -247,6 +248,7 @@ at_wire_loc_t *at__agg_locs(void *const *pc, unsigned n)
         }
         l[i].file = dup_or_null(sym.file);
         l[i].line = sym.line;
+        l[i].build_id = dup_or_null(sym.build_id);
     }
     return l;
 }
@@ -258,6 +260,7 @@ void at__agg_locs_free(at_wire_loc_t *locs, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         free((char *)locs[i].func);
         free((char *)locs[i].file);
+        free((char *)locs[i].build_id);
     }
     free(locs);
 }
@@ -285,6 +288,7 @@ void at__agg_free(agg_t *a)
         free(a->isites[i].name);
         free((char *)a->isites[i].ws.loc.func);
         free((char *)a->isites[i].ws.loc.file);
+        free((char *)a->isites[i].ws.loc.build_id);
     }
     for (size_t i = 0; i < a->nistacks; i++)
         free((uint32_t *)a->istacks[i].wst.sites);
@@ -364,6 +368,11 @@ void at__agg_loop_info(at_export_srv_t *srv, agg_loop_t *l, bool stats, at_wire_
     loop_thread_name(l, at__now_ns());
     out->thread = l->thread[0] ? l->thread : NULL;
     out->kind = loop_kind(l);
+    /* Under the shim the wire's loop 0 is merely the first loop watched (BIND's runs on
+     * thread isc-net-0002): a plain libuv loop is named after its thread, "main" only when
+     * it runs on the process's main thread. */
+    if (out->kind != NULL && strcmp(out->kind, "uv") == 0)
+        out->name = l->mon->tid == (pid_t)getpid() ? "main" : out->thread;
     out->addr = (uint64_t)(uintptr_t)l->mon->loop;
     if (!stats)
         return;

@@ -425,7 +425,8 @@ agg_loop_t *at__agg_loop(at_export_srv_t *srv, uint64_t id);
 /* The wire id of a loop (the inverse of at__agg_loop): 0 for the main loop, else its
  * monitor id. */
 uint32_t at__agg_wire_loop_id(at_export_srv_t *srv, const agg_loop_t *l);
-/* Fills a wire loop info row for l: id, name ("main" for 0), tid, thread name, kind ("at_loop",
+/* Fills a wire loop info row for l: id, name ("main" for 0; under the preload shim, kind "uv",
+ * the thread's name, "main" only for the main thread's loop), tid, thread name, kind ("at_loop",
  * "uv" or NULL, from the attached provider), the uv_loop_t address, and with `stats` its
  * cumulative counters, pending task count and how long its running callback has run. Strings point
  * into *l or are static. Exporter thread. */

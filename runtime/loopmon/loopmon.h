@@ -741,14 +741,17 @@ int at__stack_capture(void **out, int max, int skip);
 
 /* ==== Symbolisation ======================================================================== */
 
+#define AT__BUILD_ID_HEX 81 /* hex build-id (up to 40 bytes) + NUL */
+
 /* One symbolised address. Strings NUL-terminated, "" when unknown. */
 typedef struct at__sym {
-    char func[128];    /* function name (demangled only if it is C) */
-    char file[192];    /* source file (full path as recorded in DWARF) */
-    unsigned line;     /* 0 = unknown */
-    char lib[128];     /* object file basename ("libfoo.so.1", "asynctop-demo") */
-    uint64_t offset;   /* addr - object's load address */
-    uint64_t func_off; /* addr - function start (0 if func unknown) */
+    char func[128];                  /* function name (demangled only if it is C) */
+    char file[192];                  /* source file (full path as recorded in DWARF) */
+    unsigned line;                   /* 0 = unknown */
+    char lib[128];                   /* object file basename ("libfoo.so.1", "asynctop-demo") */
+    uint64_t offset;                 /* addr - object's load address */
+    uint64_t func_off;               /* addr - function start (0 if func unknown) */
+    char build_id[AT__BUILD_ID_HEX]; /* lib's GNU build-id in lowercase hex, "" if none */
 } at__sym_t;
 
 /* Symbolise `addr` (a code address; for return addresses pass the raw return address and

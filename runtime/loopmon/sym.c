@@ -28,6 +28,10 @@ static sym_entry_t **cache; /* under sym_lock; 4096 buckets */
 static size_t cache_n;
 #define CACHE_BUCKETS 4096
 
+/* libdw's search path for separate debug files (under sym_lock, set when dwfl is begun):
+ * "+:" ASYNCTOP_DEBUG_DIR ":.debug:/usr/lib/debug". libdw looks a module's build-id up as
+ * DIR/.build-id/xx/rest.debug in each absolute directory, in this order, then by
+ * .gnu_debuglink; a leading '+' checks the debuglink's CRC. */
 static char *debuginfo_path;
 static const Dwfl_Callbacks dwfl_cbs = {
     .find_elf = dwfl_linux_proc_find_elf,
@@ -55,6 +59,15 @@ static void cache_clear(void)
 static int dwfl_refresh(void)
 {
     if (!dwfl) {
+        const char *env = getenv("ASYNCTOP_DEBUG_DIR");
+        free(debuginfo_path);
+        debuginfo_path = NULL;
+        if (env && env[0]) {
+            size_t n = strlen(env) + sizeof "+::.debug:/usr/lib/debug";
+            debuginfo_path = malloc(n);
+            if (debuginfo_path)
+                snprintf(debuginfo_path, n, "+:%s:.debug:/usr/lib/debug", env);
+        }
         dwfl = dwfl_begin(&dwfl_cbs);
         if (!dwfl)
             return -ENOMEM;
@@ -133,6 +146,41 @@ static void outer_call_site(Dwfl_Module *mod, Dwarf_Addr a, at__sym_t *out)
     free(scopes);
 }
 
+/* Whether mod's symbol names come from a full symbol table: the file's own .symtab or a
+ * separate debug file's (found by build-id or debuglink). Otherwise libdw falls back to
+ * .dynsym (plus the .gnu_debugdata MiniDebugInfo table), where a sizeless or distant
+ * exported symbol would name code that is not its own. Under sym_lock, after
+ * dwfl_module_addrinfo (which loads the symbol table). */
+static bool has_full_symtab(Dwfl_Module *mod)
+{
+    const char *debugfile = NULL;
+    dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, &debugfile);
+    if (debugfile != NULL)
+        return true;
+    GElf_Addr bias = 0;
+    Elf *elf = dwfl_module_getelf(mod, &bias);
+    Elf_Scn *scn = NULL;
+    while (elf != NULL && (scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) != NULL && sh.sh_type == SHT_SYMTAB)
+            return true;
+    }
+    return false;
+}
+
+/* The hex build-id of mod into out (size >= AT__BUILD_ID_HEX), "" when it has none. */
+static void module_build_id(Dwfl_Module *mod, char *out, size_t size)
+{
+    const unsigned char *bits = NULL;
+    GElf_Addr vaddr = 0;
+    int n = dwfl_module_build_id(mod, &bits, &vaddr);
+    out[0] = '\0';
+    if (n <= 0 || bits == NULL || (size_t)n * 2 + 1 > size)
+        return;
+    for (int i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", bits[i]);
+}
+
 /* Under sym_lock. */
 static int resolve(const void *addr, bool is_return, at__sym_t *out)
 {
@@ -156,6 +204,11 @@ static int resolve(const void *addr, bool is_return, at__sym_t *out)
         GElf_Off off = 0;
         GElf_Sym sym;
         const char *fname = dwfl_module_addrinfo(mod, a, &off, &sym, NULL, NULL, NULL);
+        /* From .dynsym only a symbol whose extent holds the address names it: past the
+         * end of the last exported function lies code that is not in the table. */
+        if (fname && off >= sym.st_size && !has_full_symtab(mod))
+            fname = NULL;
+        module_build_id(mod, out->build_id, sizeof out->build_id);
         if (fname) {
             snprintf(out->func, sizeof out->func, "%s", fname);
             out->func_off = (uint64_t)off + (is_return ? 1 : 0);

@@ -95,7 +95,8 @@ class Client:
         if u["full"]:
             self.sites, self.stacks, self.tasks = {}, {}, {}
         for s in u.get("sites", []):
-            self.sites[s[0]] = {"addr": s[1], "func": s[2], "file": s[3], "line": s[4]}
+            self.sites[s[0]] = {"addr": s[1], "func": s[2], "file": s[3], "line": s[4],
+                                "build_id": s[5] if len(s) > 5 else None}
         for s in u.get("stacks", []):
             self.stacks[s[0]] = s[1]
         for row in u.get("tasks_new", []) + u.get("tasks_changed", []):

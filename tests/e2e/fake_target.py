@@ -54,9 +54,9 @@ def frame(msg):
 
 # ---- the simulated program -------------------------------------------------------
 
-SITES = {  # id: [id, addr, func, file, line]
-    1: [1, 0x401000, "main", "demo/main.c", 40],
-    2: [2, 0x401100, "server_run", "demo/server.c", 88],
+SITES = {  # id: [id, addr, func, file, line(, build_id)]
+    1: [1, 0x401000, "main", "demo/main.c", 40, "not hex\u001b[2J"],  # dropped by the inspector
+    2: [2, 0x401100, "server_run", "demo/server.c", 88, "0c29039453e58b2d265acc2804db911e2f346e33"],
     3: [3, 0x401200, "handle_conn", "demo/server.c", 120],
     4: [4, 0x401300, "at_stream_read", "runtime/io.c", 310],
     5: [5, 0x401400, "producer", "demo/queue.c", 30],

@@ -36,6 +36,9 @@ def test_subcommands(env):
     assert [(f["func"], f["file"], f["line"]) for f in d["stacks"][str(task2["stack_id"])]] == [
         ("at_spawn", "runtime/task.c", 90), ("server_run", "demo/server.c", 88),
         ("main", "demo/main.c", 40)]
+    # each frame's module build-id as the process sent it (lowercase hex), else null
+    assert [f["build_id"] for f in d["stacks"][str(task2["stack_id"])]] == [
+        None, "0c29039453e58b2d265acc2804db911e2f346e33", None]
     assert {e["kind"] for e in d["exceptions"]} == {"never_retrieved", "never_awaited",
                                                    "destroyed_pending", "unclosed_resource",
                                                    "wrong_thread"}

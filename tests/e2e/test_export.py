@@ -3,6 +3,7 @@ Unix socket, and an independent CBOR client (atclient.py, python3-cbor2) written
 docs/protocol.md. Usage: /usr/bin/python3 test_export.py PATH/TO/export_target
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -324,6 +325,45 @@ class ExportTest(TargetCase):
 
     def test_blocked_in_poll_sampled_without_a_signal(self):
         self.blocked_in_syscall("pollnap 2000", "wait_for_peer", "POLL")
+
+    def test_frames_carry_their_modules_build_id(self):
+        """Sites (the stacks table), task_detail's and loop_stack's frames carry the GNU
+        build-id of the module that holds them: as readelf -n says for the target, and for the
+        loop's stack one of the build-ids of the files the process maps."""
+        def build_id(path):
+            out = subprocess.run(["readelf", "-n", path], capture_output=True, text=True).stdout
+            m = re.search(r"Build ID: ([0-9a-f]+)", out)
+            return m.group(1) if m else None
+        bid = build_id(TARGET)
+        self.assertTrue(bid)
+        t = self.target()
+        t.cmd("tasks 3")
+        c, _ = self.live_client(t)
+        deadline = time.monotonic() + 10
+        while len(c.tasks) < 3 and time.monotonic() < deadline:
+            c.recv_type("update")
+        tid = sorted(c.tasks)[0]
+        site = c.sites[c.tasks[tid][11]]
+        self.assertEqual((site["func"], site["build_id"]), ("task_entry", bid))
+        r = c.response(c.request("task_detail", task=tid))
+        self.assertEqual(r["status"], 0, r)
+        create = [f for f in r["detail"]["create"] if f[1] == "spawn_tasks"]
+        self.assertTrue(create, r["detail"]["create"])
+        self.assertEqual([f[4] for f in create], [bid] * len(create))
+        r = c.response(c.request("loop_stack"))
+        self.assertEqual(r["status"], 0, r)
+        mapped = set()
+        with open("/proc/%d/maps" % t.p.pid) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 6 and parts[5].startswith("/") and os.path.isfile(parts[5]):
+                    mapped.add(parts[5])
+        mapped_ids = {build_id(p) for p in mapped} - {None}
+        self.assertIn(bid, mapped_ids)
+        self.assertTrue(r["stack"])
+        for f in r["stack"]:
+            self.assertGreater(len(f), 4, f)
+            self.assertIn(f[4], mapped_ids, f)
 
     def test_requests_good_and_bad(self):
         t = self.target()

@@ -153,8 +153,8 @@ static void test_rings_and_sites(void **state)
 /* ---- the applier, on hand-built wire structs ---------------------------------- */
 
 static const at_wire_site_t sites[] = {
-    {1, {0x10, "handle_conn", "/src/server.c", 120}},
-    {2, {0x20, "at_stream_read", "io.c", 31}},
+    {1, {0x10, "handle_conn", "/src/server.c", 120, "0c29039453e58b2d"}},
+    {2, {0x20, "at_stream_read", "io.c", 31, "0C29 not\x1b[2J hex"}}, /* dropped: not hex */
     {3, {0x30, NULL, NULL, 0}},
 };
 static const uint32_t stack1_sites[] = {2, 1};
@@ -894,9 +894,11 @@ static void test_json_stacks_table(void **state)
     Report_json(f, &m, &a);
     fclose(f);
     assert_non_null(strstr(buf, "\"stack_id\":7}"));
+    /* each frame's module build-id: lowercase hex as sent, else null */
     assert_non_null(strstr(buf, "\"stacks\":{\"7\":[{\"func\":\"at_stream_read\",\"file\":"
-                                "\"io.c\",\"line\":31,\"addr\":32},{\"func\":\"handle_conn\","
-                                "\"file\":\"/src/server.c\",\"line\":120,\"addr\":16}]}"));
+                                "\"io.c\",\"line\":31,\"addr\":32,\"build_id\":null},"
+                                "{\"func\":\"handle_conn\",\"file\":\"/src/server.c\",\"line\":120,"
+                                "\"addr\":16,\"build_id\":\"0c29039453e58b2d\"}]}"));
     free(buf);
     Applier_done(&a);
     Model_done(&m);

@@ -15,6 +15,7 @@
 #include "Model.h"
 #include "Panel.h"
 #include "Report.h"
+#include "Screens.h"
 #include "TaskColumn.h"
 #include "TaskTree.h"
 #include "TaskView.h"
@@ -372,6 +373,29 @@ static void test_created_at_fit_and_paging(void **state)
     assert_int_equal(p.selected, 0);
 }
 
+/* Issue 16: a detail screen's frame without a file (a stripped program's module+0xoffset)
+ * shows its module's build-id; a frame with file:line stays as it was. */
+static void test_stack_lines_build_id(void **state)
+{
+    (void)state;
+    Stack s = {0, NULL};
+    Stack_push(&s, "handle_conn", SIZE_MAX, "/src/server.c", SIZE_MAX, 120, 0x10);
+    Stack_setBuildId(&s, "0c29039453e58b2d");
+    Stack_push(&s, "prog+0x2564", SIZE_MAX, NULL, 0, 0, 0x55d0c0de2564u);
+    Stack_setBuildId(&s, "0c29039453e58b2d");
+    Stack_push(&s, "libfoo.so+0x10", SIZE_MAX, NULL, 0, 0, 0x7f0000000010u);
+    Stack_setBuildId(&s, "0c29 not hex"); /* the process's text: dropped */
+    TextLines t;
+    memset(&t, 0, sizeof t);
+    TextLines_stack(&t, &s, "(none)");
+    assert_int_equal(t.n, 3);
+    assert_string_equal(t.text[0], "  #0  handle_conn  server.c:120");
+    assert_string_equal(t.text[1], "  #1  prog+0x2564  0x55d0c0de2564  build-id 0c29039453e58b2d");
+    assert_string_equal(t.text[2], "  #2  libfoo.so+0x10  0x7f0000000010");
+    TextLines_free(&t);
+    Stack_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_reports),
         cmocka_unit_test(test_created_at_fit_and_paging),
+        cmocka_unit_test(test_stack_lines_build_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

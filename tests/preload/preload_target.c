@@ -82,6 +82,7 @@ static void on_stdin(uv_fs_t *req)
 static void *run_b(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "net-0002"); /* the loop's name under the shim */
     uv_run(&loop_b, UV_RUN_DEFAULT);
     return NULL;
 }

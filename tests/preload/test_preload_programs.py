@@ -122,6 +122,13 @@ def test_two_loops_and_inflight_requests(tmp):
         assert len(tids) == 2 and p.pid in tids  # one on the main thread, one on another
         main_id = next(l[0] for l in h["loops"] if l[2] == p.pid)
         other_id = next(l[0] for l in h["loops"] if l[2] != p.pid)
+        # loops are named after their thread (loop B's thread calls itself net-0002), "main"
+        # only on the main thread, whichever of them the wire numbers 0
+        names = {l[0]: l[1] for l in h["loops"]}
+        assert names == {main_id: "main", other_id: "net-0002"}, h["loops"]
+        with open("/proc/%d/task/%d/comm" % (p.pid, next(l[2] for l in h["loops"]
+                                                          if l[0] == other_id))) as f:
+            assert f.read().strip() == "net-0002"
 
         # the main loop: the stdin read and the two work items (all issued before the loop's
         # first uv_run) show as pending rows

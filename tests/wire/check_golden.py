@@ -94,13 +94,15 @@ def check_map(where, v, required, optional):
             check_type("%s.%s" % (where, k), v[k], t)
 
 
-def check_row(where, v, types):
+def check_row(where, v, types, optional=()):
+    """A row: the elements of `types`, then those of `optional` as far as present."""
     if not isinstance(v, list):
         return err(where, "expected a row (array)")
     if len(v) < len(types):
         return err(where, "row of %d elements, %d needed" % (len(v), len(types)))
-    for i, t in enumerate(types):
-        check_type("%s[%d]" % (where, i), v[i], t)
+    for i, t in enumerate(list(types) + list(optional)):
+        if i < len(v):
+            check_type("%s[%d]" % (where, i), v[i], t)
 
 
 def check_config(where, v, partial=False):
@@ -123,8 +125,9 @@ RUNNING = ({"since_ns": "uint", "kind": "uint"},
 NESTED = {
     "task row": lambda w, v: check_row(w, v, TASK_ROW),
     "count": lambda w, v: check_row(w, v, ["text", "uint"]),
-    "site": lambda w, v: check_row(w, v, ["uint", "uint", "text/null", "text/null", "uint"]),
-    "loc": lambda w, v: check_row(w, v, ["uint", "text/null", "text/null", "uint"]),
+    "site": lambda w, v: check_row(w, v, ["uint", "uint", "text/null", "text/null", "uint"],
+                                   ["text/null"]),
+    "loc": lambda w, v: check_row(w, v, ["uint", "text/null", "text/null", "uint"], ["text/null"]),
     "stack": lambda w, v: check_row(w, v, ["uint", "[uint]"]),
     "site stats": lambda w, v: check_row(w, v, ["uint", "uint", "uint", "uint", "uint", "uint",
                                                 "histogram"]),

@@ -9,7 +9,7 @@
 static const at_wire_loc_t create_stack[] = {
     {0x55d0c0de1234u, "at_task_spawn", "runtime/tasks/task.c", 212},
     {0x55d0c0de5678u, "accept_loop", "examples/demo.c", 88},
-    {0x7f00deadbeefu, NULL, NULL, 0},
+    {0x7f00deadbeefu, "libuv.so.1+0x29270", NULL, 0, "4ce3abbc1319b90ebe42b74673ed4795653b2c56"},
 };
 static const at_wire_loc_t suspend_stack[] = {
     {0x55d0c0de9abcu, "at_await", "runtime/tasks/await.c", 40},
@@ -24,6 +24,7 @@ static const at_wire_site_t sites[] = {
     {1, {0x55d0c0de1234u, "at_task_spawn", "runtime/tasks/task.c", 212}},
     {2, {0x55d0c0de1111u, "handle_conn", "examples/demo.c", 131}},
     {3, {0x7f00deadbeefu, NULL, NULL, 0}},
+    {4, {0x7f00deadbeefu, "libisc-9.18.so+0x29270", NULL, 0, "f2c9195589eb49e0c89a9e524d54db48"}},
     {300, {0xffffffffffffffffu, "parse_request \xc3\xa9t\xc3\xa9", "/src/parse.c", 4000000}},
 };
 static const uint32_t stack1_sites[] = {2, 1};
@@ -133,7 +134,7 @@ static const wire_sample_t samples[] = {
                   .exec_wait_ns = 123456789},
         .running = {true, 4800000000u, AT_WIRE_CB_TASK_STEP, 300, "parse_request", 70000, 2,
                     "conn-12345"},
-        .n_dropped = 3, .dropped = dropped, .n_sites = 4, .sites = sites, .n_stacks = 3,
+        .n_dropped = 3, .dropped = dropped, .n_sites = 5, .sites = sites, .n_stacks = 3,
         .stacks = stacks, .n_tasks_new = 3, .tasks_new = tasks_new, .n_tasks_changed = 3,
         .tasks_changed = tasks_changed, .n_tasks_gone = 3, .tasks_gone = tasks_gone,
         .n_site_stats = 2, .site_stats = site_stats, .n_slow = 2, .slow = slow, .n_exc = 6,
@@ -235,6 +236,7 @@ static void eq_loc(eq_t *q, const at_wire_loc_t *a, const at_wire_loc_t *b, cons
     eq_str(q, a->func, b->func, path);
     eq_str(q, a->file, b->file, path);
     EQ_NUM(q, a->line, b->line, path);
+    eq_str(q, a->build_id, b->build_id, path);
 }
 
 static void eq_locs(eq_t *q, uint32_t na, const at_wire_loc_t *a, uint32_t nb,

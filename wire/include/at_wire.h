@@ -208,17 +208,23 @@ const char *at_wire_status_name(int status);
 /* ---- building blocks ------------------------------------------------------ */
 
 /* One symbolised stack frame. func/file NULL when not symbolised; line 0
- * when unknown. Wire: [addr, func|null, file|null, line]. */
+ * when unknown; build_id: the GNU build-id of the module (executable or
+ * shared object) holding addr, in lowercase hex, NULL when unknown (then not
+ * sent), so that a frame named module+0xoffset can be symbolised offline.
+ * Wire: [addr, func|null, file|null, line] or [addr, func|null, file|null,
+ * line, build_id]. */
 typedef struct at_wire_loc {
     uint64_t addr;
     const char *func;
     const char *file;
     uint32_t line;
+    const char *build_id;
 } at_wire_loc_t;
 
 /* An interned code location: sent once per connection (per snapshot) in an
  * update's "sites" table, referenced by id (>= 1) afterwards.
- * Wire: [id, addr, func|null, file|null, line]. */
+ * Wire: [id, addr, func|null, file|null, line], and build_id (text) as a 6th
+ * element when known. */
 typedef struct at_wire_site {
     uint32_t id;
     at_wire_loc_t loc;

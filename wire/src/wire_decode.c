@@ -672,7 +672,9 @@ static void get_loc(rd_t *r, const char *key, at_wire_loc_t *l)
     l->func = get_text_null(r, key);
     l->file = get_text_null(r, key);
     l->line = get_u32(r, key);
-    skip_rest(r, (uint32_t)n, 4, key);
+    if (n > 4)
+        l->build_id = get_text_null(r, key);
+    skip_rest(r, (uint32_t)n, n > 4 ? 5 : 4, key);
     leave(r);
 }
 
@@ -1147,7 +1149,9 @@ static void dec_update(rd_t *r, uint32_t n, at_wire_update_t *m)
                 v[j].loc.func = get_text_null(r, "sites");
                 v[j].loc.file = get_text_null(r, "sites");
                 v[j].loc.line = get_u32(r, "sites");
-                skip_rest(r, (uint32_t)c, 5, "sites");
+                if (c > 5)
+                    v[j].loc.build_id = get_text_null(r, "sites");
+                skip_rest(r, (uint32_t)c, c > 5 ? 6 : 5, "sites");
                 leave(r);
             }
             leave(r);

@@ -252,11 +252,13 @@ static void put_config(enc_t *e, const at_wire_config_t *c)
 
 static void put_loc(enc_t *e, const at_wire_loc_t *l)
 {
-    put_head(e, 4, 4);
+    put_head(e, 4, l->build_id != NULL ? 5 : 4);
     put_uint(e, l->addr);
     put_text(e, l->func);
     put_text(e, l->file);
     put_uint(e, l->line);
+    if (l->build_id != NULL)
+        put_text(e, l->build_id);
 }
 
 static void put_locs(enc_t *e, uint32_t n, const at_wire_loc_t *l)
@@ -555,12 +557,14 @@ int at_wire_encode_update(at_wire_buf_t *b, const at_wire_update_t *m)
         put_head(&e, 4, m->n_sites);
         for (uint32_t i = 0; i < m->n_sites; i++) {
             const at_wire_site_t *s = &m->sites[i];
-            put_head(&e, 4, 5);
+            put_head(&e, 4, s->loc.build_id != NULL ? 6 : 5);
             put_uint(&e, s->id);
             put_uint(&e, s->loc.addr);
             put_text(&e, s->loc.func);
             put_text(&e, s->loc.file);
             put_uint(&e, s->loc.line);
+            if (s->loc.build_id != NULL)
+                put_text(&e, s->loc.build_id);
         }
         n++;
     }
