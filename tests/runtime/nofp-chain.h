@@ -1,0 +1,14 @@
+/* nofp-chain.h: call chains built without frame pointers (nofp-chain.c), for unwinding tests
+ * and benchmarks. Each calls cb(arg) at its bottom. */
+#ifndef NOFP_CHAIN_H
+#define NOFP_CHAIN_H
+
+/* nofp_level1 -> nofp_level2 -> nofp_level3 -> cb(arg). */
+void nofp_level1(void (*cb)(void *), void *arg);
+void nofp_level2(void (*cb)(void *), void *arg);
+void nofp_level3(void (*cb)(void *), void *arg);
+
+/* depth frames of nofp_recurse, the innermost calling cb(arg). */
+void nofp_recurse(int depth, void (*cb)(void *), void *arg);
+
+#endif
