@@ -282,6 +282,13 @@ static struct {
     char bytes[UNW_SNAP];
 } unw_snap;
 
+__attribute__((no_sanitize("address"))) static void unw_copy(char *to, uintptr_t from, size_t n)
+{
+    const volatile char *p = (const volatile char *)from;
+    for (size_t i = 0; i < n; i++)
+        to[i] = p[i];
+}
+
 /* At the bottom of a 20-frame chain built -O2 -fomit-frame-pointer: registers and the top
  * 64 KiB of the stack copied, as the sampler does. */
 __attribute__((noinline)) static void unw_take(void *arg)
@@ -294,7 +301,7 @@ __attribute__((noinline)) static void unw_take(void *arg)
     uintptr_t sp = unw_snap.regs.r[AT__UNWIND_NREGS == 17 ? 7 : 31];
     unw_snap.lo = sp;
     unw_snap.hi = at__stack_bounds.hi - sp > UNW_SNAP ? sp + UNW_SNAP : at__stack_bounds.hi;
-    memcpy(unw_snap.bytes, (const void *)sp, unw_snap.hi - sp);
+    unw_copy(unw_snap.bytes, sp, unw_snap.hi - sp);
 }
 
 static double unwind20(int reps)
