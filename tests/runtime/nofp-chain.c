@@ -3,25 +3,25 @@
 #include "nofp-chain.h"
 
 /* noipa: neither inlined, cloned nor tail-called (the asm after each call keeps the frame). */
-__attribute__((noipa)) void nofp_level3(void (*cb)(void *), void *arg)
+NOFP_NOIPA void nofp_level3(void (*cb)(void *), void *arg)
 {
     cb(arg);
     __asm__ volatile("" ::: "memory");
 }
 
-__attribute__((noipa)) void nofp_level2(void (*cb)(void *), void *arg)
+NOFP_NOIPA void nofp_level2(void (*cb)(void *), void *arg)
 {
     nofp_level3(cb, arg);
     __asm__ volatile("" ::: "memory");
 }
 
-__attribute__((noipa)) void nofp_level1(void (*cb)(void *), void *arg)
+NOFP_NOIPA void nofp_level1(void (*cb)(void *), void *arg)
 {
     nofp_level2(cb, arg);
     __asm__ volatile("" ::: "memory");
 }
 
-__attribute__((noipa)) void nofp_recurse(int depth, void (*cb)(void *), void *arg)
+NOFP_NOIPA void nofp_recurse(int depth, void (*cb)(void *), void *arg)
 {
     if (depth <= 1)
         cb(arg);

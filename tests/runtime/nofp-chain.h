@@ -3,6 +3,13 @@
 #ifndef NOFP_CHAIN_H
 #define NOFP_CHAIN_H
 
+/* Neither inlined, cloned nor changed by interprocedural analysis. */
+#if defined(__clang__)
+#define NOFP_NOIPA __attribute__((noinline)) /* clang has no noipa */
+#else
+#define NOFP_NOIPA __attribute__((noipa))
+#endif
+
 /* nofp_level1 -> nofp_level2 -> nofp_level3 -> cb(arg). */
 void nofp_level1(void (*cb)(void *), void *arg);
 void nofp_level2(void (*cb)(void *), void *arg);
