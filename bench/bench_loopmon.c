@@ -310,8 +310,8 @@ static double unwind20(int reps)
     uintptr_t pcs[32];
     uint64_t t0 = bench_cpu_ns();
     for (int i = 0; i < reps; i++)
-        if (at__unwind(&unw_snap.regs, unw_snap.lo, unw_snap.hi, unw_snap.bytes, pcs, 32, true) <
-            22)
+        if (at__unwind(&unw_snap.regs, unw_snap.lo, unw_snap.hi, unw_snap.bytes, pcs, 32, true,
+                       NULL) < 22)
             return -1;
     uint64_t t1 = bench_cpu_ns();
     return (double)(t1 - t0) / reps / 1e3;

@@ -765,13 +765,14 @@ void at__unwind_regs_from_ucontext(const ucontext_t *uc, at__unwind_regs_t *out)
  * the addresses [lo, hi) (bytes == (void *)lo for a stack that cannot change meanwhile: a
  * suspended coroutine's, read on its own thread); an unwind stops at a frame whose caller
  * would be read outside it or has no CFI. Writes up to max pcs, innermost first: pcs[0] =
- * regs->pc, the others return addresses (symbolise them with is_return = true). Returns the
+ * regs->pc, the others return addresses (symbolise them with is_return = true); *last_sp (if
+ * not NULL) receives the stack pointer of the last frame reached, 0 if unknown. Returns the
  * number written, -EBUSY when !wait and another thread is unwinding, or -errno when the
  * process's modules cannot be read. Thread-safe (an internal lock, fork-safe); not
  * async-signal-safe: costs ~ms on first use and after a dlopen (modules and their CFI are
  * read and cached), microseconds after. Never on the hot path. */
 int at__unwind(const at__unwind_regs_t *regs, uintptr_t lo, uintptr_t hi, const void *bytes,
-               uintptr_t *pcs, int max, bool wait);
+               uintptr_t *pcs, int max, bool wait, uintptr_t *last_sp);
 
 /* Drops the unwinder's libdw session (modules, cached CFI): the next unwind starts cold.
  * For benchmarks and tests; at exit nothing needs it. Thread-safe. */

@@ -20,6 +20,7 @@ typedef struct unw_req {
     const char *bytes; /* their contents (== lo for a live stack) */
     uintptr_t *pcs;
     int n, max;
+    uintptr_t last_sp; /* the stack pointer of the last frame reached (0 = unknown) */
 } unw_req_t;
 static unw_req_t *unw_cur; /* under unw_lock */
 
@@ -87,6 +88,8 @@ static int cb_frame(Dwfl_Frame *frame, void *arg)
     if (!dwfl_frame_pc(frame, &pc, &activation) || pc == 0)
         return DWARF_CB_ABORT;
     r->pcs[r->n++] = (uintptr_t)pc;
+    Dwarf_Word sp;
+    r->last_sp = dwfl_frame_reg(frame, AT__UNWIND_NREGS == 17 ? 7 : 31, &sp) == 0 ? sp : 0;
     return r->n < r->max ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
@@ -134,17 +137,21 @@ static int unwind_locked(unw_req_t *r)
 }
 
 int at__unwind(const at__unwind_regs_t *regs, uintptr_t lo, uintptr_t hi, const void *bytes,
-               uintptr_t *pcs, int max, bool wait)
+               uintptr_t *pcs, int max, bool wait, uintptr_t *last_sp)
 {
+    if (last_sp)
+        *last_sp = 0;
     if (max <= 0 || hi < lo)
         return 0;
-    unw_req_t r = {regs, lo, hi, bytes, pcs, 0, max};
+    unw_req_t r = {regs, lo, hi, bytes, pcs, 0, max, 0};
     if (wait)
         pthread_mutex_lock(&unw_lock);
     else if (pthread_mutex_trylock(&unw_lock) != 0)
         return -EBUSY;
     int rc = unwind_locked(&r);
     pthread_mutex_unlock(&unw_lock);
+    if (last_sp)
+        *last_sp = r.last_sp;
     return rc;
 }
 

@@ -736,7 +736,7 @@ int at__coro_unwind(const at__coro_t *co, uintptr_t *pcs, int max)
      * it): unwound in place. Another thread unwinding holds the unwinder: keep the walk. */
     uintptr_t cfi[128];
     int want = max < 128 ? max : 128;
-    int n = at__unwind(&r, sp, hi, (const void *)sp, cfi, want, false);
+    int n = at__unwind(&r, sp, hi, (const void *)sp, cfi, want, false, NULL);
     if (n < nfp) {
         return nfp;
     }

@@ -18,4 +18,7 @@ void nofp_level3(void (*cb)(void *), void *arg);
 /* depth frames of nofp_recurse, the innermost calling cb(arg). */
 void nofp_recurse(int depth, void (*cb)(void *), void *arg);
 
+/* Sets *(_Atomic int *)flag to 2, then spins until another thread changes it. */
+void nofp_spin(void *flag);
+
 #endif

@@ -59,7 +59,7 @@ typedef struct job {
 static void *unwind_thread(void *arg)
 {
     job_t *j = arg;
-    j->n = at__unwind(&j->s->regs, j->s->lo, j->s->hi, j->s->bytes, j->pcs, 64, true);
+    j->n = at__unwind(&j->s->regs, j->s->lo, j->s->hi, j->s->bytes, j->pcs, 64, true, NULL);
     return NULL;
 }
 
@@ -97,7 +97,7 @@ __attribute__((noinline)) static void test_nofp_chain_in_order(void **state)
     /* A snapshot cut short: the unwind stops inside it instead of reading beyond. */
     snap_t cut = s;
     cut.hi = s.lo + 16;
-    int n = at__unwind(&cut.regs, cut.lo, cut.hi, cut.bytes, j.pcs, 64, true);
+    int n = at__unwind(&cut.regs, cut.lo, cut.hi, cut.bytes, j.pcs, 64, true, NULL);
     assert_true(n >= 1 && n < 5);
     free(s.bytes);
 }
@@ -109,13 +109,13 @@ __attribute__((noinline)) static void test_deep_chain(void **state)
     assert_non_null(s.bytes);
     nofp_recurse(20, take_snapshot, &s);
     uintptr_t pcs[64];
-    int n = at__unwind(&s.regs, s.lo, s.hi, s.bytes, pcs, 64, true);
+    int n = at__unwind(&s.regs, s.lo, s.hi, s.bytes, pcs, 64, true, NULL);
     assert_true(n >= 22);
     for (int i = 1; i <= 20; i++)
         expect_func(pcs[i], true, "nofp_recurse");
     expect_func(pcs[21], true, "test_deep_chain");
     /* max bounds the output */
-    assert_int_equal(at__unwind(&s.regs, s.lo, s.hi, s.bytes, pcs, 3, true), 3);
+    assert_int_equal(at__unwind(&s.regs, s.lo, s.hi, s.bytes, pcs, 3, true, NULL), 3);
     free(s.bytes);
 }
 
