@@ -377,7 +377,9 @@ static void test_running_nofp_callback_names_its_callers(void **state)
     assert_int_equal(c.poll_rc, 1);
     static const char *const want[] = {"nofp_spin", "nofp_level3", "nofp_level2", "nofp_level1",
                                        "spinning_callback"};
-    assert_int_equal(frame_of(&c.st, 0, "nofp_spin"), 0);
+    /* the spinning function is where the signal landed (under TSan its atomic load is a call
+     * into the TSan runtime, which is then frame #0) */
+    assert_int_equal(frame_of(&c.st, 0, "nofp_spin"), UNDER_TSAN ? 1 : 0);
     expect_chain(&c.st, want, 5);
 }
 
@@ -426,9 +428,10 @@ static void test_blocked_nofp_callback_names_its_callers(void **state)
     expect_chain(&c.st, want, 5);
     /* each frame once: the frame pointer the CFI starts from is the live record, not a
      * stale one in libc's frames (which repeated "__nanosleep, nap") */
-    int nap_at = frame_of(&c.st, 0, "nap");
-    assert_true(nap_at >= 0);
-    assert_int_equal(frame_of(&c.st, nap_at + 1, "nap"), -1);
+    for (uint32_t i = 0; i < c.st.depth; i++)
+        for (uint32_t j = i + 1; j < c.st.depth; j++)
+            if (c.st.pc[i] == c.st.pc[j])
+                fail_msg("frames #%u and #%u are both %p", i, j, c.st.pc[i]);
 }
 
 int main(void)
