@@ -378,8 +378,13 @@ static void test_running_nofp_callback_names_its_callers(void **state)
     static const char *const want[] = {"nofp_spin", "nofp_level3", "nofp_level2", "nofp_level1",
                                        "spinning_callback"};
     /* the spinning function is where the signal landed (under TSan its atomic load is a call
-     * into the TSan runtime, which is then frame #0) */
-    assert_int_equal(frame_of(&c.st, 0, "nofp_spin"), UNDER_TSAN ? 1 : 0);
+     * into the TSan runtime, whose frames, one to three, come first: TSan delivers the
+     * signal at its next safe point) */
+    int spin_at = frame_of(&c.st, 0, "nofp_spin");
+    if (UNDER_TSAN)
+        assert_true(spin_at >= 0 && spin_at <= 3);
+    else
+        assert_int_equal(spin_at, 0);
     expect_chain(&c.st, want, 5);
 }
 
