@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- a ready-queue-like chain: each callback schedules the next ------------------------- */
 
@@ -268,4 +269,65 @@ BENCH(loopmon_symbolise_warm_ns, "ns/address", "at__sym_lookup of a cached addre
         at__sym_lookup(frames[i & 15], true, &s);
     uint64_t t1 = bench_cpu_ns();
     return (double)(t1 - t0) / 1e5;
+}
+
+/* ---- CFI unwinding (unwind.c) ------------------------------------------------------------ */
+
+#include "../tests/runtime/nofp-chain.h"
+
+#define UNW_SNAP (64 * 1024)
+static struct {
+    at__unwind_regs_t regs;
+    uintptr_t lo, hi;
+    char bytes[UNW_SNAP];
+} unw_snap;
+
+__attribute__((no_sanitize("address"))) static void unw_copy(char *to, uintptr_t from, size_t n)
+{
+    const volatile char *p = (const volatile char *)from;
+    for (size_t i = 0; i < n; i++)
+        to[i] = p[i];
+}
+
+/* At the bottom of a 20-frame chain built -O2 -fomit-frame-pointer: registers and the top
+ * 64 KiB of the stack copied, as the sampler does. */
+__attribute__((noinline)) static void unw_take(void *arg)
+{
+    (void)arg;
+    ucontext_t uc;
+    getcontext(&uc);
+    at__unwind_regs_from_ucontext(&uc, &unw_snap.regs);
+    at__stack_bounds_init();
+    uintptr_t sp = unw_snap.regs.r[AT__UNWIND_NREGS == 17 ? 7 : 31];
+    unw_snap.lo = sp;
+    unw_snap.hi = at__stack_bounds.hi - sp > UNW_SNAP ? sp + UNW_SNAP : at__stack_bounds.hi;
+    unw_copy(unw_snap.bytes, sp, unw_snap.hi - sp);
+}
+
+static double unwind20(int reps)
+{
+    nofp_recurse(20, unw_take, NULL);
+    uintptr_t pcs[32];
+    uint64_t t0 = bench_cpu_ns();
+    for (int i = 0; i < reps; i++)
+        if (at__unwind(&unw_snap.regs, unw_snap.lo, unw_snap.hi, unw_snap.bytes, pcs, 32, true,
+                       NULL) < 22)
+            return -1;
+    uint64_t t1 = bench_cpu_ns();
+    return (double)(t1 - t0) / reps / 1e3;
+}
+
+BENCH(loopmon_unwind20_cold_us, "us/unwind",
+      "at__unwind of a 20-frame -O2 no-frame-pointer stack snapshot, first use (modules and "
+      "their CFI read)")
+{
+    at__unwind_reset();
+    return unwind20(1);
+}
+
+BENCH(loopmon_unwind20_warm_us, "us/unwind",
+      "at__unwind of the same 20-frame snapshot again (libdw's caches warm)")
+{
+    unwind20(1);
+    return unwind20(2000);
 }

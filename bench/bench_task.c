@@ -89,6 +89,16 @@ BENCH(task_spawn_yield_join_ns, "ns/task", "spawn + run (yields once) + join a t
     return spawn_yield_join(false);
 }
 
+/* Debug mode records a creation stack per task (a frame-pointer walk on the hot path). */
+BENCH(task_spawn_yield_join_debug_ns, "ns/task",
+      "spawn + run (yields once) + join a task, debug mode on")
+{
+    at_set_debug(true);
+    double r = spawn_yield_join(false);
+    at_set_debug(false);
+    return r;
+}
+
 BENCH(task_spawn_yield_join_noexport_ns, "ns/task",
       "spawn + run (yields once) + join a task, ASYNCTOP_SOCKET=off")
 {

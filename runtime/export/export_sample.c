@@ -27,6 +27,34 @@ static int g_n;
 static uint64_t g_req_ns;
 static _Atomic int g_installed;
 
+/* For the CFI unwind on the exporter thread (perf --call-graph=dwarf's way): the registers
+ * and a copy of the top of the stack, taken by the handler (or by sample_blocked) into these
+ * preallocated buffers; g_snap_len 0 = none. Owned like g_pcs by whoever holds the slot. */
+#define SNAP_BYTES (32 * 1024)
+static at__unwind_regs_t g_regs;
+static uintptr_t g_snap[SNAP_BYTES / sizeof(uintptr_t)];
+static uintptr_t g_snap_lo;
+static size_t g_snap_len;
+
+#if defined(__aarch64__)
+#define SP_REG 31
+#define FP_REG 29
+#else
+#define SP_REG 7
+#define FP_REG 6
+#endif
+
+/* Copies the interrupted thread's stack [sp, sp + len) word by word: the handler runs on that
+ * thread, whose stack is mapped there; not instrumented (ASan's redzones lie in it). */
+__attribute__((no_sanitize("address", "thread"))) static void snap_copy(uintptr_t sp, size_t len)
+{
+    const volatile uintptr_t *p = (const volatile uintptr_t *)sp;
+    for (size_t i = 0; i < len / sizeof(uintptr_t); i++)
+        g_snap[i] = p[i];
+    g_snap_lo = sp;
+    g_snap_len = len & ~(sizeof(uintptr_t) - 1);
+}
+
 int at__export_sample_signal(void)
 {
     return SIGRTMIN + 7;
@@ -66,6 +94,17 @@ static void sample_handler(int sig, siginfo_t *si, void *ucv)
     if (fp != 0 && lo != 0)
         n += at__stack_walk(fp, lo, hi, g_pcs + n, AT_EXPORT_MAX_FRAMES - n);
     g_n = n;
+    /* Registers and the top of the stack, for the CFI unwind (frames without frame pointers)
+     * the exporter makes of them: bounded by the stack sp is on. */
+    at__unwind_regs_from_ucontext(uc, &g_regs);
+    uintptr_t sp = g_regs.r[SP_REG];
+    uintptr_t slo = at__stack_bounds.lo, shi = at__stack_bounds.hi;
+    if (slo == 0 || sp < slo || sp >= shi) {
+        slo = g_lo;
+        shi = g_hi;
+    }
+    if (slo != 0 && sp >= slo && sp < shi && (sp & (sizeof(uintptr_t) - 1)) == 0)
+        snap_copy(sp, shi - sp < SNAP_BYTES ? shi - sp : SNAP_BYTES);
     atomic_store_explicit(&g_state, S_DONE, memory_order_release);
 out:
     errno = saved;
@@ -437,6 +476,37 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
             break;
         fp = next;
     }
+    /* For the CFI unwind: sp and pc as the kernel gave them, the frame pointer that of the
+     * innermost live record (frame-pointer-less code between it and sp leaves it alone, or
+     * saves it where its CFI says), the other registers unknown; the window copied above. */
+    memset(&g_regs, 0, sizeof g_regs);
+    g_regs.r[SP_REG] = sp;
+    g_regs.pc = pc;
+#if !defined(__aarch64__)
+    g_regs.r[16] = pc;
+#endif
+    size_t len = g_win_len < SNAP_BYTES ? g_win_len : SNAP_BYTES;
+    memcpy(g_snap, g_win, len);
+    g_snap_lo = g_win_lo;
+    g_snap_len = len & ~(sizeof(uintptr_t) - 1);
+    /* The frame pointer is not in the syscall file. Unwound without it, the CFI stops at the
+     * first function F whose frame is addressed by its frame pointer, with F's pc and sp:
+     * F's live record lies at or above that sp (one below it is stale, in the frames of the
+     * library that made the call) and holds the return address after a call to F (a stale
+     * one in F's own locals names another callee); failing that, the scan's choice. */
+    static uintptr_t first[AT_EXPORT_MAX_FRAMES];
+    uintptr_t first_sp = 0;
+    int nfirst = at__unwind(&g_regs, g_snap_lo, g_snap_lo + g_snap_len, g_snap, first,
+                            AT_EXPORT_MAX_FRAMES, true, &first_sp);
+    g_regs.r[FP_REG] = rec;
+    if (nfirst > 0 && nfirst < AT_EXPORT_MAX_FRAMES && first_sp != 0) {
+        uintptr_t f_pc = first[nfirst - 1];
+        for (int i = 0; i < ncand; i++)
+            if (g_cand[i] >= first_sp && direct_call_verdict(g_cand[i], f_pc) > 0) {
+                g_regs.r[FP_REG] = g_cand[i];
+                break;
+            }
+    }
     return n;
 }
 
@@ -449,6 +519,7 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi)
     g_lo = (uintptr_t)lo;
     g_hi = (uintptr_t)hi;
     g_n = 0;
+    g_snap_len = 0;
     g_req_ns = uv_hrtime();
     /* Never signal a thread blocked in a system call: nanosleep, poll or epoll_wait with a
      * timeout, select... are not restarted after a handler even with SA_RESTART (signal(7)),
@@ -504,6 +575,19 @@ int at__export_sample_poll(uint64_t now_ns, uint64_t timeout_ns, at_export_stack
 {
     int st = atomic_load_explicit(&g_state, memory_order_acquire);
     if (st == S_DONE) {
+        /* The CFI unwind of the snapshot, here on the exporter thread: right through code
+         * without frame pointers. The frame-pointer walk stays when it found more (code
+         * without unwind tables, or no snapshot). */
+        static uintptr_t cfi[AT_EXPORT_MAX_FRAMES];
+        int ncfi = 0;
+        if (g_snap_len > 0)
+            ncfi = at__unwind(&g_regs, g_snap_lo, g_snap_lo + g_snap_len, g_snap, cfi,
+                              AT_EXPORT_MAX_FRAMES, true, NULL);
+        if (ncfi > 0 && ncfi >= g_n) {
+            for (int i = 0; i < ncfi; i++)
+                g_pcs[i] = (void *)cfi[i];
+            g_n = ncfi;
+        }
         uintptr_t lo = atomic_load_explicit(&g_hide_lo, memory_order_relaxed);
         uintptr_t hi = atomic_load_explicit(&g_hide_hi, memory_order_relaxed);
         uint32_t n = 0;

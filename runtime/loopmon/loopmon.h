@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <ucontext.h>
 #include <uv.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -739,6 +740,44 @@ int at__stack_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, void **out, int max
  * on this thread). Returns the number of frames written. */
 int at__stack_capture(void **out, int max, int skip);
 
+/* ==== CFI unwinding (unwind.c) ============================================================= */
+
+/* The registers an unwind starts from, DWARF-numbered: x86_64 r[0..15] = rax, rdx, rcx, rbx,
+ * rsi, rdi, rbp, rsp, r8-r15 and r[16] = rip; aarch64 r[0..30] = x0-x30, r[31] = sp. pc is
+ * where the innermost frame is executing (an exact address, not a return address). */
+#if defined(__aarch64__)
+#define AT__UNWIND_NREGS 32
+#else
+#define AT__UNWIND_NREGS 17
+#endif
+typedef struct at__unwind_regs {
+    uintptr_t r[AT__UNWIND_NREGS];
+    uintptr_t pc;
+} at__unwind_regs_t;
+
+/* Fills out from a signal handler's (or getcontext's) ucontext. Async-signal-safe. */
+void at__unwind_regs_from_ucontext(const ucontext_t *uc, at__unwind_regs_t *out);
+
+/* Unwinds a stack of the own process with its DWARF call-frame information (.eh_frame, in
+ * every binary and library, stripped or not) through libdw: right where frame pointers are
+ * not (code built -O2 without -fno-omit-frame-pointer, libc, libuv). `regs` is the state of
+ * the innermost frame; stack memory is read only from the snapshot `bytes`, the contents of
+ * the addresses [lo, hi) (bytes == (void *)lo for a stack that cannot change meanwhile: a
+ * suspended coroutine's, read on its own thread); an unwind stops at a frame whose caller
+ * would be read outside it or has no CFI. Writes up to max pcs, innermost first: pcs[0] =
+ * regs->pc, the others return addresses (symbolise them with is_return = true); *last_sp (if
+ * not NULL) receives the stack pointer of the last frame reached, 0 if unknown. Returns the
+ * number written, -EBUSY when !wait and another thread is unwinding, or -errno when the
+ * process's modules cannot be read. Thread-safe (an internal lock, fork-safe); not
+ * async-signal-safe: costs ~ms on first use and after a dlopen (modules and their CFI are
+ * read and cached), microseconds after. Never on the hot path. */
+int at__unwind(const at__unwind_regs_t *regs, uintptr_t lo, uintptr_t hi, const void *bytes,
+               uintptr_t *pcs, int max, bool wait, uintptr_t *last_sp);
+
+/* Drops the unwinder's libdw session (modules, cached CFI): the next unwind starts cold.
+ * For benchmarks and tests; at exit nothing needs it. Thread-safe. */
+void at__unwind_reset(void);
+
 /* ==== Symbolisation ======================================================================== */
 
 #define AT__BUILD_ID_HEX 81 /* hex build-id (up to 40 bytes) + NUL */
@@ -838,6 +877,7 @@ typedef enum {
     AT__FORK_PRELOAD_TABLE, /* table.c: the side table's 64 shard locks, in index order */
     AT__FORK_STACK_POOL,    /* stack_pool.c: chunks_lock */
     AT__FORK_CORO_SIGNAL,   /* coro.c: segv_lock (the SIGSEGV handler's installation) */
+    AT__FORK_UNWIND,        /* unwind.c: unw_lock (the CFI unwinder's libdw session) */
     AT__FORK_SYM,           /* sym.c: sym_lock (the symbol cache and libdw) */
     AT__FORK_LOG,           /* log.c: sink_lock (the log sink) */
     AT__FORK_NRANKS

@@ -600,6 +600,37 @@ static const at__coro_t *resumed_by(const at__coro_t *co)
     return NULL;
 }
 
+/* The registers co's switch away saved, DWARF-numbered for at__unwind, and where its stack
+ * then began: the state just after the switch function returns into co. */
+static void saved_regs(uint8_t backend, const void *saved_sp, const ucontext_t *saved_uc,
+                       at__unwind_regs_t *r)
+{
+    memset(r, 0, sizeof *r);
+    if (backend == AT__CORO_ASM) {
+        const uintptr_t *sp = saved_sp;
+#if defined(__x86_64__)
+        /* +8 r15 +16 r14 +24 r13 +32 r12 +40 rbx +48 rbp +56 return address */
+        r->r[15] = sp[1];
+        r->r[14] = sp[2];
+        r->r[13] = sp[3];
+        r->r[12] = sp[4];
+        r->r[3] = sp[5];
+        r->r[6] = sp[6];
+        r->r[7] = (uintptr_t)(sp + 8);
+        r->pc = r->r[16] = sp[7];
+#elif defined(__aarch64__)
+        for (int i = 0; i < 10; i++) /* x19-x28 */
+            r->r[19 + i] = sp[i];
+        r->r[29] = sp[10];
+        r->r[30] = sp[11];
+        r->r[31] = (uintptr_t)sp + 176;
+        r->pc = sp[11];
+#endif
+    } else {
+        at__unwind_regs_from_ucontext(saved_uc, r);
+    }
+}
+
 __attribute__((no_sanitize_address)) int at__coro_backtrace(const at__coro_t *co, uintptr_t *pcs,
                                                             int max)
 {
@@ -669,5 +700,46 @@ __attribute__((no_sanitize_address)) int at__coro_backtrace(const at__coro_t *co
         }
         fp = next;
     }
+    return n;
+}
+
+/* co's saved state, as at__coro_backtrace finds it; false when co has none to walk. */
+static bool saved_state(const at__coro_t *co, at__unwind_regs_t *r)
+{
+    if (co->state == AT__CORO_SUSPENDED) {
+        saved_regs(co->backend, co->sp, co->uc, r);
+        return true;
+    }
+    if (co->state == AT__CORO_RUNNING && co != current) {
+        const at__coro_t *inner = resumed_by(co);
+        if (inner) {
+            saved_regs(inner->backend, inner->caller_sp, inner->caller_uc, r);
+            return true;
+        }
+    }
+    return false;
+}
+
+int at__coro_unwind(const at__coro_t *co, uintptr_t *pcs, int max)
+{
+    int nfp = at__coro_backtrace(co, pcs, max);
+    at__unwind_regs_t r;
+    if (nfp <= 0 || !saved_state(co, &r)) {
+        return nfp;
+    }
+    uintptr_t sp = r.r[AT__UNWIND_NREGS == 17 ? 7 : 31];
+    uintptr_t lo = (uintptr_t)co->stack.lo, hi = (uintptr_t)co->stack.hi;
+    if (sp < lo || sp >= hi) {
+        return nfp;
+    }
+    /* The stack cannot change meanwhile (co is not running, and only this thread could run
+     * it): unwound in place. Another thread unwinding holds the unwinder: keep the walk. */
+    uintptr_t cfi[128];
+    int want = max < 128 ? max : 128;
+    int n = at__unwind(&r, sp, hi, (const void *)sp, cfi, want, false, NULL);
+    if (n < nfp) {
+        return nfp;
+    }
+    memcpy(pcs, cfi, (size_t)n * sizeof *pcs);
     return n;
 }

@@ -98,6 +98,15 @@ void at__coro_stack_bounds(const at__coro_t *co, const void **lo, const void **h
  * thread under the condition in the header note. */
 int at__coro_backtrace(const at__coro_t *co, uintptr_t *pcs, int max);
 
+/* The same stack as at__coro_backtrace, right also where frames have no frame pointer (code
+ * built -O2 without -fno-omit-frame-pointer: most programs and libraries): the saved
+ * registers are unwound with the DWARF call-frame information (at__unwind, in place on co's
+ * stack), and the frame-pointer walk is kept when it finds more frames (code without CFI)
+ * or when another thread is unwinding (never waits for it). On co's thread only (co must
+ * not resume meanwhile). Not async-signal-safe; microseconds once warm, ~ms the first time
+ * (modules' CFI read). Returns the number stored. */
+int at__coro_unwind(const at__coro_t *co, uintptr_t *pcs, int max);
+
 /* Functions that sit on a suspended task's stack between the application's
  * frames and the switch (the await machinery, the entry trampolines) live in
  * their own text section, so suspension stacks can leave them out by address,

@@ -1353,7 +1353,7 @@ size_t at_task_suspension_stack(const at_task_t *t, void **frames, size_t max)
         return 0;
     }
     uintptr_t pcs[64];
-    int n = at__coro_backtrace(t->co, pcs, 64);
+    int n = at__coro_unwind(t->co, pcs, 64);
     int first = 0, last = n;
     if (cs == AT__CORO_RUNNING) {
         /* Waiting while its coroutine runs: it joined a task that had not started, whose step

@@ -153,9 +153,10 @@ static void provider_stacks(void *ctx, at_export_stack_sink_t *sink)
     unsigned n_walked = 0;
     while (tl->stk_head) {
         at_task_t *t = tl->stk_head;
-        /* A walk reads the task's cold stack (~1-2 us): at most STACKS_BUDGET_NS of loop time
-         * per call, the rest next time (100,000 new waits fill in over some seconds). */
-        if ((++n_walked & 31) == 0 && at__now_ns() - t0 > STACKS_BUDGET_NS) {
+        /* A walk unwinds the task's cold stack with its CFI (~5-10 us; the first one of the
+         * process ~ms, reading the modules): at most STACKS_BUDGET_NS of loop time per call,
+         * the rest next time (100,000 new waits fill in over some seconds). */
+        if ((++n_walked & 7) == 0 && at__now_ns() - t0 > STACKS_BUDGET_NS) {
             return;
         }
         if (waits_really(t)) {

@@ -13,6 +13,7 @@
 #include "export_int.h"
 #include "loopmon.h"
 
+#include "nofp-chain.h"
 #include "test-sanitizers.h"
 
 #define VISIBLE __attribute__((visibility("default"), noinline))
@@ -282,6 +283,162 @@ static void test_unknown_thread(void **state)
     assert_int_equal(at__export_sample_poll(at__now_ns(), 1, &st), -ETIMEDOUT);
 }
 
+/* ---- code built without frame pointers (-O2 -fomit-frame-pointer: nofp-chain.c) ---- */
+
+/* The index of the first frame at or after `from` whose function is `fn` (symbolised with
+ * libdw: nofp-chain's functions are hidden from dladdr), or -1. */
+static int frame_of(const at_export_stack_t *st, int from, const char *fn)
+{
+    for (int i = from; i < (int)st->depth; i++) {
+        at__sym_t s;
+        if (at__sym_lookup(st->pc[i], i > 0, &s) == 0 && strcmp(s.func, fn) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* The chain's frames, innermost first, each after the previous one. */
+static void expect_chain(const at_export_stack_t *st, const char *const *fns, int n)
+{
+    if (getenv("AT_TEST_VERBOSE"))
+        for (uint32_t i = 0; i < st->depth; i++) {
+            at__sym_t s;
+            at__sym_lookup(st->pc[i], i > 0, &s);
+            fprintf(stderr, "#%u %p %s\n", i, st->pc[i], s.func);
+        }
+    int at = 0;
+    for (int k = 0; k < n; k++) {
+        int i = frame_of(st, at, fns[k]);
+        if (i < 0)
+            fail_msg("no frame of %s after frame #%d (%u frames)", fns[k], at, st->depth);
+        at = i + 1;
+    }
+}
+
+typedef struct spin_ctx {
+    at_loop_t *loop;
+    pid_t tid;
+    void *lo, *hi;
+    _Atomic int flag; /* 2 while spinning; the sampler sets it to 0 */
+    int req_rc, poll_rc;
+    at_export_stack_t st;
+} spin_ctx_t;
+
+VISIBLE void spinning_callback(spin_ctx_t *c);
+VISIBLE void spinning_callback(spin_ctx_t *c)
+{
+    nofp_level1(nofp_spin, &c->flag);
+    atomic_store(&c->flag, 3); /* not a tail call */
+}
+
+static void on_spin(at_loop_t *loop, void *arg)
+{
+    spinning_callback(arg);
+}
+
+static void *spin_sampler(void *arg)
+{
+    spin_ctx_t *c = arg;
+    while (atomic_load(&c->flag) != 2)
+        usleep(1000);
+    usleep(20000);
+    c->req_rc = at__export_sample_request(c->tid, c->lo, c->hi);
+    c->poll_rc = -EINVAL;
+    for (int i = 0; c->req_rc == 0 && i < 20000; i++) { /* hang guard: 20 s */
+        c->poll_rc = at__export_sample_poll(at__now_ns(), 30000000000u, &c->st);
+        if (c->poll_rc != 0)
+            break;
+        usleep(1000);
+    }
+    atomic_store(&c->flag, 0);
+    return NULL;
+}
+
+/* A callback spinning three calls deep in code without frame pointers: the signal handler
+ * copies registers and the top of the stack, the exporter unwinds them with CFI and the
+ * sample names the spinning function and every caller, in order. (A frame-pointer walk loses
+ * nofp_level2 and nofp_level1: rbp still holds spinning_callback's frame.) */
+static void test_running_nofp_callback_names_its_callers(void **state)
+{
+    spin_ctx_t c = {0};
+    assert_int_equal(at__export_sample_install(), 0);
+    assert_int_equal(at_loop_new(&c.loop, NULL), 0);
+    c.tid = c.loop->mon->tid;
+    c.lo = c.loop->mon->stack_lo;
+    c.hi = c.loop->mon->stack_hi;
+    assert_int_equal(at_call_soon(c.loop, on_spin, &c, "spin", NULL), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, spin_sampler, &c), 0);
+    assert_int_equal(at_loop_run(c.loop, AT_RUN_DEFAULT), 0);
+    pthread_join(th, NULL);
+    at_close_report_t rep;
+    assert_int_equal(at_loop_close(c.loop, &rep), 0);
+    assert_int_equal(c.req_rc, 0);
+    assert_int_equal(c.poll_rc, 1);
+    static const char *const want[] = {"nofp_spin", "nofp_level3", "nofp_level2", "nofp_level1",
+                                       "spinning_callback"};
+    /* the spinning function is where the signal landed (under TSan its atomic load is a call
+     * into the TSan runtime, whose frames, one to three, come first: TSan delivers the
+     * signal at its next safe point) */
+    int spin_at = frame_of(&c.st, 0, "nofp_spin");
+    if (UNDER_TSAN)
+        assert_true(spin_at >= 0 && spin_at <= 3);
+    else
+        assert_int_equal(spin_at, 0);
+    expect_chain(&c.st, want, 5);
+}
+
+VISIBLE void nap_cb(void *arg);
+VISIBLE void nap_cb(void *arg)
+{
+    nap(arg);
+    atomic_store(&((sample_ctx_t *)arg)->sleeping, 2);
+}
+
+VISIBLE void blocked_nofp_callback(sample_ctx_t *c);
+VISIBLE void blocked_nofp_callback(sample_ctx_t *c)
+{
+    nofp_level1(nap_cb, c);
+    atomic_store(&c->sleeping, 3);
+}
+
+static void on_blocked_nofp(at_loop_t *loop, void *arg)
+{
+    blocked_nofp_callback(arg);
+}
+
+/* Blocked in a system call under code without frame pointers: sampled from outside (no
+ * signal), unwound with CFI from the kernel's sp and pc: every caller, in order. */
+static void test_blocked_nofp_callback_names_its_callers(void **state)
+{
+    sample_ctx_t c = {0};
+    assert_int_equal(at_loop_new(&c.loop, NULL), 0);
+    c.tid = c.loop->mon->tid;
+    c.lo = c.loop->mon->stack_lo;
+    c.hi = c.loop->mon->stack_hi;
+    assert_int_equal(at_call_soon(c.loop, on_blocked_nofp, &c, "blocked", NULL), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, sampler, &c), 0);
+    assert_int_equal(at_loop_run(c.loop, AT_RUN_DEFAULT), 0);
+    pthread_join(th, NULL);
+    at_close_report_t rep;
+    assert_int_equal(at_loop_close(c.loop, &rep), 0);
+    assert_int_equal(c.sleep_rc, 0);
+    if (RUNNING_ON_VALGRIND)
+        return; /* no sample: see run_case */
+    assert_int_equal(c.req_rc, 0);
+    assert_int_equal(c.poll_rc, 1);
+    static const char *const want[] = {"nap_cb", "nofp_level3", "nofp_level2", "nofp_level1",
+                                       "blocked_nofp_callback"};
+    expect_chain(&c.st, want, 5);
+    /* each frame once: the frame pointer the CFI starts from is the live record, not a
+     * stale one in libc's frames (which repeated "__nanosleep, nap") */
+    for (uint32_t i = 0; i < c.st.depth; i++)
+        for (uint32_t j = i + 1; j < c.st.depth; j++)
+            if (c.st.pc[i] == c.st.pc[j])
+                fail_msg("frames #%u and #%u are both %p", i, j, c.st.pc[i]);
+}
+
 int main(void)
 {
     setenv("ASYNCTOP_SOCKET", "off", 1); /* we are the only sampler */
@@ -291,6 +448,8 @@ int main(void)
         cmocka_unit_test(test_sampling_a_thread_that_keeps_changing),
         cmocka_unit_test(test_thread_waking_between_reads_is_sampled),
         cmocka_unit_test(test_unknown_thread),
+        cmocka_unit_test(test_running_nofp_callback_names_its_callers),
+        cmocka_unit_test(test_blocked_nofp_callback_names_its_callers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
