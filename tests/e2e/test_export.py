@@ -92,6 +92,17 @@ class TargetCase(unittest.TestCase):
         self.assertTrue(snap["full"])
         return c, snap
 
+    def three_tasks(self):
+        """A target running three tasks ("tasks 3"), a live client that has seen them (up to
+        10 s), and the lowest task id."""
+        t = self.target()
+        t.cmd("tasks 3")
+        c, _ = self.live_client(t)
+        deadline = time.monotonic() + 10
+        while len(c.tasks) < 3 and time.monotonic() < deadline:
+            c.recv_type("update")
+        return t, c, sorted(c.tasks)[0]
+
 
 class ExportTest(TargetCase):
 
@@ -336,13 +347,7 @@ class ExportTest(TargetCase):
             return m.group(1) if m else None
         bid = build_id(TARGET)
         self.assertTrue(bid)
-        t = self.target()
-        t.cmd("tasks 3")
-        c, _ = self.live_client(t)
-        deadline = time.monotonic() + 10
-        while len(c.tasks) < 3 and time.monotonic() < deadline:
-            c.recv_type("update")
-        tid = sorted(c.tasks)[0]
+        t, c, tid = self.three_tasks()
         site = c.sites[c.tasks[tid][11]]
         self.assertEqual((site["func"], site["build_id"]), ("task_entry", bid))
         r = c.response(c.request("task_detail", task=tid))
@@ -366,13 +371,7 @@ class ExportTest(TargetCase):
             self.assertIn(f[4], mapped_ids, f)
 
     def test_requests_good_and_bad(self):
-        t = self.target()
-        t.cmd("tasks 3")
-        c, _ = self.live_client(t)
-        deadline = time.monotonic() + 10
-        while len(c.tasks) < 3 and time.monotonic() < deadline:
-            c.recv_type("update")
-        tid = sorted(c.tasks)[0]
+        t, c, tid = self.three_tasks()
         r = c.response(c.request("task_detail", task=tid))
         self.assertEqual(r["status"], 0, r)
         d = r["detail"]
