@@ -798,7 +798,8 @@ typedef struct at__sym {
  * own process (functions, files, lines; separate debug info when installed), then dladdr.
  * Results are cached per address. Thread-safe (an internal lock: do not call on the loop
  * thread's hot path — the first lookup of a module costs milliseconds). Returns 0, or
- * -ENOENT when nothing at all is known (out has lib/offset as far as known). */
+ * -ENOENT when nothing at all is known (out has lib/offset as far as known; code in a mapping
+ * of no file, such as JIT-compiled code, has lib "[anon]" and offset == addr). */
 int at__sym_lookup(const void *addr, bool is_return, at__sym_t *out);
 
 /* Format one frame as "func (file:line)" / "func (lib+0xoff)" / "lib+0xoff" / "0xaddr"

@@ -181,6 +181,31 @@ static void module_build_id(Dwfl_Module *mod, char *out, size_t size)
         snprintf(out + 2 * i, 3, "%02x", bits[i]);
 }
 
+/* Whether a lies in a mapping of no file in /proc/self/maps (LuaJIT's traces, any JIT's code):
+ * read afresh, once per address the cache has not seen. */
+static bool in_anon_mapping(uintptr_t a)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return false;
+    char line[512];
+    bool found = false, more = true;
+    while (more && fgets(line, sizeof line, f)) {
+        unsigned long lo = 0, hi = 0, ino = 0;
+        int name = 0;
+        /* "lo-hi perms offset dev inode [name]" */
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu %n", &lo, &hi, &ino, &name) >= 3 && a >= lo &&
+            a < hi) {
+            found = ino == 0 && (line[name] == '\n' || line[name] == '\0');
+            more = false;
+        }
+        while (more && !strchr(line, '\n') && fgets(line, sizeof line, f))
+            ; /* the rest of a long line */
+    }
+    fclose(f);
+    return found;
+}
+
 /* Under sym_lock. */
 static int resolve(const void *addr, bool is_return, at__sym_t *out)
 {
@@ -193,9 +218,19 @@ static int resolve(const void *addr, bool is_return, at__sym_t *out)
         if (!mod && dwfl_refresh() == 0)
             mod = dwfl_addrmodule(dwfl, a);
     }
+    Dwarf_Addr start = 0, end = 0;
+    const char *mname =
+        mod ? dwfl_module_info(mod, NULL, &start, &end, NULL, NULL, NULL, NULL) : NULL;
+    /* dwfl_linux_proc_report also reports as modules the ELF files libelf has mmap()ed for us
+     * (rw-p at offset 0 in /proc/self/maps), and libdw 0.188's dwfl_addrmodule answered an
+     * address in no file (LuaJIT's machine code in an anonymous mapping) with one of them,
+     * whose range does not (always) hold it: "ld-linux-x86-64.so.2+0x37a02602",
+     * "nvim+0x29e0045ca2c2". A module names only addresses inside it, and none an address in a
+     * mapping of no file (/proc/self/maps says so). */
+    bool anon = in_anon_mapping((uintptr_t)a);
+    if (mod && (anon || a < start || a >= end))
+        mod = NULL;
     if (mod) {
-        Dwarf_Addr start = 0;
-        const char *mname = dwfl_module_info(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
         if (mname) {
             snprintf(out->lib, sizeof out->lib, "%s", base_name(mname));
             out->offset = (uint64_t)((Dwarf_Addr)(uintptr_t)addr - start);
@@ -228,7 +263,7 @@ static int resolve(const void *addr, bool is_return, at__sym_t *out)
         if (out->line)
             outer_call_site(mod, a, out);
     }
-    if (!out->func[0] || !out->lib[0]) {
+    if (!anon && (!out->func[0] || !out->lib[0])) {
         Dl_info info;
         if (dladdr((void *)(uintptr_t)a, &info) != 0) {
             if (!out->lib[0] && info.dli_fname) {
@@ -241,6 +276,11 @@ static int resolve(const void *addr, bool is_return, at__sym_t *out)
             }
             found = 1;
         }
+    }
+    if (!out->lib[0] && anon) {
+        /* Code in no file (JIT-compiled code): named by its address, never a bare "?". */
+        snprintf(out->lib, sizeof out->lib, "[anon]");
+        out->offset = (uint64_t)(uintptr_t)addr;
     }
     return found ? 0 : -ENOENT;
 }
