@@ -24,6 +24,15 @@ typedef struct unw_req {
 } unw_req_t;
 static unw_req_t *unw_cur; /* under unw_lock */
 
+/* The stack pointer's DWARF register number (x86-64: rsp 7, of rax rdx rcx rbx rsi rdi rbp rsp
+ * r8..r15 and the return address 16; AArch64: sp 31, after x0..x30). Other architectures get
+ * no CFI unwinding: at__unwind returns 0 and the callers keep their frame-pointer walks. */
+#if defined(__x86_64__)
+#define UNW_SP_REG 7
+#elif defined(__aarch64__)
+#define UNW_SP_REG 31
+#endif
+
 static char *debuginfo_path;
 static const Dwfl_Callbacks unw_cbs = {
     .find_elf = dwfl_linux_proc_find_elf,
@@ -89,7 +98,11 @@ static int cb_frame(Dwfl_Frame *frame, void *arg)
         return DWARF_CB_ABORT;
     r->pcs[r->n++] = (uintptr_t)pc;
     Dwarf_Word sp;
-    r->last_sp = dwfl_frame_reg(frame, AT__UNWIND_NREGS == 17 ? 7 : 31, &sp) == 0 ? sp : 0;
+#ifdef UNW_SP_REG
+    r->last_sp = dwfl_frame_reg(frame, UNW_SP_REG, &sp) == 0 ? sp : 0;
+#else
+    r->last_sp = 0, (void)sp;
+#endif
     return r->n < r->max ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
@@ -141,6 +154,10 @@ int at__unwind(const at__unwind_regs_t *regs, uintptr_t lo, uintptr_t hi, const 
 {
     if (last_sp)
         *last_sp = 0;
+#ifndef UNW_SP_REG
+    (void)regs, (void)lo, (void)hi, (void)bytes, (void)pcs, (void)max, (void)wait;
+    return 0;
+#else
     if (max <= 0 || hi < lo)
         return 0;
     unw_req_t r = {regs, lo, hi, bytes, pcs, 0, max, 0};
@@ -153,6 +170,7 @@ int at__unwind(const at__unwind_regs_t *regs, uintptr_t lo, uintptr_t hi, const 
     if (last_sp)
         *last_sp = r.last_sp;
     return rc;
+#endif
 }
 
 void at__unwind_reset(void)
