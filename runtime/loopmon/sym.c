@@ -191,12 +191,22 @@ static bool in_anon_mapping(uintptr_t a)
     char line[512];
     bool found = false, more = true;
     while (more && fgets(line, sizeof line, f)) {
-        unsigned long lo = 0, hi = 0, ino = 0;
-        int name = 0;
-        /* "lo-hi perms offset dev inode [name]" */
-        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu %n", &lo, &hi, &ino, &name) >= 3 && a >= lo &&
-            a < hi) {
-            found = ino == 0 && (line[name] == '\n' || line[name] == '\0');
+        /* "lo-hi perms offset dev inode [name]", addresses in hex */
+        char *p = line, *end;
+        unsigned long lo = strtoul(p, &end, 16), hi = 0;
+        if (end != p && *end == '-') {
+            p = end + 1;
+            hi = strtoul(p, &end, 16);
+        }
+        if (end != p && lo <= a && a < hi) {
+            p = end;
+            for (int field = 0; field < 3 && p; field++) /* perms, offset, dev */
+                p = strchr(p + 1, ' ');
+            unsigned long ino = p ? strtoul(p, &end, 10) : 1;
+            if (p && end != p) {
+                p = end + strspn(end, " ");
+                found = ino == 0 && (*p == '\n' || *p == '\0');
+            }
             more = false;
         }
         while (more && !strchr(line, '\n') && fgets(line, sizeof line, f))
