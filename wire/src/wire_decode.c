@@ -1,5 +1,5 @@
 /* wire_decode.c: bounded streaming decoder (libcbor cbor_stream_decode) from untrusted bytes into
- * v1 message structs. */
+ * v1 message structs, walking the layouts of wire_table.c. */
 #include "at_wire.h"
 #include "wire_internal.h"
 
@@ -150,107 +150,64 @@ static void *arena_alloc(rd_t *r, size_t size)
 }
 
 /* libcbor callbacks: record the one item cbor_stream_decode saw. */
-#define CB_CTX ((rd_t *)ctx)
-static void cb_u8(void *ctx, uint8_t v)
-{
-    CB_CTX->kind = K_UINT;
-    CB_CTX->u = v;
-}
-static void cb_u16(void *ctx, uint16_t v)
-{
-    CB_CTX->kind = K_UINT;
-    CB_CTX->u = v;
-}
-static void cb_u32(void *ctx, uint32_t v)
-{
-    CB_CTX->kind = K_UINT;
-    CB_CTX->u = v;
-}
-static void cb_u64(void *ctx, uint64_t v)
-{
-    CB_CTX->kind = K_UINT;
-    CB_CTX->u = v;
-}
-static void cb_n8(void *ctx, uint8_t v)
-{
-    CB_CTX->kind = K_NEG;
-    CB_CTX->u = v;
-}
-static void cb_n16(void *ctx, uint16_t v)
-{
-    CB_CTX->kind = K_NEG;
-    CB_CTX->u = v;
-}
-static void cb_n32(void *ctx, uint32_t v)
-{
-    CB_CTX->kind = K_NEG;
-    CB_CTX->u = v;
-}
-static void cb_n64(void *ctx, uint64_t v)
-{
-    CB_CTX->kind = K_NEG;
-    CB_CTX->u = v;
-}
-static void cb_bytes(void *ctx, cbor_data d, size_t n)
-{
-    CB_CTX->kind = K_BYTES;
-    CB_CTX->s = d;
-    CB_CTX->slen = n;
-}
-static void cb_text(void *ctx, cbor_data d, size_t n)
-{
-    CB_CTX->kind = K_TEXT;
-    CB_CTX->s = d;
-    CB_CTX->slen = n;
-}
-static void cb_array(void *ctx, size_t n)
-{
-    CB_CTX->kind = K_ARRAY;
-    CB_CTX->u = n;
-}
-static void cb_map(void *ctx, size_t n)
-{
-    CB_CTX->kind = K_MAP;
-    CB_CTX->u = n;
-}
-static void cb_indef(void *ctx)
-{
-    CB_CTX->kind = K_BAD;
-    CB_CTX->bad = "an indefinite-length item (the protocol uses definite lengths only)";
-}
-static void cb_break(void *ctx)
-{
-    CB_CTX->kind = K_BAD;
-    CB_CTX->bad = "a stray break byte";
-}
+#define CTX ((rd_t *)ctx)
+#define CB_NUM(name, T, k)                                                                         \
+    static void name(void *ctx, T v)                                                               \
+    {                                                                                              \
+        CTX->kind = k;                                                                             \
+        CTX->u = v;                                                                                \
+    }
+CB_NUM(cb_u8, uint8_t, K_UINT)
+CB_NUM(cb_u16, uint16_t, K_UINT)
+CB_NUM(cb_u32, uint32_t, K_UINT)
+CB_NUM(cb_u64, uint64_t, K_UINT)
+CB_NUM(cb_n8, uint8_t, K_NEG)
+CB_NUM(cb_n16, uint16_t, K_NEG)
+CB_NUM(cb_n32, uint32_t, K_NEG)
+CB_NUM(cb_n64, uint64_t, K_NEG)
+CB_NUM(cb_array, size_t, K_ARRAY)
+CB_NUM(cb_map, size_t, K_MAP)
+#define CB_STR(name, k)                                                                            \
+    static void name(void *ctx, cbor_data d, size_t n)                                             \
+    {                                                                                              \
+        CTX->kind = k;                                                                             \
+        CTX->s = d;                                                                                \
+        CTX->slen = n;                                                                             \
+    }
+CB_STR(cb_bytes, K_BYTES)
+CB_STR(cb_text, K_TEXT)
+#define CB_BAD(name, why)                                                                          \
+    static void name(void *ctx)                                                                    \
+    {                                                                                              \
+        CTX->kind = K_BAD;                                                                         \
+        CTX->bad = why;                                                                            \
+    }
+CB_BAD(cb_indef, "an indefinite-length item (the protocol uses definite lengths only)")
+CB_BAD(cb_break, "a stray break byte")
+CB_BAD(cb_undef, "the undefined value")
 static void cb_tag(void *ctx, uint64_t v)
 {
-    CB_CTX->kind = K_BAD;
-    CB_CTX->bad = "a CBOR tag (the protocol uses no tags)";
-}
-static void cb_undef(void *ctx)
-{
-    CB_CTX->kind = K_BAD;
-    CB_CTX->bad = "the undefined value";
+    CTX->kind = K_BAD;
+    CTX->bad = "a CBOR tag (the protocol uses no tags)";
 }
 static void cb_null(void *ctx)
 {
-    CB_CTX->kind = K_NULL;
+    CTX->kind = K_NULL;
 }
 static void cb_bool(void *ctx, bool v)
 {
-    CB_CTX->kind = K_BOOL;
-    CB_CTX->b = v;
+    CTX->kind = K_BOOL;
+    CTX->b = v;
 }
 static void cb_f4(void *ctx, float v)
 {
-    CB_CTX->kind = K_FLOAT;
+    CTX->kind = K_FLOAT;
 }
 static void cb_f8(void *ctx, double v)
 {
-    CB_CTX->kind = K_FLOAT;
+    CTX->kind = K_FLOAT;
 }
-#undef CB_CTX
+#undef CTX
 
 static const struct cbor_callbacks callbacks = {
     .uint8 = cb_u8,
@@ -583,65 +540,6 @@ static int get_key(rd_t *r)
 
 #define IS(r, lit) ((r)->slen == sizeof(lit) - 1 && memcmp((r)->s, lit, sizeof(lit) - 1) == 0)
 
-/* Skips `extra` trailing row elements (forward compatibility). */
-static void skip_rest(rd_t *r, uint32_t n, uint32_t known, const char *key)
-{
-    for (uint32_t i = known; i < n && !r->code; i++)
-        skip(r, key);
-}
-
-static int row_open(rd_t *r, const char *key, uint32_t known)
-{
-    uint32_t n = enter(r, key, K_ARRAY);
-    if (r->code)
-        return -1;
-    if (n < known) {
-        fail(r, AT_WIRE_EVALUE, key,
-             "key \"%s\": a row of %" PRIu32 " elements, %" PRIu32 " needed", key, n, known);
-        return -1;
-    }
-    return (int)n;
-}
-
-/* Reports the first required key (bit i of `need` = names[i]) missing. */
-static void check_required(rd_t *r, uint32_t seen, uint32_t need, const char *const *names)
-{
-    if (r->code)
-        return;
-    uint32_t miss = need & ~seen;
-    if (miss) {
-        const char *k = names[__builtin_ctz(miss)];
-        fail(r, AT_WIRE_EMISSING, k, "missing required key \"%s\"", k);
-    }
-}
-
-/* ---- building blocks ------------------------------------------------------- */
-
-static void get_config(rd_t *r, const char *key, at_wire_config_t *c, bool need_all)
-{
-    static const char *const names[] = {"slow_ns", "debug"};
-    uint32_t seen = 0;
-    uint32_t n = enter(r, key, K_MAP);
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, key);
-        } else if (IS(r, "slow_ns")) {
-            c->slow_ns = get_uint(r, "slow_ns");
-            c->has_slow_ns = true;
-            seen |= 1;
-        } else if (IS(r, "debug")) {
-            c->debug = get_bool(r, "debug");
-            c->has_debug = true;
-            seen |= 2;
-        } else {
-            skip(r, key);
-        }
-    }
-    leave(r);
-    if (need_all)
-        check_required(r, seen, 3, names);
-}
-
 static uint32_t get_caps(rd_t *r, const char *key)
 {
     uint32_t bits = 0;
@@ -663,43 +561,6 @@ static uint32_t get_caps(rd_t *r, const char *key)
     return bits;
 }
 
-static void get_loc(rd_t *r, const char *key, at_wire_loc_t *l)
-{
-    int n = row_open(r, key, 4);
-    if (n < 0)
-        return;
-    l->addr = get_uint(r, key);
-    l->func = get_text_null(r, key);
-    l->file = get_text_null(r, key);
-    l->line = get_u32(r, key);
-    if (n > 4)
-        l->build_id = get_text_null(r, key);
-    skip_rest(r, (uint32_t)n, n > 4 ? 5 : 4, key);
-    leave(r);
-}
-
-static const at_wire_loc_t *get_locs(rd_t *r, const char *key, uint32_t *count)
-{
-    uint32_t n = enter(r, key, K_ARRAY);
-    at_wire_loc_t *v = alloc_array(r, n, sizeof *v);
-    for (uint32_t i = 0; i < n && !r->code; i++)
-        get_loc(r, key, &v[i]);
-    leave(r);
-    *count = r->code ? 0 : n;
-    return r->code ? NULL : v;
-}
-
-static const uint64_t *get_ids(rd_t *r, const char *key, uint32_t *count)
-{
-    uint32_t n = enter(r, key, K_ARRAY);
-    uint64_t *v = alloc_array(r, n, sizeof *v);
-    for (uint32_t i = 0; i < n && !r->code; i++)
-        v[i] = get_uint(r, key);
-    leave(r);
-    *count = r->code ? 0 : n;
-    return r->code ? NULL : v;
-}
-
 static void get_hist(rd_t *r, const char *key, at_wire_hist_t *h)
 {
     uint32_t n = enter(r, key, K_ARRAY);
@@ -716,29 +577,106 @@ static void get_hist(rd_t *r, const char *key, at_wire_hist_t *h)
     h->counts = r->code ? NULL : v;
 }
 
-static const at_wire_count_t *get_counts(rd_t *r, const char *key, uint32_t *count)
+/* ---- the walkers over wire_table.c's layouts ------------------------------ */
+
+#define AT(base, off, T) (*(T *)((char *)(base) + (off)))
+
+static bool dec_value(rd_t *r, const char *key, const at__wfield_t *f, void *base);
+
+/* Reads the n pairs of a map (its head already read) into the struct at base, laid out by t:
+ * unknown keys are skipped, then the first required key missing (in table order) is reported.
+ * `what` names the map in messages; at the top level (top) "t" and "v" are skipped. */
+static void dec_pairs(rd_t *r, const char *what, const at__wtable_t *t, void *base, uint32_t n,
+                      bool top)
 {
-    uint32_t n = enter(r, key, K_ARRAY);
-    at_wire_count_t *v = alloc_array(r, n, sizeof *v);
+    uint32_t seen = 0;
     for (uint32_t i = 0; i < n && !r->code; i++) {
-        int k = row_open(r, key, 2);
-        if (k < 0)
-            break;
-        v[i].name = get_text(r, key);
-        v[i].n = get_uint(r, key);
-        skip_rest(r, (uint32_t)k, 2, key);
-        leave(r);
+        const at__wfield_t *f = NULL;
+        if (!get_key(r) || (top && (IS(r, "t") || IS(r, "v")))) {
+            skip(r, what);
+            continue;
+        }
+        for (uint32_t j = 0; j < t->n && !f; j++)
+            if (strlen(t->f[j].key) == r->slen && memcmp(t->f[j].key, r->s, r->slen) == 0)
+                f = &t->f[j];
+        if (!f) {
+            skip(r, what);
+            continue;
+        }
+        if (dec_value(r, f->key, f, base) && f->has)
+            AT(base, f->has - 1, bool) = true;
+        seen |= 1u << (f - t->f);
     }
-    leave(r);
-    *count = r->code ? 0 : n;
-    return r->code ? NULL : v;
+    for (uint32_t j = 0; j < t->n && !r->code; j++)
+        if ((t->f[j].flags & WF_REQ) && !((seen >> j) & 1u))
+            fail(r, AT_WIRE_EMISSING, t->f[j].key, "missing required key \"%s\"", t->f[j].key);
 }
 
-static void get_task_row(rd_t *r, const char *key, at_wire_task_t *t)
+/* A map value into the struct at p; false when it was null (allowed with WF_NULL). */
+static bool dec_map(rd_t *r, const char *key, const at__wfield_t *f, void *p)
 {
-    int n = row_open(r, key, 13);
-    if (n < 0)
+    uint32_t n;
+    if (!(f->flags & WF_NULL)) {
+        n = enter(r, key, K_MAP);
+    } else {
+        if (!next(r, key) || r->kind == K_NULL)
+            return false;
+        if (r->kind != K_MAP) {
+            wrong_type(r, key, "a map or null");
+            return false;
+        }
+        n = (uint32_t)r->u; /* the head is read: account the container by hand */
+        if (++r->depth > r->lim->max_depth) {
+            fail(r, AT_WIRE_ELIMIT, key, "nesting deeper than %" PRIu32 " (limit max_depth)",
+                 r->lim->max_depth);
+            return false;
+        }
+    }
+    dec_pairs(r, key, f->sub, p, n, false);
+    leave(r);
+    return true;
+}
+
+/* The task row by hand: it is the bulk of a big update, and straight-line code reads it
+ * faster than the walk of dec_row (bench wire_decode_update_100k_ms). Same rules. */
+static void dec_task_row(rd_t *r, const char *key, at_wire_task_t *t);
+
+/* A row (positional array) into the struct at base, laid out by t: t->min elements required,
+ * then each optional group the row holds whole; elements past those are skipped. */
+static void dec_row(rd_t *r, const char *key, const at__wtable_t *t, void *base)
+{
+    if (t == &at__wire_task_row) {
+        dec_task_row(r, key, base);
         return;
+    }
+    uint32_t c = enter(r, key, K_ARRAY), i = 0;
+    if (r->code)
+        return;
+    if (c < t->min) {
+        fail(r, AT_WIRE_EVALUE, key,
+             "key \"%s\": a row of %" PRIu32 " elements, %" PRIu32 " needed", key, c,
+             (uint32_t)t->min);
+        return;
+    }
+    for (uint32_t end = t->min; end <= c && i < end && !r->code; end = at__wire_group_end(t, end))
+        for (; i < end && !r->code; i++)
+            if (dec_value(r, key, &t->f[i], base) && t->f[i].has)
+                AT(base, t->f[i].has - 1, bool) = true;
+    for (; i < c && !r->code; i++)
+        skip(r, key); /* forward compatibility */
+    leave(r);
+}
+
+static void dec_task_row(rd_t *r, const char *key, at_wire_task_t *t)
+{
+    uint32_t n = enter(r, key, K_ARRAY);
+    if (r->code)
+        return;
+    if (n < 13) {
+        fail(r, AT_WIRE_EVALUE, key, "key \"%s\": a row of %" PRIu32 " elements, 13 needed", key,
+             n);
+        return;
+    }
     t->id = get_uint(r, key);
     t->name = get_text_null(r, key);
     t->state = get_u8(r, key);
@@ -754,510 +692,39 @@ static void get_task_row(rd_t *r, const char *key, at_wire_task_t *t)
     t->stack = get_u32(r, key);
     if (n > 13)
         t->wait_desc = get_text_null(r, key);
-    skip_rest(r, (uint32_t)n, n > 13 ? 14 : 13, key);
+    for (uint32_t i = n > 13 ? 14 : 13; i < n && !r->code; i++)
+        skip(r, key);
     leave(r);
 }
 
-static const at_wire_task_t *get_tasks(rd_t *r, const char *key, uint32_t *count)
+/* An array (pointer at f->off, count at f->n_off) of the elements f->type says. */
+static void dec_array(rd_t *r, const char *key, const at__wfield_t *f, void *base)
 {
+    static const size_t sizes[] = {[WT_U64S] = 8, [WT_U32S] = 4, [WT_TEXTS] = sizeof(char *)};
     uint32_t n = enter(r, key, K_ARRAY);
-    at_wire_task_t *v = alloc_array(r, n, sizeof *v);
-    for (uint32_t i = 0; i < n && !r->code; i++)
-        get_task_row(r, key, &v[i]);
-    leave(r);
-    *count = r->code ? 0 : n;
-    return r->code ? NULL : v;
-}
-
-static void get_running(rd_t *r, const char *key, at_wire_running_t *x)
-{
-    static const char *const names[] = {"since_ns", "kind"};
-    uint32_t seen = 0;
-    if (!next(r, key))
-        return;
-    if (r->kind == K_NULL)
-        return; /* idle */
-    if (r->kind != K_MAP) {
-        wrong_type(r, key, "a map or null");
-        return;
-    }
-    /* we consumed the head: account the container by hand */
-    uint32_t n = (uint32_t)r->u;
-    if (++r->depth > r->lim->max_depth) {
-        fail(r, AT_WIRE_ELIMIT, key, "nesting deeper than %" PRIu32 " (limit max_depth)",
-             r->lim->max_depth);
-        return;
-    }
-    x->present = true;
+    size_t size = f->sub ? f->sub->size : sizes[f->type];
+    char *v = alloc_array(r, n, size);
     for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, key);
-        } else if (IS(r, "since_ns")) {
-            x->since_ns = get_uint(r, "since_ns");
-            seen |= 1;
-        } else if (IS(r, "kind")) {
-            x->kind = get_u8(r, "kind");
-            seen |= 2;
-        } else if (IS(r, "site")) {
-            x->site = get_u32(r, "site");
-        } else if (IS(r, "name")) {
-            x->name = get_text_null(r, "name");
-        } else if (IS(r, "task")) {
-            x->task = get_uint(r, "task");
-        } else if (IS(r, "stack")) {
-            x->stack = get_u32(r, "stack");
-        } else if (IS(r, "task_name")) {
-            x->task_name = get_text_null(r, "task_name");
-        } else {
-            skip(r, key);
+        void *e = v + (size_t)i * size;
+        if (f->type == WT_U64S) {
+            *(uint64_t *)e = get_uint(r, key);
+        } else if (f->type == WT_U32S) {
+            *(uint32_t *)e = get_u32(r, key);
+        } else if (f->type == WT_TEXTS) {
+            *(const char **)e = get_text(r, key);
+        } else if (f->type == WT_ROWS) {
+            dec_row(r, key, f->sub, e);
+        } else { /* WT_MAPS */
+            uint32_t k = enter(r, key, K_MAP);
+            dec_pairs(r, key, f->sub, e, k, false);
+            leave(r);
         }
     }
     leave(r);
-    check_required(r, seen, 3, names);
+    AT(base, f->n_off, uint32_t) = r->code ? 0 : n;
+    AT(base, f->off, void *) = r->code ? NULL : v;
 }
 
-static void get_stats(rd_t *r, const char *key, at_wire_loop_stats_t *s)
-{
-    static const char *const names[] = {"busy_ns", "idle_ns", "iterations", "callbacks", "slow",
-                                        "errors",  "lag",     "tasks",      "handles",   "exec"};
-    uint32_t seen = 0;
-    uint32_t n = enter(r, key, K_MAP);
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, key);
-        } else if (IS(r, "busy_ns")) {
-            s->busy_ns = get_uint(r, "busy_ns");
-            seen |= 1u << 0;
-        } else if (IS(r, "idle_ns")) {
-            s->idle_ns = get_uint(r, "idle_ns");
-            seen |= 1u << 1;
-        } else if (IS(r, "iterations")) {
-            s->iterations = get_uint(r, "iterations");
-            seen |= 1u << 2;
-        } else if (IS(r, "callbacks")) {
-            s->callbacks = get_uint(r, "callbacks");
-            seen |= 1u << 3;
-        } else if (IS(r, "slow")) {
-            s->slow = get_uint(r, "slow");
-            seen |= 1u << 4;
-        } else if (IS(r, "errors")) {
-            s->errors = get_uint(r, "errors");
-            seen |= 1u << 5;
-        } else if (IS(r, "lag")) {
-            get_hist(r, "lag", &s->lag);
-            seen |= 1u << 6;
-        } else if (IS(r, "lag_max_ns")) {
-            s->lag_max_ns = get_uint(r, "lag_max_ns");
-        } else if (IS(r, "tasks")) {
-            int k = row_open(r, "tasks", AT_WIRE_TASK_NSTATES);
-            if (k < 0)
-                break;
-            for (unsigned j = 0; j < AT_WIRE_TASK_NSTATES; j++)
-                s->tasks_by_state[j] = get_uint(r, "tasks");
-            skip_rest(r, (uint32_t)k, AT_WIRE_TASK_NSTATES, "tasks");
-            leave(r);
-            seen |= 1u << 7;
-        } else if (IS(r, "handles")) {
-            s->handles = get_counts(r, "handles", &s->n_handles);
-            seen |= 1u << 8;
-        } else if (IS(r, "exec")) {
-            static const char *const en[] = {"queued", "running", "threads", "done", "wait_ns"};
-            uint32_t eseen = 0;
-            uint32_t m = enter(r, "exec", K_MAP);
-            for (uint32_t j = 0; j < m && !r->code; j++) {
-                if (!get_key(r)) {
-                    skip(r, "exec");
-                } else if (IS(r, "queued")) {
-                    s->exec_queued = get_uint(r, "queued");
-                    eseen |= 1;
-                } else if (IS(r, "running")) {
-                    s->exec_running = get_uint(r, "running");
-                    eseen |= 2;
-                } else if (IS(r, "threads")) {
-                    s->exec_threads = get_uint(r, "threads");
-                    eseen |= 4;
-                } else if (IS(r, "done")) {
-                    s->exec_done = get_uint(r, "done");
-                    eseen |= 8;
-                } else if (IS(r, "wait_ns")) {
-                    s->exec_wait_ns = get_uint(r, "wait_ns");
-                    eseen |= 16;
-                } else {
-                    skip(r, "exec");
-                }
-            }
-            leave(r);
-            check_required(r, eseen, 31, en);
-            seen |= 1u << 9;
-        } else {
-            skip(r, key);
-        }
-    }
-    leave(r);
-    check_required(r, seen, (1u << 10) - 1, names);
-}
-
-static void get_slow(rd_t *r, const char *key, at_wire_slow_t *s)
-{
-    static const char *const names[] = {"seq", "start_ns", "dur_ns", "kind"};
-    uint32_t seen = 0;
-    uint32_t n = enter(r, key, K_MAP);
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, key);
-        } else if (IS(r, "seq")) {
-            s->seq = get_uint(r, "seq");
-            seen |= 1;
-        } else if (IS(r, "start_ns")) {
-            s->start_ns = get_uint(r, "start_ns");
-            seen |= 2;
-        } else if (IS(r, "dur_ns")) {
-            s->dur_ns = get_uint(r, "dur_ns");
-            seen |= 4;
-        } else if (IS(r, "kind")) {
-            s->kind = get_u8(r, "kind");
-            seen |= 8;
-        } else if (IS(r, "site")) {
-            s->site = get_u32(r, "site");
-        } else if (IS(r, "name")) {
-            s->name = get_text_null(r, "name");
-        } else if (IS(r, "task")) {
-            s->task = get_uint(r, "task");
-        } else if (IS(r, "stack")) {
-            s->stack = get_u32(r, "stack");
-        } else if (IS(r, "sched_stack")) {
-            s->sched_stack = get_u32(r, "sched_stack");
-        } else {
-            skip(r, key);
-        }
-    }
-    leave(r);
-    check_required(r, seen, 15, names);
-}
-
-static void get_exc(rd_t *r, const char *key, at_wire_exc_t *x)
-{
-    static const char *const names[] = {"seq", "time_ns", "kind", "message"};
-    uint32_t seen = 0;
-    uint32_t n = enter(r, key, K_MAP);
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, key);
-        } else if (IS(r, "seq")) {
-            x->seq = get_uint(r, "seq");
-            seen |= 1;
-        } else if (IS(r, "time_ns")) {
-            x->time_ns = get_uint(r, "time_ns");
-            seen |= 2;
-        } else if (IS(r, "kind")) {
-            x->kind = get_u8(r, "kind");
-            seen |= 4;
-        } else if (IS(r, "message")) {
-            x->message = get_text(r, "message");
-            seen |= 8;
-        } else if (IS(r, "code")) {
-            x->code = get_int(r, "code");
-        } else if (IS(r, "domain")) {
-            x->domain = get_text_null(r, "domain");
-        } else if (IS(r, "object")) {
-            x->object = get_uint(r, "object");
-        } else if (IS(r, "obj_type")) {
-            x->obj_type = get_text_null(r, "obj_type");
-        } else if (IS(r, "task")) {
-            x->task = get_uint(r, "task");
-        } else if (IS(r, "raise_stack")) {
-            x->raise_stack = get_u32(r, "raise_stack");
-        } else if (IS(r, "create_stack")) {
-            x->create_stack = get_u32(r, "create_stack");
-        } else if (IS(r, "severity")) {
-            x->severity = get_text_null(r, "severity");
-        } else {
-            skip(r, key);
-        }
-    }
-    leave(r);
-    check_required(r, seen, 15, names);
-}
-
-/* ---- messages: each decodes the body of the top-level map (count n) ------- */
-
-/* Common: "t" and "v" were validated by the caller; skip their values. */
-#define COMMON_KEYS(r)                                                                             \
-    if (IS(r, "t") || IS(r, "v")) {                                                                \
-        skip(r, "t");                                                                              \
-        continue;                                                                                  \
-    }
-
-/* Loop info rows (hello.loops, update.loops): 3 elements required, then the optional groups
- * thread/kind/addr (3..5) and the counters (6..10, then 11); anything after is skipped. */
-static const at_wire_loop_info_t *get_loops(rd_t *r, uint32_t *count)
-{
-    uint32_t k = enter(r, "loops", K_ARRAY);
-    at_wire_loop_info_t *v = alloc_array(r, k, sizeof *v);
-    for (uint32_t j = 0; j < k && !r->code; j++) {
-        int c = row_open(r, "loops", 3);
-        if (c < 0)
-            break;
-        v[j].id = get_u32(r, "loops");
-        v[j].name = get_text_null(r, "loops");
-        v[j].tid = get_uint(r, "loops");
-        uint32_t known = 3;
-        if (c >= 6) {
-            v[j].thread = get_text_null(r, "loops");
-            v[j].kind = get_text_null(r, "loops");
-            v[j].addr = get_uint(r, "loops");
-            known = 6;
-        }
-        if (c >= 11) {
-            v[j].has_stats = true;
-            v[j].busy_ns = get_uint(r, "loops");
-            v[j].idle_ns = get_uint(r, "loops");
-            v[j].callbacks = get_uint(r, "loops");
-            v[j].slow = get_uint(r, "loops");
-            v[j].pending = get_uint(r, "loops");
-            known = 11;
-        }
-        if (c >= 12) {
-            v[j].running_ns = get_uint(r, "loops");
-            known = 12;
-        }
-        skip_rest(r, (uint32_t)c, known, "loops");
-        leave(r);
-    }
-    leave(r);
-    *count = r->code ? 0 : k;
-    return v;
-}
-
-static void dec_hello(rd_t *r, uint32_t n, at_wire_hello_t *m)
-{
-    static const char *const names[] = {"pid",           "program", "argv",   "runtime",
-                                        "start_time_ns", "now_ns",  "config", "caps"};
-    uint32_t seen = 0;
-    m->version = AT_WIRE_VERSION;
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, "hello");
-            continue;
-        }
-        COMMON_KEYS(r)
-        if (IS(r, "pid")) {
-            m->pid = get_uint(r, "pid");
-            seen |= 1u << 0;
-        } else if (IS(r, "program")) {
-            m->program = get_text(r, "program");
-            seen |= 1u << 1;
-        } else if (IS(r, "argv")) {
-            uint32_t k = enter(r, "argv", K_ARRAY);
-            const char **v = alloc_array(r, k, sizeof *v);
-            for (uint32_t j = 0; j < k && !r->code; j++)
-                v[j] = get_text(r, "argv");
-            leave(r);
-            m->n_argv = r->code ? 0 : k;
-            m->argv = v;
-            seen |= 1u << 2;
-        } else if (IS(r, "runtime")) {
-            m->runtime_version = get_text(r, "runtime");
-            seen |= 1u << 3;
-        } else if (IS(r, "start_time_ns")) {
-            m->start_time_ns = get_uint(r, "start_time_ns");
-            seen |= 1u << 4;
-        } else if (IS(r, "now_ns")) {
-            m->now_ns = get_uint(r, "now_ns");
-            seen |= 1u << 5;
-        } else if (IS(r, "config")) {
-            get_config(r, "config", &m->config, true);
-            seen |= 1u << 6;
-        } else if (IS(r, "caps")) {
-            m->caps = get_caps(r, "caps");
-            seen |= 1u << 7;
-        } else if (IS(r, "loops")) {
-            m->loops = get_loops(r, &m->n_loops);
-        } else {
-            skip(r, "hello");
-        }
-    }
-    check_required(r, seen, 0xff, names);
-}
-
-static void dec_subscribe(rd_t *r, uint32_t n, at_wire_subscribe_t *m)
-{
-    static const char *const names[] = {"interval_ms"};
-    uint32_t seen = 0;
-    m->version = AT_WIRE_VERSION;
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, "subscribe");
-            continue;
-        }
-        COMMON_KEYS(r)
-        if (IS(r, "interval_ms")) {
-            m->interval_ms = get_u32(r, "interval_ms");
-            seen |= 1;
-        } else if (IS(r, "what")) {
-            m->what = get_caps(r, "what");
-        } else if (IS(r, "loop")) {
-            m->loop = get_u32(r, "loop");
-        } else {
-            skip(r, "subscribe");
-        }
-    }
-    check_required(r, seen, 1, names);
-}
-
-static void dec_update(rd_t *r, uint32_t n, at_wire_update_t *m)
-{
-    static const char *const names[] = {"seq", "ts_ns", "full", "config"};
-    uint32_t seen = 0;
-    m->version = AT_WIRE_VERSION;
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, "update");
-            continue;
-        }
-        COMMON_KEYS(r)
-        if (IS(r, "seq")) {
-            m->seq = get_uint(r, "seq");
-            seen |= 1;
-        } else if (IS(r, "ts_ns")) {
-            m->ts_ns = get_uint(r, "ts_ns");
-            seen |= 2;
-        } else if (IS(r, "full")) {
-            m->full = get_bool(r, "full");
-            seen |= 4;
-        } else if (IS(r, "config")) {
-            get_config(r, "config", &m->config, true);
-            seen |= 8;
-        } else if (IS(r, "loop")) {
-            m->loop = get_u32(r, "loop");
-        } else if (IS(r, "stats")) {
-            get_stats(r, "stats", &m->stats);
-            m->has_stats = true;
-        } else if (IS(r, "running")) {
-            get_running(r, "running", &m->running);
-        } else if (IS(r, "dropped")) {
-            m->dropped = get_counts(r, "dropped", &m->n_dropped);
-        } else if (IS(r, "sites")) {
-            uint32_t k = enter(r, "sites", K_ARRAY);
-            at_wire_site_t *v = alloc_array(r, k, sizeof *v);
-            for (uint32_t j = 0; j < k && !r->code; j++) {
-                int c = row_open(r, "sites", 5);
-                if (c < 0)
-                    break;
-                v[j].id = get_u32(r, "sites");
-                v[j].loc.addr = get_uint(r, "sites");
-                v[j].loc.func = get_text_null(r, "sites");
-                v[j].loc.file = get_text_null(r, "sites");
-                v[j].loc.line = get_u32(r, "sites");
-                if (c > 5)
-                    v[j].loc.build_id = get_text_null(r, "sites");
-                skip_rest(r, (uint32_t)c, c > 5 ? 6 : 5, "sites");
-                leave(r);
-            }
-            leave(r);
-            m->n_sites = r->code ? 0 : k;
-            m->sites = v;
-        } else if (IS(r, "stacks")) {
-            uint32_t k = enter(r, "stacks", K_ARRAY);
-            at_wire_stack_t *v = alloc_array(r, k, sizeof *v);
-            for (uint32_t j = 0; j < k && !r->code; j++) {
-                int c = row_open(r, "stacks", 2);
-                if (c < 0)
-                    break;
-                v[j].id = get_u32(r, "stacks");
-                uint32_t f = enter(r, "stacks", K_ARRAY);
-                uint32_t *ids = alloc_array(r, f, sizeof *ids);
-                for (uint32_t q = 0; q < f && !r->code; q++)
-                    ids[q] = get_u32(r, "stacks");
-                leave(r);
-                v[j].n_sites = r->code ? 0 : f;
-                v[j].sites = ids;
-                skip_rest(r, (uint32_t)c, 2, "stacks");
-                leave(r);
-            }
-            leave(r);
-            m->n_stacks = r->code ? 0 : k;
-            m->stacks = v;
-        } else if (IS(r, "tasks_new")) {
-            m->tasks_new = get_tasks(r, "tasks_new", &m->n_tasks_new);
-        } else if (IS(r, "tasks_changed")) {
-            m->tasks_changed = get_tasks(r, "tasks_changed", &m->n_tasks_changed);
-        } else if (IS(r, "tasks_gone")) {
-            m->tasks_gone = get_ids(r, "tasks_gone", &m->n_tasks_gone);
-        } else if (IS(r, "site_stats")) {
-            uint32_t k = enter(r, "site_stats", K_ARRAY);
-            at_wire_site_stats_t *v = alloc_array(r, k, sizeof *v);
-            for (uint32_t j = 0; j < k && !r->code; j++) {
-                int c = row_open(r, "site_stats", 7);
-                if (c < 0)
-                    break;
-                v[j].site = get_u32(r, "site_stats");
-                v[j].kind = get_u8(r, "site_stats");
-                v[j].count = get_uint(r, "site_stats");
-                v[j].total_ns = get_uint(r, "site_stats");
-                v[j].max_ns = get_uint(r, "site_stats");
-                v[j].slow = get_uint(r, "site_stats");
-                get_hist(r, "site_stats", &v[j].hist);
-                v[j].has_min = c > 7;
-                if (c > 7)
-                    v[j].min_ns = get_uint(r, "site_stats");
-                skip_rest(r, (uint32_t)c, c > 7 ? 8 : 7, "site_stats");
-                leave(r);
-            }
-            leave(r);
-            m->n_site_stats = r->code ? 0 : k;
-            m->site_stats = v;
-        } else if (IS(r, "slow")) {
-            uint32_t k = enter(r, "slow", K_ARRAY);
-            at_wire_slow_t *v = alloc_array(r, k, sizeof *v);
-            for (uint32_t j = 0; j < k && !r->code; j++)
-                get_slow(r, "slow", &v[j]);
-            leave(r);
-            m->n_slow = r->code ? 0 : k;
-            m->slow = v;
-        } else if (IS(r, "exc")) {
-            uint32_t k = enter(r, "exc", K_ARRAY);
-            at_wire_exc_t *v = alloc_array(r, k, sizeof *v);
-            for (uint32_t j = 0; j < k && !r->code; j++)
-                get_exc(r, "exc", &v[j]);
-            leave(r);
-            m->n_exc = r->code ? 0 : k;
-            m->exc = v;
-        } else if (IS(r, "inflight")) {
-            uint32_t k = enter(r, "inflight", K_ARRAY);
-            at_wire_inflight_t *v = alloc_array(r, k, sizeof *v);
-            for (uint32_t j = 0; j < k && !r->code; j++) {
-                int c = row_open(r, "inflight", 6);
-                if (c < 0)
-                    break;
-                v[j].id = get_uint(r, "inflight");
-                v[j].kind = get_text(r, "inflight");
-                v[j].name = get_text_null(r, "inflight");
-                v[j].task = get_uint(r, "inflight");
-                v[j].start_us = get_uint(r, "inflight");
-                v[j].stack = get_u32(r, "inflight");
-                skip_rest(r, (uint32_t)c, 6, "inflight");
-                leave(r);
-            }
-            leave(r);
-            m->n_inflight = r->code ? 0 : k;
-            m->inflight = v;
-        } else if (IS(r, "inflight_gone")) {
-            m->inflight_gone = get_ids(r, "inflight_gone", &m->n_inflight_gone);
-        } else if (IS(r, "loops")) {
-            m->loops = get_loops(r, &m->n_loops);
-        } else if (IS(r, "loop_gone")) {
-            m->loop_gone = get_bool(r, "loop_gone");
-        } else if (IS(r, "tasks_gone_state")) {
-            m->tasks_gone_state = get_ids(r, "tasks_gone_state", &m->n_tasks_gone_state);
-        } else {
-            skip(r, "update");
-        }
-    }
-    check_required(r, seen, 15, names);
-}
-
-/* Maps an op name to its code; 0 (unknown) otherwise. */
 static uint8_t op_code(const uint8_t *s, size_t n)
 {
     for (int i = AT_WIRE_OP_TASK_DETAIL; i <= AT_WIRE_OP_RESUME; i++) {
@@ -1268,156 +735,63 @@ static uint8_t op_code(const uint8_t *s, size_t n)
     return AT_WIRE_OP_UNKNOWN;
 }
 
-static void dec_request(rd_t *r, uint32_t n, at_wire_request_t *m)
+/* WC_OP: the op name; an unknown one is kept in the const char * at n_off. */
+static void dec_op(rd_t *r, const char *key, const at__wfield_t *f, void *base)
 {
-    static const char *const names[] = {"id", "op"};
-    uint32_t seen = 0;
-    m->version = AT_WIRE_VERSION;
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, "request");
-            continue;
-        }
-        COMMON_KEYS(r)
-        if (IS(r, "id")) {
-            m->id = get_uint(r, "id");
-            seen |= 1;
-        } else if (IS(r, "op")) {
-            const char *s = get_text(r, "op");
-            if (s) {
-                m->op = op_code((const uint8_t *)s, strlen(s));
-                m->op_name = m->op == AT_WIRE_OP_UNKNOWN ? s : NULL;
-            }
-            seen |= 2;
-        } else if (IS(r, "task")) {
-            m->task = get_uint(r, "task");
-        } else if (IS(r, "config")) {
-            get_config(r, "config", &m->config, false);
-        } else if (IS(r, "loop")) {
-            m->loop = get_u32(r, "loop");
-        } else {
-            skip(r, "request");
-        }
-    }
-    check_required(r, seen, 3, names);
+    const char *s = get_text(r, key);
+    if (!s)
+        return;
+    AT(base, f->off, uint8_t) = op_code((const uint8_t *)s, strlen(s));
+    AT(base, f->n_off, const char *) = AT(base, f->off, uint8_t) == AT_WIRE_OP_UNKNOWN ? s : NULL;
 }
 
-static void get_detail(rd_t *r, const char *key, at_wire_task_detail_t *d)
-{
-    static const char *const names[] = {"task"};
-    uint32_t seen = 0;
-    uint32_t n = enter(r, key, K_MAP);
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, key);
-        } else if (IS(r, "task")) {
-            get_task_row(r, "task", &d->task);
-            seen |= 1;
-        } else if (IS(r, "wait_desc")) {
-            d->wait_desc = get_text_null(r, "wait_desc");
-        } else if (IS(r, "create")) {
-            d->create = get_locs(r, "create", &d->n_create);
-        } else if (IS(r, "suspend")) {
-            d->suspend = get_locs(r, "suspend", &d->n_suspend);
-        } else if (IS(r, "children")) {
-            d->children = get_ids(r, "children", &d->n_children);
-        } else if (IS(r, "step_hist")) {
-            get_hist(r, "step_hist", &d->step_hist);
-        } else if (IS(r, "error")) {
-            d->error = get_text_null(r, "error");
-        } else {
-            skip(r, key);
-        }
-    }
-    leave(r);
-    check_required(r, seen, 1, names);
-}
+static void (*const dec_custom[])(rd_t *r, const char *key, const at__wfield_t *f,
+                                  void *base) = {[WC_OP] = dec_op};
 
-static void dec_response(rd_t *r, uint32_t n, at_wire_response_t *m)
+/* Reads the value of field f of the struct at base; false when it was absent (a null map). */
+static bool dec_value(rd_t *r, const char *key, const at__wfield_t *f, void *base)
 {
-    static const char *const names[] = {"id", "op", "status"};
-    uint32_t seen = 0;
-    m->version = AT_WIRE_VERSION;
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, "response");
-            continue;
-        }
-        COMMON_KEYS(r)
-        if (IS(r, "id")) {
-            m->id = get_uint(r, "id");
-            seen |= 1;
-        } else if (IS(r, "op")) {
-            const char *op = get_text(r, "op");
-            if (op) {
-                m->op = op_code((const uint8_t *)op, strlen(op));
-                m->op_name = m->op == AT_WIRE_OP_UNKNOWN ? op : NULL;
-            }
-            seen |= 2;
-        } else if (IS(r, "status")) {
-            m->status = get_u32(r, "status");
-            seen |= 4;
-        } else if (IS(r, "reason")) {
-            m->reason = get_text_null(r, "reason");
-        } else if (IS(r, "detail")) {
-            get_detail(r, "detail", &m->detail);
-            m->has_detail = true;
-        } else if (IS(r, "config")) {
-            get_config(r, "config", &m->config, false);
-            m->has_config = true;
-        } else if (IS(r, "stack")) {
-            m->stack = get_locs(r, "stack", &m->n_stack);
-            m->has_stack = true;
-        } else if (IS(r, "running")) {
-            get_running(r, "running", &m->running);
-        } else {
-            skip(r, "response");
-        }
+    void *p = (char *)base + f->off;
+    switch (f->type) {
+    case WT_U64:
+        *(uint64_t *)p = get_uint(r, key);
+        break;
+    case WT_U32:
+        *(uint32_t *)p = get_u32(r, key);
+        break;
+    case WT_U8:
+        *(uint8_t *)p = get_u8(r, key);
+        break;
+    case WT_I64:
+        *(int64_t *)p = get_int(r, key);
+        break;
+    case WT_BOOL:
+        *(bool *)p = get_bool(r, key);
+        break;
+    case WT_TEXT:
+        *(const char **)p = get_text(r, key);
+        break;
+    case WT_TEXTN:
+        *(const char **)p = get_text_null(r, key);
+        break;
+    case WT_HIST:
+        get_hist(r, key, p);
+        break;
+    case WT_CAPS:
+        *(uint32_t *)p = get_caps(r, key);
+        break;
+    case WT_MAP:
+        return dec_map(r, key, f, p);
+    case WT_ROW:
+        dec_row(r, key, f->sub, p);
+        break;
+    case WT_CUSTOM:
+        dec_custom[f->cid](r, key, f, base);
+        break;
+    default:
+        dec_array(r, key, f, base);
     }
-    check_required(r, seen, 7, names);
-}
-
-static void dec_error(rd_t *r, uint32_t n, at_wire_error_t *m)
-{
-    static const char *const names[] = {"code", "reason", "fatal"};
-    uint32_t seen = 0;
-    m->version = AT_WIRE_VERSION;
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, "error");
-            continue;
-        }
-        COMMON_KEYS(r)
-        if (IS(r, "code")) {
-            m->code = get_u32(r, "code");
-            seen |= 1;
-        } else if (IS(r, "reason")) {
-            m->reason = get_text(r, "reason");
-            seen |= 2;
-        } else if (IS(r, "fatal")) {
-            m->fatal = get_bool(r, "fatal");
-            seen |= 4;
-        } else {
-            skip(r, "error");
-        }
-    }
-    check_required(r, seen, 7, names);
-}
-
-static void dec_bye(rd_t *r, uint32_t n, at_wire_bye_t *m)
-{
-    m->version = AT_WIRE_VERSION;
-    for (uint32_t i = 0; i < n && !r->code; i++) {
-        if (!get_key(r)) {
-            skip(r, "bye");
-            continue;
-        }
-        COMMON_KEYS(r)
-        if (IS(r, "reason"))
-            m->reason = get_text_null(r, "reason");
-        else
-            skip(r, "bye");
-    }
+    return true;
 }
 
 /* ---- entry points ----------------------------------------------------------- */
@@ -1529,31 +903,8 @@ int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim,
         return r.code;
     }
     out->type = type;
-    switch (type) {
-    case AT_WIRE_HELLO:
-        dec_hello(&r, n, &out->u.hello);
-        break;
-    case AT_WIRE_SUBSCRIBE:
-        dec_subscribe(&r, n, &out->u.subscribe);
-        break;
-    case AT_WIRE_UPDATE:
-        dec_update(&r, n, &out->u.update);
-        break;
-    case AT_WIRE_REQUEST:
-        dec_request(&r, n, &out->u.request);
-        break;
-    case AT_WIRE_RESPONSE:
-        dec_response(&r, n, &out->u.response);
-        break;
-    case AT_WIRE_ERROR:
-        dec_error(&r, n, &out->u.error);
-        break;
-    case AT_WIRE_BYE:
-        dec_bye(&r, n, &out->u.bye);
-        break;
-    default:
-        assert(0 && "find_type returned a known type");
-    }
+    out->u.hello.version = AT_WIRE_VERSION; /* every message struct starts with it */
+    dec_pairs(&r, r.what, at__wire_msg_tables[type], &out->u, n, true);
     leave(&r);
     if (!r.code && r.p != r.end)
         fail(&r, AT_WIRE_ETRAILING, NULL, "%zu bytes follow the message inside the frame",
