@@ -1,10 +1,13 @@
-/* wire_common.c: names, error strings, histogram scheme and limit sets shared by encoder and
- * decoder. */
+/* wire_common.c: names, error strings, histogram scheme, limit sets and the socket path rule,
+ * shared by encoder, decoder, runtime and inspector. */
 #include "at_wire.h"
 #include "at_wire_limits.h"
 #include "wire_internal.h"
 
 #include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 const char *const at__wire_type_names[8] = {
     NULL, "hello", "subscribe", "update", "request", "response", "error", "bye",
@@ -242,4 +245,21 @@ const char *at_wire_status_name(int status)
         "no_such_task", "unsupported",      "rate_limited",
     };
     return NAME_OF(names, status);
+}
+
+int at_wire_socket_dir(char *buf, size_t len)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (xdg != NULL && xdg[0] == '/')
+        return snprintf(buf, len, "%s/asynctop", xdg);
+    return snprintf(buf, len, "/tmp/asynctop-%lu", (unsigned long)geteuid());
+}
+
+int at_wire_socket_path(char *buf, size_t len, uint64_t pid)
+{
+    int n = at_wire_socket_dir(buf, len);
+    if (n < 0 || (size_t)n >= len)
+        return n;
+    int m = snprintf(buf + n, len - (size_t)n, "/%llu.sock", (unsigned long long)pid);
+    return m < 0 ? m : n + m;
 }
