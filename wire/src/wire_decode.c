@@ -26,48 +26,33 @@ typedef struct arena {
 
 #define ARENA_BLOCK (64u * 1024u)
 
-static void arena_free(arena_t *a)
-{
-    if (!a)
-        return;
-    arena_block_t *b = a->head;
-    while (b) {
-        arena_block_t *next = b->next;
-        free(b);
-        b = next;
-    }
-    free(a);
-}
-
 /* ---- the pull reader ---------------------------------------------------- */
 
-enum kind {
-    K_NONE,
-    K_UINT,
-    K_NEG,
-    K_BYTES,
-    K_TEXT,
-    K_ARRAY,
-    K_MAP,
-    K_BOOL,
-    K_NULL,
-    K_FLOAT,
-    K_BAD, /* tag, undefined, indefinite item, break: never used by the protocol */
+enum kind { /* K_BAD: tag, undefined, indefinite item, break: never used by the protocol */
+            K_NONE,
+            K_UINT,
+            K_NEG,
+            K_BYTES,
+            K_TEXT,
+            K_ARRAY,
+            K_MAP,
+            K_BOOL,
+            K_NULL,
+            K_FLOAT,
+            K_BAD
 };
 
-static const char *const kind_names[] = {
-    "nothing",
-    "unsigned integer",
-    "negative integer",
-    "byte string",
-    "text string",
-    "array",
-    "map",
-    "bool",
-    "null",
-    "float",
-    "unsupported item",
-};
+static const char *const kind_names[] = {"nothing",
+                                         "unsigned integer",
+                                         "negative integer",
+                                         "byte string",
+                                         "text string",
+                                         "array",
+                                         "map",
+                                         "bool",
+                                         "null",
+                                         "float",
+                                         "unsupported item"};
 
 typedef struct rd {
     const uint8_t *base, *p, *end;
@@ -87,16 +72,15 @@ typedef struct rd {
     const char *bad; /* description of a K_BAD item */
 } rd_t;
 
-static void fail(rd_t *r, int code, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void fail(rd_t *r, int code, const char *key, const char *fmt, ...)
+/* Latches the first error (code, key, a message) and returns 0, for `return fail(...)`. */
+__attribute__((format(printf, 4, 5))) static int fail(rd_t *r, int code, const char *key,
+                                                      const char *fmt, ...)
 {
     if (r->code)
-        return; /* the first error sticks */
+        return 0; /* the first error sticks */
     r->code = code;
     if (!r->err)
-        return;
+        return 0;
     r->err->code = code;
     r->err->key = key;
     r->err->offset = (size_t)(r->p - r->base);
@@ -107,6 +91,7 @@ static void fail(rd_t *r, int code, const char *key, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r->err->msg + off, sizeof r->err->msg - (size_t)off, fmt, ap);
     va_end(ap);
+    return 0;
 }
 
 static void *arena_alloc(rd_t *r, size_t size)
@@ -151,111 +136,56 @@ static void *arena_alloc(rd_t *r, size_t size)
 
 /* libcbor callbacks: record the one item cbor_stream_decode saw. */
 #define CTX ((rd_t *)ctx)
-#define CB_NUM(name, T, k)                                                                         \
-    static void name(void *ctx, T v)                                                               \
-    {                                                                                              \
-        CTX->kind = k;                                                                             \
-        CTX->u = v;                                                                                \
-    }
-CB_NUM(cb_u8, uint8_t, K_UINT)
-CB_NUM(cb_u16, uint16_t, K_UINT)
-CB_NUM(cb_u32, uint32_t, K_UINT)
-CB_NUM(cb_u64, uint64_t, K_UINT)
-CB_NUM(cb_n8, uint8_t, K_NEG)
-CB_NUM(cb_n16, uint16_t, K_NEG)
-CB_NUM(cb_n32, uint32_t, K_NEG)
-CB_NUM(cb_n64, uint64_t, K_NEG)
-CB_NUM(cb_array, size_t, K_ARRAY)
-CB_NUM(cb_map, size_t, K_MAP)
-#define CB_STR(name, k)                                                                            \
-    static void name(void *ctx, cbor_data d, size_t n)                                             \
-    {                                                                                              \
-        CTX->kind = k;                                                                             \
-        CTX->s = d;                                                                                \
-        CTX->slen = n;                                                                             \
-    }
-CB_STR(cb_bytes, K_BYTES)
-CB_STR(cb_text, K_TEXT)
-#define CB_BAD(name, why)                                                                          \
-    static void name(void *ctx)                                                                    \
-    {                                                                                              \
-        CTX->kind = K_BAD;                                                                         \
-        CTX->bad = why;                                                                            \
-    }
-CB_BAD(cb_indef, "an indefinite-length item (the protocol uses definite lengths only)")
-CB_BAD(cb_break, "a stray break byte")
-CB_BAD(cb_undef, "the undefined value")
-static void cb_tag(void *ctx, uint64_t v)
-{
-    CTX->kind = K_BAD;
-    CTX->bad = "a CBOR tag (the protocol uses no tags)";
-}
-static void cb_null(void *ctx)
-{
-    CTX->kind = K_NULL;
-}
-static void cb_bool(void *ctx, bool v)
-{
-    CTX->kind = K_BOOL;
-    CTX->b = v;
-}
-static void cb_f4(void *ctx, float v)
-{
-    CTX->kind = K_FLOAT;
-}
-static void cb_f8(void *ctx, double v)
-{
-    CTX->kind = K_FLOAT;
-}
+/* clang-format off */
+static void cb_u8(void *ctx, uint8_t v) { CTX->kind = K_UINT; CTX->u = v; }
+static void cb_u16(void *ctx, uint16_t v) { CTX->kind = K_UINT; CTX->u = v; }
+static void cb_u32(void *ctx, uint32_t v) { CTX->kind = K_UINT; CTX->u = v; }
+static void cb_u64(void *ctx, uint64_t v) { CTX->kind = K_UINT; CTX->u = v; }
+static void cb_n8(void *ctx, uint8_t v) { CTX->kind = K_NEG; CTX->u = v; }
+static void cb_n16(void *ctx, uint16_t v) { CTX->kind = K_NEG; CTX->u = v; }
+static void cb_n32(void *ctx, uint32_t v) { CTX->kind = K_NEG; CTX->u = v; }
+static void cb_n64(void *ctx, uint64_t v) { CTX->kind = K_NEG; CTX->u = v; }
+static void cb_array(void *ctx, size_t n) { CTX->kind = K_ARRAY; CTX->u = n; }
+static void cb_map(void *ctx, size_t n) { CTX->kind = K_MAP; CTX->u = n; }
+static void cb_bytes(void *ctx, cbor_data d, size_t n) { CTX->kind = K_BYTES; CTX->s = d; CTX->slen = n; }
+static void cb_text(void *ctx, cbor_data d, size_t n) { CTX->kind = K_TEXT; CTX->s = d; CTX->slen = n; }
+static void cb_null(void *ctx) { CTX->kind = K_NULL; }
+static void cb_bool(void *ctx, bool v) { CTX->kind = K_BOOL; CTX->b = v; }
+static void cb_f4(void *ctx, float v) { CTX->kind = K_FLOAT; }
+static void cb_f8(void *ctx, double v) { CTX->kind = K_FLOAT; }
+static void cb_indef(void *ctx)
+{ CTX->kind = K_BAD; CTX->bad = "an indefinite-length item (the protocol uses definite lengths only)"; }
+static void cb_break(void *ctx) { CTX->kind = K_BAD; CTX->bad = "a stray break byte"; }
+static void cb_undef(void *ctx) { CTX->kind = K_BAD; CTX->bad = "the undefined value"; }
+static void cb_tag(void *ctx, uint64_t v) { CTX->kind = K_BAD; CTX->bad = "a CBOR tag (the protocol uses no tags)"; }
+/* clang-format on */
 #undef CTX
 
+/* clang-format off */
 static const struct cbor_callbacks callbacks = {
-    .uint8 = cb_u8,
-    .uint16 = cb_u16,
-    .uint32 = cb_u32,
-    .uint64 = cb_u64,
-    .negint8 = cb_n8,
-    .negint16 = cb_n16,
-    .negint32 = cb_n32,
-    .negint64 = cb_n64,
-    .byte_string_start = cb_indef,
-    .byte_string = cb_bytes,
-    .string = cb_text,
-    .string_start = cb_indef,
-    .indef_array_start = cb_indef,
-    .array_start = cb_array,
-    .indef_map_start = cb_indef,
-    .map_start = cb_map,
-    .tag = cb_tag,
-    .float2 = cb_f4,
-    .float4 = cb_f4,
-    .float8 = cb_f8,
-    .undefined = cb_undef,
-    .null = cb_null,
-    .boolean = cb_bool,
+    .uint8 = cb_u8, .uint16 = cb_u16, .uint32 = cb_u32, .uint64 = cb_u64,
+    .negint8 = cb_n8, .negint16 = cb_n16, .negint32 = cb_n32, .negint64 = cb_n64,
+    .byte_string_start = cb_indef, .byte_string = cb_bytes, .string = cb_text,
+    .string_start = cb_indef, .indef_array_start = cb_indef, .array_start = cb_array,
+    .indef_map_start = cb_indef, .map_start = cb_map, .tag = cb_tag, .float2 = cb_f4,
+    .float4 = cb_f4, .float8 = cb_f8, .undefined = cb_undef, .null = cb_null, .boolean = cb_bool,
     .indef_break = cb_break,
 };
+/* clang-format on */
 
-/* The argument of the CBOR head at p (for error messages on NEDATA). */
-static int peek_head(const uint8_t *p, const uint8_t *end, unsigned *major, uint64_t *v)
+/* The length of the CBOR head at p (p < end) with its argument in *v, or 0 when it is cut short
+ * or not a plain argument (reserved values, indefinite lengths). */
+static inline size_t head(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
-    if (p >= end)
-        return 0;
-    *major = p[0] >> 5;
     unsigned info = p[0] & 31u;
-    size_t n = info < 24    ? 0
-               : info == 24 ? 1
-               : info == 25 ? 2
-               : info == 26 ? 4
-               : info == 27 ? 8
-                            : 9;
+    size_t n = info < 24 ? 0 : info < 28 ? (size_t)1 << (info - 24) : 9;
     if (n == 9 || (size_t)(end - p) < 1 + n)
         return 0;
     uint64_t x = info < 24 ? info : 0;
     for (size_t i = 0; i < n; i++)
         x = (x << 8) | p[1 + i];
     *v = x;
-    return 1;
+    return 1 + n;
 }
 
 /* Reads the next data item into r->kind/u/s/slen/b and checks the limits
@@ -264,24 +194,19 @@ static int next(rd_t *r, const char *key)
 {
     if (r->code)
         return 0;
-    if (r->p >= r->end) {
-        fail(r, AT_WIRE_ETRUNCATED, key, "the item ends early (%s expected at byte %zu)",
-             key ? key : "a value", (size_t)(r->p - r->base));
-        return 0;
-    }
-    if (++r->total > r->lim->max_total) {
-        fail(r, AT_WIRE_ELIMIT, key, "more than %" PRIu64 " data items (limit max_total)",
-             r->lim->max_total);
-        return 0;
-    }
+    if (r->p >= r->end)
+        return fail(r, AT_WIRE_ETRUNCATED, key, "the item ends early (%s expected at byte %zu)",
+                    key ? key : "a value", (size_t)(r->p - r->base));
+    if (++r->total > r->lim->max_total)
+        return fail(r, AT_WIRE_ELIMIT, key, "more than %" PRIu64 " data items (limit max_total)",
+                    r->lim->max_total);
     r->kind = K_NONE;
     struct cbor_decoder_result res =
         cbor_stream_decode(r->p, (size_t)(r->end - r->p), &callbacks, r);
     if (res.status == CBOR_DECODER_NEDATA) {
-        unsigned major;
+        unsigned major = r->p[0] >> 5;
         uint64_t v;
-        if (peek_head(r->p, r->end, &major, &v) && (major == 2 || major == 3) &&
-            v > r->lim->max_string) {
+        if (head(r->p, r->end, &v) && (major == 2 || major == 3) && v > r->lim->max_string) {
             fail(r, AT_WIRE_ELIMIT, key,
                  "a string of %" PRIu64 " bytes (limit max_string %" PRIu32 ")%s%s", v,
                  r->lim->max_string, key ? " in key " : "", key ? key : "");
@@ -293,41 +218,34 @@ static int next(rd_t *r, const char *key)
         }
         return 0;
     }
-    if (res.status != CBOR_DECODER_FINISHED || r->kind == K_NONE) {
-        fail(r, AT_WIRE_EMALFORMED, key, "malformed CBOR at byte %zu", (size_t)(r->p - r->base));
-        return 0;
-    }
+    if (res.status != CBOR_DECODER_FINISHED || r->kind == K_NONE)
+        return fail(r, AT_WIRE_EMALFORMED, key, "malformed CBOR at byte %zu",
+                    (size_t)(r->p - r->base));
     r->p += res.read;
     size_t left = (size_t)(r->end - r->p);
     switch (r->kind) {
     case K_BAD:
-        fail(r, AT_WIRE_EMALFORMED, key, "%s at byte %zu", r->bad,
-             (size_t)(r->p - r->base - res.read));
-        return 0;
+        return fail(r, AT_WIRE_EMALFORMED, key, "%s at byte %zu", r->bad,
+                    (size_t)(r->p - r->base - res.read));
     case K_BYTES:
     case K_TEXT:
-        if (r->slen > r->lim->max_string) {
-            fail(r, AT_WIRE_ELIMIT, key, "a string of %zu bytes (limit max_string %" PRIu32 ")",
-                 r->slen, r->lim->max_string);
-            return 0;
-        }
+        if (r->slen > r->lim->max_string)
+            return fail(r, AT_WIRE_ELIMIT, key,
+                        "a string of %zu bytes (limit max_string %" PRIu32 ")", r->slen,
+                        r->lim->max_string);
         break;
     case K_ARRAY:
     case K_MAP:
-        if (r->u > r->lim->max_items) {
-            fail(r, AT_WIRE_ELIMIT, key,
-                 "%s %s declares %" PRIu64 " elements (limit max_items %" PRIu32 ")",
-                 kind_names[r->kind], key ? key : "", r->u, r->lim->max_items);
-            return 0;
-        }
+        if (r->u > r->lim->max_items)
+            return fail(r, AT_WIRE_ELIMIT, key,
+                        "%s %s declares %" PRIu64 " elements (limit max_items %" PRIu32 ")",
+                        kind_names[r->kind], key ? key : "", r->u, r->lim->max_items);
         /* every element takes at least one byte: refuse counts that cannot
          * be there before anyone allocates for them */
-        if (r->u > left || (r->kind == K_MAP && r->u * 2 > left)) {
-            fail(r, AT_WIRE_ETRUNCATED, key,
-                 "%s %s declares %" PRIu64 " elements but only %zu bytes remain",
-                 kind_names[r->kind], key ? key : "", r->u, left);
-            return 0;
-        }
+        if (r->u > left || (r->kind == K_MAP && r->u * 2 > left))
+            return fail(r, AT_WIRE_ETRUNCATED, key,
+                        "%s %s declares %" PRIu64 " elements but only %zu bytes remain",
+                        kind_names[r->kind], key ? key : "", r->u, left);
         break;
     default:
         break;
@@ -341,22 +259,45 @@ static void wrong_type(rd_t *r, const char *key, const char *want)
          kind_names[r->kind]);
 }
 
-/* Skips one complete value (any kind), bounded by depth and the limits. */
-static void skip(rd_t *r, const char *key)
+/* Accounts one more level of nesting; 0 (and the error) past max_depth. */
+static int descend(rd_t *r, const char *key)
 {
-    if (!next(r, key))
-        return;
-    if (r->kind != K_ARRAY && r->kind != K_MAP)
+    if (++r->depth <= r->lim->max_depth)
+        return 1;
+    return fail(r, AT_WIRE_ELIMIT, key, "nesting deeper than %" PRIu32 " (limit max_depth)",
+                r->lim->max_depth);
+}
+
+static void skip(rd_t *r, const char *key);
+
+/* Skips the content of the item just read if it is a container, bounded by depth. */
+static void skip_content(rd_t *r, const char *key)
+{
+    if ((r->kind != K_ARRAY && r->kind != K_MAP) || !descend(r, key))
         return;
     uint64_t n = r->kind == K_MAP ? r->u * 2 : r->u;
-    if (++r->depth > r->lim->max_depth) {
-        fail(r, AT_WIRE_ELIMIT, key, "nesting deeper than %" PRIu32 " (limit max_depth)",
-             r->lim->max_depth);
-        return;
-    }
     for (uint64_t i = 0; i < n && !r->code; i++)
         skip(r, key);
     r->depth--;
+}
+
+/* Skips one complete value (any kind), bounded by depth and the limits. */
+static void skip(rd_t *r, const char *key)
+{
+    if (next(r, key))
+        skip_content(r, key);
+}
+
+/* Reads the next item: 1 when it is of kind `kind` or `alt` (K_NONE: no alternative), else 0
+ * and an error saying what was wanted. */
+static int expect(rd_t *r, const char *key, int kind, int alt, const char *want)
+{
+    if (!next(r, key))
+        return 0;
+    if (r->kind == kind || r->kind == alt)
+        return 1;
+    wrong_type(r, key, want);
+    return 0;
 }
 
 static uint64_t get_uint(rd_t *r, const char *key)
@@ -366,51 +307,25 @@ static uint64_t get_uint(rd_t *r, const char *key)
      * here with the same checks (bytes present, item count) instead of a
      * call through libcbor. Everything else, and every item that
      * allocates (arrays, maps, strings), goes through cbor_stream_decode. */
-    if (!r->code && r->p < r->end && (r->p[0] >> 5) == 0 && r->total < r->lim->max_total) {
-        unsigned info = r->p[0] & 31u;
-        size_t left = (size_t)(r->end - r->p);
-        uint64_t v;
-        size_t n;
-        if (info < 24) {
-            v = info;
-            n = 1;
-        } else if (info == 24 && left >= 2) {
-            v = r->p[1];
-            n = 2;
-        } else if (info == 25 && left >= 3) {
-            v = (uint64_t)r->p[1] << 8 | r->p[2];
-            n = 3;
-        } else if (info == 26 && left >= 5) {
-            v = (uint64_t)r->p[1] << 24 | (uint64_t)r->p[2] << 16 | (uint64_t)r->p[3] << 8 |
-                r->p[4];
-            n = 5;
-        } else {
-            goto slow; /* 8-byte form, truncation, reserved values: the general path */
-        }
+    uint64_t v;
+    size_t n;
+    if (!r->code && r->p < r->end && (r->p[0] >> 5) == 0 && r->total < r->lim->max_total &&
+        (n = head(r->p, r->end, &v)) != 0) {
         r->p += n;
         r->total++;
         r->kind = K_UINT;
         r->u = v;
         return v;
     }
-slow:
-    if (!next(r, key))
-        return 0;
-    if (r->kind != K_UINT) {
-        wrong_type(r, key, "an unsigned integer");
-        return 0;
-    }
-    return r->u;
+    return expect(r, key, K_UINT, K_NONE, "an unsigned integer") ? r->u : 0;
 }
 
 static uint64_t get_uint_max(rd_t *r, const char *key, uint64_t max)
 {
     uint64_t v = get_uint(r, key);
-    if (v > max) {
-        fail(r, AT_WIRE_EVALUE, key, "key \"%s\": %" PRIu64 " is out of range (max %" PRIu64 ")",
-             key, v, max);
-        return 0;
-    }
+    if (v > max)
+        return fail(r, AT_WIRE_EVALUE, key,
+                    "key \"%s\": %" PRIu64 " is out of range (max %" PRIu64 ")", key, v, max);
     return v;
 }
 #define get_u32(r, key) ((uint32_t)get_uint_max(r, key, UINT32_MAX))
@@ -418,39 +333,28 @@ static uint64_t get_uint_max(rd_t *r, const char *key, uint64_t max)
 
 static int64_t get_int(rd_t *r, const char *key)
 {
-    if (!next(r, key))
+    if (!expect(r, key, K_UINT, K_NEG, "an integer"))
         return 0;
-    if ((r->kind != K_UINT && r->kind != K_NEG)) {
-        wrong_type(r, key, "an integer");
-        return 0;
-    }
-    if (r->u > (uint64_t)INT64_MAX) {
-        fail(r, AT_WIRE_EVALUE, key, "key \"%s\": integer out of the 64-bit signed range", key);
-        return 0;
-    }
+    if (r->u > (uint64_t)INT64_MAX)
+        return fail(r, AT_WIRE_EVALUE, key, "key \"%s\": integer out of the 64-bit signed range",
+                    key);
     return r->kind == K_UINT ? (int64_t)r->u : -1 - (int64_t)r->u;
 }
 
 static bool get_bool(rd_t *r, const char *key)
 {
-    if (!next(r, key))
-        return false;
-    if (r->kind != K_BOOL) {
-        wrong_type(r, key, "a bool");
-        return false;
-    }
-    return r->b;
+    return expect(r, key, K_BOOL, K_NONE, "a bool") && r->b;
 }
 
 /* Copies the current text item into the arena as a C string. */
 static const char *text_copy(rd_t *r, const char *key)
 {
-    if (!at__wire_utf8_ok(r->s, r->slen)) {
+    char *s = NULL;
+    if (!at__wire_utf8_ok(r->s, r->slen))
         fail(r, AT_WIRE_EVALUE, key, "key \"%s\": text is not valid UTF-8 or contains NUL",
              key ? key : "?");
-        return NULL;
-    }
-    char *s = arena_alloc(r, r->slen + 1);
+    else
+        s = arena_alloc(r, r->slen + 1);
     if (!s)
         return NULL;
     memcpy(s, r->s, r->slen);
@@ -460,59 +364,35 @@ static const char *text_copy(rd_t *r, const char *key)
 
 static const char *get_text(rd_t *r, const char *key)
 {
-    if (!next(r, key))
-        return NULL;
-    if (r->kind != K_TEXT) {
-        wrong_type(r, key, "a text string");
-        return NULL;
-    }
-    return text_copy(r, key);
+    return expect(r, key, K_TEXT, K_NONE, "a text string") ? text_copy(r, key) : NULL;
 }
 
 /* Text or null (NULL). */
 static const char *get_text_null(rd_t *r, const char *key)
 {
-    if (!next(r, key))
+    if (!expect(r, key, K_TEXT, K_NULL, "a text string or null") || r->kind == K_NULL)
         return NULL;
-    if (r->kind == K_NULL)
-        return NULL;
-    if (r->kind != K_TEXT) {
-        wrong_type(r, key, "a text string or null");
-        return NULL;
-    }
     return text_copy(r, key);
 }
 
-/* Opens a container of kind `kind` (K_ARRAY or K_MAP): returns its count,
- * with depth accounted; the caller reads the elements and calls leave(). */
-static uint32_t enter(rd_t *r, const char *key, int kind)
+/* Opens a container of kind `kind` (K_ARRAY or K_MAP): returns its count, with depth
+ * accounted; the caller reads the elements and calls leave(). With null_ok, a null is no error
+ * and returns ABSENT (then there is nothing to leave). */
+#define ABSENT UINT32_MAX
+static uint32_t enter(rd_t *r, const char *key, int kind, bool null_ok)
 {
-    if (!next(r, key))
+    const char *want = kind == K_ARRAY ? "an array" : null_ok ? "a map or null" : "a map";
+    if (!expect(r, key, kind, null_ok ? K_NULL : K_NONE, want))
         return 0;
-    if (r->kind != kind) {
-        wrong_type(r, key, kind == K_ARRAY ? "an array" : "a map");
-        return 0;
-    }
-    if (++r->depth > r->lim->max_depth) {
-        fail(r, AT_WIRE_ELIMIT, key, "nesting deeper than %" PRIu32 " (limit max_depth)",
-             r->lim->max_depth);
-        return 0;
-    }
-    return (uint32_t)r->u; /* <= max_items, checked in next() */
+    if (r->kind == K_NULL)
+        return ABSENT;
+    return descend(r, key) ? (uint32_t)r->u : 0; /* <= max_items, checked in next() */
 }
 
 static void leave(rd_t *r)
 {
     if (r->depth)
         r->depth--;
-}
-
-/* Allocates an array of n elements of `size` bytes (n already bounded). */
-static void *alloc_array(rd_t *r, uint32_t n, size_t size)
-{
-    if (n == 0)
-        return NULL;
-    return arena_alloc(r, (size_t)n * size);
 }
 
 /* Reads a map key: returns 1 with r->s/slen set to a text key, or 0 when the
@@ -523,27 +403,25 @@ static int get_key(rd_t *r)
         return 0;
     if (r->kind == K_TEXT)
         return 1;
-    if (r->kind == K_ARRAY || r->kind == K_MAP) {
-        /* a container as a key: skip its content too */
-        uint64_t n = r->kind == K_MAP ? r->u * 2 : r->u;
-        if (++r->depth > r->lim->max_depth) {
-            fail(r, AT_WIRE_ELIMIT, NULL, "nesting deeper than %" PRIu32 " (limit max_depth)",
-                 r->lim->max_depth);
-            return 0;
-        }
-        for (uint64_t i = 0; i < n && !r->code; i++)
-            skip(r, "map key");
-        r->depth--;
-    }
+    skip_content(r, "map key"); /* a container as a key: its content too */
     return 0;
 }
 
 #define IS(r, lit) ((r)->slen == sizeof(lit) - 1 && memcmp((r)->s, lit, sizeof(lit) - 1) == 0)
 
+/* The index i in [lo, hi) of names[i] equal to the text item just read, or -1. */
+static int name_index(const rd_t *r, const char *const *names, int lo, int hi)
+{
+    for (int i = lo; i < hi; i++)
+        if (strlen(names[i]) == r->slen && memcmp(names[i], r->s, r->slen) == 0)
+            return i;
+    return -1;
+}
+
 static uint32_t get_caps(rd_t *r, const char *key)
 {
     uint32_t bits = 0;
-    uint32_t n = enter(r, key, K_ARRAY);
+    uint32_t n = enter(r, key, K_ARRAY, false);
     for (uint32_t i = 0; i < n && !r->code; i++) {
         if (!next(r, key))
             break;
@@ -551,11 +429,9 @@ static uint32_t get_caps(rd_t *r, const char *key)
             wrong_type(r, key, "an array of text strings");
             break;
         }
-        for (unsigned b = 0; b < AT_WIRE_CAP_COUNT; b++) {
-            const char *c = at__wire_cap_names[b];
-            if (strlen(c) == r->slen && memcmp(c, r->s, r->slen) == 0)
-                bits |= 1u << b;
-        } /* unknown names are ignored */
+        int b = name_index(r, at__wire_cap_names, 0, AT_WIRE_CAP_COUNT);
+        if (b >= 0) /* unknown names are ignored */
+            bits |= 1u << b;
     }
     leave(r);
     return bits;
@@ -563,13 +439,13 @@ static uint32_t get_caps(rd_t *r, const char *key)
 
 static void get_hist(rd_t *r, const char *key, at_wire_hist_t *h)
 {
-    uint32_t n = enter(r, key, K_ARRAY);
+    uint32_t n = enter(r, key, K_ARRAY, false);
     if (n > AT_WIRE_MAX_HIST) {
         fail(r, AT_WIRE_ELIMIT, key, "key \"%s\": a histogram of %" PRIu32 " buckets (max %d)", key,
              n, AT_WIRE_MAX_HIST);
         return;
     }
-    uint64_t *v = alloc_array(r, n, sizeof *v);
+    uint64_t *v = n ? arena_alloc(r, n * sizeof *v) : NULL; /* n <= max_items */
     for (uint32_t i = 0; i < n && !r->code; i++)
         v[i] = get_uint(r, key);
     leave(r);
@@ -615,23 +491,9 @@ static void dec_pairs(rd_t *r, const char *what, const at__wtable_t *t, void *ba
 /* A map value into the struct at p; false when it was null (allowed with WF_NULL). */
 static bool dec_map(rd_t *r, const char *key, const at__wfield_t *f, void *p)
 {
-    uint32_t n;
-    if (!(f->flags & WF_NULL)) {
-        n = enter(r, key, K_MAP);
-    } else {
-        if (!next(r, key) || r->kind == K_NULL)
-            return false;
-        if (r->kind != K_MAP) {
-            wrong_type(r, key, "a map or null");
-            return false;
-        }
-        n = (uint32_t)r->u; /* the head is read: account the container by hand */
-        if (++r->depth > r->lim->max_depth) {
-            fail(r, AT_WIRE_ELIMIT, key, "nesting deeper than %" PRIu32 " (limit max_depth)",
-                 r->lim->max_depth);
-            return false;
-        }
-    }
+    uint32_t n = enter(r, key, K_MAP, f->flags & WF_NULL);
+    if (n == ABSENT)
+        return false;
     dec_pairs(r, key, f->sub, p, n, false);
     leave(r);
     return true;
@@ -649,7 +511,7 @@ static void dec_row(rd_t *r, const char *key, const at__wtable_t *t, void *base)
         dec_task_row(r, key, base);
         return;
     }
-    uint32_t c = enter(r, key, K_ARRAY), i = 0;
+    uint32_t c = enter(r, key, K_ARRAY, false), i = 0;
     if (r->code)
         return;
     if (c < t->min) {
@@ -669,7 +531,7 @@ static void dec_row(rd_t *r, const char *key, const at__wtable_t *t, void *base)
 
 static void dec_task_row(rd_t *r, const char *key, at_wire_task_t *t)
 {
-    uint32_t n = enter(r, key, K_ARRAY);
+    uint32_t n = enter(r, key, K_ARRAY, false);
     if (r->code)
         return;
     if (n < 13) {
@@ -701,38 +563,25 @@ static void dec_task_row(rd_t *r, const char *key, at_wire_task_t *t)
 static void dec_array(rd_t *r, const char *key, const at__wfield_t *f, void *base)
 {
     static const size_t sizes[] = {[WT_U64S] = 8, [WT_U32S] = 4, [WT_TEXTS] = sizeof(char *)};
-    uint32_t n = enter(r, key, K_ARRAY);
+    uint32_t n = enter(r, key, K_ARRAY, false);
     size_t size = f->sub ? f->sub->size : sizes[f->type];
-    char *v = alloc_array(r, n, size);
+    char *v = n ? arena_alloc(r, n * size) : NULL; /* n <= max_items */
     for (uint32_t i = 0; i < n && !r->code; i++) {
         void *e = v + (size_t)i * size;
-        if (f->type == WT_U64S) {
+        if (f->type == WT_U64S)
             *(uint64_t *)e = get_uint(r, key);
-        } else if (f->type == WT_U32S) {
+        else if (f->type == WT_U32S)
             *(uint32_t *)e = get_u32(r, key);
-        } else if (f->type == WT_TEXTS) {
+        else if (f->type == WT_TEXTS)
             *(const char **)e = get_text(r, key);
-        } else if (f->type == WT_ROWS) {
+        else if (f->type == WT_ROWS)
             dec_row(r, key, f->sub, e);
-        } else { /* WT_MAPS */
-            uint32_t k = enter(r, key, K_MAP);
-            dec_pairs(r, key, f->sub, e, k, false);
-            leave(r);
-        }
+        else /* WT_MAPS */
+            dec_map(r, key, f, e);
     }
     leave(r);
     AT(base, f->n_off, uint32_t) = r->code ? 0 : n;
     AT(base, f->off, void *) = r->code ? NULL : v;
-}
-
-static uint8_t op_code(const uint8_t *s, size_t n)
-{
-    for (int i = AT_WIRE_OP_TASK_DETAIL; i <= AT_WIRE_OP_RESUME; i++) {
-        const char *name = at__wire_op_names[i];
-        if (strlen(name) == n && memcmp(name, s, n) == 0)
-            return (uint8_t)i;
-    }
-    return AT_WIRE_OP_UNKNOWN;
 }
 
 /* WC_OP: the op name; an unknown one is kept in the const char * at n_off. */
@@ -741,8 +590,9 @@ static void dec_op(rd_t *r, const char *key, const at__wfield_t *f, void *base)
     const char *s = get_text(r, key);
     if (!s)
         return;
-    AT(base, f->off, uint8_t) = op_code((const uint8_t *)s, strlen(s));
-    AT(base, f->n_off, const char *) = AT(base, f->off, uint8_t) == AT_WIRE_OP_UNKNOWN ? s : NULL;
+    int op = name_index(r, at__wire_op_names, AT_WIRE_OP_TASK_DETAIL, AT_WIRE_OP_RESUME + 1);
+    AT(base, f->off, uint8_t) = op < 0 ? AT_WIRE_OP_UNKNOWN : (uint8_t)op;
+    AT(base, f->n_off, const char *) = op < 0 ? s : NULL;
 }
 
 static void (*const dec_custom[])(rd_t *r, const char *key, const at__wfield_t *f,
@@ -752,33 +602,27 @@ static void (*const dec_custom[])(rd_t *r, const char *key, const at__wfield_t *
 static bool dec_value(rd_t *r, const char *key, const at__wfield_t *f, void *base)
 {
     void *p = (char *)base + f->off;
+#define SET(T, v) (*(T *)p = (v))
     switch (f->type) {
     case WT_U64:
-        *(uint64_t *)p = get_uint(r, key);
-        break;
+        return SET(uint64_t, get_uint(r, key)), true;
     case WT_U32:
-        *(uint32_t *)p = get_u32(r, key);
-        break;
+        return SET(uint32_t, get_u32(r, key)), true;
     case WT_U8:
-        *(uint8_t *)p = get_u8(r, key);
-        break;
+        return SET(uint8_t, get_u8(r, key)), true;
     case WT_I64:
-        *(int64_t *)p = get_int(r, key);
-        break;
+        return SET(int64_t, get_int(r, key)), true;
     case WT_BOOL:
-        *(bool *)p = get_bool(r, key);
-        break;
+        return SET(bool, get_bool(r, key)), true;
     case WT_TEXT:
-        *(const char **)p = get_text(r, key);
-        break;
+        return SET(const char *, get_text(r, key)), true;
     case WT_TEXTN:
-        *(const char **)p = get_text_null(r, key);
-        break;
+        return SET(const char *, get_text_null(r, key)), true;
+    case WT_CAPS:
+        return SET(uint32_t, get_caps(r, key)), true;
+#undef SET
     case WT_HIST:
         get_hist(r, key, p);
-        break;
-    case WT_CAPS:
-        *(uint32_t *)p = get_caps(r, key);
         break;
     case WT_MAP:
         return dec_map(r, key, f, p);
@@ -811,12 +655,8 @@ static int find_type(rd_t *r, uint32_t n, int *type, uint64_t *version)
                 wrong_type(r, "t", "a text string (the message type)");
                 break;
             }
-            *type = 0;
-            for (int k = AT_WIRE_HELLO; k <= AT_WIRE_BYE; k++) {
-                const char *name = at__wire_type_names[k];
-                if (strlen(name) == r->slen && memcmp(name, r->s, r->slen) == 0)
-                    *type = k;
-            }
+            int k = name_index(r, at__wire_type_names, AT_WIRE_HELLO, AT_WIRE_BYE + 1);
+            *type = k > 0 ? k : 0;
             if (!*type) {
                 int len = r->slen > 40 ? 40 : (int)r->slen;
                 fail(r, AT_WIRE_EUNKNOWNTYPE, "t", "unknown message type \"%.*s\"", len,
@@ -857,13 +697,8 @@ int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim,
 {
     assert(lim && out);
     memset(out, 0, sizeof *out);
-    if (err) {
-        err->code = 0;
-        err->key = NULL;
-        err->offset = 0;
-        err->msg[0] = '\0';
-        err->peer_version = 0;
-    }
+    if (err)
+        memset(err, 0, sizeof *err);
     rd_t r = {.base = cbor, .p = cbor, .end = cbor + len, .lim = lim, .err = err};
     if (len > lim->max_frame) {
         fail(&r, AT_WIRE_ELIMIT, NULL, "a frame of %zu bytes (limit max_frame %zu)", len,
@@ -884,7 +719,7 @@ int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim,
              cbor[0]);
         return r.code;
     }
-    uint32_t n = enter(&r, NULL, K_MAP);
+    uint32_t n = enter(&r, NULL, K_MAP, false);
     if (r.code)
         return r.code;
     int type = 0;
@@ -896,7 +731,7 @@ int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim,
     r.p = r.base;
     r.total = 0;
     r.depth = 0;
-    n = enter(&r, NULL, K_MAP);
+    n = enter(&r, NULL, K_MAP, false);
     r.arena = calloc(1, sizeof *r.arena);
     if (!r.arena) {
         fail(&r, AT_WIRE_ENOMEM, NULL, "out of memory");
@@ -909,22 +744,17 @@ int at_wire_decode(const uint8_t *cbor, size_t len, const at_wire_limits_t *lim,
     if (!r.code && r.p != r.end)
         fail(&r, AT_WIRE_ETRAILING, NULL, "%zu bytes follow the message inside the frame",
              (size_t)(r.end - r.p));
-    if (r.code) {
-        arena_free(r.arena);
-        memset(out, 0, sizeof *out);
-        return r.code;
-    }
     out->arena_ = r.arena;
-    return 0;
+    if (r.code)
+        at_wire_msg_free(out);
+    return r.code;
 }
 
 int at_wire_decode_expect(const uint8_t *cbor, size_t len, int type, const at_wire_limits_t *lim,
                           at_wire_msg_t *out, at_wire_err_t *err)
 {
     int rc = at_wire_decode(cbor, len, lim, out, err);
-    if (rc)
-        return rc;
-    if (out->type != type) {
+    if (rc == 0 && out->type != type) {
         if (err) {
             err->code = AT_WIRE_EUNEXPECTED;
             err->key = "t";
@@ -935,13 +765,18 @@ int at_wire_decode_expect(const uint8_t *cbor, size_t len, int type, const at_wi
         at_wire_msg_free(out);
         return AT_WIRE_EUNEXPECTED;
     }
-    return 0;
+    return rc;
 }
 
 void at_wire_msg_free(at_wire_msg_t *m)
 {
     if (!m)
         return;
-    arena_free(m->arena_);
+    arena_t *a = m->arena_;
+    for (arena_block_t *b = a ? a->head : NULL, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    free(a);
     memset(m, 0, sizeof *m);
 }

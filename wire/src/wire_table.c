@@ -7,12 +7,11 @@
 
 /*
  * How to add a field (docs/protocol.md and docs/protocol.cddl first, then at_wire.h's struct):
- *  - A map key: one row in the map's table, at the place the encoder should write it (keys are
- *    written in table order, read in any order). W(key, type, flags, member) for a scalar or a
- *    text; WA(...) for an array with its uint32_t count; WX(...) for everything else (a presence
- *    bool `has`, a sub-table). WF_REQ makes decoding fail without it; WF_OMIT0 leaves it out of
- *    the encoding while it is 0/NULL/empty; a `has` bool both marks it decoded and decides
- *    whether it is encoded. A new key is optional (WF_OMIT0) unless the version is bumped.
+ *  - A map key: one row in the map's table where the encoder should write it (table order; read
+ *    in any order). W(key, type, flags, member) for a scalar or a text; WA(...) for an array with
+ *    its uint32_t count; WX(...) for the rest (a presence bool `has`, a sub-table). WF_REQ:
+ * decoding fails without it; WF_OMIT0: not encoded while 0/NULL/empty; a `has` bool is set when
+ * decoded and decides whether it is encoded. A new key is optional unless the version is bumped.
  *  - A trailing row element: a row at the end of the row's table with WF_GEND (a group of one;
  *    a group of several ends at its last element), so older rows still decode.
  *  - A value no type fits (e.g. a nested structure of its own): WT_CUSTOM with a new WC_ value
@@ -22,20 +21,16 @@
  * The round-trip and golden tests (tests/wire) then cover the field once wire_samples.c sets it.
  */
 
-#define N(a)   (uint8_t)(sizeof(a) / sizeof((a)[0]))
-#define OFF(m) offsetof(S, m)
-#define HAS(m) (1 + offsetof(S, m))
-#define WX(k, t, fl, m, n_off, has, sub)                                                           \
-    {                                                                                              \
-        k, t, fl, 0, OFF(m), n_off, has, sub                                                       \
-    }
-#define W(k, t, fl, m)          WX(k, t, fl, m, 0, 0, NULL)
-#define WA(k, t, fl, m, n, sub) WX(k, t, fl, m, OFF(n), 0, sub)
-#define R(t, m)                 W(NULL, t, 0, m)
-#define TABLE(f, min)                                                                              \
-    {                                                                                              \
-        sizeof(S), N(f), min, f                                                                    \
-    }
+/* clang-format off */
+#define N(a)                             (uint8_t)(sizeof(a) / sizeof((a)[0]))
+#define OFF(m)                           offsetof(S, m)
+#define HAS(m)                           (1 + offsetof(S, m))
+#define WX(k, t, fl, m, n_off, has, sub) {k, t, fl, 0, OFF(m), n_off, has, sub}
+#define W(k, t, fl, m)                   WX(k, t, fl, m, 0, 0, NULL)
+#define WA(k, t, fl, m, n, sub)          WX(k, t, fl, m, OFF(n), 0, sub)
+#define R(t, m)                          W(NULL, t, 0, m)
+#define TABLE(f, min)                    {sizeof(S), N(f), min, f}
+/* clang-format on */
 
 /* ---- rows ---- */
 #define S at_wire_loc_t
@@ -92,17 +87,6 @@ static const at__wfield_t loop_f[] = {
 static const at__wtable_t loop_row = TABLE(loop_f, 3);
 #undef STAT
 #undef S
-/* tasks by state: a row of AT_WIRE_TASK_NSTATES counters */
-struct states {
-    uint64_t n[AT_WIRE_TASK_NSTATES];
-};
-#define S struct states
-static const at__wfield_t states_f[] = {R(WT_U64, n[0]), R(WT_U64, n[1]), R(WT_U64, n[2]),
-                                        R(WT_U64, n[3]), R(WT_U64, n[4]), R(WT_U64, n[5])};
-_Static_assert(AT_WIRE_TASK_NSTATES == 6, "one row element per task state");
-static const at__wtable_t states_row = TABLE(states_f, AT_WIRE_TASK_NSTATES);
-#undef S
-
 /* ---- maps inside messages ---- */
 #define S at_wire_config_t
 static const at__wfield_t config_all_f[] = {
@@ -115,6 +99,12 @@ static const at__wfield_t config_some_f[] = {
 static const at__wtable_t config_some = TABLE(config_some_f, 0); /* requests, responses */
 #undef S
 #define S at_wire_loop_stats_t
+/* tasks by state: a row of AT_WIRE_TASK_NSTATES counters */
+static const at__wfield_t states_f[] = {R(WT_U64, tasks_by_state[0]), R(WT_U64, tasks_by_state[1]),
+                                        R(WT_U64, tasks_by_state[2]), R(WT_U64, tasks_by_state[3]),
+                                        R(WT_U64, tasks_by_state[4]), R(WT_U64, tasks_by_state[5])};
+_Static_assert(AT_WIRE_TASK_NSTATES == 6, "one row element per task state");
+static const at__wtable_t states_row = TABLE(states_f, AT_WIRE_TASK_NSTATES);
 static const at__wfield_t exec_f[] = {
     W("queued", WT_U64, WF_REQ, exec_queued), W("running", WT_U64, WF_REQ, exec_running),
     W("threads", WT_U64, WF_REQ, exec_threads), W("done", WT_U64, WF_REQ, exec_done),
@@ -129,7 +119,7 @@ static const at__wfield_t stats_f[] = {
     W("errors", WT_U64, WF_REQ, errors),
     W("lag", WT_HIST, WF_REQ, lag),
     W("lag_max_ns", WT_U64, WF_OMIT0, lag_max_ns),
-    WX("tasks", WT_ROW, WF_REQ, tasks_by_state, 0, 0, &states_row),
+    {"tasks", WT_ROW, WF_REQ, 0, 0, 0, 0, &states_row}, /* tasks_by_state of this struct */
     WA("handles", WT_ROWS, WF_REQ, handles, n_handles, &count_row),
     {"exec", WT_MAP, WF_REQ, 0, 0, 0, 0, &exec_map}, /* exec_* of this same struct */
 };
@@ -272,11 +262,9 @@ uint32_t at__wire_group_end(const at__wtable_t *t, uint32_t i)
     return i < t->n ? i + 1 : t->n;
 }
 
-#define VERSION_FIRST(S) _Static_assert(offsetof(S, version) == 0, "codecs set version at 0");
-VERSION_FIRST(at_wire_hello_t)
-VERSION_FIRST(at_wire_subscribe_t)
-VERSION_FIRST(at_wire_update_t)
-VERSION_FIRST(at_wire_request_t)
-VERSION_FIRST(at_wire_response_t)
-VERSION_FIRST(at_wire_error_t)
-VERSION_FIRST(at_wire_bye_t)
+_Static_assert(offsetof(at_wire_hello_t, version) + offsetof(at_wire_subscribe_t, version) +
+                       offsetof(at_wire_update_t, version) + offsetof(at_wire_request_t, version) +
+                       offsetof(at_wire_response_t, version) + offsetof(at_wire_error_t, version) +
+                       offsetof(at_wire_bye_t, version) ==
+                   0,
+               "the decoder sets every message's version at offset 0");
