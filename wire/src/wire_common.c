@@ -24,23 +24,13 @@ const char *const at__wire_op_names[7] = {
     NULL, "task_detail", "set_config", "cancel", "loop_stack", "pause", "resume",
 };
 
-const at_wire_limits_t at_wire_limits_c2s = {
-    .max_frame = AT_WIRE_MAX_FRAME_C2S,
-    .max_depth = AT_WIRE_MAX_DEPTH,
-    .max_items = AT_WIRE_MAX_ITEMS_C2S,
-    .max_string = AT_WIRE_MAX_STRING_C2S,
-    .max_total = AT_WIRE_MAX_TOTAL_C2S,
-    .max_memory = AT_WIRE_MAX_MEMORY_C2S,
-};
-
-const at_wire_limits_t at_wire_limits_s2c = {
-    .max_frame = AT_WIRE_MAX_FRAME_S2C,
-    .max_depth = AT_WIRE_MAX_DEPTH,
-    .max_items = AT_WIRE_MAX_ITEMS_S2C,
-    .max_string = AT_WIRE_MAX_STRING_S2C,
-    .max_total = AT_WIRE_MAX_TOTAL_S2C,
-    .max_memory = AT_WIRE_MAX_MEMORY_S2C,
-};
+#define LIMITS(DIR)                                                                                \
+    {                                                                                              \
+        AT_WIRE_MAX_FRAME_##DIR, AT_WIRE_MAX_DEPTH, AT_WIRE_MAX_ITEMS_##DIR,                       \
+            AT_WIRE_MAX_STRING_##DIR, AT_WIRE_MAX_TOTAL_##DIR, AT_WIRE_MAX_MEMORY_##DIR            \
+    }
+const at_wire_limits_t at_wire_limits_c2s = LIMITS(C2S);
+const at_wire_limits_t at_wire_limits_s2c = LIMITS(S2C);
 
 const char *at_wire_strerror(int code)
 {

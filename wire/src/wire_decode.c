@@ -543,15 +543,11 @@ static void dec_task_row(rd_t *r, const char *key, at_wire_task_t *t)
     t->name = get_text_null(r, key);
     t->state = get_u8(r, key);
     t->wait_kind = get_u8(r, key);
-    t->wait_obj = get_uint(r, key);
-    t->wait_since_us = get_uint(r, key);
-    t->busy_ns = get_uint(r, key);
-    t->steps = get_uint(r, key);
-    t->parent = get_uint(r, key);
-    t->created_us = get_uint(r, key);
-    t->create_site = get_u32(r, key);
-    t->entry_site = get_u32(r, key);
-    t->stack = get_u32(r, key);
+    const at__wfield_t *f = at__wire_task_row.f; /* 4..9: uint64_t, 10..12: uint32_t */
+    for (int i = 4; i < 10; i++)
+        AT(t, f[i].off, uint64_t) = get_uint(r, key);
+    for (int i = 10; i < 13; i++)
+        AT(t, f[i].off, uint32_t) = get_u32(r, key);
     if (n > 13)
         t->wait_desc = get_text_null(r, key);
     for (uint32_t i = n > 13 ? 14 : 13; i < n && !r->code; i++)
@@ -598,43 +594,41 @@ static void dec_op(rd_t *r, const char *key, const at__wfield_t *f, void *base)
 static void (*const dec_custom[])(rd_t *r, const char *key, const at__wfield_t *f,
                                   void *base) = {[WC_OP] = dec_op};
 
+/* A scalar (WT_U64 .. WT_CAPS) into the field at p, as an integer of its width. */
+static void dec_scalar(rd_t *r, const char *key, int type, void *p)
+{
+    uint64_t max = type == WT_U8 ? UINT8_MAX : type == WT_U32 ? UINT32_MAX : UINT64_MAX;
+    uint64_t v = type == WT_I64    ? (uint64_t)get_int(r, key)
+                 : type == WT_BOOL ? get_bool(r, key)
+                 : type == WT_CAPS ? get_caps(r, key)
+                                   : get_uint_max(r, key, max);
+    size_t w = at__wire_width(type);
+    if (w == 8)
+        *(uint64_t *)p = v;
+    else if (w == 4)
+        *(uint32_t *)p = (uint32_t)v;
+    else /* uint8_t, or a bool (0 or 1) */
+        *(uint8_t *)p = (uint8_t)v;
+}
+
 /* Reads the value of field f of the struct at base; false when it was absent (a null map). */
 static bool dec_value(rd_t *r, const char *key, const at__wfield_t *f, void *base)
 {
     void *p = (char *)base + f->off;
-#define SET(T, v) (*(T *)p = (v))
-    switch (f->type) {
-    case WT_U64:
-        return SET(uint64_t, get_uint(r, key)), true;
-    case WT_U32:
-        return SET(uint32_t, get_u32(r, key)), true;
-    case WT_U8:
-        return SET(uint8_t, get_u8(r, key)), true;
-    case WT_I64:
-        return SET(int64_t, get_int(r, key)), true;
-    case WT_BOOL:
-        return SET(bool, get_bool(r, key)), true;
-    case WT_TEXT:
-        return SET(const char *, get_text(r, key)), true;
-    case WT_TEXTN:
-        return SET(const char *, get_text_null(r, key)), true;
-    case WT_CAPS:
-        return SET(uint32_t, get_caps(r, key)), true;
-#undef SET
-    case WT_HIST:
+    if (f->type <= WT_CAPS)
+        dec_scalar(r, key, f->type, p);
+    else if (f->type == WT_TEXT || f->type == WT_TEXTN)
+        *(const char **)p = f->type == WT_TEXT ? get_text(r, key) : get_text_null(r, key);
+    else if (f->type == WT_HIST)
         get_hist(r, key, p);
-        break;
-    case WT_MAP:
+    else if (f->type == WT_MAP)
         return dec_map(r, key, f, p);
-    case WT_ROW:
+    else if (f->type == WT_ROW)
         dec_row(r, key, f->sub, p);
-        break;
-    case WT_CUSTOM:
+    else if (f->type == WT_CUSTOM)
         dec_custom[f->cid](r, key, f, base);
-        break;
-    default:
+    else
         dec_array(r, key, f, base);
-    }
     return true;
 }
 

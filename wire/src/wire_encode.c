@@ -178,25 +178,25 @@ static unsigned enc_value(enc_t *e, const at__wfield_t *f, const void *base);
 
 /* Whether field f of the struct at base is set: its `has` bool when it has one, else a value
  * other than 0 / NULL / an empty array. */
+/* The value of a scalar field (WT_U64 .. WT_CAPS) at p, as an integer of its width. */
+static uint64_t scalar_at(const void *p, int type)
+{
+    size_t w = at__wire_width(type);
+    return w == 8 ? *(const uint64_t *)p : w == 4 ? *(const uint32_t *)p : *(const uint8_t *)p;
+}
+
 static bool is_set(const at__wfield_t *f, const void *base)
 {
-    static const uint8_t width[] = {[WT_U64] = 8,
-                                    [WT_I64] = 8,
-                                    [WT_U32] = 4,
-                                    [WT_CAPS] = 4,
-                                    [WT_U8] = 1,
-                                    [WT_BOOL] = 1,
-                                    [WT_TEXT] = sizeof(void *),
-                                    [WT_TEXTN] = sizeof(void *),
-                                    [WT_CUSTOM] = sizeof(void *)};
-    static const uint8_t zero[8];
+    const void *p = (const char *)base + f->off;
     if (f->has)
         return AT(base, f->has - 1, bool);
+    if (f->type <= WT_CAPS)
+        return scalar_at(p, f->type) != 0;
     if (f->type == WT_MAP || f->type == WT_ROW || f->type == WT_HIST)
         return true;        /* a map without pairs is left out by enc_pairs */
     if (f->type >= WT_U64S) /* arrays */
         return AT(base, f->n_off, uint32_t) != 0;
-    return memcmp((const char *)base + f->off, zero, width[f->type]) != 0;
+    return *(const void *const *)p != NULL; /* texts, custom */
 }
 
 /* The pairs of a map, in table order, leaving out what the table says is unset; returns how
@@ -235,15 +235,11 @@ static void put_task_row(enc_t *e, const at_wire_task_t *t)
     put_text(e, t->name);
     put_uint(e, t->state);
     put_uint(e, t->wait_kind);
-    put_uint(e, t->wait_obj);
-    put_uint(e, t->wait_since_us);
-    put_uint(e, t->busy_ns);
-    put_uint(e, t->steps);
-    put_uint(e, t->parent);
-    put_uint(e, t->created_us);
-    put_uint(e, t->create_site);
-    put_uint(e, t->entry_site);
-    put_uint(e, t->stack);
+    const at__wfield_t *f = at__wire_task_row.f; /* 4..9: uint64_t, 10..12: uint32_t */
+    for (int i = 4; i < 10; i++)
+        put_uint(e, AT(t, f[i].off, uint64_t));
+    for (int i = 10; i < 13; i++)
+        put_uint(e, AT(t, f[i].off, uint32_t));
     if (t->wait_desc)
         put_text(e, t->wait_desc);
 }
@@ -299,39 +295,27 @@ static void (*const enc_custom[])(enc_t *e, const at__wfield_t *f,
 static unsigned enc_value(enc_t *e, const at__wfield_t *f, const void *base)
 {
     const void *p = (const char *)base + f->off;
-#define V(T) (*(const T *)p)
-    switch (f->type) {
-    case WT_U64:
-        return put_uint(e, V(uint64_t)), 1;
-    case WT_U32:
-        return put_uint(e, V(uint32_t)), 1;
-    case WT_U8:
-        return put_uint(e, V(uint8_t)), 1;
-    case WT_I64:
-        return put_int(e, V(int64_t)), 1;
-    case WT_BOOL:
-        return put_simple(e, V(bool) ? 0xf5 : 0xf4), 1;
-    case WT_TEXT:
-        return put_text(e, V(char *) ? V(char *) : ""), 1;
-    case WT_TEXTN:
-        return put_text(e, V(char *)), 1;
-    case WT_CAPS:
-        return put_caps(e, V(uint32_t)), 1;
-#undef V
-    case WT_HIST:
+    uint64_t v = f->type <= WT_CAPS ? scalar_at(p, f->type) : 0;
+    if (f->type == WT_BOOL)
+        put_simple(e, v ? 0xf5 : 0xf4);
+    else if (f->type == WT_I64)
+        put_int(e, (int64_t)v);
+    else if (f->type == WT_CAPS)
+        put_caps(e, (uint32_t)v);
+    else if (f->type <= WT_CAPS)
+        put_uint(e, v);
+    else if (f->type == WT_TEXT || f->type == WT_TEXTN)
+        put_text(e, AT(p, 0, char *) || f->type == WT_TEXTN ? AT(p, 0, char *) : "");
+    else if (f->type == WT_HIST)
         put_hist(e, p);
-        break;
-    case WT_MAP:
+    else if (f->type == WT_MAP)
         return enc_map(e, f->sub, p);
-    case WT_ROW:
+    else if (f->type == WT_ROW)
         enc_row(e, f->sub, p);
-        break;
-    case WT_CUSTOM:
+    else if (f->type == WT_CUSTOM)
         enc_custom[f->cid](e, f, base);
-        break;
-    default:
+    else
         enc_array(e, f, base);
-    }
     return 1;
 }
 

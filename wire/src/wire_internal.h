@@ -23,10 +23,10 @@ typedef enum at__wtype {
     WT_U8,     /* uint8_t (decoding refuses larger values) */
     WT_I64,    /* int64_t */
     WT_BOOL,   /* bool */
+    WT_CAPS,   /* uint32_t of AT_WIRE_CAP_* bits, an array of their names */
     WT_TEXT,   /* const char *, text on the wire (NULL is encoded as "") */
     WT_TEXTN,  /* const char *, text or null (NULL) */
     WT_HIST,   /* at_wire_hist_t */
-    WT_CAPS,   /* uint32_t of AT_WIRE_CAP_* bits, an array of their names */
     WT_U64S,   /* const uint64_t * at off, uint32_t count at n_off */
     WT_U32S,   /* const uint32_t * at off, uint32_t count at n_off */
     WT_TEXTS,  /* const char *const * at off (NULL elements encoded as ""), count at n_off */
@@ -36,6 +36,12 @@ typedef enum at__wtype {
     WT_ROWS,   /* an array (pointer at off, count at n_off) of structs, each a row (sub) */
     WT_CUSTOM, /* coded by the functions numbered cid in wire_encode.c and wire_decode.c */
 } at__wtype_t;
+
+/* Bytes of the C type of a scalar field (WT_U64 .. WT_CAPS); the codecs move them as integers. */
+static inline size_t at__wire_width(int type)
+{
+    return type == WT_U64 || type == WT_I64 ? 8 : type == WT_U32 || type == WT_CAPS ? 4 : 1;
+}
 
 /* Custom codecs (WT_CUSTOM), one pair per value, in enc_custom[] / dec_custom[]. */
 enum { WC_OP }; /* op name <-> uint8_t op at off and the unknown name (const char *) at n_off */

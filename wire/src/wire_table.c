@@ -52,7 +52,7 @@ static const at__wtable_t stack_row = TABLE(stack_f, 2);
 static const at__wfield_t count_f[] = {R(WT_TEXT, name), R(WT_U64, n)};
 static const at__wtable_t count_row = TABLE(count_f, 2);
 #undef S
-#define S at_wire_task_t
+#define S at_wire_task_t /* elements 4..9 uint64_t, 10..12 uint32_t: the codecs' task-row paths */
 static const at__wfield_t task_f[] = {
     R(WT_U64, id),          R(WT_TEXTN, name),
     R(WT_U8, state),        R(WT_U8, wait_kind),
