@@ -69,12 +69,32 @@ static inline void put_head(enc_t *e, unsigned major, uint64_t v)
     if (!reserve(e, 9))
         return;
     uint8_t *p = e->b->data + e->b->len;
-    unsigned n = v < 24 ? 0 : v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffu ? 4 : 8;
-    /* additional information: the value itself, or 24..27 for 1, 2, 4, 8 bytes following */
-    p[0] = (uint8_t)((major << 5) | (n == 0 ? (unsigned)v : n == 8 ? 27u : n == 4 ? 26u : 23u + n));
-    for (unsigned i = 0; i < n; i++)
-        p[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    e->b->len += 1 + n;
+    uint8_t m = (uint8_t)(major << 5);
+    if (v < 24) {
+        p[0] = m | (uint8_t)v;
+        e->b->len += 1;
+    } else if (v <= 0xff) {
+        p[0] = m | 24;
+        p[1] = (uint8_t)v;
+        e->b->len += 2;
+    } else if (v <= 0xffff) {
+        p[0] = m | 25;
+        p[1] = (uint8_t)(v >> 8);
+        p[2] = (uint8_t)v;
+        e->b->len += 3;
+    } else if (v <= 0xffffffffu) {
+        p[0] = m | 26;
+        p[1] = (uint8_t)(v >> 24);
+        p[2] = (uint8_t)(v >> 16);
+        p[3] = (uint8_t)(v >> 8);
+        p[4] = (uint8_t)v;
+        e->b->len += 5;
+    } else {
+        p[0] = m | 27;
+        for (int i = 0; i < 8; i++)
+            p[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+        e->b->len += 9;
+    }
 }
 
 #define put_uint(e, v) put_head(e, 0, v)
