@@ -2,6 +2,8 @@
 #ifndef AT_WIRE_INTERNAL_H
 #define AT_WIRE_INTERNAL_H
 
+#include "at_wire.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,7 +83,19 @@ typedef struct at__wtable {
 extern const at__wtable_t *const at__wire_msg_tables[8];
 /* One past the last element of the optional row group that element i starts or is in. */
 uint32_t at__wire_group_end(const at__wtable_t *t, uint32_t i);
-/* The task row, for the codecs' hand-written fast path (the bulk of a big update). */
+/* The task row, for the codecs' hand-written fast path (the bulk of a big update), and its
+ * integer runs by offset: elements 4..9 (uint64_t, i = 0..5) and 10..12 (uint32_t, i = 6..8), known
+ * at compile time so that the unrolled loops over them are as fast as naming each field. */
 extern const at__wtable_t at__wire_task_row;
+static inline size_t at__task_int_off(int i)
+{
+    static const uint16_t off[9] = {
+        offsetof(at_wire_task_t, wait_obj),    offsetof(at_wire_task_t, wait_since_us),
+        offsetof(at_wire_task_t, busy_ns),     offsetof(at_wire_task_t, steps),
+        offsetof(at_wire_task_t, parent),      offsetof(at_wire_task_t, created_us),
+        offsetof(at_wire_task_t, create_site), offsetof(at_wire_task_t, entry_site),
+        offsetof(at_wire_task_t, stack)};
+    return off[i];
+}
 
 #endif
