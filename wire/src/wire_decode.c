@@ -267,7 +267,7 @@ static void wrong_type(rd_t *r, const char *key, const char *want)
 }
 
 /* Accounts one more level of nesting; 0 (and the error) past max_depth. */
-static int descend(rd_t *r, const char *key)
+static inline int descend(rd_t *r, const char *key)
 {
     if (++r->depth <= r->lim->max_depth)
         return 1;
@@ -297,7 +297,7 @@ static void skip(rd_t *r, const char *key)
 
 /* Reads the next item: 1 when it is of kind `kind` or `alt` (K_NONE: no alternative), else 0
  * and an error saying what was wanted. */
-static int expect(rd_t *r, const char *key, int kind, int alt, const char *want)
+static inline int expect(rd_t *r, const char *key, int kind, int alt, const char *want)
 {
     if (!next(r, key))
         return 0;
