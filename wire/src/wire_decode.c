@@ -472,7 +472,8 @@ static bool dec_value(rd_t *r, const char *key, const at__wfield_t *f, void *bas
 static void dec_pairs(rd_t *r, const char *what, const at__wtable_t *t, void *base, uint32_t n,
                       bool top)
 {
-    uint32_t seen = 0;
+    uint32_t seen = 0; /* bit j: t->f[j] was read */
+    assert(t->n <= 32);
     for (uint32_t i = 0; i < n && !r->code; i++) {
         const at__wfield_t *f = NULL;
         if (!get_key(r) || (top && (IS(r, "t") || IS(r, "v")))) {
