@@ -7,22 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const wait_names[] = {
-    "",     "future", "task",      "sleep",     "read",  "write",    "connect", "accept",
-    "lock", "event",  "semaphore", "condition", "queue", "executor", "gather",  "other"};
-
 const char *Applier_waitKindName(unsigned kind)
 {
-    return kind < sizeof wait_names / sizeof wait_names[0] ? wait_names[kind] : "wait?";
+    const char *s = kind <= AT_WIRE_WAIT_OTHER ? at_wire_wait_kind_name((int)kind) : NULL;
+    return s ? s : "wait?";
 }
-
-static const char *const cb_names[] = {"other", "timer", "io",        "idle",     "prepare",
-                                       "check", "async", "signal",    "process",  "fs",
-                                       "work",  "close", "task step", "call_soon"};
 
 const char *Applier_cbKindName(unsigned kind)
 {
-    return kind < sizeof cb_names / sizeof cb_names[0] ? cb_names[kind] : "callback";
+    const char *s = kind <= AT_WIRE_CB_CALL_SOON ? at_wire_cb_kind_name((int)kind) : NULL;
+    return s ? s : "callback";
 }
 
 void Applier_init(Applier *this, Model *model)

@@ -62,7 +62,9 @@ uint32_t Applier_stackSite(const Applier *this, uint32_t stack, uint32_t i);
 /* Fills a model stack from an interned stack id (no-op when unknown). */
 void Applier_stack(const Applier *this, uint32_t stack, Stack *out);
 
-/* Wire wait kinds and callback kinds as words ("sleep", "timer"). */
+/* Wire wait kinds and callback kinds as the wire names them (at_wire_wait_kind_name,
+ * at_wire_cb_kind_name: "sleep", "timer"); "wait?" / "callback" for a kind this build does not
+ * know. */
 const char *Applier_waitKindName(unsigned kind);
 const char *Applier_cbKindName(unsigned kind);
 

@@ -1,5 +1,6 @@
 /* Discovery.c: socket paths and the listing of attachable processes. */
 #include "Discovery.h"
+#include "at_wire.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,23 +13,16 @@
 
 void Discovery_dir(char *buf, size_t len)
 {
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (xdg && xdg[0] == '/')
-        snprintf(buf, len, "%s/asynctop", xdg);
-    else
-        snprintf(buf, len, "/tmp/asynctop-%u", (unsigned)getuid());
+    at_wire_socket_dir(buf, len); /* the runtime's rule, the protocol's (wire_common.c) */
 }
 
 void Discovery_path(uint64_t pid, char *buf, size_t len)
 {
     const char *env = getenv("ASYNCTOP_SOCKET");
-    if (env && env[0] && strcmp(env, "off") != 0) {
+    if (env && env[0] && strcmp(env, "off") != 0)
         snprintf(buf, len, "%s", env);
-        return;
-    }
-    char dir[200];
-    Discovery_dir(dir, sizeof dir);
-    snprintf(buf, len, "%s/%llu.sock", dir, (unsigned long long)pid);
+    else
+        at_wire_socket_path(buf, len, pid);
 }
 
 bool Discovery_alive(uint64_t pid)

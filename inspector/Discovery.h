@@ -15,8 +15,9 @@ typedef struct Target {
     char comm[64]; /* /proc/<pid>/comm, "" when unknown */
 } Target;
 
-/* The socket directory: $XDG_RUNTIME_DIR/asynctop when XDG_RUNTIME_DIR is
- * set, else /tmp/asynctop-<uid>. Writes into buf (NUL-terminated). */
+/* The socket directory, by the protocol's rule (at_wire_socket_dir):
+ * $XDG_RUNTIME_DIR/asynctop when XDG_RUNTIME_DIR is an absolute path, else
+ * /tmp/asynctop-<effective uid>. Writes into buf (NUL-terminated). */
 void Discovery_dir(char *buf, size_t len);
 /* The socket path of pid: ASYNCTOP_SOCKET when set (and not "off") applies
  * to any pid; else <dir>/<pid>.sock. */

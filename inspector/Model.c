@@ -6,37 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const state_names[TS_COUNT] = {"ready",     "running", "waiting", "done",
-                                                  "cancelled", "failed",  "other"};
-
 const char *TaskState_name(unsigned state)
 {
-    return state < TS_COUNT ? state_names[state] : "?";
+    const char *s = state <= TS_COUNT ? at_wire_task_state_name((int)state) : NULL;
+    return s ? s : state == TS_OTHER ? "other" : "?";
 }
-
-int TaskState_parse(const char *name)
-{
-    for (int i = 0; name && i < TS_COUNT; i++)
-        if (!strcmp(name, state_names[i]))
-            return i;
-    return -1;
-}
-
-static const char *const exc_names[EXC_COUNT] = {
-    "warning",           "never_retrieved", "never_awaited", "destroyed_pending",
-    "unclosed_resource", "wrong_thread",    "unhandled"};
 
 const char *ExcKind_name(unsigned kind)
 {
-    return kind < EXC_COUNT ? exc_names[kind] : "?";
-}
-
-int ExcKind_parse(const char *name)
-{
-    for (int i = 0; name && i < EXC_COUNT; i++)
-        if (!strcmp(name, exc_names[i]))
-            return i;
-    return -1;
+    if (kind == EXC_UNCLOSED_RESOURCE)
+        return "unclosed_resource"; /* dump --json's word since it began; the wire's "unclosed" */
+    const char *s = kind <= EXC_COUNT ? at_wire_exc_kind_name((int)kind) : NULL;
+    return s ? s : "?";
 }
 
 static void *xcalloc(size_t n, size_t sz)

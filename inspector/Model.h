@@ -48,10 +48,9 @@ typedef enum TaskState { /* same numbers as the wire's task states */
                          TS_COUNT
 } TaskState;
 
-/* Short lower-case name of a state ("waiting"); "?" when out of range. */
+/* Short lower-case name of a state, the wire's (at_wire_task_state_name: "waiting"); "other"
+ * for TS_OTHER, "?" when out of range. */
 const char *TaskState_name(unsigned state);
-/* Parses a state name as the wire spells it; -1 when unknown. */
-int TaskState_parse(const char *name);
 
 typedef struct Task {
     uint64_t id;
@@ -118,8 +117,10 @@ typedef enum ExcKind { /* same numbers as the wire's exception kinds */
                        EXC_COUNT
 } ExcKind;
 
+/* The wire's name of an exception kind (at_wire_exc_kind_name: "never_retrieved"), except
+ * EXC_UNCLOSED_RESOURCE, which dump --json has always called "unclosed_resource" (the wire:
+ * "unclosed"); "?" when out of range. */
 const char *ExcKind_name(unsigned kind);
-int ExcKind_parse(const char *name);
 
 typedef struct ExcEvent {
     uint64_t when_ns;

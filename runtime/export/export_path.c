@@ -2,6 +2,8 @@
  * a 0700 directory we own, checked with lstat; a 0600 socket; stale sockets cleaned). */
 #include "export_path.h"
 
+#include "at_wire.h"
+
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
@@ -58,17 +60,13 @@ int at__export_path_resolve(at_export_path_t *out, const char *override, pid_t p
         return copy_path(out->path, env, err, errsize);
     }
 
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    char dir[AT_EXPORT_PATH_MAX + 64];
-    if (xdg != NULL && xdg[0] == '/')
-        snprintf(dir, sizeof dir, "%s/asynctop", xdg);
-    else
-        snprintf(dir, sizeof dir, "/tmp/asynctop-%lu", (unsigned long)geteuid());
+    char dir[AT_EXPORT_PATH_MAX + 64]; /* the rule is the protocol's: wire_common.c */
+    at_wire_socket_dir(dir, sizeof dir);
     int r = copy_path(out->dir, dir, err, errsize);
     if (r < 0)
         return r;
     char path[sizeof dir + 32];
-    snprintf(path, sizeof path, "%s/%ld.sock", dir, (long)pid);
+    at_wire_socket_path(path, sizeof path, (uint64_t)pid);
     return copy_path(out->path, path, err, errsize);
 }
 

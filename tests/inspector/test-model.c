@@ -904,9 +904,29 @@ static void test_json_stacks_table(void **state)
     Model_done(&m);
 }
 
+/* The inspector's words for states and kinds are the wire's (wire_common.c), not copies of
+ * them; the one exception is dump --json's "unclosed_resource". */
+static void test_names_are_the_wires(void **state)
+{
+    for (int i = 0; i < AT_WIRE_TASK_NSTATES; i++)
+        assert_string_equal(TaskState_name((unsigned)i), at_wire_task_state_name(i));
+    assert_string_equal(TaskState_name(TS_OTHER), "other");
+    for (int k = 0; at_wire_exc_kind_name(k); k++)
+        if (k != AT_WIRE_EXC_UNCLOSED)
+            assert_string_equal(ExcKind_name((unsigned)k), at_wire_exc_kind_name(k));
+    assert_string_equal(ExcKind_name(AT_WIRE_EXC_UNCLOSED), "unclosed_resource");
+    for (int k = 1; at_wire_wait_kind_name(k); k++)
+        assert_string_equal(Applier_waitKindName((unsigned)k), at_wire_wait_kind_name(k));
+    for (int k = 0; at_wire_cb_kind_name(k); k++)
+        assert_string_equal(Applier_cbKindName((unsigned)k), at_wire_cb_kind_name(k));
+    assert_string_equal(Applier_cbKindName(99), "callback");
+    assert_string_equal(Applier_waitKindName(99), "wait?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names_are_the_wires),
         cmocka_unit_test(test_upsert_find_remove),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_rings_and_sites),

@@ -205,6 +205,19 @@ const char *at_wire_cb_kind_name(int kind);
 const char *at_wire_exc_kind_name(int kind);
 const char *at_wire_status_name(int status);
 
+/* ---- where a process's socket is (the rule is part of the protocol: docs/protocol.md) ---- */
+
+/* Writes the socket directory into buf: "$XDG_RUNTIME_DIR/asynctop" when XDG_RUNTIME_DIR is an
+ * absolute path, else "/tmp/asynctop-<euid>". The effective uid, on both sides: the process
+ * creates the directory (so it is owned by its effective uid) and checks that owner against
+ * geteuid(), and its SO_PEERCRED check compares the client's effective uid with its own; a
+ * client must look where the processes it may attach to are. Returns what snprintf returns
+ * (the result is cut when that is >= len). Reads the environment: one thread at a time. */
+int at_wire_socket_dir(char *buf, size_t len);
+/* Writes "<at_wire_socket_dir()>/<pid>.sock" into buf; returns as at_wire_socket_dir. (The
+ * ASYNCTOP_SOCKET override is each side's own business.) */
+int at_wire_socket_path(char *buf, size_t len, uint64_t pid);
+
 /* ---- building blocks ------------------------------------------------------ */
 
 /* One symbolised stack frame. func/file NULL when not symbolised; line 0

@@ -1,10 +1,13 @@
-/* wire_common.c: names, error strings, histogram scheme and limit sets shared by encoder and
- * decoder. */
+/* wire_common.c: names, error strings, histogram scheme, limit sets and the socket path rule,
+ * shared by encoder, decoder, runtime and inspector. */
 #include "at_wire.h"
 #include "at_wire_limits.h"
 #include "wire_internal.h"
 
 #include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 const char *const at__wire_type_names[8] = {
     NULL, "hello", "subscribe", "update", "request", "response", "error", "bye",
@@ -21,23 +24,13 @@ const char *const at__wire_op_names[7] = {
     NULL, "task_detail", "set_config", "cancel", "loop_stack", "pause", "resume",
 };
 
-const at_wire_limits_t at_wire_limits_c2s = {
-    .max_frame = AT_WIRE_MAX_FRAME_C2S,
-    .max_depth = AT_WIRE_MAX_DEPTH,
-    .max_items = AT_WIRE_MAX_ITEMS_C2S,
-    .max_string = AT_WIRE_MAX_STRING_C2S,
-    .max_total = AT_WIRE_MAX_TOTAL_C2S,
-    .max_memory = AT_WIRE_MAX_MEMORY_C2S,
-};
-
-const at_wire_limits_t at_wire_limits_s2c = {
-    .max_frame = AT_WIRE_MAX_FRAME_S2C,
-    .max_depth = AT_WIRE_MAX_DEPTH,
-    .max_items = AT_WIRE_MAX_ITEMS_S2C,
-    .max_string = AT_WIRE_MAX_STRING_S2C,
-    .max_total = AT_WIRE_MAX_TOTAL_S2C,
-    .max_memory = AT_WIRE_MAX_MEMORY_S2C,
-};
+#define LIMITS(DIR)                                                                                \
+    {                                                                                              \
+        AT_WIRE_MAX_FRAME_##DIR, AT_WIRE_MAX_DEPTH, AT_WIRE_MAX_ITEMS_##DIR,                       \
+            AT_WIRE_MAX_STRING_##DIR, AT_WIRE_MAX_TOTAL_##DIR, AT_WIRE_MAX_MEMORY_##DIR            \
+    }
+const at_wire_limits_t at_wire_limits_c2s = LIMITS(C2S);
+const at_wire_limits_t at_wire_limits_s2c = LIMITS(S2C);
 
 const char *at_wire_strerror(int code)
 {
@@ -242,4 +235,21 @@ const char *at_wire_status_name(int status)
         "no_such_task", "unsupported",      "rate_limited",
     };
     return NAME_OF(names, status);
+}
+
+int at_wire_socket_dir(char *buf, size_t len)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (xdg != NULL && xdg[0] == '/')
+        return snprintf(buf, len, "%s/asynctop", xdg);
+    return snprintf(buf, len, "/tmp/asynctop-%lu", (unsigned long)geteuid());
+}
+
+int at_wire_socket_path(char *buf, size_t len, uint64_t pid)
+{
+    int n = at_wire_socket_dir(buf, len);
+    if (n < 0 || (size_t)n >= len)
+        return n;
+    int m = snprintf(buf + n, len - (size_t)n, "/%llu.sock", (unsigned long long)pid);
+    return m < 0 ? m : n + m;
 }
