@@ -769,6 +769,47 @@ static const at_wire_task_t *get_tasks(rd_t *r, const char *key, uint32_t *count
     return r->code ? NULL : v;
 }
 
+/* A `profile` map (slow event, running): samples and interval_ns required, [stack, count]
+ * rows (extra trailing elements ignored). */
+static void get_profile(rd_t *r, const char *key, at_wire_profile_t *p)
+{
+    static const char *const names[] = {"samples", "interval_ns"};
+    uint32_t seen = 0;
+    uint32_t n = enter(r, key, K_MAP);
+    for (uint32_t i = 0; i < n && !r->code; i++) {
+        if (!get_key(r)) {
+            skip(r, key);
+        } else if (IS(r, "samples")) {
+            p->samples = get_u32(r, "samples");
+            seen |= 1;
+        } else if (IS(r, "interval_ns")) {
+            p->interval_ns = get_uint(r, "interval_ns");
+            seen |= 2;
+        } else if (IS(r, "other")) {
+            p->other = get_u32(r, "other");
+        } else if (IS(r, "stacks")) {
+            uint32_t k = enter(r, "stacks", K_ARRAY);
+            at_wire_profile_stack_t *v = alloc_array(r, k, sizeof *v);
+            for (uint32_t j = 0; j < k && !r->code; j++) {
+                int m = row_open(r, "stacks", 2);
+                if (m < 0)
+                    break;
+                v[j].stack = get_u32(r, "stacks");
+                v[j].count = get_u32(r, "stacks");
+                skip_rest(r, (uint32_t)m, 2, "stacks");
+                leave(r);
+            }
+            leave(r);
+            p->n_stacks = r->code ? 0 : k;
+            p->stacks = r->code ? NULL : v;
+        } else {
+            skip(r, key);
+        }
+    }
+    leave(r);
+    check_required(r, seen, 3, names);
+}
+
 static void get_running(rd_t *r, const char *key, at_wire_running_t *x)
 {
     static const char *const names[] = {"since_ns", "kind"};
@@ -808,6 +849,8 @@ static void get_running(rd_t *r, const char *key, at_wire_running_t *x)
             x->stack = get_u32(r, "stack");
         } else if (IS(r, "task_name")) {
             x->task_name = get_text_null(r, "task_name");
+        } else if (IS(r, "profile")) {
+            get_profile(r, "profile", &x->profile);
         } else {
             skip(r, key);
         }
@@ -927,6 +970,8 @@ static void get_slow(rd_t *r, const char *key, at_wire_slow_t *s)
             s->stack = get_u32(r, "stack");
         } else if (IS(r, "sched_stack")) {
             s->sched_stack = get_u32(r, "sched_stack");
+        } else if (IS(r, "profile")) {
+            get_profile(r, "profile", &s->profile);
         } else {
             skip(r, key);
         }

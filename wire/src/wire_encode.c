@@ -322,6 +322,29 @@ static void put_tasks(enc_t *e, uint32_t n, const at_wire_task_t *t)
         put_task_row(e, &t[i]);
 }
 
+/* The `profile` key and its map, when p has samples (counted in *n). */
+static void put_profile(enc_t *e, unsigned *n, const at_wire_profile_t *p)
+{
+    if (p->samples == 0)
+        return;
+    put_key(e, "profile");
+    unsigned m = 0;
+    size_t at = map_begin(e);
+    KV_UINT(e, m, "samples", p->samples);
+    KV_UINT(e, m, "interval_ns", p->interval_ns);
+    KV_UINT0(e, m, "other", p->other);
+    put_key(e, "stacks");
+    put_head(e, 4, p->n_stacks);
+    for (uint32_t i = 0; i < p->n_stacks; i++) {
+        put_head(e, 4, 2);
+        put_uint(e, p->stacks[i].stack);
+        put_uint(e, p->stacks[i].count);
+    }
+    m++;
+    map_end(e, at, m);
+    (*n)++;
+}
+
 static void put_running(enc_t *e, const at_wire_running_t *r)
 {
     unsigned n = 0;
@@ -333,6 +356,7 @@ static void put_running(enc_t *e, const at_wire_running_t *r)
     KV_UINT0(e, n, "task", r->task);
     KV_UINT0(e, n, "stack", r->stack);
     KV_TEXT0(e, n, "task_name", r->task_name);
+    put_profile(e, &n, &r->profile);
     map_end(e, at, n);
 }
 
@@ -384,6 +408,7 @@ static void put_slow(enc_t *e, const at_wire_slow_t *s)
     KV_UINT0(e, n, "task", s->task);
     KV_UINT0(e, n, "stack", s->stack);
     KV_UINT0(e, n, "sched_stack", s->sched_stack);
+    put_profile(e, &n, &s->profile);
     map_end(e, at, n);
 }
 
