@@ -454,6 +454,10 @@ void at__profile_watch(at_export_srv_t *srv);
  * (heaviest first, e->prof allocated) and its heaviest stack to e->slow.stack. */
 void at__profile_slow_event(agg_loop_t *l, const at__site_t *site, uint64_t start_ns,
                             agg_event_t *e);
+/* Counts one sample (st, depth 0: a sample with no stack) in l's profile: under its stack's
+ * key (the frames' functions), interned with at__agg_intern_stack when the key is new and the
+ * table has room, else in `other`. Exporter thread (public for the benchmark). */
+void at__profile_add(agg_t *a, agg_loop_t *l, const at_export_stack_t *st);
 /* Frees what at__profile_slow_event allocated for e (before e is reused or freed). */
 void at__profile_event_free(agg_event_t *e);
 /* The running callback's profile so far into out (stacks point into l, valid until the next

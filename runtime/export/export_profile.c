@@ -66,8 +66,7 @@ static int heaviest(const at_export_profile_t *p)
     return best;
 }
 
-/* Counts one sample of loop l's profiled callback (depth 0: a sample with no stack). */
-static void profile_add(agg_t *a, agg_loop_t *l, const at_export_stack_t *st)
+void at__profile_add(agg_t *a, agg_loop_t *l, const at_export_stack_t *st)
 {
     at_export_profile_t *p = &l->prof;
     p->samples++;
@@ -117,7 +116,7 @@ static void collect(at_export_srv_t *srv)
     at__running_snap_t snap;
     if (r > 0 && l != NULL && !l->gone && l->prof.active &&
         at__mon_running_read(l->mon, &snap) == 1 && profile_is(l, &snap))
-        profile_add(&srv->agg, l, &st);
+        at__profile_add(&srv->agg, l, &st);
 }
 
 /* Ends the profiles whose callback returned. true if one is still active. */
