@@ -237,15 +237,12 @@ void at__profile_watch(at_export_srv_t *srv)
 /* Writes p's stacks into out heaviest first (ties: first seen first); how many. */
 static uint32_t sorted(const at_export_profile_t *p, at_wire_profile_stack_t *out)
 {
-    bool used[AT_EXPORT_PROFILE_STACKS] = {false};
-    for (uint32_t k = 0; k < p->n; k++) {
-        int best = -1;
-        for (uint32_t i = 0; i < p->n; i++)
-            if (!used[i] && (best < 0 || p->e[i].count > p->e[best].count))
-                best = (int)i;
-        used[best] = true;
-        out[k].stack = p->e[best].stack;
-        out[k].count = p->e[best].count;
+    for (uint32_t k = 0; k < p->n; k++) { /* insertion sort, stable: at most 32 entries */
+        at_wire_profile_stack_t v = {p->e[k].stack, p->e[k].count};
+        uint32_t j = k;
+        for (; j > 0 && out[j - 1].count < v.count; j--)
+            out[j] = out[j - 1];
+        out[j] = v;
     }
     return p->n;
 }

@@ -734,10 +734,14 @@ class ProfileTest(TargetCase):
 
     TSAN = bool(os.environ.get("AT_E2E_TSAN"))
 
-    def stalled(self, t, c, command):
+    def stalled(self, t, c, command, warm=True):
         """Sends `command` (a stall); returns (the last running profile seen, the slow event,
-        the command's output)."""
+        the command's output). With `warm`, a short stall first: the process's first samples
+        load the modules' unwind tables and symbols on the exporter thread (tens of ms, more
+        on a loaded machine), time in which the stall measured would get no samples."""
         c.response(c.request("set_config", config={"slow_ns": 20_000_000}))
+        if warm:
+            self.stalled(t, c, "spin 200", warm=False)
         t.send(command)
         last_run, slow = None, []
         deadline = time.monotonic() + 60
@@ -760,7 +764,7 @@ class ProfileTest(TargetCase):
     def test_stall_profile_shares_match_the_clock(self):
         t = self.target()
         c, _ = self.live_client(t)
-        run, ev, out = self.stalled(t, c, "profile 300 200")
+        run, ev, out = self.stalled(t, c, "profile 600 400")
         m = re.search(r"PROFILE scan_ns=(\d+) build_ns=(\d+)", out)
         a_ns, b_ns = int(m.group(1)), int(m.group(2))
         prof = ev.get("profile")
@@ -823,7 +827,7 @@ class ProfileTest(TargetCase):
     def test_profile_interval_from_environment(self):
         t = self.target(env={"ASYNCTOP_PROFILE_MS": "20"})
         c, _ = self.live_client(t)
-        _, ev, _ = self.stalled(t, c, "profile 300 200")
+        _, ev, _ = self.stalled(t, c, "profile 300 200", warm=False)
         prof = ev["profile"]
         self.assertEqual(prof["interval_ns"], 20_000_000)
         self.assertLessEqual(prof["samples"], ev["dur_ns"] // 20_000_000 + 2, prof)
