@@ -395,16 +395,17 @@ typedef struct at_wire_profile {
 
 /* One slow callback (ran longer than the threshold). */
 typedef struct at_wire_slow {
-    uint64_t seq;              /* event number (gaps = dropped events) */
-    uint64_t start_ns;         /* process time it started */
-    uint64_t dur_ns;           /* how long it ran */
-    uint8_t kind;              /* at_wire_cb_kind_t */
-    uint32_t site;             /* callback function site id, 0 unknown */
-    const char *name;          /* callback name if the runtime knows one, else NULL */
-    uint64_t task;             /* task it ran for, 0 none */
-    uint32_t stack;            /* stack sampled while it was blocking, 0 none */
-    uint32_t sched_stack;      /* where it was scheduled from (debug mode), 0 none */
-    at_wire_profile_t profile; /* the stacks that took its time, samples 0 none */
+    uint64_t seq;         /* event number (gaps = dropped events) */
+    uint64_t start_ns;    /* process time it started */
+    uint64_t dur_ns;      /* how long it ran */
+    uint8_t kind;         /* at_wire_cb_kind_t */
+    uint32_t site;        /* callback function site id, 0 unknown */
+    const char *name;     /* callback name if the runtime knows one, else NULL */
+    uint64_t task;        /* task it ran for, 0 none */
+    uint32_t stack;       /* stack sampled while it was blocking, 0 none */
+    uint32_t sched_stack; /* where it was scheduled from (debug mode), 0 none */
+    /* the stacks that took its time (with a profile, `stack` is its heaviest); samples 0: none */
+    at_wire_profile_t profile;
 } at_wire_slow_t;
 
 /* One exception or warning event. */
@@ -431,9 +432,10 @@ typedef struct at_wire_running {
     uint32_t site;
     const char *name;
     uint64_t task;
-    uint32_t stack;            /* sampled stack once over the threshold, 0 none */
-    const char *task_name;     /* the task's name, so a client need not know the task; NULL */
-    at_wire_profile_t profile; /* its profile so far (over the threshold), samples 0 none */
+    uint32_t stack;        /* sampled stack once over the threshold, 0 none */
+    const char *task_name; /* the task's name, so a client need not know the task; NULL */
+    /* its profile so far, once over the threshold (`stack` is its heaviest); samples 0: none */
+    at_wire_profile_t profile;
 } at_wire_running_t;
 
 /* Loop statistics; counters are cumulative since start (clients diff them). */
