@@ -2,7 +2,8 @@
 tui_target while one callback spins in crunch_numbers ← parse_request ← on_command: the BLOCKED
 view (Loop screen) shows the flame lines live, the slow callback's detail shows them after it
 returned, and the share on screen is the one a second, independent client computes from the
-process's own profile."""
+process's own profile; `asynctop dump --json` carries the same profile."""
+import json
 import re
 import threading
 
@@ -51,6 +52,16 @@ def test_blocked_view_and_slow_detail_show_the_profile(env):
         assert [f.split(".")[0] for f in c.stack_funcs(sid)][:3] == [
             "crunch_numbers", "parse_request", "on_command"], c.stack_funcs(sid)
         share = (count * 100 + prof["samples"] // 2) // prof["samples"]
+        # asynctop dump --json carries the same profile
+        r = env.run("dump", "--json", t.pid)
+        assert r.returncode == 0, r.stderr
+        ev = [e for e in json.loads(r.stdout)["slow_callbacks"] if e["callback"] == "on_command"]
+        jp = ev[-1]["profile"]
+        assert (jp["samples"], jp["interval_ns"]) == (prof["samples"], prof["interval_ns"]), jp
+        assert jp["stacks"][0]["count"] == count, jp
+        assert abs(jp["stacks"][0]["share"] - count / prof["samples"]) < 1e-9, jp
+        assert [f["func"].split(".")[0] for f in jp["stacks"][0]["frames"]][:3] == [
+            "crunch_numbers", "parse_request", "on_command"], jp
         # the slow callback's detail
         tui.keys("4")
         tui.wait(r"BY CALL SITE")
