@@ -59,7 +59,7 @@ def test_blocked_view_and_slow_detail_show_the_profile(env):
         jp = ev[-1]["profile"]
         assert (jp["samples"], jp["interval_ns"]) == (prof["samples"], prof["interval_ns"]), jp
         assert jp["stacks"][0]["count"] == count, jp
-        assert abs(jp["stacks"][0]["share"] - count / prof["samples"]) < 1e-9, jp
+        assert abs(jp["stacks"][0]["share"] - count / prof["samples"]) < 1e-5, jp  # 6 digits
         assert [f["func"].split(".")[0] for f in jp["stacks"][0]["frames"]][:3] == [
             "crunch_numbers", "parse_request", "on_command"], jp
         # the slow callback's detail
