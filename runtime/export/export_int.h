@@ -183,6 +183,9 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi);
 int at__export_sample_poll(uint64_t now_ns, uint64_t timeout_ns, at_export_stack_t *out);
 /* True while a request is outstanding. */
 bool at__export_sample_busy(void);
+/* Thread tid's state letter from /proc/self/task/TID/stat ('R' running or runnable, 'S'/'D'
+ * blocked, ...), 0 if unknown. Exporter thread. */
+char at__export_sample_thread_state(pid_t tid);
 /* In a fork child: forgets a request the parent's exporter had in flight (the thread that made
  * it is not in the child, whose own exporter must find the slot free). */
 void at__export_sample_atfork_child(void);
@@ -196,10 +199,11 @@ void at__export_sample_atfork_child(void);
 /* The profile of the callback a loop runs past the threshold: samples counted per stack
  * (frames compared by function, not by instruction). Fixed size, in the loop's mirror. */
 typedef struct at_export_profile {
-    at__site_t *site; /* the callback profiled (running record), NULL none */
-    uint64_t since;   /* its start (running record's since_ns) */
-    bool active;      /* still running: sampled every interval */
-    bool attached;    /* handed to its slow event */
+    at__site_t *site;  /* the callback profiled (running record), NULL none */
+    uint64_t since;    /* its start (running record's since_ns) */
+    bool active;       /* still running: sampled every interval */
+    bool attached;     /* handed to its slow event */
+    bool seen_running; /* the thread's state was 'R' when last looked at (request_next) */
     uint32_t samples, other, n;
     struct {
         uint64_t key;   /* hash of the frames' functions */

@@ -164,6 +164,17 @@ static void request_next(at_export_srv_t *srv)
     if (l == NULL)
         return;
     srv->profile_last = l->id;
+    /* A thread that just woke from a system call is 'R' while it is still inside the call,
+     * waiting for a CPU (milliseconds on a loaded machine): a signal then would end a poll or
+     * nanosleep whose time is up with EINTR instead of 0. Sampled every few ms, a thread that
+     * sleeps in such calls would meet that window often; so a thread is signalled only when
+     * it was also running when looked at one interval before (blocked threads are sampled
+     * without a signal, whatever came before). */
+    char st = at__export_sample_thread_state(l->mon->tid);
+    bool was_running = l->prof.seen_running;
+    l->prof.seen_running = st == 'R';
+    if (st == 'R' && !was_running && srv->profile_ns != 0)
+        return; /* look again at the next interval (one-sample mode: as before, at once) */
     int r = at__export_sample_request(l->mon->tid, l->mon->stack_lo, l->mon->stack_hi);
     if (r == 0) {
         srv->sample_mon = l->id;
@@ -218,6 +229,7 @@ void at__profile_watch(at_export_srv_t *srv)
         p->since = snap.since_ns;
         p->active = true;
         p->attached = false;
+        p->seen_running = false;
         p->samples = p->other = p->n = 0;
         l->sample_site = snap.site;
         l->sample_since = snap.since_ns;
