@@ -1,5 +1,6 @@
 /* Applier.c: decoded wire messages -> Model changes (see Applier.h). */
 #include "Applier.h"
+#include "FlameView.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -436,6 +437,7 @@ static void apply_slow(Applier *this, const at_wire_slow_t *w)
     Model_setString(&ev.task_name, buf, SIZE_MAX);
     Applier_stack(this, w->stack, &ev.stack);
     Applier_stack(this, w->sched_stack, &ev.scheduled_from);
+    ev.profile = FlameView_fromWire(this, &w->profile);
     Model_addSlow(this->model, &ev);
 }
 
@@ -520,6 +522,7 @@ static void apply_running(Applier *this, const at_wire_update_t *u, uint64_t now
     Stack st = {0, NULL};
     Applier_stack(this, r->stack, &st);
     Model_setBlocked(m, true, dur, cb, task, &st, now_ms);
+    Model_setBlockedProfile(m, FlameView_fromWire(this, &r->profile));
 }
 
 /* True when an event numbered seq is new on this connection: not one an earlier update

@@ -2,6 +2,7 @@
 #include "Applier.h"
 #include "CRT.h"
 #include "Duration.h"
+#include "FlameView.h"
 #include "Screens.h"
 #include "TaskColumn.h"
 
@@ -131,6 +132,8 @@ static void slow_draw(Screen *s, App *app, int y, int h, int w)
         TextLines_add(&t, CRT_colors[C_NORMAL], "  task       %s",
                       e->task_name[0] ? e->task_name : "-");
         TextLines_add(&t, CRT_colors[C_NORMAL], "  call site  %s", e->site);
+        TextLines_add(&t, CRT_colors[C_HEADER], "Where the time went (profile while it blocked)");
+        FlameView_lines(&t, e->profile, w, "(no profile: it finished before the watchdog looked)");
         TextLines_add(&t, CRT_colors[C_HEADER], "Stack sampled while it was blocking");
         TextLines_stack(&t, &e->stack, "(no sample: it finished before the watchdog looked)");
         TextLines_add(&t, CRT_colors[C_HEADER], "Scheduled from");

@@ -2,6 +2,7 @@
  * process's other loops at a glance. */
 #include "CRT.h"
 #include "Duration.h"
+#include "FlameView.h"
 #include "Header.h"
 #include "Screens.h"
 
@@ -34,6 +35,11 @@ static void loop_draw(Screen *s, App *app, int y, int h, int w)
     TextLines t;
     memset(&t, 0, sizeof t);
     char line[2048], d1[32], d2[32], rate[32];
+    if (m->blocked) { /* the BLOCKED view: where the stuck callback spends its time */
+        TextLines_add(&t, CRT_colors[C_WARN], "BLOCKED in %s: where the time goes",
+                      m->blocked_callback ? m->blocked_callback : "?");
+        FlameView_lines(&t, m->blocked_profile, w, "(no profile yet)");
+    }
     int sw = w - 24 > 0 ? w - 24 : 1;
     if (sw > 240)
         sw = 240;

@@ -170,8 +170,18 @@ void Stack_setBuildId(Stack *s, const char *hex)
     f->build_id = BuildId_dup(hex);
 }
 
+void Profile_free(Profile *p)
+{
+    if (p == NULL)
+        return;
+    for (uint32_t i = 0; i < p->n; i++)
+        Stack_free(&p->stack[i]);
+    free(p);
+}
+
 void SlowEvent_free(SlowEvent *ev)
 {
+    Profile_free(ev->profile);
     free(ev->callback);
     free(ev->site);
     free(ev->task_name);
@@ -231,6 +241,7 @@ void Model_done(Model *this)
     free(this->blocked_callback);
     free(this->blocked_task);
     Stack_free(&this->blocked_stack);
+    Profile_free(this->blocked_profile);
     memset(this, 0, sizeof *this);
 }
 
@@ -831,6 +842,12 @@ uint64_t Model_droppedTotal(const Model *this)
     return sum;
 }
 
+void Model_setBlockedProfile(Model *this, Profile *p)
+{
+    Profile_free(this->blocked_profile);
+    this->blocked_profile = p;
+}
+
 void Model_setBlocked(Model *this, bool blocked, uint64_t for_ns, const char *callback,
                       const char *task, Stack *stack, uint64_t now_ms)
 {
@@ -840,6 +857,8 @@ void Model_setBlocked(Model *this, bool blocked, uint64_t for_ns, const char *ca
     Model_setString(&this->blocked_callback, callback, SIZE_MAX);
     Model_setString(&this->blocked_task, task, SIZE_MAX);
     Stack_free(&this->blocked_stack);
+    if (!blocked)
+        Model_setBlockedProfile(this, NULL);
     if (stack) {
         this->blocked_stack = *stack;
         stack->n = 0;

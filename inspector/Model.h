@@ -85,6 +85,21 @@ typedef struct TaskRow {
     uint64_t created_ns, wait_since_ns, busy_ns, steps;
 } TaskRow;
 
+/* A stall's profile (wire `profile`): the loop thread's stack sampled every interval_ns while
+ * one callback ran past the threshold, counted per stack, heaviest first. */
+#define MODEL_MAX_PROFILE 32u /* stacks kept of one profile (more count as other) */
+typedef struct Profile {
+    uint32_t samples;     /* in all */
+    uint32_t other;       /* samples in no stack below */
+    uint64_t interval_ns; /* 0: one sample per stall (profiling off in the process) */
+    uint32_t n;
+    uint32_t count[MODEL_MAX_PROFILE];
+    Stack stack[MODEL_MAX_PROFILE];
+} Profile;
+
+/* Frees p and its stacks (NULL is fine). */
+void Profile_free(Profile *p);
+
 typedef struct SlowEvent {
     uint64_t when_ns; /* target clock */
     uint64_t duration_ns;
@@ -94,6 +109,7 @@ typedef struct SlowEvent {
     char *task_name;      /* may be "" */
     Stack stack;          /* sampled while blocking */
     Stack scheduled_from; /* where the callback was scheduled */
+    Profile *profile;     /* the stacks that took its time, NULL none (owned) */
 } SlowEvent;
 
 typedef struct SlowSite {
@@ -244,6 +260,7 @@ typedef struct Model {
     char *blocked_callback;
     char *blocked_task;
     Stack blocked_stack;
+    Profile *blocked_profile; /* the blocked callback's profile so far, NULL none (owned) */
     /* what `update` ids refer to is resolved by the applier; this is what
      * the screens need of a task's detail (task_detail response) */
     uint64_t detail_id; /* task the detail below is about; 0 none */
@@ -359,6 +376,9 @@ void Model_clearDetail(Model *this, uint64_t id);
 /* Sets the blocked state; callback/task may be NULL. Takes the stack. */
 void Model_setBlocked(Model *this, bool blocked, uint64_t for_ns, const char *callback,
                       const char *task, Stack *stack, uint64_t now_ms);
+
+/* Sets the blocked callback's profile (takes p; NULL: none); cleared with the blocked state. */
+void Model_setBlockedProfile(Model *this, Profile *p);
 
 /* Stack helpers: frees frames; copies a frame in with validation. */
 void Stack_free(Stack *s);

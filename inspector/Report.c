@@ -2,6 +2,7 @@
 #include "Report.h"
 
 #include "Duration.h"
+#include "FlameView.h"
 #include "Json.h"
 #include "Sanitise.h"
 #include "TaskTree.h"
@@ -243,6 +244,7 @@ void Report_json(FILE *f, Model *m, const Applier *a)
         Json_key(&j, "task");
         Json_str(&j, m->blocked_task);
         json_stack(&j, "stack", &m->blocked_stack);
+        FlameView_json(&j, "profile", m->blocked_profile);
         Json_end(&j, '}');
     } else {
         Json_null(&j);
@@ -308,6 +310,7 @@ void Report_json(FILE *f, Model *m, const Applier *a)
         Json_str(&j, e->task_name);
         json_stack(&j, "stack", &e->stack);
         json_stack(&j, "scheduled_from", &e->scheduled_from);
+        FlameView_json(&j, "profile", e->profile);
         Json_end(&j, '}');
     }
     Json_end(&j, ']');

@@ -269,6 +269,8 @@ void at__agg_locs_free(at_wire_loc_t *locs, unsigned n)
 
 static void loop_free(agg_loop_t *l)
 {
+    for (size_t i = 0; i < AT_EXPORT_EVLOG; i++)
+        at__profile_event_free(&l->evlog[i]);
     at__mon_unref(l->mon);
     free(l->sites);
     free(l->site_idx);
@@ -896,6 +898,7 @@ void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
 static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
 {
     agg_event_t *e = &l->evlog[(l->ev_next - 1) % AT_EXPORT_EVLOG];
+    at__profile_event_free(e);
     memset(e, 0, sizeof *e);
     e->seq = l->ev_next++;
     memcpy(e->name, ev->name, sizeof e->name);
@@ -927,6 +930,7 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
             start + 1000000 >= l->sample_since && start <= l->sample_since + 1000000) {
             e->slow.stack = l->sample_stack;
         }
+        at__profile_slow_event(l, ev->site, start, e); /* the stacks that took its time */
         return;
     }
     memcpy(e->text, ev->text, sizeof e->text);
@@ -1036,41 +1040,7 @@ void at__agg_drain(at_export_srv_t *srv)
 
 void at__agg_watchdog(at_export_srv_t *srv)
 {
-    uint64_t now = at__now_ns();
-    agg_t *a = &srv->agg;
-    /* a sample for the blocked state came in? */
-    if (srv->sample_mon != 0 && srv->sample_for_block) {
-        at_export_stack_t st;
-        int r = at__export_sample_poll(uv_hrtime(), 500000000u, &st);
-        if (r != 0) {
-            agg_loop_t *l = at__agg_loop(srv, srv->sample_mon);
-            if (r > 0 && l != NULL)
-                l->sample_stack = at__agg_intern_stack(a, st.pc, st.depth);
-            srv->sample_mon = 0;
-        }
-    }
-    uint64_t thr = at__slow_threshold_ns();
-    for (agg_loop_t *l = a->loops; l != NULL; l = l->next) {
-        if (l->gone)
-            continue;
-        at__running_snap_t snap;
-        if (at__mon_running_read(l->mon, &snap) != 1)
-            continue;
-        if (now < snap.since_ns || now - snap.since_ns < thr)
-            continue;
-        if (l->sample_tried && l->sample_site == snap.site && l->sample_since == snap.since_ns)
-            continue;
-        if (srv->sample_mon != 0 || at__export_sample_busy())
-            continue; /* one sample at a time; this loop is tried again next tick */
-        l->sample_site = snap.site;
-        l->sample_since = snap.since_ns;
-        l->sample_stack = 0;
-        l->sample_tried = true;
-        if (at__export_sample_request(l->mon->tid, l->mon->stack_lo, l->mon->stack_hi) == 0) {
-            srv->sample_mon = l->id;
-            srv->sample_for_block = true;
-        }
-    }
+    at__profile_watch(srv); /* export_profile.c */
 }
 
 void at__agg_running(at_export_srv_t *srv, agg_loop_t *l, at_wire_running_t *out, char *name,
@@ -1103,6 +1073,7 @@ void at__agg_running(at_export_srv_t *srv, agg_loop_t *l, at_wire_running_t *out
     out->task_name = snap.task_id && l->running_task[0] ? l->running_task : NULL;
     if (l->sample_tried && l->sample_site == snap.site && l->sample_since == snap.since_ns)
         out->stack = l->sample_stack;
+    at__profile_running(l, &snap, &out->profile);
 }
 
 /* ---- building an update ---------------------------------------------------------------------- */

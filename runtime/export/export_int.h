@@ -183,11 +183,35 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi);
 int at__export_sample_poll(uint64_t now_ns, uint64_t timeout_ns, at_export_stack_t *out);
 /* True while a request is outstanding. */
 bool at__export_sample_busy(void);
+/* Thread tid's state letter from /proc/self/task/TID/stat ('R' running or runnable, 'S'/'D'
+ * blocked, ...), 0 if unknown. Exporter thread. */
+char at__export_sample_thread_state(pid_t tid);
 /* In a fork child: forgets a request the parent's exporter had in flight (the thread that made
  * it is not in the child, whose own exporter must find the slot free). */
 void at__export_sample_atfork_child(void);
 
 /* ---- the aggregator ------------------------------------------------------------------------ */
+
+/* ---- profiling a stall (export_profile.c) ------------------------------------------------- */
+
+#define AT_EXPORT_PROFILE_STACKS 32 /* distinct stacks counted per stall; more fold into other */
+
+/* The profile of the callback a loop runs past the threshold: samples counted per stack
+ * (frames compared by function, not by instruction). Fixed size, in the loop's mirror. */
+typedef struct at_export_profile {
+    at__site_t *site;  /* the callback profiled (running record), NULL none */
+    uint64_t since;    /* its start (running record's since_ns) */
+    bool active;       /* still running: sampled every interval */
+    bool attached;     /* handed to its slow event */
+    bool seen_running; /* the thread's state was 'R' when last looked at (request_next) */
+    uint32_t samples, other, n;
+    struct {
+        uint64_t key;   /* hash of the frames' functions */
+        uint32_t stack; /* interned stack id of the first sample with that key */
+        uint32_t count;
+    } e[AT_EXPORT_PROFILE_STACKS];
+    at_wire_profile_stack_t sorted[AT_EXPORT_PROFILE_STACKS]; /* at__profile_running's output */
+} at_export_profile_t;
 
 #define AT_EXPORT_EVLOG 1024u /* slow/exception events kept per loop for new clients */
 
@@ -197,6 +221,7 @@ typedef struct agg_event {
     at__site_t *site;    /* slow: the callback's site */
     at_wire_slow_t slow; /* strings point into the fields below when sent */
     at_wire_exc_t exc;
+    at_wire_profile_stack_t *prof; /* slow: slow.profile's stacks (malloc'd), NULL none */
     char name[AT__EV_NAME_MAX];
     char text[AT__EV_TEXT_MAX];
     char domain[AT__EV_DOMAIN_MAX]; /* exception: the error's domain, "" none */
@@ -258,6 +283,7 @@ typedef struct agg_loop {
     uint64_t sample_since;
     uint32_t sample_stack; /* wire stack id, 0 none */
     bool sample_tried;
+    at_export_profile_t prof; /* the running callback's profile (export_profile.c) */
     /* the latest inventory from the loop thread (export_inventory.c) */
     uint32_t nhandles;
     at_wire_count_t handles[UV_HANDLE_TYPE_MAX]; /* names are libuv's static strings */
@@ -389,8 +415,11 @@ typedef struct at_export_srv {
     agg_t agg;
     at_wire_buf_t wbuf;
     /* loop_stack / blocked sampling queue */
-    uint64_t sample_mon;   /* monitor id being sampled, 0 none */
-    bool sample_for_block; /* the sample is for the blocked state (else for requests) */
+    uint64_t sample_mon;      /* monitor id being sampled, 0 none */
+    bool sample_for_block;    /* the sample is for the blocked state (else for requests) */
+    uv_timer_t profile_timer; /* runs only while some loop's callback is over the threshold */
+    uint64_t profile_ns;      /* sampling interval (ASYNCTOP_PROFILE_MS), 0 = one sample */
+    uint64_t profile_last;    /* monitor id sampled last (round-robin) */
 } at_export_srv_t;
 
 /* Queues one encoded frame buffer (copied) on a client and tries to write it. 0, or -ENOBUFS
@@ -415,8 +444,32 @@ void at__agg_sync_loops(at_export_srv_t *srv);
 void at__agg_drain(at_export_srv_t *srv);
 /* Re-reads call-site statistics (cheap when nothing ran). */
 void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l);
-/* Watches each loop's running callback; samples its stack once it passes the threshold. */
+/* Watches each loop's running callback; profiles it once it passes the threshold. */
 void at__agg_watchdog(at_export_srv_t *srv);
+
+/* Profiling (export_profile.c), exporter thread. Sets up the profile timer on srv->loop and
+ * reads ASYNCTOP_PROFILE_MS (a bad value: a warning and the default). */
+void at__profile_init(at_export_srv_t *srv);
+/* The watchdog, per tick: collects a sample that came in, begins the profile of every
+ * callback that has run for the threshold and starts the timer (one sample at once). */
+void at__profile_watch(at_export_srv_t *srv);
+/* A slow event of loop l for the callback of `site` that started at start_ns (monotonic ns):
+ * when it is the one profiled, the profile ends (no more samples) and goes to e->slow.profile
+ * (heaviest first, e->prof allocated) and its heaviest stack to e->slow.stack. */
+void at__profile_slow_event(agg_loop_t *l, const at__site_t *site, uint64_t start_ns,
+                            agg_event_t *e);
+/* Counts one sample (st, depth 0: a sample with no stack) in l's profile: under its stack's
+ * key (the frames' functions), interned with at__agg_intern_stack when the key is new and the
+ * table has room, else in `other`. Exporter thread (public for the benchmark). */
+void at__profile_add(agg_t *a, agg_loop_t *l, const at_export_stack_t *st);
+/* Frees what at__profile_slow_event allocated for e (before e is reused or freed). */
+void at__profile_event_free(agg_event_t *e);
+/* The running callback's profile so far into out (stacks point into l, valid until the next
+ * call), when snap is the callback profiled; out untouched otherwise. */
+void at__profile_running(agg_loop_t *l, const at__running_snap_t *snap, at_wire_profile_t *out);
+/* The sampling interval in ns, ASYNCTOP_PROFILE_MS parsed (0 = off), default 5 ms. *bad is
+ * set when the variable was set and invalid. Any thread. */
+uint64_t at__profile_interval_from_env(bool *bad);
 /* The loop a wire loop id names: 0 is the main loop (agg.main_id) while it lives, else the
  * oldest live loop; any other id the loop of that monitor id, gone or not. NULL if none.
  * Wire ids are stable: a loop keeps its id until it closes, and the main loop's 0 never

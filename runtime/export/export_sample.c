@@ -209,6 +209,11 @@ static char thread_state(pid_t tid)
     return paren && paren[1] == ' ' ? paren[2] : 0;
 }
 
+char at__export_sample_thread_state(pid_t tid)
+{
+    return thread_state(tid);
+}
+
 /* The executable mappings, from /proc/self/maps (read afresh for every sample: libraries come
  * and go). false if it cannot be read. */
 static bool load_exec_maps(void)

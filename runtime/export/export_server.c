@@ -1336,6 +1336,7 @@ static int srv_start(const at_export_config_t *cfg, at_export_srv_t **out)
     srv->tick.data = srv;
     uv_timer_init(&srv->loop, &srv->backoff);
     srv->backoff.data = srv;
+    at__profile_init(srv);
     listen_start(srv);
     uv_timer_start(&srv->tick, tick_cb, AT_EXPORT_TICK_MS, AT_EXPORT_TICK_MS);
     if (at__export_sample_install() != 0)

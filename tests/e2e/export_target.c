@@ -149,6 +149,72 @@ __attribute__((noinline)) static void wait_for_peer(long ms)
     printf("POLL rc=%d errno=%d elapsed_ns=%lld\n", rc, e, ns);
 }
 
+/* ---- profiling a stall (issue 16): one callback that spends known shares of its time in
+ * known functions. The spinning loops check the clock only every 2^16 turns, so that samples
+ * land in the function itself, not in the clock call. */
+
+static volatile uint64_t g_sink;
+
+/* Busy for ms milliseconds in the caller's own loop; the nanoseconds it took. */
+#define SPIN_BODY(ms, step)                                                                        \
+    do {                                                                                           \
+        struct timespec t0, t1;                                                                    \
+        clock_gettime(CLOCK_MONOTONIC, &t0);                                                       \
+        long long want = (long long)(ms)*1000000LL, ns = 0;                                        \
+        while (ns < want) {                                                                        \
+            for (int i = 0; i < 65536; i++)                                                        \
+                g_sink = g_sink + (step); /* differs: no identical code folding */                 \
+            clock_gettime(CLOCK_MONOTONIC, &t1);                                                   \
+            ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);               \
+        }                                                                                          \
+        return ns;                                                                                 \
+    } while (0)
+
+__attribute__((noinline)) static long long settle_input(long ms)
+{
+    SPIN_BODY(ms, 1);
+}
+
+__attribute__((noinline)) static long long scan_headers(long ms)
+{
+    SPIN_BODY(ms, 2);
+}
+
+__attribute__((noinline)) static long long build_reply(long ms)
+{
+    SPIN_BODY(ms, 3);
+}
+
+/* "profile A B": 150 ms in settle_input (the stall is being noticed), then A ms in
+ * scan_headers and B ms in build_reply; prints what each took by the clock:
+ * "PROFILE scan_ns=N build_ns=M". */
+__attribute__((noinline)) static void serve_request(long a_ms, long b_ms)
+{
+    settle_input(150);
+    long long a = scan_headers(a_ms);
+    long long b = build_reply(b_ms);
+    printf("PROFILE scan_ns=%lld build_ns=%lld\n", a, b);
+}
+
+/* Spins ms milliseconds at recursion depth d: every depth is another stack. */
+__attribute__((noinline)) static long long descend(int d, long ms)
+{
+    if (d <= 1) {
+        SPIN_BODY(ms, 4);
+    }
+    long long r = descend(d - 1, ms);
+    g_sink = g_sink + 1; /* not a tail call: every level keeps its frame */
+    return r;
+}
+
+/* "fanout N MS": MS milliseconds at each depth 1..N: N distinct stacks. */
+__attribute__((noinline)) static void fan_out(long n, long ms)
+{
+    for (int d = 1; d <= n; d++)
+        descend(d, ms);
+    printf("FANOUT %ld\n", n);
+}
+
 /* ---- fork storm: children of a busy, watched process create and watch a loop of their own ---- */
 
 /* What a forked child does: its own exporter, a loop with a monitor and an attachment (the
@@ -253,6 +319,10 @@ __attribute__((noinline)) static void handle_command(char *line)
     sscanf(line, "%31s %ld %ld", cmd, &arg, &arg2);
     if (strcmp(cmd, "spin") == 0 || strcmp(cmd, "slow") == 0) {
         parse_request(arg);
+    } else if (strcmp(cmd, "profile") == 0) {
+        serve_request(arg, arg2);
+    } else if (strcmp(cmd, "fanout") == 0) {
+        fan_out(arg, arg2);
     } else if (strcmp(cmd, "nap") == 0) {
         wait_for_disk(arg);
     } else if (strcmp(cmd, "pollnap") == 0) {

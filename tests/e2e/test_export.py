@@ -266,7 +266,9 @@ class ExportTest(TargetCase):
             slow += c.recv_type("update").get("slow", [])
         self.assertEqual(len(slow), 1)
         self.assertGreaterEqual(slow[0]["dur_ns"], 5_000_000_000)
-        self.assertEqual(slow[0].get("stack"), run["stack"])
+        # (a profile's heaviest stack, of which the one seen while it ran was one)
+        self.assertEqual(slow[0].get("stack"), slow[0]["profile"]["stacks"][0][0])
+        self.assertIn(run["stack"], [sid for sid, _ in slow[0]["profile"]["stacks"]])
         t.cmd("tasks 1")
         t.quit()
 
@@ -328,7 +330,9 @@ class ExportTest(TargetCase):
             slow += [s for s in c.recv_type("update").get("slow", [])
                      if s["dur_ns"] >= 1_990_000_000]
         self.assertEqual(len(slow), 1)
-        self.assertEqual(slow[0].get("stack"), run["stack"])
+        # (a profile's heaviest stack, of which the one seen while it ran was one)
+        self.assertEqual(slow[0].get("stack"), slow[0]["profile"]["stacks"][0][0])
+        self.assertIn(run["stack"], [sid for sid, _ in slow[0]["profile"]["stacks"]])
         t.quit()
 
     def test_blocked_in_syscall_sampled_without_a_signal(self):
@@ -725,6 +729,118 @@ class ExportTest(TargetCase):
         s0 = c.recv_type("update")["seq"]
         self.assertEqual(c.recv_type("update")["seq"], s0 + 1)
         t.quit()
+
+
+class ProfileTest(TargetCase):
+    """A stall is profiled (issue 16): while a callback runs past the threshold the loop
+    thread's stack is sampled every few ms; the slow event and `running` carry the samples per
+    stack, heaviest first, checked against the program's own clock."""
+
+    TSAN = bool(os.environ.get("AT_E2E_TSAN"))
+
+    def stalled(self, t, c, command, warm=True):
+        """Sends `command` (a stall); returns (the last running profile seen, the slow event,
+        the command's output). With `warm`, a short stall first: the process's first samples
+        load the modules' unwind tables and symbols on the exporter thread (tens of ms, more
+        on a loaded machine), time in which the stall measured would get no samples."""
+        c.response(c.request("set_config", config={"slow_ns": 20_000_000}))
+        if warm:
+            self.stalled(t, c, "spin 200", warm=False)
+        t.send(command)
+        last_run, slow = None, []
+        deadline = time.monotonic() + 60
+        while not slow and time.monotonic() < deadline:
+            u = c.recv_type("update")
+            run = u.get("running")
+            if run and run.get("name") == "on_command" and run.get("profile"):
+                last_run = run["profile"]
+            slow += [e for e in u.get("slow", []) if e.get("name") == "on_command"]
+        self.assertEqual(len(slow), 1, slow)
+        out = ""
+        while "OK " + command.split()[0] not in out:
+            out += t.p.stdout.readline().decode()
+        return last_run, slow[0], out
+
+    def profile_funcs(self, c, prof):
+        """[(count, [innermost function first...])] of a profile, heaviest first."""
+        return [(n, [f.split(".")[0] for f in c.stack_funcs(sid)]) for sid, n in prof["stacks"]]
+
+    def test_stall_profile_shares_match_the_clock(self):
+        t = self.target()
+        c, _ = self.live_client(t)
+        run, ev, out = self.stalled(t, c, "profile 600 400")
+        m = re.search(r"PROFILE scan_ns=(\d+) build_ns=(\d+)", out)
+        a_ns, b_ns = int(m.group(1)), int(m.group(2))
+        prof = ev.get("profile")
+        self.assertIsNotNone(prof, ev)
+        self.assertEqual(prof["interval_ns"], 5_000_000)
+        counts = [n for _, n in prof["stacks"]]
+        self.assertEqual(counts, sorted(counts, reverse=True), "not heaviest first")
+        self.assertEqual(prof["samples"], sum(counts) + prof.get("other", 0))
+        # samples stop when the callback returns: no more than its duration allows
+        self.assertLessEqual(prof["samples"], ev["dur_ns"] // prof["interval_ns"] + 2, prof)
+        self.assertGreaterEqual(prof["samples"], 10, prof)
+        # the running callback carried the profile so far; the event has at least as many
+        self.assertIsNotNone(run, "no profile on the running callback")
+        self.assertLessEqual(run["samples"], prof["samples"])
+        # `stack` (for clients without profiles) is the heaviest stack
+        self.assertEqual(ev.get("stack"), prof["stacks"][0][0])
+        # after the return: no running profile any more
+        for _ in range(3):
+            r = c.recv_type("update").get("running")
+            self.assertFalse(r and r.get("profile"), r)
+        if self.TSAN:
+            # ThreadSanitizer defers signals to its own safe points: the samples are its
+            # runtime's frames, not the program's. The counting is checked above.
+            t.quit()
+            return
+        stacks = self.profile_funcs(c, prof)
+        top2 = sorted(f[0] for _, f in stacks[:2])
+        self.assertEqual(top2, ["build_reply", "scan_headers"], stacks)
+        for _, f in stacks[:2]:
+            self.assertIn("serve_request", f, f)
+            self.assertIn("handle_command", f, f)
+            self.assertLess(f.index("serve_request"), f.index("handle_command"))
+        # shares of the two, against the program's own clock (samples of either function)
+        n_a = sum(n for n, f in stacks if f[0] == "scan_headers")
+        n_b = sum(n for n, f in stacks if f[0] == "build_reply")
+        share = n_a / (n_a + n_b)
+        want = a_ns / (a_ns + b_ns)
+        print("profile: %d samples in %.0f ms, scan_headers %.2f of the two by samples, %.2f by"
+              " the clock" % (prof["samples"], ev["dur_ns"] / 1e6, share, want), file=sys.stderr)
+        self.assertLess(abs(share - want), 0.20, (share, want, stacks))
+        t.quit()
+
+    def test_stall_profile_is_bounded(self):
+        t = self.target()
+        c, _ = self.live_client(t)
+        run, ev, out = self.stalled(t, c, "fanout 48 40")
+        prof = ev.get("profile")
+        self.assertIsNotNone(prof, ev)
+        self.assertLessEqual(len(prof["stacks"]), 32)
+        counts = sum(n for _, n in prof["stacks"])
+        self.assertEqual(prof["samples"], counts + prof.get("other", 0))
+        if not self.TSAN:
+            # 48 distinct stacks (one per recursion depth) for a table of 32: the rest fold
+            self.assertEqual(len(prof["stacks"]), 32, prof)
+            self.assertGreater(prof.get("other", 0), 0, prof)
+            self.assertEqual(len({sid for sid, _ in prof["stacks"]}), 32)  # 32 distinct ones
+            for _, f in self.profile_funcs(c, prof):
+                self.assertIn("descend", f, f)
+                self.assertIn("fan_out", f, f)
+        t.quit()
+
+    def test_profile_interval_from_environment(self):
+        t = self.target(env={"ASYNCTOP_PROFILE_MS": "20"})
+        c, _ = self.live_client(t)
+        _, ev, _ = self.stalled(t, c, "profile 300 200", warm=False)
+        prof = ev["profile"]
+        self.assertEqual(prof["interval_ns"], 20_000_000)
+        self.assertLessEqual(prof["samples"], ev["dur_ns"] // 20_000_000 + 2, prof)
+        t.quit()
+        t = self.target(env={"ASYNCTOP_PROFILE_MS": "soon"})
+        err = t.quit()
+        self.assertIn("ASYNCTOP_PROFILE_MS='soon'", err)
 
 
 def main():

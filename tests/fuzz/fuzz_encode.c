@@ -163,15 +163,32 @@ static const at_wire_count_t *counts(src_t *s, uint32_t *n)
     return v;
 }
 
+#define ARRAY(s, n, T) ((n) = count(s), (T *)alloc(s, (n) * sizeof(T)))
+
+/* A profile (slow event, running): none when samples is 0, as the encoder leaves it out. */
+static at_wire_profile_t profile(src_t *s)
+{
+    at_wire_profile_t p = {(uint32_t)u64(s), u64(s), (uint32_t)u64(s), 0, NULL};
+    if (p.samples == 0)
+        return (at_wire_profile_t){0};
+    at_wire_profile_stack_t *v = ARRAY(s, p.n_stacks, at_wire_profile_stack_t);
+    for (uint32_t i = 0; v && i < p.n_stacks; i++)
+        v[i] = (at_wire_profile_stack_t){(uint32_t)u64(s), (uint32_t)u64(s)};
+    if (!v)
+        p.n_stacks = 0;
+    p.stacks = v;
+    return p;
+}
+
 static at_wire_running_t running(src_t *s)
 {
     if (u8(s) & 1)
         return (at_wire_running_t){0};
-    return (at_wire_running_t){true,      u64(s), u8(s),           (uint32_t)u64(s),
-                               str(s, 1), u64(s), (uint32_t)u64(s)};
+    at_wire_running_t r = {true,      u64(s), u8(s),           (uint32_t)u64(s),
+                           str(s, 1), u64(s), (uint32_t)u64(s)};
+    r.profile = profile(s);
+    return r;
 }
-
-#define ARRAY(s, n, T) ((n) = count(s), (T *)alloc(s, (n) * sizeof(T)))
 
 static void update(src_t *s, at_wire_update_t *u)
 {
@@ -228,9 +245,9 @@ static void update(src_t *s, at_wire_update_t *u)
     u->site_stats = ss;
     at_wire_slow_t *slow = ARRAY(s, u->n_slow, at_wire_slow_t);
     for (uint32_t i = 0; slow && i < u->n_slow; i++)
-        slow[i] =
-            (at_wire_slow_t){u64(s),    u64(s), u64(s),           u8(s),           (uint32_t)u64(s),
-                             str(s, 1), u64(s), (uint32_t)u64(s), (uint32_t)u64(s)};
+        slow[i] = (at_wire_slow_t){u64(s),           u64(s),    u64(s), u8(s),
+                                   (uint32_t)u64(s), str(s, 1), u64(s), (uint32_t)u64(s),
+                                   (uint32_t)u64(s), profile(s)};
     u->slow = slow;
     at_wire_exc_t *exc = ARRAY(s, u->n_exc, at_wire_exc_t);
     for (uint32_t i = 0; exc && i < u->n_exc; i++)

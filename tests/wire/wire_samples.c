@@ -53,8 +53,18 @@ static const at_wire_site_stats_t site_stats[] = {
     {2, AT_WIRE_CB_TASK_STEP, 1000, 5000000, 120000000, 1, {5, site_hist}, true, 1500},
     {300, AT_WIRE_CB_TIMER, 1, 1, 1, 0, {0, NULL}},
 };
+static const at_wire_profile_stack_t prof_stacks[] = {{2, 31}, {1, 12}, {3, 1}};
 static const at_wire_slow_t slow[] = {
-    {17, 1000000000, 250000000, AT_WIRE_CB_TASK_STEP, 300, "parse_request", 70000, 2, 1},
+    {17,
+     1000000000,
+     250000000,
+     AT_WIRE_CB_TASK_STEP,
+     300,
+     "parse_request",
+     70000,
+     2,
+     1,
+     {50, 5000000, 6, 3, prof_stacks}},
     {18, 2000000000, 100000001, AT_WIRE_CB_TIMER, 0, NULL, 0, 0, 0},
 };
 static const at_wire_exc_t exc[] = {
@@ -132,8 +142,15 @@ static const wire_sample_t samples[] = {
                   .exec_threads = 4,
                   .exec_done = 1000,
                   .exec_wait_ns = 123456789},
-        .running = {true, 4800000000u, AT_WIRE_CB_TASK_STEP, 300, "parse_request", 70000, 2,
-                    "conn-12345"},
+        .running = {true,
+                    4800000000u,
+                    AT_WIRE_CB_TASK_STEP,
+                    300,
+                    "parse_request",
+                    70000,
+                    2,
+                    "conn-12345",
+                    {4, 5000000, 0, 1, prof_stacks}},
         .n_dropped = 3, .dropped = dropped, .n_sites = 5, .sites = sites, .n_stacks = 3,
         .stacks = stacks, .n_tasks_new = 3, .tasks_new = tasks_new, .n_tasks_changed = 3,
         .tasks_changed = tasks_changed, .n_tasks_gone = 3, .tasks_gone = tasks_gone,
@@ -313,6 +330,19 @@ static void eq_tasks(eq_t *q, uint32_t na, const at_wire_task_t *a, uint32_t nb,
         eq_task(q, &a[i], &b[i], path);
 }
 
+static void eq_profile(eq_t *q, const at_wire_profile_t *a, const at_wire_profile_t *b,
+                       const char *path)
+{
+    EQ_NUM(q, a->samples, b->samples, path);
+    EQ_NUM(q, a->interval_ns, b->interval_ns, path);
+    EQ_NUM(q, a->other, b->other, path);
+    EQ_NUM(q, a->n_stacks, b->n_stacks, path);
+    for (uint32_t i = 0; q->ok && i < a->n_stacks; i++) {
+        EQ_NUM(q, a->stacks[i].stack, b->stacks[i].stack, path);
+        EQ_NUM(q, a->stacks[i].count, b->stacks[i].count, path);
+    }
+}
+
 static void eq_running(eq_t *q, const at_wire_running_t *a, const at_wire_running_t *b,
                        const char *path)
 {
@@ -326,6 +356,7 @@ static void eq_running(eq_t *q, const at_wire_running_t *a, const at_wire_runnin
     EQ_NUM(q, a->task, b->task, path);
     EQ_NUM(q, a->stack, b->stack, path);
     eq_str(q, a->task_name, b->task_name, path);
+    eq_profile(q, &a->profile, &b->profile, "running.profile");
 }
 
 /* Loop info rows, the optional elements included. */
@@ -420,6 +451,7 @@ static void eq_update(eq_t *q, const at_wire_update_t *a, const at_wire_update_t
         EQ_NUM(q, s->task, t->task, "slow.task");
         EQ_NUM(q, s->stack, t->stack, "slow.stack");
         EQ_NUM(q, s->sched_stack, t->sched_stack, "slow.sched_stack");
+        eq_profile(q, &s->profile, &t->profile, "slow.profile");
     }
     EQ_NUM(q, a->n_exc, b->n_exc, "update.exc");
     for (uint32_t i = 0; q->ok && i < a->n_exc; i++) {

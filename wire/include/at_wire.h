@@ -389,6 +389,23 @@ typedef struct at_wire_site_stats {
     uint64_t min_ns;
 } at_wire_site_stats_t;
 
+/* One stack of a stall's profile: how many samples found the loop thread in it. */
+typedef struct at_wire_profile_stack {
+    uint32_t stack; /* interned stack id (never 0) */
+    uint32_t count; /* samples in it */
+} at_wire_profile_stack_t;
+
+/* The profile of a callback that ran past the threshold: the loop thread's stack sampled every
+ * interval_ns while it ran (docs/exporter.md, "Profiling a stall"). Key `profile` of a slow
+ * event and of `running`; samples == 0: none (the key is not sent). */
+typedef struct at_wire_profile {
+    uint32_t samples;                      /* samples taken in all (stacks + other) */
+    uint64_t interval_ns;                  /* the sampling interval */
+    uint32_t other;                        /* samples in no listed stack */
+    uint32_t n_stacks;                     /* our server sends at most 32 */
+    const at_wire_profile_stack_t *stacks; /* heaviest first */
+} at_wire_profile_t;
+
 /* One slow callback (ran longer than the threshold). */
 typedef struct at_wire_slow {
     uint64_t seq;         /* event number (gaps = dropped events) */
@@ -400,6 +417,8 @@ typedef struct at_wire_slow {
     uint64_t task;        /* task it ran for, 0 none */
     uint32_t stack;       /* stack sampled while it was blocking, 0 none */
     uint32_t sched_stack; /* where it was scheduled from (debug mode), 0 none */
+    /* the stacks that took its time (with a profile, `stack` is its heaviest); samples 0: none */
+    at_wire_profile_t profile;
 } at_wire_slow_t;
 
 /* One exception or warning event. */
@@ -428,6 +447,8 @@ typedef struct at_wire_running {
     uint64_t task;
     uint32_t stack;        /* sampled stack once over the threshold, 0 none */
     const char *task_name; /* the task's name, so a client need not know the task; NULL */
+    /* its profile so far, once over the threshold (`stack` is its heaviest); samples 0: none */
+    at_wire_profile_t profile;
 } at_wire_running_t;
 
 /* Loop statistics; counters are cumulative since start (clients diff them). */

@@ -212,6 +212,8 @@ static bool is_set(const at__wfield_t *f, const void *base)
         return AT(base, f->has - 1, bool);
     if (f->type <= WT_CAPS)
         return scalar_at(p, f->type) != 0;
+    if (f->type == WT_MAP && (f->flags & WF_IF1ST))
+        return scalar_at((const char *)p + f->sub->f[0].off, f->sub->f[0].type) != 0;
     if (f->type == WT_MAP || f->type == WT_ROW || f->type == WT_HIST)
         return true;        /* a map without pairs is left out by enc_pairs */
     if (f->type >= WT_U64S) /* arrays */
@@ -226,7 +228,7 @@ static unsigned enc_pairs(enc_t *e, const at__wtable_t *t, const void *base)
     unsigned n = 0;
     for (uint32_t i = 0; i < t->n; i++) {
         const at__wfield_t *f = &t->f[i];
-        if ((f->has || (f->flags & WF_OMIT0)) && !is_set(f, base))
+        if ((f->has || (f->flags & (WF_OMIT0 | WF_IF1ST))) && !is_set(f, base))
             continue;
         size_t mark = e->b->len;
         put_key(e, f->key);

@@ -49,11 +49,13 @@ static inline size_t at__wire_width(int type)
 enum { WC_OP }; /* op name <-> uint8_t op at off and the unknown name (const char *) at n_off */
 
 enum {
-    WF_REQ = 1,   /* maps: decoding fails with AT_WIRE_EMISSING when the key is absent */
-    WF_OMIT0 = 2, /* the encoder leaves it out when 0 / NULL / false / empty (maps: no pairs;
-                   * custom: the pointer at off is NULL) */
-    WF_NULL = 4,  /* WT_MAP: null on the wire is accepted (and "absent") */
-    WF_GEND = 8,  /* rows: the last element of an optional trailing group */
+    WF_REQ = 1,    /* maps: decoding fails with AT_WIRE_EMISSING when the key is absent */
+    WF_OMIT0 = 2,  /* the encoder leaves it out when 0 / NULL / false / empty (maps: no pairs;
+                    * custom: the pointer at off is NULL) */
+    WF_NULL = 4,   /* WT_MAP: null on the wire is accepted (and "absent") */
+    WF_GEND = 8,   /* rows: the last element of an optional trailing group */
+    WF_IF1ST = 16, /* WT_MAP: the encoder leaves it out while the first field of its table (a
+                    * scalar) is 0 — a profile with no samples */
 };
 
 /* One key of a map, or one element of a row. */

@@ -87,7 +87,19 @@ static const at__wfield_t loop_f[] = {
 static const at__wtable_t loop_row = TABLE(loop_f, 3);
 #undef STAT
 #undef S
+#define S at_wire_profile_stack_t
+static const at__wfield_t pstack_f[] = {R(WT_U32, stack), R(WT_U32, count)};
+static const at__wtable_t pstack_row = TABLE(pstack_f, 2);
+#undef S
 /* ---- maps inside messages ---- */
+/* key `profile` of running and of a slow event; sent while samples != 0 */
+#define S at_wire_profile_t
+static const at__wfield_t profile_f[] = {
+    W("samples", WT_U32, WF_REQ, samples), W("interval_ns", WT_U64, WF_REQ, interval_ns),
+    W("other", WT_U32, WF_OMIT0, other), WA("stacks", WT_ROWS, 0, stacks, n_stacks, &pstack_row)};
+static const at__wtable_t profile_map = TABLE(profile_f, 0);
+#define PROFILE WX("profile", WT_MAP, WF_IF1ST, profile, 0, 0, &profile_map)
+#undef S
 #define S at_wire_config_t
 static const at__wfield_t config_all_f[] = {
     WX("slow_ns", WT_U64, WF_REQ, slow_ns, 0, HAS(has_slow_ns), NULL),
@@ -132,7 +144,8 @@ static const at__wfield_t running_f[] = {W("since_ns", WT_U64, WF_REQ, since_ns)
                                          W("name", WT_TEXTN, WF_OMIT0, name),
                                          W("task", WT_U64, WF_OMIT0, task),
                                          W("stack", WT_U32, WF_OMIT0, stack),
-                                         W("task_name", WT_TEXTN, WF_OMIT0, task_name)};
+                                         W("task_name", WT_TEXTN, WF_OMIT0, task_name),
+                                         PROFILE};
 static const at__wtable_t running_map = TABLE(running_f, 0);
 #undef S
 #define S at_wire_slow_t
@@ -144,7 +157,8 @@ static const at__wfield_t slow_f[] = {W("seq", WT_U64, WF_REQ, seq),
                                       W("name", WT_TEXTN, WF_OMIT0, name),
                                       W("task", WT_U64, WF_OMIT0, task),
                                       W("stack", WT_U32, WF_OMIT0, stack),
-                                      W("sched_stack", WT_U32, WF_OMIT0, sched_stack)};
+                                      W("sched_stack", WT_U32, WF_OMIT0, sched_stack),
+                                      PROFILE};
 static const at__wtable_t slow_map = TABLE(slow_f, 0);
 #undef S
 #define S at_wire_exc_t
