@@ -173,6 +173,16 @@ static inline bool at__on_loop_thread(const at_loop_t *loop)
             return at__wrong_thread((loop), (what));                                               \
     } while (0)
 
+/* The same check in a function that returns no error code: reports the call and returns
+ * __VA_ARGS__ (nothing in a void function). */
+#define AT__CHECK_THREAD_OR(loop, what, ...)                                                       \
+    do {                                                                                           \
+        if (AT__UNLIKELY(!at__on_loop_thread(loop))) {                                             \
+            at__wrong_thread((loop), (what));                                                      \
+            return __VA_ARGS__;                                                                    \
+        }                                                                                          \
+    } while (0)
+
 /* Process-wide problem counters (at_debug_counters). */
 extern _Atomic uint64_t at__count_wrong_thread, at__count_never_retrieved, at__count_unclosed,
     at__count_dropped;
@@ -217,6 +227,27 @@ extern __thread uintptr_t at__walk_stop __attribute__((tls_model("initial-exec")
 /* Records the creation stack in debug mode (skips frames inside the library
  * up to the caller whose return address is `ra`). */
 void at__capture_site(void **stack, uint8_t *nstack, void *ra);
+
+/* A slot from at__slot_get with what every scheduler sets: `fn_kind` (AT__FN_*), `cb_kind`
+ * (at__cb_kind_t), `arg`, `name`, no future, and in debug mode the creation site of return
+ * address `ra` (NULL: none, as for a task's step). The caller sets s->fn. NULL on
+ * out-of-memory. Loop thread. */
+static inline at__slot_t *at__slot_new(at_loop_t *loop, uint8_t fn_kind, uint8_t cb_kind, void *arg,
+                                       const char *name, void *ra)
+{
+    at__slot_t *s = at__slot_get(loop);
+    if (AT__UNLIKELY(!s))
+        return NULL;
+    s->fn_kind = fn_kind;
+    s->cb_kind = cb_kind;
+    s->arg = arg;
+    s->name = name;
+    s->fut = NULL;
+    s->nstack = 0;
+    if (ra && AT__UNLIKELY(at__debug_enabled()))
+        at__capture_site(s->stack, &s->nstack, ra);
+    return s;
+}
 
 /* Futures. at__future_schedule_done moves the done callbacks to the ready
  * queue; at__future_close_report reports the loop's unretrieved set at close

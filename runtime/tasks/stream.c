@@ -172,15 +172,19 @@ static void on_connection(uv_stream_t *server, int status)
     at__waitq_wake_one(&s->readers, NULL);
 }
 
-static int listen_common(at_stream_t *s, int backlog)
+/* The end of both listens: `bind_rc` is the bind's result; listens and gives the stream to
+ * *out, or closes it and returns the error. */
+static int listen_bound(at_stream_t *s, int bind_rc, int backlog, at_stream_t **out)
 {
-    int rc = uv_listen(&s->u.s, backlog > 0 ? backlog : 128, on_connection);
+    int rc =
+        bind_rc != 0 ? bind_rc : uv_listen(&s->u.s, backlog > 0 ? backlog : 128, on_connection);
     if (rc != 0) {
         at_stream_close(s);
         return rc;
     }
     s->listening = true;
     s->readers.role = AT__WQ_ACCEPT; /* its waiters accept */
+    *out = s;
     return 0;
 }
 
@@ -196,16 +200,7 @@ int at_tcp_listen(at_loop_t *loop, const char *host, int port, int backlog, at_s
     if (!s) {
         return AT_ENOMEM;
     }
-    rc = uv_tcp_bind(&s->u.tcp, (const struct sockaddr *)&ss, 0);
-    if (rc != 0) {
-        at_stream_close(s);
-        return rc;
-    }
-    rc = listen_common(s, backlog);
-    if (rc == 0) {
-        *out = s;
-    }
-    return rc;
+    return listen_bound(s, uv_tcp_bind(&s->u.tcp, (const struct sockaddr *)&ss, 0), backlog, out);
 }
 
 int at_unix_listen(at_loop_t *loop, const char *path, int backlog, at_stream_t **out)
@@ -215,16 +210,7 @@ int at_unix_listen(at_loop_t *loop, const char *path, int backlog, at_stream_t *
     if (!s) {
         return AT_ENOMEM;
     }
-    int rc = uv_pipe_bind(&s->u.pipe, path);
-    if (rc != 0) {
-        at_stream_close(s);
-        return rc;
-    }
-    rc = listen_common(s, backlog);
-    if (rc == 0) {
-        *out = s;
-    }
-    return rc;
+    return listen_bound(s, uv_pipe_bind(&s->u.pipe, path), backlog, out);
 }
 
 int at_stream_port(const at_stream_t *s)

@@ -420,17 +420,11 @@ void at__task_step_cb(at_loop_t *loop, void *arg)
 /* Schedules a step of `t` (soon, FIFO with every other ready callback). */
 int at__task_schedule_step(at_task_t *t)
 {
-    at__slot_t *s = at__slot_get(t->loop);
+    at__slot_t *s = at__slot_new(t->loop, AT__FN_LOOP, AT__CB_TASK_STEP, t, "task step", NULL);
     if (!s) {
         return AT_ENOMEM;
     }
-    s->fn_kind = AT__FN_LOOP;
-    s->cb_kind = AT__CB_TASK_STEP;
     s->fn.cb = at__task_step_cb;
-    s->arg = t;
-    s->name = "task step";
-    s->fut = NULL;
-    s->nstack = 0;
     t->refs++;
     t->state = AT_TASK_READY;
     at__ready_push(t->loop, s);
