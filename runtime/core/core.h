@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 
 /* Callbacks run per ready batch before libuv polls for I/O again, unless more
  * were already ready when the batch started (then all of those run: every
@@ -182,6 +183,42 @@ static inline bool at__on_loop_thread(const at_loop_t *loop)
             return __VA_ARGS__;                                                                    \
         }                                                                                          \
     } while (0)
+
+/* Intrusive doubly linked lists: structs that carry their own `prev`/`next` fields (queuing
+ * never allocates, as with libuv's queue.h). AT__DLIST_UNLINK takes `node` off the list whose
+ * first element is the lvalue `head`; AT__DLIST_UNLINK_TAIL also keeps the lvalue `tail` (the
+ * last element). The node's own prev/next are left as they were (clear them if they mean
+ * "on the list"). Arguments are evaluated more than once: pass plain names. */
+#define AT__DLIST_UNLINK(head, node, prev, next)                                                   \
+    do {                                                                                           \
+        if ((node)->prev)                                                                          \
+            (node)->prev->next = (node)->next;                                                     \
+        else                                                                                       \
+            (head) = (node)->next;                                                                 \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node)->prev;                                                     \
+    } while (0)
+#define AT__DLIST_UNLINK_TAIL(head, tail, node, prev, next)                                        \
+    do {                                                                                           \
+        if ((node)->prev)                                                                          \
+            (node)->prev->next = (node)->next;                                                     \
+        else                                                                                       \
+            (head) = (node)->next;                                                                 \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node)->prev;                                                     \
+        else                                                                                       \
+            (tail) = (node)->prev;                                                                 \
+    } while (0)
+
+/* Copies up to `max` of the `n` frames of `stack` to `frames`; returns `n` (the public
+ * *_stack() functions' contract: the caller learns how many there are). */
+static inline size_t at__frames_copy(void **frames, size_t max, void *const *stack, size_t n)
+{
+    size_t k = n < max ? n : max;
+    if (k)
+        memcpy(frames, stack, k * sizeof(void *));
+    return n;
+}
 
 /* Process-wide problem counters (at_debug_counters). */
 extern _Atomic uint64_t at__count_wrong_thread, at__count_never_retrieved, at__count_unclosed,

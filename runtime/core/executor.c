@@ -62,12 +62,7 @@ static void after_work_cb(uv_work_t *req, int status)
 {
     at__work_t *w = req->data;
     at_loop_t *loop = w->loop;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        loop->works = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    AT__DLIST_UNLINK(loop->works, w, prev, next);
     loop->pending_work--;
     at_future_t *fut = w->fut;
     /* The request is finished: cancelling the future must not uv_cancel it

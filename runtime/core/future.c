@@ -59,14 +59,7 @@ static void unretrieved_remove(at_loop_t *loop, at_future_t *f)
 {
     if (!f->in_unretrieved)
         return;
-    if (f->ur_prev)
-        f->ur_prev->ur_next = f->ur_next;
-    else
-        loop->ur_head = f->ur_next;
-    if (f->ur_next)
-        f->ur_next->ur_prev = f->ur_prev;
-    else
-        loop->ur_tail = f->ur_prev;
+    AT__DLIST_UNLINK_TAIL(loop->ur_head, loop->ur_tail, f, ur_prev, ur_next);
     f->ur_prev = f->ur_next = NULL;
     f->in_unretrieved = false;
     loop->nunretrieved--;
@@ -379,10 +372,7 @@ size_t at_future_remove_done_callback(at_future_t *fut, at_future_cb fn, void *a
 size_t at_future_creation_stack(const at_future_t *fut, void **frames, size_t max)
 {
     assert(fut);
-    size_t n = fut->nstack < max ? fut->nstack : max;
-    if (n)
-        memcpy(frames, fut->stack, n * sizeof(void *));
-    return fut->nstack;
+    return at__frames_copy(frames, max, fut->stack, fut->nstack);
 }
 
 size_t at_loop_unretrieved(at_loop_t *loop, void (*visit)(const at_unretrieved_info_t *, void *),

@@ -275,6 +275,30 @@ static AT__AWAIT_TEXT int connect_wait(at_stream_t *s, uv_connect_t *req, op_t *
     return 0;
 }
 
+/* Both connects: a TCP stream to `ss`, or (ss NULL) a Unix-socket stream to `path`; `ra` is
+ * the creation site (the public function's caller). */
+AT__AWAIT_TEXT static int stream_connect(at_loop_t *loop, const struct sockaddr_storage *ss,
+                                         const char *path, void *ra, at_stream_t **out)
+{
+    at_stream_t *s = stream_new(loop, ss != NULL, ra);
+    if (!s) {
+        return AT_ENOMEM;
+    }
+    op_t op = {.wq.role = AT__WQ_CONNECT};
+    uv_connect_t req;
+    req.data = &op;
+    if (ss) {
+        int rc = uv_tcp_connect(&req, &s->u.tcp, (const struct sockaddr *)ss, on_connect);
+        if (rc != 0) {
+            at_stream_close(s);
+            return rc;
+        }
+    } else {
+        uv_pipe_connect(&req, &s->u.pipe, path, on_connect);
+    }
+    return connect_wait(s, &req, &op, out);
+}
+
 AT__AWAIT_TEXT int at_tcp_connect(at_loop_t *loop, const char *host, int port, at_stream_t **out)
 {
     if (!at__task_current()) {
@@ -285,19 +309,7 @@ AT__AWAIT_TEXT int at_tcp_connect(at_loop_t *loop, const char *host, int port, a
     if (rc != 0) {
         return rc;
     }
-    at_stream_t *s = stream_new(loop, true, __builtin_return_address(0));
-    if (!s) {
-        return AT_ENOMEM;
-    }
-    op_t op = {.wq.role = AT__WQ_CONNECT};
-    uv_connect_t req;
-    req.data = &op;
-    rc = uv_tcp_connect(&req, &s->u.tcp, (const struct sockaddr *)&ss, on_connect);
-    if (rc != 0) {
-        at_stream_close(s);
-        return rc;
-    }
-    return connect_wait(s, &req, &op, out);
+    return stream_connect(loop, &ss, NULL, __builtin_return_address(0), out);
 }
 
 AT__AWAIT_TEXT int at_unix_connect(at_loop_t *loop, const char *path, at_stream_t **out)
@@ -305,15 +317,7 @@ AT__AWAIT_TEXT int at_unix_connect(at_loop_t *loop, const char *path, at_stream_
     if (!at__task_current()) {
         return AT_EINVALSTATE;
     }
-    at_stream_t *s = stream_new(loop, false, __builtin_return_address(0));
-    if (!s) {
-        return AT_ENOMEM;
-    }
-    op_t op = {.wq.role = AT__WQ_CONNECT};
-    uv_connect_t req;
-    req.data = &op;
-    uv_pipe_connect(&req, &s->u.pipe, path, on_connect);
-    return connect_wait(s, &req, &op, out);
+    return stream_connect(loop, NULL, path, __builtin_return_address(0), out);
 }
 
 /* ---- reading and writing --------------------------------------------------- */

@@ -49,14 +49,7 @@ int at_coro_new(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_t 
 
 void at__coro_unlink_free(at_coro_t *c)
 {
-    if (c->prev) {
-        c->prev->next = c->next;
-    } else {
-        c->tl->coros = c->next;
-    }
-    if (c->next) {
-        c->next->prev = c->prev;
-    }
+    AT__DLIST_UNLINK(c->tl->coros, c, prev, next);
     free(c);
 }
 

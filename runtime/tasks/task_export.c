@@ -137,14 +137,7 @@ static void stack_mark(at_task_t *t)
 void at__task_stack_forget_slow(at_task_t *t)
 {
     tloop_t *tl = t->tl;
-    if (t->stk_prev) {
-        t->stk_prev->stk_next = t->stk_next;
-    } else {
-        tl->stk_head = t->stk_next;
-    }
-    if (t->stk_next) {
-        t->stk_next->stk_prev = t->stk_prev;
-    }
+    AT__DLIST_UNLINK(tl->stk_head, t, stk_prev, stk_next);
     t->stk_prev = t->stk_next = NULL;
     t->stk_dirty = false;
 }

@@ -167,14 +167,7 @@ void at__tloop_free(tloop_t *tl)
 
 void at__task_failed_unlink(at_task_t *t)
 {
-    if (t->prev) {
-        t->prev->next = t->next;
-    } else {
-        t->tl->failed = t->next;
-    }
-    if (t->next) {
-        t->next->prev = t->prev;
-    }
+    AT__DLIST_UNLINK(t->tl->failed, t, prev, next);
     t->prev = t->next = NULL;
     t->in_failed = false;
 }
@@ -225,16 +218,7 @@ void at_task_unref(at_task_t *t)
 void at__task_unlink(at_task_t *t)
 {
     tloop_t *tl = t->tl;
-    if (t->prev) {
-        t->prev->next = t->next;
-    } else {
-        tl->head = t->next;
-    }
-    if (t->next) {
-        t->next->prev = t->prev;
-    } else {
-        tl->tail = t->prev;
-    }
+    AT__DLIST_UNLINK_TAIL(tl->head, tl->tail, t, prev, next);
     if (AT__UNLIKELY(tl->unposted == t)) {
         tl->unposted = t->next; /* the tasks after it are deferred too */
     }

@@ -396,16 +396,7 @@ void at__waitq_push(at__waitq_t *q, at__waiter_t *w)
 
 void at__waitq_remove(at__waitq_t *q, at__waiter_t *w)
 {
-    if (w->prev) {
-        w->prev->next = w->next;
-    } else {
-        q->head = w->next;
-    }
-    if (w->next) {
-        w->next->prev = w->prev;
-    } else {
-        q->tail = w->prev;
-    }
+    AT__DLIST_UNLINK_TAIL(q->head, q->tail, w, prev, next);
     w->prev = w->next = NULL;
     q->n--;
 }
