@@ -200,14 +200,25 @@ static inline bool at__on_loop_thread(const at_loop_t *loop)
     } while (0)
 #define AT__DLIST_UNLINK_TAIL(head, tail, node, prev, next)                                        \
     do {                                                                                           \
-        if ((node)->prev)                                                                          \
-            (node)->prev->next = (node)->next;                                                     \
-        else                                                                                       \
-            (head) = (node)->next;                                                                 \
-        if ((node)->next)                                                                          \
-            (node)->next->prev = (node)->prev;                                                     \
-        else                                                                                       \
+        if (!(node)->next)                                                                         \
             (tail) = (node)->prev;                                                                 \
+        AT__DLIST_UNLINK(head, node, prev, next);                                                  \
+    } while (0)
+/* Appends `node` to the list (head, tail). */
+#define AT__DLIST_APPEND(head, tail, node, prev, next)                                             \
+    do {                                                                                           \
+        (node)->prev = (tail);                                                                     \
+        AT__SLIST_APPEND(head, tail, node, next);                                                  \
+    } while (0)
+/* Appends `node` to the singly linked FIFO (head, tail), linked through `next`. */
+#define AT__SLIST_APPEND(head, tail, node, next)                                                   \
+    do {                                                                                           \
+        (node)->next = NULL;                                                                       \
+        if (tail)                                                                                  \
+            (tail)->next = (node);                                                                 \
+        else                                                                                       \
+            (head) = (node);                                                                       \
+        (tail) = (node);                                                                           \
     } while (0)
 
 /* Copies up to `max` of the `n` frames of `stack` to `frames`; returns `n` (the public

@@ -339,12 +339,7 @@ int at_future_add_done_callback(at_future_t *fut, at_future_cb fn, void *arg, co
         return 0;
     }
     s->state = AT__SLOT_DONECB;
-    s->next = NULL;
-    if (fut->cbs_tail)
-        fut->cbs_tail->next = s;
-    else
-        fut->cbs_head = s;
-    fut->cbs_tail = s;
+    AT__SLIST_APPEND(fut->cbs_head, fut->cbs_tail, s, next);
     return 0;
 }
 

@@ -75,12 +75,7 @@ static void ready_deactivate(at_loop_t *loop)
 void at__ready_push(at_loop_t *loop, at__slot_t *s)
 {
     s->state = AT__SLOT_READY;
-    s->next = NULL;
-    if (loop->ready_tail)
-        loop->ready_tail->next = s;
-    else
-        loop->ready_head = s;
-    loop->ready_tail = s;
+    AT__SLIST_APPEND(loop->ready_head, loop->ready_tail, s, next);
     loop->nready++;
     if (AT__UNLIKELY(!loop->ready_active))
         ready_activate(loop);

@@ -27,6 +27,14 @@
 #define AT__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define AT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* Adds `v` to a counter that one thread writes and any thread reads (relaxed): a load and a
+ * store, no locked read-modify-write. Only its single writer calls this. */
+static inline void at__counter_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
 /* ==== Clock ============================================================================== */
 
 /* Parameters of the TSC clock; written once, by the first at__now_ns() call 5 ms or more
@@ -200,9 +208,7 @@ static inline void at__site_record(at__site_t *s, uint64_t ns)
     if (count == 0 || ns < atomic_load_explicit(&s->min_ns, memory_order_relaxed))
         atomic_store_explicit(&s->min_ns, ns, memory_order_relaxed);
     atomic_store_explicit(&s->count, count + 1, memory_order_relaxed);
-    atomic_store_explicit(&s->total_ns,
-                          atomic_load_explicit(&s->total_ns, memory_order_relaxed) + ns,
-                          memory_order_relaxed);
+    at__counter_add(&s->total_ns, ns);
     if (ns > atomic_load_explicit(&s->max_ns, memory_order_relaxed))
         atomic_store_explicit(&s->max_ns, ns, memory_order_relaxed);
     at__hist_add(&s->hist, ns);

@@ -110,12 +110,8 @@ static inline uint64_t at__cb_end(at__mon_t *m, at__cb_t *cb)
     } else {
         at__site_record(cb->site, excl);
     }
-    atomic_store_explicit(&m->callbacks,
-                          atomic_load_explicit(&m->callbacks, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&m->busy_ns,
-                          atomic_load_explicit(&m->busy_ns, memory_order_relaxed) + excl,
-                          memory_order_relaxed);
+    at__counter_add(&m->callbacks, 1);
+    at__counter_add(&m->busy_ns, excl);
     at__cb_t *p = cb->parent;
     m->cur = p;
     if (AT__UNLIKELY(p != NULL)) {

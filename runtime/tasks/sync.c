@@ -25,6 +25,14 @@ static void *prim_new(at_loop_t *loop, size_t size)
     return p;
 }
 
+/* Frees a primitive (NULL: nothing); `waiters` say how many tasks still wait on it: none may. */
+static void prim_free(void *p, size_t waiters)
+{
+    assert(waiters == 0);
+    (void)waiters;
+    free(p);
+}
+
 struct at_event {
     prim_t p;
     bool set;
@@ -46,8 +54,7 @@ int at_event_new(at_loop_t *loop, at_event_t **out)
 void at_event_free(at_event_t *ev)
 {
     if (ev) {
-        assert(ev->wq.n == 0);
-        free(ev);
+        prim_free(ev, ev->wq.n);
     }
 }
 
@@ -103,8 +110,7 @@ int at_lock_new(at_loop_t *loop, at_lock_t **out)
 void at_lock_free(at_lock_t *l)
 {
     if (l) {
-        assert(l->wq.n == 0);
-        free(l);
+        prim_free(l, l->wq.n);
     }
 }
 
@@ -157,8 +163,7 @@ int at_semaphore_new(at_loop_t *loop, unsigned value, at_semaphore_t **out)
 void at_semaphore_free(at_semaphore_t *s)
 {
     if (s) {
-        assert(s->wq.n == 0);
-        free(s);
+        prim_free(s, s->wq.n);
     }
 }
 

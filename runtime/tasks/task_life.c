@@ -572,13 +572,7 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
     at__future_set_cancel_hook(t->fut, at__task_fut_cancel_hook, t);
     t->refs = 1; /* held by the task itself until it ends */
     t->state = AT_TASK_CREATED;
-    t->prev = tl->tail;
-    if (tl->tail) {
-        tl->tail->next = t;
-    } else {
-        tl->head = t;
-    }
-    tl->tail = t;
+    AT__DLIST_APPEND(tl->head, tl->tail, t, prev, next);
     tl->ntasks++;
     {
         at__mon_t *m = loop->mon;

@@ -383,14 +383,7 @@ void at__task_fut_cancel_hook(at_future_t *fut, void *arg)
 
 void at__waitq_push(at__waitq_t *q, at__waiter_t *w)
 {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail) {
-        q->tail->next = w;
-    } else {
-        q->head = w;
-    }
-    q->tail = w;
+    AT__DLIST_APPEND(q->head, q->tail, w, prev, next);
     q->n++;
 }
 
