@@ -1,4 +1,5 @@
-/* stream.c: TCP and Unix-socket streams for tasks, on libuv streams and task.c's wait queues. */
+/* stream.c: TCP and Unix-socket streams for tasks, on libuv streams and the tasks layer's wait
+ * queues (task_wait.c). */
 #include "tasks.h"
 
 #include "asynctop/stream.h"
