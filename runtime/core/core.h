@@ -204,6 +204,16 @@ static inline bool at__on_loop_thread(const at_loop_t *loop)
             (tail) = (node)->prev;                                                                 \
         AT__DLIST_UNLINK(head, node, prev, next);                                                  \
     } while (0)
+/* Puts `node` first on the list whose first element is the lvalue `head` (a list without a
+ * tail). */
+#define AT__DLIST_PREPEND(head, node, prev, next)                                                  \
+    do {                                                                                           \
+        (node)->prev = NULL;                                                                       \
+        (node)->next = (head);                                                                     \
+        if (head)                                                                                  \
+            (head)->prev = (node);                                                                 \
+        (head) = (node);                                                                           \
+    } while (0)
 /* Appends `node` to the list (head, tail). */
 #define AT__DLIST_APPEND(head, tail, node, prev, next)                                             \
     do {                                                                                           \

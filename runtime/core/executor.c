@@ -140,10 +140,7 @@ int at_executor_submit(at_loop_t *loop, at_work_fn fn, void *arg, void (*dtor)(v
         return r;
     }
     atomic_fetch_add_explicit(&loop->ex_submitted, 1, memory_order_relaxed);
-    w->next = loop->works;
-    if (w->next)
-        w->next->prev = w;
-    loop->works = w;
+    AT__DLIST_PREPEND(loop->works, w, prev, next);
     loop->pending_work++;
     at__future_set_cancel_hook(fut, cancel_hook, w);
     *out = fut;

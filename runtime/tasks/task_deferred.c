@@ -38,11 +38,7 @@ int at_coro_new(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_t 
         }
     }
     at__capture_site(c->create, &c->ncreate, __builtin_return_address(0));
-    c->next = tl->coros;
-    if (tl->coros) {
-        tl->coros->prev = c;
-    }
-    tl->coros = c;
+    AT__DLIST_PREPEND(tl->coros, c, prev, next);
     *out = c;
     return 0;
 }

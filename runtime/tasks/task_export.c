@@ -126,12 +126,7 @@ static void stack_mark(at_task_t *t)
     }
     tloop_t *tl = t->tl;
     t->stk_dirty = true;
-    t->stk_prev = NULL;
-    t->stk_next = tl->stk_head;
-    if (tl->stk_head) {
-        tl->stk_head->stk_prev = t;
-    }
-    tl->stk_head = t;
+    AT__DLIST_PREPEND(tl->stk_head, t, stk_prev, stk_next);
 }
 
 void at__task_stack_forget_slow(at_task_t *t)

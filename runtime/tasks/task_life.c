@@ -279,11 +279,7 @@ void at__task_finish(at_task_t *t)
     }
     if (t->state == AT_TASK_FAILED) {
         /* Until its last reference goes: reported at loop close if unread. */
-        t->next = t->tl->failed;
-        if (t->next) {
-            t->next->prev = t;
-        }
-        t->tl->failed = t;
+        AT__DLIST_PREPEND(t->tl->failed, t, prev, next);
         t->in_failed = true;
     }
     at_task_t *j = t->joiner;
