@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 
 /* Callbacks run per ready batch before libuv polls for I/O again, unless more
  * were already ready when the batch started (then all of those run: every
@@ -173,6 +174,73 @@ static inline bool at__on_loop_thread(const at_loop_t *loop)
             return at__wrong_thread((loop), (what));                                               \
     } while (0)
 
+/* The same check in a function that returns no error code: reports the call and returns
+ * __VA_ARGS__ (nothing in a void function). */
+#define AT__CHECK_THREAD_OR(loop, what, ...)                                                       \
+    do {                                                                                           \
+        if (AT__UNLIKELY(!at__on_loop_thread(loop))) {                                             \
+            at__wrong_thread((loop), (what));                                                      \
+            return __VA_ARGS__;                                                                    \
+        }                                                                                          \
+    } while (0)
+
+/* Intrusive doubly linked lists: structs that carry their own `prev`/`next` fields (queuing
+ * never allocates, as with libuv's queue.h). AT__DLIST_UNLINK takes `node` off the list whose
+ * first element is the lvalue `head`; AT__DLIST_UNLINK_TAIL also keeps the lvalue `tail` (the
+ * last element). The node's own prev/next are left as they were (clear them if they mean
+ * "on the list"). Arguments are evaluated more than once: pass plain names. */
+#define AT__DLIST_UNLINK(head, node, prev, next)                                                   \
+    do {                                                                                           \
+        if ((node)->prev)                                                                          \
+            (node)->prev->next = (node)->next;                                                     \
+        else                                                                                       \
+            (head) = (node)->next;                                                                 \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node)->prev;                                                     \
+    } while (0)
+#define AT__DLIST_UNLINK_TAIL(head, tail, node, prev, next)                                        \
+    do {                                                                                           \
+        if (!(node)->next)                                                                         \
+            (tail) = (node)->prev;                                                                 \
+        AT__DLIST_UNLINK(head, node, prev, next);                                                  \
+    } while (0)
+/* Puts `node` first on the list whose first element is the lvalue `head` (a list without a
+ * tail). */
+#define AT__DLIST_PREPEND(head, node, prev, next)                                                  \
+    do {                                                                                           \
+        (node)->prev = NULL;                                                                       \
+        (node)->next = (head);                                                                     \
+        if (head)                                                                                  \
+            (head)->prev = (node);                                                                 \
+        (head) = (node);                                                                           \
+    } while (0)
+/* Appends `node` to the list (head, tail). */
+#define AT__DLIST_APPEND(head, tail, node, prev, next)                                             \
+    do {                                                                                           \
+        (node)->prev = (tail);                                                                     \
+        AT__SLIST_APPEND(head, tail, node, next);                                                  \
+    } while (0)
+/* Appends `node` to the singly linked FIFO (head, tail), linked through `next`. */
+#define AT__SLIST_APPEND(head, tail, node, next)                                                   \
+    do {                                                                                           \
+        (node)->next = NULL;                                                                       \
+        if (tail)                                                                                  \
+            (tail)->next = (node);                                                                 \
+        else                                                                                       \
+            (head) = (node);                                                                       \
+        (tail) = (node);                                                                           \
+    } while (0)
+
+/* Copies up to `max` of the `n` frames of `stack` to `frames`; returns `n` (the public
+ * *_stack() functions' contract: the caller learns how many there are). */
+static inline size_t at__frames_copy(void **frames, size_t max, void *const *stack, size_t n)
+{
+    size_t k = n < max ? n : max;
+    if (k)
+        memcpy(frames, stack, k * sizeof(void *));
+    return n;
+}
+
 /* Process-wide problem counters (at_debug_counters). */
 extern _Atomic uint64_t at__count_wrong_thread, at__count_never_retrieved, at__count_unclosed,
     at__count_dropped;
@@ -217,6 +285,27 @@ extern __thread uintptr_t at__walk_stop __attribute__((tls_model("initial-exec")
 /* Records the creation stack in debug mode (skips frames inside the library
  * up to the caller whose return address is `ra`). */
 void at__capture_site(void **stack, uint8_t *nstack, void *ra);
+
+/* A slot from at__slot_get with what every scheduler sets: `fn_kind` (AT__FN_*), `cb_kind`
+ * (at__cb_kind_t), `arg`, `name`, no future, and in debug mode the creation site of return
+ * address `ra` (NULL: none, as for a task's step). The caller sets s->fn. NULL on
+ * out-of-memory. Loop thread. */
+static inline at__slot_t *at__slot_new(at_loop_t *loop, uint8_t fn_kind, uint8_t cb_kind, void *arg,
+                                       const char *name, void *ra)
+{
+    at__slot_t *s = at__slot_get(loop);
+    if (AT__UNLIKELY(!s))
+        return NULL;
+    s->fn_kind = fn_kind;
+    s->cb_kind = cb_kind;
+    s->arg = arg;
+    s->name = name;
+    s->fut = NULL;
+    s->nstack = 0;
+    if (ra && AT__UNLIKELY(at__debug_enabled()))
+        at__capture_site(s->stack, &s->nstack, ra);
+    return s;
+}
 
 /* Futures. at__future_schedule_done moves the done callbacks to the ready
  * queue; at__future_close_report reports the loop's unretrieved set at close

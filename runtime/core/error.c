@@ -182,10 +182,7 @@ const char *at_error_message(const at_error_t *err)
 size_t at_error_stack(const at_error_t *err, void **frames, size_t max)
 {
     assert(err);
-    size_t n = err->nstack < max ? err->nstack : max;
-    if (n)
-        memcpy(frames, err->stack, n * sizeof(void *));
-    return err->nstack;
+    return at__frames_copy(frames, max, err->stack, err->nstack);
 }
 
 void at__format_stack(char *buf, size_t len, size_t *pos, void *const *stack, size_t n)

@@ -62,12 +62,7 @@ static void after_work_cb(uv_work_t *req, int status)
 {
     at__work_t *w = req->data;
     at_loop_t *loop = w->loop;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        loop->works = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    AT__DLIST_UNLINK(loop->works, w, prev, next);
     loop->pending_work--;
     at_future_t *fut = w->fut;
     /* The request is finished: cancelling the future must not uv_cancel it
@@ -145,10 +140,7 @@ int at_executor_submit(at_loop_t *loop, at_work_fn fn, void *arg, void (*dtor)(v
         return r;
     }
     atomic_fetch_add_explicit(&loop->ex_submitted, 1, memory_order_relaxed);
-    w->next = loop->works;
-    if (w->next)
-        w->next->prev = w;
-    loop->works = w;
+    AT__DLIST_PREPEND(loop->works, w, prev, next);
     loop->pending_work++;
     at__future_set_cancel_hook(fut, cancel_hook, w);
     *out = fut;

@@ -59,14 +59,7 @@ static void unretrieved_remove(at_loop_t *loop, at_future_t *f)
 {
     if (!f->in_unretrieved)
         return;
-    if (f->ur_prev)
-        f->ur_prev->ur_next = f->ur_next;
-    else
-        loop->ur_head = f->ur_next;
-    if (f->ur_next)
-        f->ur_next->ur_prev = f->ur_prev;
-    else
-        loop->ur_tail = f->ur_prev;
+    AT__DLIST_UNLINK_TAIL(loop->ur_head, loop->ur_tail, f, ur_prev, ur_next);
     f->ur_prev = f->ur_next = NULL;
     f->in_unretrieved = false;
     loop->nunretrieved--;
@@ -157,10 +150,7 @@ void at_future_unref(at_future_t *fut)
     if (!fut)
         return;
     assert(fut->refs > 0);
-    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
-        at__wrong_thread(fut->loop, "at_future_unref"); /* leaked rather than corrupted */
-        return;
-    }
+    AT__CHECK_THREAD_OR(fut->loop, "at_future_unref"); /* leaked rather than corrupted */
     if (--fut->refs == 0)
         future_free(fut);
 }
@@ -234,10 +224,7 @@ int at_future_fail(at_future_t *fut, int code, const char *fmt, ...)
 bool at_future_cancel(at_future_t *fut, const char *msg)
 {
     assert(fut);
-    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
-        at__wrong_thread(fut->loop, "at_future_cancel");
-        return false;
-    }
+    AT__CHECK_THREAD_OR(fut->loop, "at_future_cancel", false);
     if (fut->state != AT_FUTURE_PENDING)
         return false;
     fut->state = AT_FUTURE_CANCELLED;
@@ -320,10 +307,7 @@ int at_future_take_result(at_future_t *fut, void **value)
 at_error_t *at_future_error(at_future_t *fut)
 {
     assert(fut);
-    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
-        at__wrong_thread(fut->loop, "at_future_error");
-        return NULL;
-    }
+    AT__CHECK_THREAD_OR(fut->loop, "at_future_error", NULL);
     if (fut->state != AT_FUTURE_FAILED)
         return NULL;
     mark_retrieved(fut);
@@ -333,10 +317,7 @@ at_error_t *at_future_error(at_future_t *fut)
 void at_future_mark_retrieved(at_future_t *fut)
 {
     assert(fut);
-    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
-        at__wrong_thread(fut->loop, "at_future_mark_retrieved");
-        return;
-    }
+    AT__CHECK_THREAD_OR(fut->loop, "at_future_mark_retrieved");
     mark_retrieved(fut);
 }
 
@@ -347,40 +328,25 @@ int at_future_add_done_callback(at_future_t *fut, at_future_cb fn, void *arg, co
     CHECK_FUT_THREAD(fut, "at_future_add_done_callback");
     if (atomic_load_explicit(&loop->closing, memory_order_relaxed))
         return AT_ECLOSING;
-    at__slot_t *s = at__slot_get(loop);
+    at__slot_t *s =
+        at__slot_new(loop, AT__FN_FUTURE, AT__CB_READY, arg, name, __builtin_return_address(0));
     if (!s)
         return AT_ENOMEM;
-    s->fn_kind = AT__FN_FUTURE;
-    s->cb_kind = AT__CB_READY;
     s->fn.fcb = fn;
-    s->arg = arg;
-    s->name = name;
-    s->fut = NULL;
-    s->nstack = 0;
-    if (AT__UNLIKELY(at__debug_enabled()))
-        at__capture_site(s->stack, &s->nstack, __builtin_return_address(0));
     if (fut->state != AT_FUTURE_PENDING) {
         s->fut = at_future_ref(fut);
         at__ready_push(loop, s);
         return 0;
     }
     s->state = AT__SLOT_DONECB;
-    s->next = NULL;
-    if (fut->cbs_tail)
-        fut->cbs_tail->next = s;
-    else
-        fut->cbs_head = s;
-    fut->cbs_tail = s;
+    AT__SLIST_APPEND(fut->cbs_head, fut->cbs_tail, s, next);
     return 0;
 }
 
 size_t at_future_remove_done_callback(at_future_t *fut, at_future_cb fn, void *arg)
 {
     assert(fut);
-    if (AT__UNLIKELY(!at__on_loop_thread(fut->loop))) {
-        at__wrong_thread(fut->loop, "at_future_remove_done_callback");
-        return 0;
-    }
+    AT__CHECK_THREAD_OR(fut->loop, "at_future_remove_done_callback", 0);
     size_t n = 0;
     at__slot_t **pp = &fut->cbs_head, *last = NULL;
     while (*pp) {
@@ -401,20 +367,14 @@ size_t at_future_remove_done_callback(at_future_t *fut, at_future_cb fn, void *a
 size_t at_future_creation_stack(const at_future_t *fut, void **frames, size_t max)
 {
     assert(fut);
-    size_t n = fut->nstack < max ? fut->nstack : max;
-    if (n)
-        memcpy(frames, fut->stack, n * sizeof(void *));
-    return fut->nstack;
+    return at__frames_copy(frames, max, fut->stack, fut->nstack);
 }
 
 size_t at_loop_unretrieved(at_loop_t *loop, void (*visit)(const at_unretrieved_info_t *, void *),
                            void *arg)
 {
     assert(loop);
-    if (AT__UNLIKELY(!at__on_loop_thread(loop))) {
-        at__wrong_thread(loop, "at_loop_unretrieved");
-        return 0;
-    }
+    AT__CHECK_THREAD_OR(loop, "at_loop_unretrieved", 0);
     uint64_t now = uv_now(loop->uv);
     if (visit) {
         for (at_future_t *f = loop->ur_head; f; f = f->ur_next) {

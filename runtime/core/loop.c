@@ -75,12 +75,7 @@ static void ready_deactivate(at_loop_t *loop)
 void at__ready_push(at_loop_t *loop, at__slot_t *s)
 {
     s->state = AT__SLOT_READY;
-    s->next = NULL;
-    if (loop->ready_tail)
-        loop->ready_tail->next = s;
-    else
-        loop->ready_head = s;
-    loop->ready_tail = s;
+    AT__SLIST_APPEND(loop->ready_head, loop->ready_tail, s, next);
     loop->nready++;
     if (AT__UNLIKELY(!loop->ready_active))
         ready_activate(loop);
@@ -319,18 +314,9 @@ static inline void handle_out(at_handle_t *out, at__slot_t *s)
 static inline at__slot_t *slot_fill(at_loop_t *loop, at_callback_fn fn, void *arg, const char *name,
                                     void *ra)
 {
-    at__slot_t *s = at__slot_get(loop);
-    if (AT__UNLIKELY(!s))
-        return NULL;
-    s->fn_kind = AT__FN_LOOP;
-    s->cb_kind = AT__CB_READY;
-    s->fn.cb = fn;
-    s->arg = arg;
-    s->name = name;
-    s->fut = NULL;
-    s->nstack = 0;
-    if (AT__UNLIKELY(at__debug_enabled()))
-        at__capture_site(s->stack, &s->nstack, ra);
+    at__slot_t *s = at__slot_new(loop, AT__FN_LOOP, AT__CB_READY, arg, name, ra);
+    if (AT__LIKELY(s != NULL))
+        s->fn.cb = fn;
     return s;
 }
 
@@ -395,15 +381,20 @@ int at_call_at(at_loop_t *loop, uint64_t when_ms, at_callback_fn fn, void *arg, 
     return call_at(loop, when_ms, fn, arg, name, out, __builtin_return_address(0));
 }
 
-bool at_handle_cancel(at_loop_t *loop, at_handle_t handle)
+/* The slot `handle` still names, or NULL (recycled, empty, or called from another thread:
+ * reported as `what`). */
+static at__slot_t *handle_slot(at_loop_t *loop, at_handle_t handle, const char *what)
 {
     assert(loop);
-    if (AT__UNLIKELY(!at__on_loop_thread(loop))) {
-        at__wrong_thread(loop, "at_handle_cancel");
-        return false;
-    }
+    AT__CHECK_THREAD_OR(loop, what, NULL);
     at__slot_t *s = handle.slot_;
-    if (!s || s->gen != handle.gen_)
+    return s && s->gen == handle.gen_ ? s : NULL;
+}
+
+bool at_handle_cancel(at_loop_t *loop, at_handle_t handle)
+{
+    at__slot_t *s = handle_slot(loop, handle, "at_handle_cancel");
+    if (!s)
         return false;
     switch (s->state) {
     case AT__SLOT_READY:
@@ -426,15 +417,9 @@ bool at_handle_cancel(at_loop_t *loop, at_handle_t handle)
 
 bool at_handle_pending(at_loop_t *loop, at_handle_t handle)
 {
-    assert(loop);
-    if (AT__UNLIKELY(!at__on_loop_thread(loop))) {
-        at__wrong_thread(loop, "at_handle_pending");
-        return false;
-    }
-    at__slot_t *s = handle.slot_;
-    return s && s->gen == handle.gen_ &&
-           (s->state == AT__SLOT_READY || s->state == AT__SLOT_TIMER ||
-            s->state == AT__SLOT_INFLIGHT);
+    at__slot_t *s = handle_slot(loop, handle, "at_handle_pending");
+    return s && (s->state == AT__SLOT_READY || s->state == AT__SLOT_TIMER ||
+                 s->state == AT__SLOT_INFLIGHT);
 }
 
 /* ---- other threads: the MPSC queue and the async wake-up --------------------- */

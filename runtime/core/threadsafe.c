@@ -95,9 +95,15 @@ void at__waiter_run(at_loop_t *loop, void *arg)
     }
 }
 
-static int wait_for(at_loop_t *loop, at__waiter_t *w, uint64_t timeout_ms, void **result,
-                    at_error_t **error)
+static int wait_for(at_loop_t *loop, at_sync_fn fn, at_start_fn start, void *arg,
+                    uint64_t timeout_ms, void **result, at_error_t **error)
 {
+    at__waiter_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return AT_ENOMEM;
+    w->fn = fn;
+    w->start = start;
+    w->arg = arg;
     if (at__on_loop_thread(loop)) {
         free(w);
         return AT_EDEADLK; /* the loop would wait for itself */
@@ -158,12 +164,7 @@ int at_loop_run_and_wait(at_loop_t *loop, at_sync_fn fn, void *arg, uint64_t tim
                          void **result)
 {
     assert(loop && fn);
-    at__waiter_t *w = calloc(1, sizeof *w);
-    if (!w)
-        return AT_ENOMEM;
-    w->fn = fn;
-    w->arg = arg;
-    return wait_for(loop, w, timeout_ms, result, NULL);
+    return wait_for(loop, fn, NULL, arg, timeout_ms, result, NULL);
 }
 
 int at_loop_await_threadsafe(at_loop_t *loop, at_start_fn start, void *arg, uint64_t timeout_ms,
@@ -172,10 +173,5 @@ int at_loop_await_threadsafe(at_loop_t *loop, at_start_fn start, void *arg, uint
     assert(loop && start);
     if (error)
         *error = NULL;
-    at__waiter_t *w = calloc(1, sizeof *w);
-    if (!w)
-        return AT_ENOMEM;
-    w->start = start;
-    w->arg = arg;
-    return wait_for(loop, w, timeout_ms, result, error);
+    return wait_for(loop, NULL, start, arg, timeout_ms, result, error);
 }

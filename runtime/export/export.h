@@ -80,9 +80,27 @@ typedef enum at_export_task_state {
     AT_EXPORT_TASK_FAILED = 5,
 } at_export_task_state_t;
 
+/* What a waiting task waits on: the numbers of docs/protocol.md's task row (field 3, the wire's
+ * at_wire_wait_kind_t), for the kinds the runtime sends. */
+typedef enum at_export_wait_kind {
+    AT_EXPORT_WAIT_NONE = 0,
+    AT_EXPORT_WAIT_FUTURE = 1, /* object: the future's id */
+    AT_EXPORT_WAIT_TASK = 2,   /* object: the joined task's id */
+    AT_EXPORT_WAIT_SLEEP = 3,
+    AT_EXPORT_WAIT_READ = 4, /* object: the stream's id */
+    AT_EXPORT_WAIT_WRITE = 5,
+    AT_EXPORT_WAIT_CONNECT = 6,
+    AT_EXPORT_WAIT_ACCEPT = 7,
+    AT_EXPORT_WAIT_LOCK = 8, /* object: the primitive's id */
+    AT_EXPORT_WAIT_EVENT = 9,
+    AT_EXPORT_WAIT_SEMAPHORE = 10,
+    AT_EXPORT_WAIT_QUEUE = 12,
+    AT_EXPORT_WAIT_OTHER = 15,
+} at_export_wait_kind_t;
+
 /* One task as the inspector's table shows it. Times are at__now_ns() (CLOCK_MONOTONIC) ns;
- * wait_kind uses the wire's numbers (docs/protocol.md, task row field 3: 0 none, 1 future,
- * 2 task, 3 sleep, 4 read, ...). The name is copied into the event (truncated). */
+ * wait_kind is an at_export_wait_kind_t (the wire's numbers). The name is copied into the event
+ * (truncated). */
 typedef struct at_export_task_row {
     uint64_t id;
     uint64_t parent_id; /* 0: none */
@@ -90,12 +108,12 @@ typedef struct at_export_task_row {
     uint64_t wait_since_ns;
     uint64_t busy_ns;
     uint64_t steps;
-    uint64_t wait_obj; /* id of what it waits on, 0 none */
-    void *entry_fn;    /* the task's function (shown as its entry site), NULL unknown */
-    void *create_pc;   /* a return address in the spawning code, NULL unknown */
-    uint64_t wait_arg; /* the provider's own detail of the wait (a sleep: its ms), for wait_desc */
-    uint8_t state;     /* at_export_task_state_t */
-    uint8_t wait_kind;
+    uint64_t wait_obj;  /* id of what it waits on, 0 none */
+    void *entry_fn;     /* the task's function (shown as its entry site), NULL unknown */
+    void *create_pc;    /* a return address in the spawning code, NULL unknown */
+    uint64_t wait_arg;  /* the provider's own detail of the wait (a sleep: its ms), for wait_desc */
+    uint8_t state;      /* at_export_task_state_t */
+    uint8_t wait_kind;  /* at_export_wait_kind_t */
     uint8_t wait_flags; /* the provider's own detail of the wait, for wait_desc */
     char name[37];
 } at_export_task_row_t;

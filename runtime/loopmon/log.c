@@ -267,15 +267,21 @@ static void enqueue(const log_rec_t *r)
     sem_post(&log_sem);
 }
 
+/* A record's head: what every kind of record sets first. */
+static void rec_init(log_rec_t *t, int level, int type, void *fn, uint64_t ns)
+{
+    t->level = level;
+    t->type = type;
+    t->fn = fn;
+    t->ns = ns;
+}
+
 void at__logv(int level, const char *fmt, va_list ap)
 {
     if (!at__log_would_log(level))
         return;
     log_rec_t t;
-    t.level = level;
-    t.type = REC_TEXT;
-    t.fn = NULL;
-    t.ns = 0;
+    rec_init(&t, level, REC_TEXT, NULL, 0);
     t.name[0] = t.task[0] = '\0';
     vsnprintf(t.msg, sizeof t.msg, fmt, ap);
     enqueue(&t);
@@ -294,10 +300,7 @@ void at__log_slow(void *fn, const char *name, const char *task_name, uint64_t ns
     if (!at__log_would_log(AT__LOG_WARNING))
         return;
     log_rec_t t;
-    t.level = AT__LOG_WARNING;
-    t.type = REC_SLOW;
-    t.fn = fn;
-    t.ns = ns;
+    rec_init(&t, AT__LOG_WARNING, REC_SLOW, fn, ns);
     snprintf(t.name, sizeof t.name, "%s", name ? name : "");
     snprintf(t.task, sizeof t.task, "%s", task_name ? task_name : "");
     t.msg[0] = '\0';

@@ -122,9 +122,7 @@ static void on_prepare(uv_prepare_t *h)
     at__mon_t *m = h->data;
     uint64_t now = at__now_ns();
     lag_record(m, now);
-    atomic_store_explicit(&m->iterations,
-                          atomic_load_explicit(&m->iterations, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    at__counter_add(&m->iterations, 1);
     m->prepare_ns = now;
     m->cb_at_prepare_ns = atomic_load_explicit(&m->busy_ns, memory_order_relaxed);
     /* The poll comes next: whatever follows it must read the clock afresh. */
@@ -143,9 +141,7 @@ static void on_check(uv_check_t *h)
         /* the callbacks between prepare and here ran before or after the poll: the poll
          * ended about `blocked` after prepare (exact when they all ran after it) */
         m->poll_end_ns = m->prepare_ns + blocked;
-        atomic_store_explicit(&m->poll_ns,
-                              atomic_load_explicit(&m->poll_ns, memory_order_relaxed) + blocked,
-                              memory_order_relaxed);
+        at__counter_add(&m->poll_ns, blocked);
         if (blocked > atomic_load_explicit(&m->poll_max_ns, memory_order_relaxed))
             atomic_store_explicit(&m->poll_max_ns, blocked, memory_order_relaxed);
         if (blocked >= 1000000000u && at__debug_enabled())
@@ -198,12 +194,8 @@ void at__mon_poll_end(at__mon_t *m, bool interrupted)
     uint64_t blocked = now > m->prepare_ns ? now - m->prepare_ns : 0;
     m->poll_end_ns = interrupted ? 0 : now; /* EINTR: libuv polls again at once, no sample */
     if (!interrupted)
-        atomic_store_explicit(&m->iterations,
-                              atomic_load_explicit(&m->iterations, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-    atomic_store_explicit(&m->poll_ns,
-                          atomic_load_explicit(&m->poll_ns, memory_order_relaxed) + blocked,
-                          memory_order_relaxed);
+        at__counter_add(&m->iterations, 1);
+    at__counter_add(&m->poll_ns, blocked);
     if (AT__UNLIKELY(blocked > atomic_load_explicit(&m->poll_max_ns, memory_order_relaxed)))
         atomic_store_explicit(&m->poll_max_ns, blocked, memory_order_relaxed);
     if (m->chain_enabled) {
@@ -411,9 +403,7 @@ char *at__site_display_name(const at__site_t *s, char *buf, size_t len)
 
 void at__mon_slow_cb(at__mon_t *m, at__cb_t *cb, uint64_t excl_ns, uint64_t end_ns)
 {
-    atomic_store_explicit(&m->slow_count,
-                          atomic_load_explicit(&m->slow_count, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    at__counter_add(&m->slow_count, 1);
     at__event_t ev;
     memset(&ev, 0, sizeof ev);
     ev.kind = AT__EV_SLOW;

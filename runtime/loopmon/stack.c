@@ -73,36 +73,12 @@ int at__stack_bounds_init(void)
     return 0;
 }
 
-__attribute__((no_sanitize("address"))) int at__stack_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi,
-                                                           void **out, int max)
+/* The walk itself, for at__stack_walk and at__stack_capture: the return addresses of the frames
+ * from `fp` on, inside [lo, hi) (hi >= lo + 16), the first `skip` of them dropped, at most `max`;
+ * stops at a frame into libuv (no frame pointers beyond). */
+static inline __attribute__((always_inline, no_sanitize("address"))) int
+fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, void **out, int max, int skip)
 {
-    int n = 0;
-    if (hi < lo + 16)
-        return 0;
-    while (n < max) {
-        if (fp < lo || fp > hi - 16 || (fp & 7) != 0)
-            break;
-        const uintptr_t *f = (const uintptr_t *)fp;
-        uintptr_t next = f[0], ret = f[1];
-        if (ret == 0)
-            break;
-        out[n++] = (void *)ret;
-        if (ret >= uv_text_lo && ret < uv_text_hi)
-            break; /* into libuv: no frame pointers beyond */
-        if (next <= fp)
-            break;
-        fp = next;
-    }
-    return n;
-}
-
-__attribute__((noinline, no_sanitize("address"))) int at__stack_capture(void **out, int max,
-                                                                        int skip)
-{
-    if (AT__UNLIKELY(at__stack_bounds.hi == 0) && at__stack_bounds_init() != 0)
-        return 0;
-    uintptr_t lo = at__stack_bounds.lo, hi = at__stack_bounds.hi;
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
     int n = 0;
     while (n < max) {
         if (fp < lo || fp > hi - 16 || (fp & 7) != 0)
@@ -122,4 +98,21 @@ __attribute__((noinline, no_sanitize("address"))) int at__stack_capture(void **o
         fp = next;
     }
     return n;
+}
+
+__attribute__((no_sanitize("address"))) int at__stack_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi,
+                                                           void **out, int max)
+{
+    if (hi < lo + 16)
+        return 0;
+    return fp_walk(fp, lo, hi, out, max, 0);
+}
+
+__attribute__((noinline, no_sanitize("address"))) int at__stack_capture(void **out, int max,
+                                                                        int skip)
+{
+    if (AT__UNLIKELY(at__stack_bounds.hi == 0) && at__stack_bounds_init() != 0)
+        return 0;
+    uintptr_t lo = at__stack_bounds.lo, hi = at__stack_bounds.hi;
+    return fp_walk((uintptr_t)__builtin_frame_address(0), lo, hi, out, max, skip);
 }

@@ -271,8 +271,9 @@ size_t pl_tab_count(void)
     return n;
 }
 
-void pl_tab_foreach_req(uv_loop_t *loop, void (*fn)(const void *key, const pl_hit_t *h, void *arg),
-                        void *arg)
+/* Calls visit(n, arg) for every request node of `loop`, each under its shard's lock, until one
+ * returns true; returns whether one did. */
+static bool req_walk(uv_loop_t *loop, bool (*visit)(const node_t *n, void *arg), void *arg)
 {
     pthread_once(&g_once, tab_init);
     for (int i = 0; i < SHARDS; i++) {
@@ -280,30 +281,56 @@ void pl_tab_foreach_req(uv_loop_t *loop, void (*fn)(const void *key, const pl_hi
         pthread_mutex_lock(&s->lock);
         for (int j = 0; j < BUCKETS; j++)
             for (node_t *n = s->b[j]; n != NULL; n = n->next)
-                if (n->slot == PL_SLOT_REQ && n->h.loop == loop)
-                    fn(n->key, &n->h, arg);
+                if (n->slot == PL_SLOT_REQ && n->h.loop == loop && visit(n, arg)) {
+                    pthread_mutex_unlock(&s->lock);
+                    return true;
+                }
         pthread_mutex_unlock(&s->lock);
     }
+    return false;
+}
+
+typedef struct foreach_ctx {
+    void (*fn)(const void *key, const pl_hit_t *h, void *arg);
+    void *arg;
+} foreach_ctx_t;
+
+static bool foreach_visit(const node_t *n, void *arg)
+{
+    foreach_ctx_t *c = arg;
+    c->fn(n->key, &n->h, c->arg);
+    return false;
+}
+
+void pl_tab_foreach_req(uv_loop_t *loop, void (*fn)(const void *key, const pl_hit_t *h, void *arg),
+                        void *arg)
+{
+    foreach_ctx_t c = {fn, arg};
+    req_walk(loop, foreach_visit, &c);
+}
+
+typedef struct find_ctx {
+    uint64_t id;
+    pl_hit_t *out;
+    void **pcs;
+    int *npcs;
+} find_ctx_t;
+
+static bool find_visit(const node_t *n, void *arg)
+{
+    find_ctx_t *c = arg;
+    if (n->h.id != c->id)
+        return false;
+    *c->out = n->h;
+    int k = n->nstack < *c->npcs ? n->nstack : *c->npcs;
+    if (k > 0)
+        memcpy(c->pcs, n->stack, sizeof(void *) * (size_t)k);
+    *c->npcs = k;
+    return true;
 }
 
 int pl_tab_find_id(uv_loop_t *loop, uint64_t id, pl_hit_t *out, void **pcs, int *npcs)
 {
-    pthread_once(&g_once, tab_init);
-    for (int i = 0; i < SHARDS; i++) {
-        shard_t *s = &g_shards[i];
-        pthread_mutex_lock(&s->lock);
-        for (int j = 0; j < BUCKETS; j++)
-            for (node_t *n = s->b[j]; n != NULL; n = n->next)
-                if (n->slot == PL_SLOT_REQ && n->h.loop == loop && n->h.id == id) {
-                    *out = n->h;
-                    int k = n->nstack < *npcs ? n->nstack : *npcs;
-                    if (k > 0)
-                        memcpy(pcs, n->stack, sizeof(void *) * (size_t)k);
-                    *npcs = k;
-                    pthread_mutex_unlock(&s->lock);
-                    return 0;
-                }
-        pthread_mutex_unlock(&s->lock);
-    }
-    return -ESRCH;
+    find_ctx_t c = {id, out, pcs, npcs};
+    return req_walk(loop, find_visit, &c) ? 0 : -ESRCH;
 }

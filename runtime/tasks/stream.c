@@ -1,4 +1,5 @@
-/* stream.c: TCP and Unix-socket streams for tasks, on libuv streams and task.c's wait queues. */
+/* stream.c: TCP and Unix-socket streams for tasks, on libuv streams and the tasks layer's wait
+ * queues (task_wait.c). */
 #include "tasks.h"
 
 #include "asynctop/stream.h"
@@ -172,15 +173,19 @@ static void on_connection(uv_stream_t *server, int status)
     at__waitq_wake_one(&s->readers, NULL);
 }
 
-static int listen_common(at_stream_t *s, int backlog)
+/* The end of both listens: `bind_rc` is the bind's result; listens and gives the stream to
+ * *out, or closes it and returns the error. */
+static int listen_bound(at_stream_t *s, int bind_rc, int backlog, at_stream_t **out)
 {
-    int rc = uv_listen(&s->u.s, backlog > 0 ? backlog : 128, on_connection);
+    int rc =
+        bind_rc != 0 ? bind_rc : uv_listen(&s->u.s, backlog > 0 ? backlog : 128, on_connection);
     if (rc != 0) {
         at_stream_close(s);
         return rc;
     }
     s->listening = true;
     s->readers.role = AT__WQ_ACCEPT; /* its waiters accept */
+    *out = s;
     return 0;
 }
 
@@ -196,16 +201,7 @@ int at_tcp_listen(at_loop_t *loop, const char *host, int port, int backlog, at_s
     if (!s) {
         return AT_ENOMEM;
     }
-    rc = uv_tcp_bind(&s->u.tcp, (const struct sockaddr *)&ss, 0);
-    if (rc != 0) {
-        at_stream_close(s);
-        return rc;
-    }
-    rc = listen_common(s, backlog);
-    if (rc == 0) {
-        *out = s;
-    }
-    return rc;
+    return listen_bound(s, uv_tcp_bind(&s->u.tcp, (const struct sockaddr *)&ss, 0), backlog, out);
 }
 
 int at_unix_listen(at_loop_t *loop, const char *path, int backlog, at_stream_t **out)
@@ -215,16 +211,7 @@ int at_unix_listen(at_loop_t *loop, const char *path, int backlog, at_stream_t *
     if (!s) {
         return AT_ENOMEM;
     }
-    int rc = uv_pipe_bind(&s->u.pipe, path);
-    if (rc != 0) {
-        at_stream_close(s);
-        return rc;
-    }
-    rc = listen_common(s, backlog);
-    if (rc == 0) {
-        *out = s;
-    }
-    return rc;
+    return listen_bound(s, uv_pipe_bind(&s->u.pipe, path), backlog, out);
 }
 
 int at_stream_port(const at_stream_t *s)
@@ -289,6 +276,30 @@ static AT__AWAIT_TEXT int connect_wait(at_stream_t *s, uv_connect_t *req, op_t *
     return 0;
 }
 
+/* Both connects: a TCP stream to `ss`, or (ss NULL) a Unix-socket stream to `path`; `ra` is
+ * the creation site (the public function's caller). */
+AT__AWAIT_TEXT static int stream_connect(at_loop_t *loop, const struct sockaddr_storage *ss,
+                                         const char *path, void *ra, at_stream_t **out)
+{
+    at_stream_t *s = stream_new(loop, ss != NULL, ra);
+    if (!s) {
+        return AT_ENOMEM;
+    }
+    op_t op = {.wq.role = AT__WQ_CONNECT};
+    uv_connect_t req;
+    req.data = &op;
+    if (ss) {
+        int rc = uv_tcp_connect(&req, &s->u.tcp, (const struct sockaddr *)ss, on_connect);
+        if (rc != 0) {
+            at_stream_close(s);
+            return rc;
+        }
+    } else {
+        uv_pipe_connect(&req, &s->u.pipe, path, on_connect);
+    }
+    return connect_wait(s, &req, &op, out);
+}
+
 AT__AWAIT_TEXT int at_tcp_connect(at_loop_t *loop, const char *host, int port, at_stream_t **out)
 {
     if (!at__task_current()) {
@@ -299,19 +310,7 @@ AT__AWAIT_TEXT int at_tcp_connect(at_loop_t *loop, const char *host, int port, a
     if (rc != 0) {
         return rc;
     }
-    at_stream_t *s = stream_new(loop, true, __builtin_return_address(0));
-    if (!s) {
-        return AT_ENOMEM;
-    }
-    op_t op = {.wq.role = AT__WQ_CONNECT};
-    uv_connect_t req;
-    req.data = &op;
-    rc = uv_tcp_connect(&req, &s->u.tcp, (const struct sockaddr *)&ss, on_connect);
-    if (rc != 0) {
-        at_stream_close(s);
-        return rc;
-    }
-    return connect_wait(s, &req, &op, out);
+    return stream_connect(loop, &ss, NULL, __builtin_return_address(0), out);
 }
 
 AT__AWAIT_TEXT int at_unix_connect(at_loop_t *loop, const char *path, at_stream_t **out)
@@ -319,15 +318,7 @@ AT__AWAIT_TEXT int at_unix_connect(at_loop_t *loop, const char *path, at_stream_
     if (!at__task_current()) {
         return AT_EINVALSTATE;
     }
-    at_stream_t *s = stream_new(loop, false, __builtin_return_address(0));
-    if (!s) {
-        return AT_ENOMEM;
-    }
-    op_t op = {.wq.role = AT__WQ_CONNECT};
-    uv_connect_t req;
-    req.data = &op;
-    uv_pipe_connect(&req, &s->u.pipe, path, on_connect);
-    return connect_wait(s, &req, &op, out);
+    return stream_connect(loop, NULL, path, __builtin_return_address(0), out);
 }
 
 /* ---- reading and writing --------------------------------------------------- */

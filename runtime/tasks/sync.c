@@ -1,4 +1,5 @@
-/* sync.c: event, lock, semaphore and bounded queue for tasks, on task.c's wait queues. */
+/* sync.c: event, lock, semaphore and bounded queue for tasks, on the tasks layer's wait queues
+ * (task_wait.c). */
 #include "tasks.h"
 
 #include "asynctop/sync.h"
@@ -6,9 +7,34 @@
 #include <assert.h>
 #include <stdlib.h>
 
-struct at_event {
+/* What every primitive starts with: its loop, and its id for the inspector. */
+typedef struct prim {
     at_loop_t *loop;
     uint64_t id;
+} prim_t;
+
+/* A zeroed primitive of `size` bytes (its struct begins with a prim_t) on `loop`, with a new
+ * id; NULL on out-of-memory. */
+static void *prim_new(at_loop_t *loop, size_t size)
+{
+    prim_t *p = calloc(1, size);
+    if (p) {
+        p->loop = loop;
+        p->id = at__tasks_next_object_id();
+    }
+    return p;
+}
+
+/* Frees a primitive (NULL: nothing); `waiters` say how many tasks still wait on it: none may. */
+static void prim_free(void *p, size_t waiters)
+{
+    assert(waiters == 0);
+    (void)waiters;
+    free(p);
+}
+
+struct at_event {
+    prim_t p;
     bool set;
     at__waitq_t wq;
 };
@@ -17,12 +43,10 @@ int at_event_new(at_loop_t *loop, at_event_t **out)
 {
     assert(loop && out);
     AT__CHECK_THREAD(loop, "at_event_new");
-    at_event_t *ev = calloc(1, sizeof *ev);
+    at_event_t *ev = prim_new(loop, sizeof *ev);
     if (!ev) {
         return AT_ENOMEM;
     }
-    ev->loop = loop;
-    ev->id = at__tasks_next_object_id();
     *out = ev;
     return 0;
 }
@@ -30,8 +54,7 @@ int at_event_new(at_loop_t *loop, at_event_t **out)
 void at_event_free(at_event_t *ev)
 {
     if (ev) {
-        assert(ev->wq.n == 0);
-        free(ev);
+        prim_free(ev, ev->wq.n);
     }
 }
 
@@ -63,12 +86,11 @@ AT__AWAIT_TEXT int at_event_wait(at_event_t *ev)
         return at__task_current() ? 0 : AT_EINVALSTATE;
     }
     at__waiter_t w;
-    return at__waitq_wait(&ev->wq, &w, AT_WAIT_EVENT, ev->id);
+    return at__waitq_wait(&ev->wq, &w, AT_WAIT_EVENT, ev->p.id);
 }
 
 struct at_lock {
-    at_loop_t *loop;
-    uint64_t id;
+    prim_t p;
     bool locked;
     at__waitq_t wq;
 };
@@ -77,12 +99,10 @@ int at_lock_new(at_loop_t *loop, at_lock_t **out)
 {
     assert(loop && out);
     AT__CHECK_THREAD(loop, "at_lock_new");
-    at_lock_t *l = calloc(1, sizeof *l);
+    at_lock_t *l = prim_new(loop, sizeof *l);
     if (!l) {
         return AT_ENOMEM;
     }
-    l->loop = loop;
-    l->id = at__tasks_next_object_id();
     *out = l;
     return 0;
 }
@@ -90,8 +110,7 @@ int at_lock_new(at_loop_t *loop, at_lock_t **out)
 void at_lock_free(at_lock_t *l)
 {
     if (l) {
-        assert(l->wq.n == 0);
-        free(l);
+        prim_free(l, l->wq.n);
     }
 }
 
@@ -106,7 +125,7 @@ AT__AWAIT_TEXT int at_lock_acquire(at_lock_t *l)
     }
     at__waiter_t w;
     /* On success the releaser handed the lock over to us: it stays locked. */
-    return at__waitq_wait(&l->wq, &w, AT_WAIT_LOCK, l->id);
+    return at__waitq_wait(&l->wq, &w, AT_WAIT_LOCK, l->p.id);
 }
 
 void at_lock_release(at_lock_t *l)
@@ -123,8 +142,7 @@ bool at_lock_locked(const at_lock_t *l)
 }
 
 struct at_semaphore {
-    at_loop_t *loop;
-    uint64_t id;
+    prim_t p;
     unsigned value;
     at__waitq_t wq;
 };
@@ -133,12 +151,10 @@ int at_semaphore_new(at_loop_t *loop, unsigned value, at_semaphore_t **out)
 {
     assert(loop && out);
     AT__CHECK_THREAD(loop, "at_semaphore_new");
-    at_semaphore_t *s = calloc(1, sizeof *s);
+    at_semaphore_t *s = prim_new(loop, sizeof *s);
     if (!s) {
         return AT_ENOMEM;
     }
-    s->loop = loop;
-    s->id = at__tasks_next_object_id();
     s->value = value;
     *out = s;
     return 0;
@@ -147,8 +163,7 @@ int at_semaphore_new(at_loop_t *loop, unsigned value, at_semaphore_t **out)
 void at_semaphore_free(at_semaphore_t *s)
 {
     if (s) {
-        assert(s->wq.n == 0);
-        free(s);
+        prim_free(s, s->wq.n);
     }
 }
 
@@ -163,7 +178,7 @@ AT__AWAIT_TEXT int at_semaphore_acquire(at_semaphore_t *s)
     }
     at__waiter_t w;
     /* A release hands its unit straight to the first waiter. */
-    return at__waitq_wait(&s->wq, &w, AT_WAIT_SEMAPHORE, s->id);
+    return at__waitq_wait(&s->wq, &w, AT_WAIT_SEMAPHORE, s->p.id);
 }
 
 void at_semaphore_release(at_semaphore_t *s)
@@ -179,8 +194,7 @@ unsigned at_semaphore_value(const at_semaphore_t *s)
 }
 
 struct at_queue {
-    at_loop_t *loop;
-    uint64_t id;
+    prim_t p;
     size_t cap, head, len;
     at__waitq_t getters; /* waiting for an item */
     at__waitq_t putters; /* waiting for room; their item rides in waiter.value */
@@ -191,15 +205,13 @@ int at_queue_new(at_loop_t *loop, size_t capacity, at_queue_t **out)
 {
     assert(loop && out && capacity >= 1);
     AT__CHECK_THREAD(loop, "at_queue_new");
-    at_queue_t *q = calloc(1, sizeof *q);
+    at_queue_t *q = prim_new(loop, sizeof *q);
     void **items = calloc(capacity, sizeof *items);
     if (!q || !items) {
         free(q);
         free(items);
         return AT_ENOMEM;
     }
-    q->loop = loop;
-    q->id = at__tasks_next_object_id();
     q->cap = capacity;
     q->items = items;
     q->putters.role = AT__WQ_QUEUE_PUT;
@@ -269,7 +281,7 @@ AT__AWAIT_TEXT int at_queue_put(at_queue_t *q, void *item)
     }
     at__waiter_t w;
     w.value = item; /* at_queue_try_get moves it into the ring when room frees */
-    return at__waitq_wait(&q->putters, &w, AT_WAIT_QUEUE, q->id);
+    return at__waitq_wait(&q->putters, &w, AT_WAIT_QUEUE, q->p.id);
 }
 
 AT__AWAIT_TEXT int at_queue_get(at_queue_t *q, void **item)
@@ -282,7 +294,7 @@ AT__AWAIT_TEXT int at_queue_get(at_queue_t *q, void **item)
     }
     at__waiter_t w;
     w.value = NULL;
-    int rc = at__waitq_wait(&q->getters, &w, AT_WAIT_QUEUE, q->id);
+    int rc = at__waitq_wait(&q->getters, &w, AT_WAIT_QUEUE, q->p.id);
     if (rc == 0) {
         *item = w.value;
     }

@@ -1,6 +1,7 @@
 /* task_export.c: the tasks layer's provider for the exporter — lifecycle events, resync, task
  * detail (creation and suspension stacks, what it waits on, its error) and cancellation. */
 #include "tasks.h"
+#include "at_wire.h" /* the wire's wait kinds, which at_export_wait_kind_t repeats */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -8,44 +9,60 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The wire's wait kinds (docs/protocol.md, task row field 3); a stream wait says which. */
-static uint8_t wire_wait_kind(const at_task_t *t)
+#define SAME_AS_WIRE(k) _Static_assert(AT_EXPORT_WAIT_##k == (int)AT_WIRE_WAIT_##k, #k)
+SAME_AS_WIRE(NONE);
+SAME_AS_WIRE(FUTURE);
+SAME_AS_WIRE(TASK);
+SAME_AS_WIRE(SLEEP);
+SAME_AS_WIRE(READ);
+SAME_AS_WIRE(WRITE);
+SAME_AS_WIRE(CONNECT);
+SAME_AS_WIRE(ACCEPT);
+SAME_AS_WIRE(LOCK);
+SAME_AS_WIRE(EVENT);
+SAME_AS_WIRE(SEMAPHORE);
+SAME_AS_WIRE(QUEUE);
+SAME_AS_WIRE(OTHER);
+#undef SAME_AS_WIRE
+
+/* The exporter's wait kind of a task (a stream wait says which side). */
+static uint8_t export_wait_kind(const at_task_t *t)
 {
     if (t->wait_kind == AT_WAIT_STREAM && t->wq) {
         switch (t->wq->role) {
         case AT__WQ_ACCEPT:
-            return 7;
+            return AT_EXPORT_WAIT_ACCEPT;
         case AT__WQ_WRITE:
-            return 5;
+            return AT_EXPORT_WAIT_WRITE;
         case AT__WQ_CONNECT:
-            return 6;
+            return AT_EXPORT_WAIT_CONNECT;
         default:
             break;
         }
     }
     switch ((at_wait_kind_t)t->wait_kind) {
     case AT_WAIT_NONE:
-        return 0;
+        return AT_EXPORT_WAIT_NONE;
     case AT_WAIT_FUTURE:
-        return 1;
+        return AT_EXPORT_WAIT_FUTURE;
     case AT_WAIT_TASK:
-        return 2;
+        return AT_EXPORT_WAIT_TASK;
     case AT_WAIT_TIMER:
-        return 3;
+        return AT_EXPORT_WAIT_SLEEP;
     case AT_WAIT_STREAM:
-        return 4;
+        return AT_EXPORT_WAIT_READ;
     case AT_WAIT_LOCK:
-        return 8;
+        return AT_EXPORT_WAIT_LOCK;
     case AT_WAIT_EVENT:
-        return 9;
+        return AT_EXPORT_WAIT_EVENT;
     case AT_WAIT_SEMAPHORE:
-        return 10;
+        return AT_EXPORT_WAIT_SEMAPHORE;
     case AT_WAIT_QUEUE:
-        return 12;
+        return AT_EXPORT_WAIT_QUEUE;
     case AT_WAIT_YIELD:
-        return 15;
+        return AT_EXPORT_WAIT_OTHER;
     }
-    return 15;
+    return AT_EXPORT_WAIT_OTHER;
 }
 
 static uint8_t wire_state(const at_task_t *t)
@@ -87,7 +104,7 @@ static void fill_row(const at_task_t *t, at_export_task_row_t *r)
     r->entry_fn = (void *)t->fn;
     r->create_pc = t->ncreate ? t->create[0] : NULL;
     r->state = wire_state(t);
-    r->wait_kind = waits ? wire_wait_kind(t) : 0;
+    r->wait_kind = waits ? export_wait_kind(t) : AT_EXPORT_WAIT_NONE;
     r->wait_arg = waits && t->wait_kind == AT_WAIT_TIMER ? t->wait_arg : 0;
     r->wait_flags = 0;
     if (waits && t->wq) {
@@ -109,25 +126,13 @@ static void stack_mark(at_task_t *t)
     }
     tloop_t *tl = t->tl;
     t->stk_dirty = true;
-    t->stk_prev = NULL;
-    t->stk_next = tl->stk_head;
-    if (tl->stk_head) {
-        tl->stk_head->stk_prev = t;
-    }
-    tl->stk_head = t;
+    AT__DLIST_PREPEND(tl->stk_head, t, stk_prev, stk_next);
 }
 
 void at__task_stack_forget_slow(at_task_t *t)
 {
     tloop_t *tl = t->tl;
-    if (t->stk_prev) {
-        t->stk_prev->stk_next = t->stk_next;
-    } else {
-        tl->stk_head = t->stk_next;
-    }
-    if (t->stk_next) {
-        t->stk_next->stk_prev = t->stk_prev;
-    }
+    AT__DLIST_UNLINK(tl->stk_head, t, stk_prev, stk_next);
     t->stk_prev = t->stk_next = NULL;
     t->stk_dirty = false;
 }
@@ -272,49 +277,31 @@ static void describe_wait(const at_export_task_row_t *r, char *buf, size_t size)
     if (r->state != AT_EXPORT_TASK_WAITING) {
         return;
     }
-    uint64_t id = r->wait_obj;
-    switch (r->wait_kind) {
-    case 3:
+    if (r->wait_kind == AT_EXPORT_WAIT_SLEEP) {
         snprintf(buf, size, "sleep %" PRIu64 ".%03" PRIu64 " s", r->wait_arg / 1000,
                  r->wait_arg % 1000);
-        break;
-    case 1:
-        snprintf(buf, size, "future #%" PRIu64 "%s", id,
-                 r->wait_flags == ROW_WITH_TIMEOUT ? " (with timeout)" : "");
-        break;
-    case 2:
-        snprintf(buf, size, "task #%" PRIu64, id);
-        break;
-    case 9:
-        snprintf(buf, size, "event #%" PRIu64, id);
-        break;
-    case 8:
-        snprintf(buf, size, "lock #%" PRIu64, id);
-        break;
-    case 10:
-        snprintf(buf, size, "semaphore #%" PRIu64, id);
-        break;
-    case 12:
-        snprintf(buf, size, "queue #%" PRIu64 "%s", id,
-                 r->wait_flags == AT__WQ_QUEUE_PUT   ? " (full)"
-                 : r->wait_flags == AT__WQ_QUEUE_GET ? " (empty)"
-                                                     : "");
-        break;
-    case 4:
-        snprintf(buf, size, "read #%" PRIu64, id);
-        break;
-    case 5:
-        snprintf(buf, size, "write #%" PRIu64, id);
-        break;
-    case 6:
-        snprintf(buf, size, "connect #%" PRIu64, id);
-        break;
-    case 7:
-        snprintf(buf, size, "accept #%" PRIu64, id);
-        break;
-    default:
-        break;
+        return;
     }
+    /* the other kinds: "<what> #<object id>", with a word on the side where there are two */
+    static const char *const what[] = {
+        [AT_EXPORT_WAIT_FUTURE] = "future",       [AT_EXPORT_WAIT_TASK] = "task",
+        [AT_EXPORT_WAIT_READ] = "read",           [AT_EXPORT_WAIT_WRITE] = "write",
+        [AT_EXPORT_WAIT_CONNECT] = "connect",     [AT_EXPORT_WAIT_ACCEPT] = "accept",
+        [AT_EXPORT_WAIT_LOCK] = "lock",           [AT_EXPORT_WAIT_EVENT] = "event",
+        [AT_EXPORT_WAIT_SEMAPHORE] = "semaphore", [AT_EXPORT_WAIT_QUEUE] = "queue",
+    };
+    if (r->wait_kind >= sizeof what / sizeof what[0] || !what[r->wait_kind]) {
+        return;
+    }
+    const char *side = "";
+    if (r->wait_kind == AT_EXPORT_WAIT_FUTURE && r->wait_flags == ROW_WITH_TIMEOUT) {
+        side = " (with timeout)";
+    } else if (r->wait_kind == AT_EXPORT_WAIT_QUEUE) {
+        side = r->wait_flags == AT__WQ_QUEUE_PUT   ? " (full)"
+               : r->wait_flags == AT__WQ_QUEUE_GET ? " (empty)"
+                                                   : "";
+    }
+    snprintf(buf, size, "%s #%" PRIu64 "%s", what[r->wait_kind], r->wait_obj, side);
 }
 
 static int provider_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)

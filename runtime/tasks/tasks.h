@@ -1,4 +1,5 @@
-/* tasks.h: internal contract between task.c and the primitives built on it (sync.c). */
+/* tasks.h: internal contract between the task layer (task_*.c, see task_int.h) and the primitives
+ * built on it (sync.c, stream.c, fs.c, task_export.c). */
 #ifndef AT_TASKS_TASKS_H
 #define AT_TASKS_TASKS_H
 
@@ -85,8 +86,8 @@ struct at_task {
     void **create; /* &create1, or a heap array in debug mode */
     void *create1;
     /* Each step's duration (the time billed to busy_ns), in the wire histogram's buckets from
-     * AT_EXPORT_STEP_HIST_LO (see step_record in task.c), plus the run step_run_n. Past the
-     * part spawn zeroes: only the buckets up to the highest one used are ever written
+     * AT_EXPORT_STEP_HIST_LO (see at__task_step_record in task_int.h), plus the run step_run_n.
+     * Past the part spawn zeroes: only the buckets up to the highest one used are ever written
      * (step_hist_n). A bucket that
      * would pass UINT16_MAX halves them all (the shape stays, the counts become relative;
      * `steps` stays exact). */
