@@ -11,25 +11,18 @@
 #include <stdio.h>
 #include <string.h>
 
+/* In ScreenId order (each class names its id; ScreenManager_init checks). */
 const ScreenClass *const ScreenManager_classes[SCR_COUNT] = {
-    [SCR_TASKS] = &TasksScreen_class,
-    [SCR_TREE] = &TreeScreen_class,
-    [SCR_GROUPS] = &GroupsScreen_class,
-    [SCR_SLOW] = &SlowScreen_class,
-    [SCR_EXC] = &ExceptionsScreen_class,
-    [SCR_LOOP] = &LoopScreen_class,
-    [SCR_DETAIL] = &DetailScreen_class,
-    [SCR_GROUP_TASKS] = &GroupTasksScreen_class,
-    [SCR_SLOW_DETAIL] = &SlowDetailScreen_class,
-    [SCR_EXC_DETAIL] = &ExcDetailScreen_class,
-    [SCR_HELP] = &HelpScreen_class,
-    [SCR_PICK] = &PickScreen_class,
-    [SCR_LOOPS] = &LoopsScreen_class,
+    &TasksScreen_class,      &TreeScreen_class,      &GroupsScreen_class, &SlowScreen_class,
+    &ExceptionsScreen_class, &LoopScreen_class,      &DetailScreen_class, &GroupTasksScreen_class,
+    &SlowDetailScreen_class, &ExcDetailScreen_class, &HelpScreen_class,   &PickScreen_class,
+    &LoopsScreen_class,
 };
 
 void ScreenManager_init(ScreenManager *this)
 {
     for (int i = 0; i < SCR_COUNT; i++) {
+        assert(ScreenManager_classes[i]->id == (ScreenId)i);
         this->screens[i].cls = ScreenManager_classes[i];
         Panel_init(&this->screens[i].panel);
         this->screens[i].sel_id = 0;

@@ -46,6 +46,9 @@ void TextLines_hist(TextLines *t, const uint64_t *buckets, unsigned n, int width
 void TextLines_free(TextLines *t);
 /* Draws the lines through the screen's panel (cursor row highlighted). */
 void TextLines_draw(TextLines *t, Screen *s, int y, int h, int w);
+/* Draws a page of text built for this draw by fill (for width w), then frees it. */
+void TextLines_page(Screen *s, App *app, int y, int h, int w,
+                    void (*fill)(App *app, TextLines *t, int w));
 
 /* One column of a table: its title, its width in columns (0: the rest of the line), and
  * whether its cells are right-aligned. A table is an array of these. */

@@ -181,6 +181,16 @@ void TextLines_draw(TextLines *t, Screen *s, int y, int h, int w)
     Panel_draw(&s->panel, y, h, draw_line, &c);
 }
 
+void TextLines_page(Screen *s, App *app, int y, int h, int w,
+                    void (*fill)(App *app, TextLines *t, int w))
+{
+    TextLines t;
+    memset(&t, 0, sizeof t);
+    fill(app, &t, w);
+    TextLines_draw(&t, s, y, h, w);
+    TextLines_free(&t);
+}
+
 void Screens_clock(const Model *m, uint64_t ns, char *buf, size_t len)
 {
     if (!m->start_wall_ns) {
