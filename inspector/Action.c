@@ -76,11 +76,6 @@ static Reaction act_enter(App *app, int key)
     return s->cls->enter ? s->cls->enter(s, app) : R_HANDLED;
 }
 
-static TaskView *view_of(App *app)
-{
-    return current_id(app) == SCR_GROUP_TASKS ? &app->group_tasks : &app->tasks;
-}
-
 static Reaction act_back(App *app, int key)
 {
     ScreenId cur = current_id(app);
@@ -123,7 +118,7 @@ static Reaction act_filter(App *app, int key)
 
 static Reaction act_sort_next(App *app, int key)
 {
-    TaskView *v = view_of(app);
+    TaskView *v = TasksScreen_keyView(app);
     int dir = key == '<' || key == ',' ? -1 : 1;
     TaskColumn c = (TaskColumn)((v->sort + TC_COUNT + dir) % TC_COUNT);
     TaskView_setSort(v, c, TaskColumn_info[c].descending);
@@ -134,7 +129,7 @@ static Reaction act_sort_next(App *app, int key)
 
 static Reaction act_invert(App *app, int key)
 {
-    TaskView *v = view_of(app);
+    TaskView *v = TasksScreen_keyView(app);
     TaskView_setSort(v, v->sort, !v->descending);
     App_status(app, "sorted by %s%s", TaskColumn_info[v->sort].title,
                v->descending ? " (descending)" : " (ascending)");

@@ -4,6 +4,7 @@
 #include "App.h"
 #include "CRT.h"
 #include "Duration.h"
+#include "Screens.h"
 
 #include <curses.h>
 #include <stdio.h>
@@ -31,14 +32,10 @@ bool Prompt_isOpen(const Prompt *this)
     return this->mode != PROMPT_NONE;
 }
 
-static TaskView *view_of(App *app)
-{
-    return ScreenManager_currentId(&app->sm) == SCR_GROUP_TASKS ? &app->group_tasks : &app->tasks;
-}
-
 const char *Prompt_filterText(App *app)
 {
-    return ScreenManager_currentId(&app->sm) == SCR_SLOW ? app->slow_filter : view_of(app)->filter;
+    return ScreenManager_currentId(&app->sm) == SCR_SLOW ? app->slow_filter
+                                                         : TasksScreen_keyView(app)->filter;
 }
 
 void Prompt_setFilter(App *app, const char *text)
@@ -47,7 +44,7 @@ void Prompt_setFilter(App *app, const char *text)
         snprintf(app->slow_filter, sizeof app->slow_filter, "%s", text);
         Panel_home(&ScreenManager_current(&app->sm)->panel);
     } else {
-        TaskView_setFilter(view_of(app), text);
+        TaskView_setFilter(TasksScreen_keyView(app), text);
     }
 }
 

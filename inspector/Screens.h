@@ -24,6 +24,9 @@ extern const ScreenClass LoopsScreen_class;
  * never reads rows of an older build (they may point at purged tasks). NULL when the current
  * screen is not a task list. */
 TaskView *TasksScreen_view(App *app);
+/* The task view that sort and filter keys change: the group's on the Group-tasks screen, else
+ * the Tasks screen's (as it is: the next draw rebuilds it). */
+TaskView *TasksScreen_keyView(App *app);
 
 /* A scrollable page of text lines (detail and help screens). */
 typedef struct TextLines {

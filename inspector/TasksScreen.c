@@ -93,6 +93,11 @@ TaskView *TasksScreen_view(App *app)
     return v;
 }
 
+TaskView *TasksScreen_keyView(App *app)
+{
+    return ScreenManager_currentId(&app->sm) == SCR_GROUP_TASKS ? &app->group_tasks : &app->tasks;
+}
+
 static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, const char *title)
 {
     sync_view(s, app, v);
