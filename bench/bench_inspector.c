@@ -70,7 +70,7 @@ static void setup(void)
     TaskView_init(&app->group_tasks);
     TaskTree_init(&app->tree);
     TaskGroups_init(&app->groups);
-    ScreenManager_init(app);
+    ScreenManager_init(&app->sm);
     app->model.conn = CONN_LIVE;
     devnull = fopen("/dev/null", "w+");
     scr = newterm("xterm-256color", devnull, devnull);

@@ -1,7 +1,7 @@
 /* Action.c: the key table and the handlers it names (see Action.h). */
 #include "Action.h"
 
-#include "Duration.h"
+#include "Prompt.h"
 #include "Screens.h"
 #include "TaskColumn.h"
 
@@ -30,86 +30,65 @@ uint64_t Action_thresholdStep(uint64_t cur, int dir)
 
 /* ---- handlers ------------------------------------------------------------- */
 
-static Panel *panel(App *app)
+static Screen *current(App *app)
 {
-    return &App_current(app)->panel;
+    return ScreenManager_current(&app->sm);
 }
 
-static Reaction act_up(App *app, int key)
+static ScreenId current_id(App *app)
 {
-    Panel_move(panel(app), -1);
-    return R_HANDLED | R_REDRAW;
+    return ScreenManager_currentId(&app->sm);
 }
 
-static Reaction act_down(App *app, int key)
+/* The cursor keys: a row, a page, or an end, up or down. */
+static Reaction act_move(App *app, int key)
 {
-    Panel_move(panel(app), 1);
-    return R_HANDLED | R_REDRAW;
-}
-
-static Reaction act_pgup(App *app, int key)
-{
-    Panel_movePage(panel(app), -1);
-    return R_HANDLED | R_REDRAW;
-}
-
-static Reaction act_pgdn(App *app, int key)
-{
-    Panel_movePage(panel(app), 1);
-    return R_HANDLED | R_REDRAW;
-}
-
-static Reaction act_home(App *app, int key)
-{
-    Panel_home(panel(app));
-    return R_HANDLED | R_REDRAW;
-}
-
-static Reaction act_end(App *app, int key)
-{
-    Panel_end(panel(app));
+    Panel *p = &current(app)->panel;
+    switch (key) {
+    case KEY_UP:
+    case 'k':
+        Panel_move(p, -1);
+        break;
+    case KEY_DOWN:
+    case 'j':
+        Panel_move(p, 1);
+        break;
+    case KEY_PPAGE:
+        Panel_movePage(p, -1);
+        break;
+    case KEY_NPAGE:
+        Panel_movePage(p, 1);
+        break;
+    case KEY_HOME:
+    case 'g':
+        Panel_home(p);
+        break;
+    default: /* End, G */
+        Panel_end(p);
+        break;
+    }
     return R_HANDLED | R_REDRAW;
 }
 
 static Reaction act_enter(App *app, int key)
 {
-    Screen *s = App_current(app);
+    Screen *s = current(app);
     return s->cls->enter ? s->cls->enter(s, app) : R_HANDLED;
-}
-
-static TaskView *view_of(App *app)
-{
-    return App_currentId(app) == SCR_GROUP_TASKS ? &app->group_tasks : &app->tasks;
-}
-
-/* The filter text of the current screen's list: the Slow screen's own, else the task view's. */
-static const char *filter_text(App *app)
-{
-    return App_currentId(app) == SCR_SLOW ? app->slow_filter : view_of(app)->filter;
-}
-
-static void set_filter(App *app, const char *text)
-{
-    if (App_currentId(app) == SCR_SLOW) {
-        snprintf(app->slow_filter, sizeof app->slow_filter, "%s", text);
-        Panel_home(panel(app));
-    } else {
-        TaskView_setFilter(view_of(app), text);
-    }
 }
 
 static Reaction act_back(App *app, int key)
 {
-    if (app->depth > 0 && App_currentId(app) != SCR_PICK) {
-        App_pop(app);
+    ScreenId cur = current_id(app);
+    if (cur >= SCR_NTABS && cur != SCR_PICK) {
+        ScreenManager_pop(&app->sm);
         return R_HANDLED | R_REDRAW;
     }
-    if (App_currentId(app) == SCR_SLOW && app->slow_filter[0]) {
-        set_filter(app, "");
+    if (cur == SCR_SLOW && app->slow_filter[0]) {
+        Prompt_setFilter(app, "");
         App_status(app, "filter cleared");
         return R_HANDLED | R_REDRAW;
     }
-    if (App_currentId(app) == SCR_TASKS && app->tasks.filter[0]) {
+    if (cur == SCR_TASKS && app->tasks.filter[0]) {
         TaskView_setFilter(&app->tasks, "");
         App_status(app, "filter cleared");
         return R_HANDLED | R_REDRAW;
@@ -117,36 +96,29 @@ static Reaction act_back(App *app, int key)
     return R_HANDLED;
 }
 
-static Reaction act_next_tab(App *app, int key)
+/* Tab, S-Tab, and 1 to 6. */
+static Reaction act_tab(App *app, int key)
 {
-    App_setTab(app, (app->tab + 1) % SCR_NTABS);
-    return R_HANDLED | R_REDRAW;
-}
-
-static Reaction act_prev_tab(App *app, int key)
-{
-    App_setTab(app, (app->tab + SCR_NTABS - 1) % SCR_NTABS);
-    return R_HANDLED | R_REDRAW;
-}
-
-static Reaction act_tab_n(App *app, int key)
-{
-    App_setTab(app, key - '1');
+    int tab = app->sm.tab;
+    if (key == '\t')
+        tab = (tab + 1) % SCR_NTABS;
+    else if (key == KEY_BTAB)
+        tab = (tab + SCR_NTABS - 1) % SCR_NTABS;
+    else
+        tab = key - '1';
+    ScreenManager_setTab(&app->sm, tab);
     return R_HANDLED | R_REDRAW;
 }
 
 static Reaction act_filter(App *app, int key)
 {
-    app->prompt = PROMPT_FILTER;
-    snprintf(app->input, sizeof app->input, "%s", filter_text(app));
-    app->input_len = strlen(app->input);
-    app->prompt_error[0] = '\0';
+    Prompt_open(&app->prompt, PROMPT_FILTER, Prompt_filterText(app));
     return R_HANDLED | R_REDRAW;
 }
 
 static Reaction act_sort_next(App *app, int key)
 {
-    TaskView *v = view_of(app);
+    TaskView *v = TasksScreen_keyView(app);
     int dir = key == '<' || key == ',' ? -1 : 1;
     TaskColumn c = (TaskColumn)((v->sort + TC_COUNT + dir) % TC_COUNT);
     TaskView_setSort(v, c, TaskColumn_info[c].descending);
@@ -157,7 +129,7 @@ static Reaction act_sort_next(App *app, int key)
 
 static Reaction act_invert(App *app, int key)
 {
-    TaskView *v = view_of(app);
+    TaskView *v = TasksScreen_keyView(app);
     TaskView_setSort(v, v->sort, !v->descending);
     App_status(app, "sorted by %s%s", TaskColumn_info[v->sort].title,
                v->descending ? " (descending)" : " (ascending)");
@@ -166,27 +138,25 @@ static Reaction act_invert(App *app, int key)
 
 static Reaction act_pause(App *app, int key)
 {
-    if (app->client.state != CL_LIVE) {
-        App_status(app, "not connected");
-        return R_HANDLED | R_REDRAW;
-    }
     at_wire_request_t req;
     memset(&req, 0, sizeof req);
     req.op = app->paused ? AT_WIRE_OP_RESUME : AT_WIRE_OP_PAUSE;
-    app->req_pause = Client_request(&app->client, &req);
-    app->paused = !app->paused;
-    app->model.conn = app->paused ? CONN_PAUSED : CONN_LIVE;
-    App_status(app,
-               app->paused ? "paused: the screen keeps the last state (space resumes)" : "resumed");
+    App_request(app, &req);
     return R_HANDLED | R_REDRAW;
+}
+
+/* ? and L: open the screen, or close it when it is the current one. */
+static void toggle(App *app, ScreenId id)
+{
+    if (current_id(app) == id)
+        ScreenManager_pop(&app->sm);
+    else
+        ScreenManager_push(&app->sm, id);
 }
 
 static Reaction act_help(App *app, int key)
 {
-    if (App_currentId(app) == SCR_HELP)
-        App_pop(app);
-    else
-        App_push(app, SCR_HELP);
+    toggle(app, SCR_HELP);
     return R_HANDLED | R_REDRAW;
 }
 
@@ -198,10 +168,6 @@ static Reaction act_quit(App *app, int key)
 
 static Reaction act_step(App *app, int key)
 {
-    if (app->client.state != CL_LIVE) {
-        App_status(app, "not connected: the threshold cannot be changed");
-        return R_HANDLED | R_REDRAW;
-    }
     at_wire_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.has_slow_ns = true;
@@ -214,23 +180,12 @@ static Reaction act_step(App *app, int key)
 
 static Reaction act_threshold(App *app, int key)
 {
-    if (app->client.state != CL_LIVE) {
-        App_status(app, "not connected: the threshold cannot be changed");
-        return R_HANDLED | R_REDRAW;
-    }
-    app->prompt = PROMPT_THRESHOLD;
-    app->input[0] = '\0';
-    app->input_len = 0;
-    app->prompt_error[0] = '\0';
+    Prompt_open(&app->prompt, PROMPT_THRESHOLD, NULL);
     return R_HANDLED | R_REDRAW;
 }
 
 static Reaction act_debug(App *app, int key)
 {
-    if (app->client.state != CL_LIVE) {
-        App_status(app, "not connected: debug mode cannot be changed");
-        return R_HANDLED | R_REDRAW;
-    }
     at_wire_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.has_debug = true;
@@ -242,12 +197,11 @@ static Reaction act_debug(App *app, int key)
 static Reaction act_cancel(App *app, int key)
 {
     uint64_t id = 0;
-    ScreenId s = App_currentId(app);
-    if (s == SCR_DETAIL)
+    if (current_id(app) == SCR_DETAIL)
         id = app->model.detail_id;
     else {
         TaskView *v = TasksScreen_view(app); /* up to date: rows of an older build may dangle */
-        Panel *p = panel(app);
+        Panel *p = &current(app)->panel;
         if (v && p->selected < v->n)
             id = v->rows[p->selected]->id;
     }
@@ -256,9 +210,7 @@ static Reaction act_cancel(App *app, int key)
         App_status(app, "no live task selected");
         return R_HANDLED | R_REDRAW;
     }
-    app->cancel_id = id;
-    app->prompt = PROMPT_CONFIRM_CANCEL;
-    app->prompt_error[0] = '\0';
+    Prompt_confirmCancel(&app->prompt, id);
     return R_HANDLED | R_REDRAW;
 }
 
@@ -296,13 +248,12 @@ static Reaction act_loop_step(App *app, int key)
 
 static Reaction act_loops(App *app, int key)
 {
-    if (App_currentId(app) == SCR_LOOPS) {
-        App_pop(app);
+    bool open = current_id(app) != SCR_LOOPS;
+    toggle(app, SCR_LOOPS);
+    if (!open)
         return R_HANDLED | R_REDRAW;
-    }
-    App_push(app, SCR_LOOPS);
     /* the cursor starts on the loop shown */
-    Screen *s = &app->screens[SCR_LOOPS];
+    Screen *s = ScreenManager_screen(&app->sm, SCR_LOOPS);
     Panel_setCount(&s->panel, app->model.nloops);
     for (uint32_t i = 0; i < app->model.nloops; i++)
         if (app->model.loops[i].id == app->model.loop_id)
@@ -320,58 +271,76 @@ static Reaction act_redraw(App *app, int key)
 
 #define KEY_ESC 27
 
+/* The last column: what the status line says when the key is pressed without a live
+ * connection (the handler is not called), or ANYTIME. */
+#define ANYTIME           NULL
+#define OFFLINE           "not connected"
+#define OFFLINE_THRESHOLD "not connected: the threshold cannot be changed"
+#define OFFLINE_DEBUG     "not connected: debug mode cannot be changed"
+
 const KeyBinding Action_bindings[] = {
-    {KEY_UP, "Up", SCOPE_LISTS, "move the cursor up", act_up},
-    {'k', "k", SCOPE_LISTS, "move the cursor up", act_up},
-    {KEY_DOWN, "Down", SCOPE_LISTS, "move the cursor down", act_down},
-    {'j', "j", SCOPE_LISTS, "move the cursor down", act_down},
-    {KEY_PPAGE, "PgUp", SCOPE_LISTS, "one page up", act_pgup},
-    {KEY_NPAGE, "PgDn", SCOPE_LISTS, "one page down", act_pgdn},
-    {KEY_HOME, "Home", SCOPE_LISTS, "first row", act_home},
-    {'g', "g", SCOPE_LISTS, "first row", act_home},
-    {KEY_END, "End", SCOPE_LISTS, "last row", act_end},
-    {'G', "G", SCOPE_LISTS, "last row", act_end},
-    {'\r', "Enter", SCOPE_ALL, "open the selected row (task, group, event, process)", act_enter},
-    {'\n', "Enter", SCOPE_ALL, "open the selected row (task, group, event, process)", act_enter},
+    {KEY_UP, "Up", SCOPE_LISTS, "move the cursor up", act_move, ANYTIME},
+    {'k', "k", SCOPE_LISTS, "move the cursor up", act_move, ANYTIME},
+    {KEY_DOWN, "Down", SCOPE_LISTS, "move the cursor down", act_move, ANYTIME},
+    {'j', "j", SCOPE_LISTS, "move the cursor down", act_move, ANYTIME},
+    {KEY_PPAGE, "PgUp", SCOPE_LISTS, "one page up", act_move, ANYTIME},
+    {KEY_NPAGE, "PgDn", SCOPE_LISTS, "one page down", act_move, ANYTIME},
+    {KEY_HOME, "Home", SCOPE_LISTS, "first row", act_move, ANYTIME},
+    {'g', "g", SCOPE_LISTS, "first row", act_move, ANYTIME},
+    {KEY_END, "End", SCOPE_LISTS, "last row", act_move, ANYTIME},
+    {'G', "G", SCOPE_LISTS, "last row", act_move, ANYTIME},
+    {'\r', "Enter", SCOPE_ALL, "open the selected row (task, group, event, process)", act_enter,
+     ANYTIME},
+    {'\n', "Enter", SCOPE_ALL, "open the selected row (task, group, event, process)", act_enter,
+     ANYTIME},
     {KEY_ENTER, "Enter", SCOPE_ALL, "open the selected row (task, group, event, process)",
-     act_enter},
-    {KEY_ESC, "Esc", SCOPE_ALL, "back to the previous screen (or clear the filter)", act_back},
-    {KEY_BACKSPACE, "Bksp", SCOPE_ATTACHED & ~SCOPE_TABS, "back to the previous screen", act_back},
-    {'\t', "Tab", SCOPE_ATTACHED, "next screen", act_next_tab},
-    {KEY_BTAB, "S-Tab", SCOPE_ATTACHED, "previous screen", act_prev_tab},
-    {'1', "1", SCOPE_ATTACHED, "Tasks screen", act_tab_n},
-    {'2', "2", SCOPE_ATTACHED, "Task tree screen", act_tab_n},
-    {'3', "3", SCOPE_ATTACHED, "Grouped-by-stack screen", act_tab_n},
-    {'4', "4", SCOPE_ATTACHED, "Slow callbacks screen", act_tab_n},
-    {'5', "5", SCOPE_ATTACHED, "Exceptions screen", act_tab_n},
-    {'6', "6", SCOPE_ATTACHED, "Loop screen", act_tab_n},
+     act_enter, ANYTIME},
+    {KEY_ESC, "Esc", SCOPE_ALL, "back to the previous screen (or clear the filter)", act_back,
+     ANYTIME},
+    {KEY_BACKSPACE, "Bksp", SCOPE_ATTACHED & ~SCOPE_TABS, "back to the previous screen", act_back,
+     ANYTIME},
+    {'\t', "Tab", SCOPE_ATTACHED, "next screen", act_tab, ANYTIME},
+    {KEY_BTAB, "S-Tab", SCOPE_ATTACHED, "previous screen", act_tab, ANYTIME},
+    {'1', "1", SCOPE_ATTACHED, "Tasks screen", act_tab, ANYTIME},
+    {'2', "2", SCOPE_ATTACHED, "Task tree screen", act_tab, ANYTIME},
+    {'3', "3", SCOPE_ATTACHED, "Grouped-by-stack screen", act_tab, ANYTIME},
+    {'4', "4", SCOPE_ATTACHED, "Slow callbacks screen", act_tab, ANYTIME},
+    {'5', "5", SCOPE_ATTACHED, "Exceptions screen", act_tab, ANYTIME},
+    {'6', "6", SCOPE_ATTACHED, "Loop screen", act_tab, ANYTIME},
     {'/', "/", SCOPE_TASKS | SCOPE(SCR_SLOW),
-     "filter tasks (id, name, state, waits on, where) / slow (callback, task, site)", act_filter},
+     "filter tasks (id, name, state, waits on, where) / slow (callback, task, site)", act_filter,
+     ANYTIME},
     {KEY_F(4), "F4", SCOPE_TASKS | SCOPE(SCR_SLOW),
-     "filter tasks (id, name, state, waits on, where) / slow (callback, task, site)", act_filter},
-    {'>', ">", SCOPE_TASKS, "sort by the next column", act_sort_next},
-    {'.', ".", SCOPE_TASKS, "sort by the next column", act_sort_next},
-    {KEY_F(6), "F6", SCOPE_TASKS, "sort by the next column", act_sort_next},
-    {'<', "<", SCOPE_TASKS, "sort by the previous column", act_sort_next},
-    {',', ",", SCOPE_TASKS, "sort by the previous column", act_sort_next},
-    {'i', "i", SCOPE_TASKS, "invert the sort order", act_invert},
-    {'c', "c", SCOPE_TASKS | SCOPE(SCR_DETAIL), "cancel the task (asks first)", act_cancel},
-    {'+', "+", SCOPE_ATTACHED, "raise the slow threshold one step (10ms ... 5s)", act_step},
-    {'=', "=", SCOPE_ATTACHED, "raise the slow threshold one step (10ms ... 5s)", act_step},
-    {'-', "-", SCOPE_ATTACHED, "lower the slow threshold one step", act_step},
-    {'t', "t", SCOPE_ATTACHED, "type a slow threshold (50ms, 0.2s, 250, 500us)", act_threshold},
-    {'d', "d", SCOPE_ATTACHED, "toggle debug mode in the process", act_debug},
-    {' ', "Space", SCOPE_ATTACHED, "pause / resume updates", act_pause},
-    {']', "]", SCOPE_ATTACHED, "show the next event loop of the process", act_loop_step},
-    {'[', "[", SCOPE_ATTACHED, "show the previous event loop of the process", act_loop_step},
-    {'L', "L", SCOPE_ATTACHED, "list the process's loops to pick one (Enter)", act_loops},
-    {'r', "r", SCOPE_ATTACHED, "reattach when the process came back", act_reattach},
-    {'?', "?", SCOPE_ATTACHED, "this help", act_help},
-    {KEY_F(1), "F1", SCOPE_ATTACHED, "this help", act_help},
-    {'h', "h", SCOPE_ATTACHED, "this help", act_help},
-    {12, "^L", SCOPE_ALL, "redraw the screen", act_redraw},
-    {'q', "q", SCOPE_ALL, "quit", act_quit},
-    {KEY_F(10), "F10", SCOPE_ALL, "quit", act_quit},
+     "filter tasks (id, name, state, waits on, where) / slow (callback, task, site)", act_filter,
+     ANYTIME},
+    {'>', ">", SCOPE_TASKS, "sort by the next column", act_sort_next, ANYTIME},
+    {'.', ".", SCOPE_TASKS, "sort by the next column", act_sort_next, ANYTIME},
+    {KEY_F(6), "F6", SCOPE_TASKS, "sort by the next column", act_sort_next, ANYTIME},
+    {'<', "<", SCOPE_TASKS, "sort by the previous column", act_sort_next, ANYTIME},
+    {',', ",", SCOPE_TASKS, "sort by the previous column", act_sort_next, ANYTIME},
+    {'i', "i", SCOPE_TASKS, "invert the sort order", act_invert, ANYTIME},
+    {'c', "c", SCOPE_TASKS | SCOPE(SCR_DETAIL), "cancel the task (asks first)", act_cancel,
+     ANYTIME},
+    {'+', "+", SCOPE_ATTACHED, "raise the slow threshold one step (10ms ... 5s)", act_step,
+     OFFLINE_THRESHOLD},
+    {'=', "=", SCOPE_ATTACHED, "raise the slow threshold one step (10ms ... 5s)", act_step,
+     OFFLINE_THRESHOLD},
+    {'-', "-", SCOPE_ATTACHED, "lower the slow threshold one step", act_step, OFFLINE_THRESHOLD},
+    {'t', "t", SCOPE_ATTACHED, "type a slow threshold (50ms, 0.2s, 250, 500us)", act_threshold,
+     OFFLINE_THRESHOLD},
+    {'d', "d", SCOPE_ATTACHED, "toggle debug mode in the process", act_debug, OFFLINE_DEBUG},
+    {' ', "Space", SCOPE_ATTACHED, "pause / resume updates", act_pause, OFFLINE},
+    {']', "]", SCOPE_ATTACHED, "show the next event loop of the process", act_loop_step, ANYTIME},
+    {'[', "[", SCOPE_ATTACHED, "show the previous event loop of the process", act_loop_step,
+     ANYTIME},
+    {'L', "L", SCOPE_ATTACHED, "list the process's loops to pick one (Enter)", act_loops, ANYTIME},
+    {'r', "r", SCOPE_ATTACHED, "reattach when the process came back", act_reattach, ANYTIME},
+    {'?', "?", SCOPE_ATTACHED, "this help", act_help, ANYTIME},
+    {KEY_F(1), "F1", SCOPE_ATTACHED, "this help", act_help, ANYTIME},
+    {'h', "h", SCOPE_ATTACHED, "this help", act_help, ANYTIME},
+    {12, "^L", SCOPE_ALL, "redraw the screen", act_redraw, ANYTIME},
+    {'q', "q", SCOPE_ALL, "quit", act_quit, ANYTIME},
+    {KEY_F(10), "F10", SCOPE_ALL, "quit", act_quit, ANYTIME},
 };
 const unsigned Action_nbindings = sizeof Action_bindings / sizeof Action_bindings[0];
 
@@ -409,86 +378,22 @@ unsigned Action_helpLines(char (*lines)[96], unsigned max)
     return n;
 }
 
-/* ---- the prompt ---------------------------------------------------------------- */
-
-static Reaction prompt_key(App *app, int key)
-{
-    if (app->prompt == PROMPT_CONFIRM_CANCEL) {
-        if (key == 'y' || key == 'Y') {
-            at_wire_request_t req;
-            memset(&req, 0, sizeof req);
-            req.op = AT_WIRE_OP_CANCEL;
-            req.task = app->cancel_id;
-            app->req_cancel = Client_request(&app->client, &req);
-            App_status(app,
-                       app->req_cancel ? "cancelling task %llu..." : "not connected (task %llu)",
-                       (unsigned long long)app->cancel_id);
-        } else {
-            App_status(app, "task %llu not cancelled", (unsigned long long)app->cancel_id);
-        }
-        app->prompt = PROMPT_NONE;
-        return R_HANDLED | R_REDRAW;
-    }
-    if (key == KEY_ESC) {
-        if (app->prompt == PROMPT_FILTER)
-            set_filter(app, "");
-        app->prompt = PROMPT_NONE;
-        return R_HANDLED | R_REDRAW;
-    }
-    if (key == '\r' || key == '\n' || key == KEY_ENTER) {
-        if (app->prompt == PROMPT_FILTER) {
-            app->prompt = PROMPT_NONE;
-            return R_HANDLED | R_REDRAW;
-        }
-        uint64_t ns;
-        char err[96];
-        if (Duration_parse(app->input, &ns, err, sizeof err) != 0) {
-            snprintf(app->prompt_error, sizeof app->prompt_error, "%s", err);
-            return R_HANDLED | R_REDRAW;
-        }
-        if (ns == 0) {
-            snprintf(app->prompt_error, sizeof app->prompt_error, "the threshold must be above 0");
-            return R_HANDLED | R_REDRAW;
-        }
-        at_wire_config_t cfg;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.has_slow_ns = true;
-        cfg.slow_ns = ns;
-        App_setConfig(app, &cfg);
-        app->prompt = PROMPT_NONE;
-        return R_HANDLED | R_REDRAW;
-    }
-    if (key == KEY_BACKSPACE || key == 127 || key == 8) {
-        /* drop a whole UTF-8 character */
-        while (app->input_len > 0) {
-            unsigned char c = (unsigned char)app->input[--app->input_len];
-            if ((c & 0xc0) != 0x80)
-                break;
-        }
-        app->input[app->input_len] = '\0';
-    } else if (key == 21) { /* ^U */
-        app->input_len = 0;
-        app->input[0] = '\0';
-    } else if (key >= 32 && key < 256 && key != 127 && app->input_len + 1 < sizeof app->input) {
-        app->input[app->input_len++] = (char)key;
-        app->input[app->input_len] = '\0';
-    } else {
-        return R_HANDLED;
-    }
-    app->prompt_error[0] = '\0';
-    if (app->prompt == PROMPT_FILTER)
-        set_filter(app, app->input); /* live filtering */
-    return R_HANDLED | R_REDRAW;
-}
-
 Reaction Action_dispatch(App *app, int key)
 {
-    if (app->prompt != PROMPT_NONE)
-        return prompt_key(app, key);
-    const KeyBinding *b = Action_lookup(App_currentId(app), key);
+    if (Prompt_isOpen(&app->prompt))
+        return Prompt_key(app, key);
+    const KeyBinding *b = Action_lookup(current_id(app), key);
     if (!b)
         return R_IGNORED;
-    Reaction r = b->fn(app, key);
-    TasksScreen_syncSelection(app);
+    Reaction r;
+    if (b->offline && !App_live(app)) {
+        App_status(app, "%s", b->offline);
+        r = R_HANDLED | R_REDRAW;
+    } else {
+        r = b->fn(app, key);
+    }
+    Screen *s = current(app); /* the handler may have changed it */
+    if (s->cls->after_key)
+        s->cls->after_key(s, app);
     return r;
 }

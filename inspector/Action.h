@@ -23,6 +23,9 @@ typedef struct KeyBinding {
     unsigned scope;      /* SCOPE() bits of the screens where it applies */
     const char *help;    /* one line; rows with equal help merge in the help screen */
     ActionFn fn;
+    /* NULL: the key works at any time; else it needs a live connection, and this is what the
+     * status line says when there is none (the handler is not called) */
+    const char *offline;
 } KeyBinding;
 
 extern const KeyBinding Action_bindings[];
@@ -30,8 +33,9 @@ extern const unsigned Action_nbindings;
 
 /* The binding for key on screen, or NULL. First match in table order. */
 const KeyBinding *Action_lookup(ScreenId screen, int key);
-/* Runs the binding for key on the current screen (or feeds the prompt when
- * one is open). Returns R_IGNORED when nothing is bound. */
+/* Runs the binding for key on the current screen (or feeds the prompt when one is open; or
+ * says "not connected" for a key that needs a live connection when there is none), then the
+ * current screen's after_key hook. Returns R_IGNORED when nothing is bound. */
 Reaction Action_dispatch(App *app, int key);
 
 /* The threshold steps of + and -: 10, 20, 50, 100, 200, 500 ms, 1, 2, 5 s. */

@@ -1,5 +1,5 @@
-/* App.c: the interactive inspector's event loop: the connection, stdin,
- * signals, the redraw timer, reattaching, and the process picker. */
+/* App.c: the interactive inspector's event loop: the connection and its requests, stdin,
+ * signals, the redraw timer, reattaching, and scanning for processes to pick. */
 #include "App.h"
 
 #include "Sanitise.h"
@@ -11,6 +11,7 @@
 
 #include <curses.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +27,21 @@
 uint64_t App_now(App *app)
 {
     return uv_now(app->loop);
+}
+
+void App_status(App *app, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(app->status, sizeof app->status, fmt, ap);
+    va_end(ap);
+    app->status_ms = App_now(app);
+    app->dirty = true;
+}
+
+bool App_live(const App *app)
+{
+    return app->client.state == CL_LIVE;
 }
 
 void App_printLoops(FILE *f, const Model *m, uint32_t wanted)
@@ -126,7 +142,7 @@ static void on_msg(Client *c, const at_wire_msg_t *msg)
                            r->reason ? r->reason : "no reason");
         } else if (r->id == app->req_cancel) {
             if (r->status == 0)
-                App_status(app, "task %llu cancelled", (unsigned long long)app->cancel_id);
+                App_status(app, "task %llu cancelled", (unsigned long long)app->req_cancel_task);
             else
                 App_status(app, "cancel refused: %s", r->reason ? r->reason : "no reason");
         } else if (r->id == app->req_pause && r->status != 0) {
@@ -239,9 +255,9 @@ static void attach(App *app, uint64_t pid, const char *path, bool keep_loops)
         return;
     }
     app->client_open = true;
-    app->picking = false;
-    if (app->depth && app->stack[app->depth - 1] == SCR_PICK)
-        app->depth = 0;
+    app->picker.active = false;
+    if (ScreenManager_currentId(&app->sm) == SCR_PICK)
+        ScreenManager_popAll(&app->sm);
     app->dirty = true;
 }
 
@@ -282,11 +298,11 @@ static void finish_switch(App *app)
     app->loop_id = app->switch_to;
     /* screens about one row of the old loop (a task, an event) and a pending "cancel task?"
      * make no sense on the new one */
-    if (app->depth && app->stack[app->depth - 1] != SCR_HELP &&
-        app->stack[app->depth - 1] != SCR_LOOPS)
-        app->depth = 0;
-    if (app->prompt == PROMPT_CONFIRM_CANCEL)
-        app->prompt = PROMPT_NONE;
+    ScreenId cur = ScreenManager_currentId(&app->sm);
+    if (cur >= SCR_NTABS && cur != SCR_HELP && cur != SCR_LOOPS)
+        ScreenManager_popAll(&app->sm);
+    if (app->prompt.mode == PROMPT_CONFIRM_CANCEL)
+        app->prompt.mode = PROMPT_NONE;
     attach(app, app->pid, app->path, true);
     const LoopInfo *l = Model_loop(&app->model, app->loop_id);
     char what[160] = "";
@@ -296,22 +312,55 @@ static void finish_switch(App *app)
         App_status(app, "showing loop %u (%s)", app->loop_id, what);
 }
 
+uint64_t App_request(App *app, const at_wire_request_t *req)
+{
+    at_wire_request_t r = *req; /* Client_request assigns its id */
+    uint64_t id = Client_request(&app->client, &r);
+    char d[32];
+    switch (req->op) {
+    case AT_WIRE_OP_SET_CONFIG:
+        app->req_config = id;
+        app->pending_slow_ns = id && req->config.has_slow_ns ? req->config.slow_ns : 0;
+        if (!id)
+            App_status(app, "not connected");
+        else if (req->config.has_slow_ns)
+            App_status(app, "asking the process for a slow threshold of %s...",
+                       Duration_format(req->config.slow_ns, d, sizeof d));
+        else
+            App_status(app, "asking the process to turn debug mode %s...",
+                       req->config.debug ? "on" : "off");
+        break;
+    case AT_WIRE_OP_CANCEL:
+        app->req_cancel = id;
+        app->req_cancel_task = req->task;
+        App_status(app, id ? "cancelling task %llu..." : "not connected (task %llu)",
+                   (unsigned long long)req->task);
+        break;
+    case AT_WIRE_OP_PAUSE:
+    case AT_WIRE_OP_RESUME:
+        app->req_pause = id;
+        app->paused = req->op == AT_WIRE_OP_PAUSE;
+        app->model.conn = app->paused ? CONN_PAUSED : CONN_LIVE;
+        App_status(app, app->paused ? "paused: the screen keeps the last state (space resumes)"
+                                    : "resumed");
+        break;
+    case AT_WIRE_OP_TASK_DETAIL:
+        app->req_detail = id;
+        app->last_detail_ms = App_now(app);
+        break;
+    default:
+        break;
+    }
+    return id;
+}
+
 void App_setConfig(App *app, const at_wire_config_t *cfg)
 {
     at_wire_request_t req;
     memset(&req, 0, sizeof req);
     req.op = AT_WIRE_OP_SET_CONFIG;
     req.config = *cfg;
-    app->req_config = Client_request(&app->client, &req);
-    app->pending_slow_ns = app->req_config && cfg->has_slow_ns ? cfg->slow_ns : 0;
-    char d[32];
-    if (!app->req_config)
-        App_status(app, "not connected");
-    else if (cfg->has_slow_ns)
-        App_status(app, "asking the process for a slow threshold of %s...",
-                   Duration_format(cfg->slow_ns, d, sizeof d));
-    else
-        App_status(app, "asking the process to turn debug mode %s...", cfg->debug ? "on" : "off");
+    App_request(app, &req);
 }
 
 static void request_detail(App *app)
@@ -320,135 +369,20 @@ static void request_detail(App *app)
     memset(&req, 0, sizeof req);
     req.op = AT_WIRE_OP_TASK_DETAIL;
     req.task = app->model.detail_id;
-    app->req_detail = Client_request(&app->client, &req);
-    app->last_detail_ms = App_now(app);
+    App_request(app, &req);
 }
 
 void App_openTask(App *app, uint64_t id)
 {
     Model_clearDetail(&app->model, id);
-    App_push(app, SCR_DETAIL);
-    if (app->client.state == CL_LIVE)
+    ScreenManager_push(&app->sm, SCR_DETAIL);
+    app->dirty = true;
+    if (App_live(app))
         request_detail(app);
     else {
         app->model.detail_ready = true;
         Model_setString(&app->model.detail_status, "not connected", SIZE_MAX);
     }
-}
-
-/* ---- picker ----------------------------------------------------------------------- */
-
-static void pick_msg(Client *c, const at_wire_msg_t *msg)
-{
-    PickEntry *e = c->data;
-    if (!e)
-        return;
-    if (msg->type == AT_WIRE_HELLO) {
-        snprintf(e->program, sizeof e->program, "%s",
-                 msg->u.hello.program ? msg->u.hello.program : "?");
-        e->uptime_ns = msg->u.hello.now_ns;
-        e->answered = true;
-    } else if (msg->type == AT_WIRE_UPDATE) {
-        const at_wire_update_t *u = &msg->u.update;
-        e->uptime_ns = u->ts_ns;
-        e->tasks = 0;
-        if (u->has_stats)
-            for (int i = 0; i < TS_DONE; i++)
-                e->tasks += u->stats.tasks_by_state[i];
-        else
-            e->tasks = u->n_tasks_new;
-        if (u->n_loops > 1) { /* every loop's, not only the main one's */
-            e->tasks = 0;
-            for (uint32_t i = 0; i < u->n_loops; i++)
-                e->tasks += u->loops[i].pending;
-        }
-        e->probing = false;
-        Client_close(c);
-    }
-    e->app->dirty = true;
-}
-
-static void pick_end(Client *c)
-{
-    PickEntry *e = c->data;
-    e->probing = false;
-    if (!e->answered || c->end != END_NONE) {
-        if (!e->answered)
-            snprintf(e->note, sizeof e->note, "%s",
-                     c->end == END_REFUSED ? "stale socket (nobody listens)"
-                                           : Client_endName(c->end));
-    }
-    e->app->dirty = true;
-}
-
-static void pick_closed(Client *c)
-{
-    PickEntry *e = c->data;
-    e->used = false;
-}
-
-static void pick_scan(App *app)
-{
-    Target *t = calloc(DISCOVERY_MAX, sizeof *t);
-    if (!t)
-        return;
-    size_t n = Discovery_list(t, DISCOVERY_MAX);
-    /* keep entries whose probe is still closing: they own live handles */
-    for (size_t i = 0; i < app->npick; i++)
-        if (app->pick[i].used)
-            Client_close(&app->pick[i].client);
-    bool busy = false;
-    for (size_t i = 0; i < app->npick; i++)
-        busy |= app->pick[i].used;
-    if (busy) {
-        free(t);
-        return; /* rescan on the next tick, once probes have closed */
-    }
-    PickEntry *old = app->pick;
-    size_t nold = app->npick;
-    app->pick = calloc(n ? n : 1, sizeof *app->pick);
-    app->npick = n;
-    for (size_t i = 0; i < n; i++) {
-        PickEntry *e = &app->pick[i];
-        e->app = app;
-        e->target = t[i];
-        snprintf(e->program, sizeof e->program, "%s", t[i].comm);
-        if (!t[i].alive) {
-            snprintf(e->note, sizeof e->note, "stale socket (process gone)");
-            continue;
-        }
-        /* what the last probe learnt stays shown (and pickable) while we ask again */
-        bool known = false;
-        for (size_t k = 0; k < nold; k++)
-            if (old[k].target.pid == t[i].pid && old[k].answered) {
-                memcpy(e->program, old[k].program, sizeof e->program);
-                e->uptime_ns = old[k].uptime_ns;
-                e->tasks = old[k].tasks;
-                e->answered = known = true;
-            }
-        if (!known)
-            e->program[0] = '\0';
-        e->client.data = e;
-        e->client.on_msg = pick_msg;
-        e->client.on_end = pick_end;
-        e->client.on_closed = pick_closed;
-        if (Client_connect(&e->client, app->loop, t[i].path, 100, true) == 0) {
-            e->used = true;
-            e->probing = true;
-        } else {
-            snprintf(e->note, sizeof e->note, "%.90s", e->client.error);
-        }
-    }
-    free(old);
-    free(t);
-    app->dirty = true;
-}
-
-static void pick_free(App *app)
-{
-    for (size_t i = 0; i < app->npick; i++)
-        if (app->pick[i].used)
-            Client_close(&app->pick[i].client);
 }
 
 /* ---- reattach ------------------------------------------------------------------------ */
@@ -486,15 +420,15 @@ static void on_tick(uv_timer_t *t)
         app->dirty = true;
     if (now / 1000 != (now - TICK_MS) / 1000)
         app->dirty = true; /* uptime */
-    if (app->picking && now - app->last_scan_ms >= 2000) {
+    if (app->picker.active && now - app->last_scan_ms >= 2000) {
         app->last_scan_ms = now;
-        pick_scan(app);
+        Picker_scan(&app->picker);
     }
     if (app->exited && now - app->last_scan_ms >= SCAN_MS) {
         app->last_scan_ms = now;
         scan_reattach(app);
     }
-    if (App_currentId(app) == SCR_DETAIL && app->client.state == CL_LIVE && !app->paused &&
+    if (ScreenManager_currentId(&app->sm) == SCR_DETAIL && App_live(app) && !app->paused &&
         now - app->last_detail_ms >= DETAIL_REFRESH_MS)
         request_detail(app);
 }
@@ -578,7 +512,7 @@ static void close_all(App *app)
             uv_close(hs[i], close_cb);
     if (app->client_open)
         Client_close(&app->client);
-    pick_free(app);
+    Picker_close(&app->picker);
     uv_run(app->loop, UV_RUN_DEFAULT);
 }
 
@@ -590,7 +524,7 @@ static void app_free(App *app)
     TaskGroups_done(&app->groups);
     Applier_done(&app->applier);
     Model_done(&app->model);
-    free(app->pick);
+    Picker_done(&app->picker);
 }
 
 int App_run(const AppOptions *opt)
@@ -610,7 +544,8 @@ int App_run(const AppOptions *opt)
     TaskView_setSort(&app->tasks, TC_ID, false);
     TaskTree_init(&app->tree);
     TaskGroups_init(&app->groups);
-    ScreenManager_init(app);
+    ScreenManager_init(&app->sm);
+    Picker_init(&app->picker, &loop, &app->dirty);
     /* SIGWINCH first: ncurses must find a handler and leave resizing to us */
     start_signals(app);
 
@@ -639,10 +574,9 @@ int App_run(const AppOptions *opt)
             goto out;
         }
     } else {
-        app->picking = true;
-        app->depth = 1;
-        app->stack[0] = SCR_PICK;
-        pick_scan(app);
+        app->picker.active = true;
+        ScreenManager_push(&app->sm, SCR_PICK);
+        Picker_scan(&app->picker);
         app->last_scan_ms = App_now(app);
     }
 

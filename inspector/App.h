@@ -1,6 +1,7 @@
-/* App.h: the interactive inspector's state: one target's model, the
- * connection, the screens, the prompt, and the libuv handles that drive
- * them. Screens and actions read and change it; only ScreenManager draws. */
+/* App.h: the interactive inspector's state: one target's model, the connection and its
+ * requests, the screens (ScreenManager), the prompt (Prompt), the process picker (Picker), and
+ * the libuv handles that drive them. Screens and actions read and change it; only
+ * ScreenManager draws. */
 #ifndef ASYNCTOP_APP_H
 #define ASYNCTOP_APP_H
 
@@ -14,74 +15,12 @@
 #include "Discovery.h"
 #include "Model.h"
 #include "Panel.h"
+#include "Picker.h"
+#include "Prompt.h"
+#include "ScreenManager.h"
 #include "TaskTree.h"
 #include "TaskView.h"
 
-/* What a key handler asks for (htop's HandlerResult). */
-typedef enum Reaction {
-    R_IGNORED = 0,
-    R_HANDLED = 1 << 0,
-    R_REDRAW = 1 << 1, /* something visible changed */
-    R_QUIT = 1 << 2,
-} Reaction;
-
-typedef enum ScreenId {
-    SCR_TASKS, /* tab screens first, in tab order */
-    SCR_TREE,
-    SCR_GROUPS,
-    SCR_SLOW,
-    SCR_EXC,
-    SCR_LOOP,
-    SCR_NTABS,
-    SCR_DETAIL = SCR_NTABS, /* pushed screens */
-    SCR_GROUP_TASKS,
-    SCR_SLOW_DETAIL,
-    SCR_EXC_DETAIL,
-    SCR_HELP,
-    SCR_PICK,
-    SCR_LOOPS, /* the loop picker */
-    SCR_COUNT
-} ScreenId;
-
-typedef struct App App;
-typedef struct Screen Screen;
-
-typedef struct ScreenClass {
-    ScreenId id;
-    const char *name; /* tab label / title */
-    /* Refreshes the panel's row count from the model and draws into lines
-     * [y, y+h) of width w. */
-    void (*draw)(Screen *s, App *app, int y, int h, int w);
-    /* Enter on the selected row; NULL: nothing to open. */
-    Reaction (*enter)(Screen *s, App *app);
-} ScreenClass;
-
-struct Screen {
-    const ScreenClass *cls;
-    Panel panel;
-    uint64_t sel_id; /* id under the cursor, to keep it across re-sorts */
-};
-
-typedef enum PromptMode {
-    PROMPT_NONE,
-    PROMPT_FILTER,
-    PROMPT_THRESHOLD,
-    PROMPT_CONFIRM_CANCEL,
-} PromptMode;
-
-/* One row of the process picker. */
-typedef struct PickEntry {
-    App *app;
-    Target target;
-    Client client;
-    bool probing, answered, used;
-    char program[64];
-    uint64_t uptime_ns;
-    uint64_t tasks;
-    char note[96]; /* "stale socket", "permission refused", ... */
-} PickEntry;
-
-#define APP_INPUT_MAX 128
 #define APP_STATUS_MS 5000
 
 struct App {
@@ -98,30 +37,23 @@ struct App {
     uint32_t loop_id;
     bool switching, switch_ready;
     uint32_t switch_to;
-    bool loop_gone_seen; /* the watched loop's close was acted upon */
-    /* screens */
-    Screen screens[SCR_COUNT];
-    int tab;           /* current tab screen */
-    ScreenId stack[8]; /* pushed screens over the tab */
-    int depth;
+    bool loop_gone_seen;  /* the watched loop's close was acted upon */
+    ScreenManager sm;     /* the screens and their stack */
     TaskView tasks;       /* Tasks screen */
     TaskView group_tasks; /* a group's tasks */
     TaskTree tree;
     TaskGroups groups;
-    uint64_t slow_index;             /* slow event shown in detail (0 newest) */
-    char slow_filter[APP_INPUT_MAX]; /* Slow screen: only events whose callback, task or call
-                                      * site contain this (case-insensitive); "" all */
+    uint64_t slow_index;                /* slow event shown in detail (0 newest) */
+    char slow_filter[PROMPT_INPUT_MAX]; /* Slow screen: only events whose callback, task or call
+                                         * site contain this (case-insensitive); "" all */
     uint64_t exc_index;
     /* prompt and status line */
-    PromptMode prompt;
-    char input[APP_INPUT_MAX];
-    size_t input_len;
-    char prompt_error[128];
-    uint64_t cancel_id;
+    Prompt prompt;
     char status[200];
     uint64_t status_ms;
-    /* requests in flight */
+    /* requests in flight (their ids, 0 none; see App_request) */
     uint64_t req_config, req_cancel, req_detail, req_pause;
+    uint64_t req_cancel_task; /* the task req_cancel cancels */
     /* slow threshold asked for by the latest set_config still unanswered, 0 none:
      * + and - step from it, so quick presses are not lost (the header keeps
      * showing the value the process reports) */
@@ -134,10 +66,7 @@ struct App {
     bool reattaching; /* r was pressed: the next hello says "reattached" */
     uint64_t last_scan_ms;
     uint64_t last_detail_ms;
-    /* picker */
-    PickEntry *pick;
-    size_t npick;
-    bool picking;
+    Picker picker; /* no process attached yet: the processes to pick from */
     /* drawing */
     bool dirty;
     bool quit;
@@ -185,18 +114,20 @@ int App_exitCode(ClientEnd end);
  * code with a message on stderr. */
 int App_resolve(uint64_t pid, const char *path, char *out, size_t len);
 
-/* The screen the user sees now. */
-Screen *App_current(App *app);
-ScreenId App_currentId(App *app);
-void App_push(App *app, ScreenId id);
-void App_pop(App *app);
-void App_setTab(App *app, int tab);
 /* Shows a message in the status line for a few seconds. */
 void App_status(App *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Local monotonic clock in ms. */
 uint64_t App_now(App *app);
-/* Sends a set_config request (has_ fields of cfg) and remembers its id. */
+/* Sends req on the connection to the loop watched, keeps its id to match the answer (one
+ * request in flight per op; a newer one's answer wins) and says in the status line what was
+ * asked (set_config, cancel) or done (pause/resume: the screen freezes or thaws at once).
+ * Returns the id, 0 when not connected (nothing sent; set_config and cancel say so). Every
+ * request of the TUI goes through here. */
+uint64_t App_request(App *app, const at_wire_request_t *req);
+/* A set_config request with the has_ fields of cfg (App_request). */
 void App_setConfig(App *app, const at_wire_config_t *cfg);
+/* Whether the connection is live (subscribed): what keys that ask the process need. */
+bool App_live(const App *app);
 /* Opens the detail of task id (requests it). */
 void App_openTask(App *app, uint64_t id);
 /* Starts attaching to the socket at path (pid for messages, 0 unknown), watching loop

@@ -104,80 +104,90 @@ static void task_lines(App *app, TextLines *t, int w)
 
 static void detail_draw(Screen *s, App *app, int y, int h, int w)
 {
-    TextLines t;
-    memset(&t, 0, sizeof t);
-    task_lines(app, &t, w);
-    TextLines_draw(&t, s, y, h, w);
-    TextLines_free(&t);
+    TextLines_page(s, app, y, h, w, task_lines);
 }
 
 const ScreenClass DetailScreen_class = {SCR_DETAIL, "Task detail", detail_draw, NULL};
 
-static void slow_draw(Screen *s, App *app, int y, int h, int w)
+/* An event's two stacks under their titles: where it happened (`none` when empty), and where
+ * it was made (debug mode's; `what` says what debug mode records it for). */
+static void event_stacks(TextLines *t, const Model *m, const char *title, const Stack *st,
+                         const char *none, const char *from_title, const Stack *from,
+                         const char *what)
+{
+    TextLines_add(t, CRT_colors[C_HEADER], "%s", title);
+    TextLines_stack(t, st, none);
+    TextLines_add(t, CRT_colors[C_HEADER], "%s", from_title);
+    debug_stack(t, m, from, what);
+}
+
+/* Event number index (counted from the first ever, as Model.nslow/nexc) of a ring of cap
+ * events holding the newest n: its slot, or -1 when it is no longer held (then t says so). */
+static int64_t held_slot(TextLines *t, uint64_t index, uint64_t n, uint64_t cap)
+{
+    if (index < n && n - index <= cap)
+        return (int64_t)(index % cap);
+    TextLines_add(t, CRT_colors[C_DIM], "this event is no longer held");
+    return -1;
+}
+
+static void slow_lines(App *app, TextLines *t, int w)
 {
     Model *m = &app->model;
-    TextLines t;
-    memset(&t, 0, sizeof t);
-    const SlowEvent *e = NULL;
-    if (app->slow_index < m->nslow && m->nslow - app->slow_index <= MODEL_MAX_SLOW)
-        e = &m->slow[app->slow_index % MODEL_MAX_SLOW];
-    if (!e) {
-        TextLines_add(&t, CRT_colors[C_DIM], "this event is no longer held");
-    } else {
-        char when[32], d[32];
-        Screens_clock(m, e->when_ns, when, sizeof when);
-        TextLines_add(&t, CRT_colors[C_HEADER], "Slow callback %s  ran %s", e->callback,
-                      Duration_format(e->duration_ns, d, sizeof d));
-        TextLines_add(&t, CRT_colors[C_NORMAL], "  at         %s", when);
-        TextLines_add(&t, CRT_colors[C_NORMAL], "  task       %s",
-                      e->task_name[0] ? e->task_name : "-");
-        TextLines_add(&t, CRT_colors[C_NORMAL], "  call site  %s", e->site);
-        TextLines_add(&t, CRT_colors[C_HEADER], "Where the time went (profile while it blocked)");
-        FlameView_lines(&t, e->profile, w, "(no profile: it finished before the watchdog looked)");
-        TextLines_add(&t, CRT_colors[C_HEADER], "Stack sampled while it was blocking");
-        TextLines_stack(&t, &e->stack, "(no sample: it finished before the watchdog looked)");
-        TextLines_add(&t, CRT_colors[C_HEADER], "Scheduled from");
-        debug_stack(&t, m, &e->scheduled_from, "callbacks scheduled");
-    }
-    TextLines_draw(&t, s, y, h, w);
-    TextLines_free(&t);
+    char when[32], d[32];
+    int64_t k = held_slot(t, app->slow_index, m->nslow, MODEL_MAX_SLOW);
+    if (k < 0)
+        return;
+    const SlowEvent *e = &m->slow[k];
+    Screens_clock(m, e->when_ns, when, sizeof when);
+    TextLines_add(t, CRT_colors[C_HEADER], "Slow callback %s  ran %s", e->callback,
+                  Duration_format(e->duration_ns, d, sizeof d));
+    TextLines_add(t, CRT_colors[C_NORMAL], "  at         %s", when);
+    TextLines_add(t, CRT_colors[C_NORMAL], "  task       %s", e->task_name[0] ? e->task_name : "-");
+    TextLines_add(t, CRT_colors[C_NORMAL], "  call site  %s", e->site);
+    TextLines_add(t, CRT_colors[C_HEADER], "Where the time went (profile while it blocked)");
+    FlameView_lines(t, e->profile, w, "(no profile: it finished before the watchdog looked)");
+    event_stacks(t, m, "Stack sampled while it was blocking", &e->stack,
+                 "(no sample: it finished before the watchdog looked)", "Scheduled from",
+                 &e->scheduled_from, "callbacks scheduled");
+}
+
+static void slow_draw(Screen *s, App *app, int y, int h, int w)
+{
+    TextLines_page(s, app, y, h, w, slow_lines);
 }
 
 const ScreenClass SlowDetailScreen_class = {SCR_SLOW_DETAIL, "Slow callback", slow_draw, NULL};
 
-static void exc_draw(Screen *s, App *app, int y, int h, int w)
+static void exc_lines(App *app, TextLines *t, int w)
 {
     Model *m = &app->model;
-    TextLines t;
-    memset(&t, 0, sizeof t);
-    const ExcEvent *e = NULL;
-    if (app->exc_index < m->nexc && m->nexc - app->exc_index <= MODEL_MAX_EXC)
-        e = &m->exc[app->exc_index % MODEL_MAX_EXC];
-    if (!e) {
-        TextLines_add(&t, CRT_colors[C_DIM], "this event is no longer held");
-    } else {
-        char when[32];
-        Screens_clock(m, e->when_ns, when, sizeof when);
-        char err[MODEL_MAX_STR + 96];
-        ExceptionsScreen_errorText(e, err, sizeof err);
-        TextLines_add(&t, CRT_colors[C_ERROR], "%s%s%s  [%s]", ExceptionsScreen_kindTitle(e->kind),
-                      err[0] ? ": " : "", err, e->severity);
-        /* every line of the message, wrapped to the screen */
-        TextLines_wrap(&t, CRT_colors[C_NORMAL], "  message    ", e->message, w);
-        TextLines_add(&t, CRT_colors[C_NORMAL], "  at         %s", when);
-        TextLines_add(&t, CRT_colors[C_NORMAL], "  object     %s", e->object[0] ? e->object : "-");
-        if (e->task_id) {
-            Task *task = Model_findTask(m, e->task_id);
-            TextLines_add(&t, CRT_colors[C_NORMAL], "  task       %llu %s",
-                          (unsigned long long)e->task_id, task ? task->name : "");
-        }
-        TextLines_add(&t, CRT_colors[C_HEADER], "Raised at");
-        TextLines_stack(&t, &e->raised, "(no stack)");
-        TextLines_add(&t, CRT_colors[C_HEADER], "Created from");
-        debug_stack(&t, m, &e->stack, "objects created");
+    int64_t k = held_slot(t, app->exc_index, m->nexc, MODEL_MAX_EXC);
+    if (k < 0)
+        return;
+    const ExcEvent *e = &m->exc[k];
+    char when[32];
+    Screens_clock(m, e->when_ns, when, sizeof when);
+    char err[MODEL_MAX_STR + 96];
+    ExceptionsScreen_errorText(e, err, sizeof err);
+    TextLines_add(t, CRT_colors[C_ERROR], "%s%s%s  [%s]", ExceptionsScreen_kindTitle(e->kind),
+                  err[0] ? ": " : "", err, e->severity);
+    /* every line of the message, wrapped to the screen */
+    TextLines_wrap(t, CRT_colors[C_NORMAL], "  message    ", e->message, w);
+    TextLines_add(t, CRT_colors[C_NORMAL], "  at         %s", when);
+    TextLines_add(t, CRT_colors[C_NORMAL], "  object     %s", e->object[0] ? e->object : "-");
+    if (e->task_id) {
+        Task *task = Model_findTask(m, e->task_id);
+        TextLines_add(t, CRT_colors[C_NORMAL], "  task       %llu %s",
+                      (unsigned long long)e->task_id, task ? task->name : "");
     }
-    TextLines_draw(&t, s, y, h, w);
-    TextLines_free(&t);
+    event_stacks(t, m, "Raised at", &e->raised, "(no stack)", "Created from", &e->stack,
+                 "objects created");
+}
+
+static void exc_draw(Screen *s, App *app, int y, int h, int w)
+{
+    TextLines_page(s, app, y, h, w, exc_lines);
 }
 
 const ScreenClass ExcDetailScreen_class = {SCR_EXC_DETAIL, "Exception", exc_draw, NULL};

@@ -92,10 +92,13 @@ void ExceptionsScreen_errorText(const ExcEvent *e, char *buf, size_t len)
         buf[0] = '\0';
 }
 
-typedef struct Ctx {
-    App *app;
-    int w;
-} Ctx;
+#define NCOLS       5
+#define COL_MESSAGE 3
+static const TableColumn columns[NCOLS] = {{"AGE", 7, true},
+                                           {"KIND", 17, false},
+                                           {"SEVERITY", 8, false},
+                                           {"MESSAGE", 0, false}, /* message_width */
+                                           {"RAISED AT", 0, false}};
 
 /* MESSAGE takes what AGE, KIND and SEVERITY leave, but a third of it (at most 40 columns) for
  * RAISED AT. */
@@ -106,10 +109,9 @@ static int message_width(int w)
     return rest - raised - 1 > 20 ? rest - raised - 1 : 20;
 }
 
-static void draw_row(void *arg, uint32_t i, int y, bool sel)
+static void draw_row(const ListScreen *ls, uint32_t i, int y, bool sel)
 {
-    Ctx *c = arg;
-    const Model *m = &c->app->model;
+    const Model *m = &ls->app->model;
     const ExcEvent *e = Model_excAt(m, i);
     if (!e)
         return;
@@ -128,35 +130,26 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
         snprintf(msg, sizeof msg, "%s", with);
     }
     const char *cells[] = {age, kind_titles[e->kind], e->severity, msg, e->site};
-    int widths[] = {7, 17, 8, message_width(c->w), 0};
-    bool right[] = {true, false, false, false, false};
-    Table_row(y, c->w, 5, cells, widths, right,
-              sel ? CRT_colors[C_SELECTED]
-                  : (e->kind == EXC_WARNING ? CRT_colors[C_WARN] : CRT_colors[C_ERROR]));
+    ListScreen_row(ls, y, cells,
+                   sel ? CRT_colors[C_SELECTED]
+                       : (e->kind == EXC_WARNING ? CRT_colors[C_WARN] : CRT_colors[C_ERROR]));
 }
 
 static void exc_draw(Screen *s, App *app, int y, int h, int w)
 {
     Model *m = &app->model;
     uint64_t n = Model_excCount(m);
-    Panel_setCount(&s->panel, (uint32_t)n);
     char info[300];
     size_t o = (size_t)snprintf(info, sizeof info, "%llu events:", (unsigned long long)m->nexc);
     for (unsigned k = 0; k < EXC_COUNT && o < sizeof info; k++)
         if (m->exc_by_kind[k])
             o += (size_t)snprintf(info + o, sizeof info - o, "  %s %llu", kind_titles[k],
                                   (unsigned long long)m->exc_by_kind[k]);
-    CRT_put(y, 0, info, w, CRT_colors[C_DIM], true);
-    const char *titles[] = {"AGE", "KIND", "SEVERITY", "MESSAGE", "RAISED AT"};
-    int widths[] = {7, 17, 8, message_width(w), 0};
-    bool right[] = {true, false, false, false, false};
-    Table_head(y + 1, w, 5, titles, widths, right, -1, false);
-    if (!n) {
-        CRT_put(y + 2, 1, "no exceptions or warnings", w - 1, CRT_colors[C_DIM], false);
-        return;
-    }
-    Ctx c = {app, w};
-    Panel_draw(&s->panel, y + 2, h - 2, draw_row, &c);
+    TableColumn cols[NCOLS];
+    memcpy(cols, columns, sizeof cols);
+    cols[COL_MESSAGE].width = message_width(w);
+    ListScreen ls = {app, w, cols, NCOLS, draw_row};
+    ListScreen_draw(&ls, s, y, h, info, (uint32_t)n, "no exceptions or warnings");
 }
 
 static Reaction exc_enter(Screen *s, App *app)
@@ -164,7 +157,7 @@ static Reaction exc_enter(Screen *s, App *app)
     if (s->panel.selected >= Model_excCount(&app->model))
         return R_HANDLED;
     app->exc_index = app->model.nexc - 1 - s->panel.selected;
-    App_push(app, SCR_EXC_DETAIL);
+    ScreenManager_push(&app->sm, SCR_EXC_DETAIL);
     return R_HANDLED | R_REDRAW;
 }
 

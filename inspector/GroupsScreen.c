@@ -10,10 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct Ctx {
-    App *app;
-    int w;
-} Ctx;
+static const TableColumn columns[] = {{"TASKS", 7, true},
+                                      {"LONGEST", 9, true},
+                                      {"WAITING AT (top of the suspension stack)", 0, false}};
 
 /* Callers named after the top frame, at most. */
 #define LABEL_CALLERS 3
@@ -62,10 +61,9 @@ static uint32_t callers_needed(const App *app, uint32_t i)
     return need;
 }
 
-static void draw_row(void *arg, uint32_t i, int y, bool sel)
+static void draw_row(const ListScreen *ls, uint32_t i, int y, bool sel)
 {
-    Ctx *c = arg;
-    const TaskGroup *g = &c->app->groups.g[i];
+    const TaskGroup *g = &ls->app->groups.g[i];
     char count[24], wait[32], where[2 * MODEL_MAX_STR + 80];
     snprintf(count, sizeof count, "%u", g->count);
     Duration_format(g->longest_wait_ns, wait, sizeof wait);
@@ -76,9 +74,9 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     /* the top frame, and the callers that tell this group from others with the same top */
     char callers[MODEL_MAX_STR] = "";
     size_t o = 0;
-    for (uint32_t d = 1, n = callers_needed(c->app, i); d <= n && o < sizeof callers; d++) {
+    for (uint32_t d = 1, n = callers_needed(ls->app, i); d <= n && o < sizeof callers; d++) {
         char f[MODEL_MAX_STR];
-        frame_text(c->app, g, d, f, sizeof f);
+        frame_text(ls->app, g, d, f, sizeof f);
         int k = snprintf(callers + o, sizeof callers - o, " < %s", f[0] ? f : "?");
         if (k < 0)
             break;
@@ -88,32 +86,20 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
              g->example->where[0] ? g->example->where : "(stack unknown)", callers,
              waits[0] ? "  waits on " : "", waits);
     const char *cells[] = {count, wait, where};
-    int widths[] = {7, 9, 0};
-    bool right[] = {true, true, false};
-    Table_row(y, c->w, 3, cells, widths, right,
-              sel ? CRT_colors[C_SELECTED] : CRT_colors[C_NORMAL]);
+    ListScreen_row(ls, y, cells, sel ? CRT_colors[C_SELECTED] : CRT_colors[C_NORMAL]);
 }
 
 static void groups_draw(Screen *s, App *app, int y, int h, int w)
 {
     TaskGroups_update(&app->groups, &app->model);
-    Panel_setCount(&s->panel, app->groups.n);
-    const char *titles[] = {"TASKS", "LONGEST", "WAITING AT (top of the suspension stack)"};
-    int widths[] = {7, 9, 0};
-    bool right[] = {true, true, false};
+    Panel_setCount(&s->panel, app->groups.n); /* the cursor in range before it is read */
     char info[96];
     snprintf(info, sizeof info, "%u groups of identical stacks, largest first (Enter: its tasks)",
              app->groups.n);
-    CRT_put(y, 0, info, w, CRT_colors[C_DIM], true);
-    Table_head(y + 1, w, 3, titles, widths, right, -1, false);
-    if (!app->groups.n) {
-        CRT_put(y + 2, 1, "no live tasks", w - 1, CRT_colors[C_DIM], false);
-        return;
-    }
     /* the selected group's whole stack below the list when there is room */
     int list_h = h - 2;
     Stack st = {0, NULL};
-    if (h > 14) {
+    if (h > 14 && app->groups.n) {
         const TaskGroup *g =
             &app->groups.g[s->panel.selected < app->groups.n ? s->panel.selected : 0];
         Applier_stack(&app->applier, (uint32_t)g->example->stack_key, &st);
@@ -122,8 +108,8 @@ static void groups_draw(Screen *s, App *app, int y, int h, int w)
             want = h / 2;
         list_h = h - 2 - want;
     }
-    Ctx c = {app, w};
-    Panel_draw(&s->panel, y + 2, list_h, draw_row, &c);
+    ListScreen ls = {app, w, columns, 3, draw_row};
+    ListScreen_draw(&ls, s, y, list_h + 2, info, app->groups.n, "no live tasks");
     if (list_h < h - 2) {
         int sy = y + 2 + list_h;
         CRT_put(sy, 0, "Stack of the selected group (innermost first):", w,
@@ -150,7 +136,7 @@ static Reaction groups_enter(Screen *s, App *app)
     app->group_tasks.by_group = true;
     app->group_tasks.group_key = g->key;
     app->group_tasks.dirty = true;
-    App_push(app, SCR_GROUP_TASKS);
+    ScreenManager_push(&app->sm, SCR_GROUP_TASKS);
     return R_HANDLED | R_REDRAW;
 }
 

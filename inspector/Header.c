@@ -130,13 +130,13 @@ static void pick_header(App *app, int w)
         move(y, 0);
         clrtoeol();
     }
-    snprintf(buf, sizeof buf, "asynctop  %zu process%s to attach to", app->npick,
-             app->npick == 1 ? "" : "es");
+    snprintf(buf, sizeof buf, "asynctop  %zu process%s to attach to", app->picker.n,
+             app->picker.n == 1 ? "" : "es");
     CRT_put(0, 0, buf, w, CRT_colors[C_HEADER], false);
-    const Panel *p = &app->screens[SCR_PICK].panel;
-    if (p->selected >= app->npick)
+    const Panel *p = &app->sm.screens[SCR_PICK].panel;
+    if (p->selected >= app->picker.n)
         return;
-    const PickEntry *e = &app->pick[p->selected];
+    const PickEntry *e = &app->picker.entries[p->selected];
     if (!e->answered) {
         snprintf(buf, sizeof buf, "pid %llu (%s): %s", (unsigned long long)e->target.pid,
                  e->target.comm[0] ? e->target.comm : "?",
@@ -159,7 +159,7 @@ void Header_draw(App *app, int w)
     Model *m = &app->model;
     char buf[160], d1[32], d2[32];
     int x = 0, attr;
-    if (App_currentId(app) == SCR_PICK) {
+    if (ScreenManager_currentId(&app->sm) == SCR_PICK) {
         pick_header(app, w);
         return;
     }

@@ -138,3 +138,27 @@ void Json_null(Json *j)
     value_prefix(j);
     fputs("null", j->f);
 }
+
+void Json_fieldStr(Json *j, const char *key, const char *s)
+{
+    Json_key(j, key);
+    Json_str(j, s);
+}
+
+void Json_fieldU64(Json *j, const char *key, uint64_t v)
+{
+    Json_key(j, key);
+    Json_u64(j, v);
+}
+
+void Json_fieldNum(Json *j, const char *key, double v)
+{
+    Json_key(j, key);
+    Json_num(j, v);
+}
+
+void Json_fieldBool(Json *j, const char *key, bool v)
+{
+    Json_key(j, key);
+    Json_bool(j, v);
+}

@@ -29,5 +29,10 @@ void Json_i64(Json *j, int64_t v);
 void Json_num(Json *j, double v); /* non-finite writes null */
 void Json_bool(Json *j, bool v);
 void Json_null(Json *j);
+/* A member of the object being written: key, then its value (Json_key + Json_str etc.). */
+void Json_fieldStr(Json *j, const char *key, const char *s);
+void Json_fieldU64(Json *j, const char *key, uint64_t v);
+void Json_fieldNum(Json *j, const char *key, double v);
+void Json_fieldBool(Json *j, const char *key, bool v);
 
 #endif

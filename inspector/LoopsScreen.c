@@ -8,20 +8,14 @@
 #include <string.h>
 
 #define NCOLS 9
-static const char *const titles[NCOLS] = {"",        "LOOP", "UTIL", "CB/S",  "SLOW",
-                                          "PENDING", "NOW",  "KIND", "THREAD"};
-static const int widths[NCOLS] = {1, 5, 5, 7, 7, 8, 14, 8, 0};
-static const bool right[NCOLS] = {false, true, true, true, true, true, false, false, false};
+static const TableColumn columns[NCOLS] = {
+    {"", 1, false},     {"LOOP", 5, true},  {"UTIL", 5, true},
+    {"CB/S", 7, true},  {"SLOW", 7, true},  {"PENDING", 8, true},
+    {"NOW", 14, false}, {"KIND", 8, false}, {"THREAD", 0, false}};
 
-typedef struct Ctx {
-    App *app;
-    int w;
-} Ctx;
-
-static void draw_row(void *arg, uint32_t i, int y, bool sel)
+static void draw_row(const ListScreen *ls, uint32_t i, int y, bool sel)
 {
-    Ctx *c = arg;
-    const Model *m = &c->app->model;
+    const Model *m = &ls->app->model;
     const LoopInfo *l = &m->loops[i];
     char id[16], util[16], cbs[24], slow[24], pend[24], thread[128], now[32] = "";
     bool blocked = LoopInfo_blocked(l, m);
@@ -54,7 +48,7 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
                : l->gone ? CRT_colors[C_DIM]
                : blocked ? CRT_colors[C_WARN]
                          : CRT_colors[C_NORMAL];
-    Table_row(y, c->w, NCOLS, cells, widths, right, attr);
+    ListScreen_row(ls, y, cells, attr);
 }
 
 static void loops_draw(Screen *s, App *app, int y, int h, int w)
@@ -65,16 +59,9 @@ static void loops_draw(Screen *s, App *app, int y, int h, int w)
              "Event loops of %s[%llu] (* = shown; Enter shows the loop under the cursor, [ ] "
              "step, Esc back)",
              m->program, (unsigned long long)m->pid);
-    CRT_put(y, 0, info, w, CRT_colors[C_DIM], true);
-    Table_head(y + 1, w, NCOLS, titles, widths, right, -1, false);
-    Panel_setCount(&s->panel, m->nloops);
-    if (!m->nloops) {
-        CRT_put(y + 2, 1, "the process lists no loops: it runs only its main loop (0)", w - 1,
-                CRT_colors[C_DIM], false);
-        return;
-    }
-    Ctx c = {app, w};
-    Panel_draw(&s->panel, y + 2, h - 2, draw_row, &c);
+    ListScreen ls = {app, w, columns, NCOLS, draw_row};
+    ListScreen_draw(&ls, s, y, h, info, m->nloops,
+                    "the process lists no loops: it runs only its main loop (0)");
 }
 
 static Reaction loops_enter(Screen *s, App *app)
@@ -84,12 +71,12 @@ static Reaction loops_enter(Screen *s, App *app)
         return R_HANDLED;
     const LoopInfo *l = &m->loops[s->panel.selected];
     if (l->id == m->loop_id && !m->loop_gone) {
-        App_pop(app);
+        ScreenManager_pop(&app->sm);
         return R_HANDLED | R_REDRAW;
     }
     App_switchLoop(app, l->id);
     if (app->switching)
-        App_pop(app);
+        ScreenManager_pop(&app->sm);
     return R_HANDLED | R_REDRAW;
 }
 

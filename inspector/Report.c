@@ -80,16 +80,11 @@ static void json_stack(Json *j, const char *key, const Stack *s)
     Json_array(j);
     for (uint32_t i = 0; i < s->n; i++) {
         Json_object(j);
-        Json_key(j, "func");
-        Json_str(j, s->f[i].func);
-        Json_key(j, "file");
-        Json_str(j, s->f[i].file);
-        Json_key(j, "line");
-        Json_u64(j, s->f[i].line);
-        Json_key(j, "addr");
-        Json_u64(j, s->f[i].addr);
-        Json_key(j, "build_id");
-        Json_str(j, s->f[i].build_id);
+        Json_fieldStr(j, "func", s->f[i].func);
+        Json_fieldStr(j, "file", s->f[i].file);
+        Json_fieldU64(j, "line", s->f[i].line);
+        Json_fieldU64(j, "addr", s->f[i].addr);
+        Json_fieldStr(j, "build_id", s->f[i].build_id);
         Json_end(j, '}');
     }
     Json_end(j, ']');
@@ -130,221 +125,188 @@ static void json_stacks(Json *j, const TaskView *v, const Applier *a)
     free(ids);
 }
 
+/* "process": who it is and its configuration. */
+static void json_process(Json *j, const Model *m)
+{
+    Json_key(j, "process");
+    Json_object(j);
+    Json_fieldU64(j, "pid", m->pid);
+    Json_fieldStr(j, "program", m->program);
+    Json_fieldStr(j, "argv", m->argv);
+    Json_fieldStr(j, "runtime", m->runtime_version);
+    Json_fieldU64(j, "start_time_ns", m->start_wall_ns);
+    Json_fieldU64(j, "uptime_ns", m->now_ns);
+    Json_fieldU64(j, "slow_threshold_ns", m->slow_threshold_ns);
+    Json_fieldBool(j, "debug", m->debug);
+    Json_end(j, '}');
+}
+
+/* "loops": every loop of the process (the figures: since it started, from one update). */
+static void json_loops(Json *j, const Model *m)
+{
+    Json_key(j, "loops");
+    Json_array(j);
+    for (uint32_t i = 0; i < m->nloops; i++) {
+        const LoopInfo *li = &m->loops[i];
+        Json_object(j);
+        Json_fieldU64(j, "id", li->id);
+        Json_fieldStr(j, "name", li->name);
+        Json_fieldU64(j, "tid", li->tid);
+        Json_fieldStr(j, "thread", li->thread);
+        Json_fieldStr(j, "kind", li->kind);
+        Json_fieldU64(j, "addr", li->addr);
+        Json_fieldBool(j, "closed", li->gone);
+        if (li->has_stats) {
+            Json_fieldNum(j, "utilisation", li->utilisation);
+            Json_fieldNum(j, "callbacks_per_s", li->callbacks_per_s);
+            Json_fieldU64(j, "slow_total", li->slow);
+            Json_fieldU64(j, "pending", li->pending);
+        }
+        Json_end(j, '}');
+    }
+    Json_end(j, ']');
+}
+
+/* An object of named counters {"name": value, ...}. */
+static void json_counters(Json *j, const char *key, const Counter *c, uint32_t n)
+{
+    Json_key(j, key);
+    Json_object(j);
+    for (uint32_t i = 0; i < n; i++)
+        Json_fieldU64(j, c[i].name, c[i].value);
+    Json_end(j, '}');
+}
+
+/* "loop": the loop watched: its health, handles, executor, dropped counters, blocked state. */
+static void json_loop(Json *j, const Model *m)
+{
+    const LoopStats *l = &m->loop;
+    Json_key(j, "loop");
+    Json_object(j);
+    Json_fieldU64(j, "id", m->loop_id);
+    Json_fieldNum(j, "utilisation", l->utilisation);
+    Json_fieldNum(j, "callbacks_per_s", l->callbacks_per_s);
+    Json_fieldU64(j, "lag_p50_ns", l->lag_p50_ns);
+    Json_fieldU64(j, "lag_p99_ns", l->lag_p99_ns);
+    Json_fieldU64(j, "iterations", l->iterations);
+    Json_fieldU64(j, "slow_total", l->slow_total);
+    Json_fieldU64(j, "errors_total", l->errors_total);
+    json_counters(j, "handles", l->handles, l->nhandles);
+    Json_key(j, "executor");
+    Json_object(j);
+    Json_fieldU64(j, "queued", l->exec_queue);
+    Json_fieldU64(j, "running", l->exec_busy);
+    Json_fieldU64(j, "threads", l->exec_threads);
+    Json_fieldU64(j, "done", l->exec_done);
+    Json_end(j, '}');
+    json_counters(j, "dropped", m->dropped, m->ndropped);
+    Json_key(j, "blocked");
+    if (m->blocked) {
+        Json_object(j);
+        Json_fieldU64(j, "for_ns", m->blocked_for_ns);
+        Json_fieldStr(j, "callback", m->blocked_callback);
+        Json_fieldStr(j, "task", m->blocked_task);
+        json_stack(j, "stack", &m->blocked_stack);
+        FlameView_json(j, "profile", m->blocked_profile);
+        Json_end(j, '}');
+    } else {
+        Json_null(j);
+    }
+    Json_end(j, '}');
+}
+
+/* "tasks": the live tasks in id order, then "stacks": the frames of the stacks they name. */
+static void json_tasks(Json *j, Model *m, const Applier *a)
+{
+    TaskView v;
+    TaskView_init(&v);
+    TaskView_update(&v, m);
+    Json_key(j, "tasks");
+    Json_array(j);
+    for (uint32_t i = 0; i < v.n; i++) {
+        const Task *t = v.rows[i];
+        if (t->gone_ms)
+            continue;
+        Json_object(j);
+        Json_fieldU64(j, "id", t->id);
+        Json_fieldStr(j, "name", t->name);
+        Json_fieldStr(j, "state", TaskState_name(t->state));
+        Json_fieldU64(j, "parent", t->parent);
+        Json_fieldStr(j, "waits_on", t->waits_on);
+        Json_fieldU64(j, "waiting_ns", Task_waitingNs(t, m));
+        Json_fieldU64(j, "busy_ns", t->busy_ns);
+        Json_fieldU64(j, "steps", t->steps);
+        Json_fieldU64(j, "age_ns", Task_ageNs(t, m));
+        Json_fieldStr(j, "created_at", t->created_at);
+        Json_fieldStr(j, "suspended_at", t->where);
+        Json_fieldU64(j, "stack_id", t->stack_key);
+        Json_end(j, '}');
+    }
+    Json_end(j, ']');
+    json_stacks(j, &v, a);
+    TaskView_done(&v);
+}
+
+/* "slow_callbacks": the slow events held, oldest first. */
+static void json_slow(Json *j, const Model *m)
+{
+    Json_key(j, "slow_callbacks");
+    Json_array(j);
+    for (uint64_t i = Model_slowCount(m); i-- > 0;) {
+        const SlowEvent *e = Model_slowAt(m, i);
+        Json_object(j);
+        Json_fieldU64(j, "time_ns", e->when_ns);
+        Json_fieldU64(j, "duration_ns", e->duration_ns);
+        Json_fieldStr(j, "callback", e->callback);
+        Json_fieldStr(j, "site", e->site);
+        Json_fieldU64(j, "task_id", e->task_id);
+        Json_fieldStr(j, "task", e->task_name);
+        json_stack(j, "stack", &e->stack);
+        json_stack(j, "scheduled_from", &e->scheduled_from);
+        FlameView_json(j, "profile", e->profile);
+        Json_end(j, '}');
+    }
+    Json_end(j, ']');
+}
+
+/* "exceptions": the exception events held, oldest first. */
+static void json_exceptions(Json *j, const Model *m)
+{
+    Json_key(j, "exceptions");
+    Json_array(j);
+    for (uint64_t i = Model_excCount(m); i-- > 0;) {
+        const ExcEvent *e = Model_excAt(m, i);
+        Json_object(j);
+        Json_fieldU64(j, "time_ns", e->when_ns);
+        Json_fieldStr(j, "kind", ExcKind_name(e->kind));
+        Json_fieldStr(j, "severity", e->severity);
+        Json_key(j, "code"); /* the error's own code and domain, null when none was sent */
+        if (e->code)
+            Json_i64(j, e->code);
+        else
+            Json_null(j);
+        Json_fieldStr(j, "domain", e->domain[0] ? e->domain : NULL);
+        Json_fieldStr(j, "message", e->message);
+        Json_fieldStr(j, "object", e->object);
+        Json_fieldU64(j, "task_id", e->task_id);
+        Json_fieldStr(j, "site", e->site);
+        json_stack(j, "raised", &e->raised);
+        json_stack(j, "created", &e->stack);
+        Json_end(j, '}');
+    }
+    Json_end(j, ']');
+}
+
 void Report_json(FILE *f, Model *m, const Applier *a)
 {
     Json j;
     Json_init(&j, f);
     Json_object(&j);
-
-    Json_key(&j, "process");
-    Json_object(&j);
-    Json_key(&j, "pid");
-    Json_u64(&j, m->pid);
-    Json_key(&j, "program");
-    Json_str(&j, m->program);
-    Json_key(&j, "argv");
-    Json_str(&j, m->argv);
-    Json_key(&j, "runtime");
-    Json_str(&j, m->runtime_version);
-    Json_key(&j, "start_time_ns");
-    Json_u64(&j, m->start_wall_ns);
-    Json_key(&j, "uptime_ns");
-    Json_u64(&j, m->now_ns);
-    Json_key(&j, "slow_threshold_ns");
-    Json_u64(&j, m->slow_threshold_ns);
-    Json_key(&j, "debug");
-    Json_bool(&j, m->debug);
-    Json_end(&j, '}');
-
-    /* every loop of the process (the figures: since it started, from one update) */
-    Json_key(&j, "loops");
-    Json_array(&j);
-    for (uint32_t i = 0; i < m->nloops; i++) {
-        const LoopInfo *li = &m->loops[i];
-        Json_object(&j);
-        Json_key(&j, "id");
-        Json_u64(&j, li->id);
-        Json_key(&j, "name");
-        Json_str(&j, li->name);
-        Json_key(&j, "tid");
-        Json_u64(&j, li->tid);
-        Json_key(&j, "thread");
-        Json_str(&j, li->thread);
-        Json_key(&j, "kind");
-        Json_str(&j, li->kind);
-        Json_key(&j, "addr");
-        Json_u64(&j, li->addr);
-        Json_key(&j, "closed");
-        Json_bool(&j, li->gone);
-        if (li->has_stats) {
-            Json_key(&j, "utilisation");
-            Json_num(&j, li->utilisation);
-            Json_key(&j, "callbacks_per_s");
-            Json_num(&j, li->callbacks_per_s);
-            Json_key(&j, "slow_total");
-            Json_u64(&j, li->slow);
-            Json_key(&j, "pending");
-            Json_u64(&j, li->pending);
-        }
-        Json_end(&j, '}');
-    }
-    Json_end(&j, ']');
-
-    const LoopStats *l = &m->loop;
-    Json_key(&j, "loop");
-    Json_object(&j);
-    Json_key(&j, "id");
-    Json_u64(&j, m->loop_id);
-    Json_key(&j, "utilisation");
-    Json_num(&j, l->utilisation);
-    Json_key(&j, "callbacks_per_s");
-    Json_num(&j, l->callbacks_per_s);
-    Json_key(&j, "lag_p50_ns");
-    Json_u64(&j, l->lag_p50_ns);
-    Json_key(&j, "lag_p99_ns");
-    Json_u64(&j, l->lag_p99_ns);
-    Json_key(&j, "iterations");
-    Json_u64(&j, l->iterations);
-    Json_key(&j, "slow_total");
-    Json_u64(&j, l->slow_total);
-    Json_key(&j, "errors_total");
-    Json_u64(&j, l->errors_total);
-    Json_key(&j, "handles");
-    Json_object(&j);
-    for (uint32_t i = 0; i < l->nhandles; i++) {
-        Json_key(&j, l->handles[i].name);
-        Json_u64(&j, l->handles[i].value);
-    }
-    Json_end(&j, '}');
-    Json_key(&j, "executor");
-    Json_object(&j);
-    Json_key(&j, "queued");
-    Json_u64(&j, l->exec_queue);
-    Json_key(&j, "running");
-    Json_u64(&j, l->exec_busy);
-    Json_key(&j, "threads");
-    Json_u64(&j, l->exec_threads);
-    Json_key(&j, "done");
-    Json_u64(&j, l->exec_done);
-    Json_end(&j, '}');
-    Json_key(&j, "dropped");
-    Json_object(&j);
-    for (uint32_t i = 0; i < m->ndropped; i++) {
-        Json_key(&j, m->dropped[i].name);
-        Json_u64(&j, m->dropped[i].value);
-    }
-    Json_end(&j, '}');
-    Json_key(&j, "blocked");
-    if (m->blocked) {
-        Json_object(&j);
-        Json_key(&j, "for_ns");
-        Json_u64(&j, m->blocked_for_ns);
-        Json_key(&j, "callback");
-        Json_str(&j, m->blocked_callback);
-        Json_key(&j, "task");
-        Json_str(&j, m->blocked_task);
-        json_stack(&j, "stack", &m->blocked_stack);
-        FlameView_json(&j, "profile", m->blocked_profile);
-        Json_end(&j, '}');
-    } else {
-        Json_null(&j);
-    }
-    Json_end(&j, '}');
-
-    TaskView v;
-    TaskView_init(&v);
-    TaskView_update(&v, m);
-    Json_key(&j, "tasks");
-    Json_array(&j);
-    for (uint32_t i = 0; i < v.n; i++) {
-        const Task *t = v.rows[i];
-        if (t->gone_ms)
-            continue;
-        Json_object(&j);
-        Json_key(&j, "id");
-        Json_u64(&j, t->id);
-        Json_key(&j, "name");
-        Json_str(&j, t->name);
-        Json_key(&j, "state");
-        Json_str(&j, TaskState_name(t->state));
-        Json_key(&j, "parent");
-        Json_u64(&j, t->parent);
-        Json_key(&j, "waits_on");
-        Json_str(&j, t->waits_on);
-        Json_key(&j, "waiting_ns");
-        Json_u64(&j, Task_waitingNs(t, m));
-        Json_key(&j, "busy_ns");
-        Json_u64(&j, t->busy_ns);
-        Json_key(&j, "steps");
-        Json_u64(&j, t->steps);
-        Json_key(&j, "age_ns");
-        Json_u64(&j, Task_ageNs(t, m));
-        Json_key(&j, "created_at");
-        Json_str(&j, t->created_at);
-        Json_key(&j, "suspended_at");
-        Json_str(&j, t->where);
-        Json_key(&j, "stack_id");
-        Json_u64(&j, t->stack_key);
-        Json_end(&j, '}');
-    }
-    Json_end(&j, ']');
-    json_stacks(&j, &v, a);
-    TaskView_done(&v);
-
-    Json_key(&j, "slow_callbacks");
-    Json_array(&j);
-    for (uint64_t i = Model_slowCount(m); i-- > 0;) { /* oldest first */
-        const SlowEvent *e = Model_slowAt(m, i);
-        Json_object(&j);
-        Json_key(&j, "time_ns");
-        Json_u64(&j, e->when_ns);
-        Json_key(&j, "duration_ns");
-        Json_u64(&j, e->duration_ns);
-        Json_key(&j, "callback");
-        Json_str(&j, e->callback);
-        Json_key(&j, "site");
-        Json_str(&j, e->site);
-        Json_key(&j, "task_id");
-        Json_u64(&j, e->task_id);
-        Json_key(&j, "task");
-        Json_str(&j, e->task_name);
-        json_stack(&j, "stack", &e->stack);
-        json_stack(&j, "scheduled_from", &e->scheduled_from);
-        FlameView_json(&j, "profile", e->profile);
-        Json_end(&j, '}');
-    }
-    Json_end(&j, ']');
-
-    Json_key(&j, "exceptions");
-    Json_array(&j);
-    for (uint64_t i = Model_excCount(m); i-- > 0;) {
-        const ExcEvent *e = Model_excAt(m, i);
-        Json_object(&j);
-        Json_key(&j, "time_ns");
-        Json_u64(&j, e->when_ns);
-        Json_key(&j, "kind");
-        Json_str(&j, ExcKind_name(e->kind));
-        Json_key(&j, "severity");
-        Json_str(&j, e->severity);
-        Json_key(&j, "code"); /* the error's own code and domain, null when none was sent */
-        if (e->code)
-            Json_i64(&j, e->code);
-        else
-            Json_null(&j);
-        Json_key(&j, "domain");
-        Json_str(&j, e->domain[0] ? e->domain : NULL);
-        Json_key(&j, "message");
-        Json_str(&j, e->message);
-        Json_key(&j, "object");
-        Json_str(&j, e->object);
-        Json_key(&j, "task_id");
-        Json_u64(&j, e->task_id);
-        Json_key(&j, "site");
-        Json_str(&j, e->site);
-        json_stack(&j, "raised", &e->raised);
-        json_stack(&j, "created", &e->stack);
-        Json_end(&j, '}');
-    }
-    Json_end(&j, ']');
+    json_process(&j, m);
+    json_loops(&j, m);
+    json_loop(&j, m);
+    json_tasks(&j, m, a);
+    json_slow(&j, m);
+    json_exceptions(&j, m);
     Json_end(&j, '}');
 }

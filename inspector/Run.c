@@ -181,15 +181,25 @@ static int finish_child(pid_t pid, const char *cmd, const char *log, const char 
     return WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM ? EXIT_OK : mirror_end(status);
 }
 
-int Run_main(int argc, char **argv, AppOptions *opt)
+/* What `run` was asked for, and where CMD's socket and output go. */
+typedef struct RunCmd {
+    bool debug, keep;
+    char **argv; /* CMD ARGS..., NULL-terminated */
+    char shim[PATH_MAX];
+    char dir[PATH_MAX]; /* private: the socket and the log */
+    char sock[PATH_MAX + 8], log[PATH_MAX + 16];
+} RunCmd;
+
+/* Parses the options before CMD into r. Returns -1 to go on, else the exit status (help,
+ * usage). */
+static int parse_args(int argc, char **argv, RunCmd *r)
 {
-    bool debug = false, keep = false;
     int i = 1;
     for (; i < argc; i++) {
         if (!strcmp(argv[i], "--debug"))
-            debug = true;
+            r->debug = true;
         else if (!strcmp(argv[i], "--keep"))
-            keep = true;
+            r->keep = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             run_usage(stdout);
             return EXIT_OK;
@@ -207,110 +217,142 @@ int Run_main(int argc, char **argv, AppOptions *opt)
         run_usage(stderr);
         return EXIT_USAGE;
     }
-    char shim[PATH_MAX];
-    if (find_shim(shim, sizeof shim) != 0) {
-        fprintf(stderr,
-                "asynctop run: the shim %s is missing (build it, install it, or set "
-                "ASYNCTOP_PRELOAD_SO)\n",
-                shim);
-        return EXIT_FAIL;
-    }
-    /* a private directory for the socket and CMD's output */
+    r->argv = argv + i;
+    return -1;
+}
+
+/* A private directory for the socket (path, unless the user gave one) and CMD's output, in
+ * $XDG_RUNTIME_DIR, else /tmp. Returns 0 or EXIT_FAIL with a message on stderr. */
+static int make_dir(RunCmd *r, const char *path)
+{
     const char *base = getenv("XDG_RUNTIME_DIR");
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/asynctop-run-XXXXXX", base && *base ? base : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        snprintf(dir, sizeof dir, "/tmp/asynctop-run-XXXXXX");
-        if (mkdtemp(dir) == NULL) {
+    snprintf(r->dir, sizeof r->dir, "%s/asynctop-run-XXXXXX", base && *base ? base : "/tmp");
+    if (mkdtemp(r->dir) == NULL) {
+        snprintf(r->dir, sizeof r->dir, "/tmp/asynctop-run-XXXXXX");
+        if (mkdtemp(r->dir) == NULL) {
             fprintf(stderr, "asynctop run: cannot create a directory for the socket: %s\n",
                     strerror(errno));
             return EXIT_FAIL;
         }
     }
-    char sock[PATH_MAX + 8], log[PATH_MAX + 16];
-    snprintf(sock, sizeof sock, "%s/sock", dir);
-    snprintf(log, sizeof log, "%s/output.log", dir);
-    if (opt->path != NULL)
-        snprintf(sock, sizeof sock, "%s", opt->path);
+    snprintf(r->sock, sizeof r->sock, "%s/sock", r->dir);
+    snprintf(r->log, sizeof r->log, "%s/output.log", r->dir);
+    if (path != NULL)
+        snprintf(r->sock, sizeof r->sock, "%s", path);
+    return 0;
+}
 
-    /* the log exists before CMD starts, so that it can be read from the first poll on */
-    int logfd = open(log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (logfd < 0) {
-        fprintf(stderr, "asynctop run: cannot create %s: %s\n", log, strerror(errno));
+/* Forks CMD with the shim preloaded, the socket path set, stdin /dev/null and its output in the
+ * log. Returns its pid, or -1 (errno) when fork failed. */
+static pid_t spawn(const RunCmd *r)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    const char *old = getenv("LD_PRELOAD");
+    char pre[2 * PATH_MAX];
+    snprintf(pre, sizeof pre, "%s%s%s", r->shim, old && *old ? ":" : "", old ? old : "");
+    setenv("LD_PRELOAD", pre, 1);
+    setenv("ASYNCTOP_SOCKET", r->sock, 1);
+    setenv("ASYNCTOP_PRELOAD", "1", 1);
+    if (r->debug)
+        setenv("ASYNCTOP_DEBUG", "1", 1);
+    int in = open("/dev/null", O_RDONLY), out = open(r->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in >= 0)
+        dup2(in, 0);
+    if (out >= 0) {
+        dup2(out, 1);
+        dup2(out, 2);
+    }
+    execvp(r->argv[0], r->argv);
+    fprintf(stderr, "asynctop run: cannot run %s: %s\n", r->argv[0], strerror(errno));
+    _exit(127);
+}
+
+/* How the wait for CMD's first loop ended. */
+typedef enum RunWait {
+    WAIT_ATTACHED, /* the socket came: the TUI ran */
+    WAIT_ENDED,    /* CMD ended first (said on stderr) */
+    WAIT_STATIC,   /* the shim says libuv is linked statically: no socket will come */
+    WAIT_TIMEOUT,  /* no socket within RUN_WAIT_MS */
+} RunWait;
+
+/* Waits for CMD's socket, then runs the TUI on it (*rc: its result). */
+static RunWait wait_and_attach(const RunCmd *r, pid_t pid, int logfd, AppOptions *opt, int *rc)
+{
+    off_t scanned = 0;
+    for (int waited = 0; waited < RUN_WAIT_MS; waited += 50) {
+        struct stat st;
+        int status;
+        if (stat(r->sock, &st) == 0) {
+            opt->path = r->sock;
+            *rc = App_run(opt);
+            return WAIT_ATTACHED;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            char end[96];
+            show_shim_lines(r->log);
+            describe_end(status, end, sizeof end);
+            fprintf(stderr, "asynctop run: %s %s before a libuv loop ran; its output is in %s\n",
+                    r->argv[0], end, r->log);
+            return WAIT_ENDED;
+        }
+        if (log_says_static(logfd, &scanned))
+            return WAIT_STATIC;
+        usleep(50000);
+    }
+    return WAIT_TIMEOUT;
+}
+
+int Run_main(int argc, char **argv, AppOptions *opt)
+{
+    RunCmd r;
+    memset(&r, 0, sizeof r);
+    int rc = parse_args(argc, argv, &r);
+    if (rc >= 0)
+        return rc;
+    if (find_shim(r.shim, sizeof r.shim) != 0) {
+        fprintf(stderr,
+                "asynctop run: the shim %s is missing (build it, install it, or set "
+                "ASYNCTOP_PRELOAD_SO)\n",
+                r.shim);
         return EXIT_FAIL;
     }
-
-    pid_t pid = fork();
+    if (make_dir(&r, opt->path) != 0)
+        return EXIT_FAIL;
+    /* the log exists before CMD starts, so that it can be read from the first poll on */
+    int logfd = open(r.log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (logfd < 0) {
+        fprintf(stderr, "asynctop run: cannot create %s: %s\n", r.log, strerror(errno));
+        return EXIT_FAIL;
+    }
+    pid_t pid = spawn(&r);
     if (pid < 0) {
         perror("asynctop run: fork");
         close(logfd);
         return EXIT_FAIL;
     }
-    if (pid == 0) {
-        const char *old = getenv("LD_PRELOAD");
-        char pre[2 * PATH_MAX];
-        snprintf(pre, sizeof pre, "%s%s%s", shim, old && *old ? ":" : "", old ? old : "");
-        setenv("LD_PRELOAD", pre, 1);
-        setenv("ASYNCTOP_SOCKET", sock, 1);
-        setenv("ASYNCTOP_PRELOAD", "1", 1);
-        if (debug)
-            setenv("ASYNCTOP_DEBUG", "1", 1);
-        int in = open("/dev/null", O_RDONLY), out = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in >= 0)
-            dup2(in, 0);
-        if (out >= 0) {
-            dup2(out, 1);
-            dup2(out, 2);
-        }
-        execvp(argv[i], argv + i);
-        fprintf(stderr, "asynctop run: cannot run %s: %s\n", argv[i], strerror(errno));
-        _exit(127);
-    }
-
-    int rc = EXIT_NORUNTIME;
-    bool attached = false, is_static = false;
-    off_t scanned = 0;
-    for (int waited = 0; waited < RUN_WAIT_MS; waited += 50) {
-        struct stat st;
-        int status;
-        if (stat(sock, &st) == 0) {
-            opt->path = sock;
-            rc = App_run(opt);
-            attached = true;
-            break;
-        }
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            char end[96];
-            show_shim_lines(log);
-            describe_end(status, end, sizeof end);
-            fprintf(stderr, "asynctop run: %s %s before a libuv loop ran; its output is in %s\n",
-                    argv[i], end, log);
-            close(logfd);
-            return EXIT_NORUNTIME;
-        }
-        if (log_says_static(logfd, &scanned)) {
-            is_static = true; /* the shim is off in CMD: no socket will come */
-            break;
-        }
-        usleep(50000);
-    }
+    rc = EXIT_NORUNTIME;
+    RunWait how = wait_and_attach(&r, pid, logfd, opt, &rc);
     close(logfd);
-    if (is_static) {
-        show_shim_lines(log);
+    if (how == WAIT_ENDED)
+        return EXIT_NORUNTIME;
+    if (how == WAIT_STATIC) {
+        show_shim_lines(r.log);
         fprintf(stderr,
                 "asynctop run: %s has libuv linked statically: the shim cannot see its loops "
                 "(see docs/preload.md)\n",
-                argv[i]);
-    } else if (!attached) {
-        show_shim_lines(log);
+                r.argv[0]);
+    } else if (how == WAIT_TIMEOUT) {
+        show_shim_lines(r.log);
         fprintf(stderr,
                 "asynctop run: no libuv loop ran in %s within %d s: it may not use libuv, not "
                 "have started its loop yet, or link libuv statically with its symbols hidden "
                 "(then the shim cannot see it; see docs/preload.md)\n",
-                argv[i], RUN_WAIT_MS / 1000);
+                r.argv[0], RUN_WAIT_MS / 1000);
     }
-    rc = finish_child(pid, argv[i], log, sock, keep, rc);
-    if (strncmp(sock, dir, strlen(dir)) == 0 && (!keep || waitpid(pid, NULL, WNOHANG) != 0))
-        unlink(sock); /* ours, and CMD is gone: a killed CMD could not remove it */
+    rc = finish_child(pid, r.argv[0], r.log, r.sock, r.keep, rc);
+    if (strncmp(r.sock, r.dir, strlen(r.dir)) == 0 && (!r.keep || waitpid(pid, NULL, WNOHANG) != 0))
+        unlink(r.sock); /* ours, and CMD is gone: a killed CMD could not remove it */
     return rc;
 }

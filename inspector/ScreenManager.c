@@ -1,85 +1,79 @@
-/* ScreenManager.c: screen stack and the frame around every screen. */
+/* ScreenManager.c: the screen stack and the frame drawn around the current screen. */
 #include "ScreenManager.h"
 
 #include "CRT.h"
-#include "Duration.h"
 #include "Header.h"
+#include "Prompt.h"
 #include "Screens.h"
 
+#include <assert.h>
 #include <curses.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+/* In ScreenId order (each class names its id; ScreenManager_init checks). */
 const ScreenClass *const ScreenManager_classes[SCR_COUNT] = {
-    [SCR_TASKS] = &TasksScreen_class,
-    [SCR_TREE] = &TreeScreen_class,
-    [SCR_GROUPS] = &GroupsScreen_class,
-    [SCR_SLOW] = &SlowScreen_class,
-    [SCR_EXC] = &ExceptionsScreen_class,
-    [SCR_LOOP] = &LoopScreen_class,
-    [SCR_DETAIL] = &DetailScreen_class,
-    [SCR_GROUP_TASKS] = &GroupTasksScreen_class,
-    [SCR_SLOW_DETAIL] = &SlowDetailScreen_class,
-    [SCR_EXC_DETAIL] = &ExcDetailScreen_class,
-    [SCR_HELP] = &HelpScreen_class,
-    [SCR_PICK] = &PickScreen_class,
-    [SCR_LOOPS] = &LoopsScreen_class,
+    &TasksScreen_class,      &TreeScreen_class,      &GroupsScreen_class, &SlowScreen_class,
+    &ExceptionsScreen_class, &LoopScreen_class,      &DetailScreen_class, &GroupTasksScreen_class,
+    &SlowDetailScreen_class, &ExcDetailScreen_class, &HelpScreen_class,   &PickScreen_class,
+    &LoopsScreen_class,
 };
 
-void ScreenManager_init(App *app)
+void ScreenManager_init(ScreenManager *this)
 {
     for (int i = 0; i < SCR_COUNT; i++) {
-        app->screens[i].cls = ScreenManager_classes[i];
-        Panel_init(&app->screens[i].panel);
-        app->screens[i].sel_id = 0;
+        assert(ScreenManager_classes[i]->id == (ScreenId)i);
+        this->screens[i].cls = ScreenManager_classes[i];
+        Panel_init(&this->screens[i].panel);
+        this->screens[i].sel_id = 0;
     }
+    this->tab = SCR_TASKS;
+    this->depth = 0;
 }
 
-ScreenId App_currentId(App *app)
+ScreenId ScreenManager_currentId(const ScreenManager *this)
 {
-    return app->depth ? app->stack[app->depth - 1] : (ScreenId)app->tab;
+    return this->depth ? this->stack[this->depth - 1] : (ScreenId)this->tab;
 }
 
-Screen *App_current(App *app)
+Screen *ScreenManager_current(ScreenManager *this)
 {
-    return &app->screens[App_currentId(app)];
+    return &this->screens[ScreenManager_currentId(this)];
 }
 
-void App_push(App *app, ScreenId id)
+Screen *ScreenManager_screen(ScreenManager *this, ScreenId id)
 {
-    if (app->depth && app->stack[app->depth - 1] == id)
+    assert(id < SCR_COUNT);
+    return &this->screens[id];
+}
+
+void ScreenManager_push(ScreenManager *this, ScreenId id)
+{
+    assert(id >= SCR_NTABS && id < SCR_COUNT);
+    if (this->depth && this->stack[this->depth - 1] == id)
         return;
-    if (app->depth < (int)(sizeof app->stack / sizeof app->stack[0]))
-        app->stack[app->depth++] = id;
-    Panel_home(&app->screens[id].panel);
-    app->dirty = true;
+    if (this->depth < SCREENMANAGER_DEPTH)
+        this->stack[this->depth++] = id;
+    Panel_home(&this->screens[id].panel);
 }
 
-void App_pop(App *app)
+void ScreenManager_pop(ScreenManager *this)
 {
-    if (app->depth > 0)
-        app->depth--;
-    app->dirty = true;
+    if (this->depth > 0)
+        this->depth--;
 }
 
-void App_setTab(App *app, int tab)
+void ScreenManager_setTab(ScreenManager *this, int tab)
 {
     if (tab < 0 || tab >= SCR_NTABS)
         return;
-    app->tab = tab;
-    app->depth = 0;
-    app->dirty = true;
+    this->tab = tab;
+    this->depth = 0;
 }
 
-void App_status(App *app, const char *fmt, ...)
+void ScreenManager_popAll(ScreenManager *this)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(app->status, sizeof app->status, fmt, ap);
-    va_end(ap);
-    app->status_ms = App_now(app);
-    app->dirty = true;
+    this->depth = 0;
 }
 
 static void draw_tabs(App *app, int y, int w)
@@ -90,9 +84,9 @@ static void draw_tabs(App *app, int y, int w)
     for (int i = 0; i < SCR_NTABS && x < w; i++) {
         char buf[32];
         snprintf(buf, sizeof buf, " %d %s ", i + 1, ScreenManager_classes[i]->name);
-        x += CRT_put(y, x, buf, w - x, CRT_colors[i == app->tab ? C_TAB_ON : C_TAB], false);
+        x += CRT_put(y, x, buf, w - x, CRT_colors[i == app->sm.tab ? C_TAB_ON : C_TAB], false);
     }
-    ScreenId cur = App_currentId(app);
+    ScreenId cur = ScreenManager_currentId(&app->sm);
     if (cur >= SCR_NTABS && x + 3 < w) {
         char buf[64];
         snprintf(buf, sizeof buf, " > %s ", ScreenManager_classes[cur]->name);
@@ -105,31 +99,8 @@ static void draw_footer(App *app, int y, int w)
     char buf[300];
     move(y, 0);
     clrtoeol();
-    switch (app->prompt) {
-    case PROMPT_FILTER:
-        snprintf(buf, sizeof buf, "Filter: %s", app->input);
-        CRT_put(y, 0, buf, w, CRT_colors[C_PROMPT], true);
-        curs_set(1);
-        move(y, CRT_width(buf) < w ? CRT_width(buf) : w - 1);
+    if (Prompt_draw(app, y, w))
         return;
-    case PROMPT_THRESHOLD: {
-        char d[32];
-        snprintf(buf, sizeof buf, "Slow threshold (now %s; e.g. 50ms, 0.2s, 250): %s%s%s",
-                 Duration_format(app->model.slow_threshold_ns, d, sizeof d), app->input,
-                 app->prompt_error[0] ? "   <- " : "", app->prompt_error);
-        CRT_put(y, 0, buf, w, CRT_colors[app->prompt_error[0] ? C_ERROR : C_PROMPT], true);
-        return;
-    }
-    case PROMPT_CONFIRM_CANCEL: {
-        Task *t = Model_findTask(&app->model, app->cancel_id);
-        snprintf(buf, sizeof buf, "Cancel task %llu (%s)? y/N", (unsigned long long)app->cancel_id,
-                 t ? t->name : "?");
-        CRT_put(y, 0, buf, w, CRT_colors[C_WARN], true);
-        return;
-    }
-    case PROMPT_NONE:
-        break;
-    }
     curs_set(0);
     if (app->status[0] && App_now(app) - app->status_ms < APP_STATUS_MS) {
         CRT_put(y, 0, app->status, w, CRT_colors[C_PROMPT], true);
@@ -154,7 +125,7 @@ void ScreenManager_render(App *app, int rows, int cols)
     draw_tabs(app, tabs_y, cols);
     int y = tabs_y + 1;
     int h = rows - y - 1;
-    Screen *s = App_current(app);
+    Screen *s = ScreenManager_current(&app->sm);
     for (int i = y; i < rows - 1; i++) {
         move(i, 0);
         clrtoeol();

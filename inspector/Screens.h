@@ -1,5 +1,5 @@
-/* Screens.h: the class of every screen (one module each) and the helpers
- * they share for text and tables. */
+/* Screens.h: the class of every screen (one module each) and the helpers they share: text
+ * pages (TextLines.c), tables and list screens (ListScreen.c). */
 #ifndef ASYNCTOP_SCREENS_H
 #define ASYNCTOP_SCREENS_H
 
@@ -19,14 +19,14 @@ extern const ScreenClass HelpScreen_class;
 extern const ScreenClass PickScreen_class;
 extern const ScreenClass LoopsScreen_class;
 
-/* After a key moved the cursor of a task list: remember the task under it so
- * the next rebuild (new data, new sort) keeps the cursor on that task. */
-void TasksScreen_syncSelection(App *app);
 /* The current task list's view brought up to date with the model now (rebuilt if the model,
  * filter or sort changed since the last draw, the cursor kept on its task), so a key handler
  * never reads rows of an older build (they may point at purged tasks). NULL when the current
  * screen is not a task list. */
 TaskView *TasksScreen_view(App *app);
+/* The task view that sort and filter keys change: the group's on the Group-tasks screen, else
+ * the Tasks screen's (as it is: the next draw rebuilds it). */
+TaskView *TasksScreen_keyView(App *app);
 
 /* A scrollable page of text lines (detail and help screens). */
 typedef struct TextLines {
@@ -49,14 +49,46 @@ void TextLines_hist(TextLines *t, const uint64_t *buckets, unsigned n, int width
 void TextLines_free(TextLines *t);
 /* Draws the lines through the screen's panel (cursor row highlighted). */
 void TextLines_draw(TextLines *t, Screen *s, int y, int h, int w);
+/* Draws a page of text built for this draw by fill (for width w), then frees it. */
+void TextLines_page(Screen *s, App *app, int y, int h, int w,
+                    void (*fill)(App *app, TextLines *t, int w));
 
-/* Draws a column-title line: titles[i] left- or right-aligned in widths[i]
- * (0: the rest), highlighting column `hl` (-1: none) with an arrow. */
-void Table_head(int y, int w, int n, const char *const *titles, const int *widths,
-                const bool *right, int hl, bool descending);
-/* Draws one row of cells the same way, in attr. */
-void Table_row(int y, int w, int n, const char *const *cells, const int *widths, const bool *right,
-               int attr);
+/* One column of a table: its title, its width in columns (0: the rest of the line), and
+ * whether its cells are right-aligned. A table is an array of these. */
+typedef struct TableColumn {
+    const char *title;
+    int width;
+    bool right;
+} TableColumn;
+
+#define TABLE_MAX_COLUMNS 16
+
+/* Draws the column-title line of the n (at most TABLE_MAX_COLUMNS) columns cols, highlighting
+ * column `hl` (-1: none) with an arrow (down when descending). */
+void Table_head(int y, int w, int n, const TableColumn *cols, int hl, bool descending);
+/* Draws one row of n cells in the widths and alignment of cols, in attr. */
+void Table_row(int y, int w, int n, const char *const *cells, const TableColumn *cols, int attr);
+
+/* A list screen: rows of a table under an optional info line and the column titles, drawn
+ * through the screen's panel (only the visible rows). The screen fills one on the stack at
+ * each draw; its row function fills a row's cells and draws them with ListScreen_row. */
+typedef struct ListScreen ListScreen;
+struct ListScreen {
+    App *app;
+    int w;                   /* the screen's width */
+    const TableColumn *cols; /* the column table */
+    int ncols;
+    /* Draws row i at line y, highlighted when sel. */
+    void (*row)(const ListScreen *ls, uint32_t i, int y, bool sel);
+};
+
+/* Draws the list in lines [y, y+h) with s's panel: info dimmed on the first line (NULL: no
+ * such line), the column titles, then the count rows through this->row, or the text `empty`
+ * dimmed when count is 0. */
+void ListScreen_draw(const ListScreen *this, Screen *s, int y, int h, const char *info,
+                     uint32_t count, const char *empty);
+/* Draws one row's cells (one per column) on line y in attr. */
+void ListScreen_row(const ListScreen *this, int y, const char *const *cells, int attr);
 
 /* The Exceptions list's MESSAGE cell of a message (which may hold several lines): the error's
  * own words first (the text after "error: " on the line that starts with it), then the other

@@ -8,10 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct Ctx {
-    App *app;
-    int w;
-} Ctx;
+static const TableColumn columns[] = {{"TIME", 8, false},
+                                      {"DURATION", 8, true},
+                                      {"CALLBACK", 24, false},
+                                      {"TASK", 14, false},
+                                      {"CALL SITE", 0, false}};
+
+static const TableColumn site_columns[] = {{"SLOW", 6, true},
+                                           {"CALLS", 9, true},
+                                           {"MAX", 7, true},
+                                           {"P99", 7, true},
+                                           {"BY CALL SITE", 0, false}};
 
 static bool event_matches(const SlowEvent *e, const char *f)
 {
@@ -29,21 +36,17 @@ static int64_t nth_match(const App *app, uint32_t row)
     return -1;
 }
 
-static void draw_row(void *arg, uint32_t i, int y, bool sel)
+static void draw_row(const ListScreen *ls, uint32_t i, int y, bool sel)
 {
-    Ctx *c = arg;
-    int64_t k = nth_match(c->app, i);
-    const SlowEvent *e = k < 0 ? NULL : Model_slowAt(&c->app->model, (uint64_t)k);
+    int64_t k = nth_match(ls->app, i);
+    const SlowEvent *e = k < 0 ? NULL : Model_slowAt(&ls->app->model, (uint64_t)k);
     if (!e)
         return;
     char when[32], dur[32];
-    Screens_clock(&c->app->model, e->when_ns, when, sizeof when);
+    Screens_clock(&ls->app->model, e->when_ns, when, sizeof when);
     Duration_format(e->duration_ns, dur, sizeof dur);
     const char *cells[] = {when, dur, e->callback, e->task_name, e->site};
-    int widths[] = {8, 8, 24, 14, 0};
-    bool right[] = {false, true, false, false, false};
-    Table_row(y, c->w, 5, cells, widths, right,
-              sel ? CRT_colors[C_SELECTED] : CRT_colors[C_NORMAL]);
+    ListScreen_row(ls, y, cells, sel ? CRT_colors[C_SELECTED] : CRT_colors[C_NORMAL]);
 }
 
 static int cmp_site(const void *a, const void *b)
@@ -74,27 +77,15 @@ static void slow_draw(Screen *s, App *app, int y, int h, int w)
         snprintf(info, sizeof info,
                  "%llu slow callbacks (threshold %s); newest first; Enter: stack",
                  (unsigned long long)n, Duration_format(m->slow_threshold_ns, d, sizeof d));
-    const char *titles[] = {"TIME", "DURATION", "CALLBACK", "TASK", "CALL SITE"};
-    int widths[] = {8, 8, 24, 14, 0};
-    bool right[] = {false, true, false, false, false};
-    Table_head(y, w, 5, titles, widths, right, -1, false);
-    if (!n)
-        CRT_put(y + 1, 1,
-                held ? "no slow callback matches the filter (Esc clears it)"
-                     : "no slow callbacks yet",
-                w - 1, CRT_colors[C_DIM], false);
-    else {
-        Ctx c = {app, w};
-        Panel_draw(&s->panel, y + 1, list_h, draw_row, &c);
-    }
+    ListScreen ls = {app, w, columns, 5, draw_row};
+    ListScreen_draw(&ls, s, y, list_h + 1, NULL, (uint32_t)n,
+                    held ? "no slow callback matches the filter (Esc clears it)"
+                         : "no slow callbacks yet");
     if (!sites_h)
         return;
     int sy = y + 1 + list_h;
     CRT_put(sy, 0, info, w, CRT_colors[C_DIM], true);
-    const char *st[] = {"SLOW", "CALLS", "MAX", "P99", "BY CALL SITE"};
-    int sw[] = {6, 9, 7, 7, 0};
-    bool sr[] = {true, true, true, true, false};
-    Table_head(sy + 1, w, 5, st, sw, sr, -1, false);
+    Table_head(sy + 1, w, 5, site_columns, -1, false);
     SlowSite **order = malloc(m->nsites * sizeof *order);
     if (!order)
         return;
@@ -113,7 +104,7 @@ static void slow_draw(Screen *s, App *app, int y, int h, int w)
                         sizeof mx);
         Duration_format(ss->runtime ? ss->rt_p99_ns : SlowSite_percentile(ss, 99), p99, sizeof p99);
         const char *cells[] = {cnt, calls, mx, p99, ss->site};
-        Table_row(sy + 2 + (int)i, w, 5, cells, sw, sr, CRT_colors[C_NORMAL]);
+        Table_row(sy + 2 + (int)i, w, 5, cells, site_columns, CRT_colors[C_NORMAL]);
     }
     free(order);
 }
@@ -125,7 +116,7 @@ static Reaction slow_enter(Screen *s, App *app)
         return R_HANDLED;
     /* remember the event by its absolute number so new events do not move it */
     app->slow_index = app->model.nslow - 1 - (uint64_t)k;
-    App_push(app, SCR_SLOW_DETAIL);
+    ScreenManager_push(&app->sm, SCR_SLOW_DETAIL);
     return R_HANDLED | R_REDRAW;
 }
 

@@ -141,6 +141,31 @@ static int target_arg(const char *arg, const char *socket_path, uint64_t *pid)
     return 0;
 }
 
+/* Frees f after closing its connection and loop (NULL: nothing). */
+static void fetch_free(Fetch *f)
+{
+    if (!f)
+        return;
+    fetch_close(f);
+    free(f);
+}
+
+/* Connects to the process the arguments name (target: a PID, else -s PATH) on loop. *out is
+ * set to a fetch for fetch_free whatever the result (NULL when none was allocated). Returns
+ * EXIT_OK or an EXIT_* code with a message on stderr. */
+static int fetch_target(const char *target, const char *socket_path, uint32_t loop, Fetch **out)
+{
+    uint64_t pid;
+    *out = NULL;
+    int rc = target_arg(target, socket_path, &pid);
+    if (rc)
+        return rc;
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return EXIT_FAIL;
+    return fetch_open(*out, pid, target ? NULL : socket_path, loop);
+}
+
 static int cmd_ls(void)
 {
     Target *t = calloc(DISCOVERY_MAX, sizeof *t);
@@ -183,8 +208,7 @@ static int cmd_ls(void)
             printf(" %9s %8s %s\n", "-", "-",
                    f->client.end ? Client_endName(f->client.end) : "no answer");
         }
-        fetch_close(f);
-        free(f);
+        fetch_free(f);
     }
     free(t);
     return EXIT_OK;
@@ -248,14 +272,8 @@ static int cmd_snapshot(int argc, char **argv, const char *socket_path, uint32_t
                 "asynctop dump: only --json output exists; use `asynctop dump PID --json`\n");
         return EXIT_USAGE;
     }
-    uint64_t pid;
-    int rc = target_arg(target, socket_path, &pid);
-    if (rc)
-        return rc;
-    Fetch *f = calloc(1, sizeof *f);
-    if (!f)
-        return EXIT_FAIL;
-    rc = fetch_open(f, pid, target ? NULL : socket_path, loop);
+    Fetch *f;
+    int rc = fetch_target(target, socket_path, loop, &f);
     if (rc == EXIT_OK)
         rc = fetch_update(f);
     if (rc == EXIT_OK) {
@@ -269,8 +287,7 @@ static int cmd_snapshot(int argc, char **argv, const char *socket_path, uint32_t
         if (fflush(stdout) != 0)
             rc = EXIT_FAIL;
     }
-    fetch_close(f);
-    free(f);
+    fetch_free(f);
     return rc;
 }
 
@@ -316,14 +333,8 @@ static int cmd_set(int argc, char **argv, const char *socket_path)
         fprintf(stderr, "asynctop set: nothing to set (slow=50ms, debug=on|off)\n");
         return EXIT_USAGE;
     }
-    uint64_t pid;
-    int rc = target_arg(target, socket_path, &pid);
-    if (rc)
-        return rc;
-    Fetch *f = calloc(1, sizeof *f);
-    if (!f)
-        return EXIT_FAIL;
-    rc = fetch_open(f, pid, target ? NULL : socket_path, 0); /* settings are process-wide */
+    Fetch *f;
+    int rc = fetch_target(target, socket_path, 0, &f); /* settings are process-wide */
     if (rc == EXIT_OK) {
         at_wire_request_t req;
         memset(&req, 0, sizeof req);
@@ -345,8 +356,7 @@ static int cmd_set(int argc, char **argv, const char *socket_path)
                    f->model.debug ? "on" : "off");
         }
     }
-    fetch_close(f);
-    free(f);
+    fetch_free(f);
     return rc;
 }
 

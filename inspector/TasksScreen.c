@@ -17,9 +17,8 @@ typedef struct RowCtx {
     App *app;
     TaskView *v;
     int w, n;
-    TaskColumn cols[TC_COUNT];
-    int widths[TC_COUNT];
-    bool right[TC_COUNT];
+    TaskColumn ids[TC_COUNT];
+    TableColumn cols[TC_COUNT];
 } RowCtx;
 
 static void layout(RowCtx *c, TaskView *v, int w)
@@ -42,9 +41,9 @@ static void layout(RowCtx *c, TaskView *v, int w)
     for (int i = 0; i < TC_COUNT; i++) {
         if (!shown[i])
             continue;
-        c->cols[c->n] = (TaskColumn)i;
-        c->widths[c->n] = TaskColumn_info[i].width;
-        c->right[c->n] = TaskColumn_info[i].right;
+        c->ids[c->n] = (TaskColumn)i;
+        c->cols[c->n] = (TableColumn){TaskColumn_info[i].title, TaskColumn_info[i].width,
+                                      TaskColumn_info[i].right};
         c->n++;
     }
 }
@@ -57,18 +56,18 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
     const char *cells[TC_COUNT];
     int x = 0;
     for (int k = 0; k < c->n; k++) {
-        if (c->cols[k] == TC_CREATED_AT && !c->widths[k]) /* the rest of the line */
+        if (c->ids[k] == TC_CREATED_AT && !c->cols[k].width) /* the rest of the line */
             TaskColumn_fitCreatedAt(t->created_at, (size_t)(c->w > x ? c->w - x : 0), buf[k],
                                     sizeof buf[k]);
         else
-            TaskColumn_format(c->cols[k], t, &c->app->model, buf[k], sizeof buf[k]);
+            TaskColumn_format(c->ids[k], t, &c->app->model, buf[k], sizeof buf[k]);
         cells[k] = buf[k];
-        x += c->widths[k] + 1;
+        x += c->cols[k].width + 1;
     }
     int attr = sel ? CRT_colors[C_SELECTED] : t->gone_ms ? CRT_colors[C_DIM] : CRT_colors[C_NORMAL];
     if (!sel && t->state == TS_FAILED)
         attr = CRT_colors[C_ERROR];
-    Table_row(y, c->w, c->n, cells, c->widths, c->right, attr);
+    Table_row(y, c->w, c->n, cells, c->cols, attr);
 }
 
 /* Rebuilds v if needed and keeps the cursor on the same task across re-sorts and updates. */
@@ -86,12 +85,17 @@ static void sync_view(Screen *s, App *app, TaskView *v)
 
 TaskView *TasksScreen_view(App *app)
 {
-    ScreenId id = App_currentId(app);
+    ScreenId id = ScreenManager_currentId(&app->sm);
     if (id != SCR_TASKS && id != SCR_GROUP_TASKS)
         return NULL;
     TaskView *v = id == SCR_TASKS ? &app->tasks : &app->group_tasks;
-    sync_view(App_current(app), app, v);
+    sync_view(ScreenManager_current(&app->sm), app, v);
     return v;
+}
+
+TaskView *TasksScreen_keyView(App *app)
+{
+    return ScreenManager_currentId(&app->sm) == SCR_GROUP_TASKS ? &app->group_tasks : &app->tasks;
 }
 
 static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, const char *title)
@@ -111,14 +115,11 @@ static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, con
              v->filter,
              app->model.nlinger ? "  (finished tasks shown dimmed for a few seconds)" : "");
     CRT_put(y, 0, info, w, CRT_colors[C_DIM], true);
-    const char *titles[TC_COUNT];
     int hl = -1;
-    for (int k = 0; k < c.n; k++) {
-        titles[k] = TaskColumn_info[c.cols[k]].title;
-        if (c.cols[k] == v->sort)
+    for (int k = 0; k < c.n; k++)
+        if (c.ids[k] == v->sort)
             hl = k;
-    }
-    Table_head(y + 1, w, c.n, titles, c.widths, c.right, hl, v->descending);
+    Table_head(y + 1, w, c.n, c.cols, hl, v->descending);
     if (v->n == 0) {
         CRT_put(y + 2, 1,
                 v->filter[0]
@@ -134,13 +135,11 @@ static void draw_view(Screen *s, App *app, TaskView *v, int y, int h, int w, con
     s->sel_id = v->rows[p->selected]->id;
 }
 
-void TasksScreen_syncSelection(App *app)
+/* after_key: the key may have moved the cursor; remember the task under it so the next
+ * rebuild (new data, new sort) keeps the cursor on that task. */
+static void sync_selection(Screen *s, App *app)
 {
-    ScreenId id = App_currentId(app);
-    if (id != SCR_TASKS && id != SCR_GROUP_TASKS)
-        return;
-    Screen *s = App_current(app);
-    TaskView *v = id == SCR_TASKS ? &app->tasks : &app->group_tasks;
+    TaskView *v = s->cls->id == SCR_TASKS ? &app->tasks : &app->group_tasks;
     /* rows may point at purged tasks once the model moved on: only read them
      * while they are the build of the current model */
     if (v->rows && v->built_gen == app->model.gen && s->panel.selected < v->n)
@@ -167,7 +166,7 @@ static Reaction tasks_enter(Screen *s, App *app)
     return open_selected(s, app, &app->tasks);
 }
 
-const ScreenClass TasksScreen_class = {SCR_TASKS, "Tasks", tasks_draw, tasks_enter};
+const ScreenClass TasksScreen_class = {SCR_TASKS, "Tasks", tasks_draw, tasks_enter, sync_selection};
 
 static void group_draw(Screen *s, App *app, int y, int h, int w)
 {
@@ -179,5 +178,5 @@ static Reaction group_enter(Screen *s, App *app)
     return open_selected(s, app, &app->group_tasks);
 }
 
-const ScreenClass GroupTasksScreen_class = {SCR_GROUP_TASKS, "Group tasks", group_draw,
-                                            group_enter};
+const ScreenClass GroupTasksScreen_class = {SCR_GROUP_TASKS, "Group tasks", group_draw, group_enter,
+                                            sync_selection};

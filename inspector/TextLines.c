@@ -1,4 +1,4 @@
-/* TextLines.c: shared drawing helpers of the screens: text pages and tables. */
+/* TextLines.c: scrollable pages of text lines (detail, help and loop screens). */
 #include "CRT.h"
 #include "Duration.h"
 #include "Sanitise.h"
@@ -181,51 +181,14 @@ void TextLines_draw(TextLines *t, Screen *s, int y, int h, int w)
     Panel_draw(&s->panel, y, h, draw_line, &c);
 }
 
-static void cells(int y, int w, int n, const char *const *text, const int *widths,
-                  const bool *right, int attr, int hl, bool desc)
+void TextLines_page(Screen *s, App *app, int y, int h, int w,
+                    void (*fill)(App *app, TextLines *t, int w))
 {
-    int x = 0;
-    for (int i = 0; i < n && x < w; i++) {
-        int cw = widths[i] ? widths[i] : w - x;
-        if (cw > w - x)
-            cw = w - x;
-        int a = i == hl ? CRT_colors[C_SORTHEAD] : attr;
-        char buf[300];
-        if (i == hl) {
-            /* the arrow always shows: the title gives way when the cell is narrow */
-            int room = cw - 1;
-            snprintf(buf, sizeof buf, "%.*s%s", room > 0 ? room : 0, text[i],
-                     CRT_glyph(desc ? G_DOWN : G_UP));
-        } else {
-            snprintf(buf, sizeof buf, "%s", text[i]);
-        }
-        int tw = CRT_width(buf);
-        if (right[i] && tw < cw) {
-            CRT_put(y, x, "", cw - tw, a, true);
-            CRT_put(y, x + cw - tw, buf, tw, a, false);
-        } else {
-            CRT_put(y, x, buf, cw, a, true);
-        }
-        x += cw;
-        if (x < w && widths[i]) {
-            CRT_put(y, x, " ", 1, attr, true);
-            x++;
-        }
-    }
-    if (x < w)
-        CRT_put(y, x, "", w - x, attr, true);
-}
-
-void Table_head(int y, int w, int n, const char *const *titles, const int *widths,
-                const bool *right, int hl, bool descending)
-{
-    cells(y, w, n, titles, widths, right, CRT_colors[C_COLHEAD], hl, descending);
-}
-
-void Table_row(int y, int w, int n, const char *const *text, const int *widths, const bool *right,
-               int attr)
-{
-    cells(y, w, n, text, widths, right, attr, -1, false);
+    TextLines t;
+    memset(&t, 0, sizeof t);
+    fill(app, &t, w);
+    TextLines_draw(&t, s, y, h, w);
+    TextLines_free(&t);
 }
 
 void Screens_clock(const Model *m, uint64_t ns, char *buf, size_t len)

@@ -6,15 +6,13 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct Ctx {
-    App *app;
-    int w;
-} Ctx;
+static const TableColumn columns[] = {
+    {"     ID", 7, true}, {"STATE", 8, false}, {"TASK TREE", 0, false}};
 
-static void draw_row(void *arg, uint32_t i, int y, bool sel)
+/* One line, not cells: the tree's prefix runs into the name. */
+static void draw_row(const ListScreen *ls, uint32_t i, int y, bool sel)
 {
-    Ctx *c = arg;
-    const TreeRow *r = &c->app->tree.rows[i];
+    const TreeRow *r = &ls->app->tree.rows[i];
     const Task *t = r->task;
     char prefix[TASKTREE_MAX_INDENT * 8 + 16], line[600];
     size_t o = 0;
@@ -30,23 +28,14 @@ static void draw_row(void *arg, uint32_t i, int y, bool sel)
              TaskState_name(t->state), prefix, t->name, t->waits_on[0] ? "  waits " : "",
              t->waits_on, r->cycle ? "  (parent cycle)" : "");
     int attr = sel ? CRT_colors[C_SELECTED] : t->gone_ms ? CRT_colors[C_DIM] : CRT_colors[C_NORMAL];
-    CRT_put(y, 0, line, c->w, attr, true);
+    CRT_put(y, 0, line, ls->w, attr, true);
 }
 
 static void tree_draw(Screen *s, App *app, int y, int h, int w)
 {
     TaskTree_update(&app->tree, &app->model);
-    Panel_setCount(&s->panel, app->tree.n);
-    const char *titles[] = {"     ID", "STATE", "TASK TREE"};
-    int widths[] = {7, 8, 0};
-    bool right[] = {true, false, false};
-    Table_head(y, w, 3, titles, widths, right, -1, false);
-    if (!app->tree.n) {
-        CRT_put(y + 1, 1, "no tasks", w - 1, CRT_colors[C_DIM], false);
-        return;
-    }
-    Ctx c = {app, w};
-    Panel_draw(&s->panel, y + 1, h - 1, draw_row, &c);
+    ListScreen ls = {app, w, columns, 3, draw_row};
+    ListScreen_draw(&ls, s, y, h, NULL, app->tree.n, "no tasks");
 }
 
 static Reaction tree_enter(Screen *s, App *app)

@@ -15,6 +15,7 @@
 #include "Model.h"
 #include "Panel.h"
 #include "Report.h"
+#include "ScreenManager.h"
 #include "Screens.h"
 #include "TaskColumn.h"
 #include "TaskTree.h"
@@ -396,6 +397,64 @@ static void test_stack_lines_build_id(void **state)
     Stack_free(&s);
 }
 
+/* The key table's offline column: the keys that ask the process need a live connection and
+ * say why not without one; moving around never does. */
+static void test_keys_offline(void **state)
+{
+    const int ask[] = {'+', '=', '-', 't', 'd', ' '};
+    for (size_t i = 0; i < sizeof ask / sizeof ask[0]; i++) {
+        const KeyBinding *b = Action_lookup(SCR_TASKS, ask[i]);
+        assert_non_null(b);
+        assert_non_null(b->offline);
+        assert_non_null(strstr(b->offline, "not connected"));
+    }
+    assert_non_null(strstr(Action_lookup(SCR_TASKS, '+')->offline, "threshold"));
+    assert_non_null(strstr(Action_lookup(SCR_TASKS, 'd')->offline, "debug"));
+    const int anytime[] = {'j', 'k', '\t', '1', '/', '<', 'i', 'c', 'q', '?', 27, '\r', 'L', 'r'};
+    for (size_t i = 0; i < sizeof anytime / sizeof anytime[0]; i++) {
+        const KeyBinding *b = Action_lookup(SCR_TASKS, anytime[i]);
+        assert_non_null(b);
+        assert_null(b->offline);
+    }
+}
+
+/* The screen stack: tabs at the bottom, pushed screens over them, each pushed with its cursor
+ * on the first row; a tab change empties the stack. */
+static void test_screen_stack(void **state)
+{
+    ScreenManager sm;
+    ScreenManager_init(&sm);
+    assert_int_equal(ScreenManager_currentId(&sm), SCR_TASKS);
+    for (int i = 0; i < SCR_COUNT; i++)
+        assert_int_equal(ScreenManager_screen(&sm, (ScreenId)i)->cls->id, i);
+    ScreenManager_setTab(&sm, SCR_SLOW);
+    assert_int_equal(ScreenManager_currentId(&sm), SCR_SLOW);
+    ScreenManager_setTab(&sm, SCR_NTABS); /* not a tab: ignored */
+    assert_int_equal(ScreenManager_currentId(&sm), SCR_SLOW);
+    Panel *p = &ScreenManager_screen(&sm, SCR_SLOW_DETAIL)->panel;
+    Panel_setCount(p, 10);
+    Panel_select(p, 5);
+    ScreenManager_push(&sm, SCR_SLOW_DETAIL);
+    assert_int_equal(ScreenManager_current(&sm)->cls->id, SCR_SLOW_DETAIL);
+    assert_int_equal(p->selected, 0);
+    ScreenManager_push(&sm, SCR_HELP);
+    ScreenManager_push(&sm, SCR_HELP); /* already on top: not twice */
+    ScreenManager_pop(&sm);
+    assert_int_equal(ScreenManager_currentId(&sm), SCR_SLOW_DETAIL);
+    ScreenManager_pop(&sm);
+    assert_int_equal(ScreenManager_currentId(&sm), SCR_SLOW);
+    ScreenManager_pop(&sm); /* on a tab: nothing */
+    assert_int_equal(ScreenManager_currentId(&sm), SCR_SLOW);
+    for (int i = 0; i < 2 * SCREENMANAGER_DEPTH; i++) /* a full stack keeps its deepest */
+        ScreenManager_push(&sm, i % 2 ? SCR_HELP : SCR_LOOPS);
+    assert_int_equal(sm.depth, SCREENMANAGER_DEPTH);
+    ScreenManager_setTab(&sm, SCR_TREE);
+    assert_int_equal(ScreenManager_currentId(&sm), SCR_TREE);
+    ScreenManager_push(&sm, SCR_DETAIL);
+    ScreenManager_popAll(&sm);
+    assert_int_equal(ScreenManager_currentId(&sm), SCR_TREE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +463,8 @@ int main(void)
         cmocka_unit_test(test_tree),
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_keys_offline),
+        cmocka_unit_test(test_screen_stack),
         cmocka_unit_test(test_reports),
         cmocka_unit_test(test_created_at_fit_and_paging),
         cmocka_unit_test(test_stack_lines_build_id),
