@@ -282,11 +282,16 @@ class Server:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+        # bound and listening under a temporary name, then renamed into place, as the runtime
+        # does: a client that sees the path can connect (bound at the path itself, a client
+        # connecting between bind and listen got ECONNREFUSED, "nobody answers ... stale socket")
         old = os.umask(0o177)
         self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.lsock.bind(self.path)
+        tmp = "%s.%d.tmp" % (self.path, os.getpid())
+        self.lsock.bind(tmp)
         os.umask(old)
         self.lsock.listen(16)
+        os.rename(tmp, self.path)
         self.lsock.setblocking(False)
         self.sel.register(self.lsock, selectors.EVENT_READ, None)
 
