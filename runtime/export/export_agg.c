@@ -85,20 +85,7 @@ void at__agg_free(agg_t *a)
         a->loops = l->next;
         loop_free(l);
     }
-    for (size_t i = 0; i < a->nisites; i++) {
-        free(a->isites[i].name);
-        free((char *)a->isites[i].ws.loc.func);
-        free((char *)a->isites[i].ws.loc.file);
-        free((char *)a->isites[i].ws.loc.build_id);
-    }
-    for (size_t i = 0; i < a->nistacks; i++)
-        free((uint32_t *)a->istacks[i].wst.sites);
-    free(a->isites);
-    free(a->isite_idx);
-    free(a->istacks);
-    free(a->istack_idx);
-    free(a->sh_key);
-    free(a->sh_id);
+    at__agg_intern_free(a);
     at__agg_update_bufs_free(&a->ub);
     memset(a, 0, sizeof *a);
 }

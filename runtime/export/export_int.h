@@ -522,6 +522,8 @@ uint32_t at__agg_loop_infos(at_export_srv_t *srv, bool stats, at_wire_loop_info_
  * sends it, then marks it sent. 0, or -ENOMEM (nothing to send). */
 int at__agg_build_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now,
                          at_wire_update_t *u);
+/* Frees the interned tables (sites, stacks, the stack-hash map). */
+void at__agg_intern_free(agg_t *a);
 /* Frees the update buffers. */
 void at__agg_update_bufs_free(agg_update_bufs_t *b);
 /* Interns the code location `addr` (a function for callbacks, a return address for stack

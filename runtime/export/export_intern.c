@@ -97,7 +97,7 @@ uint32_t at__agg_intern_stack(agg_t *a, void *const *pc, unsigned n)
         return 0;
     if (n > AT_EXPORT_MAX_FRAMES)
         n = AT_EXPORT_MAX_FRAMES;
-    uint32_t ids[AT_EXPORT_MAX_FRAMES];
+    uint32_t ids[AT_EXPORT_MAX_FRAMES] = {0};
     for (unsigned i = 0; i < n; i++)
         ids[i] = at__agg_intern_site(a, (uintptr_t)pc[i], NULL, i > 0);
     uint64_t h = stack_hash(ids, n);
@@ -143,14 +143,36 @@ at_wire_loc_t *at__agg_locs(void *const *pc, unsigned n)
     return l;
 }
 
-void at__agg_locs_free(at_wire_loc_t *locs, unsigned n)
+/* Frees the strings of n locations. */
+static void locs_clear(at_wire_loc_t *locs, unsigned n)
 {
-    if (locs == NULL)
-        return;
     for (unsigned i = 0; i < n; i++) {
         free((char *)locs[i].func);
         free((char *)locs[i].file);
         free((char *)locs[i].build_id);
     }
+}
+
+void at__agg_locs_free(at_wire_loc_t *locs, unsigned n)
+{
+    if (locs == NULL)
+        return;
+    locs_clear(locs, n);
     free(locs);
+}
+
+void at__agg_intern_free(agg_t *a)
+{
+    for (size_t i = 0; i < a->nisites; i++) {
+        free(a->isites[i].name);
+        locs_clear(&a->isites[i].ws.loc, 1);
+    }
+    for (size_t i = 0; i < a->nistacks; i++)
+        free((uint32_t *)a->istacks[i].wst.sites);
+    free(a->isites);
+    free(a->isite_idx);
+    free(a->istacks);
+    free(a->istack_idx);
+    free(a->sh_key);
+    free(a->sh_id);
 }

@@ -76,13 +76,14 @@ static inline bool at__debug_enabled(void)
 void at__debug_set(bool on);
 
 /* Slow-callback threshold in ns, process-wide (every monitored loop). Default 100 ms, or
- * ASYNCTOP_SLOW_MS at start-up (see at__parse_ms for the accepted forms, held to
- * AT__SLOW_NS_MIN .. AT__SLOW_NS_MAX; a bad value gives a warning naming it and the default). Any thread; applies from the next callback that
+ * ASYNCTOP_SLOW_MS at start-up (see at__parse_ms for the accepted forms; a bad value gives
+ * a warning naming it and the default). Any thread; applies from the next callback that
  * begins (a callback is slow when its exclusive duration is >= the threshold in force when it
  * began: a change while one runs does not judge that one by the new value). */
 #define AT__SLOW_NS_DEFAULT (100ull * 1000 * 1000)
 /* The range a threshold from the outside (ASYNCTOP_SLOW_MS, a client's set_config) must lie in:
- * 1 ms (below it nearly every callback would be reported) to 1 day. */
+ * 1 ms (below it nearly every callback would be reported) to 1 day; ASYNCTOP_SLOW_MS outside
+ * it is a bad value. */
 #define AT__SLOW_NS_MIN (1000ull * 1000)
 #define AT__SLOW_NS_MAX (86400ull * 1000 * 1000 * 1000)
 extern _Atomic uint64_t at__slow_ns;
