@@ -7,18 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Defaults (docs/exporter.md lists them with their environment variables). */
-#define AT_EXPORT_DEFAULT_MAX_CLIENTS     16u
-#define AT_EXPORT_DEFAULT_HANDSHAKE_MS    5000u
-#define AT_EXPORT_DEFAULT_CLIENT_OUT_MAX  (32u * 1024u * 1024u) /* bytes queued per client */
-#define AT_EXPORT_DEFAULT_STALL_MS        30000u /* a client that reads nothing this long goes */
-#define AT_EXPORT_DEFAULT_LOOP_REQUEST_MS 1000u  /* answer "loop busy" after this */
-#define AT_EXPORT_DEFAULT_INTERVAL_MS     1000u
-#define AT_EXPORT_MIN_INTERVAL_MS         100u
-#define AT_EXPORT_TICK_MS                 50u /* ring drain and watchdog period */
+#include "export_limits.h" /* the defaults below and every session limit */
 
-/* Configuration of at__export_start(). Zero fields take the default, or the environment where
- * one exists (ASYNCTOP_SOCKET, ASYNCTOP_MAX_CLIENTS). */
+/* Configuration of at__export_start(). Zero fields take the default (AT_EXPORT_DEFAULT_*,
+ * export_limits.h), or the environment where one exists (ASYNCTOP_SOCKET, ASYNCTOP_MAX_CLIENTS).
+ * The exporter's messages ("refusing to start: ...") go to loopmon's logger (at__log). */
 typedef struct at_export_config {
     const char *socket_path; /* NULL: ASYNCTOP_SOCKET, else the per-user directory */
     unsigned max_clients;
@@ -46,13 +39,6 @@ bool at__export_running(void);
 
 /* The socket path of the running exporter, copied into buf; 0, or -ENOENT if none runs. */
 int at__export_socket_path(char *buf, size_t size);
-
-/* Where exporter messages go ("refusing to start: ..."). The default writes one line to stderr.
- * Called from the exporter thread or from the thread calling at__export_start(); the sink must
- * be thread-safe. NULL restores the default. */
-typedef void (*at_export_log_fn)(int level, const char *msg);
-enum { AT_EXPORT_LOG_ERROR = 0, AT_EXPORT_LOG_WARN = 1, AT_EXPORT_LOG_INFO = 2 };
-void at__export_set_log(at_export_log_fn fn);
 
 /* Leaves the code in [lo, hi) out of every stack the exporter samples from a loop thread (the
  * slow-callback and blocked-loop stacks, loop_stack answers): frames whose pc lies there are

@@ -1,6 +1,6 @@
 /* export_agg.c: the aggregator on the exporter thread — mirrors every monitored loop (call
  * sites, slow/exception events, tasks from providers, the running callback and its sampled
- * stack), interns sites and stacks, and builds each client's snapshot or delta. */
+ * stack). Interning is export_intern.c's, building an update export_update.c's. */
 #include "export_int.h"
 
 #include <errno.h>
@@ -10,25 +10,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static uint64_t hash64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    while (s && *s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-    return h;
-}
-
 /* ---- process time -------------------------------------------------------------------------- */
 
 static uint64_t clock_ns(clockid_t id)
@@ -87,186 +68,6 @@ uint64_t at__agg_proc_ns(const agg_t *a, uint64_t mono_ns)
     return mono_ns > a->t0_ns ? mono_ns - a->t0_ns : 0;
 }
 
-/* ---- interning --------------------------------------------------------------------------- */
-
-static int idx_rehash(uint32_t **idx, size_t *cap, size_t n, uint64_t (*key)(void *, size_t),
-                      void *ctx)
-{
-    size_t nc = *cap ? *cap * 2 : 1024;
-    uint32_t *ni = calloc(nc, sizeof *ni);
-    if (ni == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        size_t h = (size_t)key(ctx, i) & (nc - 1);
-        while (ni[h] != 0)
-            h = (h + 1) & (nc - 1);
-        ni[h] = (uint32_t)(i + 1);
-    }
-    free(*idx);
-    *idx = ni;
-    *cap = nc;
-    return 0;
-}
-
-static uint64_t isite_key(uintptr_t addr, const char *name)
-{
-    return hash64((uint64_t)addr ^ hash_str(name));
-}
-
-static uint64_t isite_key_i(void *ctx, size_t i)
-{
-    agg_t *a = ctx;
-    return isite_key(a->isites[i].addr, a->isites[i].name);
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s && *s ? strdup(s) : NULL;
-}
-
-/* Interns the code location `addr` (a function for callbacks, a return address for stack
- * frames) with an optional given name; returns its wire site id (>= 1) or 0. */
-static uint32_t intern_site(agg_t *a, uintptr_t addr, const char *name, bool is_return)
-{
-    if (addr == 0)
-        return 0;
-    if (name != NULL && *name == '\0')
-        name = NULL;
-    uint64_t k = isite_key(addr, name);
-    if (a->isite_idx_cap != 0) {
-        for (size_t h = (size_t)k & (a->isite_idx_cap - 1);; h = (h + 1) & (a->isite_idx_cap - 1)) {
-            uint32_t v = a->isite_idx[h];
-            if (v == 0)
-                break;
-            agg_intern_site_t *s = &a->isites[v - 1];
-            if (s->addr == addr && (s->name == name || (s->name && name && !strcmp(s->name, name))))
-                return v;
-        }
-    }
-    if ((a->nisites + 1) * 2 > a->isite_idx_cap &&
-        idx_rehash(&a->isite_idx, &a->isite_idx_cap, a->nisites, isite_key_i, a) != 0)
-        return 0;
-    if (at__export_grow((void **)&a->isites, &a->capisites, a->nisites + 1, sizeof *a->isites))
-        return 0;
-    agg_intern_site_t *s = &a->isites[a->nisites];
-    memset(s, 0, sizeof *s);
-    at__sym_t sym;
-    at__sym_lookup((const void *)addr, is_return, &sym);
-    s->addr = addr;
-    s->name = dup_or_null(name);
-    s->ws.id = (uint32_t)(a->nisites + 1);
-    s->ws.loc.addr = addr;
-    s->ws.loc.func = s->name ? strdup(s->name) : dup_or_null(sym.func);
-    if (s->ws.loc.func == NULL && sym.lib[0]) {
-        char buf[200];
-        snprintf(buf, sizeof buf, "%s+0x%llx", sym.lib, (unsigned long long)sym.offset);
-        s->ws.loc.func = strdup(buf);
-    }
-    s->ws.loc.file = dup_or_null(sym.file);
-    s->ws.loc.line = sym.line;
-    s->ws.loc.build_id = dup_or_null(sym.build_id);
-    a->nisites++;
-    size_t h = (size_t)k & (a->isite_idx_cap - 1);
-    while (a->isite_idx[h] != 0)
-        h = (h + 1) & (a->isite_idx_cap - 1);
-    a->isite_idx[h] = s->ws.id;
-    return s->ws.id;
-}
-
-static uint64_t stack_hash(const uint32_t *ids, unsigned n)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-    for (unsigned i = 0; i < n; i++)
-        h = hash64(h ^ ids[i]);
-    return h;
-}
-
-static uint64_t istack_key_i(void *ctx, size_t i)
-{
-    agg_t *a = ctx;
-    return a->istacks[i].hash;
-}
-
-uint32_t at__agg_intern_stack(agg_t *a, void *const *pc, unsigned n)
-{
-    if (n == 0)
-        return 0;
-    if (n > AT_EXPORT_MAX_FRAMES)
-        n = AT_EXPORT_MAX_FRAMES;
-    uint32_t ids[AT_EXPORT_MAX_FRAMES];
-    for (unsigned i = 0; i < n; i++)
-        ids[i] = intern_site(a, (uintptr_t)pc[i], NULL, i > 0);
-    uint64_t h = stack_hash(ids, n);
-    if (a->istack_idx_cap != 0) {
-        for (size_t j = (size_t)h & (a->istack_idx_cap - 1);;
-             j = (j + 1) & (a->istack_idx_cap - 1)) {
-            uint32_t v = a->istack_idx[j];
-            if (v == 0)
-                break;
-            agg_intern_stack_t *s = &a->istacks[v - 1];
-            if (s->hash == h && s->wst.n_sites == n && !memcmp(s->wst.sites, ids, n * sizeof *ids))
-                return v;
-        }
-    }
-    if ((a->nistacks + 1) * 2 > a->istack_idx_cap &&
-        idx_rehash(&a->istack_idx, &a->istack_idx_cap, a->nistacks, istack_key_i, a) != 0)
-        return 0;
-    if (at__export_grow((void **)&a->istacks, &a->capistacks, a->nistacks + 1, sizeof *a->istacks))
-        return 0;
-    uint32_t *copy = malloc(n * sizeof *copy);
-    if (copy == NULL)
-        return 0;
-    memcpy(copy, ids, n * sizeof *ids);
-    agg_intern_stack_t *s = &a->istacks[a->nistacks++];
-    s->hash = h;
-    s->wst.id = (uint32_t)a->nistacks;
-    s->wst.n_sites = n;
-    s->wst.sites = copy;
-    size_t j = (size_t)h & (a->istack_idx_cap - 1);
-    while (a->istack_idx[j] != 0)
-        j = (j + 1) & (a->istack_idx_cap - 1);
-    a->istack_idx[j] = s->wst.id;
-    return s->wst.id;
-}
-
-at_wire_loc_t *at__agg_locs(void *const *pc, unsigned n)
-{
-    if (n == 0)
-        return NULL;
-    at_wire_loc_t *l = calloc(n, sizeof *l);
-    if (l == NULL)
-        return NULL;
-    for (unsigned i = 0; i < n; i++) {
-        at__sym_t sym;
-        at__sym_lookup(pc[i], i > 0, &sym);
-        l[i].addr = (uint64_t)(uintptr_t)pc[i];
-        l[i].func = dup_or_null(sym.func);
-        if (l[i].func == NULL && sym.lib[0]) {
-            char buf[200];
-            snprintf(buf, sizeof buf, "%s+0x%llx", sym.lib, (unsigned long long)sym.offset);
-            l[i].func = strdup(buf);
-        }
-        l[i].file = dup_or_null(sym.file);
-        l[i].line = sym.line;
-        l[i].build_id = dup_or_null(sym.build_id);
-    }
-    return l;
-}
-
-void at__agg_locs_free(at_wire_loc_t *locs, unsigned n)
-{
-    if (locs == NULL)
-        return;
-    for (unsigned i = 0; i < n; i++) {
-        free((char *)locs[i].func);
-        free((char *)locs[i].file);
-        free((char *)locs[i].build_id);
-    }
-    free(locs);
-}
-
-/* ---- loops ---------------------------------------------------------------------------------- */
-
 static void loop_free(agg_loop_t *l)
 {
     for (size_t i = 0; i < AT_EXPORT_EVLOG; i++)
@@ -286,20 +87,8 @@ void at__agg_free(agg_t *a)
         a->loops = l->next;
         loop_free(l);
     }
-    for (size_t i = 0; i < a->nisites; i++) {
-        free(a->isites[i].name);
-        free((char *)a->isites[i].ws.loc.func);
-        free((char *)a->isites[i].ws.loc.file);
-        free((char *)a->isites[i].ws.loc.build_id);
-    }
-    for (size_t i = 0; i < a->nistacks; i++)
-        free((uint32_t *)a->istacks[i].wst.sites);
-    free(a->isites);
-    free(a->isite_idx);
-    free(a->istacks);
-    free(a->istack_idx);
-    free(a->sh_key);
-    free(a->sh_id);
+    at__agg_intern_free(a);
+    at__agg_update_bufs_free(&a->ub);
     memset(a, 0, sizeof *a);
 }
 
@@ -497,12 +286,12 @@ void at__agg_sync_loops(at_export_srv_t *srv)
 static uint64_t site_key_i(void *ctx, size_t i)
 {
     agg_loop_t *l = ctx;
-    return hash64((uint64_t)(uintptr_t)l->sites[i].s);
+    return at__export_hash64((uint64_t)(uintptr_t)l->sites[i].s);
 }
 
 static agg_site_t *site_get(agg_t *a, agg_loop_t *l, at__site_t *s, bool create)
 {
-    uint64_t k = hash64((uint64_t)(uintptr_t)s);
+    uint64_t k = at__export_hash64((uint64_t)(uintptr_t)s);
     if (l->site_idx_cap != 0)
         for (size_t h = (size_t)k & (l->site_idx_cap - 1);; h = (h + 1) & (l->site_idx_cap - 1)) {
             uint32_t v = l->site_idx[h];
@@ -514,20 +303,17 @@ static agg_site_t *site_get(agg_t *a, agg_loop_t *l, at__site_t *s, bool create)
     if (!create)
         return NULL;
     if ((l->nsites + 1) * 2 > l->site_idx_cap &&
-        idx_rehash(&l->site_idx, &l->site_idx_cap, l->nsites, site_key_i, l) != 0)
+        at__export_idx_rehash(&l->site_idx, &l->site_idx_cap, l->nsites, site_key_i, l) != 0)
         return NULL;
     if (at__export_grow((void **)&l->sites, &l->capsites, l->nsites + 1, sizeof *l->sites))
         return NULL;
     agg_site_t *as = &l->sites[l->nsites];
     memset(as, 0, sizeof *as);
     as->s = s;
-    as->wire_id = intern_site(a, (uintptr_t)s->fn, s->name, false);
+    as->wire_id = at__agg_intern_site(a, (uintptr_t)s->fn, s->name, false);
     as->kind = AT_WIRE_CB_OTHER;
     l->nsites++;
-    size_t h = (size_t)k & (l->site_idx_cap - 1);
-    while (l->site_idx[h] != 0)
-        h = (h + 1) & (l->site_idx_cap - 1);
-    l->site_idx[h] = (uint32_t)l->nsites;
+    at__export_idx_put(l->site_idx, l->site_idx_cap, k, (uint32_t)l->nsites);
     return as;
 }
 
@@ -549,8 +335,7 @@ static uint8_t wire_cb_kind(unsigned k)
     }
 }
 
-/* Converts loopmon's finer histogram to the wire's 4-buckets-per-octave one; returns n. */
-static uint32_t hist_to_wire(const at__hist_snap_t *h, uint64_t *out)
+uint32_t at__agg_hist_to_wire(const at__hist_snap_t *h, uint64_t *out)
 {
     memset(out, 0, sizeof(uint64_t) * AT_WIRE_HIST_BUCKETS);
     uint32_t n = 0;
@@ -589,7 +374,7 @@ void at__agg_refresh_sites(at_export_srv_t *srv, agg_loop_t *l)
         as->st.max_ns = st.max_ns;
         as->st.has_min = true;
         as->st.min_ns = st.min_ns;
-        as->st.hist.n = hist_to_wire(&st.hist, as->hist);
+        as->st.hist.n = at__agg_hist_to_wire(&st.hist, as->hist);
         as->st.hist.counts = as->hist;
         as->gen = ++srv->agg.gen;
     }
@@ -601,7 +386,8 @@ static agg_task_t *task_find(agg_loop_t *l, uint64_t id)
 {
     if (l->task_cap == 0)
         return NULL;
-    for (size_t h = (size_t)hash64(id) & (l->task_cap - 1);; h = (h + 1) & (l->task_cap - 1)) {
+    for (size_t h = (size_t)at__export_hash64(id) & (l->task_cap - 1);;
+         h = (h + 1) & (l->task_cap - 1)) {
         if (!l->tasks[h].used)
             return NULL;
         if (l->tasks[h].row.id == id)
@@ -618,7 +404,7 @@ static int task_grow(agg_loop_t *l)
     for (size_t i = 0; i < l->task_cap; i++) {
         if (!l->tasks[i].used)
             continue;
-        size_t h = (size_t)hash64(l->tasks[i].row.id) & (nc - 1);
+        size_t h = (size_t)at__export_hash64(l->tasks[i].row.id) & (nc - 1);
         while (nt[h].used)
             h = (h + 1) & (nc - 1);
         nt[h] = l->tasks[i];
@@ -633,7 +419,7 @@ static agg_task_t *task_insert(agg_loop_t *l, uint64_t id)
 {
     if ((l->ntasks + 1) * 2 > l->task_cap && task_grow(l) != 0)
         return NULL;
-    size_t h = (size_t)hash64(id) & (l->task_cap - 1);
+    size_t h = (size_t)at__export_hash64(id) & (l->task_cap - 1);
     while (l->tasks[h].used)
         h = (h + 1) & (l->task_cap - 1);
     memset(&l->tasks[h], 0, sizeof l->tasks[h]);
@@ -650,7 +436,7 @@ static void task_delete(agg_loop_t *l, agg_task_t *t)
     l->tasks[i].used = false;
     l->ntasks--;
     for (size_t j = (i + 1) & mask; l->tasks[j].used; j = (j + 1) & mask) {
-        size_t home = (size_t)hash64(l->tasks[j].row.id) & mask;
+        size_t home = (size_t)at__export_hash64(l->tasks[j].row.id) & mask;
         /* move j into the hole at i if its home is not in (i, j] (cyclically) */
         bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!in_range) {
@@ -687,8 +473,8 @@ static void gone_add(agg_t *a, agg_loop_t *l, uint64_t id, uint8_t state)
 static void task_set_row(agg_t *a, agg_task_t *t, const at_export_task_row_t *row)
 {
     t->row = *row;
-    t->entry_site = intern_site(a, (uintptr_t)row->entry_fn, NULL, false);
-    t->create_site = intern_site(a, (uintptr_t)row->create_pc, NULL, true);
+    t->entry_site = at__agg_intern_site(a, (uintptr_t)row->entry_fn, NULL, false);
+    t->create_site = at__agg_intern_site(a, (uintptr_t)row->create_pc, NULL, true);
 }
 
 static void task_apply(agg_t *a, agg_loop_t *l, const at_export_task_ev_t *ev)
@@ -787,16 +573,6 @@ void at__agg_stacks_apply(agg_t *a, agg_loop_t *l, const at_export_loopreq_t *r)
     }
 }
 
-/* The wire row of a mirrored task: its suspension stack only while it still waits in the wait
- * the stack was taken in. */
-static void agg_task_wire(agg_t *a, const agg_task_t *t, at_wire_task_t *out)
-{
-    at__agg_task_to_wire(a, &t->row, out);
-    if (t->stack != 0 && t->row.state == AT_EXPORT_TASK_WAITING &&
-        t->row.wait_since_ns == t->stack_since)
-        out->stack = t->stack;
-}
-
 void at__agg_task_to_wire(agg_t *a, const at_export_task_row_t *row, at_wire_task_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -810,8 +586,8 @@ void at__agg_task_to_wire(agg_t *a, const at_export_task_row_t *row, at_wire_tas
     out->steps = row->steps;
     out->parent = row->parent_id;
     out->created_us = at__agg_proc_ns(a, row->created_ns) / 1000;
-    out->entry_site = intern_site(a, (uintptr_t)row->entry_fn, NULL, false);
-    out->create_site = intern_site(a, (uintptr_t)row->create_pc, NULL, true);
+    out->entry_site = at__agg_intern_site(a, (uintptr_t)row->entry_fn, NULL, false);
+    out->create_site = at__agg_intern_site(a, (uintptr_t)row->create_pc, NULL, true);
 }
 
 static agg_loop_t *loop_of_attach(at_export_srv_t *srv, const at_export_attach_t *att)
@@ -855,9 +631,9 @@ void at__agg_apply_resync(at_export_srv_t *srv, at_export_loopreq_t *r)
     if (l == NULL || r->result != 0)
         return;
     if (r->rows_truncated)
-        at__export_log(AT_EXPORT_LOG_WARN,
-                       "task resync of loop %llu truncated at %zu rows: the rest is not shown",
-                       (unsigned long long)l->id, r->nrows);
+        at__log(AT__LOG_WARNING,
+                "exporter: task resync of loop %llu truncated at %zu rows: the rest is not shown",
+                (unsigned long long)l->id, r->nrows);
     /* Diff the old mirror against the resync: rows that vanished are gone, new ones added,
      * different ones changed; a client's delta stays exact. */
     agg_task_t *old = l->tasks;
@@ -921,7 +697,7 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
             as->st.kind = as->kind;
             as->gen = ++a->gen;
         } else {
-            e->slow.site = intern_site(a, (uintptr_t)ev->fn, ev->name, false);
+            e->slow.site = at__agg_intern_site(a, (uintptr_t)ev->fn, ev->name, false);
         }
         if (ev->nstack > 0)
             e->slow.sched_stack = at__agg_intern_stack(a, ev->stack, ev->nstack);
@@ -970,7 +746,7 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
 static void drain_mon(agg_t *a, agg_loop_t *l)
 {
     at__event_t ev;
-    for (int i = 0; i < 65536 && at__mon_take(l->mon, &ev) == 1; i++)
+    for (int i = 0; i < AT_EXPORT_DRAIN_MAX && at__mon_take(l->mon, &ev) == 1; i++)
         event_from_mon(a, l, &ev);
     for (int k = 0; k < AT__EV_KIND_MAX; k++) {
         uint64_t produced, dropped;
@@ -982,7 +758,8 @@ static void drain_mon(agg_t *a, agg_loop_t *l)
 static void send_resync(at_export_srv_t *srv, at_export_attach_t *att, uint64_t now)
 {
     if (att->resync_inflight || att->p->resync == NULL ||
-        (att->resync_at_ns != 0 && now - att->resync_at_ns < 1000000000u))
+        (att->resync_at_ns != 0 &&
+         now - att->resync_at_ns < AT_EXPORT_RESYNC_EVERY_MS * 1000000ull))
         return;
     at_export_loopreq_t *r = calloc(1, sizeof *r);
     if (r == NULL)
@@ -991,7 +768,7 @@ static void send_resync(at_export_srv_t *srv, at_export_attach_t *att, uint64_t 
     r->resync_first = !att->synced;
     r->att = att;
     r->att_id = att->id;
-    r->deadline_ns = now + 30000000000ull;
+    r->deadline_ns = now + AT_EXPORT_RESYNC_DEADLINE_MS * 1000000ull;
     if (at__export_loopreq_send(r) != 0) {
         free(r);
         return;
@@ -1036,13 +813,6 @@ void at__agg_drain(at_export_srv_t *srv)
     at__export_attach_unlock();
 }
 
-/* ---- the watchdog: a loop stuck in one callback ------------------------------------------- */
-
-void at__agg_watchdog(at_export_srv_t *srv)
-{
-    at__profile_watch(srv); /* export_profile.c */
-}
-
 void at__agg_running(at_export_srv_t *srv, agg_loop_t *l, at_wire_running_t *out, char *name,
                      size_t namesize)
 {
@@ -1074,230 +844,4 @@ void at__agg_running(at_export_srv_t *srv, agg_loop_t *l, at_wire_running_t *out
     if (l->sample_tried && l->sample_site == snap.site && l->sample_since == snap.since_ns)
         out->stack = l->sample_stack;
     at__profile_running(l, &snap, &out->profile);
-}
-
-/* ---- building an update ---------------------------------------------------------------------- */
-
-int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now)
-{
-    agg_t *a = &srv->agg;
-    agg_loop_t *l = at__agg_loop(srv, c->loop_id);
-    if (l != NULL && c->loop_id == 0)
-        c->loop_id = l->id; /* subscribed before any loop existed: the first one it is */
-    uint32_t what = c->what ? c->what : ~0u;
-    at_wire_update_t u = {0};
-    at_wire_loop_info_t loops[64];
-    char run_name[AT__SITE_NAME_MAX + 64];
-    at_wire_count_t dropped[5];
-    at__hist_snap_t lag;
-    uint64_t lag_w[AT_WIRE_HIST_BUCKETS];
-    at_wire_task_t *tnew = NULL, *tchg = NULL;
-    uint64_t *tgone = NULL;
-    char(*descs)[AT_EXPORT_WAIT_DESC_MAX] = NULL;
-    at_wire_site_stats_t *sst = NULL;
-    at_wire_slow_t *slow = NULL;
-    at_wire_exc_t *exc = NULL;
-    at_wire_site_t *sites = NULL;
-    at_wire_stack_t *stacks = NULL;
-    int r = -ENOMEM;
-
-    if (l != NULL && !c->need_full && c->seen_gen < l->gone_horizon)
-        c->need_full = true;
-    bool full = c->need_full;
-    if (full) {
-        c->sites_sent = 0;
-        c->stacks_sent = 0;
-        c->seen_gen = 0;
-    }
-    u.seq = c->upd_seq;
-    u.ts_ns = at__agg_proc_ns(a, at__now_ns());
-    u.loop = l ? at__agg_wire_loop_id(srv, l) : 0;
-    u.loop_gone = l != NULL && l->gone;
-    /* every live loop with its counters: a client's loop picker, and how it learns of loops
-     * that appeared or closed */
-    u.n_loops = at__agg_loop_infos(srv, true, loops, 64);
-    u.loops = loops;
-    u.full = full;
-    u.config.has_slow_ns = u.config.has_debug = true;
-    u.config.slow_ns = at__slow_threshold_ns();
-    u.config.debug = at__debug_enabled();
-    uint64_t seen = c->seen_gen;
-    uint64_t gen_now = a->gen;
-
-    if (l != NULL && !l->gone) {
-        if ((what & (AT_WIRE_CAP_SITES | AT_WIRE_CAP_LOOP)) && now - l->refreshed_ns >= 50000000u) {
-            at__agg_refresh_sites(srv, l);
-            l->refreshed_ns = now;
-        }
-        if (what & AT_WIRE_CAP_LOOP) {
-            at__mon_stats_t ms;
-            at__mon_stats(l->mon, &ms);
-            u.has_stats = true;
-            u.stats.busy_ns = ms.busy_ns;
-            u.stats.idle_ns = ms.idle_ns;
-            u.stats.iterations = ms.iterations;
-            u.stats.callbacks = ms.callbacks;
-            u.stats.slow = ms.slow_count;
-            for (int k = AT__EV_ERROR; k <= AT__EV_WARNING; k++) {
-                uint64_t produced, d;
-                at__mon_event_counts(l->mon, (at__event_kind_t)k, &produced, &d);
-                u.stats.errors += produced;
-            }
-            lag = ms.lag;
-            u.stats.lag.n = hist_to_wire(&lag, lag_w);
-            u.stats.lag.counts = lag_w;
-            u.stats.lag_max_ns = ms.lag_max_ns;
-            memcpy(u.stats.tasks_by_state, l->by_state, sizeof u.stats.tasks_by_state);
-            at__agg_inventory_fill(l, &u.stats);
-            at__agg_running(srv, l, &u.running, run_name, sizeof run_name);
-        }
-        dropped[0] = (at_wire_count_t){"slow", l->dropped[AT__EV_SLOW]};
-        dropped[1] = (at_wire_count_t){"error", l->dropped[AT__EV_ERROR]};
-        dropped[2] = (at_wire_count_t){"warning", l->dropped[AT__EV_WARNING]};
-        dropped[3] = (at_wire_count_t){"task", l->task_dropped};
-        /* Events this client missed because it fell more than the event log behind (a slow
-         * reader resynced, a long interval): they have seqs, so the client sees the gap, and
-         * this says how many it was. Not counted for history before the first update. */
-        uint64_t oldest = l->ev_next > AT_EXPORT_EVLOG ? l->ev_next - AT_EXPORT_EVLOG : 1;
-        if (c->ev_started && c->ev_seen + 1 < oldest)
-            c->ev_lagged += oldest - (c->ev_seen + 1);
-        dropped[4] = (at_wire_count_t){"lagged", c->ev_lagged};
-        u.n_dropped = 5;
-        u.dropped = dropped;
-
-        if (what & AT_WIRE_CAP_TASKS) {
-            size_t nn = 0, nc = 0, ng = 0;
-            tnew = malloc((l->ntasks + 1) * sizeof *tnew);
-            tchg = malloc((l->ntasks + 1) * sizeof *tchg);
-            if (l->wait_desc != NULL)
-                descs = malloc((l->ntasks + 1) * sizeof *descs);
-            if (tnew == NULL || tchg == NULL || (l->wait_desc != NULL && descs == NULL))
-                goto out;
-            for (size_t i = 0; i < l->task_cap; i++) {
-                agg_task_t *t = &l->tasks[i];
-                if (!t->used)
-                    continue;
-                at_wire_task_t *w;
-                if (full || t->gen_added > seen)
-                    w = &tnew[nn++];
-                else if (t->gen_changed > seen)
-                    w = &tchg[nc++];
-                else
-                    continue;
-                agg_task_wire(a, t, w);
-                if (descs != NULL) {
-                    char *d = descs[nn + nc - 1];
-                    l->wait_desc(&t->row, d, AT_EXPORT_WAIT_DESC_MAX);
-                    w->wait_desc = d[0] ? d : NULL;
-                }
-            }
-            if (!full && l->ngone > 0) {
-                tgone = malloc(2 * l->ngone * sizeof *tgone); /* ids, then their states */
-                if (tgone == NULL)
-                    goto out;
-                for (size_t i = 0; i < l->ngone; i++)
-                    if (l->gone_log[i].gen > seen) {
-                        tgone[l->ngone + ng] = l->gone_log[i].state;
-                        tgone[ng++] = l->gone_log[i].id;
-                    }
-                u.n_tasks_gone_state = (uint32_t)ng;
-                u.tasks_gone_state = tgone + l->ngone;
-            }
-            u.n_tasks_new = (uint32_t)nn;
-            u.tasks_new = tnew;
-            u.n_tasks_changed = (uint32_t)nc;
-            u.tasks_changed = tchg;
-            u.n_tasks_gone = (uint32_t)ng;
-            u.tasks_gone = tgone;
-        }
-        if (what & AT_WIRE_CAP_SITES) {
-            size_t ns = 0;
-            sst = malloc((l->nsites + 1) * sizeof *sst);
-            if (sst == NULL)
-                goto out;
-            for (size_t i = 0; i < l->nsites; i++)
-                if (l->sites[i].gen > seen && l->sites[i].count > 0) {
-                    sst[ns] = l->sites[i].st;
-                    /* st.hist.counts pointed into the array before it last grew */
-                    sst[ns++].hist.counts = l->sites[i].hist;
-                }
-            u.n_site_stats = (uint32_t)ns;
-            u.site_stats = sst;
-        }
-    }
-    if (l != NULL) {
-        /* events: everything still in the log that the client has not had (a gone loop's
-         * too: what its close reported, "Task was destroyed but it is pending!") */
-        uint64_t first = l->ev_next > AT_EXPORT_EVLOG ? l->ev_next - AT_EXPORT_EVLOG : 1;
-        if (!full && c->ev_seen + 1 > first)
-            first = c->ev_seen + 1;
-        size_t nsl = 0, nex = 0;
-        slow = malloc(AT_EXPORT_EVLOG * sizeof *slow);
-        exc = malloc(AT_EXPORT_EVLOG * sizeof *exc);
-        if (slow == NULL || exc == NULL)
-            goto out;
-        for (uint64_t s = first; s < l->ev_next; s++) {
-            agg_event_t *e = &l->evlog[(s - 1) % AT_EXPORT_EVLOG];
-            if (e->is_slow && (what & AT_WIRE_CAP_SLOW)) {
-                slow[nsl] = e->slow;
-                slow[nsl].name = e->name[0] ? e->name : NULL;
-                nsl++;
-            } else if (!e->is_slow && (what & AT_WIRE_CAP_EXCEPTIONS)) {
-                exc[nex] = e->exc;
-                exc[nex].message = e->text;
-                exc[nex].domain = e->domain[0] ? e->domain : NULL;
-                nex++;
-            }
-        }
-        u.n_slow = (uint32_t)nsl;
-        u.slow = slow;
-        u.n_exc = (uint32_t)nex;
-        u.exc = exc;
-        c->ev_seen = l->ev_next - 1;
-        c->ev_started = true;
-    }
-
-    /* Interned tables last: everything above may have interned new sites and stacks. Stacks
-     * first, since interning a stack interns its frames' sites. */
-    {
-        size_t nst = a->nistacks > c->stacks_sent ? a->nistacks - c->stacks_sent : 0;
-        stacks = malloc((nst + 1) * sizeof *stacks);
-        size_t nsi = a->nisites > c->sites_sent ? a->nisites - c->sites_sent : 0;
-        sites = malloc((nsi + 1) * sizeof *sites);
-        if (stacks == NULL || sites == NULL)
-            goto out;
-        for (size_t i = 0; i < nst; i++)
-            stacks[i] = a->istacks[c->stacks_sent + i].wst;
-        for (size_t i = 0; i < nsi; i++)
-            sites[i] = a->isites[c->sites_sent + i].ws;
-        u.n_stacks = (uint32_t)nst;
-        u.stacks = stacks;
-        u.n_sites = (uint32_t)nsi;
-        u.sites = sites;
-        c->stacks_sent = (uint32_t)a->nistacks;
-        c->sites_sent = (uint32_t)a->nisites;
-    }
-
-    at_wire_buf_reset(&srv->wbuf);
-    r = at_wire_encode_update(&srv->wbuf, &u);
-    if (r == 0) {
-        c->need_full = false;
-        c->seen_gen = gen_now > a->gen ? gen_now : a->gen;
-        c->upd_seq++;
-        c->next_update_ns = now + (uint64_t)c->interval_ms * 1000000u;
-        r = at__export_client_send(c, &srv->wbuf);
-    } else {
-        at__export_log(AT_EXPORT_LOG_ERROR, "cannot encode an update: %s", at_wire_strerror(r));
-    }
-out:
-    free(tnew);
-    free(tchg);
-    free(tgone);
-    free(descs);
-    free(sst);
-    free(slow);
-    free(exc);
-    free(sites);
-    free(stacks);
-    return r;
 }

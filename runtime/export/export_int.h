@@ -16,15 +16,38 @@
 #include "export_path.h"
 #include "loopmon.h"
 
-/* ---- growable arrays (exporter thread only) ---------------------------------------------- */
+/* The exporter's clock: CLOCK_MONOTONIC ns (libuv's), for its timeouts and intervals. */
+static inline uint64_t at__export_now_ns(void)
+{
+    return uv_hrtime();
+}
 
-/* Grows *p (an array of `size`-byte elements with capacity *cap) to hold n elements. 0 or
- * -ENOMEM (the array is left as it was). */
+/* ---- growable arrays and open-addressed indexes (export_grow.c) --------------------------- */
+
+/* Grows *p (an array of `size`-byte elements with capacity *cap) to hold n elements: the
+ * capacity doubles from 16. 0 or -ENOMEM (the array is left as it was). */
 int at__export_grow(void **p, size_t *cap, size_t n, size_t size);
+/* A 64-bit mix (murmur3's finaliser), and FNV-1a of a string (NULL hashes as ""). */
+static inline uint64_t at__export_hash64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+uint64_t at__export_hash_str(const char *s);
+/* An index of n entries numbered 1..n (0 = empty slot), open addressing with linear probing
+ * over a power-of-two table: rebuilds *idx at twice its capacity (1024 at first) from the
+ * entries' keys (key(ctx, i) for entry i + 1). 0 or -ENOMEM (the index is left as it was). */
+int at__export_idx_rehash(uint32_t **idx, size_t *cap, size_t n, uint64_t (*key)(void *, size_t),
+                          void *ctx);
+/* Puts entry number `id` (>= 1) with hash `h` in the first free slot of its probe sequence;
+ * the caller has made room (at most half full). */
+void at__export_idx_put(uint32_t *idx, size_t cap, uint64_t h, uint32_t id);
 
 /* ---- provider attachments ---------------------------------------------------------------- */
-
-#define AT_EXPORT_TASK_RING 4096u /* task events per attachment; a power of two */
 
 typedef struct at_export_task_ev {
     uint8_t kind; /* at_export_task_event_kind_t */
@@ -42,8 +65,6 @@ typedef struct at_export_stk_new {
     uint32_t depth;
     void *pc[AT_EXPORT_MAX_FRAMES];
 } at_export_stk_new_t;
-
-#define AT_EXPORT_STK_BATCH (1u << 18) /* task entries per stacks request */
 
 /* A request that must run on a loop thread (task detail, cancel, resync). Owned by the
  * exporter; handed to the loop thread through the attachment's mailbox and back through the
@@ -85,14 +106,7 @@ enum { AT_EXPORT_REQ_QUEUED = 0, AT_EXPORT_REQ_TAKEN = 1, AT_EXPORT_REQ_WITHDRAW
 void at__export_loopreq_free(at_export_loopreq_t *r);
 
 #define AT_EXPORT_LOOPREQ_RESYNC    100
-#define AT_EXPORT_LOOPREQ_INVENTORY 101        /* handles by type and executor figures */
-#define AT_EXPORT_RESYNC_MAX        (1u << 21) /* rows per resync */
-/* Client requests (detail, cancel) queued for one loop at once, from all clients: more are
- * refused "rate_limited" at once, so a blocked loop cannot make the queue grow. */
-#define AT_EXPORT_LOOP_QUEUE_MAX 32u
-/* Client requests outstanding per connection, answered "loop busy" or not: a request counts
- * until the loop thread has given it back or it was taken out of the mailbox. */
-#define AT_EXPORT_CLIENT_INFLIGHT_MAX 8
+#define AT_EXPORT_LOOPREQ_INVENTORY 101 /* handles by type and executor figures */
 
 struct at_export_resync_sink {
     at_export_loopreq_t *req;
@@ -194,8 +208,6 @@ void at__export_sample_atfork_child(void);
 
 /* ---- profiling a stall (export_profile.c) ------------------------------------------------- */
 
-#define AT_EXPORT_PROFILE_STACKS 32 /* distinct stacks counted per stall; more fold into other */
-
 /* The profile of the callback a loop runs past the threshold: samples counted per stack
  * (frames compared by function, not by instruction). Fixed size, in the loop's mirror. */
 typedef struct at_export_profile {
@@ -212,8 +224,6 @@ typedef struct at_export_profile {
     } e[AT_EXPORT_PROFILE_STACKS];
     at_wire_profile_stack_t sorted[AT_EXPORT_PROFILE_STACKS]; /* at__profile_running's output */
 } at_export_profile_t;
-
-#define AT_EXPORT_EVLOG 1024u /* slow/exception events kept per loop for new clients */
 
 typedef struct agg_event {
     uint64_t seq;
@@ -294,6 +304,31 @@ typedef struct agg_loop {
     uint64_t thread_read_ns;            /* when `thread` was last read */
 } agg_loop_t;
 
+/* The arrays an update points into, kept from one update to the next (an update is encoded
+ * before the next one is built) and grown only when one needs more: building an update
+ * allocates nothing once they have reached the process's size. */
+typedef struct agg_update_bufs {
+    at_wire_task_t *tasks; /* new tasks from the front, changed ones after them */
+    size_t cap_tasks;
+    char (*descs)[AT_EXPORT_WAIT_DESC_MAX]; /* wait_desc texts, by the index in tasks */
+    size_t cap_descs;
+    uint64_t *gone; /* ids of the tasks gone, then their states */
+    size_t cap_gone;
+    at_wire_site_stats_t *site_stats;
+    size_t cap_site_stats;
+    at_wire_slow_t *slow; /* AT_EXPORT_EVLOG each, once */
+    at_wire_exc_t *exc;
+    at_wire_stack_t *stacks;
+    size_t cap_stacks;
+    at_wire_site_t *sites;
+    size_t cap_sites;
+    /* what the update's fixed parts point to */
+    at_wire_loop_info_t loops[AT_EXPORT_LOOPS_LISTED];
+    char run_name[AT__SITE_NAME_MAX + 64];
+    at_wire_count_t dropped[5];
+    uint64_t lag[AT_WIRE_HIST_BUCKETS];
+} agg_update_bufs_t;
+
 /* The interned tables, shared by every loop. */
 typedef struct agg_intern_site {
     uintptr_t addr;
@@ -326,6 +361,7 @@ typedef struct agg {
     uint64_t *sh_key;       /* suspension stack hash (loop thread's) -> interned stack id */
     uint32_t *sh_id;
     size_t sh_cap, sh_n;
+    agg_update_bufs_t ub; /* the arrays of the update being built (export_update.c) */
 } agg_t;
 
 /* ---- the server ----------------------------------------------------------------------------- */
@@ -341,16 +377,10 @@ typedef struct outchunk {
     uint8_t data[];
 } outchunk_t;
 
-#define AT_EXPORT_OUTCHUNK (16u * 1024u)
-/* The server reads no more requests from a client while this much of its output (as counted
- * in obytes) is queued; it reads again once the queue is below. Requests alone therefore make
- * a client hold at most this plus one response (docs/security.md). */
-#define AT_EXPORT_READ_PAUSE (64u * 1024u)
-
 enum { CL_HANDSHAKE = 0, CL_LIVE = 1, CL_CLOSING = 2 };
 
 typedef struct at_export_client {
-    struct at_export_client *next, *prev;
+    struct at_export_client *next; /* the server's list of clients */
     struct at_export_srv *srv;
     uint64_t id;
     int fd;
@@ -408,6 +438,7 @@ typedef struct at_export_srv {
     unsigned nclients;
     uint64_t next_client_id;
     int *fd_slots; /* fds to close in a fork child: [0] listener, then clients */
+    unsigned nfd_slots;
     /* requests to loop threads */
     pthread_mutex_t done_lock;
     at_export_loopreq_t *done;    /* answered by loop threads, not yet processed */
@@ -422,17 +453,66 @@ typedef struct at_export_srv {
     uint64_t profile_last;    /* monitor id sampled last (round-robin) */
 } at_export_srv_t;
 
+/* ---- the server's rooms (all on the exporter thread) -----------------------------------------
+ * export_server.c: start/stop/fork/exit, the thread, its tick and wake-up, the listener.
+ * export_client.c: accepting a client, its input and its bounded output queue.
+ * export_dispatch.c: one client frame to its handler (hello, subscribe, requests).
+ * export_loopreq.c: requests that run on a loop thread, their answers and timeouts.
+ * export_watch.c: stack sampling for the blocked-loop watchdog and loop_stack requests.
+ * export_agg.c, export_intern.c, export_update.c: the aggregator (mirror, interning, updates). */
+
+/* Resumes accepting unless stopping or accepting already (a client left; the backoff ended). */
+void at__export_listen_start(at_export_srv_t *srv);
+
+/* Takes an accepted connection: checks the peer's credentials and the client limit (telling a
+ * refused peer why), then says hello. Takes `fd` whatever happens. */
+void at__export_client_accept(at_export_srv_t *srv, int fd);
+/* Frees the client. Closes its fd at once (peers see EOF now), the poll handle later. */
+void at__export_client_close(at_export_client_t *c);
+/* Writes what the socket takes of c's queue; closes c when it was closing and is drained. */
+void at__export_client_flush(at_export_client_t *c);
+/* Reads and handles c's requests: first the frames read before (left while its output was
+ * backed up), then more from the socket, and none while its output is backed up. */
+void at__export_client_read(at_export_client_t *c);
+/* True when c has whole frames read but not handled, and may handle them now. */
+bool at__export_client_frames_waiting(const at_export_client_t *c);
 /* Queues one encoded frame buffer (copied) on a client and tries to write it. 0, or -ENOBUFS
  * when the client's queue is over its bound (the client is then being closed). */
 int at__export_client_send(at_export_client_t *c, const at_wire_buf_t *b);
+/* Sends b to c now, without queueing, if nothing is queued (a last word before a close). */
+void at__export_client_send_last(at_export_client_t *c, const at_wire_buf_t *b);
+/* Has the aggregator build c's next update (full when c->need_full), encodes it into the
+ * server's scratch buffer and sends it. 0 or a negative errno. */
+int at__export_client_send_update(at_export_client_t *c, uint64_t now);
 /* Sends a fatal error frame and closes the client once it is flushed (or soon). */
 void at__export_client_fail(at_export_client_t *c, uint32_t code, const char *reason);
+/* Encodes a response (or a non-fatal error frame) into the server's scratch buffer and sends
+ * it to c. */
+void at__export_send_response(at_export_client_t *c, const at_wire_response_t *r);
+void at__export_send_error(at_export_client_t *c, uint32_t code, const char *reason, bool fatal);
 /* Sends a response with a failure status. */
 void at__export_respond_error(at_export_client_t *c, uint64_t id, uint8_t op, uint32_t status,
                               const char *reason);
+/* The live (not closing) client with that id, or NULL. */
 at_export_client_t *at__export_client_find(at_export_srv_t *srv, uint64_t id);
 
-void at__export_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sends the hello, the server's first words to a client it accepted. */
+void at__export_send_hello(at_export_client_t *c);
+/* Handles one whole frame from a client: decodes it and runs what it asks. */
+void at__export_dispatch_frame(at_export_client_t *c, const uint8_t *body, size_t len);
+
+/* Sends a task_detail or cancel request to the loop thread of c's loop (or refuses it:
+ * unsupported, rate limited, out of memory, loop closing). */
+void at__export_loop_request(at_export_client_t *c, const at_wire_request_t *rq);
+/* Answers the requests the loop threads have given back, in the order they were made. */
+void at__export_loopreq_answer_done(at_export_srv_t *srv);
+/* Answers "loop busy" to the client requests past their deadline and withdraws them. */
+void at__export_loopreq_expire(at_export_srv_t *srv, uint64_t now);
+
+/* Queues a loop_stack request (answered by at__export_loop_stacks_service). */
+void at__export_loop_stack_request(at_export_client_t *c, const at_wire_request_t *rq);
+/* Starts a sample for a loop_stack request when none is in flight, and answers with it. */
+void at__export_loop_stacks_service(at_export_srv_t *srv, uint64_t now);
 
 /* Aggregator (exporter thread). */
 int at__agg_init(agg_t *a);
@@ -487,8 +567,24 @@ void at__agg_loop_info(at_export_srv_t *srv, agg_loop_t *l, bool stats, at_wire_
 /* Fills out[] with the live loops (at most max), oldest first; returns how many. */
 uint32_t at__agg_loop_infos(at_export_srv_t *srv, bool stats, at_wire_loop_info_t *out,
                             uint32_t max);
-/* Builds the client's next update (full when c->need_full) into srv->wbuf and sends it. */
-int at__agg_send_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now);
+/* Builds client c's next update into *u (full when c->need_full), and notes in c what it
+ * will have seen (events, interned sites and stacks). u points into srv->agg.ub and into the
+ * mirror: valid until the mirror next changes. Builds, nothing else: the caller encodes and
+ * sends it, then marks it sent. 0, or -ENOMEM (nothing to send). */
+int at__agg_build_update(at_export_srv_t *srv, at_export_client_t *c, uint64_t now,
+                         at_wire_update_t *u);
+/* Frees the interned tables (sites, stacks, the stack-hash map). */
+void at__agg_intern_free(agg_t *a);
+/* Frees the update buffers. */
+void at__agg_update_bufs_free(agg_update_bufs_t *b);
+/* Interns the code location `addr` (a function for callbacks, a return address for stack
+ * frames) with an optional given name; returns its wire site id (>= 1) or 0. */
+uint32_t at__agg_intern_site(agg_t *a, uintptr_t addr, const char *name, bool is_return);
+/* Converts loopmon's finer histogram to the wire's 4-buckets-per-octave one; returns n. */
+uint32_t at__agg_hist_to_wire(const at__hist_snap_t *h, uint64_t *out);
+/* The wire row of a mirrored task: its suspension stack only while it still waits in the wait
+ * the stack was taken in. */
+void at__agg_task_wire(agg_t *a, const agg_task_t *t, at_wire_task_t *out);
 /* Interns a stack of raw return addresses, symbolising new frames; the wire stack id or 0. */
 uint32_t at__agg_intern_stack(agg_t *a, void *const *pc, unsigned n);
 /* Symbolised frames of a raw stack for a response (arrays owned by the caller, freed with
@@ -507,8 +603,6 @@ void at__agg_inventory_apply(at_export_srv_t *srv, at_export_loopreq_t *r);
 /* True while a task provider of loop l has not answered its first resync since this exporter
  * started (a snapshot now would show no tasks). Exporter thread. */
 bool at__agg_tasks_pending(at_export_srv_t *srv, const agg_loop_t *l);
-/* How long a client's first snapshot waits for that resync at most. */
-#define AT_EXPORT_FIRST_SNAPSHOT_WAIT_MS 500u
 
 /* Interns the suspension stacks an inventory request brought (new ones by their pcs, known
  * ones by hash) and sets them on l's tasks. Exporter thread. */

@@ -11,8 +11,8 @@
 
 #define PROFILE_MS_DEFAULT 5u
 #define PROFILE_MS_MAX     1000u
-/* How long a sample may take to come in before it is given up (as the watchdog's was). */
-#define SAMPLE_TIMEOUT_NS 500000000u
+/* How long a sample may take to come in before it is given up (export_limits.h). */
+#define SAMPLE_TIMEOUT_NS (AT_EXPORT_SAMPLE_TIMEOUT_MS * 1000000ull)
 
 /* The sampling interval (at__profile_init, before the exporter thread starts); 0: one sample
  * per stall. */
@@ -201,10 +201,10 @@ void at__profile_init(at_export_srv_t *srv)
     srv->profile_ns = at__profile_interval_from_env(&bad);
     g_interval_ns = srv->profile_ns;
     if (bad)
-        at__export_log(AT_EXPORT_LOG_WARN,
-                       "ASYNCTOP_PROFILE_MS='%.64s' is not a number of milliseconds from 0 to %u; "
-                       "using the default %u ms",
-                       getenv("ASYNCTOP_PROFILE_MS"), PROFILE_MS_MAX, PROFILE_MS_DEFAULT);
+        at__log(AT__LOG_WARNING,
+                "exporter: ASYNCTOP_PROFILE_MS='%.64s' is not a number of milliseconds from 0 to "
+                "%u; using the default %u ms",
+                getenv("ASYNCTOP_PROFILE_MS"), PROFILE_MS_MAX, PROFILE_MS_DEFAULT);
     uv_timer_init(&srv->loop, &srv->profile_timer);
     srv->profile_timer.data = srv;
 }

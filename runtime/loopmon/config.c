@@ -90,12 +90,17 @@ void at__config_from_env(void)
     uint64_t ns = AT__SLOW_NS_DEFAULT;
     if (s) {
         int rc = at__parse_ms(s, &ns);
+        if (rc == 0 && ns < AT__SLOW_NS_MIN)
+            rc = -EDOM; /* the range a client's set_config is held to */
         if (rc != 0) {
             at__log(AT__LOG_WARNING,
                     "ASYNCTOP_SLOW_MS='%.64s' is %s (use milliseconds as digits with an "
-                    "optional fraction, e.g. 100 or 0.5, at most 86400000); using the default "
-                    "100 ms",
-                    s, rc == -ERANGE ? "too large" : "not a number of milliseconds");
+                    "optional fraction, e.g. 100 or 2.5, from 1 to 86400000); using the "
+                    "default 100 ms",
+                    s,
+                    rc == -ERANGE ? "too large"
+                    : rc == -EDOM ? "too small"
+                                  : "not a number of milliseconds");
             ns = AT__SLOW_NS_DEFAULT;
         }
     }

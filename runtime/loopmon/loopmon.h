@@ -89,6 +89,11 @@ void at__debug_set(bool on);
  * begins (a callback is slow when its exclusive duration is >= the threshold in force when it
  * began: a change while one runs does not judge that one by the new value). */
 #define AT__SLOW_NS_DEFAULT (100ull * 1000 * 1000)
+/* The range a threshold from the outside (ASYNCTOP_SLOW_MS, a client's set_config) must lie in:
+ * 1 ms (below it nearly every callback would be reported) to 1 day; ASYNCTOP_SLOW_MS outside
+ * it is a bad value. */
+#define AT__SLOW_NS_MIN (1000ull * 1000)
+#define AT__SLOW_NS_MAX (86400ull * 1000 * 1000 * 1000)
 extern _Atomic uint64_t at__slow_ns;
 static inline uint64_t at__slow_threshold_ns(void)
 {

@@ -92,14 +92,6 @@ static void code_range(const void *addr, uintptr_t *lo, uintptr_t *hi)
     }
 }
 
-static void export_log(int level, const char *msg)
-{
-    at__log(level == AT_EXPORT_LOG_ERROR  ? AT__LOG_ERROR
-            : level == AT_EXPORT_LOG_WARN ? AT__LOG_WARNING
-                                          : AT__LOG_INFO,
-            "%s", msg);
-}
-
 static void init_once(void)
 {
     bool on = true;
@@ -113,7 +105,6 @@ static void init_once(void)
     if (e == NULL || at__parse_bool(e, &loud) != 0)
         loud = false;
     at__log_set_level(loud ? AT__LOG_INFO : AT__LOG_ERROR);
-    at__export_set_log(export_log);
 
     code_range((const void *)pl_init, &pl_self_lo, &pl_self_hi);
     /* the shim's frames (trampolines, wrappers, the timing they call) are not the program's:

@@ -216,6 +216,14 @@ class ExportTest(TargetCase):
         self.assertEqual(r["status"], BAD_REQUEST)
         self.assertIn("slow_ns", r["reason"])
         c.recv_type("update")
+        # the range is ASYNCTOP_SLOW_MS's (1 to 86400000 ms, loopmon-config test_env): its two
+        # ends are taken, one ns beyond either is refused
+        for ns, ok in ((999_999, False), (1_000_000, True), (86_400_000_000_000, True),
+                       (86_400_000_000_001, False)):
+            r = c.response(c.request("set_config", config={"slow_ns": ns}))
+            self.assertEqual(r["status"], 0 if ok else BAD_REQUEST, (ns, r))
+            if ok:
+                self.assertEqual(r["config"]["slow_ns"], ns)
         t.quit()
 
     def test_blocked_loop_reported_live_with_stack(self):

@@ -104,6 +104,27 @@ static void test_env(void **state)
     capture_take(text, sizeof text);
     assert_non_null(strstr(text, "ASYNCTOP_SLOW_MS='999999999' is too large"));
 
+    /* The environment is held to the range a client's set_config is (AT__SLOW_NS_MIN ..
+     * AT__SLOW_NS_MAX, export_limits.h): below 1 ms is refused as a client's 5 ns is. */
+    unsetenv("ASYNCTOP_DEBUG"); /* no warnings but the ones looked for below */
+    static const char *const too_small[] = {"0", "0.5", "0.999999"};
+    for (size_t i = 0; i < sizeof too_small / sizeof *too_small; i++) {
+        char want[96];
+        capture_start();
+        setenv("ASYNCTOP_SLOW_MS", too_small[i], 1);
+        at__config_from_env();
+        assert_int_equal(at__slow_threshold_ns(), AT__SLOW_NS_DEFAULT);
+        capture_take(text, sizeof text);
+        snprintf(want, sizeof want, "ASYNCTOP_SLOW_MS='%s' is too small", too_small[i]);
+        assert_non_null(strstr(text, want));
+    }
+    setenv("ASYNCTOP_SLOW_MS", "1", 1);
+    at__config_from_env();
+    assert_int_equal(at__slow_threshold_ns(), AT__SLOW_NS_MIN);
+    setenv("ASYNCTOP_SLOW_MS", "86400000", 1);
+    at__config_from_env();
+    assert_int_equal(at__slow_threshold_ns(), AT__SLOW_NS_MAX);
+
     capture_start();
     unsetenv("ASYNCTOP_SLOW_MS");
     unsetenv("ASYNCTOP_DEBUG");
