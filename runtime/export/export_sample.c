@@ -25,6 +25,7 @@ static uintptr_t g_lo, g_hi; /* the loop thread's own stack, when its TLS bounds
 static void *g_pcs[AT_EXPORT_MAX_FRAMES];
 static int g_n;
 static uint64_t g_req_ns;
+static bool g_syscall_site; /* g_pcs[0] is a blocked thread's system call site */
 static _Atomic int g_installed;
 
 /* For the CFI unwind on the exporter thread (perf --call-graph=dwarf's way): the registers
@@ -285,7 +286,9 @@ static bool is_ret(uintptr_t ret)
 #endif
 }
 
-/* The target of a direct call that returns to `ret` (call rel32, bl): true and *target. */
+/* The target of a direct call that returns to `ret` (call rel32, bl): true and *target. A call
+ * to an x86-64 PLT stub targets what the stub's GOT slot holds (the function the dynamic
+ * linker bound, an interposed one included: libuv's call to epoll_wait reaches the shim's). */
 static bool call_target(uintptr_t ret, uintptr_t *target)
 {
 #if defined(__x86_64__)
@@ -295,16 +298,26 @@ static bool call_target(uintptr_t ret, uintptr_t *target)
         return false;
     memcpy(&rel, b + 1, sizeof rel);
     *target = ret + (uintptr_t)(intptr_t)rel;
-    /* a PLT stub (jmp *x(%rip), maybe after endbr64 and bnd) says nothing of its target */
-    unsigned char p[8];
+    /* a PLT stub: jmp *disp32(%rip), maybe after endbr64 and bnd */
+    unsigned char p[12];
     if (!is_exec(*target) || !read_mem(*target, p, sizeof p))
         return false;
-    const unsigned char *q = p;
-    if (q[0] == 0xF3 && q[1] == 0x0F && q[2] == 0x1E && q[3] == 0xFA)
-        q += 4;
-    if (q[0] == 0xF2)
-        q++;
-    return !(q[0] == 0xFF && q[1] == 0x25);
+    size_t k = 0;
+    if (p[0] == 0xF3 && p[1] == 0x0F && p[2] == 0x1E && p[3] == 0xFA)
+        k += 4;
+    if (p[k] == 0xF2)
+        k++;
+    if (p[k] == 0xFF && p[k + 1] == 0x25) {
+        int32_t disp;
+        uintptr_t slot;
+        memcpy(&disp, p + k + 2, sizeof disp);
+        /* a slot not bound yet (lazy binding) points back into the stub: no target known */
+        if (!read_mem(*target + k + 6 + (uintptr_t)(intptr_t)disp, &slot, sizeof slot) ||
+            !is_exec(slot) || (slot >= *target && slot - *target < 16))
+            return false;
+        *target = slot;
+    }
+    return true;
 #elif defined(__aarch64__)
     uint32_t insn;
     if (!read_mem(ret - 4, &insn, sizeof insn) || (insn & 0xFC000000u) != 0x94000000u)
@@ -500,12 +513,19 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
                             AT_EXPORT_MAX_FRAMES, true, &first_sp);
     g_regs.r[FP_REG] = rec;
     if (nfirst > 0 && nfirst < AT_EXPORT_MAX_FRAMES && first_sp != 0) {
-        uintptr_t f_pc = first[nfirst - 1];
-        for (int i = 0; i < ncand; i++)
-            if (g_cand[i] >= first_sp && direct_call_verdict(g_cand[i], f_pc) > 0) {
-                g_regs.r[FP_REG] = g_cand[i];
-                break;
-            }
+        uintptr_t f_pc = first[nfirst - 1], found = 0;
+        for (int i = 0; i < ncand && found == 0; i++)
+            if (g_cand[i] >= first_sp && direct_call_verdict(g_cand[i], f_pc) > 0)
+                found = g_cand[i];
+        /* F's record need not start a chain: its saved frame pointer is the caller's, and a
+         * caller without frame pointers (libuv calling the shim's epoll_wait, which makes the
+         * poll's system call itself) keeps anything in that register. Any record slot then. */
+        for (uintptr_t a = (first_sp + 15) & ~(uintptr_t)15; found == 0 && a + 16 <= scan_end;
+             a += 16)
+            if (a >= lo && a <= hi - 16 && direct_call_verdict(a, f_pc) > 0)
+                found = a;
+        if (found != 0)
+            g_regs.r[FP_REG] = found;
     }
     return n;
 }
@@ -520,6 +540,7 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi)
     g_hi = (uintptr_t)hi;
     g_n = 0;
     g_snap_len = 0;
+    g_syscall_site = false;
     g_req_ns = uv_hrtime();
     /* Never signal a thread blocked in a system call: nanosleep, poll or epoll_wait with a
      * timeout, select... are not restarted after a handler even with SA_RESTART (signal(7)),
@@ -531,6 +552,7 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi)
         int n = sample_blocked(tid, g_lo, g_hi, g_pcs, AT_EXPORT_MAX_FRAMES);
         if (n >= 0) {
             g_n = n;
+            g_syscall_site = n > 0;
             atomic_store_explicit(&g_state, S_DONE, memory_order_release);
             return 0;
         }
@@ -590,9 +612,11 @@ int at__export_sample_poll(uint64_t now_ns, uint64_t timeout_ns, at_export_stack
         }
         uintptr_t lo = atomic_load_explicit(&g_hide_lo, memory_order_relaxed);
         uintptr_t hi = atomic_load_explicit(&g_hide_hi, memory_order_relaxed);
+        /* A blocked thread's system call site stays even in hidden code: it is the call the
+         * program made (the shim's epoll_wait makes the loop's poll itself). */
         uint32_t n = 0;
         for (int i = 0; i < g_n; i++)
-            if ((uintptr_t)g_pcs[i] < lo || (uintptr_t)g_pcs[i] >= hi)
+            if ((uintptr_t)g_pcs[i] < lo || (uintptr_t)g_pcs[i] >= hi || (i == 0 && g_syscall_site))
                 out->pc[n++] = g_pcs[i];
         out->depth = n;
         atomic_store(&g_state, S_IDLE);

@@ -1043,9 +1043,11 @@ static void tick_cb(uv_timer_t *t)
     process_done(srv);
     at__agg_sync_loops(srv);
     at__agg_drain(srv);
-    at__agg_inventory_request(srv, now);
     at__agg_watchdog(srv);
+    /* stacks are sampled before the inventory request, whose async wakes an idle loop: a
+     * loop_stack request must find the loop as the program left it, not handling our wake */
     service_loop_stacks(srv, now);
+    at__agg_inventory_request(srv, now);
     expire_pending(srv, now);
 
     at_export_client_t *next;
