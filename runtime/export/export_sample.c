@@ -5,7 +5,10 @@
  * from the user sp and pc in /proc/self/task/TID/syscall (docs/exporter.md). */
 #include "export_int.h"
 
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -210,6 +213,26 @@ static char thread_state(pid_t tid)
     return paren && paren[1] == ' ' ? paren[2] : 0;
 }
 
+/* The thread's context switches so far (voluntary and involuntary, /proc/self/task/TID/status),
+ * or -1 if unknown. A thread that ran between two reads and is blocked again at the second
+ * switched out in between: the count moved. */
+static long long ctxt_switches(pid_t tid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    if (read_proc(path, buf, sizeof buf) <= 0)
+        return -1;
+    const char *v = strstr(buf, "\nvoluntary_ctxt_switches:");
+    const char *nv = strstr(buf, "\nnonvoluntary_ctxt_switches:");
+    if (v == NULL || nv == NULL)
+        return -1;
+    char *end;
+    errno = 0;
+    long long a = strtoll(v + strlen("\nvoluntary_ctxt_switches:"), &end, 10);
+    long long b = strtoll(nv + strlen("\nnonvoluntary_ctxt_switches:"), &end, 10);
+    return errno == 0 && a >= 0 && b >= 0 ? a + b : -1;
+}
+
 /* The executable mappings, from /proc/self/maps (read afresh for every sample: libraries come
  * and go). false if it cannot be read. */
 static bool load_exec_maps(void)
@@ -348,6 +371,22 @@ static int direct_call_verdict(uintptr_t a, uintptr_t inner)
     return 0;
 }
 
+/* Whether the record at `a` holds the return address after a call to the function holding pc:
+ * when a dynamic symbol's extent says where that function starts, the call must target that
+ * start (a call to a neighbour below it, such as another of the shim's interposed functions
+ * in a stale record, is not it); else direct_call_verdict's judgement. */
+static bool calls_function_of(uintptr_t a, uintptr_t pc)
+{
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    uintptr_t ret, target;
+    if (dladdr1((void *)pc, &info, (void **)&sym, RTLD_DL_SYMENT) != 0 && sym != NULL &&
+        info.dli_saddr != NULL && pc - (uintptr_t)info.dli_saddr < sym->st_size)
+        return stack_word(a + 8, &ret) && call_target(ret, &target) &&
+               target == (uintptr_t)info.dli_saddr;
+    return direct_call_verdict(a, pc) > 0;
+}
+
 /* A frame record at `a`: [saved fp, return address], the saved fp 16-byte aligned and higher in
  * the same stack. */
 static bool frame_link(uintptr_t a, uintptr_t lo, uintptr_t hi, uintptr_t *next, uintptr_t *ret)
@@ -403,11 +442,13 @@ static int blocked_sp_pc(pid_t tid, uintptr_t *sp, uintptr_t *pc)
 
 /* Samples thread `tid`, blocked, into out[0..max): its pc (the system call site), the return
  * addresses between sp and the first frame record (the frame-pointer-less libc frames and the
- * call into them), then the frame-pointer chain. The count, or -EAGAIN (running again),
+ * call into them), then the frame-pointer chain. The count, or -EAGAIN (running again, or it
+ * ran while its stack was copied),
  * -ENOENT (sp on no known stack), or another negative errno. */
 static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int max)
 {
     uintptr_t sp = 0, pc = 0;
+    long long switches = ctxt_switches(tid);
     int r = blocked_sp_pc(tid, &sp, &pc);
     if (r < 0)
         return r;
@@ -426,6 +467,14 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
     if (got < 16)
         return got < 0 ? -errno : -EFAULT;
     g_win_len = (size_t)got;
+    /* The copy is the stack of that sp and pc only if the thread did not run meanwhile: still
+     * in a system call at the same site and not switched out since (an idle loop woken for a
+     * moment polls again from the same sp and pc, its callbacks having written over the
+     * frames between sp and libuv's). Else it is read again, as when it woke before. */
+    uintptr_t sp2 = 0, pc2 = 0;
+    if (blocked_sp_pc(tid, &sp2, &pc2) != 0 || sp2 != sp || pc2 != pc ||
+        (switches >= 0 && ctxt_switches(tid) != switches))
+        return -EAGAIN;
     uintptr_t scan_end = g_win_lo + g_win_len;
     /* Every believable frame record above sp. Some are stale: left in a frame's locals by an
      * earlier call, they link to a live frame higher up and skip the live ones in between. */
@@ -515,14 +564,14 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
     if (nfirst > 0 && nfirst < AT_EXPORT_MAX_FRAMES && first_sp != 0) {
         uintptr_t f_pc = first[nfirst - 1], found = 0;
         for (int i = 0; i < ncand && found == 0; i++)
-            if (g_cand[i] >= first_sp && direct_call_verdict(g_cand[i], f_pc) > 0)
+            if (g_cand[i] >= first_sp && calls_function_of(g_cand[i], f_pc))
                 found = g_cand[i];
         /* F's record need not start a chain: its saved frame pointer is the caller's, and a
          * caller without frame pointers (libuv calling the shim's epoll_wait, which makes the
          * poll's system call itself) keeps anything in that register. Any record slot then. */
         for (uintptr_t a = (first_sp + 15) & ~(uintptr_t)15; found == 0 && a + 16 <= scan_end;
              a += 16)
-            if (a >= lo && a <= hi - 16 && direct_call_verdict(a, f_pc) > 0)
+            if (a >= lo && a <= hi - 16 && calls_function_of(a, f_pc))
                 found = a;
         if (found != 0)
             g_regs.r[FP_REG] = found;

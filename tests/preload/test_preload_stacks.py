@@ -209,6 +209,76 @@ def test_uvloop_idle_loop_stack_is_its_poll_every_time(tmp):
     print("# idle uvloop loop, %d frames, 20 times:\n%s" % (len(fr), show(fr)))
 
 
+UVLOOP_TICKING_APP = r"""
+import asyncio, sys, uvloop
+
+def deep(n):
+    return deep(n - 1) if n else sum(range(50))
+
+async def main():
+    loop = asyncio.get_running_loop()
+    def tick():
+        deep(30)
+        loop.call_later(0.002, tick)
+    tick()
+    print("started", flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)   # ticking until the test is done
+
+uvloop.install()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not tpp.have_uvloop(), reason="python3-uvloop not installed")
+def test_uvloop_ticking_loop_stacks_are_never_garbage(tmp):
+    """The same loop woken every 2 ms by a timer whose callback recurses 30 Python calls deep,
+    asked 100 times: every answer is a whole stack (named frames in the files they name, uv_run,
+    down to _start); one taken in the poll starts epoll_wait, libuv. Before: half of those in
+    the poll went epoll_wait, uvloop, then garbage — a stale record in the shim's wrapper frame,
+    left by uvloop's call to another interposed function a little below epoll_wait, was taken
+    for the wrapper's (its call was judged by 'target at most 64 KiB below the pc' only)."""
+    app = os.path.join(tmp, "app.py")
+    with open(app, "w") as f:
+        f.write(UVLOOP_TICKING_APP)
+    sock = os.path.join(tmp, "s")
+    p = subprocess.Popen([PY, app], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=shim_env(sock))
+    stacks = []
+    try:
+        assert p.stdout.readline() == b"started\n"
+        wait_socket(sock, p)
+        c = atclient.Client(sock)
+        c.hello()
+        c.subscribe(1000, what=["slow"])
+        c.recv_type("update")
+        for _ in range(100):
+            r = c.response(c.request("loop_stack"))
+            assert r["status"] == 0, r
+            stacks.append(r["stack"])
+        maps = read_maps(p.pid)
+        c.close()
+        out, err = p.communicate(b"bye\n", timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    in_poll = 0
+    for st in stacks:
+        fr = [(loc[1] or "", file_of(maps, loc[0])) for loc in st]
+        for (name, f), loc in zip(fr, st):
+            assert name and name != "?", show(fr)
+            m = re.match(r"^(.*)\+0x[0-9a-f]+$", name)
+            if m:
+                assert m.group(1) == f, (show(fr), hex(loc[0]))
+        names = [n for n, _ in fr]
+        assert "uv_run" in names and names[-1] == "_start", show(fr)
+        if names[0] in ("epoll_wait", "epoll_pwait"):
+            in_poll += 1
+            assert fr[1][1].startswith("libuv.so.1") and names[2] == "uv_run", show(fr)
+    print("# ticking uvloop loop: %d of 100 stacks taken in the poll" % in_poll)
+
+
 # ---- nvim --headless: a luv timer spinning, in interpreted and in JIT-compiled Lua -------------
 
 # The first timer's callback runs in the interpreter (lj_vm): jit.off keeps LuaJIT from
