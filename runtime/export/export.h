@@ -42,7 +42,9 @@ int at__export_socket_path(char *buf, size_t size);
 
 /* Leaves the code in [lo, hi) out of every stack the exporter samples from a loop thread (the
  * slow-callback and blocked-loop stacks, loop_stack answers): frames whose pc lies there are
- * dropped, the others kept in order. For the preload shim, whose trampolines and wrappers sit
+ * dropped, the others kept in order — except a blocked thread's system call site, the innermost
+ * frame, which is the call the program made (the shim's epoll_wait polls itself). For the
+ * preload shim, whose trampolines and wrappers sit
  * between libuv and every callback of the program but are not the program's code. One range
  * per process (a later call replaces it; lo == hi hides nothing). Any thread, any time. */
 void at__export_hide_code(const void *lo, const void *hi);

@@ -5,7 +5,10 @@
  * from the user sp and pc in /proc/self/task/TID/syscall (docs/exporter.md). */
 #include "export_int.h"
 
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@ static uintptr_t g_lo, g_hi; /* the loop thread's own stack, when its TLS bounds
 static void *g_pcs[AT_EXPORT_MAX_FRAMES];
 static int g_n;
 static uint64_t g_req_ns;
+static bool g_syscall_site; /* g_pcs[0] is a blocked thread's system call site */
 static _Atomic int g_installed;
 
 /* For the CFI unwind on the exporter thread (perf --call-graph=dwarf's way): the registers
@@ -214,6 +218,26 @@ char at__export_sample_thread_state(pid_t tid)
     return thread_state(tid);
 }
 
+/* The thread's context switches so far (voluntary and involuntary, /proc/self/task/TID/status),
+ * or -1 if unknown. A thread that ran between two reads and is blocked again at the second
+ * switched out in between: the count moved. */
+static long long ctxt_switches(pid_t tid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    if (read_proc(path, buf, sizeof buf) <= 0)
+        return -1;
+    const char *v = strstr(buf, "\nvoluntary_ctxt_switches:");
+    const char *nv = strstr(buf, "\nnonvoluntary_ctxt_switches:");
+    if (v == NULL || nv == NULL)
+        return -1;
+    char *end;
+    errno = 0;
+    long long a = strtoll(v + strlen("\nvoluntary_ctxt_switches:"), &end, 10);
+    long long b = strtoll(nv + strlen("\nnonvoluntary_ctxt_switches:"), &end, 10);
+    return errno == 0 && a >= 0 && b >= 0 ? a + b : -1;
+}
+
 /* The executable mappings, from /proc/self/maps (read afresh for every sample: libraries come
  * and go). false if it cannot be read. */
 static bool load_exec_maps(void)
@@ -290,7 +314,9 @@ static bool is_ret(uintptr_t ret)
 #endif
 }
 
-/* The target of a direct call that returns to `ret` (call rel32, bl): true and *target. */
+/* The target of a direct call that returns to `ret` (call rel32, bl): true and *target. A call
+ * to an x86-64 PLT stub targets what the stub's GOT slot holds (the function the dynamic
+ * linker bound, an interposed one included: libuv's call to epoll_wait reaches the shim's). */
 static bool call_target(uintptr_t ret, uintptr_t *target)
 {
 #if defined(__x86_64__)
@@ -300,16 +326,26 @@ static bool call_target(uintptr_t ret, uintptr_t *target)
         return false;
     memcpy(&rel, b + 1, sizeof rel);
     *target = ret + (uintptr_t)(intptr_t)rel;
-    /* a PLT stub (jmp *x(%rip), maybe after endbr64 and bnd) says nothing of its target */
-    unsigned char p[8];
+    /* a PLT stub: jmp *disp32(%rip), maybe after endbr64 and bnd */
+    unsigned char p[12];
     if (!is_exec(*target) || !read_mem(*target, p, sizeof p))
         return false;
-    const unsigned char *q = p;
-    if (q[0] == 0xF3 && q[1] == 0x0F && q[2] == 0x1E && q[3] == 0xFA)
-        q += 4;
-    if (q[0] == 0xF2)
-        q++;
-    return !(q[0] == 0xFF && q[1] == 0x25);
+    size_t k = 0;
+    if (p[0] == 0xF3 && p[1] == 0x0F && p[2] == 0x1E && p[3] == 0xFA)
+        k += 4;
+    if (p[k] == 0xF2)
+        k++;
+    if (p[k] == 0xFF && p[k + 1] == 0x25) {
+        int32_t disp;
+        uintptr_t slot;
+        memcpy(&disp, p + k + 2, sizeof disp);
+        /* a slot not bound yet (lazy binding) points back into the stub: no target known */
+        if (!read_mem(*target + k + 6 + (uintptr_t)(intptr_t)disp, &slot, sizeof slot) ||
+            !is_exec(slot) || (slot >= *target && slot - *target < 16))
+            return false;
+        *target = slot;
+    }
+    return true;
 #elif defined(__aarch64__)
     uint32_t insn;
     if (!read_mem(ret - 4, &insn, sizeof insn) || (insn & 0xFC000000u) != 0x94000000u)
@@ -338,6 +374,22 @@ static int direct_call_verdict(uintptr_t a, uintptr_t inner)
         if (target >= g_exec[i].lo && target < g_exec[i].hi)
             return inner >= g_exec[i].lo && inner < g_exec[i].hi ? -1 : 0;
     return 0;
+}
+
+/* Whether the record at `a` holds the return address after a call to the function holding pc:
+ * when a dynamic symbol's extent says where that function starts, the call must target that
+ * start (a call to a neighbour below it, such as another of the shim's interposed functions
+ * in a stale record, is not it); else direct_call_verdict's judgement. */
+static bool calls_function_of(uintptr_t a, uintptr_t pc)
+{
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    uintptr_t ret, target;
+    if (dladdr1((void *)pc, &info, (void **)&sym, RTLD_DL_SYMENT) != 0 && sym != NULL &&
+        info.dli_saddr != NULL && pc - (uintptr_t)info.dli_saddr < sym->st_size)
+        return stack_word(a + 8, &ret) && call_target(ret, &target) &&
+               target == (uintptr_t)info.dli_saddr;
+    return direct_call_verdict(a, pc) > 0;
 }
 
 /* A frame record at `a`: [saved fp, return address], the saved fp 16-byte aligned and higher in
@@ -395,11 +447,13 @@ static int blocked_sp_pc(pid_t tid, uintptr_t *sp, uintptr_t *pc)
 
 /* Samples thread `tid`, blocked, into out[0..max): its pc (the system call site), the return
  * addresses between sp and the first frame record (the frame-pointer-less libc frames and the
- * call into them), then the frame-pointer chain. The count, or -EAGAIN (running again),
- * -ENOENT (sp on no known stack), or another negative errno. */
-static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int max)
+ * call into them), then the frame-pointer chain. The count, or -EAGAIN (running again, or,
+ * with `verify`, it ran while its stack was copied), -ENOENT (sp on no known stack), or
+ * another negative errno. */
+static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int max, bool verify)
 {
     uintptr_t sp = 0, pc = 0;
+    long long switches = verify ? ctxt_switches(tid) : -1;
     int r = blocked_sp_pc(tid, &sp, &pc);
     if (r < 0)
         return r;
@@ -418,6 +472,14 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
     if (got < 16)
         return got < 0 ? -errno : -EFAULT;
     g_win_len = (size_t)got;
+    /* The copy is the stack of that sp and pc only if the thread did not run meanwhile: still
+     * in a system call at the same site and not switched out since (an idle loop woken for a
+     * moment polls again from the same sp and pc, its callbacks having written over the
+     * frames between sp and libuv's). Else it is read again, as when it woke before. */
+    uintptr_t sp2 = 0, pc2 = 0;
+    if (verify && (blocked_sp_pc(tid, &sp2, &pc2) != 0 || sp2 != sp || pc2 != pc ||
+                   (switches >= 0 && ctxt_switches(tid) != switches)))
+        return -EAGAIN;
     uintptr_t scan_end = g_win_lo + g_win_len;
     /* Every believable frame record above sp. Some are stale: left in a frame's locals by an
      * earlier call, they link to a live frame higher up and skip the live ones in between. */
@@ -505,12 +567,19 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
                             AT_EXPORT_MAX_FRAMES, true, &first_sp);
     g_regs.r[FP_REG] = rec;
     if (nfirst > 0 && nfirst < AT_EXPORT_MAX_FRAMES && first_sp != 0) {
-        uintptr_t f_pc = first[nfirst - 1];
-        for (int i = 0; i < ncand; i++)
-            if (g_cand[i] >= first_sp && direct_call_verdict(g_cand[i], f_pc) > 0) {
-                g_regs.r[FP_REG] = g_cand[i];
-                break;
-            }
+        uintptr_t f_pc = first[nfirst - 1], found = 0;
+        for (int i = 0; i < ncand && found == 0; i++)
+            if (g_cand[i] >= first_sp && calls_function_of(g_cand[i], f_pc))
+                found = g_cand[i];
+        /* F's record need not start a chain: its saved frame pointer is the caller's, and a
+         * caller without frame pointers (libuv calling the shim's epoll_wait, which makes the
+         * poll's system call itself) keeps anything in that register. Any record slot then. */
+        for (uintptr_t a = (first_sp + 15) & ~(uintptr_t)15; found == 0 && a + 16 <= scan_end;
+             a += 16)
+            if (a >= lo && a <= hi - 16 && calls_function_of(a, f_pc))
+                found = a;
+        if (found != 0)
+            g_regs.r[FP_REG] = found;
     }
     return n;
 }
@@ -525,6 +594,7 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi)
     g_hi = (uintptr_t)hi;
     g_n = 0;
     g_snap_len = 0;
+    g_syscall_site = false;
     g_req_ns = uv_hrtime();
     /* Never signal a thread blocked in a system call: nanosleep, poll or epoll_wait with a
      * timeout, select... are not restarted after a handler even with SA_RESTART (signal(7)),
@@ -533,9 +603,12 @@ int at__export_sample_request(pid_t tid, const void *lo, const void *hi)
      * to the read of its state to tgkill: two atomic stores, a few microseconds. */
     char st = thread_state(tid);
     for (int tries = 0; st == 'S' || st == 'D'; tries++) {
-        int n = sample_blocked(tid, g_lo, g_hi, g_pcs, AT_EXPORT_MAX_FRAMES);
+        /* The last try keeps its copy unverified: a thread that wakes more often than a copy
+         * takes (every few microseconds) is still sampled, as it was read. */
+        int n = sample_blocked(tid, g_lo, g_hi, g_pcs, AT_EXPORT_MAX_FRAMES, tries < 8);
         if (n >= 0) {
             g_n = n;
+            g_syscall_site = n > 0;
             atomic_store_explicit(&g_state, S_DONE, memory_order_release);
             return 0;
         }
@@ -595,9 +668,11 @@ int at__export_sample_poll(uint64_t now_ns, uint64_t timeout_ns, at_export_stack
         }
         uintptr_t lo = atomic_load_explicit(&g_hide_lo, memory_order_relaxed);
         uintptr_t hi = atomic_load_explicit(&g_hide_hi, memory_order_relaxed);
+        /* A blocked thread's system call site stays even in hidden code: it is the call the
+         * program made (the shim's epoll_wait makes the loop's poll itself). */
         uint32_t n = 0;
         for (int i = 0; i < g_n; i++)
-            if ((uintptr_t)g_pcs[i] < lo || (uintptr_t)g_pcs[i] >= hi)
+            if ((uintptr_t)g_pcs[i] < lo || (uintptr_t)g_pcs[i] >= hi || (i == 0 && g_syscall_site))
                 out->pc[n++] = g_pcs[i];
         out->depth = n;
         atomic_store(&g_state, S_IDLE);

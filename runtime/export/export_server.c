@@ -144,9 +144,11 @@ static void tick_cb(uv_timer_t *t)
     at__export_loopreq_answer_done(srv);
     at__agg_sync_loops(srv);
     at__agg_drain(srv);
-    at__agg_inventory_request(srv, now);
     at__agg_watchdog(srv);
+    /* stacks are sampled before the inventory request, whose async wakes an idle loop: a
+     * loop_stack request must find the loop as the program left it, not handling our wake */
     at__export_loop_stacks_service(srv, now);
+    at__agg_inventory_request(srv, now);
     at__export_loopreq_expire(srv, now);
     at_export_client_t *next;
     for (at_export_client_t *c = srv->clients; c != NULL; c = next) {

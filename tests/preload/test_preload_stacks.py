@@ -137,6 +137,148 @@ def test_uvloop_sleeping_handler_stack_reaches_uv_run(tmp):
     assert rest.index("_PyEval_EvalFrameDefault") < rest.index("Py_BytesMain"), show(fr)
 
 
+# ---- Python on uvloop: an idle loop's stack on request -----------------------------------------
+
+UVLOOP_IDLE_APP = r"""
+import asyncio, sys, uvloop
+
+async def main():
+    loop = asyncio.get_running_loop()
+    print("started", flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)   # idle until the test is done
+
+uvloop.install()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not tpp.have_uvloop(), reason="python3-uvloop not installed")
+def test_uvloop_idle_loop_stack_is_its_poll_every_time(tmp):
+    """Issue 16, the loop thread's stack on request: a uvloop loop idle in its poll, asked 20
+    times, answers its poll every time — the shim's epoll_wait (it makes the loop's system call
+    itself), the call in libuv's uv__io_poll, uv_run, uvloop, CPython, down to _start, each
+    frame in the file its name says. Before: the shim's wrapper, which keeps a frame pointer,
+    was unwound from a stale frame record (3 frames in python3.11, the last one garbage) or
+    hidden, and one request in five caught the loop woken by the exporter's own inventory
+    request."""
+    app = os.path.join(tmp, "app.py")
+    with open(app, "w") as f:
+        f.write(UVLOOP_IDLE_APP)
+    sock = os.path.join(tmp, "s")
+    p = subprocess.Popen([PY, app], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=shim_env(sock))
+    stacks = []
+    try:
+        assert p.stdout.readline() == b"started\n"
+        wait_socket(sock, p)
+        c = atclient.Client(sock)
+        c.hello()
+        c.subscribe(100, what=["slow"])
+        c.recv_type("update")
+        for _ in range(20):
+            r = c.response(c.request("loop_stack"))
+            assert r["status"] == 0, r
+            stacks.append(r["stack"])
+        maps = read_maps(p.pid)
+        c.close()
+        out, err = p.communicate(b"bye\n", timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    shim = os.path.basename(tpp.SHIM)
+    for st in stacks:
+        fr = []
+        for loc in st:  # [addr, func, file, line, build_id]
+            name, f = loc[1] or "", file_of(maps, loc[0])
+            assert name and name != "?", loc
+            m = re.match(r"^(.*)\+0x[0-9a-f]+$", name)
+            if m:
+                assert m.group(1) == f, (name, f, hex(loc[0]))
+            fr.append((name, f))
+        names = [n for n, _ in fr]
+        assert names[0] in ("epoll_wait", "epoll_pwait") and fr[0][1] == shim, show(fr)
+        assert fr[1][1].startswith("libuv.so.1") and names[2] == "uv_run", show(fr)
+        assert fr[2][1].startswith("libuv.so.1"), show(fr)
+        files = collapse([f for _, f in fr[2:]])
+        assert re.match(r"^loop\.cpython-.*\.so$", files[1]), show(fr)  # uvloop's run_forever
+        assert re.match(r"^python3\.\d+$", files[2]), show(fr)
+        assert "Py_BytesMain" in names and names[-1] == "_start", show(fr)
+        assert st == stacks[0], "an idle loop's stack changed:\n" + show(fr)
+    print("# idle uvloop loop, %d frames, 20 times:\n%s" % (len(fr), show(fr)))
+
+
+UVLOOP_TICKING_APP = r"""
+import asyncio, sys, uvloop
+
+def deep(n):
+    return deep(n - 1) if n else sum(range(50))
+
+async def main():
+    loop = asyncio.get_running_loop()
+    def tick():
+        deep(30)
+        loop.call_later(0.002, tick)
+    tick()
+    print("started", flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)   # ticking until the test is done
+
+uvloop.install()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not tpp.have_uvloop(), reason="python3-uvloop not installed")
+def test_uvloop_ticking_loop_stacks_are_never_garbage(tmp):
+    """The same loop woken every 2 ms by a timer whose callback recurses 30 Python calls deep,
+    asked 100 times: every answer is a whole stack (named frames in the files they name, uv_run,
+    down to _start); one taken in the poll starts epoll_wait, libuv. Before: half of those in
+    the poll went epoll_wait, uvloop, then garbage — a stale record in the shim's wrapper frame,
+    left by uvloop's call to another interposed function a little below epoll_wait, was taken
+    for the wrapper's (its call was judged by 'target at most 64 KiB below the pc' only)."""
+    app = os.path.join(tmp, "app.py")
+    with open(app, "w") as f:
+        f.write(UVLOOP_TICKING_APP)
+    sock = os.path.join(tmp, "s")
+    p = subprocess.Popen([PY, app], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=shim_env(sock))
+    stacks = []
+    try:
+        assert p.stdout.readline() == b"started\n"
+        wait_socket(sock, p)
+        c = atclient.Client(sock)
+        c.hello()
+        c.subscribe(1000, what=["slow"])
+        c.recv_type("update")
+        for _ in range(100):
+            r = c.response(c.request("loop_stack"))
+            assert r["status"] == 0, r
+            stacks.append(r["stack"])
+        maps = read_maps(p.pid)
+        c.close()
+        out, err = p.communicate(b"bye\n", timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    in_poll = 0
+    for st in stacks:
+        fr = [(loc[1] or "", file_of(maps, loc[0])) for loc in st]
+        for (name, f), loc in zip(fr, st):
+            assert name and name != "?", show(fr)
+            m = re.match(r"^(.*)\+0x[0-9a-f]+$", name)
+            if m:
+                assert m.group(1) == f, (show(fr), hex(loc[0]))
+        names = [n for n, _ in fr]
+        assert "uv_run" in names and names[-1] == "_start", show(fr)
+        if names[0] in ("epoll_wait", "epoll_pwait"):
+            in_poll += 1
+            assert fr[1][1].startswith("libuv.so.1") and names[2] == "uv_run", show(fr)
+    print("# ticking uvloop loop: %d of 100 stacks taken in the poll" % in_poll)
+
+
 # ---- nvim --headless: a luv timer spinning, in interpreted and in JIT-compiled Lua -------------
 
 # The first timer's callback runs in the interpreter (lj_vm): jit.off keeps LuaJIT from
