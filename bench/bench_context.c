@@ -42,9 +42,8 @@ static double switch_ns(at__coro_backend_t backend, long rounds)
         return -1;
     }
     uint64_t t0 = cpu_ns();
-    while (at__coro_state(co) != AT__CORO_DONE) {
+    while (at__coro_state(co) != AT__CORO_DONE)
         at__coro_resume(co);
-    }
     uint64_t t1 = cpu_ns();
     at__coro_destroy(co);
     return (double)(t1 - t0) / (2.0 * (double)(rounds + 1));
@@ -78,9 +77,8 @@ static void peer_main(void)
 BENCH(context_switch_swapcontext_ns, "ns/switch", "raw swapcontext ping-pong (baseline)")
 {
     static char *stack;
-    if (!stack) {
+    if (!stack)
         stack = malloc(64 * 1024);
-    }
     getcontext(&peer_uc);
     peer_uc.uc_stack.ss_sp = stack;
     peer_uc.uc_stack.ss_size = 64 * 1024;
@@ -88,9 +86,8 @@ BENCH(context_switch_swapcontext_ns, "ns/switch", "raw swapcontext ping-pong (ba
     makecontext(&peer_uc, peer_main, 0);
     long rounds = SWITCH_ROUNDS / 10;
     uint64_t t0 = cpu_ns();
-    for (long i = 0; i < rounds; i++) {
+    for (long i = 0; i < rounds; i++)
         swapcontext(&main_uc, &peer_uc);
-    }
     uint64_t t1 = cpu_ns();
     return (double)(t1 - t0) / (2.0 * (double)rounds);
 }

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
 {
     int json = 0, list = 0, reps_override = 0, npat = 0;
     char **pats = calloc((size_t)argc, sizeof *pats);
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--json"))
             json = 1;
         else if (!strcmp(argv[i], "--list"))
@@ -120,7 +120,6 @@ int main(int argc, char **argv)
             return 2;
         } else
             pats[npat++] = argv[i];
-    }
     signal(SIGALRM, on_alarm);
     int failed = 0, first = 1;
     if (json)

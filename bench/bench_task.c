@@ -37,9 +37,8 @@ static int spawner(void *arg, void **result)
     uint64_t t0 = cpu_ns();
     for (int i = 0; i < SPAWN_ROUNDS; i++) {
         at_task_t *t;
-        if (at_task_spawn(loop, yield_once, NULL, NULL, &t) != 0 || at_task_join(t, NULL) != 0) {
+        if (at_task_spawn(loop, yield_once, NULL, NULL, &t) != 0 || at_task_join(t, NULL) != 0)
             return AT_EINVAL;
-        }
         at_task_unref(t);
     }
     spawn_join_ns = (double)(cpu_ns() - t0) / SPAWN_ROUNDS;
@@ -53,21 +52,18 @@ static double spawn_yield_join(bool exporter_off)
     at_loop_t *loop;
     const char *was = getenv("ASYNCTOP_SOCKET");
     char *saved = was ? strdup(was) : NULL;
-    if (exporter_off) {
+    if (exporter_off)
         setenv("ASYNCTOP_SOCKET", "off", 1);
-    }
     int lrc = at_loop_new(&loop, NULL);
     if (exporter_off) {
-        if (saved) {
+        if (saved)
             setenv("ASYNCTOP_SOCKET", saved, 1);
-        } else {
+        else
             unsetenv("ASYNCTOP_SOCKET");
-        }
     }
     free(saved);
-    if (lrc != 0) {
+    if (lrc != 0)
         return -1;
-    }
     at_task_t *t;
     int rc = at_task_spawn(loop, spawner, loop, NULL, &t);
     if (rc == 0) {
@@ -120,9 +116,8 @@ static double pending_rss(bool exported)
     char dir[64] = "", path[96];
     if (exported) {
         snprintf(dir, sizeof dir, "/tmp/at-bench-task-XXXXXX");
-        if (!mkdtemp(dir)) {
+        if (!mkdtemp(dir))
             return -1;
-        }
         snprintf(path, sizeof path, "%s/t.sock", dir);
         setenv("ASYNCTOP_SOCKET", path, 1);
     } else {
@@ -132,9 +127,8 @@ static double pending_rss(bool exported)
     at_event_t *ev;
     int rc = at_loop_new(&loop, NULL);
     unsetenv("ASYNCTOP_SOCKET");
-    if (rc != 0 || at_event_new(loop, &ev) != 0) {
+    if (rc != 0 || at_event_new(loop, &ev) != 0)
         return -1;
-    }
     size_t before = bench_rss_bytes();
     for (int i = 0; i < PENDING; i++) {
         if (at_task_spawn(loop, wait_event, ev, NULL, NULL) != 0) {
@@ -156,9 +150,8 @@ static double pending_rss(bool exported)
     at_loop_run(loop, AT_RUN_DEFAULT);
     at_event_free(ev);
     at_loop_close(loop, NULL);
-    if (exported) {
+    if (exported)
         rmdir(dir);
-    }
     return (double)(after - before) / PENDING;
 }
 
@@ -242,11 +235,10 @@ static void ec_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     c->got += (size_t)n;
     if (c->got == ECHO_MSG) {
         c->got = 0;
-        if (++c->reqs == ECHO_REQS) {
+        if (++c->reqs == ECHO_REQS)
             uv_close((uv_handle_t *)s, ec_closed);
-        } else {
+        else
             ec_send(c);
-        }
     }
 }
 
@@ -301,11 +293,9 @@ static int echo_conn_task(void *arg, void **result)
     at_stream_t *conn = arg;
     char buf[4096];
     ssize_t n;
-    while ((n = at_stream_read(conn, buf, sizeof buf)) > 0) {
-        if (at_stream_write(conn, buf, (size_t)n) != 0) {
+    while ((n = at_stream_read(conn, buf, sizeof buf)) > 0)
+        if (at_stream_write(conn, buf, (size_t)n) != 0)
             break;
-        }
-    }
     at_stream_close(conn);
     return 0;
 }
@@ -342,9 +332,8 @@ static double echo_tasks_rps(void)
 {
     at_loop_t *loop;
     at_stream_t *server;
-    if (at_loop_new(&loop, NULL) != 0 || at_tcp_listen(loop, "127.0.0.1", 0, 256, &server) != 0) {
+    if (at_loop_new(&loop, NULL) != 0 || at_tcp_listen(loop, "127.0.0.1", 0, 256, &server) != 0)
         return -1;
-    }
     static echo_client_t cl;
     memset(&cl, 0, sizeof cl);
     cl.port = at_stream_port(server);
@@ -356,9 +345,8 @@ static double echo_tasks_rps(void)
     uint64_t c0 = cpu_ns();
     pthread_create(&th, NULL, echo_client_main, &cl);
     at_loop_ref(loop); /* until the client is done */
-    while (cl.closed < ECHO_CONNS) {
+    while (cl.closed < ECHO_CONNS)
         at_loop_run(loop, AT_RUN_ONCE);
-    }
     uint64_t c1 = cpu_ns();
     pthread_join(th, NULL);
     at_loop_unref(loop);
@@ -403,18 +391,15 @@ static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         uv_close((uv_handle_t *)s, raw_closed);
         return;
     }
-    if (n == 0) {
+    if (n == 0)
         return;
-    }
     /* As the task server: try the write now, queue a copy only if needed. */
     uv_buf_t out = uv_buf_init(b->base, (unsigned)n);
     int w = uv_try_write(s, &out, 1);
-    if (w == n) {
+    if (w == n)
         return;
-    }
-    if (w < 0) {
+    if (w < 0)
         w = 0;
-    }
     raw_write_t *rw = malloc(sizeof *rw + (size_t)(n - w));
     memcpy(rw->data, b->base + w, (size_t)(n - w));
     out = uv_buf_init(rw->data, (unsigned)(n - w));
@@ -426,11 +411,10 @@ static void raw_connection(uv_stream_t *server, int status)
     raw_conn_t *c = malloc(sizeof *c);
     uv_tcp_init(server->loop, &c->tcp);
     c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) == 0) {
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) == 0)
         uv_read_start((uv_stream_t *)&c->tcp, raw_alloc, raw_read);
-    } else {
+    else
         uv_close((uv_handle_t *)&c->tcp, raw_closed);
-    }
 }
 
 static void echo_wake_raw(void *arg)
@@ -449,9 +433,8 @@ static double echo_raw_rps(void)
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", 0, &addr);
     uv_tcp_bind(&server, (const struct sockaddr *)&addr, 0);
-    if (uv_listen((uv_stream_t *)&server, 256, raw_connection) != 0) {
+    if (uv_listen((uv_stream_t *)&server, 256, raw_connection) != 0)
         return -1;
-    }
     struct sockaddr_in bound;
     int len = sizeof bound;
     uv_tcp_getsockname(&server, (struct sockaddr *)&bound, &len);
@@ -463,9 +446,8 @@ static double echo_raw_rps(void)
     pthread_t th;
     uint64_t c0 = cpu_ns();
     pthread_create(&th, NULL, echo_client_main, &cl);
-    while (cl.closed < ECHO_CONNS) {
+    while (cl.closed < ECHO_CONNS)
         uv_run(&loop, UV_RUN_ONCE);
-    }
     uint64_t c1 = cpu_ns();
     pthread_join(th, NULL);
     uv_close((uv_handle_t *)&server, NULL);
@@ -515,9 +497,8 @@ BENCH(task_echo_tcp_ratio, "x",
             raw = echo_raw_rps();
             t = echo_tasks_rps();
         }
-        if (t <= 0 || raw <= 0) {
+        if (t <= 0 || raw <= 0)
             return -1;
-        }
         r[i] = t / raw;
     }
     qsort(r, PAIRS, sizeof *r, cmp_double);

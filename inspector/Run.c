@@ -195,7 +195,7 @@ typedef struct RunCmd {
 static int parse_args(int argc, char **argv, RunCmd *r)
 {
     int i = 1;
-    for (; i < argc; i++) {
+    for (; i < argc; i++)
         if (!strcmp(argv[i], "--debug"))
             r->debug = true;
         else if (!strcmp(argv[i], "--keep"))
@@ -212,7 +212,6 @@ static int parse_args(int argc, char **argv, RunCmd *r)
             return EXIT_USAGE;
         } else
             break;
-    }
     if (i >= argc) {
         run_usage(stderr);
         return EXIT_USAGE;

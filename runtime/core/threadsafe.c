@@ -134,13 +134,11 @@ static int wait_for(at_loop_t *loop, at_sync_fn fn, at_start_fn start, void *arg
         }
     }
     pthread_mutex_lock(&w->mu);
-    while (!w->done) {
-        if (forever) {
+    while (!w->done)
+        if (forever)
             pthread_cond_wait(&w->cv, &w->mu);
-        } else if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT) {
+        else if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT)
             break;
-        }
-    }
     if (w->done) {
         rc = w->rc;
         w->claimed = true;

@@ -703,9 +703,8 @@ static void event_from_mon(agg_t *a, agg_loop_t *l, const at__event_t *ev)
             e->slow.sched_stack = at__agg_intern_stack(a, ev->stack, ev->nstack);
         /* the stack sampled while this callback was blocking, if the watchdog took one */
         if (l->sample_stack != 0 && ev->site == l->sample_site &&
-            start + 1000000 >= l->sample_since && start <= l->sample_since + 1000000) {
+            start + 1000000 >= l->sample_since && start <= l->sample_since + 1000000)
             e->slow.stack = l->sample_stack;
-        }
         at__profile_slow_event(l, ev->site, start, e); /* the stacks that took its time */
         return;
     }

@@ -515,10 +515,9 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
      * lowest candidate a such that no candidate b between a and a's parent links to a lower
      * parent (a live chain never jumps over a live record that links into its middle). */
     uintptr_t rec = 0;
-    for (int i = 0; i < ncand && rec == 0 && inner != 0; i++) {
+    for (int i = 0; i < ncand && rec == 0 && inner != 0; i++)
         if (direct_call_verdict(g_cand[i], inner) > 0)
             rec = g_cand[i];
-    }
     for (int i = 0; i < ncand && rec == 0; i++) {
         if (inner != 0 && direct_call_verdict(g_cand[i], inner) < 0)
             continue; /* a direct call to a function that is not the one we are in */

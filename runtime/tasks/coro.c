@@ -116,9 +116,8 @@ static size_t fmt_u64(char *buf, uint64_t v, int base)
         tmp[n++] = "0123456789abcdef"[v % (unsigned)base];
         v /= (unsigned)base;
     } while (v);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         buf[i] = tmp[n - 1 - i];
-    }
     return n;
 }
 
@@ -130,17 +129,15 @@ typedef struct msgbuf {
 
 static void msg_s(msgbuf_t *m, const char *s)
 {
-    while (*s && m->n < sizeof m->b - 1) {
+    while (*s && m->n < sizeof m->b - 1)
         m->b[m->n++] = *s++;
-    }
 }
 
 static void msg_u(msgbuf_t *m, uint64_t v, int base)
 {
     if (m->n + 24 < sizeof m->b) {
-        if (base == 16) {
+        if (base == 16)
             msg_s(m, "0x");
-        }
         m->n += fmt_u64(m->b + m->n, v, base);
     }
 }
@@ -233,9 +230,8 @@ static void overflow_reporter_init(void)
 {
     static __thread size_t seen_generation __attribute__((tls_model("initial-exec"))) = (size_t)-1;
     size_t gen = at__stack_pool_generation();
-    if (altstack_done && gen == seen_generation) {
+    if (altstack_done && gen == seen_generation)
         return;
-    }
     seen_generation = gen;
     if (!altstack_done) {
         stack_t old;
@@ -244,9 +240,8 @@ static void overflow_reporter_init(void)
             void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             if (p != MAP_FAILED) {
                 stack_t ss = {.ss_sp = p, .ss_size = sz, .ss_flags = 0};
-                if (sigaltstack(&ss, NULL) != 0) {
+                if (sigaltstack(&ss, NULL) != 0)
                     munmap(p, sz);
-                }
             }
         }
         altstack_done = true;
@@ -282,14 +277,12 @@ at__coro_backend_t at__coro_default_backend(void)
     if (chosen == AT__CORO_DEFAULT) {
         at__coro_backend_t b = AT_CORO_DEFAULT_UCONTEXT ? AT__CORO_UCONTEXT : AT__CORO_ASM;
         const char *env = getenv("ASYNCTOP_CORO_SWITCH");
-        if (env && strcmp(env, "ucontext") == 0) {
+        if (env && strcmp(env, "ucontext") == 0)
             b = AT__CORO_UCONTEXT;
-        } else if (env && strcmp(env, "asm") == 0) {
+        else if (env && strcmp(env, "asm") == 0)
             b = AT__CORO_ASM;
-        }
-        if (!at__coro_have_asm()) {
+        if (!at__coro_have_asm())
             b = AT__CORO_UCONTEXT;
-        }
         chosen = b;
     }
     return chosen;
@@ -305,9 +298,8 @@ static inline void run_switch_hook(const at__coro_t *to)
     at__coro_switch_hook_fn hook = atomic_load_explicit(&switch_hook, memory_order_relaxed);
     if (hook) {
         const void *lo = NULL, *hi = NULL;
-        if (to) {
+        if (to)
             at__coro_stack_bounds(to, &lo, &hi);
-        }
         hook(lo, hi);
     }
 }
@@ -391,18 +383,15 @@ int at__coro_create(at__coro_t **out, at__coro_fn fn, void *arg, const at__coro_
 {
     assert(out && fn);
     at__coro_opts_t none = {0};
-    if (!opts) {
+    if (!opts)
         opts = &none;
-    }
     at__coro_backend_t backend = opts->backend ? opts->backend : at__coro_default_backend();
-    if (backend != AT__CORO_UCONTEXT && (backend != AT__CORO_ASM || !at__coro_have_asm())) {
+    if (backend != AT__CORO_UCONTEXT && (backend != AT__CORO_ASM || !at__coro_have_asm()))
         return -EINVAL;
-    }
     at__stack_t st;
     int rc = at__stack_alloc(opts->stack_size ? opts->stack_size : AT__STACK_DEFAULT, &st);
-    if (rc < 0) {
+    if (rc < 0)
         return rc;
-    }
     overflow_reporter_init();
     at__coro_t *co = ctl_of_stack_hi(st.hi);
     /* Every field set one by one (a memset of the block compiles to a slow
@@ -492,9 +481,8 @@ AT__AWAIT_TEXT void at__coro_yield(void)
     assert(co && co->state == AT__CORO_RUNNING);
     co->state = AT__CORO_SUSPENDED;
     char *here = __builtin_frame_address(0);
-    if (here < co->low_water) {
+    if (here < co->low_water)
         co->low_water = here;
-    }
 #ifdef AT_ASAN
     void *fake = NULL;
     __sanitizer_start_switch_fiber(&fake, co->caller_stack_lo, co->caller_stack_size);
@@ -525,13 +513,11 @@ const char *at__coro_name(const at__coro_t *co)
 
 void at__coro_set_name(at__coro_t *co, const char *name)
 {
-    if (!name) {
+    if (!name)
         name = "coro";
-    }
     size_t n = strlen(name);
-    if (n > sizeof co->name - 1) {
+    if (n > sizeof co->name - 1)
         n = sizeof co->name - 1;
-    }
     memcpy(co->name, name, n);
     co->name[n] = '\0';
 }
@@ -561,13 +547,11 @@ void at__coro_destroy(at__coro_t *co)
 #ifdef AT_ASAN
     /* Frames still on the stack (a finished coroutine's last ones, or an
      * abandoned one's) keep their redzones poisoned: clear them for reuse. */
-    if (co->state != AT__CORO_CREATED) {
+    if (co->state != AT__CORO_CREATED)
         __asan_unpoison_memory_region(low, (size_t)(st.hi - (const char *)low));
-    }
 #endif
-    if (st.guard == AT__GUARD_CANARY && !at__stack_canary_ok(&st)) {
+    if (st.guard == AT__GUARD_CANARY && !at__stack_canary_ok(&st))
         overflow_abort(co, NULL, &st, "the canary at the bottom of its stack was overwritten");
-    }
     co->magic = 0;
 #ifdef AT_TSAN
     __tsan_destroy_fiber(co->tsan_fiber); /* (it lives in the control block, on the stack) */
@@ -592,11 +576,9 @@ bool at__coro_pc_is_await_machinery(uintptr_t pc)
  * resumers from the current one. NULL otherwise (and on any other thread than co's). */
 static const at__coro_t *resumed_by(const at__coro_t *co)
 {
-    for (const at__coro_t *c = current; c; c = c->caller) {
-        if (c->caller == co) {
+    for (const at__coro_t *c = current; c; c = c->caller)
+        if (c->caller == co)
             return c;
-        }
-    }
     return NULL;
 }
 
@@ -634,9 +616,8 @@ static void saved_regs(uint8_t backend, const void *saved_sp, const ucontext_t *
 __attribute__((no_sanitize_address)) int at__coro_backtrace(const at__coro_t *co, uintptr_t *pcs,
                                                             int max)
 {
-    if (max <= 0) {
+    if (max <= 0)
         return 0;
-    }
     /* Where co's registers were saved: by its own yield (suspended), or by its resume of
      * another coroutine (then that one keeps them, as its resumer's). */
     const void *saved_sp;
@@ -648,9 +629,8 @@ __attribute__((no_sanitize_address)) int at__coro_backtrace(const at__coro_t *co
         backend = co->backend;
     } else if (co->state == AT__CORO_RUNNING && co != current) {
         const at__coro_t *inner = resumed_by(co);
-        if (!inner) {
+        if (!inner)
             return 0;
-        }
         saved_sp = inner->caller_sp;
         saved_uc = inner->caller_uc;
         backend = inner->backend;
@@ -685,19 +665,16 @@ __attribute__((no_sanitize_address)) int at__coro_backtrace(const at__coro_t *co
     int n = 0;
     pcs[n++] = pc;
     while (n < max && fp != 0) {
-        if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || (fp & (sizeof(uintptr_t) - 1))) {
+        if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || (fp & (sizeof(uintptr_t) - 1)))
             break;
-        }
         const uintptr_t *frame = (const uintptr_t *)fp;
         uintptr_t ra = frame[1];
-        if (ra == 0) {
+        if (ra == 0)
             break;
-        }
         pcs[n++] = ra;
         uintptr_t next = frame[0];
-        if (next <= fp) {
+        if (next <= fp)
             break;
-        }
         fp = next;
     }
     return n;
@@ -724,22 +701,19 @@ int at__coro_unwind(const at__coro_t *co, uintptr_t *pcs, int max)
 {
     int nfp = at__coro_backtrace(co, pcs, max);
     at__unwind_regs_t r;
-    if (nfp <= 0 || !saved_state(co, &r)) {
+    if (nfp <= 0 || !saved_state(co, &r))
         return nfp;
-    }
     uintptr_t sp = r.r[AT__UNWIND_NREGS == 17 ? 7 : 31];
     uintptr_t lo = (uintptr_t)co->stack.lo, hi = (uintptr_t)co->stack.hi;
-    if (sp < lo || sp >= hi) {
+    if (sp < lo || sp >= hi)
         return nfp;
-    }
     /* The stack cannot change meanwhile (co is not running, and only this thread could run
      * it): unwound in place. Another thread unwinding holds the unwinder: keep the walk. */
     uintptr_t cfi[128];
     int want = max < 128 ? max : 128;
     int n = at__unwind(&r, sp, hi, (const void *)sp, cfi, want, false, NULL);
-    if (n < nfp) {
+    if (n < nfp)
         return nfp;
-    }
     memcpy(pcs, cfi, (size_t)n * sizeof *pcs);
     return n;
 }

@@ -28,9 +28,8 @@ static AT__AWAIT_TEXT ssize_t pool_wait(pool_op_t *op, uv_req_t *req)
             return rc;
         }
     }
-    if (cancelled || op->result == UV_ECANCELED) {
+    if (cancelled || op->result == UV_ECANCELED)
         return AT_ECANCELED;
-    }
     return op->result;
 }
 
@@ -59,9 +58,8 @@ static AT__AWAIT_TEXT ssize_t fs_finish(uv_fs_t *req, pool_op_t *op, int rc)
 
 AT__AWAIT_TEXT int at_fs_open(at_loop_t *loop, const char *path, int flags, int mode)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     pool_op_t op = {0};
     uv_fs_t req;
     req.data = &op;
@@ -71,9 +69,8 @@ AT__AWAIT_TEXT int at_fs_open(at_loop_t *loop, const char *path, int flags, int 
 
 AT__AWAIT_TEXT ssize_t at_fs_read(at_loop_t *loop, int fd, void *buf, size_t len, int64_t offset)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     pool_op_t op = {0};
     uv_fs_t req;
     req.data = &op;
@@ -85,9 +82,8 @@ AT__AWAIT_TEXT ssize_t at_fs_read(at_loop_t *loop, int fd, void *buf, size_t len
 AT__AWAIT_TEXT ssize_t at_fs_write(at_loop_t *loop, int fd, const void *buf, size_t len,
                                    int64_t offset)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     pool_op_t op = {0};
     uv_fs_t req;
     req.data = &op;
@@ -98,9 +94,8 @@ AT__AWAIT_TEXT ssize_t at_fs_write(at_loop_t *loop, int fd, const void *buf, siz
 
 AT__AWAIT_TEXT int at_fs_close(at_loop_t *loop, int fd)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     pool_op_t op = {0};
     uv_fs_t req;
     req.data = &op;
@@ -111,30 +106,26 @@ AT__AWAIT_TEXT int at_fs_close(at_loop_t *loop, int fd)
 static void on_getaddrinfo(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     pool_op_t *op = req->data;
-    if (status == 0) {
+    if (status == 0)
         req->addrinfo = res;
-    }
     pool_done(op, status);
 }
 
 AT__AWAIT_TEXT int at_getaddrinfo(at_loop_t *loop, const char *node, const char *service,
                                   const struct addrinfo *hints, struct addrinfo **res)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     pool_op_t op = {0};
     uv_getaddrinfo_t req;
     req.data = &op;
     int rc = uv_getaddrinfo(at_loop_uv(loop), &req, on_getaddrinfo, node, service, hints);
-    if (rc != 0) {
+    if (rc != 0)
         return rc;
-    }
     ssize_t r = pool_wait(&op, (uv_req_t *)&req);
-    if (r == 0) {
+    if (r == 0)
         *res = req.addrinfo;
-    } else if (op.result == 0 && req.addrinfo) {
+    else if (op.result == 0 && req.addrinfo)
         uv_freeaddrinfo(req.addrinfo); /* cancelled after it succeeded */
-    }
     return (int)r;
 }

@@ -104,9 +104,8 @@ static __thread thread_pool_t tpool __attribute__((tls_model("initial-exec")));
  * one still costs its magic sequence and argument block (a tenth of a stack's get and put). */
 #define VG(req)                                                                                    \
     do {                                                                                           \
-        if (AT__VG_UNLIKELY(tpool.valgrind)) {                                                     \
+        if (AT__VG_UNLIKELY(tpool.valgrind))                                                       \
             (void)(req);                                                                           \
-        }                                                                                          \
     } while (0)
 #define AT__VG_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -125,17 +124,14 @@ static void page_size_init(void)
 static long count_lines(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    if (fd < 0)
         return -1;
-    }
     char buf[8192];
     long lines = 0;
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
-        for (ssize_t i = 0; i < n; i++) {
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++)
             lines += buf[i] == '\n';
-        }
-    }
     close(fd);
     return lines;
 }
@@ -143,15 +139,13 @@ static long count_lines(const char *path)
 static long read_long(const char *path, long fallback)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    if (fd < 0)
         return fallback;
-    }
     char buf[32];
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n <= 0) {
+    if (n <= 0)
         return fallback;
-    }
     buf[n] = '\0';
     char *end;
     long v = strtol(buf, &end, 10);
@@ -161,18 +155,15 @@ static long read_long(const char *path, long fallback)
 long at__stack_pool_vma_budget(void)
 {
     long b = atomic_load(&vma_budget);
-    if (b >= 0) {
+    if (b >= 0)
         return b;
-    }
     long max = read_long("/proc/sys/vm/max_map_count", 65530);
     long used = count_lines("/proc/self/maps");
-    if (used < 0) {
+    if (used < 0)
         used = max / 2; /* cannot tell: be conservative */
-    }
     long budget = max - used - max / 8;
-    if (budget < 0) {
+    if (budget < 0)
         budget = 0;
-    }
     long expected = -1;
     atomic_compare_exchange_strong(&vma_budget, &expected, budget);
     return atomic_load(&vma_budget);
@@ -188,27 +179,23 @@ void at__stack_pool_set_vma_budget(long vmas)
 static bool vma_budget_take(long n)
 {
     long b = at__stack_pool_vma_budget();
-    while (b >= n) {
-        if (atomic_compare_exchange_weak(&vma_budget, &b, b - n)) {
+    while (b >= n)
+        if (atomic_compare_exchange_weak(&vma_budget, &b, b - n))
             return true;
-        }
-    }
     return false;
 }
 
 at__guard_mode_t at__stack_guard_mode(void)
 {
     int m = atomic_load(&guard_mode_global);
-    if (m != 0) {
+    if (m != 0)
         return (at__guard_mode_t)m;
-    }
     const char *env = getenv("ASYNCTOP_STACK_GUARD");
     int want = AT__GUARD_MADVISE;
-    if (env && strcmp(env, "mprotect") == 0) {
+    if (env && strcmp(env, "mprotect") == 0)
         want = AT__GUARD_MPROTECT;
-    } else if (env && strcmp(env, "strict") == 0) {
+    else if (env && strcmp(env, "strict") == 0)
         atomic_store(&strict_mode, true);
-    }
     int expected = 0;
     atomic_compare_exchange_strong(&guard_mode_global, &expected, want);
     return (at__guard_mode_t)atomic_load(&guard_mode_global);
@@ -227,12 +214,10 @@ void at__stack_pool_force_strict(bool strict)
 
 static uint32_t size_class_of(size_t size)
 {
-    if (size < AT__STACK_MIN) {
+    if (size < AT__STACK_MIN)
         size = AT__STACK_MIN;
-    }
-    if (size > AT__STACK_MAX) {
+    if (size > AT__STACK_MAX)
         size = AT__STACK_MAX;
-    }
     /* the smallest c with 2^(c + CLASS_MIN_SHIFT) >= size */
     return (uint32_t)(64 - __builtin_clzll((unsigned long long)size - 1)) - CLASS_MIN_SHIFT;
 }
@@ -244,9 +229,8 @@ static size_t class_bytes(uint32_t c)
 
 static void tpool_init(void)
 {
-    if (tpool.init) {
+    if (tpool.init)
         return;
-    }
     page_size_init();
     for (int c = 0; c < NCLASSES; c++) {
         tpool.classes[c].warm = NO_SLOT;
@@ -279,16 +263,14 @@ static int chunk_new(uint32_t c, uint32_t *out)
 {
     size_t slot_size = GUARD_BYTES + class_bytes(c);
     size_t nslots = CHUNK_TARGET_BYTES / slot_size;
-    if (nslots < 1) {
+    if (nslots < 1)
         nslots = 1;
-    }
     size_t header = (nslots * sizeof(slot_meta_t) + page_size - 1) & ~(page_size - 1);
     size_t bytes = header + nslots * slot_size;
     char *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (map == MAP_FAILED) {
+    if (map == MAP_FAILED)
         return -errno;
-    }
     /* A stack touching one page must not be given a 2 MiB huge page. */
     (void)madvise(map, bytes, MADV_NOHUGEPAGE);
     /* memcheck: unused stacks hold nothing (and its leak check skips them). */
@@ -337,9 +319,8 @@ static int guard_install(char *slot, slot_meta_t *m)
         }
         atomic_store(&vma_budget, 0); /* ENOMEM: the kernel says we are out */
     }
-    if (atomic_load(&strict_mode)) {
+    if (atomic_load(&strict_mode))
         return -ENOMEM;
-    }
     m->guard = AT__GUARD_CANARY;
     return 0;
 }
@@ -357,19 +338,16 @@ static void canary_write(const at__stack_t *st)
 {
     volatile uintptr_t *w = (volatile uintptr_t *)st->lo;
     (void)VALGRIND_MAKE_MEM_UNDEFINED(st->lo, CANARY_WORDS * sizeof *w);
-    for (int i = 0; i < CANARY_WORDS; i++) {
+    for (int i = 0; i < CANARY_WORDS; i++)
         w[i] = canary_value(st, i);
-    }
 }
 
 __attribute__((no_sanitize_address)) bool at__stack_canary_ok(const at__stack_t *st)
 {
     const volatile uintptr_t *w = (const volatile uintptr_t *)st->lo;
-    for (int i = 0; i < CANARY_WORDS; i++) {
-        if (w[i] != canary_value(st, i)) {
+    for (int i = 0; i < CANARY_WORDS; i++)
+        if (w[i] != canary_value(st, i))
             return false;
-        }
-    }
     return true;
 }
 
@@ -391,9 +369,8 @@ int at__stack_alloc(size_t size, at__stack_t *out)
         if (p->chunk == UINT32_MAX || chunks[p->chunk].carved == chunks[p->chunk].nslots) {
             uint32_t idx = 0;
             int rc = chunk_new(c, &idx);
-            if (rc < 0) {
+            if (rc < 0)
                 return rc;
-            }
             p->chunk = idx;
         }
         chunk_t *ch = &chunks[p->chunk];
@@ -401,9 +378,8 @@ int at__stack_alloc(size_t size, at__stack_t *out)
         char *slot = ch->slots + (size_t)s * ch->slot_size;
         slot_meta_t *m = &ch->meta[s];
         int rc = guard_install(slot, m);
-        if (rc < 0) {
+        if (rc < 0)
             return rc;
-        }
         ch->carved++;
         tpool.carved++;
         tpool.by_mode[m->guard]++;
@@ -417,9 +393,8 @@ int at__stack_alloc(size_t size, at__stack_t *out)
      * owner writes its control block and first frame on the top page from
      * another stack (frames pushed later are tracked by memcheck itself). */
     VG(VALGRIND_MAKE_MEM_UNDEFINED(out->hi - page_size, page_size));
-    if (out->guard == AT__GUARD_CANARY) {
+    if (out->guard == AT__GUARD_CANARY)
         canary_write(out);
-    }
     return 0;
 }
 
@@ -476,9 +451,8 @@ bool at__stack_lookup(const void *addr, at__stack_fault_t *out)
     size_t n = atomic_load_explicit(&nchunks, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
         const chunk_t *ch = &chunks[i];
-        if (a < ch->slots || a >= ch->map + ch->map_bytes) {
+        if (a < ch->slots || a >= ch->map + ch->map_bytes)
             continue;
-        }
         size_t s = (size_t)(a - ch->slots) / ch->slot_size;
         char *slot = ch->slots + s * ch->slot_size;
         out->stack_lo = slot + GUARD_BYTES;
@@ -500,9 +474,8 @@ void at__stack_pool_stats(at__stack_pool_stats_t *out)
     memset(out, 0, sizeof *out);
     out->chunks = atomic_load(&nchunks);
     out->slots_carved = tpool.carved;
-    for (int c = 0; c < NCLASSES; c++) {
+    for (int c = 0; c < NCLASSES; c++)
         out->slots_free += tpool.classes[c].nwarm + tpool.classes[c].ncold;
-    }
     out->trims = tpool.trims;
     out->guard_madvise = tpool.by_mode[AT__GUARD_MADVISE];
     out->guard_mprotect = tpool.by_mode[AT__GUARD_MPROTECT];

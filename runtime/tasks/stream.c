@@ -51,11 +51,10 @@ static AT__AWAIT_TEXT int op_wait(op_t *op, uint64_t id)
     while (!op->done) {
         at__waiter_t w;
         int rc = at__waitq_wait(&op->wq, &w, AT_WAIT_STREAM, id);
-        if (rc == AT_ECANCELED) {
+        if (rc == AT_ECANCELED)
             cancelled = true; /* libuv still uses the request: wait for it */
-        } else if (rc != 0) {
+        else if (rc != 0)
             return rc;
-        }
     }
     return cancelled ? AT_ECANCELED : op->status;
 }
@@ -70,9 +69,8 @@ static void op_done(op_t *op, int status)
 static at_stream_t *stream_new(at_loop_t *loop, bool tcp, void *ra)
 {
     at_stream_t *s = calloc(1, sizeof *s);
-    if (!s) {
+    if (!s)
         return NULL;
-    }
     int rc = tcp ? uv_tcp_init(at_loop_uv(loop), &s->u.tcp)
                  : uv_pipe_init(at_loop_uv(loop), &s->u.pipe, 0);
     if (rc != 0) {
@@ -85,9 +83,8 @@ static at_stream_t *stream_new(at_loop_t *loop, bool tcp, void *ra)
     s->id = at__tasks_next_object_id();
     at__capture_site(s->create, &s->ncreate, ra);
     s->next = open_streams;
-    if (open_streams) {
+    if (open_streams)
         open_streams->prev = s;
-    }
     open_streams = s;
     return s;
 }
@@ -104,18 +101,15 @@ static void on_closed(uv_handle_t *h)
 
 void at_stream_close(at_stream_t *s)
 {
-    if (!s) {
+    if (!s)
         return;
-    }
     assert(s->readers.n == 0);
-    if (s->prev) {
+    if (s->prev)
         s->prev->next = s->next;
-    } else {
+    else
         open_streams = s->next;
-    }
-    if (s->next) {
+    if (s->next)
         s->next->prev = s->prev;
-    }
     uv_close(&s->u.h, on_closed);
 }
 
@@ -131,9 +125,8 @@ void at__streams_close(at_loop_t *loop)
                              "unclosed stream id=%" PRIu64 " (%s%s) at loop close\n"
                              "Stream opened at (most recent call first):\n",
                              s->id, s->is_tcp ? "tcp" : "unix", s->listening ? ", listening" : "");
-            if (w > 0) {
+            if (w > 0)
                 pos = (size_t)w;
-            }
             at__format_stack(buf, sizeof buf, &pos, s->create, s->ncreate);
             buf[sizeof buf - 1] = '\0';
             at__log_long(AT__LOG_WARNING, buf);
@@ -156,9 +149,8 @@ void at__streams_close(at_loop_t *loop)
 
 static int parse_addr(const char *host, int port, struct sockaddr_storage *ss)
 {
-    if (strchr(host, ':')) {
+    if (strchr(host, ':'))
         return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
-    }
     return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
 }
 
@@ -167,9 +159,8 @@ static int parse_addr(const char *host, int port, struct sockaddr_storage *ss)
 static void on_connection(uv_stream_t *server, int status)
 {
     at_stream_t *s = server->data;
-    if (status == 0) {
+    if (status == 0)
         s->pending_conns++;
-    }
     at__waitq_wake_one(&s->readers, NULL);
 }
 
@@ -194,13 +185,11 @@ int at_tcp_listen(at_loop_t *loop, const char *host, int port, int backlog, at_s
     AT__CHECK_THREAD(loop, "at_tcp_listen");
     struct sockaddr_storage ss;
     int rc = parse_addr(host, port, &ss);
-    if (rc != 0) {
+    if (rc != 0)
         return rc;
-    }
     at_stream_t *s = stream_new(loop, true, __builtin_return_address(0));
-    if (!s) {
+    if (!s)
         return AT_ENOMEM;
-    }
     return listen_bound(s, uv_tcp_bind(&s->u.tcp, (const struct sockaddr *)&ss, 0), backlog, out);
 }
 
@@ -208,44 +197,37 @@ int at_unix_listen(at_loop_t *loop, const char *path, int backlog, at_stream_t *
 {
     AT__CHECK_THREAD(loop, "at_unix_listen");
     at_stream_t *s = stream_new(loop, false, __builtin_return_address(0));
-    if (!s) {
+    if (!s)
         return AT_ENOMEM;
-    }
     return listen_bound(s, uv_pipe_bind(&s->u.pipe, path), backlog, out);
 }
 
 int at_stream_port(const at_stream_t *s)
 {
-    if (!s->is_tcp) {
+    if (!s->is_tcp)
         return -1;
-    }
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (uv_tcp_getsockname(&s->u.tcp, (struct sockaddr *)&ss, &len) != 0) {
+    if (uv_tcp_getsockname(&s->u.tcp, (struct sockaddr *)&ss, &len) != 0)
         return -1;
-    }
-    if (ss.ss_family == AF_INET) {
+    if (ss.ss_family == AF_INET)
         return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
 AT__AWAIT_TEXT int at_stream_accept(at_stream_t *server, at_stream_t **out)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     while (server->pending_conns == 0) {
         at__waiter_t w;
         int rc = at__waitq_wait(&server->readers, &w, AT_WAIT_STREAM, server->id);
-        if (rc != 0) {
+        if (rc != 0)
             return rc;
-        }
     }
     at_stream_t *c = stream_new(server->loop, server->is_tcp, __builtin_return_address(0));
-    if (!c) {
+    if (!c)
         return AT_ENOMEM;
-    }
     server->pending_conns--;
     int rc = uv_accept(&server->u.s, &c->u.s);
     if (rc != 0) {
@@ -282,9 +264,8 @@ AT__AWAIT_TEXT static int stream_connect(at_loop_t *loop, const struct sockaddr_
                                          const char *path, void *ra, at_stream_t **out)
 {
     at_stream_t *s = stream_new(loop, ss != NULL, ra);
-    if (!s) {
+    if (!s)
         return AT_ENOMEM;
-    }
     op_t op = {.wq.role = AT__WQ_CONNECT};
     uv_connect_t req;
     req.data = &op;
@@ -302,22 +283,19 @@ AT__AWAIT_TEXT static int stream_connect(at_loop_t *loop, const struct sockaddr_
 
 AT__AWAIT_TEXT int at_tcp_connect(at_loop_t *loop, const char *host, int port, at_stream_t **out)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     struct sockaddr_storage ss;
     int rc = parse_addr(host, port, &ss);
-    if (rc != 0) {
+    if (rc != 0)
         return rc;
-    }
     return stream_connect(loop, &ss, NULL, __builtin_return_address(0), out);
 }
 
 AT__AWAIT_TEXT int at_unix_connect(at_loop_t *loop, const char *path, at_stream_t **out)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     return stream_connect(loop, NULL, path, __builtin_return_address(0), out);
 }
 
@@ -338,9 +316,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         s->ibuf = malloc(STREAM_IBUF);
         s->ioff = s->ilen = 0;
     }
-    if (s->ioff > 0 && s->ilen == 0) {
+    if (s->ioff > 0 && s->ilen == 0)
         s->ioff = 0;
-    }
     size_t end = s->ioff + s->ilen;
     buf->base = s->ibuf ? s->ibuf + end : NULL;
     buf->len = s->ibuf ? STREAM_IBUF - end : 0;
@@ -349,9 +326,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     at_stream_t *s = stream->data;
-    if (nread == 0) {
+    if (nread == 0)
         return; /* EAGAIN */
-    }
     if (nread < 0) {
         s->rerr = (int)nread;
         uv_read_stop(stream);
@@ -364,14 +340,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             uv_read_stop(stream); /* nobody reads: stop taking more */
             s->reading = false;
         }
-        if (!s->rbuf) {
+        if (!s->rbuf)
             return;
-        }
     }
     if (s->rbuf) {
-        if (nread < 0) {
+        if (nread < 0)
             s->rresult = nread == UV_EOF ? 0 : nread;
-        }
         s->rbuf = NULL;
         s->rdone = true;
         at__waitq_wake_one_now(&s->readers, NULL);
@@ -380,28 +354,24 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 AT__AWAIT_TEXT ssize_t at_stream_read(at_stream_t *s, void *buf, size_t len)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     assert(s->readers.n == 0); /* one reader at a time */
     if (s->ilen > 0) {
         size_t n = s->ilen < len ? s->ilen : len;
         memcpy(buf, s->ibuf + s->ioff, n);
         s->ioff += n;
         s->ilen -= n;
-        if (!s->reading && !s->rerr) {
+        if (!s->reading && !s->rerr)
             s->reading = uv_read_start(&s->u.s, on_alloc, on_read) == 0;
-        }
         return (ssize_t)n;
     }
-    if (s->rerr) {
+    if (s->rerr)
         return s->rerr == UV_EOF ? 0 : s->rerr;
-    }
     if (!s->reading) {
         int rc = uv_read_start(&s->u.s, on_alloc, on_read);
-        if (rc != 0) {
+        if (rc != 0)
             return rc;
-        }
         s->reading = true;
     }
     s->rbuf = buf;
@@ -425,15 +395,13 @@ static void on_write(uv_write_t *req, int status)
 
 AT__AWAIT_TEXT int at_stream_write(at_stream_t *s, const void *buf, size_t len)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     /* Fast path: the kernel takes it all now. */
     uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
     int n = uv_try_write(&s->u.s, &b, 1);
-    if (n == (int)len) {
+    if (n == (int)len)
         return 0;
-    }
     if (n > 0) {
         b.base += n;
         b.len -= (size_t)n;
@@ -444,9 +412,8 @@ AT__AWAIT_TEXT int at_stream_write(at_stream_t *s, const void *buf, size_t len)
     uv_write_t req;
     req.data = &op;
     int rc = uv_write(&req, &s->u.s, &b, 1, on_write);
-    if (rc != 0) {
+    if (rc != 0)
         return rc;
-    }
     return op_wait(&op, s->id);
 }
 
@@ -457,15 +424,13 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 AT__AWAIT_TEXT int at_stream_shutdown(at_stream_t *s)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     op_t op = {.wq.role = AT__WQ_WRITE};
     uv_shutdown_t req;
     req.data = &op;
     int rc = uv_shutdown(&req, &s->u.s, on_shutdown);
-    if (rc != 0) {
+    if (rc != 0)
         return rc;
-    }
     return op_wait(&op, s->id);
 }

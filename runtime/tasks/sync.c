@@ -44,18 +44,16 @@ int at_event_new(at_loop_t *loop, at_event_t **out)
     assert(loop && out);
     AT__CHECK_THREAD(loop, "at_event_new");
     at_event_t *ev = prim_new(loop, sizeof *ev);
-    if (!ev) {
+    if (!ev)
         return AT_ENOMEM;
-    }
     *out = ev;
     return 0;
 }
 
 void at_event_free(at_event_t *ev)
 {
-    if (ev) {
+    if (ev)
         prim_free(ev, ev->wq.n);
-    }
 }
 
 void at_event_set(at_event_t *ev)
@@ -82,9 +80,8 @@ size_t at_event_waiters(const at_event_t *ev)
 
 AT__AWAIT_TEXT int at_event_wait(at_event_t *ev)
 {
-    if (ev->set) {
+    if (ev->set)
         return at__task_current() ? 0 : AT_EINVALSTATE;
-    }
     at__waiter_t w;
     return at__waitq_wait(&ev->wq, &w, AT_WAIT_EVENT, ev->p.id);
 }
@@ -100,25 +97,22 @@ int at_lock_new(at_loop_t *loop, at_lock_t **out)
     assert(loop && out);
     AT__CHECK_THREAD(loop, "at_lock_new");
     at_lock_t *l = prim_new(loop, sizeof *l);
-    if (!l) {
+    if (!l)
         return AT_ENOMEM;
-    }
     *out = l;
     return 0;
 }
 
 void at_lock_free(at_lock_t *l)
 {
-    if (l) {
+    if (l)
         prim_free(l, l->wq.n);
-    }
 }
 
 AT__AWAIT_TEXT int at_lock_acquire(at_lock_t *l)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     if (!l->locked && l->wq.n == 0) {
         l->locked = true;
         return 0;
@@ -131,9 +125,8 @@ AT__AWAIT_TEXT int at_lock_acquire(at_lock_t *l)
 void at_lock_release(at_lock_t *l)
 {
     assert(l->locked);
-    if (!at__waitq_wake_one(&l->wq, NULL)) {
+    if (!at__waitq_wake_one(&l->wq, NULL))
         l->locked = false;
-    }
 }
 
 bool at_lock_locked(const at_lock_t *l)
@@ -152,9 +145,8 @@ int at_semaphore_new(at_loop_t *loop, unsigned value, at_semaphore_t **out)
     assert(loop && out);
     AT__CHECK_THREAD(loop, "at_semaphore_new");
     at_semaphore_t *s = prim_new(loop, sizeof *s);
-    if (!s) {
+    if (!s)
         return AT_ENOMEM;
-    }
     s->value = value;
     *out = s;
     return 0;
@@ -162,16 +154,14 @@ int at_semaphore_new(at_loop_t *loop, unsigned value, at_semaphore_t **out)
 
 void at_semaphore_free(at_semaphore_t *s)
 {
-    if (s) {
+    if (s)
         prim_free(s, s->wq.n);
-    }
 }
 
 AT__AWAIT_TEXT int at_semaphore_acquire(at_semaphore_t *s)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     if (s->value > 0 && s->wq.n == 0) {
         s->value--;
         return 0;
@@ -183,9 +173,8 @@ AT__AWAIT_TEXT int at_semaphore_acquire(at_semaphore_t *s)
 
 void at_semaphore_release(at_semaphore_t *s)
 {
-    if (!at__waitq_wake_one(&s->wq, NULL)) {
+    if (!at__waitq_wake_one(&s->wq, NULL))
         s->value++;
-    }
 }
 
 unsigned at_semaphore_value(const at_semaphore_t *s)
@@ -246,21 +235,18 @@ static void *ring_pop(at_queue_t *q)
 int at_queue_try_put(at_queue_t *q, void *item)
 {
     /* A waiting getter takes the item directly. */
-    if (q->len == 0 && at__waitq_wake_one(&q->getters, item)) {
+    if (q->len == 0 && at__waitq_wake_one(&q->getters, item))
         return 0;
-    }
-    if (q->len == q->cap) {
+    if (q->len == q->cap)
         return AT_EAGAIN;
-    }
     ring_push(q, item);
     return 0;
 }
 
 int at_queue_try_get(at_queue_t *q, void **item)
 {
-    if (q->len == 0) {
+    if (q->len == 0)
         return AT_EAGAIN;
-    }
     *item = ring_pop(q);
     /* Room now: the first waiting putter's item goes in. */
     at__waiter_t *w = q->putters.head;
@@ -273,12 +259,10 @@ int at_queue_try_get(at_queue_t *q, void **item)
 
 AT__AWAIT_TEXT int at_queue_put(at_queue_t *q, void *item)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
-    if (at_queue_try_put(q, item) == 0) {
+    if (at_queue_try_put(q, item) == 0)
         return 0;
-    }
     at__waiter_t w;
     w.value = item; /* at_queue_try_get moves it into the ring when room frees */
     return at__waitq_wait(&q->putters, &w, AT_WAIT_QUEUE, q->p.id);
@@ -286,18 +270,15 @@ AT__AWAIT_TEXT int at_queue_put(at_queue_t *q, void *item)
 
 AT__AWAIT_TEXT int at_queue_get(at_queue_t *q, void **item)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
-    if (at_queue_try_get(q, item) == 0) {
+    if (at_queue_try_get(q, item) == 0)
         return 0;
-    }
     at__waiter_t w;
     w.value = NULL;
     int rc = at__waitq_wait(&q->getters, &w, AT_WAIT_QUEUE, q->p.id);
-    if (rc == 0) {
+    if (rc == 0)
         *item = w.value;
-    }
     return rc;
 }
 

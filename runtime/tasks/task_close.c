@@ -30,25 +30,22 @@ void at__task_report(at_loop_t *loop, at__event_kind_t kind, const char *code,
         ev.nstack = (uint8_t)(n1 > AT__EV_STACK_MAX ? AT__EV_STACK_MAX : n1);
         memcpy(ev.stack, st1, ev.nstack * sizeof(void *));
         ev.nstack2 = (uint8_t)(n2 > AT__EV_STACK_MAX ? AT__EV_STACK_MAX : n2);
-        if (n2) {
+        if (n2)
             memcpy(ev.stack2, st2, ev.nstack2 * sizeof(void *));
-        }
         at__mon_post(loop->mon, &ev);
     }
     char buf[8192];
     size_t pos = 0;
     int w = snprintf(buf, sizeof buf, "%s\n%s%s%s:\n", title, detail ? detail : "",
                      detail ? "\n" : "", label1);
-    if (w > 0) {
+    if (w > 0)
         pos = (size_t)w;
-    }
     at__format_stack(buf, sizeof buf, &pos, st1, n1);
     if (label2) {
         w = snprintf(pos < sizeof buf ? buf + pos : NULL, pos < sizeof buf ? sizeof buf - pos : 0,
                      "%s:\n", label2);
-        if (w > 0) {
+        if (w > 0)
             pos += (size_t)w;
-        }
         at__format_stack(buf, sizeof buf, &pos, st2, n2);
     }
     buf[sizeof buf - 1] = '\0';
@@ -102,9 +99,8 @@ typedef struct unwind_round {
 
 static bool round_done(unwind_round_t *r)
 {
-    while (r->first_pending < r->n && r->tasks[r->first_pending]->ended) {
+    while (r->first_pending < r->n && r->tasks[r->first_pending]->ended)
         r->first_pending++;
-    }
     return r->first_pending == r->n;
 }
 
@@ -115,15 +111,13 @@ static void unwind_deadline(at_loop_t *loop, void *arg)
     unwind_round_t *r = arg;
     r->timer = (at_handle_t){0};
     size_t ended = 0;
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = 0; i < r->n; i++)
         ended += r->tasks[i]->ended;
-    }
     if (ended > r->ended_seen) {
         r->ended_seen = ended;
         if (at_call_later(loop, CLOSE_ROUND_MS, unwind_deadline, r, "task unwinding at close",
-                          &r->timer) == 0) {
+                          &r->timer) == 0)
             return;
-        }
     }
     r->expired = true;
 }
@@ -137,9 +131,8 @@ static void report_failed_at_close(at_task_t *t)
 {
     at_future_t *f = t->fut;
     at_error_t *e = f->err;
-    if (e->code != AT_ECANCELED) {
+    if (e->code != AT_ECANCELED)
         report_task_error(t, e, "unhandled", "unhandled exception during at_loop_close() shutdown");
-    }
     at_future_mark_retrieved(f);
 }
 
@@ -159,13 +152,11 @@ void at__tasks_loop_unwind(at_loop_t *loop)
             return;
         }
         size_t k = 0;
-        for (at_task_t *t = tl->head; t && k < r.n; t = t->next) {
+        for (at_task_t *t = tl->head; t && k < r.n; t = t->next)
             r.tasks[k++] = at_task_ref(t);
-        }
         r.n = k;
-        for (size_t i = 0; i < r.n; i++) {
+        for (size_t i = 0; i < r.n; i++)
             at_task_cancel(r.tasks[i], "the loop is closing");
-        }
         uv_update_time(at_loop_uv(loop)); /* the loop may have been idle a long time */
         int rc = at_call_later(loop, CLOSE_ROUND_MS, unwind_deadline, &r, "task unwinding at close",
                                &r.timer);
@@ -173,20 +164,17 @@ void at__tasks_loop_unwind(at_loop_t *loop)
             rc = at_loop_run(loop, AT_RUN_ONCE);
             rc = rc < 0 ? rc : 0;
         }
-        if (r.timer.slot_) {
+        if (r.timer.slot_)
             at_handle_cancel(loop, r.timer);
-        }
         for (size_t i = 0; i < r.n; i++) {
             at_task_t *t = r.tasks[i];
-            if (t->ended && t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved) {
+            if (t->ended && t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved)
                 report_failed_at_close(t);
-            }
             at__task_unref_internal(t);
         }
         free(r.tasks);
-        if (rc != 0) {
+        if (rc != 0)
             return; /* the loop cannot run: at__tasks_loop_close destroys what is left */
-        }
         tl = at__tloop_find(loop, false);
     }
 }
@@ -223,16 +211,14 @@ void at__tasks_loop_close(at_loop_t *loop)
                         "Task created at (most recent call first)", t->create, t->ncreate,
                         ns ? "Task suspended at (most recent call first)" : NULL, susp, ns);
         /* Undo the wait (its callbacks hold references), drop the stack. */
-        if (t->state == AT_TASK_WAITING && t->detach) {
+        if (t->state == AT_TASK_WAITING && t->detach)
             t->detach(t);
-        }
         if (t->joiner) {
             t->joiner->joining = NULL; /* destroyed next; nothing to wake */
             t->joiner = NULL;
         }
-        if (t->step.slot_ && at_handle_cancel(loop, t->step)) {
+        if (t->step.slot_ && at_handle_cancel(loop, t->step))
             at__task_unref_internal(t); /* the step that will not run */
-        }
         t->finishing = true; // NOLINT(clang-analyzer-unix.Malloc): the list's reference holds t
         at__coro_destroy(t->co);
         t->co = NULL;
@@ -247,9 +233,8 @@ void at__tasks_loop_close(at_loop_t *loop)
     while (tl->failed) {
         at_task_t *t = tl->failed;
         at__task_failed_unlink(t);
-        if (t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved) {
+        if (t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved)
             at__task_report_never_retrieved(t);
-        }
     }
     at__streams_close(loop);
     at__tloop_free(tl);

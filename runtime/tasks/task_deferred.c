@@ -12,9 +12,8 @@ int at_coro_new(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_t 
 {
     assert(loop && fn && out);
     AT__CHECK_THREAD(loop, "at_coro_new");
-    if (atomic_load_explicit(&loop->closing, memory_order_relaxed)) {
+    if (atomic_load_explicit(&loop->closing, memory_order_relaxed))
         return AT_ECLOSING;
-    }
     tloop_t *tl = at__tloop_find(loop, true);
     at_coro_t *c = calloc(1, sizeof *c);
     if (!tl || !c) {
@@ -31,11 +30,10 @@ int at_coro_new(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_t 
         c->named = true;
     } else {
         Dl_info info;
-        if (dladdr((void *)fn, &info) && info.dli_sname) {
+        if (dladdr((void *)fn, &info) && info.dli_sname)
             snprintf(c->name, sizeof c->name, "%s", info.dli_sname);
-        } else {
+        else
             snprintf(c->name, sizeof c->name, "%p", (void *)fn);
-        }
     }
     at__capture_site(c->create, &c->ncreate, __builtin_return_address(0));
     AT__DLIST_PREPEND(tl->coros, c, prev, next);
@@ -72,17 +70,15 @@ int at_coro_spawn(at_coro_t *c, at_task_t **out)
 
 int at_coro_await(at_coro_t *c, void **result)
 {
-    if (!at__task_current()) {
+    if (!at__task_current())
         return AT_EINVALSTATE;
-    }
     at_task_fn fn = c->fn;
     void *arg = c->arg;
     at__coro_unlink_free(c);
     void *r = NULL;
     int rc = fn(arg, &r);
-    if (result) {
+    if (result)
         *result = r;
-    }
     return rc;
 }
 

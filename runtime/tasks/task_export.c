@@ -90,9 +90,8 @@ static uint8_t wire_state(const at_task_t *t)
 
 static void fill_row(const at_task_t *t, at_export_task_row_t *r)
 {
-    if (t->open_step) {
+    if (t->open_step)
         at__task_busy_settle(t->tl);
-    }
     r->id = t->id;
     r->parent_id = t->parent_id;
     r->created_ns = t->created_ns;
@@ -107,11 +106,10 @@ static void fill_row(const at_task_t *t, at_export_task_row_t *r)
     r->wait_kind = waits ? export_wait_kind(t) : AT_EXPORT_WAIT_NONE;
     r->wait_arg = waits && t->wait_kind == AT_WAIT_TIMER ? t->wait_arg : 0;
     r->wait_flags = 0;
-    if (waits && t->wq) {
+    if (waits && t->wq)
         r->wait_flags = t->wq->role; /* queue side */
-    } else if (waits && t->wait_kind == AT_WAIT_FUTURE && t->timer.slot_) {
+    else if (waits && t->wait_kind == AT_WAIT_FUTURE && t->timer.slot_)
         r->wait_flags = ROW_WITH_TIMEOUT;
-    }
     memcpy(r->name, t->name, sizeof r->name - 1);
     r->name[sizeof r->name - 1] = '\0';
 }
@@ -121,9 +119,8 @@ static void fill_row(const at_task_t *t, at_export_task_row_t *r)
 /* Puts a waiting task on the list of those whose stack the exporter takes next time. */
 static void stack_mark(at_task_t *t)
 {
-    if (t->stk_dirty) {
+    if (t->stk_dirty)
         return;
-    }
     tloop_t *tl = t->tl;
     t->stk_dirty = true;
     AT__DLIST_PREPEND(tl->stk_head, t, stk_prev, stk_next);
@@ -151,9 +148,8 @@ static bool waits_really(const at_task_t *t)
 static void provider_stacks(void *ctx, at_export_stack_sink_t *sink)
 {
     tloop_t *tl = ctx;
-    if (tl->unposted) {
+    if (tl->unposted)
         at__task_posts_flush(tl); /* a task spawned in a step that still runs is shown now */
-    }
     uint64_t t0 = at__now_ns();
     unsigned n_walked = 0;
     while (tl->stk_head) {
@@ -161,16 +157,14 @@ static void provider_stacks(void *ctx, at_export_stack_sink_t *sink)
         /* A walk unwinds the task's cold stack with its CFI (~5-10 us; the first one of the
          * process ~ms, reading the modules): at most STACKS_BUDGET_NS of loop time per call,
          * the rest next time (100,000 new waits fill in over some seconds). */
-        if ((++n_walked & 7) == 0 && at__now_ns() - t0 > STACKS_BUDGET_NS) {
+        if ((++n_walked & 7) == 0 && at__now_ns() - t0 > STACKS_BUDGET_NS)
             return;
-        }
         if (waits_really(t)) {
             void *pc[AT_EXPORT_MAX_FRAMES];
             size_t n = at_task_suspension_stack(t, pc, AT_EXPORT_MAX_FRAMES);
             if (at__export_stack_add(sink, t->id, t->wait_since_ms * 1000000u, pc, (unsigned)n) !=
-                0) {
+                0)
                 return; /* the batch is full: the rest next time */
-            }
         }
         at__task_stack_forget_slow(t);
     }
@@ -179,19 +173,16 @@ static void provider_stacks(void *ctx, at_export_stack_sink_t *sink)
 /* Posts `kind` for `t` now. */
 static void post_now(at_task_t *t, at_export_task_event_kind_t kind)
 {
-    if (kind == AT_EXPORT_TASK_CHANGED && waits_really(t)) {
+    if (kind == AT_EXPORT_TASK_CHANGED && waits_really(t))
         stack_mark(t); /* a new wait: its stack is taken lazily */
-    }
     /* The row is built in the ring slot itself (a row is 120 bytes: one copy, not two). */
     at_export_task_row_t *row = at__export_task_reserve(t->tl->att, kind);
-    if (!row) {
+    if (!row)
         return; /* full: counted, and the exporter resyncs */
-    }
-    if (kind == AT_EXPORT_TASK_REMOVED) {
+    if (kind == AT_EXPORT_TASK_REMOVED)
         row->id = t->id;
-    } else {
+    else
         fill_row(t, row);
-    }
     at__export_task_commit(t->tl->att);
 }
 
@@ -210,9 +201,8 @@ void at__task_posts_flush(tloop_t *tl)
 void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind)
 {
     tloop_t *tl = t->tl;
-    if (tl->unposted) {
+    if (tl->unposted)
         at__task_posts_flush(tl); /* something else happens on the loop: they are shown now */
-    }
     if (kind == AT_EXPORT_TASK_ADDED) {
         t->unposted = true; /* it is the newest task: the rest of the list after it is empty */
         tl->unposted = t;
@@ -220,9 +210,8 @@ void at__task_post_slow(at_task_t *t, at_export_task_event_kind_t kind)
     }
     if (t->unposted) { /* ended before it was shown (unlinked: the flush did not see it) */
         t->unposted = false;
-        if (kind == AT_EXPORT_TASK_REMOVED) {
-            return; /* never shown: nothing to take back */
-        }
+        if (kind == AT_EXPORT_TASK_REMOVED)
+            return;                        /* never shown: nothing to take back */
         post_now(t, AT_EXPORT_TASK_ADDED); /* shown from now on (a failed task stays) */
     }
     post_now(t, kind);
@@ -236,36 +225,29 @@ static void provider_resync(void *ctx, at_export_resync_sink_t *sink)
     bool first = at__export_resync_first(sink);
     for (at_task_t *t = tl->head; t; t = t->next) {
         fill_row(t, &row);
-        if (first && waits_really(t)) {
+        if (first && waits_really(t))
             stack_mark(t);
-        }
-        if (at__export_resync_add(sink, &row) != 0) {
+        if (at__export_resync_add(sink, &row) != 0)
             return;
-        }
         t->unposted = false; /* the exporter knows it now (a flush skips it) */
     }
     tl->unposted = NULL; /* every live task was sent */
     for (at_task_t *t = tl->failed; t; t = t->next) {
         fill_row(t, &row);
-        if (at__export_resync_add(sink, &row) != 0) {
+        if (at__export_resync_add(sink, &row) != 0)
             return;
-        }
     }
 }
 
 /* A live task, or a failed one still referenced, by id; NULL if unknown. */
 static at_task_t *find_task(tloop_t *tl, uint64_t id)
 {
-    for (at_task_t *t = tl->head; t; t = t->next) {
-        if (t->id == id) {
+    for (at_task_t *t = tl->head; t; t = t->next)
+        if (t->id == id)
             return t;
-        }
-    }
-    for (at_task_t *t = tl->failed; t; t = t->next) {
-        if (t->id == id) {
+    for (at_task_t *t = tl->failed; t; t = t->next)
+        if (t->id == id)
             return t;
-        }
-    }
     return NULL;
 }
 
@@ -274,9 +256,8 @@ static at_task_t *find_task(tloop_t *tl, uint64_t id)
 static void describe_wait(const at_export_task_row_t *r, char *buf, size_t size)
 {
     buf[0] = '\0';
-    if (r->state != AT_EXPORT_TASK_WAITING) {
+    if (r->state != AT_EXPORT_TASK_WAITING)
         return;
-    }
     if (r->wait_kind == AT_EXPORT_WAIT_SLEEP) {
         snprintf(buf, size, "sleep %" PRIu64 ".%03" PRIu64 " s", r->wait_arg / 1000,
                  r->wait_arg % 1000);
@@ -290,9 +271,8 @@ static void describe_wait(const at_export_task_row_t *r, char *buf, size_t size)
         [AT_EXPORT_WAIT_LOCK] = "lock",           [AT_EXPORT_WAIT_EVENT] = "event",
         [AT_EXPORT_WAIT_SEMAPHORE] = "semaphore", [AT_EXPORT_WAIT_QUEUE] = "queue",
     };
-    if (r->wait_kind >= sizeof what / sizeof what[0] || !what[r->wait_kind]) {
+    if (r->wait_kind >= sizeof what / sizeof what[0] || !what[r->wait_kind])
         return;
-    }
     const char *side = "";
     if (r->wait_kind == AT_EXPORT_WAIT_FUTURE && r->wait_flags == ROW_WITH_TIMEOUT) {
         side = " (with timeout)";
@@ -307,9 +287,8 @@ static void describe_wait(const at_export_task_row_t *r, char *buf, size_t size)
 static int provider_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
 {
     at_task_t *t = find_task(ctx, id);
-    if (!t) {
+    if (!t)
         return -ESRCH;
-    }
     fill_row(t, &out->row); /* settles the open step: its duration is counted below */
     at__task_steps_flush(t);
     for (unsigned i = 0; i < AT_EXPORT_STEP_HIST_N; i++)
@@ -334,12 +313,10 @@ static int provider_detail(void *ctx, uint64_t id, at_export_task_detail_t *out)
 static int provider_cancel(void *ctx, uint64_t id)
 {
     at_task_t *t = find_task(ctx, id);
-    if (!t) {
+    if (!t)
         return -ESRCH;
-    }
-    if (t->ended) {
+    if (t->ended)
         return -EALREADY;
-    }
     at_task_cancel(t, "cancelled from asynctop");
     return 0;
 }
@@ -381,9 +358,8 @@ void at__task_export_attach(tloop_t *tl)
 void at__task_export_detach(tloop_t *tl)
 {
     tl->export_on = NULL;
-    while (tl->stk_head) {
+    while (tl->stk_head)
         at__task_stack_forget_slow(tl->stk_head);
-    }
     at__export_detach(tl->att);
     tl->att = NULL;
 }

@@ -6,9 +6,8 @@
 
 void at_task_info(const at_task_t *t, at_task_info_t *out)
 {
-    if (t->open_step) {
+    if (t->open_step)
         at__task_busy_settle(t->tl);
-    }
     memset(out, 0, sizeof *out);
     out->id = t->id;
     out->parent_id = t->parent_id;
@@ -26,26 +25,21 @@ void at_task_info(const at_task_t *t, at_task_info_t *out)
 size_t at_loop_tasks(at_loop_t *loop, void (*visit)(at_task_t *, void *), void *arg)
 {
     tloop_t *tl = at__tloop_find(loop, false);
-    if (!tl) {
+    if (!tl)
         return 0;
-    }
-    if (visit) {
-        for (at_task_t *t = tl->head; t; t = t->next) {
+    if (visit)
+        for (at_task_t *t = tl->head; t; t = t->next)
             visit(t, arg);
-        }
-    }
     return tl->ntasks;
 }
 
 size_t at_task_suspension_stack(const at_task_t *t, void **frames, size_t max)
 {
-    if (!t->co || t->ended) {
+    if (!t->co || t->ended)
         return 0;
-    }
     at__coro_state_t cs = at__coro_state(t->co);
-    if (cs != AT__CORO_SUSPENDED && !(cs == AT__CORO_RUNNING && t->state == AT_TASK_WAITING)) {
+    if (cs != AT__CORO_SUSPENDED && !(cs == AT__CORO_RUNNING && t->state == AT_TASK_WAITING))
         return 0;
-    }
     uintptr_t pcs[64];
     int n = at__coro_unwind(t->co, pcs, 64);
     int first = 0, last = n;
@@ -54,33 +48,27 @@ size_t at_task_suspension_stack(const at_task_t *t, void **frames, size_t max)
          * runs from its stack (join_inline). The walk starts in the resume of that task
          * (at__coro_resume, task_run), under the await machinery of the join: show the
          * application's frames from the one that called at_task_join. */
-        while (first < n && !at__coro_pc_is_await_machinery(pcs[first])) {
+        while (first < n && !at__coro_pc_is_await_machinery(pcs[first]))
             first++;
-        }
-        if (first == n) {
+        if (first == n)
             return 0;
-        }
     }
-    while (first < n && at__coro_pc_is_await_machinery(pcs[first])) {
+    while (first < n && at__coro_pc_is_await_machinery(pcs[first]))
         first++;
-    }
-    while (last > first && at__coro_pc_is_await_machinery(pcs[last - 1])) {
+    while (last > first && at__coro_pc_is_await_machinery(pcs[last - 1]))
         last--;
-    }
     if (first == n) {
         /* Only our frames (the application tail-called the await function):
          * show them rather than nothing, without the entry trampolines. */
         first = 0;
         last = n;
-        while (last > 0 && at__coro_pc_is_await_machinery(pcs[last - 1])) {
+        while (last > 0 && at__coro_pc_is_await_machinery(pcs[last - 1]))
             last--;
-        }
         last = last + 1 < n ? last + 1 : n; /* keep the await function itself */
     }
     size_t k = 0;
-    for (int i = first; i < last && k < max; i++) {
+    for (int i = first; i < last && k < max; i++)
         frames[k++] = (void *)pcs[i];
-    }
     return k;
 }
 

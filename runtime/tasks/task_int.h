@@ -144,17 +144,15 @@ static inline __attribute__((always_inline)) void at__task_run_inline(at_task_t 
 {
     at__mon_t *m = t->loop->mon;
     tloop_t *tl = t->tl;
-    if (tl->open_step.task) {
+    if (tl->open_step.task)
         at__task_busy_settle(tl);
-    }
     bool timed = false; /* the step's time is its callback's (no clock read of our own) */
     if (m && m->cur) {
         /* This callback is the task's step: time it under the task's function
          * and name, so a slow step names the task. */
         at__cb_t *cb = m->cur;
-        if (cb->task_id != t->id) { /* not begun as this task's step already */
+        if (cb->task_id != t->id) /* not begun as this task's step already */
             at__cb_relabel_task(m, cb, t->site, t->id, t->name);
-        }
         /* The callback is still running (the step of another task that ended in it, or of
          * this one): its time is this step's, billed when it ends. */
         at__task_open_step_set(t, cb->site);
@@ -172,9 +170,8 @@ static inline __attribute__((always_inline)) void at__task_run_inline(at_task_t 
         at__task_step_record(t, ns);
     }
     at__cur_task = prev;
-    if (at__coro_state(t->co) == AT__CORO_DONE) {
+    if (at__coro_state(t->co) == AT__CORO_DONE)
         at__task_finish(t);
-    }
 }
 
 #endif

@@ -65,9 +65,8 @@ static void on_switch(const void *lo, const void *hi)
 static bool coro_stack_resolve(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
 {
     at__stack_fault_t f;
-    if (!at__stack_lookup((const void *)addr, &f) || f.in_guard) {
+    if (!at__stack_lookup((const void *)addr, &f) || f.in_guard)
         return false;
-    }
     *lo = (uintptr_t)f.stack_lo;
     *hi = (uintptr_t)f.stack_hi;
     return true;
@@ -83,14 +82,11 @@ __attribute__((constructor)) static void tasks_init(void)
 
 tloop_t *at__tloop_find(at_loop_t *loop, bool create)
 {
-    for (tloop_t *t = tloops; t; t = t->next) {
-        if (t->loop == loop) {
+    for (tloop_t *t = tloops; t; t = t->next)
+        if (t->loop == loop)
             return t;
-        }
-    }
-    if (!create) {
+    if (!create)
         return NULL;
-    }
     tloop_t *t = calloc(1, sizeof *t);
     if (t) {
         t->loop = loop;
@@ -160,9 +156,8 @@ void at__tloop_free(tloop_t *tl)
         }
     }
     free(tl);
-    if (!tloops) {
+    if (!tloops)
         task_cache_drain(); /* the thread's last loop with tasks */
-    }
 }
 
 void at__task_failed_unlink(at_task_t *t)
@@ -183,23 +178,20 @@ static void task_free(at_task_t *t)
         at__task_post(t, AT_EXPORT_TASK_REMOVED); /* it stayed in the table while failed */
         at__task_failed_unlink(t);
     }
-    if (t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved && t->fut->refs == 1) {
+    if (t->fut->state == AT_FUTURE_FAILED && !t->fut->retrieved && t->fut->refs == 1)
         at__task_report_never_retrieved(t);
-    }
     at_future_unref(t->fut);
     at_error_unref(t->raised);
-    if (t->create != &t->create1) {
+    if (t->create != &t->create1)
         free(t->create);
-    }
     task_dealloc(t);
 }
 
 void at__task_unref_internal(at_task_t *t)
 {
     assert(t->refs > 0);
-    if (--t->refs == 0) {
+    if (--t->refs == 0)
         task_free(t);
-    }
 }
 
 at_task_t *at_task_ref(at_task_t *t)
@@ -210,18 +202,16 @@ at_task_t *at_task_ref(at_task_t *t)
 
 void at_task_unref(at_task_t *t)
 {
-    if (t) {
+    if (t)
         at__task_unref_internal(t);
-    }
 }
 
 void at__task_unlink(at_task_t *t)
 {
     tloop_t *tl = t->tl;
     AT__DLIST_UNLINK_TAIL(tl->head, tl->tail, t, prev, next);
-    if (AT__UNLIKELY(tl->unposted == t)) {
+    if (AT__UNLIKELY(tl->unposted == t))
         tl->unposted = t->next; /* the tasks after it are deferred too */
-    }
     t->prev = t->next = NULL;
     tl->ntasks--;
     at__task_stack_forget(t);
@@ -273,9 +263,8 @@ void at__task_finish(at_task_t *t)
         at__task_post(t, AT_EXPORT_TASK_REMOVED);
     } else {
         at__task_post(t, AT_EXPORT_TASK_CHANGED);
-        if (t->state == AT_TASK_CANCELLED) {
+        if (t->state == AT_TASK_CANCELLED)
             at__task_post(t, AT_EXPORT_TASK_REMOVED);
-        }
     }
     if (t->state == AT_TASK_FAILED) {
         /* Until its last reference goes: reported at loop close if unread. */
@@ -287,9 +276,8 @@ void at__task_finish(at_task_t *t)
         /* The joiner learns straight away (no done callback round trip). */
         t->joiner = NULL;
         j->joining = NULL;
-        if (j->state == AT_TASK_WAITING) {
+        if (j->state == AT_TASK_WAITING)
             at__task_wake(j, 0);
-        }
     }
     at__task_unref_internal(t); /* the reference the task held on itself while alive */
 }
@@ -307,12 +295,10 @@ __thread const at_task_t *at__inline_child __attribute__((tls_model("initial-exe
 static void step_name_detach(at_task_t *t)
 {
     at__mon_t *m = t->loop->mon;
-    if (!m || t == at__inline_child) {
+    if (!m || t == at__inline_child)
         return;
-    }
-    if (at__cb_task_name_replace(m, t->name, step_name)) {
+    if (at__cb_task_name_replace(m, t->name, step_name))
         memcpy(step_name, t->name, sizeof step_name);
-    }
 }
 
 /* Adds the task's run of equal-bucket steps to its step histogram (see at_task_t.step_hist):
@@ -336,16 +322,14 @@ void at__task_steps_flush(at_task_t *t)
 void at__task_busy_settle(tloop_t *tl)
 {
     at_task_t *t = tl->open_step.task;
-    if (!t) {
+    if (!t)
         return;
-    }
     if (t->loop->mon) /* a batch may still hold the step's record back */
         at__mon_pending_flush(t->loop->mon);
     at__site_t *site = tl->open_step.site;
     uint64_t n = atomic_load_explicit(&site->count, memory_order_relaxed);
-    if (n == tl->open_step.count) {
+    if (n == tl->open_step.count)
         return; /* its callback has not ended yet */
-    }
     if (n == tl->open_step.count + 1) {
         uint64_t ns =
             atomic_load_explicit(&site->total_ns, memory_order_relaxed) - tl->open_step.total_ns;
@@ -381,9 +365,8 @@ void at__task_open_step_set(at_task_t *t, at__site_t *site)
 
 __attribute__((noinline)) void at__task_run(at_task_t *t)
 {
-    if (AT__UNLIKELY(t->tl->unposted != NULL)) {
+    if (AT__UNLIKELY(t->tl->unposted != NULL))
         at__task_posts_flush(t->tl); /* a step from the ready queue: see at__task_post_slow */
-    }
     at__task_run_inline(t);
 }
 
@@ -391,9 +374,8 @@ void at__task_step_cb(at_loop_t *loop, void *arg)
 {
     at_task_t *t = arg;
     t->step = (at_handle_t){0};
-    if (!t->ended && t->state != AT_TASK_RUNNING) {
+    if (!t->ended && t->state != AT_TASK_RUNNING)
         at__task_run(t);
-    }
     at__task_unref_internal(t); /* the scheduled step's reference */
 }
 
@@ -401,9 +383,8 @@ void at__task_step_cb(at_loop_t *loop, void *arg)
 int at__task_schedule_step(at_task_t *t)
 {
     at__slot_t *s = at__slot_new(t->loop, AT__FN_LOOP, AT__CB_TASK_STEP, t, "task step", NULL);
-    if (!s) {
+    if (!s)
         return AT_ENOMEM;
-    }
     s->fn.cb = at__task_step_cb;
     t->refs++;
     t->state = AT_TASK_READY;
@@ -449,9 +430,8 @@ void at__task_set_creation(at_task_t *t, void *const *st, size_t n, void *ra)
     } else {
         at__capture_site(tmp, &nt, ra);
     }
-    if (t->create && t->create != &t->create1) {
+    if (t->create && t->create != &t->create1)
         free(t->create);
-    }
     t->create = &t->create1;
     t->ncreate = 0;
     if (nt > 1) {
@@ -472,9 +452,8 @@ void at__task_set_creation(at_task_t *t, void *const *st, size_t n, void *ra)
 /* Frees a task that never started (spawn's error paths). */
 static void task_discard(at_task_t *t)
 {
-    if (t->create && t->create != &t->create1) {
+    if (t->create && t->create != &t->create1)
         free(t->create);
-    }
     task_dealloc(t);
 }
 
@@ -489,9 +468,8 @@ static void default_name(char *out, uint64_t id)
 {
     if (AT__LIKELY(last_name_id != 0 && id == last_name_id + 1)) {
         int i = last_name_len - 1;
-        while (i >= 5 && last_name[i] == '9') {
+        while (i >= 5 && last_name[i] == '9')
             last_name[i--] = '0';
-        }
         if (AT__LIKELY(i >= 5)) {
             last_name[i]++;
             last_name_id = id;
@@ -508,9 +486,8 @@ static void default_name(char *out, uint64_t id)
         v /= 10;
     } while (v);
     memcpy(out, "task-", 5);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         out[5 + i] = digits[n - 1 - i];
-    }
     out[5 + n] = '\0';
     memset(last_name, 0, sizeof last_name);
     memcpy(last_name, out, 5 + (size_t)n);
@@ -523,14 +500,12 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
 {
     assert(loop && fn);
     AT__CHECK_THREAD(loop, "at_task_spawn");
-    if (atomic_load_explicit(&loop->closing, memory_order_relaxed)) {
+    if (atomic_load_explicit(&loop->closing, memory_order_relaxed))
         return AT_ECLOSING;
-    }
     tloop_t *tl = at__tloop_find(loop, true);
     at_task_t *t = tl ? task_alloc() : NULL;
-    if (!t) {
+    if (!t)
         return AT_ENOMEM;
-    }
     /* An opaque size makes this a call to libc's memset: the inline `rep stos`
      * the compiler picks for a constant size is far slower on this path. */
     size_t zero = offsetof(at_task_t, name);
@@ -541,11 +516,10 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
     t->fn = fn;
     t->arg = arg;
     t->id = task_id_next();
-    if (opts && opts->name) {
+    if (opts && opts->name)
         snprintf(t->name, sizeof t->name, "%s", opts->name);
-    } else {
+    else
         default_name(t->name, t->id);
-    }
     t->create = NULL;
     at__task_set_creation(t, NULL, 0, __builtin_return_address(0));
     int rc = at_future_new(loop, &t->fut);
@@ -562,9 +536,8 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
         return rc == -ENOMEM ? AT_ENOMEM : rc;
     }
     t->site = at__loop_site(loop, (void *)fn, NULL);
-    if (at__cur_task) {
+    if (at__cur_task)
         t->parent_id = at__cur_task->id;
-    }
     at__future_set_cancel_hook(t->fut, at__task_fut_cancel_hook, t);
     t->refs = 1; /* held by the task itself until it ends */
     t->state = AT_TASK_CREATED;
@@ -584,9 +557,8 @@ int at_task_spawn(at_loop_t *loop, at_task_fn fn, void *arg, const at_task_opts_
         return rc;
     }
     at__task_post(t, AT_EXPORT_TASK_ADDED);
-    if (out) {
+    if (out)
         *out = at_task_ref(t);
-    }
     return 0;
 }
 
@@ -618,32 +590,28 @@ at_loop_t *at_task_loop(const at_task_t *t)
 int at_task_raise_at(void *pc, int code, const char *fmt, ...)
 {
     at_task_t *t = at__task_current();
-    if (!t) {
+    if (!t)
         return code;
-    }
     va_list ap;
     va_start(ap, fmt);
     at_error_t *e = at_error_newv(code, NULL, fmt, ap);
     va_end(ap);
-    if (e->is_static) {
+    if (e->is_static)
         return code;
-    }
     /* The raise site is the statement in the caller (`pc`, a label there; +1
      * because symbolisers look up return addresses at addr-1), then the
      * callers captured by at_error_newv, without our own frame and the
      * caller's (already represented by pc). */
     void *ra = __builtin_return_address(0);
     size_t k = 0;
-    while (k < e->nstack && e->stack[k] != ra) {
+    while (k < e->nstack && e->stack[k] != ra)
         k++;
-    }
     k = k < e->nstack ? k + 1 : (e->nstack > 0 ? 1 : 0);
     void *st[AT_STACK_MAX];
     size_t n = 0;
     st[n++] = (char *)pc + 1;
-    for (size_t i = k; i < e->nstack && n < AT_STACK_MAX; i++) {
+    for (size_t i = k; i < e->nstack && n < AT_STACK_MAX; i++)
         st[n++] = e->stack[i];
-    }
     memcpy(e->stack, st, n * sizeof(void *));
     e->nstack = (uint8_t)n;
     at_error_unref(t->raised);

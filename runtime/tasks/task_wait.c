@@ -46,9 +46,8 @@ AT__AWAIT_TEXT static int task_suspend(at_task_t *t, at_wait_kind_t kind, uint64
                                        detach_fn detach)
 {
     wait_begin(t, kind, id, detach);
-    if (kind != AT_WAIT_YIELD) { /* a yield is ready again at once: nothing to show */
+    if (kind != AT_WAIT_YIELD) /* a yield is ready again at once: nothing to show */
         at__task_post(t, AT_EXPORT_TASK_CHANGED);
-    }
     at__coro_yield();
     return wait_end(t);
 }
@@ -80,9 +79,8 @@ static void future_drop(at_task_t *t)
     if (t->waiting_on) {
         size_t removed = at_future_remove_done_callback(t->waiting_on, wake_on_done, t);
         t->waiting_on = NULL;
-        while (removed--) {
+        while (removed--)
             at__task_unref_internal(t);
-        }
     }
 }
 
@@ -122,17 +120,14 @@ AT__AWAIT_TEXT static int await_impl(at_future_t *fut, uint64_t timeout_ms, void
                                      at_wait_kind_t kind, uint64_t id)
 {
     at_task_t *t = at__task_current();
-    if (!t) {
+    if (!t)
         return AT_EINVALSTATE;
-    }
-    if (take_cancel(t)) {
+    if (take_cancel(t))
         return AT_ECANCELED;
-    }
     if (!at_future_done(fut)) {
         int rc = at_future_add_done_callback(fut, wake_on_done, t, "task wake-up");
-        if (rc != 0) {
+        if (rc != 0)
             return rc;
-        }
         t->refs++;
         t->waiting_on = fut;
         if (timeout_ms != UINT64_MAX) {
@@ -143,9 +138,8 @@ AT__AWAIT_TEXT static int await_impl(at_future_t *fut, uint64_t timeout_ms, void
             }
         }
         rc = task_suspend(t, kind, id, detach_future);
-        if (rc != 0) {
+        if (rc != 0)
             return rc;
-        }
     }
     return at_future_result(fut, value);
 }
@@ -187,9 +181,8 @@ static inline __attribute__((always_inline)) int join_inline(at_task_t *t, at_ta
     at__mon_t *m = t->loop->mon;
     at__slot_t *s = task->step.slot_;
     if (!m || !m->cur || m->cur->parent || m->cur->task_id != t->id || !s ||
-        s->gen != task->step.gen_ || !at__ready_take_sole(t->loop, s)) {
+        s->gen != task->step.gen_ || !at__ready_take_sole(t->loop, s))
         return 0;
-    }
     at__slot_put(t->loop, s);
     task->step = (at_handle_t){0}; /* the step's reference is ours now */
     at__cb_t *cb = m->cur;
@@ -210,9 +203,8 @@ static inline __attribute__((always_inline)) int join_inline(at_task_t *t, at_ta
     t->state = AT_TASK_RUNNING;
     if (task->ended) {
         /* The joiner goes on in this callback, as at__task_wake's inline run would. */
-        if (cb->task_id != t->id) {
+        if (cb->task_id != t->id)
             at__cb_relabel_task(m, cb, t->site, t->id, t->name);
-        }
         at__task_open_step_set(t, cb->site);
         t->steps++;
     } else if (*code != 0) {
@@ -226,55 +218,46 @@ static inline __attribute__((always_inline)) int join_inline(at_task_t *t, at_ta
 AT__AWAIT_TEXT int at_task_join(at_task_t *task, void **result)
 {
     at_task_t *t = at__task_current();
-    if (!t) {
+    if (!t)
         return AT_EINVALSTATE;
-    }
-    if (t == task) {
+    if (t == task)
         return AT_EDEADLK;
-    }
     if (task->state == AT_TASK_CREATED && !task->joiner && !t->cancel_pending) {
         int code;
         if (join_inline(t, task, &code)) {
-            if (code != 0) {
+            if (code != 0)
                 return code;
-            }
-            if (task->ended) {
+            if (task->ended)
                 return at_future_result(task->fut, result);
-            }
         }
     }
     if (task->ended || task->joiner) {
         /* Ended, or someone else is the direct joiner: through the future. */
         return await_impl(task->fut, UINT64_MAX, result, AT_WAIT_TASK, task->id);
     }
-    if (take_cancel(t)) {
+    if (take_cancel(t))
         return AT_ECANCELED;
-    }
     task->joiner = t;
     t->joining = task;
     int rc = task_suspend(t, AT_WAIT_TASK, task->id, detach_join);
-    if (rc != 0) {
+    if (rc != 0)
         return rc;
-    }
     return at_future_result(task->fut, result);
 }
 
 AT__AWAIT_TEXT int at_gather(at_future_t *const *futs, size_t n, at_error_t **first_error)
 {
     at_task_t *t = at__task_current();
-    if (!t) {
+    if (!t)
         return AT_EINVALSTATE;
-    }
-    if (first_error) {
+    if (first_error)
         *first_error = NULL;
-    }
     for (size_t i = 0; i < n; i++) {
         int rc = at_await(futs[i], NULL);
         if (rc == AT_ECANCELED && !at_future_done(futs[i])) {
             /* We were cancelled: so are the children (as asyncio.gather). */
-            for (size_t j = i; j < n; j++) {
+            for (size_t j = i; j < n; j++)
                 at_future_cancel(futs[j], "gather was cancelled");
-            }
             return AT_ECANCELED;
         }
     }
@@ -284,9 +267,8 @@ AT__AWAIT_TEXT int at_gather(at_future_t *const *futs, size_t n, at_error_t **fi
         if (rc != 0 && first == 0) {
             first = rc;
             at_error_t *e = at_future_error(futs[i]);
-            if (e && first_error) {
+            if (e && first_error)
                 *first_error = at_error_ref(e);
-            }
         }
         at_future_mark_retrieved(futs[i]);
     }
@@ -302,16 +284,13 @@ static bool detach_timer(at_task_t *t)
 AT__AWAIT_TEXT int at_sleep(uint64_t ms)
 {
     at_task_t *t = at__task_current();
-    if (!t) {
+    if (!t)
         return AT_EINVALSTATE;
-    }
-    if (take_cancel(t)) {
+    if (take_cancel(t))
         return AT_ECANCELED;
-    }
     int rc = at_call_later(t->loop, ms, wake_on_timer, t, "task sleep", &t->timer);
-    if (rc != 0) {
+    if (rc != 0)
         return rc;
-    }
     t->wait_arg = ms;
     return task_suspend(t, AT_WAIT_TIMER, 0, detach_timer);
 }
@@ -324,12 +303,10 @@ static bool detach_yield(at_task_t *t)
 AT__AWAIT_TEXT int at_yield(void)
 {
     at_task_t *t = at__task_current();
-    if (!t) {
+    if (!t)
         return AT_EINVALSTATE;
-    }
-    if (take_cancel(t)) {
+    if (take_cancel(t))
         return AT_ECANCELED;
-    }
     at__mon_t *m = t->loop->mon;
     if (m && m->cur && !m->cur->parent && m->cur->task_id == t->id &&
         at__ready_next_inline(t->loop)) {
@@ -337,9 +314,8 @@ AT__AWAIT_TEXT int at_yield(void)
         return 0;
     }
     int rc = at__task_schedule_step(t);
-    if (rc != 0) {
+    if (rc != 0)
         return rc;
-    }
     rc = task_suspend(t, AT_WAIT_YIELD, 0, detach_yield);
     return rc;
 }
@@ -349,9 +325,8 @@ AT__AWAIT_TEXT int at_yield(void)
 
 bool at_task_cancel(at_task_t *t, const char *msg)
 {
-    if (t->ended) {
+    if (t->ended)
         return false;
-    }
     t->cancel_msg = msg;
     if (t->state == AT_TASK_WAITING) {
         detach_fn d = t->detach;
@@ -374,9 +349,8 @@ bool at_task_cancel(at_task_t *t, const char *msg)
 void at__task_fut_cancel_hook(at_future_t *fut, void *arg)
 {
     at_task_t *t = arg;
-    if (!t->finishing) {
+    if (!t->finishing)
         at_task_cancel(t, fut->cancel_msg);
-    }
 }
 
 /* ---- wait queues for the primitives -------------------------------------------------- */
@@ -407,12 +381,10 @@ static bool detach_waitq(at_task_t *t)
 AT__AWAIT_TEXT int at__waitq_wait(at__waitq_t *q, at__waiter_t *w, at_wait_kind_t kind, uint64_t id)
 {
     at_task_t *t = at__task_current();
-    if (!t) {
+    if (!t)
         return AT_EINVALSTATE;
-    }
-    if (take_cancel(t)) {
+    if (take_cancel(t))
         return AT_ECANCELED;
-    }
     w->task = t;
     at__waitq_push(q, w);
     t->wq = q;
@@ -436,27 +408,23 @@ static at_task_t *waiter_take(at__waitq_t *q, at__waiter_t *w, void *value)
 bool at__waitq_wake_one(at__waitq_t *q, void *value)
 {
     at__waiter_t *w = q->head;
-    if (!w) {
+    if (!w)
         return false;
-    }
     at_task_t *t = waiter_take(q, w, value);
-    if (at__task_schedule_step(t) != 0) {
+    if (at__task_schedule_step(t) != 0)
         at__log(AT__LOG_ERROR, "task '%s': out of memory scheduling its wake-up", t->name);
-    }
     return true;
 }
 
 bool at__waitq_wake_one_now(at__waitq_t *q, void *value)
 {
     at__waiter_t *w = q->head;
-    if (!w) {
+    if (!w)
         return false;
-    }
     at_task_t *t = w->task;
     at__mon_t *m = t->loop->mon;
-    if (at__coro_current() != NULL || !m || m->cur) {
+    if (at__coro_current() != NULL || !m || m->cur)
         return at__waitq_wake_one(q, value); /* not from a bare libuv callback */
-    }
     waiter_take(q, w, value);
     t->state = AT_TASK_READY;
     /* Run the step right here, timed as a step of its own (the libuv
@@ -473,8 +441,7 @@ bool at__waitq_wake_one_now(at__waitq_t *q, void *value)
     t->refs++;
     at__task_run(t);
     at__task_unref_internal(t);
-    if (site) {
+    if (site)
         at__cb_end(m, &cb);
-    }
     return true;
 }

@@ -190,9 +190,8 @@ void at__task_posts_flush(tloop_t *tl);
 void at__task_stack_forget_slow(at_task_t *t);
 static inline void at__task_stack_forget(at_task_t *t)
 {
-    if (AT__UNLIKELY(t->stk_dirty)) {
+    if (AT__UNLIKELY(t->stk_dirty))
         at__task_stack_forget_slow(t);
-    }
 }
 
 /* Posts `t`'s ADDED/CHANGED/REMOVED event if an exporter is listening: one relaxed load

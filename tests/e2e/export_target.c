@@ -199,9 +199,8 @@ __attribute__((noinline)) static void serve_request(long a_ms, long b_ms)
 /* Spins ms milliseconds at recursion depth d: every depth is another stack. */
 __attribute__((noinline)) static long long descend(int d, long ms)
 {
-    if (d <= 1) {
+    if (d <= 1)
         SPIN_BODY(ms, 4);
-    }
     long long r = descend(d - 1, ms);
     g_sink = g_sink + 1; /* not a tail call: every level keeps its frame */
     return r;

@@ -112,9 +112,8 @@ static void test_fp_env_per_context(void **state)
     double nearest = one / three;
     at__coro_resume(co);
     assert_int_equal(fegetround(), FE_TONEAREST);
-    if (!RUNNING_ON_VALGRIND) {        /* valgrind computes with round-to-nearest only */
+    if (!RUNNING_ON_VALGRIND)          /* valgrind computes with round-to-nearest only */
         assert_true(out[0] > nearest); /* rounded up */
-    }
     at__coro_resume(co);
     assert_int_equal(at__coro_state(co), AT__CORO_DONE);
     at__coro_destroy(co);
@@ -233,9 +232,8 @@ static void walk_main(void *arg)
 static const char *sym_name(uintptr_t pc)
 {
     Dl_info info;
-    if (dladdr((void *)(pc - 1), &info) && info.dli_sname) {
+    if (dladdr((void *)(pc - 1), &info) && info.dli_sname)
         return info.dli_sname;
-    }
     return "?";
 }
 
@@ -264,13 +262,11 @@ static void test_backtrace_three_deep(void **state)
     assert_string_equal(sym_name(pcs[k + 2]), "walk_level1");
     assert_ptr_equal((void *)pcs[k + 1], walk_ra[3]);
     assert_ptr_equal((void *)pcs[k + 2], walk_ra[2]);
-    if (k + 3 < got) {
+    if (k + 3 < got)
         assert_ptr_equal((void *)pcs[k + 3], walk_ra[1]);
-    }
     /* Everything before walk_level3 is the runtime's yield, nothing of ours. */
-    for (int i = 0; i < k; i++) {
+    for (int i = 0; i < k; i++)
         assert_true(strncmp(sym_name(pcs[i]), "walk_", 5) != 0);
-    }
     /* The walk stops within the coroutine's stack: a bounded, short list. */
     assert_true(got < 16);
     /* A bounded walk: max is respected. */
@@ -297,9 +293,8 @@ static void test_100k_pending(void **state)
      * accordingly; TSan maps a shadow stack per coroutine; the full count runs in the plain
      * and ASan builds. */
     size_t count = RUNNING_ON_VALGRIND || UNDER_TSAN ? 5000 : 100000;
-    if (backend_of(state) == AT__CORO_UCONTEXT) {
+    if (backend_of(state) == AT__CORO_UCONTEXT)
         count /= 10; /* a getcontext system call each; the pool is the same */
-    }
     at__coro_t **all = calloc(count, sizeof *all);
     assert_non_null(all);
     int finished = 0;
@@ -340,9 +335,8 @@ static size_t rss_bytes(void)
     FILE *f = fopen("/proc/self/statm", "r");
     long pages = 0, resident = 0;
     if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
             resident = 0;
-        }
         fclose(f);
     }
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
@@ -361,9 +355,8 @@ static void deep(void *arg)
 static void test_pending_costs_one_page(void **state)
 {
     skip_if_unavailable(state);
-    if (RUNNING_ON_VALGRIND || UNDER_ASAN || UNDER_TSAN) {
+    if (RUNNING_ON_VALGRIND || UNDER_ASAN || UNDER_TSAN)
         skip(); /* their shadow memory and redzones change what RSS means */
-    }
     enum { N = 2000 };
     static at__coro_t *cos[N];
     int finished = 0;
@@ -403,9 +396,8 @@ __attribute__((noinline)) static void recurse_forever(int d)
     volatile char pad[1024];
     pad[0] = (char)d;
     depth_reached = d;
-    if (d < depth_limit) {
+    if (d < depth_limit)
         recurse_forever(d + 1);
-    }
     pad[1] = pad[0];
 }
 
@@ -419,9 +411,8 @@ __attribute__((noinline)) static void recurse_below(const char *bottom, size_t p
 {
     volatile char pad[1024];
     memset((char *)pad, 0x5a, sizeof pad); /* a frame that uses its buffer */
-    if ((uintptr_t)pad + past > (uintptr_t)bottom) {
+    if ((uintptr_t)pad + past > (uintptr_t)bottom)
         recurse_below(bottom, past);
-    }
     pad[1] = pad[0];
 }
 
@@ -462,9 +453,8 @@ static void run_child(void (*fn)(void **), void **state, death_t *d)
     close(pipefd[1]);
     size_t n = 0;
     ssize_t r;
-    while ((r = read(pipefd[0], d->out + n, sizeof d->out - 1 - n)) > 0) {
+    while ((r = read(pipefd[0], d->out + n, sizeof d->out - 1 - n)) > 0)
         n += (size_t)r;
-    }
     d->out[n] = '\0';
     close(pipefd[0]);
     assert_int_equal(waitpid(pid, &d->status, 0), pid);
@@ -514,9 +504,8 @@ static void expect_overflow_report(const death_t *d, const char *name)
 {
     char want[128];
     snprintf(want, sizeof want, "stack overflow in task '%s'", name);
-    if (!strstr(d->out, want)) {
+    if (!strstr(d->out, want))
         print_error("child said: %s\n", d->out);
-    }
     assert_non_null(strstr(d->out, want));
     assert_true(WIFSIGNALED(d->status));
     assert_int_equal(WTERMSIG(d->status), SIGABRT);
@@ -576,23 +565,20 @@ static void child_budget(void **state)
         at__coro_resume(cos[i]);
     }
     at__stack_pool_stats(&s1);
-    if (s1.guard_mprotect - s0.guard_mprotect != 5 || s1.guard_canary - s0.guard_canary != 3) {
+    if (s1.guard_mprotect - s0.guard_mprotect != 5 || s1.guard_canary - s0.guard_canary != 3)
         _exit(2);
-    }
     for (int i = 0; i < 8; i++) {
         at__coro_resume(cos[i]);
         at__coro_destroy(cos[i]);
     }
-    if (finished != 8) {
+    if (finished != 8)
         _exit(3);
-    }
     setenv("ASYNCTOP_STACK_GUARD", "strict", 1);
     at__stack_pool_force_strict(true);
     at__coro_opts_t o = {.stack_size = 4 * 1024 * 1024, .backend = backend_of(state)};
     at__coro_t *co;
-    if (at__coro_create(&co, park, &finished, &o) != -ENOMEM) {
+    if (at__coro_create(&co, park, &finished, &o) != -ENOMEM)
         _exit(4);
-    }
     _exit(0);
 }
 

@@ -56,9 +56,8 @@ static void test_unix_round_trip(void **state)
     assert_int_equal(at_unix_listen(c.loop, c.path, 16, &c.server), 0);
     assert_int_equal(at_task_spawn(c.loop, unix_server, &c, NULL, NULL), 0);
     assert_int_equal(at_task_spawn(c.loop, unix_client, &c, NULL, NULL), 0);
-    while (!c.echoed || at_loop_tasks(c.loop, NULL, NULL) > 0) {
+    while (!c.echoed || at_loop_tasks(c.loop, NULL, NULL) > 0)
         at_loop_run(c.loop, AT_RUN_ONCE);
-    }
     at_stream_close(c.server);
     unlink(c.path);
     at_close_report_t rep;
@@ -101,17 +100,15 @@ static void test_cancel_read_and_accept(void **state)
         at_task_info(acc, &ia);
         at_task_info(rd, &ir);
         if (ia.steps >= 2 && ia.state == AT_TASK_WAITING && ir.state == AT_TASK_WAITING &&
-            ir.steps >= 2) {
+            ir.steps >= 2)
             break;
-        }
     }
     assert_int_equal(ia.wait_kind, AT_WAIT_STREAM);
     assert_int_equal(ir.wait_kind, AT_WAIT_STREAM);
     at_task_cancel(acc, NULL);
     at_task_cancel(rd, NULL);
-    while (at_loop_tasks(c.loop, NULL, NULL) > 0) {
+    while (at_loop_tasks(c.loop, NULL, NULL) > 0)
         at_loop_run(c.loop, AT_RUN_ONCE);
-    }
     assert_int_equal(c.accept_rc, AT_ECANCELED);
     assert_int_equal(c.read_rc, AT_ECANCELED);
     at_task_unref(acc);

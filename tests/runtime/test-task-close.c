@@ -23,9 +23,8 @@ static void run_until_all_wait(at_loop_t *loop, size_t n)
 {
     for (int i = 0; i < 1000; i++) {
         at_loop_run(loop, AT_RUN_NOWAIT);
-        if (at_loop_tasks(loop, NULL, NULL) == n) {
+        if (at_loop_tasks(loop, NULL, NULL) == n)
             return;
-        }
     }
     fail_msg("expected %zu pending tasks, have %zu", n, at_loop_tasks(loop, NULL, NULL));
 }
@@ -102,9 +101,8 @@ VISIBLE int swallows_cancellation(void *arg, void **result)
 {
     swallow_t *s = arg;
     int rc;
-    while ((rc = at_event_wait(s->never)) == AT_ECANCELED) {
-        s->cancellations++; /* and awaits again */
-    }
+    while ((rc = at_event_wait(s->never)) == AT_ECANCELED)
+        s->cancellations++;            /* and awaits again */
     __asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
     return rc;
 }
@@ -141,9 +139,8 @@ static void test_close_reports_task_that_swallows_cancellation(void **state)
     at_event_free(s.never);
     const char *log = capture_text();
     const char *rep = strstr(log, "Task was destroyed but it is pending!");
-    if (!rep) {
+    if (!rep)
         print_error("%s\n", log);
-    }
     assert_non_null(rep);
     assert_null(strstr(rep + 1, "Task was destroyed but it is pending!")); /* polite is not */
     assert_contains(rep, "name='stubborn'");
@@ -238,9 +235,8 @@ static int blocked_at_point(void *arg, void **result)
         break;
     case P_LOCK:
         rc = at_lock_acquire(p->lock);
-        if (rc == 0) {
+        if (rc == 0)
             at_lock_release(p->lock);
-        }
         break;
     case P_SEMAPHORE:
         rc = at_semaphore_acquire(p->sem);
@@ -276,9 +272,8 @@ static int blocked_at_point(void *arg, void **result)
         /* Cleanup may await: let the job finish and take its result. */
         sem_post(&p->job_go);
         void *v = NULL;
-        if (at_await(f, &v) == 0 && v == (void *)0x42) {
+        if (at_await(f, &v) == 0 && v == (void *)0x42)
             p->job_result_seen = 1;
-        }
         at_future_unref(f);
         break;
     }
@@ -332,14 +327,12 @@ static void test_close_unwinds_every_await_point(void **state)
     }
     /* until every task waits (P_N, the holder, the join's child), both ends of the connection
      * in their reads */
-    for (int i = 0; i < 20000 && !(p.reading == 2 && at_event_waiters(p.never) == 2); i++) {
+    for (int i = 0; i < 20000 && !(p.reading == 2 && at_event_waiters(p.never) == 2); i++)
         at_loop_run(loop, AT_RUN_ONCE);
-    }
     assert_int_equal(p.reading, 2);
     assert_int_equal(at_loop_tasks(loop, NULL, NULL), P_N + 2);
-    for (int i = 0; i < P_N; i++) {
+    for (int i = 0; i < P_N; i++)
         assert_int_equal(p.cleaned[i], 0);
-    }
     close_clean_holding(loop, 1); /* p.fut */
     for (int i = 0; i < P_N; i++) {
         if (p.cleaned[i] != 1 || p.rc[i] != AT_ECANCELED) {
@@ -377,9 +370,8 @@ VISIBLE int fails_when_cancelled(void *arg, void **result)
 {
     ending_t *e = arg;
     int rc = at_event_wait(e->never);
-    if (rc == AT_ECANCELED) {
+    if (rc == AT_ECANCELED)
         return at_task_raise(AT_EIO, "flushing the journal failed");
-    }
     return rc;
 }
 
@@ -445,9 +437,8 @@ static void test_close_reports_of_unwound_tasks(void **state)
     const char *log = capture_text();
     /* The error raised while unwinding: once, in asyncio.run()'s words, with both sites. */
     const char *un = strstr(log, "unhandled exception during at_loop_close() shutdown");
-    if (!un) {
+    if (!un)
         print_error("%s\n", log);
-    }
     assert_non_null(un);
     assert_null(strstr(un + 1, "unhandled exception during"));
     assert_contains(un, "name='journal'");

@@ -144,9 +144,8 @@ static int joins_failure(void *arg, void **result)
     void *v = NULL;
     assert_int_equal(at_future_result(fs[0], &v), 0);
     assert_ptr_equal(v, (void *)1);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3; i++)
         at_task_unref(ts[i]);
-    }
     /* all good */
     assert_int_equal(at_task_spawn(m->loop, ok_after_sleep, (void *)2, NULL, &ts[0]), 0);
     fs[0] = at_task_future(ts[0]);
@@ -242,13 +241,11 @@ typedef struct cancel_ctx {
 static int sleeper(void *arg, void **result)
 {
     at_lock_t *lock = arg;
-    if (lock) {
+    if (lock)
         assert_int_equal(at_lock_acquire(lock), 0);
-    }
     int rc = at_sleep(60000);
-    if (lock) {
+    if (lock)
         at_lock_release(lock);
-    }
     return rc;
 }
 
@@ -332,17 +329,15 @@ static void test_cancel_every_await_point(void **state)
         assert_int_equal(at_lock_new(c.loop, &c.lock), 0);
         assert_int_equal(at_semaphore_new(c.loop, 0, &c.sem), 0);
         assert_int_equal(at_queue_new(c.loop, 1, &c.q), 0);
-        if (p == P_QPUT) {
+        if (p == P_QPUT)
             assert_int_equal(at_queue_try_put(c.q, (void *)1), 0); /* full */
-        }
         /* The other task runs first: for P_LOCK it holds the lock. */
         assert_int_equal(
             at_task_spawn(c.loop, sleeper, p == P_LOCK ? c.lock : NULL, NULL, &c.other), 0);
         assert_int_equal(at_task_spawn(c.loop, canceller, &c, NULL, NULL), 0);
         /* run until the canceller is done, then stop the sleeper */
-        while (at_loop_tasks(c.loop, NULL, NULL) > 1) {
+        while (at_loop_tasks(c.loop, NULL, NULL) > 1)
             at_loop_run(c.loop, AT_RUN_ONCE);
-        }
         print_message("await point %-7s -> %s\n", point_names[p], at_err_name(c.seen));
         assert_int_equal(c.seen, AT_ECANCELED);
         assert_true(c.cleaned_up);
@@ -356,9 +351,8 @@ static void test_cancel_every_await_point(void **state)
         assert_int_equal(at_event_waiters(c.ev), 0);
         at_task_cancel(c.other, NULL);
         assert_int_equal(at_loop_run(c.loop, AT_RUN_DEFAULT), 0);
-        if (p == P_GATHER) {
+        if (p == P_GATHER)
             assert_true(at_future_cancelled(c.fut)); /* gather cancels its children */
-        }
         if (p == P_QPUT) {
             void *item = NULL;
             assert_int_equal(at_queue_try_get(c.q, &item), 0);
@@ -418,9 +412,8 @@ typedef struct pc_ctx {
 static int producer(void *arg, void **result)
 {
     pc_ctx_t *c = arg;
-    for (intptr_t i = 1; i <= 100; i++) {
+    for (intptr_t i = 1; i <= 100; i++)
         assert_int_equal(at_queue_put(c->q, (void *)i), 0);
-    }
     return at_queue_put(c->q, NULL);
 }
 
@@ -430,9 +423,8 @@ static int consumer(void *arg, void **result)
     for (;;) {
         void *item;
         assert_int_equal(at_queue_get(c->q, &item), 0);
-        if (!item) {
+        if (!item)
             return 0;
-        }
         c->sum += (int)(intptr_t)item;
     }
 }
@@ -442,9 +434,8 @@ static int limited(void *arg, void **result)
     pc_ctx_t *c = arg;
     assert_int_equal(at_semaphore_acquire(c->sem), 0);
     c->inside++;
-    if (c->inside > c->max_inside) {
+    if (c->inside > c->max_inside)
         c->max_inside = c->inside;
-    }
     at_yield();
     c->inside--;
     at_semaphore_release(c->sem);
@@ -466,9 +457,8 @@ static void test_sync_primitives(void **state)
     assert_int_equal(at_semaphore_new(loop, 2, &c.sem), 0);
     assert_int_equal(at_task_spawn(loop, consumer, &c, NULL, NULL), 0);
     assert_int_equal(at_task_spawn(loop, producer, &c, NULL, NULL), 0);
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 6; i++)
         assert_int_equal(at_task_spawn(loop, limited, &c, NULL, NULL), 0);
-    }
     assert_int_equal(at_loop_run(loop, AT_RUN_DEFAULT), 0);
     assert_int_equal(c.sum, 5050);
     assert_int_equal(c.max_inside, 2);
@@ -557,9 +547,8 @@ static void test_report_never_retrieved(void **state)
     /* the creation site names the spawner, the raise site the raiser */
     const char *sp = strstr(created, "spawning_function");
     assert_true(sp != NULL && sp < raised);
-    if (!strstr(raised, "raising_function")) {
+    if (!strstr(raised, "raising_function"))
         print_error("%s\n", log);
-    }
     assert_non_null(strstr(raised, "raising_function"));
     assert_not_contains(log, "Future exception was never retrieved");
     capture_end();
@@ -621,9 +610,8 @@ static void test_report_destroyed_pending_and_never_awaited(void **state)
     assert_non_null(created);
     assert_non_null(strstr(created, "pending_spawner"));
     const char *susp = strstr(log, "Task suspended at");
-    if (!susp) {
+    if (!susp)
         print_error("%s\n", log);
-    }
     assert_non_null(susp);
     assert_non_null(strstr(susp, "waits_forever"));
     /* never awaited: once when dropped, once at close */
@@ -677,9 +665,8 @@ static void test_100k_pending_tasks(void **state)
     at_loop_t *loop = loop_new();
     at_event_t *ev;
     assert_int_equal(at_event_new(loop, &ev), 0);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         assert_int_equal(at_task_spawn(loop, wait_event, ev, NULL, NULL), 0);
-    }
     at_loop_run(loop, AT_RUN_NOWAIT);
     assert_int_equal(at_event_waiters(ev), n);
     assert_int_equal(at_loop_tasks(loop, NULL, NULL), n);
@@ -736,9 +723,8 @@ static void test_suspension_stack(void **state)
     assert_true(n >= 4);
     at_frame_t fr[AT_STACK_MAX];
     at_frames_symbolise(pcs, n, fr);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         print_message("  #%zu %s (%s:%u)\n", i, fr[i].func, fr[i].file, fr[i].line);
-    }
     /* innermost first, the runtime's own frames left out */
     assert_string_equal(fr[0].func, "susp_level3");
     assert_string_equal(fr[1].func, "susp_level2");
@@ -815,9 +801,8 @@ static void test_suspension_stack_of_inline_joiner(void **state)
     assert_int_equal(at_future_result(at_task_future(t), NULL), 0);
     assert_int_equal(j.parent_state, AT_TASK_WAITING);
     assert_int_equal(j.parent_wait_kind, AT_WAIT_TASK);
-    for (size_t i = 0; i < j.n; i++) {
+    for (size_t i = 0; i < j.n; i++)
         print_message("  #%zu %s (%s:%u)\n", i, j.fr[i].func, j.fr[i].file, j.fr[i].line);
-    }
     /* from the application's frame that called at_task_join outwards */
     assert_true(j.n >= 3);
     assert_string_equal(j.fr[0].func, "join_point_level2");
@@ -978,9 +963,8 @@ static int yields_many(void *arg, void **result)
     /* Armed once the task runs, so that it can only run between two of its yields. */
     assert_int_equal(
         at_call_later(at_task_loop(at_task_current()), 1, fair_timer, f, "fair timer", NULL), 0);
-    for (f->yields = 0; f->at_timer < 0 && f->yields < YIELD_CAP; f->yields++) {
+    for (f->yields = 0; f->at_timer < 0 && f->yields < YIELD_CAP; f->yields++)
         assert_int_equal(at_yield(), 0);
-    }
     return 0;
 }
 
@@ -1120,11 +1104,10 @@ static int spawns_in_turn(void *arg, void **result)
         assert_true(info.id > last_id);
         last_id = info.id;
         char want[48];
-        if (i % 7 == 0) {
+        if (i % 7 == 0)
             snprintf(want, sizeof want, "named-one");
-        } else {
+        else
             snprintf(want, sizeof want, "task-%" PRIu64, info.id);
-        }
         assert_string_equal(info.name, want);
         assert_int_equal(info.state, AT_TASK_CREATED);
         assert_int_equal(info.steps, 0);
@@ -1132,9 +1115,8 @@ static int spawns_in_turn(void *arg, void **result)
         assert_int_equal(info.wait_kind, AT_WAIT_NONE);
         assert_int_equal(info.parent_id, me.id);
         assert_true(info.ncreation >= 1);
-        if (!site) {
+        if (!site)
             site = info.creation[0];
-        }
         assert_ptr_equal(info.creation[0], site); /* this loop, not a former owner's spawner */
         void *r = NULL;
         assert_int_equal(at_task_join(t, &r), 0);
@@ -1230,9 +1212,8 @@ static void test_export_posts_deferred(void **state)
             waiter_added = 1;
             assert_int_equal(ev.row.state, AT_EXPORT_TASK_READY); /* shown before it ran */
         }
-        if (who == 2 && ev.kind != AT_EXPORT_TASK_ADDED && !waiter_added) {
+        if (who == 2 && ev.kind != AT_EXPORT_TASK_ADDED && !waiter_added)
             order_ok = 0;
-        }
     }
     at__export_attach_set_consumer(0);
     /* spawned and joined at once: never shown, nothing posted */
@@ -1306,9 +1287,8 @@ static void assert_child_aborts_with(void (*child)(void), const char *expect)
     char out[2048];
     size_t n = 0;
     ssize_t r;
-    while ((r = read(pipefd[0], out + n, sizeof out - 1 - n)) > 0) {
+    while ((r = read(pipefd[0], out + n, sizeof out - 1 - n)) > 0)
         n += (size_t)r;
-    }
     out[n] = '\0';
     close(pipefd[0]);
     int status;
@@ -1342,9 +1322,8 @@ static void overflow_recycled_child(void)
  * guarded: the task that overflows it is stopped and named. */
 static void test_stack_overflow_recycled_stack(void **state)
 {
-    if (RUNNING_ON_VALGRIND) {
+    if (RUNNING_ON_VALGRIND)
         skip();
-    }
     assert_child_aborts_with(overflow_recycled_child, "stack overflow in task 'recycled-runaway'");
 }
 
@@ -1358,9 +1337,8 @@ static void overflow_child(void)
 
 static void test_stack_overflow_names_task(void **state)
 {
-    if (RUNNING_ON_VALGRIND) {
+    if (RUNNING_ON_VALGRIND)
         skip();
-    }
     assert_child_aborts_with(overflow_child, "stack overflow in task 'runaway-parser'");
 }
 

@@ -276,7 +276,7 @@ static void apply_update(client_t *c, const at_wire_update_t *u, unsigned char *
             c->seen_warn++;
             note_seq(c, u->exc[i].seq);
         }
-    for (uint32_t i = 0; i < u->n_dropped; i++) {
+    for (uint32_t i = 0; i < u->n_dropped; i++)
         if (!strcmp(u->dropped[i].name, "warning"))
             c->dropped_warn = u->dropped[i].n;
         else if (!strcmp(u->dropped[i].name, "slow"))
@@ -285,7 +285,6 @@ static void apply_update(client_t *c, const at_wire_update_t *u, unsigned char *
             c->dropped_task = u->dropped[i].n;
         else if (!strcmp(u->dropped[i].name, "lagged"))
             c->lagged = u->dropped[i].n;
-    }
 }
 
 static void *client_main(void *arg)

@@ -589,14 +589,13 @@ static void test_unknown_keys_ignored(void **state)
     cb_head(&c, 5, 1);
     cb_text(&c, "task");
     cb_head(&c, 4, 15);
-    for (int i = 0; i < 15; i++) {
+    for (int i = 0; i < 15; i++)
         if (i == 1)
             cb_text(&c, "n");
         else if (i == 13)
             cb_text(&c, "sleep 5.000 s");
         else
             cb_head(&c, 0, (uint64_t)i);
-    }
     /* "status" last */
     c.d[0] = 0xa6;
     cb_text(&c, "status");
