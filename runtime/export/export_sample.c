@@ -445,26 +445,14 @@ static int blocked_sp_pc(pid_t tid, uintptr_t *sp, uintptr_t *pc)
     return 0;
 }
 
-/* Samples thread `tid`, blocked, into out[0..max): its pc (the system call site), the return
- * addresses between sp and the first frame record (the frame-pointer-less libc frames and the
- * call into them), then the frame-pointer chain. The count, or -EAGAIN (running again, or,
- * with `verify`, it ran while its stack was copied), -ENOENT (sp on no known stack), or
- * another negative errno. */
-static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int max, bool verify)
+/* Copies the stack just above sp into g_win (a partial copy ends at the first unreadable
+ * page). The copy is the stack of that sp and pc only if the thread did not run meanwhile:
+ * still in a system call at the same site and not switched out since (an idle loop woken for a
+ * moment polls again from the same sp and pc, its callbacks having written over the frames
+ * between sp and libuv's). `switches` is the count read before sp and pc, -1 unknown, -2 no
+ * check. 0, -EAGAIN (it ran: read again, as when it woke before), or a negative errno. */
+static int copy_window(pid_t tid, uintptr_t sp, uintptr_t pc, uintptr_t hi, long long switches)
 {
-    uintptr_t sp = 0, pc = 0;
-    long long switches = verify ? ctxt_switches(tid) : -1;
-    int r = blocked_sp_pc(tid, &sp, &pc);
-    if (r < 0)
-        return r;
-    if (lo == 0 || sp < lo || sp >= hi) {
-        /* not on the loop thread's own stack: on a coroutine's (a task blocked in a call) */
-        if (!at__stack_resolve(sp, &lo, &hi) || sp < lo || sp >= hi)
-            return -ENOENT;
-    }
-    if (hi - lo < 32 || !load_exec_maps())
-        return -ENOENT;
-    /* one copy of the stack just above sp (a partial copy ends at the first unreadable page) */
     g_win_lo = sp & ~(uintptr_t)7;
     size_t want = hi - g_win_lo < SCAN_BYTES ? hi - g_win_lo : SCAN_BYTES;
     struct iovec local = {g_win, want}, remote = {(void *)g_win_lo, want};
@@ -472,76 +460,43 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
     if (got < 16)
         return got < 0 ? -errno : -EFAULT;
     g_win_len = (size_t)got;
-    /* The copy is the stack of that sp and pc only if the thread did not run meanwhile: still
-     * in a system call at the same site and not switched out since (an idle loop woken for a
-     * moment polls again from the same sp and pc, its callbacks having written over the
-     * frames between sp and libuv's). Else it is read again, as when it woke before. */
+    if (switches == -2)
+        return 0;
     uintptr_t sp2 = 0, pc2 = 0;
-    if (verify && (blocked_sp_pc(tid, &sp2, &pc2) != 0 || sp2 != sp || pc2 != pc ||
-                   (switches >= 0 && ctxt_switches(tid) != switches)))
+    if (blocked_sp_pc(tid, &sp2, &pc2) != 0 || sp2 != sp || pc2 != pc ||
+        (switches >= 0 && ctxt_switches(tid) != switches))
         return -EAGAIN;
-    uintptr_t scan_end = g_win_lo + g_win_len;
-    /* Every believable frame record above sp. Some are stale: left in a frame's locals by an
-     * earlier call, they link to a live frame higher up and skip the live ones in between. */
-    int ncand = 0;
-    for (uintptr_t a = (g_win_lo + 15) & ~(uintptr_t)15; a + 16 <= scan_end && ncand < CAND_MAX;
-         a += 16) {
-        if (frame_chain_ok(a, lo, hi)) {
-            g_cand[ncand] = a;
-            (void)stack_word(a, &g_cand_next[ncand]);
-            ncand++;
-        }
-    }
-    /* Return addresses below the lowest record, innermost first: those of the library that
-     * made the system call (no frame pointers: libc), then the first one outside it — the
-     * return into the function that called the library — and no more (further up, between
-     * frames, lie stale values). `inner` is that last one. */
-    void *leaf[LEAF_MAX];
-    int nleaf = 0, pc_map = map_of(pc);
-    uintptr_t inner = 0;
-    for (uintptr_t a = g_win_lo; a + 8 <= (ncand > 0 ? g_cand[0] : scan_end) && nleaf < LEAF_MAX;
-         a += 8) {
-        uintptr_t w;
-        if (!stack_word(a, &w) || !is_ret(w))
-            continue;
-        leaf[nleaf++] = (void *)w;
-        inner = w;
-        if (pc_map < 0 || map_of(w) != pc_map)
-            break;
-    }
-    /* The innermost live record. A live record of function F holds the return address after
-     * the call to F, and `inner` is inside F: for a direct call, that settles it (a stale
-     * record, left in a frame's locals by an earlier call, names another callee). Else the
-     * lowest candidate a such that no candidate b between a and a's parent links to a lower
-     * parent (a live chain never jumps over a live record that links into its middle). */
-    uintptr_t rec = 0;
-    for (int i = 0; i < ncand && rec == 0 && inner != 0; i++)
+    return 0;
+}
+
+/* The innermost live record among the ncand candidates in g_cand, 0 none. A live record of
+ * function F holds the return address after the call to F, and `inner` (the return into the
+ * function that called the library) is inside F: for a direct call, that settles it (a stale
+ * record, left in a frame's locals by an earlier call, names another callee). Else the lowest
+ * candidate a such that no candidate b between a and a's parent links to a lower parent (a live
+ * chain never jumps over a live record that links into its middle). */
+static uintptr_t live_record(int ncand, uintptr_t inner)
+{
+    for (int i = 0; i < ncand && inner != 0; i++)
         if (direct_call_verdict(g_cand[i], inner) > 0)
-            rec = g_cand[i];
-    for (int i = 0; i < ncand && rec == 0; i++) {
+            return g_cand[i];
+    for (int i = 0; i < ncand; i++) {
         if (inner != 0 && direct_call_verdict(g_cand[i], inner) < 0)
             continue; /* a direct call to a function that is not the one we are in */
         bool stale = false;
         for (int j = i + 1; j < ncand && g_cand[j] < g_cand_next[i] && !stale; j++)
             stale = g_cand_next[j] < g_cand_next[i];
         if (!stale)
-            rec = g_cand[i];
+            return g_cand[i];
     }
-    int n = 0;
-    if (pc != 0 && n < max)
-        out[n++] = (void *)pc;
-    for (int i = 0; i < nleaf && n < max; i++)
-        out[n++] = leaf[i];
-    /* the chain, as the signal handler walks it */
-    for (uintptr_t fp = rec; fp != 0 && n < max;) {
-        uintptr_t next, ret;
-        if (!frame_link(fp, lo, hi, &next, &ret) || !is_exec(ret))
-            break;
-        out[n++] = (void *)ret;
-        if (next <= fp)
-            break;
-        fp = next;
-    }
+    return 0;
+}
+
+/* Sets g_regs and the snapshot for the CFI unwind of a blocked thread (sp, pc, the innermost
+ * live record rec, the ncand candidates, the window's end and the stack's bounds). */
+static void cfi_regs(uintptr_t sp, uintptr_t pc, uintptr_t rec, int ncand, uintptr_t scan_end,
+                     uintptr_t lo, uintptr_t hi)
+{
     /* For the CFI unwind: sp and pc as the kernel gave them, the frame pointer that of the
      * innermost live record (frame-pointer-less code between it and sp leaves it alone, or
      * saves it where its CFI says), the other registers unknown; the window copied above. */
@@ -580,6 +535,76 @@ static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int
         if (found != 0)
             g_regs.r[FP_REG] = found;
     }
+}
+
+/* Samples thread `tid`, blocked, into out[0..max): its pc (the system call site), the return
+ * addresses between sp and the first frame record (the frame-pointer-less libc frames and the
+ * call into them), then the frame-pointer chain. The count, or -EAGAIN (running again, or,
+ * with `verify`, it ran while its stack was copied), -ENOENT (sp on no known stack), or
+ * another negative errno. */
+static int sample_blocked(pid_t tid, uintptr_t lo, uintptr_t hi, void **out, int max, bool verify)
+{
+    uintptr_t sp = 0, pc = 0;
+    long long switches = verify ? ctxt_switches(tid) : -1;
+    int r = blocked_sp_pc(tid, &sp, &pc);
+    if (r < 0)
+        return r;
+    if (lo == 0 || sp < lo || sp >= hi) {
+        /* not on the loop thread's own stack: on a coroutine's (a task blocked in a call) */
+        if (!at__stack_resolve(sp, &lo, &hi) || sp < lo || sp >= hi)
+            return -ENOENT;
+    }
+    if (hi - lo < 32 || !load_exec_maps())
+        return -ENOENT;
+    r = copy_window(tid, sp, pc, hi, verify ? switches : -2);
+    if (r < 0)
+        return r;
+    uintptr_t scan_end = g_win_lo + g_win_len;
+    /* Every believable frame record above sp. Some are stale: left in a frame's locals by an
+     * earlier call, they link to a live frame higher up and skip the live ones in between. */
+    int ncand = 0;
+    for (uintptr_t a = (g_win_lo + 15) & ~(uintptr_t)15; a + 16 <= scan_end && ncand < CAND_MAX;
+         a += 16) {
+        if (frame_chain_ok(a, lo, hi)) {
+            g_cand[ncand] = a;
+            (void)stack_word(a, &g_cand_next[ncand]);
+            ncand++;
+        }
+    }
+    /* Return addresses below the lowest record, innermost first: those of the library that
+     * made the system call (no frame pointers: libc), then the first one outside it — the
+     * return into the function that called the library — and no more (further up, between
+     * frames, lie stale values). `inner` is that last one. */
+    void *leaf[LEAF_MAX];
+    int nleaf = 0, pc_map = map_of(pc);
+    uintptr_t inner = 0;
+    for (uintptr_t a = g_win_lo; a + 8 <= (ncand > 0 ? g_cand[0] : scan_end) && nleaf < LEAF_MAX;
+         a += 8) {
+        uintptr_t w;
+        if (!stack_word(a, &w) || !is_ret(w))
+            continue;
+        leaf[nleaf++] = (void *)w;
+        inner = w;
+        if (pc_map < 0 || map_of(w) != pc_map)
+            break;
+    }
+    uintptr_t rec = live_record(ncand, inner);
+    int n = 0;
+    if (pc != 0 && n < max)
+        out[n++] = (void *)pc;
+    for (int i = 0; i < nleaf && n < max; i++)
+        out[n++] = leaf[i];
+    /* the chain, as the signal handler walks it */
+    for (uintptr_t fp = rec; fp != 0 && n < max;) {
+        uintptr_t next, ret;
+        if (!frame_link(fp, lo, hi, &next, &ret) || !is_exec(ret))
+            break;
+        out[n++] = (void *)ret;
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    cfi_regs(sp, pc, rec, ncand, scan_end, lo, hi);
     return n;
 }
 
