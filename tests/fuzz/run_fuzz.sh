@@ -12,6 +12,8 @@ for f in "$golden"/*.hex; do
 done
 # -rss_limit_mb: the decoder's own caps are far below; a leak or a blow-up trips it.
 # -timeout: one input taking seconds means a complexity bug.
-exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
+# -error_exitcode=1: libFuzzer's default for a bug it found is 77, which meson reads as "skipped":
+# a crash then left the suite green (a round-trip failure in fuzz-decode did, under CI).
+exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 -error_exitcode=1 \
     -dict="$dict" -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
     "$work/corpus" "$work/seeds"

@@ -616,6 +616,22 @@ static void dec_scalar(rd_t *r, const char *key, int type, void *p)
         *(uint8_t *)p = (uint8_t)v;
 }
 
+/* A WF_IF1ST map: one whose first field is 0 reads as absent (all zero), as the encoder leaves
+ * it out, so that a round trip keeps what was read (a profile of 0 samples with stacks). */
+static bool dec_map_if1st(rd_t *r, const char *key, const at__wfield_t *f, void *p)
+{
+    bool present = dec_map(r, key, f, p);
+    const at__wfield_t *first = &f->sub->f[0];
+    const char *v = (const char *)p + first->off;
+    size_t w = at__wire_width(first->type);
+    uint64_t x = w == 8   ? *(const uint64_t *)v
+                 : w == 4 ? *(const uint32_t *)v
+                          : *(const uint8_t *)v;
+    if (present && x == 0)
+        memset(p, 0, f->sub->size);
+    return present;
+}
+
 /* Reads the value of field f of the struct at base; false when it was absent (a null map). */
 static bool dec_value(rd_t *r, const char *key, const at__wfield_t *f, void *base)
 {
@@ -626,6 +642,8 @@ static bool dec_value(rd_t *r, const char *key, const at__wfield_t *f, void *bas
         *(const char **)p = f->type == WT_TEXT ? get_text(r, key) : get_text_null(r, key);
     else if (f->type == WT_HIST)
         get_hist(r, key, p);
+    else if (f->type == WT_MAP && (f->flags & WF_IF1ST))
+        return dec_map_if1st(r, key, f, p);
     else if (f->type == WT_MAP)
         return dec_map(r, key, f, p);
     else if (f->type == WT_ROW)

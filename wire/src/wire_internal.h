@@ -55,7 +55,8 @@ enum {
     WF_NULL = 4,   /* WT_MAP: null on the wire is accepted (and "absent") */
     WF_GEND = 8,   /* rows: the last element of an optional trailing group */
     WF_IF1ST = 16, /* WT_MAP: the encoder leaves it out while the first field of its table (a
-                    * scalar) is 0 — a profile with no samples */
+                    * scalar) is 0 — a profile with no samples — and the decoder reads such a
+                    * map as absent (all zero) */
 };
 
 /* One key of a map, or one element of a row. */
